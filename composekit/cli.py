@@ -1,0 +1,207 @@
+"""The `composekit` command: parse options, call the library, print. Nothing else lives here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import deploy
+from .errors import ConfigError, UserError
+from .project import Project, load_project
+from .render import COMPOSE_FILE, render_stack
+
+__all__ = ["app", "main"]
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="composekit",
+    help="Deploy a FastAPI app to one server: composekit.yaml -> Traefik + ACME + Gunicorn/Uvicorn on Docker Compose.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+
+
+class _State:
+    config_files: tuple[Path, ...] = ()
+
+
+state = _State()
+
+
+def run(fn: Callable[[], T]) -> T:
+    """The one error handler: a UserError is printed as-is and exits 1; anything else keeps its traceback."""
+    try:
+        return fn()
+    except ConfigError as exc:
+        for problem in exc.problems:
+            sys.stderr.write(f"error: {problem}\n")
+        raise typer.Exit(1) from None
+    except UserError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        raise typer.Exit(1) from None
+
+
+def _project(out_dir: Path | None = None) -> Project:
+    return load_project(state.config_files, out_dir=out_dir)
+
+
+def _progress(message: str) -> None:
+    err.print(f"[bold]composekit:[/] {message}")
+
+
+def _docker_line(line: str) -> None:
+    if line.strip():
+        err.print(f"  {line}", markup=False, style="dim")
+
+
+@app.callback()
+def _main(
+    config: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--config", "-c",
+            help="Config file (default ./composekit.yaml). Repeat to merge files in order, later keys win.",
+        ),
+    ] = None,
+) -> None:
+    state.config_files = tuple(config or ())
+
+
+@app.command()
+def render(
+    out_dir: Annotated[
+        str | None,
+        typer.Option("--out", "-o", help='Output directory (default .composekit/ next to the config); "-" prints compose.yaml to stdout.'),
+    ] = None,
+) -> None:
+    """Write the compose file and the files beside it. Deterministic: same config, same bytes."""
+
+    def do() -> None:
+        if out_dir == "-":
+            project = _project()
+            sys.stdout.write(render_stack(project).compose)
+            return
+        project = _project(Path(out_dir) if out_dir else None)
+        stack = deploy.write_stack(project)
+        for name in stack.files:
+            err.print(f"wrote {project.out_dir / name}")
+
+    run(do)
+
+
+@app.command()
+def up(
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for Traefik and the app to turn healthy.")] = 180,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not echo Docker's build and start output.")] = False,
+) -> None:
+    """Render, build the app image, run the migration, start the stack and wait until it is healthy."""
+
+    def do() -> None:
+        project = _project()
+        result = deploy.up(project, timeout=timeout, report=_progress, on_line=None if quiet else _docker_line)
+        _progress(f"[green]healthy[/]: {result.url}")
+        out.print(result.url)
+
+    run(do)
+
+
+@app.command()
+def down(
+    delete_volumes: Annotated[
+        bool,
+        typer.Option(
+            "--delete-volumes",
+            help="Also delete the stack's volumes: the app's data AND acme.json (certificates are re-requested, "
+            "and Let's Encrypt allows 5 duplicate certificates a week).",
+        ),
+    ] = False,
+) -> None:
+    """Stop and remove the stack's containers. Volumes (data, acme.json) are kept unless --delete-volumes."""
+
+    def do() -> None:
+        project = _project()
+        volumes = deploy.down(project, delete_volumes=delete_volumes, on_line=_docker_line)
+        if volumes and delete_volumes:
+            _progress(f"deleted volumes: {', '.join(volumes)}")
+        elif volumes:
+            _progress(f"kept volumes: {', '.join(volumes)} (--delete-volumes removes them)")
+        _progress("stack is down")
+
+    run(do)
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")] = False) -> None:
+    """Each service's container, state and health; for the app, its running worker processes."""
+
+    def do() -> None:
+        st = deploy.status(_project())
+        if as_json:
+            sys.stdout.write(json.dumps(st.as_dict(), indent=2) + "\n")
+            return
+        if not st.services:
+            _progress(f"stack {st.name} is not running (`composekit up` starts it)")
+            return
+        table = Table(title=f"{st.name}  {st.url}")
+        for col in ("service", "container", "state", "health", "workers", "started"):
+            table.add_column(col)
+        for s in st.services:
+            state_text = s.status if s.exit_code in (None, 0) or s.status == "running" else f"{s.status} ({s.exit_code})"
+            table.add_row(s.service, s.container, state_text, s.health or "-",
+                          "-" if s.workers is None else str(s.workers), s.started_at or "-")
+        out.print(table)
+
+    run(do)
+
+
+@app.command()
+def logs(
+    service: Annotated[str | None, typer.Argument(help="traefik, migrate or app (default: all).")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+    tail: Annotated[int | None, typer.Option(help="Only the last N lines of each service.")] = None,
+) -> None:
+    """Print the stack's logs."""
+
+    def do() -> None:
+        project = _project()
+        deploy.write_stack(project)
+        docker = deploy.docker_for(project)
+        try:
+            for line in docker.follow_logs([service] if service else [], tail, follow):
+                sys.stdout.write(line + "\n")
+                sys.stdout.flush()
+        except KeyboardInterrupt:
+            pass
+
+    run(do)
+
+
+@app.command("config")
+def show_config() -> None:
+    """Print the merged, validated configuration as JSON (secrets live in env files and never appear)."""
+
+    def do() -> None:
+        project = _project()
+        data: dict[str, Any] = project.config.redacted()
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+    run(do)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

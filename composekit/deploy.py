@@ -1,0 +1,228 @@
+"""Render to disk, then drive the stack: up (build, migrate, start, wait healthy), down, status.
+
+Nothing here deletes a volume unless the caller passed ``delete_volumes=True``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .docker import ContainerInfo, Docker, LineSink
+from .errors import DockerError, HealthTimeoutError, MigrationError, PortInUseError
+from .ports import port_is_free
+from .project import Project
+from .render import COMPOSE_FILE, RenderedStack, render_stack
+from .wait import Poll, poll_until
+
+__all__ = [
+    "ServiceStatus",
+    "StackStatus",
+    "UpResult",
+    "count_workers",
+    "docker_for",
+    "down",
+    "status",
+    "up",
+    "write_stack",
+]
+
+# Files render may write; a stale one (a generated Dockerfile after the app got its own) is removed.
+_GENERATED = ("Dockerfile", "Dockerfile.dockerignore")
+Report = Callable[[str], None]
+
+# Counts the gunicorn workers: the children of PID 1 (the gunicorn master) that are not zombies.
+_COUNT_WORKERS = (
+    "import os\n"
+    "n = 0\n"
+    "for p in filter(str.isdigit, os.listdir('/proc')):\n"
+    "    try:\n"
+    "        s = dict(l.split(':\\t', 1) for l in open(f'/proc/{p}/status').read().splitlines() if ':\\t' in l)\n"
+    "    except OSError:\n"
+    "        continue\n"
+    "    n += s.get('PPid') == '1' and not s.get('State', '').startswith('Z')\n"
+    "print(n)\n"
+)
+
+
+def write_stack(project: Project, stack: RenderedStack | None = None) -> RenderedStack:
+    """Write the rendered files into the project's output directory; untouched files keep their mtime."""
+    stack = stack or render_stack(project)
+    out = project.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    for name, content in stack.files.items():
+        path = out / name
+        if not path.is_file() or path.read_text() != content:
+            path.write_text(content)
+    for name in _GENERATED:
+        if name not in stack.files and (out / name).is_file():
+            (out / name).unlink()
+    return stack
+
+
+def docker_for(project: Project) -> Docker:
+    files = [project.out_dir / COMPOSE_FILE]
+    if project.override_file is not None:
+        files.append(project.override_file)
+    return Docker(project.config.name, files)
+
+
+@dataclass(frozen=True)
+class UpResult:
+    url: str
+    containers: list[ContainerInfo]
+
+
+def _by_service(containers: list[ContainerInfo]) -> dict[str, ContainerInfo]:
+    return {c.service: c for c in containers}
+
+
+def _check_ports(project: Project, running: dict[str, ContainerInfo]) -> None:
+    traefik = running.get("traefik")
+    if traefik is not None and traefik.status == "running":
+        return  # our own Traefik holds the ports; compose keeps or replaces it
+    for key, port in (("http", project.config.ports.http), ("https", project.config.ports.https)):
+        if not port_is_free(port):
+            raise PortInUseError(
+                f"port {port} (ports/{key} in {project.source}) is already in use by another process, so Traefik "
+                f"cannot publish it; stop that process (`ss -ltnp 'sport = :{port}'` shows it) or choose another "
+                f"port under ports/{key}. Nothing was started or changed."
+            )
+
+
+def up(project: Project, *, timeout: float = 180, report: Report = lambda _: None,
+       on_line: LineSink | None = None) -> UpResult:
+    """Render, build, migrate, start, and wait until Traefik and the app are healthy."""
+    docker = docker_for(project)
+    docker.engine_version()
+    docker.compose_version()
+    before = _by_service(docker.containers())
+    _check_ports(project, before)
+    write_stack(project)
+    report(f"rendered the stack into {project.out_dir}")
+    report("building the app image")
+    docker.build(on_line)
+    report("starting the stack" + (" (the migration runs first)" if project.config.migrate.command else ""))
+    try:
+        docker.up(on_line)
+    except DockerError as exc:
+        _raise_if_migration_failed(project, docker, before, exc)
+        raise
+    report("waiting for Traefik and the app to be healthy")
+    containers = wait_healthy(docker, ["traefik", "app"], timeout)
+    return UpResult(url=f"https://{project.config.domain}/", containers=containers)
+
+
+def _raise_if_migration_failed(project: Project, docker: Docker, before: dict[str, ContainerInfo],
+                               exc: DockerError) -> None:
+    if project.config.migrate.command is None:
+        return
+    migrate = _by_service(docker.containers()).get("migrate")
+    if migrate is None or migrate.status != "exited" or migrate.exit_code in (0, None):
+        return
+    logs = docker.logs(["migrate"], tail=40)
+    app_before = before.get("app")
+    if app_before is not None and app_before.status == "running":
+        kept = "The app that was running before is untouched and still serving."
+    else:
+        # First deploy: stop what this `up` started so nothing half-started is left. Volumes stay.
+        docker.down(delete_volumes=False)
+        kept = "Nothing was left running; volumes (data, acme.json) are kept."
+    raise MigrationError(
+        f"the migration failed (exit code {migrate.exit_code}), so the app was not started. {kept}",
+        exc.command,
+        logs,
+        "fix the migration (its output is above) and run `composekit up` again",
+    )
+
+
+def wait_healthy(docker: Docker, services: list[str], timeout: float) -> list[ContainerInfo]:
+    def observe() -> Poll[list[ContainerInfo]]:
+        containers = docker.containers()
+        found = _by_service(containers)
+        waiting = []
+        for name in services:
+            c = found.get(name)
+            if c is None:
+                return Poll(containers, False, True, f"{name}: no container was created")
+            if c.status == "exited" or c.restart_count >= 3:
+                return Poll(containers, False, True,
+                            f"{name}: {c.status} (exit code {c.exit_code}, restarted {c.restart_count} times)")
+            if c.status != "running" or c.health not in (None, "healthy"):
+                waiting.append(f"{name}: {c.status}, health {c.health or 'n/a'}")
+        return Poll(containers, not waiting, False, "; ".join(waiting))
+
+    seen, timed_out = poll_until(observe, timeout)
+    if seen.done:
+        return seen.value
+    failing = _failing_service(seen.value, services)
+    logs = docker.logs([failing], tail=30) if failing else ""
+    what = f"did not become healthy within {timeout:g}s" if timed_out else "stopped while starting"
+    raise HealthTimeoutError(
+        f"the stack {what}. Last status: {seen.detail}\n"
+        f"Last log lines of {failing}:\n{_indent(logs)}\n"
+        f"fix: check the app starts and its health path answers 200 (`composekit logs {failing}`); "
+        "volumes are kept, nothing was deleted"
+    )
+
+
+def _failing_service(containers: list[ContainerInfo], services: list[str]) -> str | None:
+    found = _by_service(containers)
+    for name in services:
+        c = found.get(name)
+        if c is not None and (c.status != "running" or c.health not in (None, "healthy")):
+            return name
+    return services[-1] if services else None
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"    {line}" for line in text.splitlines()[-30:]) or "    (no output)"
+
+
+def down(project: Project, *, delete_volumes: bool = False, on_line: LineSink | None = None) -> list[str]:
+    """Stop and remove the stack's containers; returns the volumes that are kept (or were deleted)."""
+    docker = docker_for(project)
+    write_stack(project)
+    volumes = docker.volumes()
+    docker.down(delete_volumes=delete_volumes, on_line=on_line)
+    return volumes
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    service: str
+    container: str
+    status: str
+    health: str | None
+    exit_code: int | None
+    started_at: str | None
+    workers: int | None = None
+
+
+@dataclass(frozen=True)
+class StackStatus:
+    name: str
+    url: str
+    services: list[ServiceStatus] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def count_workers(docker: Docker, container: str) -> int:
+    return int(docker.exec(container, ["python3", "-c", _COUNT_WORKERS]).strip())
+
+
+def status(project: Project) -> StackStatus:
+    docker = docker_for(project)
+    rows = []
+    for c in docker.containers():
+        workers = count_workers(docker, c.name) if c.service == "app" and c.status == "running" else None
+        rows.append(ServiceStatus(c.service, c.name, c.status, c.health, c.exit_code, c.started_at, workers))
+    return StackStatus(project.config.name, f"https://{project.config.domain}/", rows)
+
+
+def rendered_compose_path(project: Project) -> Path:
+    return project.out_dir / COMPOSE_FILE

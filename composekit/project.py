@@ -1,0 +1,119 @@
+"""Where a composekit project lives on disk, and what its app directory holds.
+
+This is the only I/O the render step depends on: it looks, it never writes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from .config import CONFIG_FILENAME, OVERRIDE_FILENAME, Config, load_config
+from .errors import ConfigError
+
+__all__ = ["DependencyStyle", "Project", "detect_dependencies", "load_project"]
+
+DEFAULT_OUT_DIR = ".composekit"
+
+
+class DependencyStyle(str, Enum):
+    """How the app declares its dependencies; picks the generated Dockerfile."""
+
+    PIP = "pip"
+    POETRY = "poetry"
+    UV = "uv"
+
+
+def detect_dependencies(app_dir: Path) -> DependencyStyle | None:
+    if (app_dir / "uv.lock").is_file() and (app_dir / "pyproject.toml").is_file():
+        return DependencyStyle.UV
+    if (app_dir / "poetry.lock").is_file() and (app_dir / "pyproject.toml").is_file():
+        return DependencyStyle.POETRY
+    if (app_dir / "requirements.txt").is_file():
+        return DependencyStyle.PIP
+    return None
+
+
+@dataclass(frozen=True)
+class Project:
+    """A loaded config plus the facts about its files that rendering needs."""
+
+    config: Config
+    config_files: tuple[Path, ...]
+    root: Path
+    out_dir: Path
+    app_dir: Path
+    dockerfile: Path | None  # the app's own Dockerfile; None means composekit generates one
+    dependencies: DependencyStyle | None
+    override_file: Path | None
+
+    @property
+    def source(self) -> str:
+        return " + ".join(str(p) for p in self.config_files)
+
+    def rel(self, path: Path) -> str:
+        """``path`` relative to the output directory, POSIX style: what the compose file refers to."""
+        return Path(os.path.relpath(path, self.out_dir)).as_posix()
+
+    def from_root(self, value: str) -> Path:
+        p = Path(value)
+        return p if p.is_absolute() else (self.root / p)
+
+
+def load_project(config_files: tuple[Path, ...] = (), out_dir: Path | None = None) -> Project:
+    """Load and validate the config, then check the files it names; every problem reported at once."""
+    files = tuple(config_files) or (Path(CONFIG_FILENAME),)
+    files = tuple(Path(os.path.abspath(f)) for f in files)
+    config = load_config(*files)
+    root = files[0].parent
+    source = " + ".join(str(f.name) for f in files) if len(files) > 1 else files[0].name
+    problems: list[str] = []
+
+    app_dir = (root / config.app.path).resolve() if not Path(config.app.path).is_absolute() else Path(config.app.path)
+    dockerfile: Path | None = None
+    deps: DependencyStyle | None = None
+    if not app_dir.is_dir():
+        problems.append(f"{source}: app/path: directory {config.app.path!r} does not exist (looked for {app_dir})")
+    else:
+        deps = detect_dependencies(app_dir)
+        if config.app.dockerfile is not None:
+            candidate = app_dir / config.app.dockerfile
+            if not candidate.is_file():
+                problems.append(
+                    f"{source}: app/dockerfile: {config.app.dockerfile!r} not found in {app_dir}; "
+                    "fix the path, or remove the key to let composekit generate a Dockerfile"
+                )
+            dockerfile = candidate
+        elif (app_dir / "Dockerfile").is_file():
+            dockerfile = app_dir / "Dockerfile"
+        elif deps is None:
+            problems.append(
+                f"{source}: app/path: {app_dir} has no Dockerfile and no requirements.txt, poetry.lock or uv.lock "
+                "to generate one from; add a Dockerfile or a requirements.txt (`composekit init` writes both)"
+            )
+    if config.app.env_file is not None and not (root / config.app.env_file).is_file():
+        problems.append(
+            f"{source}: app/env_file: {config.app.env_file!r} does not exist; create it (it holds the app's "
+            "secrets, keep it out of git) or remove the key"
+        )
+    for i, ca in enumerate(config.acme.ca_certificates):
+        ca_path = Path(ca) if Path(ca).is_absolute() else root / ca
+        if not ca_path.is_file():
+            problems.append(f"{source}: acme/ca_certificates/{i}: file {ca!r} does not exist")
+    if problems:
+        raise ConfigError(problems)
+
+    override = root / OVERRIDE_FILENAME
+    out = out_dir if out_dir is not None else root / DEFAULT_OUT_DIR
+    return Project(
+        config=config,
+        config_files=files,
+        root=root,
+        out_dir=Path(os.path.abspath(out)),
+        app_dir=app_dir,
+        dockerfile=dockerfile,
+        dependencies=deps,
+        override_file=override if override.is_file() else None,
+    )

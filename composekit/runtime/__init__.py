@@ -1,0 +1,1 @@
+"""Files composekit ships into containers as they are (no composekit import inside them)."""

@@ -1,0 +1,135 @@
+"""Validation of composekit.yaml: every message asserted word for word."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from composekit.config import load_config, parse_config, parse_memory
+from composekit.errors import ConfigError
+
+MINIMAL = {"name": "shop", "domain": "shop.example.com", "app": {"module": "app.main:app"}}
+
+
+def problems(data: object) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    return info.value.problems
+
+
+def with_app(**app: object) -> dict[str, object]:
+    return {**MINIMAL, "app": {"module": "app.main:app", **app}}
+
+
+def test_minimal_config_gets_defaults() -> None:
+    config = parse_config(MINIMAL)
+    assert config.app.workers == "auto"
+    assert config.app.port == 8000
+    assert config.app.health_path == "/health"
+    assert config.acme.directory_url == "https://acme-v02.api.letsencrypt.org/directory"
+    assert config.acme.challenge == "http"
+    assert config.images.python == "python:3.13-slim"
+    assert config.images.traefik == "traefik:v3.7"
+    assert (config.ports.http, config.ports.https) == (80, 443)
+    assert config.migrate.command is None
+
+
+def test_staging_alias_and_custom_ca() -> None:
+    staging = parse_config({**MINIMAL, "acme": {"ca_server": "staging"}})
+    assert staging.acme.directory_url == "https://acme-staging-v02.api.letsencrypt.org/directory"
+    custom = parse_config({**MINIMAL, "acme": {"ca_server": "https://ca.internal:14000/dir"}})
+    assert custom.acme.directory_url == "https://ca.internal:14000/dir"
+
+
+@pytest.mark.parametrize(
+    ("app", "message"),
+    [
+        ({"workers": "many"}, 'composekit.yaml: app/workers: expected "auto" or a positive integer, got "many"'),
+        ({"workers": 0}, 'composekit.yaml: app/workers: expected "auto" or a positive integer, got 0'),
+        ({"port": 70000}, "composekit.yaml: app/port: expected a port number from 1 to 65535, got 70000"),
+        ({"port": "80"}, 'composekit.yaml: app/port: expected a port number from 1 to 65535, got "80"'),
+        ({"health_path": "health"}, 'composekit.yaml: app/health_path: expected a URL path starting with "/", got "health"'),
+        ({"module": "main"}, 'composekit.yaml: app/module: expected "package.module:attribute", such as "app.main:app", got "main"'),
+        ({"memory": "lots"}, 'composekit.yaml: app/memory: expected a size such as "512M" or "1G", got "lots"'),
+        ({"cpus": -1}, "composekit.yaml: app/cpus: expected a positive number, got -1"),
+        ({"max_workers": 1.5}, "composekit.yaml: app/max_workers: expected a positive integer, got 1.5"),
+        ({"volumes": {"data": "data"}}, 'composekit.yaml: app/volumes: data: expected an absolute path inside the container, got "data"'),
+        ({"volumes": {"acme": "/x"}}, 'composekit.yaml: app/volumes: expected volume names of letters, digits, "_", "-", "." (not "acme"), got "acme"'),
+        ({"environment": {"DB_PASSWORD": "x"}}, "composekit.yaml: app/environment: DB_PASSWORD looks like a secret; put it in app/env_file so it never lands in the rendered files"),
+        ({"bogus": 1}, "composekit.yaml: app/bogus: unknown key (expected one of: path, dockerfile, module, port, health_path, workers, workers_per_core, max_workers, worker_memory, cpus, memory, env_file, environment, volumes)"),
+    ],
+)
+def test_app_errors(app: dict[str, object], message: str) -> None:
+    assert problems(with_app(**app)) == [message]
+
+
+def test_top_level_errors_all_at_once() -> None:
+    found = problems({"name": "My Shop", "domain": "localhost", "app": {"workers": "many"}, "acme": {"challenge": "dns"}, "extra": 1})
+    assert found == [
+        'composekit.yaml: name: expected lowercase letters, digits, "-" and "_", starting with a letter or digit, got "My Shop"',
+        'composekit.yaml: domain: expected a fully qualified lowercase domain name such as "shop.example.com", got "localhost"',
+        'composekit.yaml: acme/challenge: expected "http" or "tls", got "dns"',
+        "composekit.yaml: app/module: required key is missing",
+        'composekit.yaml: app/workers: expected "auto" or a positive integer, got "many"',
+        "composekit.yaml: extra: unknown key (expected one of: name, domain, acme, app, migrate, images, ports, smoke)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({**MINIMAL, "acme": {"ca_server": "http://insecure/dir"}}, 'composekit.yaml: acme/ca_server: expected "production", "staging" or an https:// ACME directory URL, got "http://insecure/dir"'),
+        ({**MINIMAL, "acme": {"email": "nobody"}}, 'composekit.yaml: acme/email: expected an email address, got "nobody"'),
+        ({**MINIMAL, "ports": {"http": 8080, "https": 8080}}, "composekit.yaml: ports: http and https must be different ports, got 8080 for both"),
+        ({**MINIMAL, "migrate": {"command": ""}}, 'composekit.yaml: migrate/command: expected a command line or a list of arguments, got ""'),
+        ({**MINIMAL, "images": {"python": "not an image"}}, 'composekit.yaml: images/python: expected an image reference such as "python:3.13-slim", got "not an image"'),
+        ({**MINIMAL, "app": "app.main:app"}, 'composekit.yaml: app: expected a mapping, got "app.main:app"'),
+        (["name"], "composekit.yaml: expected a mapping of keys at the top level, got ['name']"),
+    ],
+)
+def test_other_errors(data: object, message: str) -> None:
+    assert problems(data) == [message]
+
+
+def test_missing_file_names_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "composekit.yaml")
+    assert info.value.problems == [
+        f"{tmp_path / 'composekit.yaml'}: not found; run `composekit init` in your app's repository to create one, or pass --config FILE"
+    ]
+
+
+def test_invalid_yaml_names_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "composekit.yaml"
+    path.write_text("name: shop\napp: [\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.problems == [f"{path}: invalid YAML at line 3, column 1: expected the node content, but found '<stream end>'"]
+
+
+def test_files_merge_in_order(tmp_path: Path) -> None:
+    base = tmp_path / "composekit.yaml"
+    base.write_text("name: shop\ndomain: shop.example.com\napp: {module: app.main:app, port: 8000}\nacme: {email: a@example.com}\n")
+    local = tmp_path / "local.yaml"
+    local.write_text("app: {port: 9000}\nacme: {ca_server: staging}\n")
+    config = load_config(base, local)
+    assert config.app.port == 9000
+    assert config.app.module == "app.main:app"
+    assert config.acme.email == "a@example.com"
+    assert config.acme.ca_server == "staging"
+
+
+def test_merged_errors_name_both_files(tmp_path: Path) -> None:
+    base = tmp_path / "composekit.yaml"
+    base.write_text("name: shop\ndomain: shop.example.com\napp: {module: app.main:app}\n")
+    local = tmp_path / "local.yaml"
+    local.write_text("app: {workers: many}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(base, local)
+    assert info.value.problems == ['composekit.yaml + local.yaml: app/workers: expected "auto" or a positive integer, got "many"']
+
+
+@pytest.mark.parametrize(("text", "expected"), [("512M", 512 * 1024**2), ("1g", 1024**3), ("256MiB", 256 * 1024**2), (1000, 1000), ("1.5G", int(1.5 * 1024**3))])
+def test_parse_memory(text: object, expected: int) -> None:
+    assert parse_memory(text) == expected

@@ -1,0 +1,140 @@
+"""Rendering: golden files for the example stack, determinism, and the rules the stack must keep."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from composekit.project import load_project
+from composekit.render import render_stack
+
+REPO = Path(__file__).resolve().parents[2]
+GOLDEN = REPO / "tests" / "golden" / "fastapi"
+EXAMPLE = REPO / "stacks" / "fastapi" / "composekit.yaml"
+
+
+def test_example_matches_golden_files() -> None:
+    stack = render_stack(load_project((EXAMPLE,)))
+    if os.environ.get("COMPOSEKIT_UPDATE_GOLDEN") == "1":
+        shutil.rmtree(GOLDEN, ignore_errors=True)
+        GOLDEN.mkdir(parents=True)
+        for name, content in stack.files.items():
+            (GOLDEN / name).write_text(content)
+    assert sorted(stack.files) == sorted(p.name for p in GOLDEN.iterdir())
+    for name, content in stack.files.items():
+        assert content == (GOLDEN / name).read_text(), f"{name} differs from tests/golden (COMPOSEKIT_UPDATE_GOLDEN=1 rewrites)"
+
+
+def test_rendering_is_deterministic_across_locations(tmp_path: Path) -> None:
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(EXAMPLE.parent, copy)
+    a = render_stack(load_project((EXAMPLE,))).files
+    b = render_stack(load_project((copy / "composekit.yaml",))).files
+    assert a == b
+
+
+def project_in(tmp_path: Path, config: str, files: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    for rel, content in (files if files is not None else {"requirements.txt": "fastapi\n"}).items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(content)
+    (tmp_path / "composekit.yaml").write_text(config)
+    return load_project((tmp_path / "composekit.yaml",))
+
+
+BASE = "name: shop\ndomain: shop.example.com\napp: {module: app.main:app}\n"
+
+
+def compose(tmp_path: Path, config: str = BASE, files: dict[str, str] | None = None) -> dict:  # type: ignore[type-arg]
+    return yaml.safe_load(render_stack(project_in(tmp_path, config, files)).compose)
+
+
+def test_security_defaults(tmp_path: Path) -> None:
+    doc = compose(tmp_path)
+    traefik, app = doc["services"]["traefik"], doc["services"]["app"]
+    assert "/var/run/docker.sock:/var/run/docker.sock:ro" in traefik["volumes"]
+    assert traefik["restart"] == app["restart"] == "always"
+    assert "8080" not in str(traefik["ports"])  # no dashboard/API port published
+    static = yaml.safe_load(render_stack(project_in(tmp_path, BASE)).files["traefik.yml"])
+    assert "api" not in static
+    assert static["providers"]["docker"]["exposedByDefault"] is False
+    assert static["entryPoints"]["web"]["http"]["redirections"]["entryPoint"] == {"to": "websecure", "scheme": "https", "permanent": True}
+    assert static["entryPoints"]["ping"]["address"].startswith("127.0.0.1:")
+    dockerfile = render_stack(project_in(tmp_path, BASE)).files["Dockerfile"]
+    assert "\nUSER app\n" in dockerfile
+
+
+def test_no_migration_service_without_a_command(tmp_path: Path) -> None:
+    doc = compose(tmp_path)
+    assert "migrate" not in doc["services"]
+    assert "depends_on" not in doc["services"]["app"]
+
+
+def test_migration_runs_before_the_app_on_the_same_image(tmp_path: Path) -> None:
+    doc = compose(tmp_path, BASE + "migrate: {command: alembic upgrade head}\napp: {module: app.main:app, volumes: {data: /data}}\n")
+    migrate, app = doc["services"]["migrate"], doc["services"]["app"]
+    assert migrate["command"] == ["alembic", "upgrade", "head"]
+    assert migrate["image"] == app["image"]
+    assert migrate["restart"] == "no"
+    assert migrate["volumes"] == ["data:/data"]
+    assert app["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
+
+
+def test_limits_and_worker_settings(tmp_path: Path) -> None:
+    doc = compose(tmp_path, BASE.replace("{module: app.main:app}", "{module: app.main:app, cpus: 1.5, memory: 1G, workers: 3, max_workers: 8}"))
+    app = doc["services"]["app"]
+    assert app["deploy"]["resources"]["limits"] == {"cpus": "1.5", "memory": "1024m"}
+    assert app["environment"]["WEB_CONCURRENCY"] == "3"
+    assert app["environment"]["MAX_WORKERS"] == "8"
+    assert app["command"][:3] == ["gunicorn", "--config", "/etc/composekit/gunicorn.conf.py"]
+
+
+def test_stop_grace_period_exceeds_graceful_timeout(tmp_path: Path) -> None:
+    app = compose(tmp_path)["services"]["app"]
+    assert int(app["stop_grace_period"].rstrip("s")) > int(app["environment"]["GRACEFUL_TIMEOUT"])
+
+
+def test_private_ca_is_mounted_and_trusted(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("pem")
+    doc = compose(tmp_path, BASE + "acme: {ca_server: 'https://host.docker.internal:14000/dir', ca_certificates: [ca.pem], challenge: tls}\n")
+    traefik = doc["services"]["traefik"]
+    assert "../ca.pem:/etc/composekit/acme-ca/0.pem:ro" in traefik["volumes"]
+    assert traefik["environment"] == {"LEGO_CA_CERTIFICATES": "/etc/composekit/acme-ca/0.pem"}
+    assert traefik["extra_hosts"] == ["host.docker.internal:host-gateway"]
+    static = yaml.safe_load(render_stack(load_project((tmp_path / "composekit.yaml",))).files["traefik.yml"])
+    assert static["certificatesResolvers"]["composekit"]["acme"]["tlsChallenge"] == {}
+
+
+def test_own_dockerfile_is_used_and_none_generated(tmp_path: Path) -> None:
+    stack = render_stack(project_in(tmp_path, BASE, {"Dockerfile": "FROM scratch\n"}))
+    assert "Dockerfile" not in stack.files
+    build = yaml.safe_load(stack.compose)["services"]["app"]["build"]
+    assert build == {"context": "..", "dockerfile": "Dockerfile", "args": {"PYTHON_IMAGE": "python:3.13-slim"}}
+
+
+def test_env_file_is_referenced_not_inlined(tmp_path: Path) -> None:
+    stack = render_stack(project_in(tmp_path, BASE.replace("{module: app.main:app}", "{module: app.main:app, env_file: .env}"), {"requirements.txt": "x\n", ".env": "SECRET_KEY=hunter2\n"}))
+    assert "hunter2" not in "".join(stack.files.values())
+    assert yaml.safe_load(stack.compose)["services"]["app"]["env_file"] == ["../.env"]
+    assert ".env" in stack.files["Dockerfile.dockerignore"].splitlines()
+
+
+@pytest.mark.parametrize(
+    ("files", "config", "expected"),
+    [
+        ({}, BASE, "composekit.yaml: app/path: {root} has no Dockerfile and no requirements.txt, poetry.lock or uv.lock to generate one from; add a Dockerfile or a requirements.txt (`composekit init` writes both)"),
+        ({"requirements.txt": ""}, BASE.replace("{module: app.main:app}", "{module: app.main:app, path: api}"), "composekit.yaml: app/path: directory 'api' does not exist (looked for {root}/api)"),
+        ({"requirements.txt": ""}, BASE.replace("{module: app.main:app}", "{module: app.main:app, dockerfile: docker/Dockerfile}"), "composekit.yaml: app/dockerfile: 'docker/Dockerfile' not found in {root}; fix the path, or remove the key to let composekit generate a Dockerfile"),
+        ({"requirements.txt": ""}, BASE.replace("{module: app.main:app}", "{module: app.main:app, env_file: .env}"), "composekit.yaml: app/env_file: '.env' does not exist; create it (it holds the app's secrets, keep it out of git) or remove the key"),
+        ({"requirements.txt": ""}, BASE + "acme: {ca_certificates: [missing.pem]}\n", "composekit.yaml: acme/ca_certificates/0: file 'missing.pem' does not exist"),
+    ],
+)
+def test_project_file_errors(tmp_path: Path, files: dict[str, str], config: str, expected: str) -> None:
+    from composekit.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        project_in(tmp_path, config, files)
+    assert info.value.problems == [expected.format(root=tmp_path)]
