@@ -199,6 +199,10 @@ def show_config() -> None:
     run(do)
 
 
+# Commands defined in their own modules register themselves on `app` when imported.
+from . import cli_checks, cli_scaffold  # noqa: E402,F401
+
+
 def main() -> None:
     app()
 

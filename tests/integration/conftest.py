@@ -1,0 +1,189 @@
+"""Fixtures for the integration suite: the real engine, local images, real Traefik, real Pebble.
+
+`scripts/setup-env.sh` prepares the machine and writes $COMPOSEKIT_TESTENV/env; this file reads it,
+starts Pebble (scripts/pebble.sh, by PID file) and gives tests `Stack`s: copies of an app directory with
+a `local.yaml` overlay that points composekit at the local images and at Pebble as ACME CA.
+Outside CI a missing environment skips the suite with the command that prepares it; in CI it fails.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from python_on_whales import DockerClient
+
+REPO = Path(__file__).resolve().parents[2]
+STATE = Path(os.environ.get("COMPOSEKIT_TESTENV", "/var/lib/composekit-testenv"))
+
+
+@dataclass(frozen=True)
+class TestEnv:
+    values: dict[str, str]
+    roots: Path  # Pebble's current issuing root + intermediate
+
+    @property
+    def python_image(self) -> str:
+        return self.values["COMPOSEKIT_TEST_PYTHON_IMAGE"]
+
+    @property
+    def traefik_image(self) -> str:
+        return self.values["COMPOSEKIT_TEST_TRAEFIK_IMAGE"]
+
+    @property
+    def postgres_image(self) -> str:
+        return self.values["COMPOSEKIT_TEST_POSTGRES_IMAGE"]
+
+    @property
+    def pebble_ca(self) -> str:
+        return self.values["COMPOSEKIT_TEST_PEBBLE_CA"]
+
+    @property
+    def acme_dir(self) -> str:
+        return self.values["COMPOSEKIT_TEST_ACME_DIR"]
+
+    def overlay(self, **extra: Any) -> dict[str, Any]:
+        """The local.yaml that points a stack at this machine's images and Pebble."""
+        doc: dict[str, Any] = {
+            "acme": {"ca_server": self.acme_dir, "ca_certificates": [self.pebble_ca]},
+            "images": {"python": self.python_image, "traefik": self.traefik_image},
+        }
+        return _merge(doc, extra)
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"integration environment missing in CI: {reason}", pytrace=False)
+    pytest.skip(f"{reason}; run `bash scripts/setup-env.sh` first (scripts/test.sh does it)")
+
+
+@pytest.fixture(scope="session")
+def testenv() -> TestEnv:
+    env_file = STATE / "env"
+    if not env_file.is_file():
+        _unavailable(f"{env_file} not found")
+    values = dict(
+        line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line and not line.startswith("#")
+    )
+    for key, value in values.items():
+        if key.startswith("DOCKER_"):
+            os.environ.setdefault(key, value)
+    probe = subprocess.run(["docker", "info"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        _unavailable(f"the Docker engine does not answer: {probe.stderr.strip()[:200]}")
+    started = subprocess.run(["bash", str(REPO / "scripts" / "pebble.sh"), "start"], capture_output=True, text=True)
+    if started.returncode != 0:
+        _unavailable(f"Pebble did not start: {started.stderr.strip()[-400:]}")
+    roots = subprocess.run(["bash", str(REPO / "scripts" / "pebble.sh"), "roots"], capture_output=True, text=True)
+    if roots.returncode != 0:
+        _unavailable(f"cannot read Pebble's roots: {roots.stderr.strip()[-400:]}")
+    return TestEnv(values=values, roots=Path(roots.stdout.strip().splitlines()[-1]))
+
+
+@dataclass
+class Stack:
+    dir: Path
+    name: str
+    domain: str
+    env: TestEnv
+    docker: DockerClient = field(default_factory=DockerClient)
+
+    def ck(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        """Run the real `composekit` CLI against this stack (config + local overlay)."""
+        cmd = [sys.executable, "-m", "composekit.cli", "-c", "composekit.yaml", "-c", "local.yaml", *args]
+        result = subprocess.run(cmd, cwd=self.dir, capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"composekit {' '.join(args)} exited {result.returncode}\n"
+                f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-6000:]}"
+            )
+        return result
+
+    def https(self, path: str = "/", method: str = "GET", **kwargs: Any) -> httpx.Response:
+        """An HTTPS request to 127.0.0.1 with SNI and Host = the domain, trusting only Pebble's roots."""
+        verify = ssl.create_default_context(cafile=str(self.env.roots))
+        with httpx.Client(verify=verify, timeout=10) as client:
+            return client.request(
+                method, f"https://127.0.0.1{path}", headers={"Host": self.domain},
+                extensions={"sni_hostname": self.domain}, **kwargs,
+            )
+
+    def http(self, path: str = "/") -> httpx.Response:
+        with httpx.Client(timeout=10, follow_redirects=False) as client:
+            return client.get(f"http://127.0.0.1{path}", headers={"Host": self.domain})
+
+    def peer_certificate(self) -> dict[str, Any]:
+        """The certificate Traefik serves for the domain, verified against Pebble's roots."""
+        context = ssl.create_default_context(cafile=str(self.env.roots))
+        with socket.create_connection(("127.0.0.1", 443), timeout=10) as raw:
+            with context.wrap_socket(raw, server_hostname=self.domain) as tls:
+                return tls.getpeercert()  # type: ignore[return-value]
+
+    def containers(self) -> dict[str, Any]:
+        found = self.docker.container.list(all=True, filters={"label": f"com.docker.compose.project={self.name}"})
+        return {c.config.labels["com.docker.compose.service"]: c for c in found}
+
+    def wait_https(self, path: str = "/", timeout: float = 60) -> httpx.Response:
+        """Retry until the route answers with a Pebble-issued certificate (issuance takes a few seconds)."""
+        deadline = time.monotonic() + timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            try:
+                return self.https(path)
+            except (httpx.HTTPError, ssl.SSLError) as exc:
+                last = exc
+                time.sleep(1)
+        raise AssertionError(f"https://{self.domain}{path} never answered with a trusted certificate: {last!r}")
+
+
+@pytest.fixture
+def host_ports() -> Iterator[None]:
+    """Stacks publish the host's ports 80/443 (where Pebble validates): one test holds them at a time,
+    across concurrent pytest runs too."""
+    with open("/tmp/composekit-integration.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@pytest.fixture
+def make_stack(testenv: TestEnv, tmp_path: Path, host_ports: None) -> Iterator[Any]:
+    """make_stack(source_dir, name, **config_overrides) -> Stack; every stack is taken down afterwards."""
+    made: list[Stack] = []
+
+    def make(source: Path, name: str, domain: str | None = None, **overrides: Any) -> Stack:
+        target = tmp_path / name
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns(".composekit", "__pycache__"))
+        domain = domain or f"{name}.composekit.test"
+        overlay = testenv.overlay(name=name, domain=domain, **overrides)
+        (target / "local.yaml").write_text(yaml.safe_dump(overlay, sort_keys=False))
+        stack = Stack(dir=target, name=name, domain=domain, env=testenv)
+        made.append(stack)
+        return stack
+
+    yield make
+    for stack in made:
+        # Test-owned stacks only: their volumes hold nothing but test data.
+        stack.ck("down", "--delete-volumes", check=False, timeout=120)
