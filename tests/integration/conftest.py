@@ -108,9 +108,11 @@ class Stack:
     env: TestEnv
     docker: DockerClient = field(default_factory=DockerClient)
 
-    def ck(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-        """Run the real `composekit` CLI against this stack (config + local overlay)."""
-        cmd = [sys.executable, "-m", "composekit.cli", "-c", "composekit.yaml", "-c", "local.yaml", *args]
+    def ck(self, *args: str, check: bool = True, timeout: float = 900,
+           extra_config: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+        """Run the real `composekit` CLI against this stack (config + local overlay + extra_config files)."""
+        configs = [arg for f in ("composekit.yaml", "local.yaml", *extra_config) for arg in ("-c", f)]
+        cmd = [sys.executable, "-m", "composekit.cli", *configs, *args]
         result = subprocess.run(cmd, cwd=self.dir, capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(
@@ -156,10 +158,10 @@ class Stack:
         raise AssertionError(f"https://{self.domain}{path} never answered with a trusted certificate: {last!r}")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def host_ports() -> Iterator[None]:
-    """Stacks publish the host's ports 80/443 (where Pebble validates): one test holds them at a time,
-    across concurrent pytest runs too."""
+    """Stacks publish the host's ports 80/443 (where Pebble validates): one test module holds them at a
+    time, across concurrent pytest runs too."""
     with open("/tmp/composekit-integration.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -168,13 +170,20 @@ def host_ports() -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-@pytest.fixture
-def make_stack(testenv: TestEnv, tmp_path: Path, host_ports: None) -> Iterator[Any]:
-    """make_stack(source_dir, name, **config_overrides) -> Stack; every stack is taken down afterwards."""
+@pytest.fixture(scope="module")
+def make_stack(testenv: TestEnv, tmp_path_factory: pytest.TempPathFactory, host_ports: None) -> Iterator[Any]:
+    """make_stack(source_dir, name, domain=None, **config_overrides) -> Stack.
+
+    Module-scoped, so a module can share one deployment across its tests. Only one stack can hold the
+    host ports: making a new stack takes the module's earlier ones down (test data only). All are taken
+    down at the end of the module.
+    """
     made: list[Stack] = []
 
     def make(source: Path, name: str, domain: str | None = None, **overrides: Any) -> Stack:
-        target = tmp_path / name
+        for earlier in made:
+            earlier.ck("down", "--delete-volumes", check=False, timeout=120)
+        target = tmp_path_factory.mktemp(name) / name
         shutil.copytree(source, target, ignore=shutil.ignore_patterns(".composekit", "__pycache__"))
         domain = domain or f"{name}.composekit.test"
         overlay = testenv.overlay(name=name, domain=domain, **overrides)

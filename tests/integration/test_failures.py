@@ -1,0 +1,63 @@
+"""Bad input gets a clear error and loses nothing: broken config, failing first migration, taken port,
+an app that never turns healthy."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest
+
+from .conftest import REPO, Stack
+
+pytestmark = pytest.mark.integration
+
+EXAMPLE = REPO / "stacks" / "fastapi"
+
+
+def test_broken_config_starts_nothing(make_stack: Any) -> None:
+    stack: Stack = make_stack(EXAMPLE, "broken", app={"workers": "many", "port": 0})
+    result = stack.ck("up", check=False)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        'error: composekit.yaml + local.yaml: app/port: expected a port number from 1 to 65535, got 0',
+        'error: composekit.yaml + local.yaml: app/workers: expected "auto" or a positive integer, got "many"',
+    ]
+    assert "Traceback" not in result.stderr
+    assert stack.containers() == {}
+
+
+def test_failing_first_migration_leaves_nothing_half_started(make_stack: Any) -> None:
+    stack: Stack = make_stack(EXAMPLE, "badmig", migrate={"command": "python3 -c 'raise SystemExit(\"no database\")'"})
+    result = stack.ck("up", check=False)
+    assert result.returncode == 1
+    assert "error: the migration failed (exit code 1), so the app was not started." in result.stderr
+    assert "Nothing was left running; volumes (data, acme.json) are kept." in result.stderr
+    assert "no database" in result.stderr
+    assert stack.containers() == {}
+    volumes = {v.name for v in stack.docker.volume.list(filters={"label": "com.docker.compose.project=badmig"})}
+    assert volumes == {"badmig_acme", "badmig_data"}
+
+
+def test_taken_port_is_named_and_nothing_starts(make_stack: Any) -> None:
+    stack: Stack = make_stack(EXAMPLE, "porttaken", ports={"http": 18080, "https": 18443})
+    with socket.socket() as squatter:
+        squatter.bind(("0.0.0.0", 18443))
+        squatter.listen()
+        result = stack.ck("up", check=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        "error: port 18443 (ports/https in "
+    )
+    assert "is already in use by another process, so Traefik cannot publish it" in result.stderr
+    assert stack.containers() == {}
+
+
+def test_app_that_never_turns_healthy_times_out_with_its_logs(make_stack: Any) -> None:
+    stack: Stack = make_stack(EXAMPLE, "unhealthy", app={"module": "app.main:missing"})
+    result = stack.ck("up", "--timeout", "60", check=False)
+    assert result.returncode == 1
+    assert "error: the stack " in result.stderr
+    assert "Last log lines of app:" in result.stderr
+    assert "missing" in result.stderr  # gunicorn's "Failed to find attribute 'missing'"
+    assert "volumes are kept, nothing was deleted" in result.stderr
