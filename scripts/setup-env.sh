@@ -40,7 +40,7 @@ for arg in "$@"; do
 done
 
 [[ $(id -u) == 0 ]] || ck_die "run as root (apt-get, dockerd, debootstrap)"
-started_at=$(date +%s.%N)
+started_at=$EPOCHREALTIME
 TMP_ROOT=$(mktemp -d /tmp/composekit-setup.XXXXXX)
 trap 'rm -rf "$TMP_ROOT"' EXIT
 mkdir -p "$STATE"
@@ -366,12 +366,21 @@ step_env_file() {
     fi
 }
 
-step_apt
-step_venv
-step_compose_plugin
-step_dockerd
-step_images
-step_pebble_cert
-step_env_file
+# timed NAME CMD...: run CMD and note how long it took, for the summary line.
+timings=()
+timed() {
+    local t0=$EPOCHREALTIME
+    "${@:2}"
+    timings+=("$1 $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')")
+}
+
+timed apt step_apt
+timed venv step_venv
+timed compose-plugin step_compose_plugin
+timed dockerd step_dockerd
+timed images step_images
+timed pebble-cert step_pebble_cert
+timed env-file step_env_file
 ck_log "environment in $STATE/env; start the ACME CA with scripts/pebble.sh start"
-ck_log "total: $(awk -v a="$started_at" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f s", b - a }')"
+summary=$(printf '%s s, ' "${timings[@]}")
+ck_log "total: $(awk -v a="$started_at" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f s", b - a }') (${summary%, })"
