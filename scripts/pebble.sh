@@ -79,6 +79,17 @@ launch() {
     echo $! >"$pidfile"
 }
 
+# check_ports_free PORT...: fail, naming the holder, if something listens on a port we need.
+check_ports_free() {
+    local port holders
+    for port in "$@"; do
+        holders=$(ss -Hltnup "sport = :$port" 2>/dev/null | grep -o 'users:(.*)' | sort -u | tr '\n' ' ')
+        if [[ -n $holders ]]; then
+            ck_die "port $port is already in use by ${holders% } without a PID file in $DIR; stop that process first"
+        fi
+    done
+}
+
 # Fail with the log tail when the process of PIDFILE is gone or never got ready.
 startup_failed() {
     local what=$1 log=$2
@@ -98,10 +109,20 @@ cmd_start() {
             ck_log "run scripts/pebble.sh restart to apply it"
             exit 3
         fi
+        if ! dir_answers 2>/dev/null; then
+            ck_log "running (pids $(<"$PEBBLE_PID"), $(<"$CHALL_PID")) but $ACME_DIR_URL does not answer with"
+            ck_log "the certificate in $DIR/cert.pem (regenerated since Pebble started?)"
+            ck_log "run scripts/pebble.sh restart"
+            exit 3
+        fi
         ck_log "already running (pebble pid $(<"$PEBBLE_PID"), challtestsrv pid $(<"$CHALL_PID"))"
         return 0
     fi
     mkdir -p "$DIR"
+    local ports=()
+    chall_alive || ports+=(8053 8055)
+    pebble_alive || ports+=(14000 15000)
+    check_ports_free "${ports[@]}"
 
     if ! chall_alive; then
         launch "$CHALL_PID" "$DIR/challtestsrv.log" \
