@@ -91,3 +91,16 @@ ck_pid_alive() {
     # A zombie (exited, not yet reaped) is not alive.
     [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]]
 }
+
+# ck_lock NAME: hold $CK_STATE/NAME.lock until the script exits, so that two runs at once
+# (two sessions, or a test fixture and a developer) take turns instead of racing. The
+# lock is on fd 9: daemons started meanwhile must close it (9>&-) or they would keep it.
+ck_lock() {
+    local lock=$CK_STATE/$1.lock
+    mkdir -p "$CK_STATE"
+    exec 9>"$lock"
+    if ! flock -n 9; then
+        ck_log "waiting for another run to finish (lock $lock)"
+        flock 9
+    fi
+}

@@ -75,7 +75,7 @@ dir_answers() { curl -fsS --max-time 2 --cacert "$DIR/cert.pem" -o /dev/null "$A
 launch() {
     local pidfile=$1 log=$2
     shift 2
-    setsid "$@" >"$log" 2>&1 </dev/null &
+    setsid "$@" >"$log" 2>&1 </dev/null 9>&- &
     echo $! >"$pidfile"
 }
 
@@ -190,6 +190,9 @@ cmd_roots() {
     echo "$out"
 }
 
+case ${1:-} in
+    start | stop | restart) ck_lock pebble ;;
+esac
 case ${1:-} in
     start) cmd_start ;;
     stop) cmd_stop ;;

@@ -44,6 +44,7 @@ started_at=$EPOCHREALTIME
 TMP_ROOT=$(mktemp -d /tmp/composekit-setup.XXXXXX)
 trap 'rm -rf "$TMP_ROOT"' EXIT
 mkdir -p "$STATE"
+ck_lock setup-env
 
 # Never let a caller's environment switch `docker build` to BuildKit: there is no buildx here.
 export DOCKER_BUILDKIT=0
@@ -109,7 +110,7 @@ step_dockerd() {
         ck_step dockerd "already running"
     else
         local log=/var/log/composekit-dockerd.log
-        setsid dockerd >"$log" 2>&1 </dev/null &
+        setsid dockerd >"$log" 2>&1 </dev/null 9>&- &
         echo $! >"$STATE/dockerd.pid"
         if ! ck_wait_until 60 "docker info" docker info; then
             tail -n 30 "$log" >&2
