@@ -104,16 +104,22 @@ def render(
 def up(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for Traefik and the app to turn healthy.")] = 180,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not echo Docker's build and start output.")] = False,
+    smoke: Annotated[
+        bool,
+        typer.Option("--smoke/--no-smoke", help="Run `composekit smoke` once the stack is healthy; a failed smoke exits 1."),
+    ] = True,
 ) -> None:
-    """Render, build the app image, run the migration, start the stack and wait until it is healthy."""
+    """Render, build the app image, run the migration, start the stack, wait until it is healthy, smoke-test it."""
 
-    def do() -> None:
+    def do() -> bool:
         project = _project()
         result = deploy.up(project, timeout=timeout, report=_progress, on_line=None if quiet else _docker_line)
         _progress(f"[green]healthy[/]: {result.url}")
         out.print(result.url)
+        return cli_checks.smoke_after_up() if smoke else True
 
-    run(do)
+    if not run(do):
+        raise typer.Exit(1)
 
 
 @app.command()

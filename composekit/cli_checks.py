@@ -1,3 +1,145 @@
 """CLI commands that check a deployment: `smoke` and `doctor` (registered on composekit.cli.app)."""
 
 from __future__ import annotations
+
+import ipaddress
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from . import cli
+from .checks import Report, render_json, render_table
+from .config import CONFIG_FILENAME, load_config
+from .doctor import DoctorOptions, run_doctor
+from .errors import UserError
+from .smoke import SmokeOptions, parse_resolve, smoke
+
+__all__ = ["print_report", "smoke_options"]
+
+
+def _config_files() -> tuple[Path, ...]:
+    return tuple(Path(os.path.abspath(f)) for f in (cli.state.config_files or (Path(CONFIG_FILENAME),)))
+
+
+def smoke_options(
+    resolve: str | None = None,
+    ca_file: Path | None = None,
+    cert_warn_days: int | None = None,
+    cert_fail_days: int | None = None,
+    timeout: float = 10.0,
+) -> SmokeOptions:
+    """Smoke options from the config alone: smoke runs where the app's files (env files) may be absent."""
+    files = _config_files()
+    return SmokeOptions.from_config(
+        load_config(*files),
+        files[0].parent,
+        resolve=parse_resolve(resolve) if resolve else None,
+        ca_file=ca_file,
+        cert_warn_days=cert_warn_days,
+        cert_fail_days=cert_fail_days,
+        timeout=timeout,
+    )
+
+
+def print_report(report: Report, as_json: bool, console: Console) -> None:
+    if as_json:
+        sys.stdout.write(render_json(report))
+    else:
+        render_table(report, console)
+
+
+def _retrying(report: Report) -> None:
+    first = report.failures[0]
+    cli.err.print(f"[bold]composekit:[/] smoke not passing yet ({first.name}: {first.detail}); retrying",
+                  markup=True, highlight=False)
+
+
+@cli.app.command("smoke")
+def smoke_command(
+    resolve: Annotated[
+        str | None,
+        typer.Option("--resolve", metavar="DOMAIN:IP",
+                     help="Send every request to IP, with DOMAIN as Host and TLS SNI (like curl): check a server "
+                          "before DNS points at it. DOMAIN is the domain checked."),
+    ] = None,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option("--ca-file", metavar="PEM", help="Trust this CA file instead of the system's (private or test CA)."),
+    ] = None,
+    cert_warn_days: Annotated[
+        int | None, typer.Option(min=0, help="Warn when the certificate expires within N days (smoke/cert_warn_days).")
+    ] = None,
+    cert_fail_days: Annotated[
+        int | None, typer.Option(min=0, help="Fail when the certificate expires within N days (smoke/cert_fail_days).")
+    ] = None,
+    wait: Annotated[
+        float, typer.Option(min=0, help="Repeat the checks for up to N seconds until they pass (right after a deploy).")
+    ] = 0,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for each answer.")] = 10.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report on stdout.")] = False,
+) -> None:
+    """Check the live deployment from outside: DNS, HTTP->HTTPS redirect, certificate, health, headers.
+
+    Exit code 0 when every check passed (warnings included), 1 otherwise.
+    """
+
+    def do() -> Report:
+        opts = smoke_options(resolve, ca_file, cert_warn_days, cert_fail_days, timeout)
+        report = smoke(opts, wait=wait, on_retry=_retrying)
+        print_report(report, as_json, cli.out)
+        return report
+
+    if not cli.run(do).passed:
+        raise typer.Exit(1)
+
+
+def _ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value.strip("[]")))
+    except ValueError:
+        raise UserError(f'--expect-ip: expected an IP address such as "203.0.113.7", got "{value}"') from None
+
+
+@cli.app.command("doctor")
+def doctor_command(
+    expect_ip: Annotated[
+        list[str] | None,
+        typer.Option("--expect-ip", metavar="IP",
+                     help="The public IP(s) the domain must resolve to, when this machine cannot see it (NAT). "
+                          "Repeat for IPv4 and IPv6."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report on stdout.")] = False,
+) -> None:
+    """Preflight this machine: Docker, Compose, Traefik image, ports, DNS, acme.json, disk, config.
+
+    Exit code 0 when no check failed (warnings included), 1 otherwise.
+    """
+
+    def do() -> Report:
+        opts = DoctorOptions(cli.state.config_files, tuple(_ip(ip) for ip in expect_ip or ()))
+        report = run_doctor(opts)
+        print_report(report, as_json, cli.out)
+        return report
+
+    if not cli.run(do).passed:
+        raise typer.Exit(1)
+
+
+UP_SMOKE_WAIT = 90.0
+
+
+def smoke_after_up() -> bool:
+    """`up`'s last step: smoke with the config's settings, retrying while Traefik gets its certificate.
+
+    The report goes to stderr: stdout carries only `up`'s URL.
+    """
+    cli.err.print(f"[bold]composekit:[/] smoke-testing the deployment (retrying for up to {UP_SMOKE_WAIT:g}s)")
+    report = smoke(smoke_options(), wait=UP_SMOKE_WAIT, on_retry=_retrying)
+    render_table(report, cli.err)
+    if not report.passed:
+        cli.err.print("[bold]composekit:[/] the stack is up, but smoke failed (`composekit up --no-smoke` skips it)")
+    return report.passed

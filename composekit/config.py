@@ -5,6 +5,7 @@ Every problem in a file is reported at once, each as ``FILE: key/path: expected 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from pathlib import Path
@@ -255,6 +256,40 @@ class Smoke(_Model):
     cert_warn_days: int = 21
     cert_fail_days: int = 7
     checks: tuple[SmokeCheck, ...] = ()
+    # Where `smoke` (and `up`'s smoke) connects instead of resolving the domain, and a CA file to trust
+    # instead of the system's: for a server checked before DNS points at it, or a private or test CA.
+    resolve: str | None = None
+    ca_file: str | None = None
+
+    @field_validator("latency_ms", mode="before")
+    @classmethod
+    def _latency(cls, v: Any) -> Any:
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            return v
+        raise ValueError(f"expected a positive number of milliseconds, got {_got(v)}")
+
+    @field_validator("cert_warn_days", "cert_fail_days", mode="before")
+    @classmethod
+    def _days(cls, v: Any) -> Any:
+        if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
+            return v
+        raise ValueError(f"expected a number of days (0 or more), got {_got(v)}")
+
+    @field_validator("resolve", mode="before")
+    @classmethod
+    def _resolve(cls, v: Any) -> Any:
+        try:
+            return None if v is None else str(ipaddress.ip_address(str(v).strip("[]")))
+        except ValueError:
+            raise ValueError(f'expected an IP address such as "203.0.113.7", got {_got(v)}') from None
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> Smoke:
+        if self.cert_fail_days > self.cert_warn_days:
+            raise ValueError(
+                f"cert_fail_days ({self.cert_fail_days}) must not exceed cert_warn_days ({self.cert_warn_days})"
+            )
+        return self
 
 
 class Config(_Model):

@@ -1,0 +1,367 @@
+"""`composekit doctor`: preflight on the machine that will run the stack, before it breaks a deploy.
+
+Each check is ok / warn / fail with a fix: the config, the Docker engine, Compose v2, the Traefik image
+against the engine's API, the host ports, the domain's DNS records, acme.json, the ACME email, disk space.
+A check that needs something an earlier check found missing (no config, no engine) is left out.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import shutil
+import socket
+import stat
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from .checks import CheckResult, Report
+from .config import CONFIG_FILENAME, Config, load_config
+from .docker import ENGINE_HINT, ContainerInfo, Docker
+from .errors import ConfigError, DockerError, HttpCheckError
+from .http import resolve
+from .ports import port_is_free
+from .project import load_project
+
+__all__ = [
+    "DoctorOptions",
+    "EngineProbe",
+    "check_acme_file",
+    "check_dns",
+    "check_disk",
+    "check_traefik_api",
+    "is_local_address",
+    "run_doctor",
+    "traefik_version",
+]
+
+# Traefik's Docker provider asked for API 1.24 until 3.6.1, which negotiates the version; Docker Engine 29
+# refuses clients older than its minimum API version (1.44), so an older Traefik never sees a container.
+TRAEFIK_LEGACY_API = (1, 24)
+TRAEFIK_NEGOTIATES = (3, 6, 1)
+DISK_FAIL_BYTES = 1 * 1024**3
+DISK_WARN_BYTES = 5 * 1024**3
+ACME_VOLUME = "acme"
+
+
+class EngineProbe(Protocol):
+    """What doctor asks the Docker engine."""
+
+    def engine_version(self) -> str: ...
+
+    def compose_version(self) -> str: ...
+
+    def api_versions(self) -> tuple[str, str]: ...
+
+    def root_dir(self) -> str: ...
+
+    def volume_mountpoint(self, name: str) -> str | None: ...
+
+    def image_exists(self, image: str) -> bool: ...
+
+    def containers(self) -> list[ContainerInfo]: ...
+
+
+class _DockerProbe(Docker):
+    """composekit.docker.Docker plus the engine facts doctor needs (candidates to move into docker.py)."""
+
+    def api_versions(self) -> tuple[str, str]:
+        server = self._call("cannot read the Docker engine's version", lambda: self.client.version().server,
+                            ENGINE_HINT)
+        if server is None:
+            raise DockerError("the Docker engine did not report its version", ["docker", "version"], "", ENGINE_HINT)
+        return str(server.api_version), str(server.min_api_version)
+
+    def root_dir(self) -> str:
+        return self._call("cannot read `docker info`", lambda: str(self.client.info().docker_root_dir), ENGINE_HINT)
+
+    def volume_mountpoint(self, name: str) -> str | None:
+        if not self._call(f"cannot inspect volume {name}", lambda: self.client.volume.exists(name), ENGINE_HINT):
+            return None
+        return self._call(f"cannot inspect volume {name}",
+                          lambda: str(self.client.volume.inspect(name).mountpoint), ENGINE_HINT)
+
+    def image_exists(self, image: str) -> bool:
+        return self._call(f"cannot inspect image {image}", lambda: self.client.image.exists(image), ENGINE_HINT)
+
+
+@dataclass(frozen=True)
+class DoctorOptions:
+    config_files: tuple[Path, ...] = ()
+    expect_ips: tuple[str, ...] = ()
+
+
+# helpers --------------------------------------------------------------------------------------------
+
+
+def is_local_address(address: str) -> bool:
+    """True when ``address`` is assigned to this machine: a socket can bind to it."""
+    family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind((address, 0))
+        except OSError:
+            return False
+    return True
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    """The first version number in ``text``: "Docker Compose version v2.40.3" -> (2, 40, 3)."""
+    match = re.search(r"(?<![\w.])v?(\d+(?:\.\d+)*)", text.strip())
+    return tuple(int(p) for p in match.group(1).split(".")) if match else ()
+
+
+def traefik_version(image: str) -> tuple[int, ...]:
+    """The Traefik version an image reference names by its tag ("traefik:v3.7" -> (3, 7)); () if it does not."""
+    ref = image.split("@", 1)[0]
+    name, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "")
+    return _version_tuple(tag) if name else ()
+
+
+def _gib(n: int) -> str:
+    return f"{n / 1024**3:.1f} GiB"
+
+
+# checks ---------------------------------------------------------------------------------------------
+
+
+def check_traefik_api(image: str, api: str, min_api: str, present: bool | None) -> CheckResult:
+    """The engine's API must serve the Traefik image's Docker provider."""
+    name = "traefik / engine api"
+    version = traefik_version(image)
+    shown = ".".join(map(str, version)) if version else "unknown (tag has no version)"
+    where = {True: "present on this machine", False: "not on this machine yet: `composekit up` pulls it",
+             None: "presence unknown"}[present]
+    seen = f"engine API {api} (minimum {min_api}); image {image} ({where}), Traefik {shown}"
+    engine_min = _version_tuple(min_api)
+    if _version_tuple(api) < TRAEFIK_LEGACY_API:
+        return CheckResult.fail(
+            name, seen, "Traefik v3 needs Docker API 1.24 or newer: upgrade the Docker engine (20.10 or later)"
+        )
+    if version and version[0] < 3:
+        return CheckResult.fail(
+            name, seen, 'composekit renders Traefik v3 configuration: set images/traefik to "traefik:v3.7"'
+        )
+    if engine_min > TRAEFIK_LEGACY_API:
+        # A tag without a patch version ("v3.6") follows that line's latest release.
+        if version and version + (999,) * (3 - len(version)) < TRAEFIK_NEGOTIATES:
+            return CheckResult.fail(
+                name, f"{seen}: this Traefik asks for Docker API 1.24, which the engine refuses",
+                'use Traefik 3.6.1 or newer (images/traefik: "traefik:v3.7"), which negotiates the API version',
+            )
+        if not version:
+            return CheckResult.warn(
+                name, f"{seen}: Traefik before 3.6.1 asks for Docker API 1.24, which this engine refuses",
+                'pin a versioned tag of 3.6.1 or newer in images/traefik, such as "traefik:v3.7"',
+            )
+    return CheckResult.ok(name, seen)
+
+
+def check_ports(config: Config, containers: list[ContainerInfo] | None,
+                port_free: Callable[[int], bool] = port_is_free) -> list[CheckResult]:
+    traefik = next((c for c in containers or [] if c.service == "traefik" and c.status == "running"), None)
+    results = []
+    for key, port in (("http", config.ports.http), ("https", config.ports.https)):
+        name = f"port {port}"
+        try:
+            free = port_free(port)
+        except OSError as exc:
+            results.append(CheckResult.fail(name, f"cannot test port {port}: {exc.strerror}",
+                                            "run doctor as root on the server that will run the stack"))
+            continue
+        if free:
+            results.append(CheckResult.ok(name, f"free (ports/{key})"))
+        elif traefik is not None:
+            results.append(CheckResult.ok(name, f"held by this stack's Traefik ({traefik.name})"))
+        else:
+            results.append(CheckResult.fail(
+                name, f"in use by another process (ports/{key}); Traefik cannot publish it",
+                f"stop that process (`ss -ltnp 'sport = :{port}'` shows it) or choose another port under ports/{key}",
+            ))
+    return results
+
+
+def check_dns(domain: str, expect_ips: Sequence[str], resolver: Callable[[str], list[str]] = resolve,
+              is_local: Callable[[str], bool] = is_local_address) -> CheckResult:
+    """The domain's A/AAAA records must point at this machine (or at the IPs stated with --expect-ip)."""
+    name = "dns"
+    try:
+        records = resolver(domain)
+    except HttpCheckError as exc:
+        return CheckResult.fail(
+            name, str(exc),
+            f"create an A record for {domain} pointing at this server's public IP (and AAAA only if the server "
+            "has IPv6): the ACME HTTP-01 challenge reaches the server through it",
+        )
+    seen = f"{domain} -> {', '.join(records)}"
+    if expect_ips:
+        expected = {str(ipaddress.ip_address(ip)) for ip in expect_ips}
+        wrong = [r for r in records if r not in expected]
+        missing = sorted(expected - set(records))
+        if wrong:
+            return CheckResult.fail(
+                name, f"{seen}; {', '.join(wrong)} is not the expected {', '.join(sorted(expected))}",
+                f"point the records of {domain} at {', '.join(sorted(expected))} only: the CA validates through "
+                "every record (Let's Encrypt prefers AAAA), so a stale one fails the certificate",
+            )
+        note = f" (not published: {', '.join(missing)})" if missing else ""
+        return CheckResult.ok(name, f"{seen}, as expected{note}")
+    foreign = [r for r in records if not is_local(r)]
+    if foreign:
+        return CheckResult.fail(
+            name, f"{seen}; {', '.join(foreign)} is not an address of this machine",
+            f"point {domain} at this server; if the server is behind NAT (its public IP is on no interface), "
+            "state it with --expect-ip PUBLIC_IP",
+        )
+    private = [r for r in records if not ipaddress.ip_address(r).is_global]
+    if private:
+        return CheckResult.warn(
+            name, f"{seen}: {', '.join(private)} is local to this machine but not a public address",
+            "a public CA cannot reach a loopback or private address: publish the server's public IP "
+            "(fine for a private CA such as Pebble in tests)",
+        )
+    return CheckResult.ok(name, f"{seen}: this machine")
+
+
+def check_acme_file(volume: str, mountpoint: str | None) -> CheckResult:
+    """acme.json, when it exists, must be mode 600 (Traefik refuses it otherwise)."""
+    name = "acme.json"
+    if mountpoint is None:
+        return CheckResult.ok(name, f"volume {volume} does not exist yet: the first `composekit up` creates it")
+    directory = Path(mountpoint)
+    path = directory / "acme.json"
+    try:
+        if not directory.is_dir():
+            raise PermissionError
+        info = path.stat()
+    except FileNotFoundError:
+        return CheckResult.ok(name, f"not created yet in {directory}: Traefik writes it with the first certificate")
+    except PermissionError:
+        return CheckResult.warn(
+            name, f"cannot look into {directory} (volume {volume})",
+            "run doctor as root on the machine whose Docker engine runs the stack",
+        )
+    mode = stat.S_IMODE(info.st_mode)
+    if mode != 0o600:
+        return CheckResult.fail(
+            name, f"{path} has mode {mode:o}: Traefik refuses it and serves its default certificate",
+            f"chmod 600 {path}",
+        )
+    try:
+        data = json.loads(path.read_text() or "{}")
+        count = sum(len(v.get("Certificates") or []) for v in data.values() if isinstance(v, dict))
+    except (OSError, ValueError, AttributeError):
+        return CheckResult.warn(
+            name, f"{path} (mode 600) is not valid JSON",
+            "stop the stack, move the file aside and start it: Traefik requests the certificates again "
+            "(mind the CA's rate limits)",
+        )
+    return CheckResult.ok(name, f"{path}: mode 600, {count} certificate(s) stored")
+
+
+def check_disk(root: str, usage: Callable[[str], tuple[int, int, int]] = shutil.disk_usage) -> CheckResult:
+    name = "disk space"
+    try:
+        _total, _used, free = usage(root)
+    except OSError as exc:
+        return CheckResult.warn(name, f"cannot measure {root}: {exc.strerror}",
+                                "run doctor on the machine whose Docker engine runs the stack")
+    seen = f"{_gib(free)} free for Docker ({root})"
+    fix = "free space: `docker system prune` removes stopped containers, unused images and build cache"
+    if free < DISK_FAIL_BYTES:
+        return CheckResult.fail(name, f"{seen}: builds and pulls will fail", fix)
+    if free < DISK_WARN_BYTES:
+        return CheckResult.warn(name, f"{seen}: little room for image builds and logs", fix)
+    return CheckResult.ok(name, seen)
+
+
+def check_email(config: Config) -> CheckResult:
+    if config.acme.email:
+        return CheckResult.ok("acme email", f"acme/email: {config.acme.email}")
+    return CheckResult.warn(
+        "acme email", "acme/email is not set: the CA cannot contact you about the account or its certificates",
+        "set acme/email in composekit.yaml",
+    )
+
+
+# the run --------------------------------------------------------------------------------------------
+
+
+def _load(files: tuple[Path, ...]) -> tuple[Config | None, CheckResult]:
+    source = " + ".join(str(f) for f in files)
+    try:
+        project = load_project(files)
+        return project.config, CheckResult.ok("config", f"{source} is valid")
+    except ConfigError as exc:
+        failed = CheckResult.fail("config", "; ".join(exc.problems),
+                                  "correct the keys named; `composekit config` prints the merged configuration")
+    try:
+        return load_config(*files), failed
+    except ConfigError:
+        return None, failed
+
+
+def _docker_failure(name: str, exc: DockerError) -> CheckResult:
+    said = exc.stderr.splitlines()[-1] if exc.stderr else ""
+    return CheckResult.fail(name, f"{exc.summary}" + (f": {said}" if said else ""), exc.hint)
+
+
+def run_doctor(
+    opts: DoctorOptions,
+    *,
+    probe: Callable[[str], EngineProbe] = lambda project: _DockerProbe(project, []),
+    resolver: Callable[[str], list[str]] = resolve,
+    is_local: Callable[[str], bool] = is_local_address,
+    port_free: Callable[[int], bool] = port_is_free,
+    disk_usage: Callable[[str], tuple[int, int, int]] = shutil.disk_usage,
+) -> Report:
+    files = tuple(Path(os.path.abspath(f)) for f in (opts.config_files or (Path(CONFIG_FILENAME),)))
+    config, config_check = _load(files)
+    results = [config_check]
+    engine = probe(config.name if config else "composekit")
+    engine_up = True
+    try:
+        results.append(CheckResult.ok("docker engine", f"Docker Engine {engine.engine_version()} reachable"))
+    except DockerError as exc:
+        engine_up = False
+        results.append(_docker_failure("docker engine", exc))
+    try:
+        version = engine.compose_version()
+        if _version_tuple(version)[:1] >= (2,):
+            results.append(CheckResult.ok("compose", f"Docker Compose {version}"))
+        else:
+            results.append(CheckResult.fail("compose", f"Docker Compose {version} is not v2",
+                                            "install Compose v2 as a Docker CLI plugin (docker-compose-plugin)"))
+    except DockerError as exc:
+        results.append(_docker_failure("compose", exc))
+
+    containers: list[ContainerInfo] | None = None
+    if engine_up:
+        try:
+            api, min_api = engine.api_versions()
+            image = config.images.traefik if config else "traefik:v3.7"
+            results.append(check_traefik_api(image, api, min_api, engine.image_exists(image)))
+            containers = engine.containers() if config else None
+        except DockerError as exc:
+            results.append(_docker_failure("traefik / engine api", exc))
+    if config is not None:
+        results.extend(check_ports(config, containers, port_free))
+        results.append(check_dns(config.domain, opts.expect_ips, resolver, is_local))
+        if engine_up:
+            volume = f"{config.name}_{ACME_VOLUME}"
+            try:
+                results.append(check_acme_file(volume, engine.volume_mountpoint(volume)))
+            except DockerError as exc:
+                results.append(_docker_failure("acme.json", exc))
+        results.append(check_email(config))
+    if engine_up:
+        try:
+            results.append(check_disk(engine.root_dir(), disk_usage))
+        except DockerError as exc:
+            results.append(_docker_failure("disk space", exc))
+    subject = f"{config.name} ({config.domain}) on {socket.gethostname()}" if config else socket.gethostname()
+    return Report("doctor", subject, tuple(results))
