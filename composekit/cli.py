@@ -15,7 +15,7 @@ from rich.table import Table
 from . import deploy
 from .errors import ConfigError, UserError
 from .project import Project, load_project
-from .render import COMPOSE_FILE, render_stack
+from .render import COMPOSE_FILE, check_stack, render_stack
 
 __all__ = ["app", "main"]
 
@@ -84,10 +84,29 @@ def render(
         str | None,
         typer.Option("--out", "-o", help='Output directory (default .composekit/ next to the config); "-" prints compose.yaml to stdout.'),
     ] = None,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Write nothing: compare the files on disk with a fresh render; exit 1 with a diff if they differ."),
+    ] = False,
 ) -> None:
     """Write the compose file and the files beside it. Deterministic: same config, same bytes."""
 
     def do() -> None:
+        if check:
+            if out_dir == "-":
+                raise UserError("render: --check compares the files in an output directory; it cannot be used with --out -")
+            project = _project(Path(out_dir) if out_dir else None)
+            diff = check_stack(project)
+            if diff:
+                sys.stdout.write(diff)
+                options = "".join(f" -c {f}" for f in state.config_files)
+                fix = f"composekit{options} render" + (f" --out {out_dir}" if out_dir else "")
+                raise UserError(
+                    f"render --check: the files in {project.out_dir} differ from what {project.source} renders "
+                    f"(diff above); run `{fix}` and commit the result"
+                )
+            err.print(f"{project.out_dir} is up to date with {project.source}", soft_wrap=True)
+            return
         if out_dir == "-":
             project = _project()
             sys.stdout.write(render_stack(project).compose)
@@ -214,4 +233,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m composekit.cli` runs this file as __main__, a second copy of the module: the commands of
+    # cli_checks and cli_scaffold register on composekit.cli.app, so run that one.
+    from composekit.cli import main as _registered_main
+
+    _registered_main()

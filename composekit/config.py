@@ -22,6 +22,7 @@ __all__ = [
     "Acme",
     "App",
     "Config",
+    "Database",
     "Images",
     "Migrate",
     "Ports",
@@ -37,6 +38,8 @@ OVERRIDE_FILENAME = "composekit.override.yaml"
 
 DEFAULT_PYTHON_IMAGE = "python:3.13-slim"
 DEFAULT_TRAEFIK_IMAGE = "traefik:v3.7"
+DEFAULT_POSTGRES_IMAGE = "postgres:17"
+DATABASE_VOLUME = "db-data"
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -45,6 +48,7 @@ _MEMORY_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)$", re.IGNORECASE)
 _ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SECRET_KEY_RE = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|PRIVATE_KEY|API_KEY|CREDENTIAL)", re.IGNORECASE)
 _VOLUME_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_PG_IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _CA_ALIASES = {
     "production": "https://acme-v02.api.letsencrypt.org/directory",
@@ -204,11 +208,35 @@ class Migrate(_Model):
         raise ValueError(f"expected a command line or a list of arguments, got {_got(v)}")
 
 
+class Database(_Model):
+    """A PostgreSQL service for the app. The password lives in a file, mounted as a Compose secret."""
+
+    engine: Literal["postgres"] = "postgres"
+    name: str = "app"
+    user: str = "app"
+    password_file: str
+
+    @field_validator("name", "user", mode="before")
+    @classmethod
+    def _identifier(cls, v: Any) -> Any:
+        if not isinstance(v, str) or not _PG_IDENT_RE.match(v):
+            raise ValueError(f'expected lowercase letters, digits and "_", starting with a letter or "_", got {_got(v)}')
+        return v
+
+    @field_validator("password_file", mode="before")
+    @classmethod
+    def _password_file(cls, v: Any) -> Any:
+        if not isinstance(v, str) or not v.strip():
+            raise ValueError(f"expected the path of a file that holds the password, such as secrets/db_password, got {_got(v)}")
+        return v
+
+
 class Images(_Model):
     python: str = DEFAULT_PYTHON_IMAGE
     traefik: str = DEFAULT_TRAEFIK_IMAGE
+    postgres: str = DEFAULT_POSTGRES_IMAGE
 
-    @field_validator("python", "traefik", mode="before")
+    @field_validator("python", "traefik", "postgres", mode="before")
     @classmethod
     def _image(cls, v: Any) -> Any:
         if not isinstance(v, str) or not re.match(r"^[\w][\w./:@-]*$", v):
@@ -298,6 +326,7 @@ class Config(_Model):
     acme: Acme = Acme()
     app: App
     migrate: Migrate = Migrate()
+    database: Database | None = None
     images: Images = Images()
     ports: Ports = Ports()
     smoke: Smoke = Smoke()
@@ -315,6 +344,14 @@ class Config(_Model):
         if not isinstance(v, str) or not _DOMAIN_RE.match(v):
             raise ValueError(f'expected a fully qualified lowercase domain name such as "shop.example.com", got {_got(v)}')
         return v
+
+    @model_validator(mode="after")
+    def _database_volume(self) -> Config:
+        if self.database is not None and DATABASE_VOLUME in self.app.volumes:
+            raise ValueError(
+                f'app/volumes: "{DATABASE_VOLUME}" is the database\'s volume; give your volume another name'
+            )
+        return self
 
     def redacted(self) -> dict[str, Any]:
         """The merged config as plain data. Secrets never live here (they stay in env files), so only paths show."""
@@ -342,6 +379,8 @@ def _describe(error: Any, data: Any) -> str:
     loc = [str(part) for part in error["loc"] if not str(part).startswith(("function-", "literal[", "tuple["))]
     kind = error["type"]
     path = "/".join(loc) if loc else "(top level)"
+    if not loc and kind == "value_error":  # a check across sections names its own key path
+        return error["msg"].removeprefix("Value error, ")
     if kind == "extra_forbidden":
         return f"{path}: unknown key{_known_keys(data, error['loc'])}"
     if kind == "value_error":

@@ -1,0 +1,171 @@
+"""The JSON Schema of composekit.yaml, for editors (yaml-language-server) and CI.
+
+Pydantic derives the schema from the field annotations, but the config models accept more than their
+annotations say: their ``mode="before"`` validators take ``"512M"`` for an ``int`` memory size, a list for
+a command tuple, and they reject what the annotation would allow (port 0, workers -1). ``OVERRIDES``
+describes what the validators really accept; tests/unit/test_schema.py fails when a before-validator
+has no entry here, so the schema cannot silently drift from the loader.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+
+from .config import (
+    _DOMAIN_RE,
+    _ENV_KEY_RE,
+    _MODULE_RE,
+    _NAME_RE,
+    _PG_IDENT_RE,
+    _VOLUME_NAME_RE,
+    Config,
+)
+
+__all__ = ["DESCRIPTIONS", "OVERRIDES", "SCHEMA_DIALECT", "config_schema", "schema_json"]
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+_PORT: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": 65535}
+_URL_PATH: dict[str, Any] = {"type": "string", "pattern": r"^/\S*$"}
+_POSITIVE_INT: dict[str, Any] = {"type": "integer", "minimum": 1}
+_POSITIVE_NUMBER: dict[str, Any] = {"type": "number", "exclusiveMinimum": 0}
+_NULL: dict[str, Any] = {"type": "null"}
+_MEMORY: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*[kKmMgGtT]?[iI]?[bB]?\s*$", "examples": ["512M", "1G", "256MiB"]},
+        _POSITIVE_INT,
+    ]
+}
+_IMAGE: dict[str, Any] = {"type": "string", "pattern": r"^\w[\w./:@-]*$"}
+_PG_IDENT: dict[str, Any] = {"type": "string", "pattern": _PG_IDENT_RE.pattern}
+
+# (model, field) -> the schema of what the field's validators accept; replaces pydantic's derived one.
+OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
+    ("Config", "name"): {"type": "string", "pattern": _NAME_RE.pattern},
+    ("Config", "domain"): {"type": "string", "pattern": _DOMAIN_RE.pattern, "examples": ["shop.example.com"]},
+    ("Acme", "email"): {"anyOf": [{"type": "string", "pattern": r"^[^@\s]+@[^@\s]+\.[^@\s]+$"}, _NULL]},
+    ("Acme", "ca_server"): {"anyOf": [{"enum": ["production", "staging"]}, {"type": "string", "pattern": "^https://"}]},
+    ("App", "module"): {"type": "string", "pattern": _MODULE_RE.pattern, "examples": ["app.main:app"]},
+    ("App", "port"): _PORT,
+    ("App", "health_path"): _URL_PATH,
+    ("App", "workers"): {"anyOf": [{"const": "auto"}, _POSITIVE_INT]},
+    ("App", "max_workers"): {"anyOf": [_POSITIVE_INT, _NULL]},
+    ("App", "workers_per_core"): _POSITIVE_NUMBER,
+    ("App", "cpus"): {"anyOf": [_POSITIVE_NUMBER, _NULL]},
+    ("App", "memory"): {"anyOf": [*_MEMORY["anyOf"], _NULL]},
+    ("App", "worker_memory"): _MEMORY,
+    ("App", "environment"): {
+        "type": "object",
+        "propertyNames": {"pattern": _ENV_KEY_RE.pattern},
+        "additionalProperties": {"type": ["string", "number", "boolean"]},
+    },
+    ("App", "volumes"): {
+        "type": "object",
+        "propertyNames": {"pattern": _VOLUME_NAME_RE.pattern, "not": {"const": "acme"}},
+        "additionalProperties": {"type": "string", "pattern": r"^/.+"},
+    },
+    ("Migrate", "command"): {
+        "anyOf": [
+            {"type": "string", "pattern": r"\S"},
+            {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            _NULL,
+        ]
+    },
+    ("Database", "name"): _PG_IDENT,
+    ("Database", "user"): _PG_IDENT,
+    ("Database", "password_file"): {"type": "string", "pattern": r"\S"},
+    ("Images", "python"): _IMAGE,
+    ("Images", "traefik"): _IMAGE,
+    ("Images", "postgres"): _IMAGE,
+    ("Ports", "http"): _PORT,
+    ("Ports", "https"): _PORT,
+    ("Smoke", "latency_ms"): _POSITIVE_INT,
+    ("Smoke", "cert_warn_days"): {"type": "integer", "minimum": 0},
+    ("Smoke", "cert_fail_days"): {"type": "integer", "minimum": 0},
+    ("Smoke", "resolve"): {"anyOf": [{"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}, _NULL]},
+    ("SmokeCheck", "path"): _URL_PATH,
+    ("SmokeCheck", "status"): {"type": "integer", "minimum": 100, "maximum": 599},
+}
+
+# Shown by editors on hover and completion.
+DESCRIPTIONS: dict[tuple[str, str], str] = {
+    ("Config", "name"): "Compose project name: containers, volumes, networks and the app image are named after it.",
+    ("Config", "domain"): "The DNS name pointing at this server; Traefik obtains its certificate over ACME.",
+    ("Config", "acme"): "The ACME certificate authority and challenge.",
+    ("Config", "app"): "The FastAPI app: where it is, how it is served and sized.",
+    ("Config", "migrate"): "A one-shot command run on the app image before the app starts, on every deploy.",
+    ("Config", "database"): "A PostgreSQL service (`db`) with a named volume; the password comes from a file "
+    "mounted as a Docker secret and never appears in the rendered files.",
+    ("Config", "images"): "Base and service images.",
+    ("Config", "ports"): "Host ports Traefik publishes.",
+    ("Config", "smoke"): "Checks `composekit smoke` runs against the deployed stack.",
+    ("Acme", "email"): "Contact address for expiry notices.",
+    ("Acme", "ca_server"): '"production", "staging" (Let\'s Encrypt) or the https:// URL of any ACME directory.',
+    ("Acme", "ca_certificates"): "PEM files of a private ACME CA to trust (paths relative to composekit.yaml).",
+    ("Acme", "challenge"): '"http" (HTTP-01 on port 80) or "tls" (TLS-ALPN-01 on port 443).',
+    ("App", "path"): "The app directory (build context), relative to composekit.yaml.",
+    ("App", "dockerfile"): "The app's own Dockerfile, relative to app/path; without it composekit generates one.",
+    ("App", "module"): 'The ASGI app gunicorn serves, "package.module:attribute".',
+    ("App", "port"): "The port the app listens on inside its container.",
+    ("App", "health_path"): "Answers 200 to GET when the app is ready; the healthcheck and Traefik rely on it.",
+    ("App", "workers"): '"auto" (sized at start from the container\'s CPUs and memory) or a fixed count.',
+    ("App", "workers_per_core"): "Workers per available CPU when workers is auto.",
+    ("App", "max_workers"): "Upper bound for the automatic worker count.",
+    ("App", "worker_memory"): 'Memory one worker needs ("256M"); caps the automatic worker count under app/memory.',
+    ("App", "cpus"): "CPU limit of the app container.",
+    ("App", "memory"): 'Memory limit of the app container, such as "512M" or "1G".',
+    ("App", "env_file"): "File with the app's secrets (VARIABLE=value), referenced by the compose file, never copied.",
+    ("App", "environment"): "Non-secret environment variables; names that look secret are refused (use env_file).",
+    ("App", "volumes"): "Named volumes: name -> absolute path in the container; data survives redeploys.",
+    ("Migrate", "command"): 'A command line or argument list, such as "alembic upgrade head".',
+    ("Database", "engine"): "The database server; postgres (the official image's interface).",
+    ("Database", "name"): "Database created at the first start (POSTGRES_DB); the app gets DATABASE_NAME.",
+    ("Database", "user"): "Owner of the database (POSTGRES_USER); the app gets DATABASE_USER.",
+    ("Database", "password_file"): "File holding the password (relative to composekit.yaml, keep it out of git); "
+    "mounted at /run/secrets/db_password, the app gets DATABASE_PASSWORD_FILE.",
+    ("Images", "python"): "Base image of the generated Dockerfile.",
+    ("Images", "traefik"): "Traefik image.",
+    ("Images", "postgres"): "PostgreSQL image (data in /var/lib/postgresql/data, as postgres:17 and earlier).",
+    ("Ports", "http"): "Host port for HTTP (redirects to HTTPS; HTTP-01 challenges).",
+    ("Ports", "https"): "Host port for HTTPS.",
+}
+
+
+def _fields(model: type[BaseModel]) -> dict[str, type[BaseModel]]:
+    """Every model reachable from ``model``, by name."""
+    found: dict[str, type[BaseModel]] = {model.__name__: model}
+    for field in model.model_fields.values():
+        for candidate in (field.annotation, *getattr(field.annotation, "__args__", ())):
+            for inner in (candidate, *getattr(candidate, "__args__", ())):
+                if isinstance(inner, type) and issubclass(inner, BaseModel) and inner.__name__ not in found:
+                    found.update(_fields(inner))
+    return found
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON Schema of composekit.yaml: pydantic's, corrected where validators accept other types."""
+    schema = Config.model_json_schema()
+    definitions: dict[str, Any] = schema.get("$defs", {})
+    for name in _fields(Config):
+        target = schema if name == "Config" else definitions[name]
+        for field, prop in target.get("properties", {}).items():
+            replacement = OVERRIDES.get((name, field))
+            if replacement is not None:
+                kept = {k: prop[k] for k in ("title", "default") if k in prop}
+                prop.clear()
+                prop.update(kept)
+                prop.update(json.loads(json.dumps(replacement)))
+            description = DESCRIPTIONS.get((name, field))
+            if description:
+                prop["description"] = description
+    schema["title"] = "composekit.yaml"
+    schema["description"] = "A FastAPI app deployed by composekit: Traefik with ACME, Gunicorn/Uvicorn, Docker Compose."
+    return {"$schema": SCHEMA_DIALECT, **schema}
+
+
+def schema_json() -> str:
+    """The schema as stable, pretty JSON (what `composekit schema` prints and `init` writes)."""
+    return json.dumps(config_schema(), indent=2, ensure_ascii=False) + "\n"
