@@ -83,7 +83,7 @@ launch() {
 check_ports_free() {
     local port holders
     for port in "$@"; do
-        holders=$(ss -Hltnup "sport = :$port" 2>/dev/null | grep -o 'users:(.*)' | sort -u | tr '\n' ' ')
+        holders=$(ss -Hltnup "sport = :$port" 2>/dev/null | grep -o 'users:(.*)' | sort -u | tr "\n" " " || true)
         if [[ -n $holders ]]; then
             ck_die "port $port is already in use by ${holders% } without a PID file in $DIR; stop that process first"
         fi
