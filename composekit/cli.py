@@ -127,6 +127,9 @@ def up(
         bool,
         typer.Option("--smoke/--no-smoke", help="Run `composekit smoke` once the stack is healthy; a failed smoke exits 1."),
     ] = True,
+    smoke_wait: Annotated[
+        float, typer.Option(min=0, help="Seconds smoke retries while Traefik obtains the certificate.")
+    ] = 90,
 ) -> None:
     """Render, build the app image, run the migration, start the stack, wait until it is healthy, smoke-test it."""
 
@@ -135,7 +138,7 @@ def up(
         result = deploy.up(project, timeout=timeout, report=_progress, on_line=None if quiet else _docker_line)
         _progress(f"[green]healthy[/]: {result.url}")
         out.print(result.url)
-        return cli_checks.smoke_after_up() if smoke else True
+        return cli_checks.smoke_after_up(smoke_wait) if smoke else True
 
     if not run(do):
         raise typer.Exit(1)

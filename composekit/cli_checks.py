@@ -129,16 +129,13 @@ def doctor_command(
         raise typer.Exit(1)
 
 
-UP_SMOKE_WAIT = 90.0
-
-
-def smoke_after_up() -> bool:
+def smoke_after_up(wait: float) -> bool:
     """`up`'s last step: smoke with the config's settings, retrying while Traefik gets its certificate.
 
     The report goes to stderr: stdout carries only `up`'s URL.
     """
-    cli.err.print(f"[bold]composekit:[/] smoke-testing the deployment (retrying for up to {UP_SMOKE_WAIT:g}s)")
-    report = smoke(smoke_options(), wait=UP_SMOKE_WAIT, on_retry=_retrying)
+    cli.err.print(f"[bold]composekit:[/] smoke-testing the deployment (retrying for up to {wait:g}s)")
+    report = smoke(smoke_options(), wait=wait, on_retry=_retrying)
     render_table(report, cli.err)
     if not report.passed:
         cli.err.print("[bold]composekit:[/] the stack is up, but smoke failed (`composekit up --no-smoke` skips it)")
