@@ -380,7 +380,7 @@ def _describe(error: Any, data: Any) -> str:
     kind = error["type"]
     path = "/".join(loc) if loc else "(top level)"
     if not loc and kind == "value_error":  # a check across sections names its own key path
-        return error["msg"].removeprefix("Value error, ")
+        return str(error["msg"]).removeprefix("Value error, ")
     if kind == "extra_forbidden":
         return f"{path}: unknown key{_known_keys(data, error['loc'])}"
     if kind == "value_error":

@@ -358,6 +358,7 @@ def plan_init(
     files: list[PlannedFile] = []
     notes: list[str] = []
     starter = layout.is_empty
+    style: DependencyStyle | None
     if starter:
         notes.append(f"{root} has no app yet: copying the example app of template {template!r}")
         files.extend(PlannedFile(rel, content) for rel, content in tmpl.files())
@@ -371,7 +372,7 @@ def plan_init(
             migrate=tmpl.config.migrate.command,
             migrate_note="the example app's migration",
             volumes=dict(tmpl.config.app.volumes),
-            database=_database_section(tmpl),
+            database=_database_section(tmpl, name or _default_name(root)),
             template=template,
         )
     else:
@@ -392,7 +393,7 @@ def plan_init(
             migrate=migrate,
             migrate_note="alembic.ini found" if migrate else "",
             volumes={},
-            database=_database_section(tmpl),
+            database=_database_section(tmpl, name or _default_name(root)),
             template=template,
         )
     settings = _with_domain(settings, domain)
@@ -443,11 +444,14 @@ def _starter_dependencies(files: list[PlannedFile]) -> DependencyStyle:
     return DependencyStyle.PIP
 
 
-def _database_section(tmpl: Template) -> dict[str, str] | None:
+def _database_section(tmpl: Template, project: str) -> dict[str, str] | None:
+    """The template's database, named after the project."""
     db = tmpl.config.database
     if db is None:
         return None
-    return {"engine": db.engine, "name": db.name, "user": db.user, "password_file": DB_PASSWORD_FILE}
+    ident = re.sub(r"[^a-z0-9_]", "_", project.lower())[:63]
+    ident = ident if re.match(r"^[a-z_]", ident) else f"_{ident}"[:63]
+    return {"engine": db.engine, "name": ident, "user": ident, "password_file": DB_PASSWORD_FILE}
 
 
 def _with_domain(settings: _Settings, domain: str | None) -> _Settings:

@@ -378,3 +378,20 @@ def test_cli_init_reports_what_it_wrote_and_refuses_the_second_time(tmp_path: Pa
     forced = runner.invoke(cli_app, ["init", "--force", str(root)])
     assert forced.exit_code == 0, forced.output
     assert f"wrote {root / 'composekit.yaml'}" in forced.output and f"unchanged {root / 'Dockerfile'}" in forced.output
+
+
+def test_cli_init_without_a_terminal_fails_clearly(tmp_path: Path) -> None:
+    write(tmp_path, {"requirements.txt": "fastapi\n", "serve.py": "import uvicorn\n"})
+    result = runner.invoke(cli_app, ["init", str(tmp_path)], input="")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: init: no FastAPI app found in {tmp_path} (looked for a module-level `app = FastAPI(...)` in its .py "
+        "files) and stdin is not a terminal to ask; pass --module package.module:attribute, e.g. --module app.main:app\n"
+    )
+    assert not (tmp_path / "composekit.yaml").exists()
+
+
+def test_cli_schema_matches_the_file_init_writes(tmp_path: Path) -> None:
+    root = sample(tmp_path, "pip-app")
+    init(root)
+    assert runner.invoke(cli_app, ["schema"]).stdout == (root / "composekit.schema.json").read_text()
