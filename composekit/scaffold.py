@@ -544,7 +544,7 @@ def _guidance(s: _Settings, layout: Layout, starter: bool) -> list[str]:
         out.append(
             f"add a health endpoint that answers 200 once the app can serve (the healthcheck and Traefik rely on "
             f"it), for instance next to your app in {_file_of(layout, s.module)}:\n"
-            f'    @app.get("{s.health_path}")\n'
+            f'    @{_route_owner(s.module)}.get("{s.health_path}")\n'
             "    def health() -> dict[str, str]:\n"
             '        return {"status": "ok"}'
         )
@@ -561,6 +561,11 @@ def _guidance(s: _Settings, layout: Layout, starter: bool) -> list[str]:
         out.append(f"{DB_PASSWORD_FILE} holds a generated password; it is git-ignored: back it up with the data")
     out.append("then run `composekit up` (or `composekit render` to look at the stack first)")
     return out
+
+
+def _route_owner(module: str) -> str:
+    attribute = module.split(":", 1)[1]
+    return "app" if attribute.endswith("()") else attribute
 
 
 def _file_of(layout: Layout, module: str) -> str:

@@ -395,3 +395,11 @@ def test_cli_schema_matches_the_file_init_writes(tmp_path: Path) -> None:
     root = sample(tmp_path, "pip-app")
     init(root)
     assert runner.invoke(cli_app, ["schema"]).stdout == (root / "composekit.schema.json").read_text()
+
+
+def test_own_dockerignore_is_kept_with_a_reminder_about_secrets(tmp_path: Path) -> None:
+    root = sample(tmp_path, "pip-app")
+    (root / ".dockerignore").write_text(".git\n")
+    plan = plan_init(root, template="fastapi-postgres")
+    assert ".dockerignore" not in [f.path for f in plan.files]
+    assert "kept your .dockerignore (make sure it lists secrets/)" in plan.notes
