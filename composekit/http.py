@@ -65,7 +65,8 @@ class Endpoint:
         """The public URL, as a user types it."""
         return f"{scheme}://{self.host(scheme)}{path}"
 
-    def _connect_url(self, scheme: Scheme, path: str) -> str:
+    def connect_url(self, scheme: Scheme, path: str) -> str:
+        """The URL actually requested: the address, with the domain going in Host and SNI."""
         address = f"[{self.address}]" if ipaddress.ip_address(self.address).version == 6 else self.address
         return f"{scheme}://{address}:{self.port(scheme)}{path}"
 
@@ -226,7 +227,7 @@ class HttpClient:
         start = time.perf_counter()
         try:
             response = self._client(verify).get(
-                ep._connect_url(scheme, path), headers={"Host": ep.host(scheme)}, extensions=extensions
+                ep.connect_url(scheme, path), headers={"Host": ep.host(scheme)}, extensions=extensions
             )
         except httpx.TimeoutException:
             raise HttpCheckError(

@@ -30,6 +30,7 @@ __all__ = [
     "SmokeOptions",
     "check_certificate",
     "check_expiry",
+    "check_other_address",
     "check_redirect",
     "check_security_headers",
     "check_server_leak",
@@ -426,6 +427,7 @@ def run_smoke(
             context["ca_file"] = str(opts.ca_file)
         return Report("smoke", subject + (f" at {address}" if address and opts.resolve else ""), tuple(results), context)
 
+    others: list[str] = []
     if opts.resolve is not None:
         address = opts.resolve
         results.append(CheckResult.ok("dns", f"not consulted: requests go to {address} (--resolve)"))
@@ -439,16 +441,16 @@ def run_smoke(
                 f"before DNS is switched, pass --resolve {opts.domain}:SERVER_IP",
             ))
             return report(None)
-        address = addresses[0]
-        more = f" (checking {address})" if len(addresses) > 1 else ""
+        address, others = addresses[0], addresses[1:]
+        more = f" (checking {address}; the others answer the health path below)" if others else ""
         results.append(CheckResult.ok("dns", f"{opts.domain} -> {', '.join(addresses)}{more}"))
 
     endpoint = Endpoint(opts.domain, address, opts.http_port, opts.https_port)
     make: ClientFactory = connect or (lambda ep: HttpClient(ep, ca_file=opts.ca_file, timeout=opts.timeout))
     client = make(endpoint)
+    verified = False
     try:
         results.append(check_redirect(client, opts.health_path))
-        verified = False
         try:
             cert = client.certificate()
         except HttpCheckError as exc:
@@ -471,7 +473,30 @@ def run_smoke(
             results.append(check_server_leak(answer))
     finally:
         client.close()
+    for other in others:
+        results.append(check_other_address(make(Endpoint(opts.domain, other, opts.http_port, opts.https_port)),
+                                           opts.health_path, verified))
     return report(address)
+
+
+def check_other_address(client: SmokeClient, path: str, verify: bool) -> CheckResult:
+    """Every A/AAAA record must serve the site: clients pick any of them (browsers prefer IPv6)."""
+    ep = client.endpoint
+    kind = "AAAA" if ":" in ep.address else "A"
+    name = f"address {ep.address}"
+    fix = (
+        f"every {kind} record of {ep.domain} must reach this stack: remove the stale record, or make the "
+        "server answer on that address (a forgotten AAAA record is the usual cause)"
+    )
+    try:
+        answer = client.get("https", path, verify=verify)
+    except HttpCheckError as exc:
+        return CheckResult.fail(name, f"{kind} record: {exc}", fix)
+    finally:
+        client.close()
+    if answer.status != 200:
+        return CheckResult.fail(name, f"{kind} record: {answer.url} answered {answer.status} {answer.reason}", fix)
+    return CheckResult.ok(name, f"{kind} record: {answer.url} answered 200{_unverified_note(verify)}")
 
 
 def smoke(

@@ -424,7 +424,7 @@ def run(opts: SmokeOptions, handler: Callable[[httpx.Request], httpx.Response] =
     return run_smoke(
         opts,
         connect=lambda ep: FakeClient(ep, handler, good),
-        resolver=lambda domain: addresses if addresses is not None else ["203.0.113.7", "2001:db8::7"],
+        resolver=lambda domain: addresses if addresses is not None else ["203.0.113.7"],
         now=lambda: NOW,
     )
 
@@ -434,14 +434,33 @@ def statuses(report: Report) -> dict[str, str]:
 
 
 def test_healthy_deployment_passes() -> None:
-    report = run(options(checks=(SmokeCheck(path="/api/version", contains="1.2", json_key="app.version"),)))
+    report = run(options(checks=(SmokeCheck(path="/api/version", contains="1.2", json_key="app.version"),)),
+                 addresses=["203.0.113.7", "2001:db8::7"])
     assert statuses(report) == {
         "dns": "ok", "http -> https": "ok", "tls certificate": "ok", "tls expiry": "ok", "health /health": "ok",
-        "check /api/version": "ok", "security headers": "ok", "no version leak": "ok",
+        "check /api/version": "ok", "security headers": "ok", "no version leak": "ok", "address 2001:db8::7": "ok",
     }
     assert report.passed
-    assert report.checks[0].detail == "shop.example.com -> 203.0.113.7, 2001:db8::7 (checking 203.0.113.7)"
+    assert report.checks[0].detail == (
+        "shop.example.com -> 203.0.113.7, 2001:db8::7 (checking 203.0.113.7; the others answer the health path below)"
+    )
     assert report.checks[5].detail == "200, contains '1.2', has JSON key 'app.version'"
+    assert report.checks[-1].detail == "AAAA record: https://shop.example.com/health answered 200"
+
+
+def test_stale_aaaa_record_fails() -> None:
+    def ipv4_only(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "2001:db8::7":
+            raise httpx.ConnectError("[Errno 101] Network is unreachable")
+        return healthy_app(request)
+
+    report = run(options(), ipv4_only, addresses=["203.0.113.7", "2001:db8::7"])
+    stale = report.checks[-1]
+    assert (stale.name, stale.status, stale.detail) == (
+        "address 2001:db8::7", Status.FAIL,
+        "AAAA record: GET https://shop.example.com/health (at 2001:db8::7 port 443) failed: [Errno 101] Network is unreachable",
+    )
+    assert "forgotten AAAA record" in stale.fix
 
 
 def test_dns_failure_stops_the_run() -> None:
