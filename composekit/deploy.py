@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from .docker import ContainerInfo, Docker, LineSink
-from .errors import DockerError, HealthTimeoutError, MigrationError, PortInUseError
+from .errors import DockerError, HealthTimeoutError, HttpCheckError, MigrationError, PortInUseError
+from .http import Endpoint, HttpClient
 from .ports import port_is_free
 from .project import Project
 from .render import COMPOSE_FILE, RenderedStack, render_stack
@@ -32,6 +33,7 @@ __all__ = [
 # Files render may write; a stale one (a generated Dockerfile after the app got its own) is removed.
 _GENERATED = ("Dockerfile", "Dockerfile.dockerignore")
 Report = Callable[[str], None]
+MIGRATE = "migrate"
 
 # Counts the gunicorn workers: the children of PID 1 (the gunicorn master) that are not zombies.
 _COUNT_WORKERS = (
@@ -104,25 +106,54 @@ def up(project: Project, *, timeout: float = 180, report: Report = lambda _: Non
     report(f"rendered the stack into {project.out_dir}")
     report("building the app image")
     docker.build(on_line)
-    report("starting the stack" + (" (the migration runs first)" if project.config.migrate.command else ""))
-    try:
-        docker.up(on_line)
-    except DockerError as exc:
-        _raise_if_migration_failed(project, docker, before, exc)
-        raise
+    if project.config.migrate.command is not None:
+        migrate(project, docker, before, timeout, report, on_line)
+        report("starting the stack")
+        others = [name for name in docker.services() if name != MIGRATE]
+        # --no-deps: the migration already ran; compose must not re-run it or touch what it depends on.
+        docker.up(others, dependencies=False, on_line=on_line)
+    else:
+        report("starting the stack")
+        docker.up(on_line=on_line)
     report("waiting for Traefik and the app to be healthy")
     containers = wait_healthy(docker, ["traefik", "app"], timeout)
+    wait_routed(project, timeout)
     return UpResult(url=f"https://{project.config.domain}/", containers=containers)
 
 
+def migrate(project: Project, docker: Docker, before: dict[str, ContainerInfo], timeout: float,
+            report: Report, on_line: LineSink | None) -> None:
+    """Run the one-shot migration (and what it depends on, a database say) without touching the app.
+
+    Only once it exited 0 is the app recreated: a failing migration leaves a running app serving.
+    """
+    report("running the migration")
+    try:
+        docker.up([MIGRATE], on_line=on_line)
+    except DockerError as exc:
+        _raise_if_migration_failed(project, docker, before, exc)
+        raise
+
+    def observe() -> Poll[ContainerInfo | None]:
+        c = _by_service(docker.containers()).get(MIGRATE)
+        return Poll(c, c is not None and c.status == "exited", False, c.status if c else "no container")
+
+    seen, timed_out = poll_until(observe, timeout)
+    if timed_out:
+        raise HealthTimeoutError(
+            f"the migration was still {seen.detail} after {timeout:g}s; the app was not touched.\n"
+            f"Last log lines of migrate:\n{_indent(docker.logs([MIGRATE], tail=30))}\n"
+            "fix: make the migration finish (is it waiting for a database?) or raise --timeout"
+        )
+    _raise_if_migration_failed(project, docker, before, None)
+
+
 def _raise_if_migration_failed(project: Project, docker: Docker, before: dict[str, ContainerInfo],
-                               exc: DockerError) -> None:
-    if project.config.migrate.command is None:
-        return
-    migrate = _by_service(docker.containers()).get("migrate")
+                               exc: DockerError | None) -> None:
+    migrate = _by_service(docker.containers()).get(MIGRATE)
     if migrate is None or migrate.status != "exited" or migrate.exit_code in (0, None):
         return
-    logs = docker.logs(["migrate"], tail=40)
+    logs = docker.logs([MIGRATE], tail=40)
     app_before = before.get("app")
     if app_before is not None and app_before.status == "running":
         kept = "The app that was running before is untouched and still serving."
@@ -132,49 +163,72 @@ def _raise_if_migration_failed(project: Project, docker: Docker, before: dict[st
         kept = "Nothing was left running; volumes (data, acme.json) are kept."
     raise MigrationError(
         f"the migration failed (exit code {migrate.exit_code}), so the app was not started. {kept}",
-        exc.command,
+        exc.command if exc is not None else ["docker", "compose", "up", MIGRATE],
         logs,
         "fix the migration (its output is above) and run `composekit up` again",
     )
 
 
 def wait_healthy(docker: Docker, services: list[str], timeout: float) -> list[ContainerInfo]:
-    def observe() -> Poll[list[ContainerInfo]]:
+    """Poll until every service runs healthy; fail early on a container that exited or keeps restarting."""
+
+    def observe() -> Poll[tuple[list[ContainerInfo], str | None]]:
         containers = docker.containers()
         found = _by_service(containers)
-        waiting = []
+        waiting: list[str] = []
+        culprit: str | None = None
         for name in services:
             c = found.get(name)
             if c is None:
-                return Poll(containers, False, True, f"{name}: no container was created")
+                return Poll((containers, name), False, True, f"{name}: no container was created")
             if c.status == "exited" or c.restart_count >= 3:
-                return Poll(containers, False, True,
+                return Poll((containers, name), False, True,
                             f"{name}: {c.status} (exit code {c.exit_code}, restarted {c.restart_count} times)")
             if c.status != "running" or c.health not in (None, "healthy"):
                 waiting.append(f"{name}: {c.status}, health {c.health or 'n/a'}")
-        return Poll(containers, not waiting, False, "; ".join(waiting))
+                if culprit is None or c.restart_count or c.health == "unhealthy":
+                    culprit = name
+        return Poll((containers, culprit), not waiting, False, "; ".join(waiting))
 
     seen, timed_out = poll_until(observe, timeout)
+    containers, failing = seen.value
     if seen.done:
-        return seen.value
-    failing = _failing_service(seen.value, services)
-    logs = docker.logs([failing], tail=30) if failing else ""
+        return containers
+    failing = failing or services[-1]
+    logs = docker.logs([failing], tail=30)
     what = f"did not become healthy within {timeout:g}s" if timed_out else "stopped while starting"
     raise HealthTimeoutError(
         f"the stack {what}. Last status: {seen.detail}\n"
         f"Last log lines of {failing}:\n{_indent(logs)}\n"
-        f"fix: check the app starts and its health path answers 200 (`composekit logs {failing}`); "
-        "volumes are kept, nothing was deleted"
+        f"fix: check that {failing} starts and, for the app, that its health path answers 200 "
+        f"(`composekit logs {failing}`); volumes are kept, nothing was deleted"
     )
 
 
-def _failing_service(containers: list[ContainerInfo], services: list[str]) -> str | None:
-    found = _by_service(containers)
-    for name in services:
-        c = found.get(name)
-        if c is not None and (c.status != "running" or c.health not in (None, "healthy")):
-            return name
-    return services[-1] if services else None
+def wait_routed(project: Project, timeout: float) -> None:
+    """Wait until Traefik routes the domain to the app on this machine (its health path answers 200).
+
+    Healthy containers are not enough: Traefik picks the route up from Docker events a moment later.
+    The certificate is not judged here (it may still be being issued); `composekit smoke` does that.
+    """
+    config = project.config
+    endpoint = Endpoint(config.domain, "127.0.0.1", config.ports.http, config.ports.https)
+
+    def observe() -> Poll[str]:
+        try:
+            answer = client.get("https", config.app.health_path, verify=False)
+        except HttpCheckError as exc:
+            return Poll(str(exc), False)
+        return Poll(f"HTTP {answer.status} {answer.text.strip()[:80]}", answer.status == 200)
+
+    with HttpClient(endpoint, timeout=5) as client:
+        seen, _ = poll_until(observe, timeout)
+    if not seen.done:
+        raise HealthTimeoutError(
+            f"the app is healthy but https://{config.domain}{config.app.health_path} through Traefik on this "
+            f"machine did not answer 200 within {timeout:g}s; last answer: {seen.value}\n"
+            "fix: check Traefik's logs (`composekit logs traefik`) for the router of the app"
+        )
 
 
 def _indent(text: str) -> str:

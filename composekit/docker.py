@@ -109,12 +109,21 @@ class Docker:
             BuildError,
         )
 
-    def up(self, on_line: LineSink | None = None) -> None:
+    def up(self, services: list[str] | None = None, *, dependencies: bool = True,
+           on_line: LineSink | None = None) -> None:
         self._stream(
             "`docker compose up` failed",
-            lambda: self.client.compose.up(detach=True, remove_orphans=True, color=False, stream_logs=True),
+            lambda: self.client.compose.up(
+                services, detach=True, remove_orphans=True, dependencies=dependencies,
+                color=False, stream_logs=True,
+            ),
             on_line,
         )
+
+    def services(self) -> list[str]:
+        """Every service of the stack, the override file's included."""
+        config = self._call("`docker compose config` failed", lambda: self.client.compose.config(return_json=True))
+        return sorted(config.get("services", {}))
 
     def down(self, delete_volumes: bool, on_line: LineSink | None = None) -> None:
         self._stream(

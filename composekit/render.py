@@ -96,7 +96,7 @@ def _traefik_static(config: Config) -> dict[str, Any]:
         acme["tlsChallenge"] = {}
     return {
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
-        "log": {"level": "INFO"},
+        "log": {"level": "INFO", "noColor": True},
         "accessLog": {},
         "ping": {"entryPoint": "ping"},
         "entryPoints": {
