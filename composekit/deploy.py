@@ -15,7 +15,7 @@ from .errors import DockerError, HealthTimeoutError, HttpCheckError, MigrationEr
 from .http import Endpoint, HttpClient
 from .ports import port_is_free
 from .project import Project
-from .render import COMPOSE_FILE, RenderedStack, render_stack
+from .render import COMPOSE_FILE, OPTIONAL_FILES, RenderedStack, render_stack
 from .wait import Poll, poll_until
 
 __all__ = [
@@ -30,8 +30,6 @@ __all__ = [
     "write_stack",
 ]
 
-# Files render may write; a stale one (a generated Dockerfile after the app got its own) is removed.
-_GENERATED = ("Dockerfile", "Dockerfile.dockerignore")
 Report = Callable[[str], None]
 MIGRATE = "migrate"
 
@@ -58,7 +56,8 @@ def write_stack(project: Project, stack: RenderedStack | None = None) -> Rendere
         path = out / name
         if not path.is_file() or path.read_text() != content:
             path.write_text(content)
-    for name in _GENERATED:
+    # A stale generated file (a Dockerfile after the app got its own) is removed.
+    for name in OPTIONAL_FILES:
         if name not in stack.files and (out / name).is_file():
             (out / name).unlink()
     return stack

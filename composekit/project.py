@@ -98,6 +98,14 @@ def load_project(config_files: tuple[Path, ...] = (), out_dir: Path | None = Non
             f"{source}: app/env_file: {config.app.env_file!r} does not exist; create it (it holds the app's "
             "secrets, keep it out of git) or remove the key"
         )
+    database = config.database
+    if database is not None and not (root / database.password_file).is_file():
+        problems.append(
+            f"{source}: database/password_file: {database.password_file!r} does not exist; create it "
+            "(`composekit init --template fastapi-postgres` writes one, or "
+            "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > "
+            f"{database.password_file}`) and keep it out of git"
+        )
     for i, ca in enumerate(config.acme.ca_certificates):
         ca_path = Path(ca) if Path(ca).is_absolute() else root / ca
         if not ca_path.is_file():

@@ -390,7 +390,7 @@ def _ignored_secrets(project: Project) -> list[str]:
 
 
 # Rendered only for some configs; a leftover copy on disk is stale (deploy.write_stack removes it).
-_OPTIONAL_FILES = ("Dockerfile", "Dockerfile.dockerignore")
+OPTIONAL_FILES = ("Dockerfile", "Dockerfile.dockerignore")  # rendered only when the app has no Dockerfile
 
 
 def check_stack(project: Project, stack: RenderedStack | None = None) -> str:
@@ -402,7 +402,7 @@ def check_stack(project: Project, stack: RenderedStack | None = None) -> str:
     out = project.out_dir
     label = Path(os.path.relpath(out, project.root)).as_posix() if out.is_relative_to(project.root) else out.as_posix()
     chunks: list[str] = []
-    names = list(stack.files) + [n for n in _OPTIONAL_FILES if n not in stack.files and (out / n).is_file()]
+    names = list(stack.files) + [n for n in OPTIONAL_FILES if n not in stack.files and (out / n).is_file()]
     for name in names:
         path = out / name
         on_disk = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None

@@ -130,6 +130,7 @@ def test_env_file_is_referenced_not_inlined(tmp_path: Path) -> None:
         ({"requirements.txt": ""}, BASE.replace("{module: app.main:app}", "{module: app.main:app, dockerfile: docker/Dockerfile}"), "composekit.yaml: app/dockerfile: 'docker/Dockerfile' not found in {root}; fix the path, or remove the key to let composekit generate a Dockerfile"),
         ({"requirements.txt": ""}, BASE.replace("{module: app.main:app}", "{module: app.main:app, env_file: .env}"), "composekit.yaml: app/env_file: '.env' does not exist; create it (it holds the app's secrets, keep it out of git) or remove the key"),
         ({"requirements.txt": ""}, BASE + "acme: {ca_certificates: [missing.pem]}\n", "composekit.yaml: acme/ca_certificates/0: file 'missing.pem' does not exist"),
+        ({"requirements.txt": ""}, BASE + "database: {name: shop, user: shop, password_file: secrets/pw}\n", "composekit.yaml: database/password_file: 'secrets/pw' does not exist; create it (`composekit init --template fastapi-postgres` writes one, or `python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > secrets/pw`) and keep it out of git"),
     ],
 )
 def test_project_file_errors(tmp_path: Path, files: dict[str, str], config: str, expected: str) -> None:
