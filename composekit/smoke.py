@@ -2,9 +2,10 @@
 
 Checks, in order: DNS, the HTTP -> HTTPS permanent redirect, the TLS certificate (chain, name, not
 Traefik's default, expiry), the health path (200 within the latency budget), the extra checks of
-`smoke/checks`, the security headers composekit configures, and that no server version leaks.
-When the certificate does not verify, the HTTP checks still run over unverified TLS, so one run
-shows whether only the certificate is wrong.
+`smoke/checks`, the security headers composekit configures, that no server version leaks, and that
+every other address the domain resolves to answers too (a stale AAAA record). When the certificate
+does not verify, the HTTP checks still run over unverified TLS, so one run shows whether only the
+certificate is wrong.
 """
 
 from __future__ import annotations
