@@ -130,6 +130,14 @@ def up(
     smoke_wait: Annotated[
         float, typer.Option(min=0, help="Seconds smoke retries while Traefik obtains the certificate.")
     ] = 90,
+    resolve: Annotated[
+        str | None,
+        typer.Option(metavar="DOMAIN:IP", help="For the smoke test: send requests to IP (as `composekit smoke --resolve`)."),
+    ] = None,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(metavar="PEM", help="For the smoke test: trust this CA file (private or test ACME CA)."),
+    ] = None,
 ) -> None:
     """Render, build the app image, run the migration, start the stack, wait until it is healthy, smoke-test it."""
 
@@ -138,7 +146,7 @@ def up(
         result = deploy.up(project, timeout=timeout, report=_progress, on_line=None if quiet else _docker_line)
         _progress(f"[green]healthy[/]: {result.url}")
         out.print(result.url)
-        return cli_checks.smoke_after_up(smoke_wait) if smoke else True
+        return cli_checks.smoke_after_up(smoke_wait, resolve=resolve, ca_file=ca_file) if smoke else True
 
     if not run(do):
         raise typer.Exit(1)

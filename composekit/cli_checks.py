@@ -129,13 +129,13 @@ def doctor_command(
         raise typer.Exit(1)
 
 
-def smoke_after_up(wait: float) -> bool:
+def smoke_after_up(wait: float, resolve: str | None = None, ca_file: Path | None = None) -> bool:
     """`up`'s last step: smoke with the config's settings, retrying while Traefik gets its certificate.
 
     The report goes to stderr: stdout carries only `up`'s URL.
     """
     cli.err.print(f"[bold]composekit:[/] smoke-testing the deployment (retrying for up to {wait:g}s)")
-    report = smoke(smoke_options(), wait=wait, on_retry=_retrying)
+    report = smoke(smoke_options(resolve=resolve, ca_file=ca_file), wait=wait, on_retry=_retrying)
     render_table(report, cli.err)
     if not report.passed:
         cli.err.print("[bold]composekit:[/] the stack is up, but smoke failed (`composekit up --no-smoke` skips it)")
