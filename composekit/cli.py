@@ -4,53 +4,19 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from . import deploy
-from .errors import ConfigError, UserError
+from .cli_app import app, err, out, run, state
+from .errors import UserError
 from .project import Project, load_project
-from .render import COMPOSE_FILE, check_stack, render_stack
+from .render import check_stack, render_stack
 
 __all__ = ["app", "main"]
-
-T = TypeVar("T")
-
-app = typer.Typer(
-    name="composekit",
-    help="Deploy a FastAPI app to one server: composekit.yaml -> Traefik + ACME + Gunicorn/Uvicorn on Docker Compose.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False, soft_wrap=True)
-
-
-class _State:
-    config_files: tuple[Path, ...] = ()
-
-
-state = _State()
-
-
-def run(fn: Callable[[], T]) -> T:
-    """The one error handler: a UserError is printed as-is and exits 1; anything else keeps its traceback."""
-    try:
-        return fn()
-    except ConfigError as exc:
-        for problem in exc.problems:
-            sys.stderr.write(f"error: {problem}\n")
-        raise typer.Exit(1) from None
-    except UserError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        raise typer.Exit(1) from None
-
 
 def _project(out_dir: Path | None = None) -> Project:
     return load_project(state.config_files, out_dir=out_dir)

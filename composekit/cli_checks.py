@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from . import cli
+from . import cli_app as cli
 from .checks import Report, render_json, render_table
 from .config import CONFIG_FILENAME, load_config
 from .doctor import DoctorOptions, run_doctor

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from . import scaffold
-from .cli import app, err, run
+from .cli_app import app, err, run
 from .schema import schema_json
 
 __all__ = ["init", "schema"]

@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from .docker import ContainerInfo, Docker, LineSink
-from .errors import DockerError, HealthTimeoutError, HttpCheckError, MigrationError, PortInUseError
+from .errors import (
+    DockerError,
+    HealthTimeoutError,
+    HttpCheckError,
+    MigrationError,
+    PortInUseError,
+)
 from .http import Endpoint, HttpClient
 from .ports import port_is_free
 from .project import Project

@@ -64,7 +64,7 @@ class Docker:
     def __init__(self, project_name: str, compose_files: list[Path]) -> None:
         self.project_name = project_name
         self.compose_files = compose_files
-        self.client = DockerClient(compose_files=compose_files, compose_project_name=project_name)
+        self.client = DockerClient(compose_files=list[str | Path](compose_files), compose_project_name=project_name)
 
     def _call(self, summary: str, fn: Callable[[], T], hint: str = "", error: type[DockerError] = DockerError) -> T:
         try:
@@ -91,12 +91,35 @@ class Docker:
     # engine -------------------------------------------------------------------------------------
 
     def engine_version(self) -> str:
-        return self._call("cannot reach the Docker engine", lambda: str(self.client.version().server.version),
-                          ENGINE_HINT)
+        def version() -> str:
+            server = self.client.version().server
+            return str(server.version) if server is not None else "unknown"
+
+        return self._call("cannot reach the Docker engine", version, ENGINE_HINT)
 
     def compose_version(self) -> str:
         return self._call("Docker Compose v2 is not available", lambda: str(self.client.compose.version()).strip(),
                           COMPOSE_HINT)
+
+    def api_versions(self) -> tuple[str, str]:
+        """The engine's API version and the oldest it still accepts."""
+        server = self._call("cannot read the Docker engine's version", lambda: self.client.version().server,
+                            ENGINE_HINT)
+        if server is None:
+            raise DockerError("the Docker engine did not report its version", ["docker", "version"], "", ENGINE_HINT)
+        return str(server.api_version), str(server.min_api_version)
+
+    def root_dir(self) -> str:
+        return self._call("cannot read `docker info`", lambda: str(self.client.info().docker_root_dir), ENGINE_HINT)
+
+    def volume_mountpoint(self, name: str) -> str | None:
+        if not self._call(f"cannot inspect volume {name}", lambda: self.client.volume.exists(name), ENGINE_HINT):
+            return None
+        return self._call(f"cannot inspect volume {name}",
+                          lambda: str(self.client.volume.inspect(name).mountpoint), ENGINE_HINT)
+
+    def image_exists(self, image: str) -> bool:
+        return self._call(f"cannot inspect image {image}", lambda: self.client.image.exists(image), ENGINE_HINT)
 
     # stack --------------------------------------------------------------------------------------
 
@@ -136,7 +159,7 @@ class Docker:
         found = self._call(
             "cannot list the stack's containers",
             lambda: self.client.container.list(
-                all=True, filters={"label": f"com.docker.compose.project={self.project_name}"}
+                all=True, filters=[("label", f"com.docker.compose.project={self.project_name}")]
             ),
             ENGINE_HINT,
         )
@@ -148,7 +171,7 @@ class Docker:
                 ContainerInfo(
                     id=c.id,
                     name=c.name,
-                    service=c.config.labels.get("com.docker.compose.service", ""),
+                    service=(c.config.labels or {}).get("com.docker.compose.service", ""),
                     status=str(state.status),
                     health=str(health) if health else None,
                     exit_code=state.exit_code,
@@ -187,6 +210,6 @@ class Docker:
     def volumes(self) -> list[str]:
         found = self._call(
             "cannot list the stack's volumes",
-            lambda: self.client.volume.list(filters={"label": f"com.docker.compose.project={self.project_name}"}),
+            lambda: self.client.volume.list(filters=[("label", f"com.docker.compose.project={self.project_name}")]),
         )
         return sorted(v.name for v in found)

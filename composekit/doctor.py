@@ -21,7 +21,7 @@ from typing import Protocol
 
 from .checks import CheckResult, Report
 from .config import CONFIG_FILENAME, Config, load_config
-from .docker import ENGINE_HINT, ContainerInfo, Docker
+from .docker import ContainerInfo, Docker
 from .errors import ConfigError, DockerError, HttpCheckError
 from .http import resolve
 from .ports import port_is_free
@@ -64,29 +64,6 @@ class EngineProbe(Protocol):
     def image_exists(self, image: str) -> bool: ...
 
     def containers(self) -> list[ContainerInfo]: ...
-
-
-class _DockerProbe(Docker):
-    """composekit.docker.Docker plus the engine facts doctor needs (candidates to move into docker.py)."""
-
-    def api_versions(self) -> tuple[str, str]:
-        server = self._call("cannot read the Docker engine's version", lambda: self.client.version().server,
-                            ENGINE_HINT)
-        if server is None:
-            raise DockerError("the Docker engine did not report its version", ["docker", "version"], "", ENGINE_HINT)
-        return str(server.api_version), str(server.min_api_version)
-
-    def root_dir(self) -> str:
-        return self._call("cannot read `docker info`", lambda: str(self.client.info().docker_root_dir), ENGINE_HINT)
-
-    def volume_mountpoint(self, name: str) -> str | None:
-        if not self._call(f"cannot inspect volume {name}", lambda: self.client.volume.exists(name), ENGINE_HINT):
-            return None
-        return self._call(f"cannot inspect volume {name}",
-                          lambda: str(self.client.volume.inspect(name).mountpoint), ENGINE_HINT)
-
-    def image_exists(self, image: str) -> bool:
-        return self._call(f"cannot inspect image {image}", lambda: self.client.image.exists(image), ENGINE_HINT)
 
 
 @dataclass(frozen=True)
@@ -329,7 +306,7 @@ def _docker_failure(name: str, exc: DockerError) -> CheckResult:
 def run_doctor(
     opts: DoctorOptions,
     *,
-    probe: Callable[[str], EngineProbe] = lambda project: _DockerProbe(project, []),
+    probe: Callable[[str], EngineProbe] = lambda project: Docker(project, []),
     resolver: Callable[[str], list[str]] = resolve,
     is_local: Callable[[str], bool] = is_local_address,
     port_free: Callable[[int], bool] = port_is_free,

@@ -21,7 +21,14 @@ from typing import Any
 
 import yaml
 
-from .config import CONFIG_FILENAME, DEFAULT_POSTGRES_IMAGE, DEFAULT_PYTHON_IMAGE, App, Config, parse_config
+from .config import (
+    CONFIG_FILENAME,
+    DEFAULT_POSTGRES_IMAGE,
+    DEFAULT_PYTHON_IMAGE,
+    App,
+    Config,
+    parse_config,
+)
 from .dockerfile import dockerignore, render_dockerfile
 from .errors import ConfigError, TemplateError
 from .project import DependencyStyle, detect_dependencies

@@ -32,6 +32,8 @@ STATE = Path(os.environ.get("COMPOSEKIT_TESTENV", "/var/lib/composekit-testenv")
 
 @dataclass(frozen=True)
 class TestEnv:
+    __test__ = False  # not a test class, despite its name
+
     values: dict[str, str]
     roots: Path  # Pebble's current issuing root + intermediate
 
@@ -60,6 +62,8 @@ class TestEnv:
         doc: dict[str, Any] = {
             "acme": {"ca_server": self.acme_dir, "ca_certificates": [self.pebble_ca]},
             "images": {"python": self.python_image, "traefik": self.traefik_image},
+            # Test domains resolve nowhere and Pebble's roots are trusted by nobody: smoke checks this machine.
+            "smoke": {"resolve": "127.0.0.1", "ca_file": str(self.roots)},
         }
         return _merge(doc, extra)
 
@@ -142,7 +146,7 @@ class Stack:
                 return tls.getpeercert()  # type: ignore[return-value]
 
     def containers(self) -> dict[str, Any]:
-        found = self.docker.container.list(all=True, filters={"label": f"com.docker.compose.project={self.name}"})
+        found = self.docker.container.list(all=True, filters=[("label", f"com.docker.compose.project={self.name}")])
         return {c.config.labels["com.docker.compose.service"]: c for c in found}
 
     def wait_https(self, path: str = "/", timeout: float = 60) -> httpx.Response:

@@ -35,7 +35,7 @@ def test_failing_first_migration_leaves_nothing_half_started(make_stack: Any) ->
     assert "Nothing was left running; volumes (data, acme.json) are kept." in result.stderr
     assert "no database" in result.stderr
     assert stack.containers() == {}
-    volumes = {v.name for v in stack.docker.volume.list(filters={"label": "com.docker.compose.project=badmig"})}
+    volumes = {v.name for v in stack.docker.volume.list(filters=[("label", "com.docker.compose.project=badmig")])}
     assert "badmig_data" in volumes  # created for the migration, and kept (Traefik never started: no acme)
 
 

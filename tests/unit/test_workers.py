@@ -138,3 +138,18 @@ def test_container_networks_from_route_table(tmp_path: Path) -> None:
         "eth0\t000012AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n"
     )
     assert container_networks(str(table)) == ["172.18.0.0/16"]
+
+
+def test_gunicorn_settings_for_a_container() -> None:
+    from composekit.runtime.gunicorn_conf import settings
+
+    res = Resources(host_cpus=8, quota_cpus=2.0, cpuset_cpus=None, memory_limit=None, source="cgroup v2")
+    conf = settings({"APP_PORT": "9000", "WORKERS_PER_CORE": "2"}, res, ["172.18.0.0/16"])
+    assert conf["bind"] == "0.0.0.0:9000"
+    assert conf["workers"] == 4
+    assert conf["worker_class"] == "uvicorn_worker.UvicornWorker"
+    assert conf["worker_tmp_dir"] == "/dev/shm"
+    assert conf["forwarded_allow_ips"] == "172.18.0.0/16"
+    assert conf["keepalive"] > 60  # above Traefik's idle timeout to backends
+    assert str(conf["_explanation"]).startswith("composekit: workers=4 (cgroup v2: cpu quota=2 cpuset=none host=8")
+    assert settings({"FORWARDED_ALLOW_IPS": "10.0.0.1"}, res, [])["forwarded_allow_ips"] == "10.0.0.1"

@@ -91,10 +91,10 @@ def read_resources(root: str | Path = "/sys/fs/cgroup", host_cpus: int | None = 
             memory = int(mem)
     else:
         source = "cgroup v1"
-        q = _read(root / "cpu" / "cpu.cfs_quota_us") or _read(root / "cpu,cpuacct" / "cpu.cfs_quota_us")
-        p = _read(root / "cpu" / "cpu.cfs_period_us") or _read(root / "cpu,cpuacct" / "cpu.cfs_period_us")
-        if q and p and int(q) > 0 and int(p) > 0:
-            quota = int(q) / int(p)
+        q1 = _read(root / "cpu" / "cpu.cfs_quota_us") or _read(root / "cpu,cpuacct" / "cpu.cfs_quota_us")
+        p1 = _read(root / "cpu" / "cpu.cfs_period_us") or _read(root / "cpu,cpuacct" / "cpu.cfs_period_us")
+        if q1 and p1 and int(q1) > 0 and int(p1) > 0:
+            quota = int(q1) / int(p1)
         spec = _read(root / "cpuset" / "cpuset.effective_cpus") or _read(root / "cpuset" / "cpuset.cpus")
         cpuset = count_cpu_list(spec) if spec else None
         mem = _read(root / "memory" / "memory.limit_in_bytes")
@@ -168,30 +168,29 @@ def container_networks(route_table: str = "/proc/net/route") -> list[str]:
     return networks
 
 
-def _settings() -> None:
-    env = dict(os.environ)
-    global bind, workers, worker_class, worker_tmp_dir, graceful_timeout, timeout, keepalive
-    global forwarded_allow_ips, accesslog, errorlog, loglevel, capture_output
-    resources = read_resources()
+def settings(env: dict[str, str], resources: Resources, networks: list[str]) -> dict[str, object]:
+    """Gunicorn's settings for this container, and the log line that explains them."""
     workers, why = compute_workers(resources, env)
-    bind = f"0.0.0.0:{env.get('APP_PORT', '8000')}"
-    worker_class = "uvicorn_worker.UvicornWorker"
-    worker_tmp_dir = "/dev/shm"
-    graceful_timeout = int(env.get("GRACEFUL_TIMEOUT", "30"))
-    timeout = int(env.get("WORKER_TIMEOUT", "60"))
-    # Above Traefik's idle timeout to its backends (60s, set in traefik.yml), so the proxy closes first.
-    keepalive = int(env.get("KEEPALIVE", "75"))
-    forwarded_allow_ips = env.get("FORWARDED_ALLOW_IPS") or ",".join(container_networks()) or "127.0.0.1"
-    accesslog = "-"
-    errorlog = "-"
-    loglevel = env.get("LOG_LEVEL", "info")
-    capture_output = True
-    print(
-        f"composekit: workers={workers} ({why}); forwarded_allow_ips={forwarded_allow_ips}",
-        file=sys.stderr,
-        flush=True,
-    )
+    forwarded = env.get("FORWARDED_ALLOW_IPS") or ",".join(networks) or "127.0.0.1"
+    return {
+        "bind": f"0.0.0.0:{env.get('APP_PORT', '8000')}",
+        "workers": workers,
+        "worker_class": "uvicorn_worker.UvicornWorker",
+        "worker_tmp_dir": "/dev/shm",
+        "graceful_timeout": int(env.get("GRACEFUL_TIMEOUT", "30")),
+        "timeout": int(env.get("WORKER_TIMEOUT", "60")),
+        # Above Traefik's idle timeout to its backends (60s, set in traefik.yml), so the proxy closes first.
+        "keepalive": int(env.get("KEEPALIVE", "75")),
+        "forwarded_allow_ips": forwarded,
+        "accesslog": "-",
+        "errorlog": "-",
+        "loglevel": env.get("LOG_LEVEL", "info"),
+        "capture_output": True,
+        "_explanation": f"composekit: workers={workers} ({why}); forwarded_allow_ips={forwarded}",
+    }
 
 
-if __name__ != "composekit.runtime.gunicorn_conf":
-    _settings()
+if __name__ != "composekit.runtime.gunicorn_conf":  # loaded by gunicorn as its config file
+    _settings = settings(dict(os.environ), read_resources(), container_networks())
+    print(_settings.pop("_explanation"), file=sys.stderr, flush=True)
+    globals().update(_settings)
