@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from composekit.checks import Report, Status
-from composekit.docker import COMPOSE_HINT, ENGINE_HINT, ContainerInfo
 from composekit.config import parse_config
+from composekit.docker import COMPOSE_HINT, ENGINE_HINT, ContainerInfo
 from composekit.doctor import (
     DoctorOptions,
     check_acme_file,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -12,21 +11,14 @@ import yaml
 from composekit.project import load_project
 from composekit.render import render_stack
 
+from .golden import assert_matches_golden
+
 REPO = Path(__file__).resolve().parents[2]
-GOLDEN = REPO / "tests" / "golden" / "fastapi"
 EXAMPLE = REPO / "stacks" / "fastapi" / "composekit.yaml"
 
 
 def test_example_matches_golden_files() -> None:
-    stack = render_stack(load_project((EXAMPLE,)))
-    if os.environ.get("COMPOSEKIT_UPDATE_GOLDEN") == "1":
-        shutil.rmtree(GOLDEN, ignore_errors=True)
-        GOLDEN.mkdir(parents=True)
-        for name, content in stack.files.items():
-            (GOLDEN / name).write_text(content)
-    assert sorted(stack.files) == sorted(p.name for p in GOLDEN.iterdir())
-    for name, content in stack.files.items():
-        assert content == (GOLDEN / name).read_text(), f"{name} differs from tests/golden (COMPOSEKIT_UPDATE_GOLDEN=1 rewrites)"
+    assert_matches_golden(render_stack(load_project((EXAMPLE,))), "fastapi")
 
 
 def test_rendering_is_deterministic_across_locations(tmp_path: Path) -> None:

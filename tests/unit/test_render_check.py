@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -15,9 +14,10 @@ from composekit.deploy import write_stack
 from composekit.project import load_project
 from composekit.render import check_stack, render_stack
 
+from .golden import assert_matches_golden
+
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "stacks" / "fastapi-postgres" / "composekit.yaml"
-GOLDEN = REPO / "tests" / "golden" / "fastapi-postgres"
 BASE = "name: shop\ndomain: shop.example.com\napp: {module: app.main:app}\n"
 DATABASE = "database: {name: shop, user: shop_app, password_file: secrets/db_password}\n"
 runner = CliRunner()
@@ -45,14 +45,7 @@ def test_template_matches_golden_files(tmp_path: Path) -> None:
     (copy / "secrets" / "db_password").write_text("not-in-any-rendered-file\n")
     stack = render_stack(load_project((copy / TEMPLATE.name,)))
     assert "not-in-any-rendered-file" not in "".join(stack.files.values())
-    if os.environ.get("COMPOSEKIT_UPDATE_GOLDEN") == "1":
-        shutil.rmtree(GOLDEN, ignore_errors=True)
-        GOLDEN.mkdir(parents=True)
-        for name, content in stack.files.items():
-            (GOLDEN / name).write_text(content)
-    assert sorted(stack.files) == sorted(p.name for p in GOLDEN.iterdir())
-    for name, content in stack.files.items():
-        assert content == (GOLDEN / name).read_text(), f"{name} differs from tests/golden (COMPOSEKIT_UPDATE_GOLDEN=1 rewrites)"
+    assert_matches_golden(stack, "fastapi-postgres")
 
 
 def test_db_service_follows_the_official_image_interface(tmp_path: Path) -> None:

@@ -13,7 +13,13 @@ from typer.testing import CliRunner
 from composekit.cli import app as cli_app
 from composekit.config import Config, parse_config
 from composekit.errors import ConfigError
-from composekit.schema import OVERRIDES, SCHEMA_DIALECT, _fields, config_schema, schema_json
+from composekit.schema import (
+    OVERRIDES,
+    SCHEMA_DIALECT,
+    _fields,
+    config_schema,
+    schema_json,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 MINIMAL: dict[str, Any] = {"name": "shop", "domain": "shop.example.com", "app": {"module": "app.main:app"}}

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from composekit.runtime.gunicorn_conf import Resources, compute_workers, container_networks, count_cpu_list, read_resources
+from composekit.runtime.gunicorn_conf import (
+    Resources,
+    compute_workers,
+    container_networks,
+    count_cpu_list,
+    read_resources,
+)
 
 
 def write(root: Path, files: dict[str, str]) -> Path:
