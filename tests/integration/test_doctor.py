@@ -31,8 +31,13 @@ def make_project(tmp_path: Path, testenv: TestEnv, **overrides: Any) -> Path:
     return target
 
 
-def doctor(directory: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, dict[str, str]]]:
+def doctor(directory: Path, *args: str, env: dict[str, str] | None = None,
+           hosts: Path | None = None) -> tuple[int, dict[str, dict[str, str]]]:
     cmd = [sys.executable, "-m", "composekit.cli", "-c", "composekit.yaml", "-c", "local.yaml", "doctor", "--json", *args]
+    if hosts is not None:
+        # A private mount namespace where /etc/hosts is ours: real name resolution, nothing else changed.
+        cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+               f'mount --bind "$0" /etc/hosts && exec "$@"', str(hosts), *cmd]
     result = subprocess.run(cmd, cwd=directory, capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode in (0, 1), f"doctor crashed ({result.returncode}):\n{result.stderr[-3000:]}"
     return result.returncode, {c["name"]: c for c in json.loads(result.stdout)["checks"]}
@@ -109,23 +114,21 @@ def test_domain_that_does_not_resolve(tmp_path: Path, testenv: TestEnv) -> None:
 
 
 def test_domain_that_resolves_elsewhere(tmp_path: Path, testenv: TestEnv) -> None:
-    domain = "pypi.org"  # the one public name this machine must resolve (it installs from PyPI)
-    try:
-        addresses = sorted({str(info[4][0]) for info in socket.getaddrinfo(domain, None, type=socket.SOCK_STREAM)})
-    except socket.gaierror as exc:
-        pytest.skip(f"{domain} does not resolve on this machine ({exc}), so it cannot point elsewhere")
+    domain, elsewhere = "elsewhere.composekit.test", "198.51.100.7"  # TEST-NET-2: never this machine
+    hosts = tmp_path / "hosts"
+    hosts.write_text(Path("/etc/hosts").read_text() + f"\n{elsewhere} {domain}\n")
     project = make_project(tmp_path, testenv, domain=domain, ports={"http": free_port(), "https": free_port()})
-    code, checks = doctor(project)
+    code, checks = doctor(project, hosts=hosts)
     assert code == 1
     assert checks["dns"]["status"] == "fail"
     assert "is not an address of this machine" in checks["dns"]["detail"]
     assert "--expect-ip PUBLIC_IP" in checks["dns"]["fix"]
 
-    code, checks = doctor(project, "--expect-ip", "198.51.100.7")
+    code, checks = doctor(project, "--expect-ip", "198.51.100.8", hosts=hosts)
     assert checks["dns"]["status"] == "fail"
-    assert checks["dns"]["detail"].endswith("is not the expected 198.51.100.7")
+    assert checks["dns"]["detail"].endswith("is not the expected 198.51.100.8")
 
-    code, checks = doctor(project, *[arg for a in addresses for arg in ("--expect-ip", a)])
+    code, checks = doctor(project, "--expect-ip", elsewhere, hosts=hosts)
     assert checks["dns"]["status"] == "ok"
     assert checks["dns"]["detail"].endswith("as expected")
 
