@@ -37,7 +37,7 @@ def doctor(directory: Path, *args: str, env: dict[str, str] | None = None,
     if hosts is not None:
         # A private mount namespace where /etc/hosts is ours: real name resolution, nothing else changed.
         cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-               f'mount --bind "$0" /etc/hosts && exec "$@"', str(hosts), *cmd]
+               'mount --bind "$0" /etc/hosts && exec "$@"', str(hosts), *cmd]
     result = subprocess.run(cmd, cwd=directory, capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode in (0, 1), f"doctor crashed ({result.returncode}):\n{result.stderr[-3000:]}"
     return result.returncode, {c["name"]: c for c in json.loads(result.stdout)["checks"]}
