@@ -1,1 +1,68 @@
-"""composekit: deploy a FastAPI app to one server with Docker Compose, Traefik and ACME."""
+"""composekit: deploy a FastAPI app to one server with Docker Compose, Traefik and ACME.
+
+The library behind the `composekit` command; the CLI only parses options and calls these::
+
+    from composekit import load_project, render_stack, up
+
+    project = load_project((Path("composekit.yaml"),))
+    print(render_stack(project).compose)
+    up(project, timeout=180)
+"""
+
+from __future__ import annotations
+
+from .checks import CheckResult, Report
+from .config import Config, load_config, parse_config
+from .deploy import down, status, up, write_stack
+from .doctor import DoctorOptions, run_doctor
+from .errors import (
+    BuildError,
+    ComposekitError,
+    ConfigError,
+    DockerError,
+    HealthTimeoutError,
+    HttpCheckError,
+    MigrationError,
+    PortInUseError,
+    TemplateError,
+    UserError,
+)
+from .project import Project, load_project
+from .render import RenderedStack, check_stack, render_stack
+from .schema import config_schema
+from .smoke import SmokeOptions, smoke
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BuildError",
+    "CheckResult",
+    "ComposekitError",
+    "Config",
+    "ConfigError",
+    "DockerError",
+    "DoctorOptions",
+    "HealthTimeoutError",
+    "HttpCheckError",
+    "MigrationError",
+    "PortInUseError",
+    "Project",
+    "RenderedStack",
+    "Report",
+    "SmokeOptions",
+    "TemplateError",
+    "UserError",
+    "__version__",
+    "check_stack",
+    "config_schema",
+    "down",
+    "load_config",
+    "load_project",
+    "parse_config",
+    "render_stack",
+    "run_doctor",
+    "smoke",
+    "status",
+    "up",
+    "write_stack",
+]
