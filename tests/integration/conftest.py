@@ -27,6 +27,8 @@ import yaml
 from python_on_whales import DockerClient
 
 REPO = Path(__file__).resolve().parents[2]
+# Projects a developer may have running on this machine: tests never create (or delete) them.
+RESERVED_PROJECTS = {"shop": "scripts/example.sh", "bench-a": "benchmarks/", "bench-b": "benchmarks/"}
 STATE = Path(os.environ.get("COMPOSEKIT_TESTENV", "/var/lib/composekit-testenv"))
 
 
@@ -185,6 +187,8 @@ def make_stack(testenv: TestEnv, tmp_path_factory: pytest.TempPathFactory, host_
     made: list[Stack] = []
 
     def make(source: Path, name: str, domain: str | None = None, **overrides: Any) -> Stack:
+        if name in RESERVED_PROJECTS:
+            raise ValueError(f"{name!r} is the project of {RESERVED_PROJECTS[name]}: a test stack must not take it over")
         for earlier in made:
             earlier.ck("down", "--delete-volumes", check=False, timeout=120)
         target = tmp_path_factory.mktemp(name) / name

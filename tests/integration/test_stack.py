@@ -23,7 +23,8 @@ HOST_CPUS = os.cpu_count() or 1
 @pytest.fixture(scope="module")
 def shop(make_stack: Any) -> Stack:
     # cpus 1 x 3 workers per core = 3 workers; sized from the host's cores it would be 3 x HOST_CPUS.
-    stack: Stack = make_stack(EXAMPLE, "shop", app={"cpus": 1, "workers_per_core": 3, "memory": "2G"})
+    # Not "shop": that is the example's project (scripts/example.sh), whose volumes the suite must not touch.
+    stack: Stack = make_stack(EXAMPLE, "itshop", app={"cpus": 1, "workers_per_core": 3, "memory": "2G"})
     # The first deploy runs up's smoke test too: over HTTPS to this machine, trusting only Pebble's roots.
     result = stack.ck("up", "--resolve", f"{stack.domain}:127.0.0.1", "--ca-file", str(stack.env.roots))
     assert result.stdout.strip().endswith(f"https://{stack.domain}/")
@@ -126,7 +127,7 @@ def test_data_and_certificate_survive_down_and_up(shop: Stack) -> None:
     assert created.status_code == 201
     serial = shop.peer_certificate()["serialNumber"]
     down = shop.ck("down")
-    assert "kept volumes: shop_acme, shop_data" in down.stderr
+    assert "kept volumes: itshop_acme, itshop_data" in down.stderr
     assert shop.containers() == {}
     shop.ck("up", "--no-smoke")
     notes = shop.wait_https("/notes").json()
