@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .docker import ContainerInfo, Docker, LineSink
@@ -281,7 +280,3 @@ def status(project: Project) -> StackStatus:
         workers = count_workers(docker, c.name) if c.service == "app" and c.status == "running" else None
         rows.append(ServiceStatus(c.service, c.name, c.status, c.health, c.exit_code, c.started_at, workers))
     return StackStatus(project.config.name, f"https://{project.config.domain}/", rows)
-
-
-def rendered_compose_path(project: Project) -> Path:
-    return project.out_dir / COMPOSE_FILE
