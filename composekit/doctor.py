@@ -138,21 +138,8 @@ def check_traefik_api(image: str, api: str, min_api: str, present: bool | None) 
     return CheckResult.ok(name, seen)
 
 
-def _listens_locally(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(2)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _may_bind(port: int) -> bool:
-    """Whether this process may bind ``port`` at all: below 1024 only root may (Linux's default)."""
-    return port >= 1024 or os.geteuid() == 0
-
-
 def check_ports(config: Config, containers: list[ContainerInfo] | None,
-                port_free: Callable[[int], bool] = port_is_free,
-                may_bind: Callable[[int], bool] = _may_bind,
-                listens: Callable[[int], bool] = _listens_locally) -> list[CheckResult]:
+                port_free: Callable[[int], bool] = port_is_free) -> list[CheckResult]:
     traefik = next((c for c in containers or [] if c.service == "traefik" and c.status == "running"), None)
     results = []
     for key, port in (("http", config.ports.http), ("https", config.ports.https)):
@@ -163,9 +150,6 @@ def check_ports(config: Config, containers: list[ContainerInfo] | None,
             results.append(CheckResult.fail(name, f"cannot test port {port}: {exc.strerror}",
                                             "run doctor as root on the server that will run the stack"))
             continue
-        if not free and not may_bind(port) and not listens(port):
-            # A user in the docker group cannot bind a privileged port; Docker (root) can: not "taken".
-            free = True
         if free:
             results.append(CheckResult.ok(name, f"free (ports/{key})"))
         elif traefik is not None:

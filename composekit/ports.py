@@ -1,25 +1,42 @@
-"""Whether a host TCP port is free to publish."""
+"""Whether a host TCP port is free for Traefik to publish: the one check `up` and `doctor` share."""
 
 from __future__ import annotations
 
 import errno
 import socket
+from collections.abc import Callable
 
 __all__ = ["port_is_free"]
 
 
-def port_is_free(port: int, host: str = "0.0.0.0") -> bool:
-    """True when nothing listens on ``port``: binding it succeeds (and is released at once).
-
-    SO_REUSEADDR, as Docker's proxy sets it, so connections lingering in TIME_WAIT from a stack that was
-    just taken down do not count as taken; a listening socket still does.
-    """
+def _bind(port: int, host: str) -> None:
+    # SO_REUSEADDR, as Docker's proxy sets it, so connections lingering in TIME_WAIT from a stack that was
+    # just taken down do not count as taken; a listening socket still does.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-                return False
-            raise
+        sock.bind((host, port))
+
+
+def _listens_locally(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def port_is_free(port: int, host: str = "0.0.0.0", *, bind: Callable[[int, str], None] = _bind,
+                 listens: Callable[[int], bool] = _listens_locally) -> bool:
+    """True when nothing listens on ``port``: binding it succeeds (and is released at once).
+
+    A non-root user (in the docker group, say) may not bind a port below 1024 at all (EACCES), though
+    Docker, as root, can publish it: then the port is free unless something answers on it locally.
+    Any other error (EADDRNOTAVAIL, ...) is raised for the caller to report.
+    """
+    try:
+        bind(port, host)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return False
+        if exc.errno == errno.EACCES:
+            return not listens(port)
+        raise
     return True

@@ -16,7 +16,6 @@ from composekit.doctor import (
     check_acme_file,
     check_disk,
     check_dns,
-    check_ports,
     check_traefik_api,
     is_local_address,
     run_doctor,
@@ -131,16 +130,6 @@ def test_taken_port_fails_unless_our_traefik_holds_it(tmp_path: Path) -> None:
     assert not report.passed
     ours = doctor(tmp_path, FakeEngine(running=[traefik_container()]), records=[PUBLIC_IP], taken={80, 443})
     assert by_name(ours)["port 443"] == ("ok", "held by this stack's Traefik (shop-traefik-1)")
-
-
-def test_privileged_port_as_non_root_is_free_when_nothing_listens() -> None:
-    config = parse_config({"name": "shop", "domain": "shop.example.com", "app": {"module": "app.main:app"}})
-    results = check_ports(config, [], port_free=lambda port: False, may_bind=lambda port: False,
-                          listens=lambda port: port == 443)
-    assert [(r.name, r.status, r.detail) for r in results] == [
-        ("port 80", Status.OK, "free (ports/http)"),
-        ("port 443", Status.FAIL, "in use by another process (ports/https); Traefik cannot publish it"),
-    ]
 
 
 def test_engine_unreachable_leaves_out_what_needs_it(tmp_path: Path) -> None:

@@ -1,8 +1,20 @@
 from __future__ import annotations
 
+import errno
+import os
 import socket
+from collections.abc import Callable
+from pathlib import Path
 
+import pytest
+import yaml
+
+from composekit import deploy
+from composekit.checks import Status
+from composekit.doctor import check_ports
+from composekit.errors import PortInUseError
 from composekit.ports import port_is_free
+from composekit.project import load_project
 
 
 def test_listening_port_is_taken_and_closed_port_is_free() -> None:
@@ -26,3 +38,57 @@ def test_time_wait_connections_do_not_count_as_taken() -> None:
         conn.close()  # the server side closes first: its end lingers in TIME_WAIT
         client.close()
     assert port_is_free(port) is True
+
+
+def _refuse(code: int) -> Callable[[int, str], None]:
+    def bind(port: int, host: str) -> None:
+        raise OSError(code, os.strerror(code))
+
+    return bind
+
+
+def test_eacces_is_free_unless_something_answers_locally() -> None:
+    """A non-root user may not bind below 1024 (EACCES) though Docker can publish there: not "in use"."""
+    assert port_is_free(80, bind=_refuse(errno.EACCES), listens=lambda port: False) is True
+    assert port_is_free(80, bind=_refuse(errno.EACCES), listens=lambda port: True) is False
+
+
+def test_eaddrinuse_is_taken_whatever_answers_locally() -> None:
+    assert port_is_free(80, bind=_refuse(errno.EADDRINUSE), listens=lambda port: False) is False
+
+
+def test_other_bind_errors_are_raised() -> None:
+    with pytest.raises(OSError) as caught:
+        port_is_free(80, bind=_refuse(errno.EADDRNOTAVAIL), listens=lambda port: False)
+    assert caught.value.errno == errno.EADDRNOTAVAIL
+
+
+CONFIG = {"name": "shop", "domain": "shop.example.com", "app": {"module": "app.main:app"}}
+
+
+def test_up_and_doctor_agree_on_a_free_privileged_port_as_non_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both go through ports.port_is_free: EACCES with nothing listening passes both, a listener fails both."""
+    (tmp_path / "requirements.txt").write_text("fastapi\n")
+    (tmp_path / "composekit.yaml").write_text(yaml.safe_dump(CONFIG))
+    project = load_project((tmp_path / "composekit.yaml",))
+    listening = {443}
+
+    def shared(port: int, host: str = "0.0.0.0") -> bool:
+        return port_is_free(port, host, bind=_refuse(errno.EACCES), listens=lambda p: p in listening)
+
+    monkeypatch.setattr(deploy, "port_is_free", shared)
+    results = check_ports(project.config, [], port_free=shared)
+    assert [(r.name, r.status, r.detail) for r in results] == [
+        ("port 80", Status.OK, "free (ports/http)"),
+        ("port 443", Status.FAIL, "in use by another process (ports/https); Traefik cannot publish it"),
+    ]
+    with pytest.raises(PortInUseError) as caught:
+        deploy._check_ports(project, {})
+    assert str(caught.value) == (
+        f"port 443 (ports/https in {project.source}) is already in use by another process, so Traefik cannot "
+        "publish it; stop that process (`ss -ltnp 'sport = :443'` shows it) or choose another port under "
+        "ports/https. Nothing was started or changed."
+    )
+    listening.clear()
+    deploy._check_ports(project, {})  # before the fix, EACCES on port 80 read as "already in use"
+    assert all(r.status is Status.OK for r in check_ports(project.config, [], port_free=shared))
