@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -23,8 +24,12 @@ from pydantic import (
 from .errors import ConfigError
 
 __all__ = [
+    "APP_VARIABLES",
     "CONFIG_FILENAME",
+    "DATABASE_VARIABLES",
     "OVERRIDE_FILENAME",
+    "REDACTED",
+    "WORKER_VARIABLES",
     "Acme",
     "App",
     "Config",
@@ -52,7 +57,42 @@ _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[
 _MODULE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*(\(\))?$")
 _MEMORY_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)$", re.IGNORECASE)
 _ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SECRET_KEY_RE = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|PRIVATE_KEY|API_KEY|CREDENTIAL)", re.IGNORECASE)
+_SECRET_NOUNS = frozenset({
+    "PASSWORD", "PASSWD", "PASS", "PASSPHRASE", "SECRET", "TOKEN", "CREDENTIAL", "CREDENTIALS", "APIKEY",
+})
+_SECRET_KEY_PHRASES = frozenset({"API", "PRIVATE", "SECRET", "ACCESS", "SIGNING", "ENCRYPTION", "AUTH", "MASTER"})
+_URL_USERINFO_RE = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s]+@")
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9+/=_.~-]{20,}$")
+REDACTED = "<redacted>"
+_USE_ENV_FILE = "put it in app/env_file, so it never lands in the rendered files or `composekit config`"
+
+# composekit's own variables in the app container, each with what to set instead. render.py renders exactly
+# these (and tests/unit/test_environment_rules.py checks it); app/environment may not override them.
+APP_VARIABLES: dict[str, str] = {
+    "APP_PORT": "set app/port instead",
+    "GRACEFUL_TIMEOUT": "composekit sets it to match the container's stop grace period; it cannot be changed",
+    "WORKERS_PER_CORE": "set app/workers_per_core instead",
+    "WORKER_MEMORY_MB": "set app/worker_memory instead",
+    "MAX_WORKERS": "set app/max_workers instead",
+    "WEB_CONCURRENCY": "set app/workers instead",
+    "FORWARDED_ALLOW_IPS": "composekit limits it to Traefik's network; it cannot be changed",
+}
+# Set in the app and the migration when a database is configured.
+DATABASE_VARIABLES: dict[str, str] = {
+    "DATABASE_HOST": "composekit points it at the database service; it cannot be changed",
+    "DATABASE_PORT": "composekit points it at the database service; it cannot be changed",
+    "DATABASE_NAME": "set database/name instead",
+    "DATABASE_USER": "set database/user instead",
+    "DATABASE_PASSWORD_FILE": "set database/password_file instead",
+}
+# The worker settings an app/env_file may set instead of the config (the old official image's convention):
+# variable -> App field. render.py renders each only when the config sets the field explicitly.
+WORKER_VARIABLES: dict[str, str] = {
+    "WORKERS_PER_CORE": "workers_per_core",
+    "WORKER_MEMORY_MB": "worker_memory",
+    "MAX_WORKERS": "max_workers",
+    "WEB_CONCURRENCY": "workers",
+}
 _VOLUME_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _PG_IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -64,6 +104,53 @@ _CA_ALIASES = {
 
 def _got(value: Any) -> str:
     return json.dumps(value) if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
+
+
+def _entropy(text: str) -> float:
+    """Shannon entropy in bits per character."""
+    counts = {c: text.count(c) for c in set(text)}
+    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
+
+
+def secret_name_word(name: str) -> str | None:
+    """The secret noun a variable name ends in (``DB_PASSWORD`` -> ``PASSWORD``), else None.
+
+    Only the last word counts, so ``PASSWORD_MIN_LENGTH``, ``TOKEN_TTL`` or ``SECRET_FILE`` pass; ``KEY`` counts
+    only after API, PRIVATE, SECRET, ACCESS, SIGNING, ENCRYPTION, AUTH or MASTER (``CACHE_KEY`` passes).
+    """
+    words = [w for w in name.upper().split("_") if w]
+    if not words:
+        return None
+    if words[-1] in _SECRET_NOUNS:
+        return words[-1]
+    if words[-1] == "KEY" and len(words) > 1 and words[-2] in _SECRET_KEY_PHRASES:
+        return f"{words[-2]}_KEY"
+    return None
+
+
+def secret_value_kind(value: str) -> str | None:
+    """Why a value looks like a credential, else None. Never echoes the value.
+
+    A URL with userinfo (``postgres://u:pw@host/db``), a PEM block, or a random-looking token: 20 or more
+    characters of letters, digits and ``+/=_.~-`` only, not starting with ``/`` or ``.``, that either switches
+    between letters and digits at least 4 times inside its words (split at ``_.~+=/-``) and has a word of 16+
+    characters, or mixes letters and digits, has a word of 10+ characters and 4.2+ bits of entropy per
+    character. That catches ``secrets.token_hex``/``token_urlsafe`` values, API keys and JWTs (a heuristic:
+    nearly all, not all), and lets through paths, host names, versions, identifiers such as
+    ``release_2024_11_30`` or ``MyService2``, and UUIDs.
+    """
+    if "-----BEGIN " in value:
+        return "holds a PEM block"
+    if _URL_USERINFO_RE.search(value):
+        return "is a URL with credentials (user:password@)"
+    if _TOKEN_RE.match(value) and not value.startswith(("/", ".")):
+        words = re.split(r"[_.~+=/-]", value)
+        switches = sum(a.isdigit() != b.isdigit() for w in words for a, b in zip(w, w[1:]))
+        mixed = any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
+        longest = max(len(w) for w in words)
+        if (switches >= 4 and longest >= 16) or (mixed and longest >= 10 and _entropy(value) >= 4.2):
+            return "looks like a random token"
+    return None
 
 
 def parse_memory(value: Any) -> int:
@@ -179,13 +266,18 @@ class App(_Model):
         for key, value in v.items():
             if not isinstance(key, str) or not _ENV_KEY_RE.match(key):
                 raise ValueError(f"expected environment variable names, got {_got(key)}")
-            if _SECRET_KEY_RE.search(key):
-                raise ValueError(
-                    f"{key} looks like a secret; put it in app/env_file so it never lands in the rendered files"
-                )
+            if key in APP_VARIABLES:
+                raise ValueError(f"{key} is composekit's own variable: {APP_VARIABLES[key]}")
+            word = secret_name_word(key)
+            if word is not None:
+                raise ValueError(f"{key} looks like a secret (its name ends in {word}); {_USE_ENV_FILE}")
             if isinstance(value, (dict, list)) or value is None:
                 raise ValueError(f"{key}: expected a string, number or boolean, got {_got(value)}")
-            out[key] = str(value).lower() if isinstance(value, bool) else str(value)
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            kind = secret_value_kind(text)
+            if kind is not None:
+                raise ValueError(f"{key}: the value {kind}; {_USE_ENV_FILE}")
+            out[key] = text
         return out
 
     @field_validator("volumes", mode="before")
@@ -352,6 +444,16 @@ class Config(_Model):
         return v
 
     @model_validator(mode="after")
+    def _database_variables(self) -> Config:
+        taken = [k for k in self.app.environment if k in DATABASE_VARIABLES] if self.database is not None else []
+        if taken:
+            raise ValueError(
+                f"app/environment: {taken[0]} is composekit's own variable when database is set: "
+                f"{DATABASE_VARIABLES[taken[0]]}"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _database_volume(self) -> Config:
         if self.database is not None and DATABASE_VOLUME in self.app.volumes:
             raise ValueError(
@@ -360,8 +462,23 @@ class Config(_Model):
         return self
 
     def redacted(self) -> dict[str, Any]:
-        """The merged config as plain data. Secrets never live here (they stay in env files), so only paths show."""
-        return self.model_dump(mode="json")
+        """The merged config as plain data, every value that could be a credential shown as ``<redacted>``.
+
+        Validation already refuses secrets in app/environment; this is the second line, for any string that
+        slips through (a URL with userinfo anywhere, say). The database password is a file path here, and
+        env files are never read for this.
+        """
+        return _redact(self.model_dump(mode="json"))
+
+
+def _redact(data: Any, name: str = "") -> Any:
+    if isinstance(data, dict):
+        return {k: _redact(v, str(k)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_redact(v, name) for v in data]
+    if isinstance(data, str) and (secret_name_word(name) is not None or secret_value_kind(data) is not None):
+        return REDACTED
+    return data
 
 
 _TYPE_MESSAGES = {

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from .config import CONFIG_FILENAME, OVERRIDE_FILENAME, Config, load_config
+from .config import CONFIG_FILENAME, OVERRIDE_FILENAME, WORKER_VARIABLES, Config, load_config
 from .errors import ConfigError
 
-__all__ = ["DependencyStyle", "Project", "detect_dependencies", "load_project"]
+__all__ = ["DependencyStyle", "Project", "detect_dependencies", "env_file_names", "load_project"]
 
 DEFAULT_OUT_DIR = ".composekit"
 
@@ -62,6 +62,34 @@ class Project:
         return p if p.is_absolute() else (self.root / p)
 
 
+def env_file_names(path: Path) -> dict[str, int]:
+    """The variables an env file sets, each with its line number, read the way Compose reads the file."""
+    names: dict[str, int] = {}
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return names
+    for number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        name = text.removeprefix("export ").split("=", 1)[0].strip()
+        if name:
+            names[name] = number
+    return names
+
+
+def _worker_conflicts(config: Config, env_file: Path, source: str) -> list[str]:
+    """A worker setting both in the env file and explicitly in the config: which one wins is not obvious."""
+    names = env_file_names(env_file)
+    return [
+        f"{source}: app/{key}: {variable} is also set in {config.app.env_file} (line {names[variable]}); "
+        f"keep one of the two: remove app/{key} to use the env file's value, or the line to use the config's"
+        for variable, key in WORKER_VARIABLES.items()
+        if variable in names and key in config.app.model_fields_set
+    ]
+
+
 def load_project(config_files: tuple[Path, ...] = (), out_dir: Path | None = None) -> Project:
     """Load and validate the config, then check the files it names; every problem reported at once."""
     files = tuple(config_files) or (Path(CONFIG_FILENAME),)
@@ -98,6 +126,8 @@ def load_project(config_files: tuple[Path, ...] = (), out_dir: Path | None = Non
             f"{source}: app/env_file: {config.app.env_file!r} does not exist; create it (it holds the app's "
             "secrets, keep it out of git) or remove the key"
         )
+    elif config.app.env_file is not None:
+        problems.extend(_worker_conflicts(config, root / config.app.env_file, source))
     database = config.database
     if database is not None and not (root / database.password_file).is_file():
         problems.append(

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from .config import DATABASE_VOLUME, Config
+from .config import DATABASE_VOLUME, WORKER_VARIABLES, Config
 from .dockerfile import GUNICORN_CONF_PATH, dockerignore, render_dockerfile
 from .project import Project
 
@@ -187,17 +187,23 @@ def _traefik_service(project: Project) -> dict[str, Any]:
 
 
 def _app_environment(config: Config) -> dict[str, str]:
+    """composekit's own variables (config.APP_VARIABLES) first, then the app's.
+
+    A worker setting is rendered only when the config sets its key: Compose gives `environment:` precedence
+    over `env_file:`, so rendering a default would silently override an env file's WORKERS_PER_CORE=3.
+    """
     app = config.app
-    env = {
-        "APP_PORT": str(app.port),
-        "GRACEFUL_TIMEOUT": str(GRACEFUL_TIMEOUT),
-        "WORKERS_PER_CORE": f"{app.workers_per_core:g}",
-        "WORKER_MEMORY_MB": str(max(1, app.worker_memory // (1024 * 1024))),
+    env = {"APP_PORT": str(app.port), "GRACEFUL_TIMEOUT": str(GRACEFUL_TIMEOUT)}
+    values = {
+        "workers_per_core": f"{app.workers_per_core:g}",
+        "worker_memory": str(max(1, app.worker_memory // (1024 * 1024))),
+        "max_workers": None if app.max_workers is None else str(app.max_workers),
+        "workers": None if app.workers == "auto" else str(app.workers),
     }
-    if app.max_workers is not None:
-        env["MAX_WORKERS"] = str(app.max_workers)
-    if app.workers != "auto":
-        env["WEB_CONCURRENCY"] = str(app.workers)
+    for variable, key in WORKER_VARIABLES.items():
+        value = values[key]
+        if key in app.model_fields_set and value is not None:
+            env[variable] = value
     env.update(_database_environment(config))
     for key in sorted(app.environment):
         env[key] = app.environment[key]

@@ -56,7 +56,7 @@ def test_staging_alias_and_custom_ca() -> None:
         ({"max_workers": 1.5}, "composekit.yaml: app/max_workers: expected a positive integer, got 1.5"),
         ({"volumes": {"data": "data"}}, 'composekit.yaml: app/volumes: data: expected an absolute path inside the container, got "data"'),
         ({"volumes": {"acme": "/x"}}, 'composekit.yaml: app/volumes: expected volume names of letters, digits, "_", "-", "." (not "acme"), got "acme"'),
-        ({"environment": {"DB_PASSWORD": "x"}}, "composekit.yaml: app/environment: DB_PASSWORD looks like a secret; put it in app/env_file so it never lands in the rendered files"),
+        ({"environment": {"DB_PASSWORD": "x"}}, "composekit.yaml: app/environment: DB_PASSWORD looks like a secret (its name ends in PASSWORD); put it in app/env_file, so it never lands in the rendered files or `composekit config`"),
         ({"bogus": 1}, "composekit.yaml: app/bogus: unknown key (expected one of: path, dockerfile, module, port, health_path, workers, workers_per_core, max_workers, worker_memory, cpus, memory, env_file, environment, volumes)"),
     ],
 )
