@@ -31,6 +31,23 @@ def _docker_line(line: str) -> None:
         err.print(f"  {line}", markup=False, style="dim")
 
 
+def _shown(path: Path) -> str:
+    try:
+        return path.relative_to(Path.cwd()).as_posix() or "."
+    except ValueError:
+        return path.as_posix()
+
+
+def _for_reading(project: Project) -> str:
+    """The header of `render --out -`: a single stream cannot carry traefik.yml, gunicorn.conf.py and the
+    Dockerfile the compose file mounts and builds with, so what it prints is for reading, not for running."""
+    where = _shown(project.out_dir)
+    return (
+        f"# For reading: relative paths below resolve from {where}/, where `composekit render` writes this file\n"
+        f"# together with the files it refers to. To run the stack use {where}/compose.yaml (or `composekit up`).\n"
+    )
+
+
 @app.callback()
 def _main(
     config: Annotated[
@@ -75,7 +92,10 @@ def render(
             return
         if out_dir == "-":
             project = _project()
-            sys.stdout.write(render_stack(project).compose)
+            sys.stdout.write(_for_reading(project) + render_stack(project).compose)
+            err.print(f"note: printed for reading; its relative paths resolve from {_shown(project.out_dir)}/ only. "
+                      "For a runnable stack run `composekit render` (writes it there with the files it refers to)",
+                      soft_wrap=True, markup=False)
             return
         project = _project(Path(out_dir) if out_dir else None)
         stack = deploy.write_stack(project)
@@ -87,7 +107,10 @@ def render(
 
 @app.command()
 def up(
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for Traefik and the app to turn healthy.")] = 180,
+    timeout: Annotated[
+        float,
+        typer.Option(help="Seconds the whole `up` may take (build, migration, health and routing waits share them)."),
+    ] = 300,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not echo Docker's build and start output.")] = False,
     smoke: Annotated[
         bool,
@@ -160,9 +183,12 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
             table.add_column(col)
         for s in st.services:
             state_text = s.status if s.exit_code in (None, 0) or s.status == "running" else f"{s.status} ({s.exit_code})"
-            table.add_row(s.service, s.container, state_text, s.health or "-",
-                          "-" if s.workers is None else str(s.workers), s.started_at or "-")
+            workers = "?" if s.note else "-" if s.workers is None else str(s.workers)
+            table.add_row(s.service, s.container, state_text, s.health or "-", workers, s.started_at or "-")
         out.print(table)
+        for s in st.services:
+            if s.note:
+                _progress(f"{s.service}: {s.note}")
 
     run(do)
 
@@ -177,21 +203,20 @@ def logs(
 
     def do() -> None:
         project = _project()
-        deploy.write_stack(project)
-        docker = deploy.docker_for(project)
-        try:
-            for line in docker.follow_logs([service] if service else [], tail, follow):
-                sys.stdout.write(line + "\n")
-                sys.stdout.flush()
-        except KeyboardInterrupt:
-            pass
+        with deploy.read_only_docker(project) as docker:
+            try:
+                for line in docker.follow_logs([service] if service else [], tail, follow):
+                    sys.stdout.write(line + "\n")
+                    sys.stdout.flush()
+            except KeyboardInterrupt:
+                pass
 
     run(do)
 
 
 @app.command("config")
 def show_config() -> None:
-    """Print the merged, validated configuration as JSON (secrets live in env files and never appear)."""
+    """Print the merged, validated configuration as JSON; anything credential-like shows as <redacted>."""
 
     def do() -> None:
         project = _project()

@@ -20,7 +20,7 @@ app = typer.Typer(
     name="composekit",
     help="Deploy a FastAPI app to one server: composekit.yaml -> Traefik + ACME + Gunicorn/Uvicorn on Docker Compose.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 err = Console(stderr=True, highlight=False)

@@ -468,7 +468,8 @@ class Config(_Model):
         slips through (a URL with userinfo anywhere, say). The database password is a file path here, and
         env files are never read for this.
         """
-        return _redact(self.model_dump(mode="json"))
+        redacted: dict[str, Any] = _redact(self.model_dump(mode="json"))
+        return redacted
 
 
 def _redact(data: Any, name: str = "") -> Any:

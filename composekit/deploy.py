@@ -5,9 +5,13 @@ Nothing here deletes a volume unless the caller passed ``delete_volumes=True``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 from .docker import ContainerInfo, Docker, LineSink
 from .errors import (
@@ -20,16 +24,19 @@ from .errors import (
 from .http import Endpoint, HttpClient
 from .ports import port_is_free
 from .project import Project
-from .render import COMPOSE_FILE, OPTIONAL_FILES, RenderedStack, render_stack
+from .render import COMPOSE_FILE, OPTIONAL_FILES, RenderedStack, app_image, render_stack
 from .wait import Poll, poll_until
 
 __all__ = [
+    "Deadline",
     "ServiceStatus",
     "StackStatus",
     "UpResult",
     "count_workers",
     "docker_for",
     "down",
+    "fix_volume_owners",
+    "read_only_docker",
     "status",
     "up",
     "write_stack",
@@ -37,6 +44,7 @@ __all__ = [
 
 Report = Callable[[str], None]
 MIGRATE = "migrate"
+T = TypeVar("T")
 
 # Counts the gunicorn workers: the children of PID 1 (the gunicorn master) that are not zombies.
 _COUNT_WORKERS = (
@@ -75,6 +83,45 @@ def docker_for(project: Project) -> Docker:
     return Docker(project.config.name, files)
 
 
+@contextmanager
+def read_only_docker(project: Project) -> Iterator[Docker]:
+    """Docker for commands that must not write the project (down, logs): the compose file is rendered into a
+    temporary directory, and Compose resolves its relative paths from the output directory as usual
+    (--project-directory), whether or not that directory exists."""
+    with tempfile.TemporaryDirectory(prefix="composekit-") as tmp:
+        compose = Path(tmp) / COMPOSE_FILE
+        compose.write_text(render_stack(project).compose, encoding="utf-8")
+        files = [compose] + ([project.override_file] if project.override_file is not None else [])
+        yield Docker(project.config.name, files, project_directory=project.out_dir)
+
+
+class Deadline:
+    """One --timeout for the whole `up`, build included: every wait gets only what is left of it."""
+
+    def __init__(self, timeout: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.timeout = timeout
+        self.clock = clock
+        self.sleep = sleep
+        self.started = clock()
+
+    def elapsed(self) -> float:
+        return self.clock() - self.started
+
+    def remaining(self) -> float:
+        return max(0.0, self.timeout - self.elapsed())
+
+    def poll(self, observe: Callable[[], Poll[T]]) -> tuple[Poll[T], bool]:
+        return poll_until(observe, self.remaining(), clock=self.clock, sleep=self.sleep)
+
+    def ran_out(self, step: str, step_started: float) -> str:
+        """``step`` ran out of time: how long the whole `up` took and how much of it the step had."""
+        return (
+            f"`up` ran out of its --timeout of {self.timeout:g}s while {step} "
+            f"(after {self.elapsed():.0f}s in total, {self.clock() - step_started:.0f}s of them in this step)"
+        )
+
+
 @dataclass(frozen=True)
 class UpResult:
     url: str
@@ -98,10 +145,14 @@ def _check_ports(project: Project, running: dict[str, ContainerInfo]) -> None:
             )
 
 
-def up(project: Project, *, timeout: float = 180, report: Report = lambda _: None,
-       on_line: LineSink | None = None) -> UpResult:
-    """Render, build, migrate, start, and wait until Traefik and the app are healthy."""
-    docker = docker_for(project)
+def up(project: Project, *, timeout: float = 300, report: Report = lambda _: None,
+       on_line: LineSink | None = None, docker: Docker | None = None, deadline: Deadline | None = None) -> UpResult:
+    """Render, build, fix volume owners, migrate, start, and wait until Traefik and the app are healthy and routed.
+
+    ``timeout`` bounds the whole of it: the migration, the health wait and the routing wait share one deadline.
+    """
+    deadline = deadline or Deadline(timeout)
+    docker = docker or docker_for(project)
     docker.engine_version()
     docker.compose_version()
     before = _by_service(docker.containers())
@@ -110,8 +161,9 @@ def up(project: Project, *, timeout: float = 180, report: Report = lambda _: Non
     report(f"rendered the stack into {project.out_dir}")
     report("building the app image")
     docker.build(on_line)
+    fix_volume_owners(project, docker, report)
     if project.config.migrate.command is not None:
-        migrate(project, docker, before, timeout, report, on_line)
+        migrate(project, docker, before, deadline, report, on_line)
         report("starting the stack")
         others = [name for name in docker.services() if name != MIGRATE]
         # --no-deps: the migration already ran; compose must not re-run it or touch what it depends on.
@@ -120,18 +172,67 @@ def up(project: Project, *, timeout: float = 180, report: Report = lambda _: Non
         report("starting the stack")
         docker.up(on_line=on_line)
     report("waiting for Traefik and the app to be healthy")
-    containers = wait_healthy(docker, ["traefik", "app"], timeout)
-    wait_routed(project, timeout)
+    containers = wait_healthy(docker, ["traefik", "app"], deadline)
+    wait_routed(project, deadline)
     return UpResult(url=f"https://{project.config.domain}/", containers=containers)
 
 
-def migrate(project: Project, docker: Docker, before: dict[str, ContainerInfo], timeout: float,
+# Runs in a throwaway container of the app image, as root with only CAP_CHOWN: gives each volume's top
+# directory to the image's user when another user owns it. Never recursive, never deletes anything.
+_CHOWN_TOPS = (
+    "import grp, os, pwd, sys\n"
+    "name, _, group = sys.argv[1].partition(':')\n"
+    "try:\n"
+    "    pw = pwd.getpwuid(int(name)) if name.isdigit() else pwd.getpwnam(name)\n"
+    "    uid, gid = pw.pw_uid, pw.pw_gid\n"
+    "except KeyError:\n"
+    "    if not name.isdigit():\n"
+    "        sys.exit(f'user {name} is not in the image\\'s /etc/passwd')\n"
+    "    uid, gid = int(name), 0\n"
+    "if group:\n"
+    "    gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid\n"
+    "for path in sys.argv[2:]:\n"
+    "    st = os.stat(path)\n"
+    "    if st.st_uid == uid:\n"
+    "        print('kept', path)\n"
+    "    else:\n"
+    "        os.chown(path, uid, gid)\n"
+    "        print('chowned', path, f'{st.st_uid}:{st.st_gid}', f'{uid}:{gid}')\n"
+)
+
+
+def fix_volume_owners(project: Project, docker: Docker, report: Report = lambda _: None) -> list[str]:
+    """Make each app volume's top directory belong to the image's user, whatever Dockerfile built the image.
+
+    A volume mounted where the image has no directory (an app Dockerfile that never created it, or a volume
+    added after `init` wrote the Dockerfile) starts owned by root, and a non-root app cannot write to it.
+    Missing volumes are created first, labelled as Compose labels its own. Returns the volumes changed.
+    """
+    config = project.config
+    if not config.app.volumes:
+        return []
+    image = app_image(config)
+    user = docker.image_user(image)
+    if user.partition(":")[0] in ("", "root", "0"):
+        return []
+    mounts = {docker.ensure_volume(name): target for name, target in sorted(config.app.volumes.items())}
+    by_path = {target: volume for volume, target in mounts.items()}
+    changed = []
+    for line in docker.run_chown(image, ["-c", _CHOWN_TOPS, user, *mounts.values()], mounts).splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[0] == "chowned" and parts[1] in by_path:
+            changed.append(by_path[parts[1]])
+            report(f"volume {by_path[parts[1]]}: gave its top directory {parts[1]} to the app's user {user} "
+                   f"(uid:gid {parts[2]} -> {parts[3]}); nothing inside it was changed")
+    return changed
+def migrate(project: Project, docker: Docker, before: dict[str, ContainerInfo], deadline: Deadline,
             report: Report, on_line: LineSink | None) -> None:
     """Run the one-shot migration (and what it depends on, a database say) without touching the app.
 
     Only once it exited 0 is the app recreated: a failing migration leaves a running app serving.
     """
     report("running the migration")
+    started = deadline.clock()
     try:
         docker.up([MIGRATE], on_line=on_line)
     except DockerError as exc:
@@ -142,10 +243,11 @@ def migrate(project: Project, docker: Docker, before: dict[str, ContainerInfo], 
         c = _by_service(docker.containers()).get(MIGRATE)
         return Poll(c, c is not None and c.status == "exited", False, c.status if c else "no container")
 
-    seen, timed_out = poll_until(observe, timeout)
+    seen, timed_out = deadline.poll(observe)
     if timed_out:
         raise HealthTimeoutError(
-            f"the migration was still {seen.detail} after {timeout:g}s; the app was not touched.\n"
+            f"{deadline.ran_out('the migration ran', started)}; the migration was still {seen.detail} and the "
+            f"app was not touched.\n"
             f"Last log lines of migrate:\n{_indent(docker.logs([MIGRATE], tail=30))}\n"
             "fix: make the migration finish (is it waiting for a database?) or raise --timeout"
         )
@@ -173,8 +275,9 @@ def _raise_if_migration_failed(project: Project, docker: Docker, before: dict[st
     )
 
 
-def wait_healthy(docker: Docker, services: list[str], timeout: float) -> list[ContainerInfo]:
+def wait_healthy(docker: Docker, services: list[str], deadline: Deadline) -> list[ContainerInfo]:
     """Poll until every service runs healthy; fail early on a container that exited or keeps restarting."""
+    started = deadline.clock()
 
     def observe() -> Poll[tuple[list[ContainerInfo], str | None]]:
         containers = docker.containers()
@@ -194,22 +297,23 @@ def wait_healthy(docker: Docker, services: list[str], timeout: float) -> list[Co
                     culprit = name
         return Poll((containers, culprit), not waiting, False, "; ".join(waiting))
 
-    seen, timed_out = poll_until(observe, timeout)
+    seen, timed_out = deadline.poll(observe)
     containers, failing = seen.value
     if seen.done:
         return containers
     failing = failing or services[-1]
     logs = docker.logs([failing], tail=30)
-    what = f"did not become healthy within {timeout:g}s" if timed_out else "stopped while starting"
+    what = (f"{deadline.ran_out('waiting for the stack to be healthy', started)}: the stack did not become healthy"
+            if timed_out else "the stack stopped while starting")
     raise HealthTimeoutError(
-        f"the stack {what}. Last status: {seen.detail}\n"
+        f"{what}. Last status: {seen.detail}\n"
         f"Last log lines of {failing}:\n{_indent(logs)}\n"
         f"fix: check that {failing} starts and, for the app, that its health path answers 200 "
         f"(`composekit logs {failing}`); volumes are kept, nothing was deleted"
     )
 
 
-def wait_routed(project: Project, timeout: float) -> None:
+def wait_routed(project: Project, deadline: Deadline) -> None:
     """Wait until Traefik routes the domain to the app on this machine (its health path answers 200).
 
     Healthy containers are not enough: Traefik picks the route up from Docker events a moment later.
@@ -225,12 +329,14 @@ def wait_routed(project: Project, timeout: float) -> None:
             return Poll(str(exc), False)
         return Poll(f"HTTP {answer.status} {answer.text.strip()[:80]}", answer.status == 200)
 
+    started = deadline.clock()
     with HttpClient(endpoint, timeout=5) as client:
-        seen, _ = poll_until(observe, timeout)
+        seen, _ = deadline.poll(observe)
     if not seen.done:
         raise HealthTimeoutError(
-            f"the app is healthy but https://{config.domain}{config.app.health_path} through Traefik on this "
-            f"machine did not answer 200 within {timeout:g}s; last answer: {seen.value}\n"
+            f"{deadline.ran_out('waiting for Traefik to route the app', started)}: the app is healthy but "
+            f"https://{config.domain}{config.app.health_path} through Traefik on this machine did not answer 200; "
+            f"last answer: {seen.value}\n"
             "fix: check Traefik's logs (`composekit logs traefik`) for the router of the app"
         )
 
@@ -241,10 +347,9 @@ def _indent(text: str) -> str:
 
 def down(project: Project, *, delete_volumes: bool = False, on_line: LineSink | None = None) -> list[str]:
     """Stop and remove the stack's containers; returns the volumes that are kept (or were deleted)."""
-    docker = docker_for(project)
-    write_stack(project)
-    volumes = docker.volumes()
-    docker.down(delete_volumes=delete_volumes, on_line=on_line)
+    with read_only_docker(project) as docker:
+        volumes = docker.volumes()
+        docker.down(delete_volumes=delete_volumes, on_line=on_line)
     return volumes
 
 
@@ -257,6 +362,7 @@ class ServiceStatus:
     exit_code: int | None
     started_at: str | None
     workers: int | None = None
+    note: str | None = None  # why a figure is missing (the worker count could not be read)
 
 
 @dataclass(frozen=True)
@@ -273,10 +379,18 @@ def count_workers(docker: Docker, container: str) -> int:
     return int(docker.exec(container, ["python3", "-c", _COUNT_WORKERS]).strip())
 
 
-def status(project: Project) -> StackStatus:
-    docker = docker_for(project)
+def status(project: Project, docker: Docker | None = None) -> StackStatus:
+    """Every container of the stack; a worker count that cannot be read is left unknown with a note."""
+    docker = docker or docker_for(project)
     rows = []
     for c in docker.containers():
-        workers = count_workers(docker, c.name) if c.service == "app" and c.status == "running" else None
-        rows.append(ServiceStatus(c.service, c.name, c.status, c.health, c.exit_code, c.started_at, workers))
+        workers: int | None = None
+        note: str | None = None
+        if c.service == "app" and c.status == "running":
+            try:
+                workers = count_workers(docker, c.name)
+            except (DockerError, ValueError) as exc:  # the container stopped meanwhile, or answered oddly
+                said = exc.stderr.splitlines()[-1] if isinstance(exc, DockerError) and exc.stderr else str(exc)
+                note = f"workers unknown: counting them in {c.name} failed" + (f" ({said})" if said else "")
+        rows.append(ServiceStatus(c.service, c.name, c.status, c.health, c.exit_code, c.started_at, workers, note))
     return StackStatus(project.config.name, f"https://{project.config.domain}/", rows)

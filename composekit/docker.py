@@ -61,10 +61,12 @@ def _iso(value: Any) -> str | None:
 class Docker:
     """Docker and Compose for one composekit stack (its compose files and project name)."""
 
-    def __init__(self, project_name: str, compose_files: list[Path]) -> None:
+    def __init__(self, project_name: str, compose_files: list[Path], project_directory: Path | None = None) -> None:
         self.project_name = project_name
         self.compose_files = compose_files
-        self.client = DockerClient(compose_files=list[str | Path](compose_files), compose_project_name=project_name)
+        # Relative paths in the compose files resolve from here (default: the first file's directory).
+        self.client = DockerClient(compose_files=list[str | Path](compose_files), compose_project_name=project_name,
+                                   compose_project_directory=project_directory)
 
     def _call(self, summary: str, fn: Callable[[], T], hint: str = "", error: type[DockerError] = DockerError) -> T:
         try:
@@ -120,6 +122,33 @@ class Docker:
 
     def image_exists(self, image: str) -> bool:
         return self._call(f"cannot inspect image {image}", lambda: self.client.image.exists(image), ENGINE_HINT)
+
+    def image_user(self, image: str) -> str:
+        """The image's USER (Config.User): "" means root."""
+        return self._call(f"cannot inspect image {image}",
+                          lambda: str(self.client.image.inspect(image).config.user or ""), ENGINE_HINT)
+
+    def ensure_volume(self, key: str) -> str:
+        """The stack's volume ``key`` (named as Compose names it), created with Compose's labels if missing,
+        so that Compose adopts it as its own."""
+        name = f"{self.project_name}_{key}"
+        if not self._call(f"cannot inspect volume {name}", lambda: self.client.volume.exists(name), ENGINE_HINT):
+            labels = {"com.docker.compose.project": self.project_name, "com.docker.compose.volume": key}
+            self._call(f"cannot create volume {name}", lambda: self.client.volume.create(name, labels=labels))
+        return name
+
+    def run_chown(self, image: str, argv: list[str], volumes: dict[str, str]) -> str:
+        """Run ``python3 argv`` once in a throwaway container of ``image`` as root with only CAP_CHOWN, no
+        network, no new privileges, a read-only root filesystem, and ``volumes`` (name -> path) mounted."""
+        return self._call(
+            f"cannot set the owner of the volumes {', '.join(volumes)}",
+            lambda: str(self.client.container.run(
+                image, argv, entrypoint="python3", user="0:0", remove=True, pull="never",
+                cap_drop=["ALL"], cap_add=["CHOWN"], networks=["none"], read_only=True,
+                security_options=["no-new-privileges:true"], volumes=list(volumes.items()),
+            )),
+            "the app image needs python3 on its PATH (its healthcheck uses it too)",
+        )
 
     # stack --------------------------------------------------------------------------------------
 

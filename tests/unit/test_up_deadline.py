@@ -1,0 +1,253 @@
+"""`up` with a fake clock and a fake Docker: one --timeout for the whole `up` (#7.5), volume owners fixed
+before the migration (#7.6), and `status` surviving a failed worker count (#7.10)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from composekit import deploy
+from composekit.deploy import Deadline, fix_volume_owners, status, up
+from composekit.docker import ContainerInfo
+from composekit.errors import DockerError, HealthTimeoutError, HttpCheckError
+from composekit.project import Project, load_project
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def container(service: str, status: str = "running", health: str | None = None, exit_code: int | None = None,
+              restart_count: int = 0) -> ContainerInfo:
+    return ContainerInfo(id=f"id-{service}", name=f"shop-{service}-1", service=service, status=status, health=health,
+                         exit_code=exit_code, restart_count=restart_count, started_at=None, finished_at=None, pid=1,
+                         image="shop-app:latest")
+
+
+class FakeDocker:
+    """What `up` asks of Docker, on a fake clock: the build takes 30 s, the migration exits 0 at 70 s."""
+
+    def __init__(self, clock: Clock, user: str = "app", migration_done_after: float = 40,
+                 healthy: bool = False) -> None:
+        self.clock = clock
+        self.user = user
+        self.migration_done_after = migration_done_after
+        self.healthy = healthy
+        self.calls: list[str] = []
+        self.migration_started: float | None = None
+        self.chowns: list[tuple[str, list[str], dict[str, str]]] = []
+        self.exec_error: Exception | None = None
+
+    def engine_version(self) -> str:
+        return "20.10.24"
+
+    def compose_version(self) -> str:
+        return "v2.40.3"
+
+    def build(self, on_line: Any = None) -> None:
+        self.calls.append("build")
+        self.clock.now += 30
+
+    def image_user(self, image: str) -> str:
+        self.calls.append(f"image_user {image}")
+        return self.user
+
+    def ensure_volume(self, key: str) -> str:
+        self.calls.append(f"ensure_volume {key}")
+        return f"shop_{key}"
+
+    def run_chown(self, image: str, argv: list[str], volumes: dict[str, str]) -> str:
+        self.calls.append("run_chown")
+        self.chowns.append((image, argv, volumes))
+        return "\n".join(f"chowned {p} 0:0 999:999" if p == "/data" else f"kept {p}" for p in volumes.values())
+
+    def up(self, services: list[str] | None = None, *, dependencies: bool = True, on_line: Any = None) -> None:
+        self.calls.append(f"up {services}")
+        if services == ["migrate"]:
+            self.migration_started = self.clock.now
+
+    def services(self) -> list[str]:
+        return ["app", "migrate", "traefik"]
+
+    def containers(self) -> list[ContainerInfo]:
+        if self.migration_started is None:
+            return []
+        done = self.clock.now >= self.migration_started + self.migration_done_after
+        found = [container("migrate", "exited" if done else "running", exit_code=0 if done else None)]
+        if any(c.startswith("up ['app'") for c in self.calls):
+            health = "healthy" if self.healthy else "starting"
+            found += [container("app", health=health), container("traefik", health="healthy")]
+        return found
+
+    def logs(self, services: list[str], tail: int | None = None) -> str:
+        return f"{services[0]} log line"
+
+    def down(self, delete_volumes: bool, on_line: Any = None) -> None:
+        self.calls.append("down")
+
+    def exec(self, name: str, argv: list[str]) -> str:
+        if self.exec_error is not None:
+            raise self.exec_error
+        return "3\n"
+
+
+def project(tmp_path: Path, **app: Any) -> Project:
+    (tmp_path / "requirements.txt").write_text("fastapi\n")
+    config = {"name": "shop", "domain": "shop.example.com", "app": {"module": "app.main:app", **app},
+              "migrate": {"command": "python3 -m app.migrate"}, "ports": {"http": 18080, "https": 18443}}
+    (tmp_path / "composekit.yaml").write_text(yaml.safe_dump(config))
+    return load_project((tmp_path / "composekit.yaml",))
+
+
+def run_up(tmp_path: Path, docker: FakeDocker, clock: Clock, timeout: float = 100, **app: Any) -> list[str]:
+    said: list[str] = []
+    up(project(tmp_path, **app), report=said.append, docker=docker,  # type: ignore[arg-type]
+       deadline=Deadline(timeout, clock=clock, sleep=clock.sleep))
+    return said
+
+
+def test_the_health_wait_gets_only_what_is_left_of_one_deadline(tmp_path: Path) -> None:
+    clock = Clock()
+    docker = FakeDocker(clock)  # build 30 s, migration 40 s, and the app never turns healthy
+    with pytest.raises(HealthTimeoutError) as caught:
+        run_up(tmp_path, docker, clock, timeout=100)
+    # Before: the health wait had its own 100 s, so `up` gave up only at 170 s.
+    assert clock.now - 1000 == pytest.approx(100, abs=0.01)
+    assert str(caught.value).splitlines()[0] == (
+        "`up` ran out of its --timeout of 100s while waiting for the stack to be healthy (after 100s in total, "
+        "28s of them in this step): the stack did not become healthy. Last status: app: running, health starting"
+    )
+
+
+def test_the_migration_wait_says_which_step_ran_out(tmp_path: Path) -> None:
+    clock = Clock()
+    docker = FakeDocker(clock, migration_done_after=500)
+    with pytest.raises(HealthTimeoutError) as caught:
+        run_up(tmp_path, docker, clock, timeout=100)
+    assert clock.now - 1000 == pytest.approx(100, abs=0.01)
+    assert str(caught.value).splitlines()[0] == (
+        "`up` ran out of its --timeout of 100s while the migration ran (after 100s in total, 70s of them in this "
+        "step); the migration was still running and the app was not touched."
+    )
+    assert not any(c.startswith("up ['app'") for c in docker.calls)
+
+
+def test_the_routing_wait_shares_the_deadline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock()
+
+    class NoRoute:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        def __enter__(self) -> NoRoute:
+            return self
+
+        def __exit__(self, *args: Any) -> None:
+            pass
+
+        def get(self, *args: Any, **kwargs: Any) -> Any:
+            clock.now += 1
+            raise HttpCheckError("connection refused")
+
+    monkeypatch.setattr(deploy, "HttpClient", NoRoute)
+    docker = FakeDocker(clock, healthy=True)
+    with pytest.raises(HealthTimeoutError) as caught:
+        run_up(tmp_path, docker, clock, timeout=100)
+    assert clock.now - 1000 <= 101  # one last request may start just before the deadline
+    assert str(caught.value).splitlines()[0] == (
+        "`up` ran out of its --timeout of 100s while waiting for Traefik to route the app (after 101s in total, "
+        "29s of them in this step): the app is healthy but https://shop.example.com/health through Traefik on "
+        "this machine did not answer 200; last answer: connection refused"
+    )
+
+
+def test_volume_owners_are_fixed_after_the_build_and_before_the_migration(tmp_path: Path) -> None:
+    clock = Clock()
+    docker = FakeDocker(clock, healthy=True)
+    with pytest.raises(HealthTimeoutError):  # no Traefik here: routing never answers; what ran before is the point
+        run_up(tmp_path, docker, clock, timeout=100, volumes={"data": "/data", "cache": "/var/cache/app"})
+    order = [c for c in docker.calls if c in ("build", "run_chown", "up ['migrate']")]
+    assert order == ["build", "run_chown", "up ['migrate']"]
+    image, argv, volumes = docker.chowns[0]
+    assert image == "shop-app:latest"
+    assert volumes == {"shop_cache": "/var/cache/app", "shop_data": "/data"}
+    assert argv[0] == "-c" and argv[2:] == ["app", "/var/cache/app", "/data"]
+
+
+@pytest.mark.parametrize("user", ["", "root", "0", "0:0", "root:app"])
+def test_no_chown_container_for_an_image_running_as_root(tmp_path: Path, user: str) -> None:
+    docker = FakeDocker(Clock(), user=user)
+    assert fix_volume_owners(project(tmp_path, volumes={"data": "/data"}), docker) == []  # type: ignore[arg-type]
+    assert "run_chown" not in docker.calls and not any(c.startswith("ensure_volume") for c in docker.calls)
+
+
+def test_no_chown_container_without_volumes(tmp_path: Path) -> None:
+    docker = FakeDocker(Clock())
+    assert fix_volume_owners(project(tmp_path), docker) == []  # type: ignore[arg-type]
+    assert docker.calls == []
+
+
+def test_fix_volume_owners_reports_only_what_it_changed(tmp_path: Path) -> None:
+    docker = FakeDocker(Clock())
+    said: list[str] = []
+    changed = fix_volume_owners(project(tmp_path, volumes={"data": "/data", "cache": "/var/cache/app"}),
+                                docker, said.append)  # type: ignore[arg-type]
+    assert changed == ["shop_data"]
+    assert said == [
+        "volume shop_data: gave its top directory /data to the app's user app (uid:gid 0:0 -> 999:999); "
+        "nothing inside it was changed"
+    ]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+def test_the_chown_script_changes_only_the_top_directory_and_only_when_needed(tmp_path: Path) -> None:
+    """The script the container runs, run here on real directories (as root, like in the container)."""
+    top = tmp_path / "data"
+    (top / "inner").mkdir(parents=True)
+    (top / "inner" / "file").write_text("x")
+    os.chown(top, 0, 0)
+    script = deploy._CHOWN_TOPS
+    first = subprocess.run([sys.executable, "-c", script, "nobody", str(top)], capture_output=True, text=True,
+                           check=True).stdout
+    nobody = top.stat().st_uid
+    assert nobody != 0 and first == f"chowned {top} 0:0 {nobody}:{top.stat().st_gid}\n"
+    assert (top / "inner").stat().st_uid == 0 and (top / "inner" / "file").stat().st_uid == 0  # never recursive
+    again = subprocess.run([sys.executable, "-c", script, "nobody", str(top)], capture_output=True, text=True,
+                           check=True).stdout
+    assert again == f"kept {top}\n"
+    gid = top.stat().st_gid
+    numeric = subprocess.run([sys.executable, "-c", script, "4242:4343", str(top)], capture_output=True, text=True,
+                             check=True).stdout
+    assert numeric == f"chowned {top} {nobody}:{gid} 4242:4343\n"
+    assert (top.stat().st_uid, top.stat().st_gid) == (4242, 4343)
+
+
+def test_status_keeps_the_row_when_counting_workers_fails(tmp_path: Path) -> None:
+    clock = Clock()
+    docker = FakeDocker(clock)
+    docker.migration_started = 0
+    docker.calls.append("up ['app', 'traefik']")
+    docker.exec_error = DockerError("`python3 -c ...` failed in shop-app-1", ["docker", "exec"],
+                                    "Error response from daemon: container is restarting")
+    st = status(project(tmp_path), docker)  # type: ignore[arg-type]
+    app = next(s for s in st.services if s.service == "app")
+    assert (app.status, app.workers) == ("running", None)
+    assert app.note == ("workers unknown: counting them in shop-app-1 failed "
+                        "(Error response from daemon: container is restarting)")
+    assert [s.service for s in st.services] == ["migrate", "app", "traefik"]
+    docker.exec_error = None
+    assert next(s for s in status(project(tmp_path), docker).services  # type: ignore[arg-type]
+                if s.service == "app").workers == 3
