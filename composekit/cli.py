@@ -23,7 +23,7 @@ def _project(out_dir: Path | None = None) -> Project:
 
 
 def _progress(message: str) -> None:
-    err.print(f"[bold]composekit:[/] {message}")
+    err.print(f"[bold]composekit:[/] {message}", soft_wrap=True)
 
 
 def _docker_line(line: str) -> None:
