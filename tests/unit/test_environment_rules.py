@@ -111,7 +111,9 @@ def test_harmless_names_and_values_are_accepted() -> None:
     ],
 )
 def test_composekit_variables_are_refused_naming_the_key(name: str, instead: str) -> None:
-    assert problems({name: "1"}) == [f"composekit.yaml: app/environment: {name} is composekit's own variable: {instead}"]
+    assert problems({name: "1"}) == [
+        f"composekit.yaml: app/environment: {name} is composekit's own variable: {instead}"
+    ]
 
 
 def test_database_variables_are_refused_only_with_a_database() -> None:
@@ -125,7 +127,8 @@ def test_database_variables_are_refused_only_with_a_database() -> None:
         "composekit points it at the database service; it cannot be changed"
     ]
     # An app with its own external database may name its variables so.
-    external = parse_config({**MINIMAL, "app": {"module": "app.main:app", "environment": {"DATABASE_HOST": "pg.internal"}}})
+    app = {"module": "app.main:app", "environment": {"DATABASE_HOST": "pg.internal"}}
+    external = parse_config({**MINIMAL, "app": app})
     assert external.app.environment == {"DATABASE_HOST": "pg.internal"}
 
 
@@ -135,7 +138,8 @@ def project_in(tmp_path: Path, app: dict[str, object], env_file: str | None = No
     if env_file is not None:
         (tmp_path / "app.env").write_text(env_file)
         app = {**app, "env_file": "app.env"}
-    (tmp_path / "composekit.yaml").write_text(yaml.safe_dump({**MINIMAL, **top, "app": {"module": "app.main:app", **app}}))
+    config = {**MINIMAL, **top, "app": {"module": "app.main:app", **app}}
+    (tmp_path / "composekit.yaml").write_text(yaml.safe_dump(config))
     return load_project((tmp_path / "composekit.yaml",))
 
 

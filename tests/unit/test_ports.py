@@ -66,7 +66,8 @@ def test_other_bind_errors_are_raised() -> None:
 CONFIG = {"name": "shop", "domain": "shop.example.com", "app": {"module": "app.main:app"}}
 
 
-def test_up_and_doctor_agree_on_a_free_privileged_port_as_non_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_up_and_doctor_agree_on_a_free_privileged_port_as_non_root(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Both go through ports.port_is_free: EACCES with nothing listening passes both, a listener fails both."""
     (tmp_path / "requirements.txt").write_text("fastapi\n")
     (tmp_path / "composekit.yaml").write_text(yaml.safe_dump(CONFIG))
