@@ -303,7 +303,7 @@ def wait_healthy(docker: Docker, services: list[str], deadline: Deadline) -> lis
         return containers
     failing = failing or services[-1]
     logs = docker.logs([failing], tail=30)
-    what = (f"{deadline.ran_out('waiting for the stack to be healthy', started)}: the stack did not become healthy"
+    what = (f"the stack did not become healthy: {deadline.ran_out('waiting for it', started)}"
             if timed_out else "the stack stopped while starting")
     raise HealthTimeoutError(
         f"{what}. Last status: {seen.detail}\n"

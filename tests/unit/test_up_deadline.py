@@ -127,8 +127,8 @@ def test_the_health_wait_gets_only_what_is_left_of_one_deadline(tmp_path: Path) 
     # Before: the health wait had its own 100 s, so `up` gave up only at 170 s.
     assert clock.now - 1000 == pytest.approx(100, abs=0.01)
     assert str(caught.value).splitlines()[0] == (
-        "`up` ran out of its --timeout of 100s while waiting for the stack to be healthy (after 100s in total, "
-        "28s of them in this step): the stack did not become healthy. Last status: app: running, health starting"
+        "the stack did not become healthy: `up` ran out of its --timeout of 100s while waiting for it (after 100s "
+        "in total, 28s of them in this step). Last status: app: running, health starting"
     )
 
 
