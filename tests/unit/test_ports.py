@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -93,3 +96,30 @@ def test_up_and_doctor_agree_on_a_free_privileged_port_as_non_root(tmp_path: Pat
     listening.clear()
     deploy._check_ports(project, {})  # before the fix, EACCES on port 80 read as "already in use"
     assert all(r.status is Status.OK for r in check_ports(project.config, [], port_free=shared))
+
+
+def _unprivileged_port_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text())
+    except (OSError, ValueError):
+        return 1024
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None or _unprivileged_port_start() <= 7,
+                    reason="needs root (to drop to nobody) and setpriv, with ports below 1024 privileged")
+def test_a_real_non_root_process_sees_a_free_privileged_port_as_free() -> None:
+    """No fakes: as user nobody, binding port 7 fails with EACCES; nothing listens there, so it is free."""
+    probe = (
+        "import errno, socket\n"
+        "from composekit.ports import port_is_free\n"
+        "s = socket.socket()\n"
+        "try:\n"
+        "    s.bind(('0.0.0.0', 7))\n"
+        "except OSError as exc:\n"
+        "    print(errno.errorcode[exc.errno])\n"
+        "print(port_is_free(7))\n"
+    )
+    done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", probe],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["EACCES", "True"]
