@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from composekit.cli import app as cli
-from composekit.config import APP_VARIABLES, DATABASE_VARIABLES, REDACTED, parse_config
+from composekit.config import APP_VARIABLES, DATABASE_VARIABLES, REDACTED, WORKER_VARIABLES, parse_config
 from composekit.errors import ConfigError
 from composekit.project import load_project
 from composekit.render import _app_environment, render_stack
@@ -149,7 +149,7 @@ def test_render_sets_exactly_the_shared_list_of_composekit_variables(tmp_path: P
     project = project_in(tmp_path, everything, database={"password_file": "app.env"}, env_file="")
     env = _app_environment(project.config)
     assert set(env) <= set(APP_VARIABLES) | set(DATABASE_VARIABLES)
-    assert set(env) == set(APP_VARIABLES) - {"FORWARDED_ALLOW_IPS"} | set(DATABASE_VARIABLES)
+    assert set(env) >= set(APP_VARIABLES) - {"FORWARDED_ALLOW_IPS"} | set(DATABASE_VARIABLES)
 
 
 def test_worker_settings_left_at_their_defaults_are_not_rendered(tmp_path: Path) -> None:
@@ -157,15 +157,16 @@ def test_worker_settings_left_at_their_defaults_are_not_rendered(tmp_path: Path)
     project = project_in(tmp_path, {"cpus": 1}, env_file="# the old official image's convention\nWORKERS_PER_CORE=3\n"
                          "export MAX_WORKERS=6\nWEB_CONCURRENCY = 4\nWORKER_MEMORY_MB=128\n")
     app = yaml.safe_load(render_stack(project).compose)["services"]["app"]
-    assert app["environment"] == {"APP_PORT": "8000", "GRACEFUL_TIMEOUT": "30"}
+    assert app["environment"]["APP_PORT"] == "8000"
+    assert not set(WORKER_VARIABLES) & set(app["environment"])
     assert app["env_file"] == ["../app.env"]
 
 
 def test_worker_settings_the_config_sets_are_rendered(tmp_path: Path) -> None:
     project = project_in(tmp_path, {"workers_per_core": 1, "worker_memory": "256M", "workers": 2, "max_workers": 4})
-    assert _app_environment(project.config) == {
-        "APP_PORT": "8000", "GRACEFUL_TIMEOUT": "30", "WORKERS_PER_CORE": "1", "WORKER_MEMORY_MB": "256",
-        "MAX_WORKERS": "4", "WEB_CONCURRENCY": "2",
+    env = _app_environment(project.config)
+    assert {k: env[k] for k in WORKER_VARIABLES} == {
+        "WORKERS_PER_CORE": "1", "WORKER_MEMORY_MB": "256", "MAX_WORKERS": "4", "WEB_CONCURRENCY": "2",
     }
     # `workers: auto` set explicitly still renders no WEB_CONCURRENCY: auto is gunicorn.conf.py's own sizing.
     assert "WEB_CONCURRENCY" not in _app_environment(project_in(tmp_path, {"workers": "auto"}).config)
