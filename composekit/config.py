@@ -66,7 +66,7 @@ _TOKEN_RE = re.compile(r"^[A-Za-z0-9+/=_.~-]{20,}$")
 REDACTED = "<redacted>"
 _USE_ENV_FILE = "put it in app/env_file, so it never lands in the rendered files or `composekit config`"
 
-# composekit's own variables in the app container, each with what to set instead. render.py renders exactly
+# composekit's own variables in the app container, each with what to set instead. render.py renders only
 # these (and tests/unit/test_environment_rules.py checks it); app/environment may not override them.
 APP_VARIABLES: dict[str, str] = {
     "APP_PORT": "set app/port instead",
