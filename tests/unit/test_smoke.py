@@ -86,7 +86,13 @@ def issue(cn: str, names: list[str], *, days: float = 90, age: float = 1, issuer
 
 
 @pytest.fixture
-def tls_server(tmp_path: Path) -> Iterator[Callable[..., int]]:
+def accepted() -> dict[int, int]:
+    """port -> connections the tls_server on that port accepted."""
+    return {}
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path, accepted: dict[int, int]) -> Iterator[Callable[..., int]]:
     """tls_server(leaf, *chain) -> port of a loopback TLS server presenting that certificate chain."""
     sockets: list[socket.socket] = []
 
@@ -98,6 +104,8 @@ def tls_server(tmp_path: Path) -> Iterator[Callable[..., int]]:
         context.load_cert_chain(cert_file, key_file)
         listener = socket.create_server(("127.0.0.1", 0))
         sockets.append(listener)
+        port = int(listener.getsockname()[1])
+        accepted[port] = 0
 
         def serve() -> None:
             while True:
@@ -105,6 +113,7 @@ def tls_server(tmp_path: Path) -> Iterator[Callable[..., int]]:
                     conn, _ = listener.accept()
                 except OSError:
                     return
+                accepted[port] += 1
                 try:
                     with context.wrap_socket(conn, server_side=True):
                         pass
@@ -112,7 +121,7 @@ def tls_server(tmp_path: Path) -> Iterator[Callable[..., int]]:
                     conn.close()
 
         threading.Thread(target=serve, daemon=True).start()
-        return int(listener.getsockname()[1])
+        return port
 
     yield start
     for s in sockets:
@@ -315,6 +324,60 @@ def test_expired_certificate_is_decoded(tls_server: Callable[..., int], tmp_path
     now = dt.datetime.now(dt.timezone.utc)
     assert check_certificate(cert, DOMAIN, "x", now).detail.startswith("the certificate expired on ")
     assert check_expiry(cert, now, 21, 7).status is Status.FAIL
+
+
+def test_one_handshake_whether_or_not_the_certificate_verifies(
+    tls_server: Callable[..., int], accepted: dict[int, int], tmp_path: Path
+) -> None:
+    root = issue("Test Root", [], days=3650, ca=True)
+    good = tls_server(issue(DOMAIN, [DOMAIN], issuer=root))
+    expired = tls_server(issue(DOMAIN, [DOMAIN], issuer=root, age=100, days=-2))
+    assert served(good, root, tmp_path).verified
+    assert not served(expired, root, tmp_path).verified
+    assert accepted == {good: 1, expired: 1}
+
+
+def test_intermediate_sent_by_the_server_completes_the_chain(tls_server: Callable[..., int], tmp_path: Path) -> None:
+    root = issue("Test Root", [], days=3650, ca=True)
+    intermediate = issue("Test Intermediate", [], days=365, issuer=root, ca=True)
+    port = tls_server(issue(DOMAIN, [DOMAIN], issuer=intermediate), intermediate)
+    cert = served(port, root, tmp_path)
+    assert (cert.verified, cert.issuer, cert.issuer_cn) == (True, "CN=Test Intermediate", "Test Intermediate")
+    leaf_only = tls_server(issue(DOMAIN, [DOMAIN], issuer=intermediate))
+    assert served(leaf_only, root, tmp_path).verify_error == "unable to get local issuer certificate"
+
+
+def test_subject_and_issuer_keep_the_certificate_order(tls_server: Callable[..., int], tmp_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Shop"),
+        x509.NameAttribute(NameOID.COMMON_NAME, DOMAIN),
+    ])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(1).not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=9))
+        .sign(key, hashes.SHA256())
+    )
+    seen = served(tls_server(Issued(cert, key)), None, tmp_path)
+    assert (seen.subject, seen.subject_cn, seen.dns_names) == (f"C=FR, O=Shop, CN={DOMAIN}", DOMAIN, ())
+    assert seen.self_signed and seen.verify_error == "self-signed certificate"
+    assert seen.not_after == cert.not_valid_after_utc
+
+
+def test_undecodable_certificate(
+    tls_server: Callable[..., int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = tls_server(issue(DOMAIN, [DOMAIN]))
+
+    def refuse(der: bytes) -> x509.Certificate:
+        raise ValueError("error parsing asn1 value")
+
+    monkeypatch.setattr(x509, "load_der_x509_certificate", refuse)
+    with pytest.raises(HttpCheckError) as info:
+        served(port, None, tmp_path)
+    assert str(info.value) == "the certificate served for shop.example.com cannot be decoded: error parsing asn1 value"
 
 
 def test_nothing_listening(tmp_path: Path) -> None:
