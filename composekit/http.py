@@ -251,13 +251,15 @@ class HttpClient:
         ep = self.endpoint
         error: str | None = None
         try:
-            with socket.create_connection((ep.address, ep.https_port), timeout=self.timeout) as raw:
-                with self._trust.wrap_socket(raw, server_hostname=ep.domain, do_handshake_on_connect=False) as tls:
-                    try:
-                        tls.do_handshake()
-                    except ssl.SSLCertVerificationError as exc:
-                        error = exc.verify_message or _reason(exc)
-                    chain = _unverified_chain(tls)
+            with (
+                socket.create_connection((ep.address, ep.https_port), timeout=self.timeout) as raw,
+                self._trust.wrap_socket(raw, server_hostname=ep.domain, do_handshake_on_connect=False) as tls,
+            ):
+                try:
+                    tls.do_handshake()
+                except ssl.SSLCertVerificationError as exc:
+                    error = exc.verify_message or _reason(exc)
+                chain = _unverified_chain(tls)
         except ssl.SSLError as exc:
             raise HttpCheckError(
                 f"TLS handshake with {ep.where('https')} for {ep.domain} failed: {exc.reason or exc}"
