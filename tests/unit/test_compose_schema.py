@@ -109,7 +109,7 @@ def test_every_option_renders_a_valid_compose_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("path", "value", "message"), [
     (("services", "app", "depends_on", "migrate", "condition"), "service_finished",
-     "services/app/depends_on: {'migrate': {'condition': 'service_finished'}} is not valid under any of the given"),
+     "services/app/depends_on: {'migrate': {'condition': 'service_finished'}} is not valid under any"),
     (("services", "app", "helthcheck"), {"test": ["CMD", "true"]},
      "services/app: 'helthcheck' does not match any of the regexes: '^x-'"),
     (("services", "app", "ports"), "80:80", "services/app/ports: '80:80' is not of type 'array'"),
