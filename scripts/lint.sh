@@ -42,7 +42,7 @@ step() {
     fi
 }
 
-step "ruff check" "$bin/ruff" check .
+step "ruff check" "$bin/ruff" check --output-format concise .
 if [[ $format == 1 ]]; then
     step "ruff format" "$bin/ruff" format --check .
 else
