@@ -48,7 +48,6 @@ record healthy
 app=$(docker ps -q --filter label=com.docker.compose.project=checks-rec --filter label=com.docker.compose.service=app)
 script=$("$WT/.venv/bin/python" -c 'from composekit.deploy import _COUNT_WORKERS; print(_COUNT_WORKERS)')
 docker exec "$app" python3 -c "$script" > "$OUT/exec-count-workers.txt"
-docker compose -p checks-rec logs --no-color --tail 40 migrate > "$OUT/logs-migrate-ok.txt" || true
 
 # 2. A second deploy whose migration fails: the running app must be kept.
 cat > failing.yaml <<'YAML'
