@@ -82,7 +82,8 @@ NAIVE_DOCKERFILE = """\
 ARG PYTHON_IMAGE=python:3.11-slim
 FROM ${{PYTHON_IMAGE}}
 RUN groupadd --system --gid {uid} app \\
-    && useradd --system --uid {uid} --gid app --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin app{mkdirs}
+    && useradd --system --uid {uid} --gid app --no-create-home --home-dir /nonexistent \\
+        --shell /usr/sbin/nologin app{mkdirs}
 WORKDIR /app
 COPY . /app
 RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install -r requirements.txt {runtime}
@@ -248,8 +249,10 @@ def serves(variant: Variant, marker: str, timeout: float = 15) -> None:
         except (httpx.HTTPError, ValueError) as exc:
             last = repr(exc)
         if time.monotonic() > deadline:
-            raise BenchError(f"{variant.label}: after the redeploy, https://{variant.domain}/ does not serve the edited "
-                             f"code (app = {marker!r}); last answer: {last}")
+            raise BenchError(
+                f"{variant.label}: after the redeploy, https://{variant.domain}/ does not serve the edited "
+                f"code (app = {marker!r}); last answer: {last}"
+            )
         time.sleep(0.5)
 
 
@@ -348,7 +351,7 @@ def table(figures: dict[str, Any], meta: dict[str, Any], out: TextIO) -> None:
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for row in rows:
-        cells = [row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:])]
+        cells = [row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:], strict=True)]
         out.write("  ".join(cells).rstrip() + "\n")
 
 

@@ -68,7 +68,9 @@ def smoke_command(
     ] = None,
     ca_file: Annotated[
         Path | None,
-        typer.Option("--ca-file", metavar="PEM", help="Trust this CA file instead of the system's (private or test CA)."),
+        typer.Option(
+            "--ca-file", metavar="PEM", help="Trust this CA file instead of the system's (private or test CA)."
+        ),
     ] = None,
     cert_warn_days: Annotated[
         int | None, typer.Option(min=0, help="Warn when the certificate expires within N days (smoke/cert_warn_days).")

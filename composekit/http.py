@@ -1,4 +1,4 @@
-"""The one module that talks to a deployment over the network: httpx for HTTP, ssl for certificates.
+"""The one module that talks to a deployment over the network: httpx for HTTP, ssl + cryptography for certificates.
 
 Every request goes to an explicit address with the domain as Host header and TLS SNI, so a server can
 be checked before DNS points at it (like curl's --resolve). Transport failures become HttpCheckError,
@@ -7,17 +7,21 @@ whose message names the URL, the address connected to and what went wrong.
 
 from __future__ import annotations
 
+import _ssl
 import ipaddress
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
 import httpx
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from .errors import HttpCheckError, UserError
 
@@ -25,9 +29,7 @@ __all__ = ["Answer", "Endpoint", "HttpClient", "PeerCertificate", "Scheme", "res
 
 Scheme = Literal["http", "https"]
 _DEFAULT_PORTS: dict[str, int] = {"http": 80, "https": 443}
-# OpenSSL's X509_V_FLAG_NO_CHECK_TIME, which the ssl module does not export: lets an expired
-# certificate be decoded, so that `smoke` can say when it expired instead of only that it did.
-_X509_V_FLAG_NO_CHECK_TIME = 0x200000
+_ENCODING_DER: int = _ssl.ENCODING_DER  # for the private chain call of Python < 3.13
 
 
 def resolve(domain: str) -> list[str]:
@@ -108,37 +110,42 @@ class PeerCertificate:
     def self_signed(self) -> bool:
         return self.subject == self.issuer
 
+    @classmethod
+    def from_der(cls, der: bytes, *, verified: bool, verify_error: str | None) -> PeerCertificate:
+        """Decode a DER certificate (cryptography's x509); ValueError when it is malformed."""
+        cert = x509.load_der_x509_certificate(der)
+        subject, subject_cn = _name(cert.subject)
+        issuer, issuer_cn = _name(cert.issuer)
+        return cls(
+            subject=subject,
+            issuer=issuer,
+            subject_cn=subject_cn,
+            issuer_cn=issuer_cn,
+            dns_names=_dns_names(cert),
+            not_before=cert.not_valid_before_utc,
+            not_after=cert.not_valid_after_utc,
+            verified=verified,
+            verify_error=verify_error,
+        )
 
-def _name(rdns: Any) -> tuple[str, str | None]:
-    """ssl's ((("commonName", "x"),), ...) -> ("CN=x, O=y", "x")."""
-    short = {"commonName": "CN", "organizationName": "O", "countryName": "C", "organizationalUnitName": "OU"}
-    parts, cn = [], None
-    for rdn in rdns or ():
-        for key, value in rdn:
-            parts.append(f"{short.get(key, key)}={value}")
-            if key == "commonName" and cn is None:
-                cn = str(value)
-    return ", ".join(parts), cn
+
+def _name(name: x509.Name) -> tuple[str, str | None]:
+    """An x509 name in its certificate's order -> ("CN=x, O=y", "x")."""
+    parts = [f"{attr.rfc4514_attribute_name}={_text(attr.value)}" for rdn in name.rdns for attr in rdn]
+    cns = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return ", ".join(parts), _text(cns[0].value) if cns else None
 
 
-def _when(text: str) -> datetime:
-    return datetime.fromtimestamp(ssl.cert_time_to_seconds(text), tz=timezone.utc)
+def _text(value: str | bytes) -> str:
+    return value if isinstance(value, str) else value.decode("utf-8", "replace")
 
 
-def _certificate(info: dict[str, Any], verified: bool, error: str | None) -> PeerCertificate:
-    subject, subject_cn = _name(info.get("subject"))
-    issuer, issuer_cn = _name(info.get("issuer"))
-    return PeerCertificate(
-        subject=subject,
-        issuer=issuer,
-        subject_cn=subject_cn,
-        issuer_cn=issuer_cn,
-        dns_names=tuple(str(v) for k, v in info.get("subjectAltName", ()) if k == "DNS"),
-        not_before=_when(info["notBefore"]),
-        not_after=_when(info["notAfter"]),
-        verified=verified,
-        verify_error=error,
-    )
+def _dns_names(cert: x509.Certificate) -> tuple[str, ...]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return ()
+    return tuple(san.get_values_for_type(x509.DNSName))
 
 
 def _trust_context(ca_file: Path | None) -> ssl.SSLContext:
@@ -153,24 +160,17 @@ def _trust_context(ca_file: Path | None) -> ssl.SSLContext:
         ) from None
 
 
-def _unverified_context() -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
+def _unverified_chain(tls: ssl.SSLSocket) -> list[bytes]:
+    """The certificates the server sent (leaf first, DER), also after a handshake that failed verification.
 
-
-def _decoding_context(der: bytes) -> ssl.SSLContext:
-    """A context that trusts exactly this certificate, whatever its issuer, name or dates.
-
-    The ssl module only decodes a certificate it has verified; trusting the leaf itself (partial chain)
-    makes it decode any certificate without a third-party parser.
+    Public as SSLSocket.get_unverified_chain() from Python 3.13; the same call exists, private, since 3.10.
     """
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_flags = ssl.VerifyFlags(ssl.VERIFY_X509_PARTIAL_CHAIN | _X509_V_FLAG_NO_CHECK_TIME)
-    context.load_verify_locations(cadata=der)
-    return context
+    public: Callable[[], list[bytes] | None] | None = getattr(tls, "get_unverified_chain", None)
+    if public is not None:
+        return list(public() or [])
+    sslobj: Any = getattr(tls, "_sslobj", None)
+    chain = sslobj.get_unverified_chain() if sslobj is not None else None
+    return [cert.public_bytes(_ENCODING_DER) for cert in chain or []]
 
 
 def _reason(exc: BaseException) -> str:
@@ -242,14 +242,24 @@ class HttpClient:
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
         return Answer(public, response.status_code, response.reason_phrase, headers, response.text, elapsed)
 
-    def _handshake(self, context: ssl.SSLContext, binary: bool = False) -> Any:
+    def certificate(self) -> PeerCertificate:
+        """The certificate served for the domain, from one handshake verified against the trust store.
+
+        A handshake that fails verification has still received the server's chain: its leaf is decoded
+        anyway, so that `smoke` can say what is wrong with it (expired, another name, Traefik's default).
+        """
         ep = self.endpoint
+        error: str | None = None
         try:
-            with socket.create_connection((ep.address, ep.https_port), timeout=self.timeout) as raw:
-                with context.wrap_socket(raw, server_hostname=ep.domain) as tls:
-                    return tls.getpeercert(binary_form=binary)
-        except ssl.SSLCertVerificationError:
-            raise
+            with (
+                socket.create_connection((ep.address, ep.https_port), timeout=self.timeout) as raw,
+                self._trust.wrap_socket(raw, server_hostname=ep.domain, do_handshake_on_connect=False) as tls,
+            ):
+                try:
+                    tls.do_handshake()
+                except ssl.SSLCertVerificationError as exc:
+                    error = exc.verify_message or _reason(exc)
+                chain = _unverified_chain(tls)
         except ssl.SSLError as exc:
             raise HttpCheckError(
                 f"TLS handshake with {ep.where('https')} for {ep.domain} failed: {exc.reason or exc}"
@@ -258,19 +268,7 @@ class HttpClient:
             raise HttpCheckError(
                 f"cannot connect to {ep.where('https')} for {ep.domain}: {exc.strerror or _reason(exc)}"
             ) from None
-
-    def certificate(self) -> PeerCertificate:
-        """The certificate served for the domain, verified against the trust store when it can be."""
         try:
-            return _certificate(self._handshake(self._trust), verified=True, error=None)
-        except ssl.SSLCertVerificationError as exc:
-            error = exc.verify_message or _reason(exc)
-        der = self._handshake(_unverified_context(), binary=True)
-        try:
-            info = self._handshake(_decoding_context(der))
-        except ssl.SSLCertVerificationError as exc:
-            raise HttpCheckError(
-                f"the certificate served for {self.endpoint.domain} does not verify ({error}) "
-                f"and cannot be decoded ({exc.verify_message})"
-            ) from None
-        return _certificate(info, verified=False, error=error)
+            return PeerCertificate.from_der(chain[0] if chain else b"", verified=error is None, verify_error=error)
+        except ValueError as exc:
+            raise HttpCheckError(f"the certificate served for {ep.domain} cannot be decoded: {exc}") from None

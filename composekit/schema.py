@@ -35,7 +35,11 @@ _POSITIVE_NUMBER: dict[str, Any] = {"type": "number", "exclusiveMinimum": 0}
 _NULL: dict[str, Any] = {"type": "null"}
 _MEMORY: dict[str, Any] = {
     "anyOf": [
-        {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*[kKmMgGtT]?[iI]?[bB]?\s*$", "examples": ["512M", "1G", "256MiB"]},
+        {
+            "type": "string",
+            "pattern": r"^\s*\d+(\.\d+)?\s*[kKmMgGtT]?[iI]?[bB]?\s*$",
+            "examples": ["512M", "1G", "256MiB"],
+        },
         _POSITIVE_INT,
     ]
 }

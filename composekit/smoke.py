@@ -15,7 +15,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -416,7 +416,7 @@ def run_smoke(
     *,
     connect: ClientFactory | None = None,
     resolver: Resolver = resolve,
-    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Report:
     """Run every check once."""
     results: list[CheckResult] = []
@@ -426,7 +426,8 @@ def run_smoke(
         context: dict[str, Any] = {"domain": opts.domain, "address": address}
         if opts.ca_file is not None:
             context["ca_file"] = str(opts.ca_file)
-        return Report("smoke", subject + (f" at {address}" if address and opts.resolve else ""), tuple(results), context)
+        at = f" at {address}" if address and opts.resolve else ""
+        return Report("smoke", subject + at, tuple(results), context)
 
     others: list[str] = []
     if opts.resolve is not None:

@@ -33,7 +33,9 @@ def make_project(tmp_path: Path, testenv: TestEnv, **overrides: Any) -> Path:
 
 def doctor(directory: Path, *args: str, env: dict[str, str] | None = None,
            hosts: Path | None = None) -> tuple[int, dict[str, dict[str, str]]]:
-    cmd = [sys.executable, "-m", "composekit.cli", "-c", "composekit.yaml", "-c", "local.yaml", "doctor", "--json", *args]
+    cmd = [
+        sys.executable, "-m", "composekit.cli", "-c", "composekit.yaml", "-c", "local.yaml", "doctor", "--json", *args
+    ]
     if hosts is not None:
         # A private mount namespace where /etc/hosts is ours: real name resolution, nothing else changed.
         cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
@@ -63,7 +65,10 @@ def test_engine_compose_and_traefik_image_are_reported(tmp_path: Path, testenv: 
     version = docker.version()
     assert version.server is not None
     assert checks["docker engine"] == {
-        "name": "docker engine", "status": "ok", "detail": f"Docker Engine {version.server.version} reachable", "fix": "",
+        "name": "docker engine",
+        "status": "ok",
+        "detail": f"Docker Engine {version.server.version} reachable",
+        "fix": "",
     }
     assert checks["compose"]["status"] == "ok" and "v2." in checks["compose"]["detail"]
     api = checks["traefik / engine api"]
@@ -84,7 +89,9 @@ def test_taken_port(tmp_path: Path, testenv: TestEnv, taken_port: int) -> None:
     assert checks[f"port {taken_port}"]["status"] == "fail"
     assert checks[f"port {taken_port}"]["detail"] == "in use by another process (ports/http); Traefik cannot publish it"
     assert f"ss -ltnp 'sport = :{taken_port}'" in checks[f"port {taken_port}"]["fix"]
-    assert checks[f"port {https}"] == {"name": f"port {https}", "status": "ok", "detail": "free (ports/https)", "fix": ""}
+    assert checks[f"port {https}"] == {
+        "name": f"port {https}", "status": "ok", "detail": "free (ports/https)", "fix": ""
+    }
 
 
 def test_missing_compose_plugin(tmp_path: Path, testenv: TestEnv) -> None:

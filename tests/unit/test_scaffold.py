@@ -76,7 +76,9 @@ def test_layouts_are_detected(tmp_path: Path, fixture: str, lock: str | None, st
     assert sorted(files) == [".dockerignore", "Dockerfile", "composekit.schema.json", "composekit.yaml"]
 
 
-@pytest.mark.parametrize(("fixture", "lock"), [("pip-app", None), ("poetry-alembic", "poetry.lock"), ("uv-alembic", "uv.lock")])
+@pytest.mark.parametrize(
+    ("fixture", "lock"), [("pip-app", None), ("poetry-alembic", "poetry.lock"), ("uv-alembic", "uv.lock")]
+)
 def test_alembic_alone_decides_the_migration(tmp_path: Path, fixture: str, lock: str | None) -> None:
     root = sample(tmp_path, fixture, lock)
     (root / "alembic.ini").unlink(missing_ok=True)
@@ -92,7 +94,9 @@ def test_alembic_alone_decides_the_migration(tmp_path: Path, fixture: str, lock:
 
 def test_pip_installs_requirements_before_the_code(tmp_path: Path) -> None:
     dockerfile = init(sample(tmp_path, "pip-app"))["Dockerfile"]
-    assert dockerfile.index("COPY requirements.txt") < dockerfile.index("pip install -r") < dockerfile.index("COPY . /app")
+    assert (
+        dockerfile.index("COPY requirements.txt") < dockerfile.index("pip install -r") < dockerfile.index("COPY . /app")
+    )
 
 
 def test_poetry_only_exports_in_the_first_stage_and_stays_out_of_the_final_image(tmp_path: Path) -> None:
@@ -110,13 +114,16 @@ def test_poetry_only_exports_in_the_first_stage_and_stays_out_of_the_final_image
 
 def test_uv_syncs_from_the_lock_before_the_code(tmp_path: Path) -> None:
     dockerfile = init(sample(tmp_path, "uv-alembic", "uv.lock"))["Dockerfile"]
-    assert dockerfile.index("COPY pyproject.toml uv.lock") < dockerfile.index("uv sync --frozen --no-dev --no-install-project")
+    sync = dockerfile.index("uv sync --frozen --no-dev --no-install-project")
+    assert dockerfile.index("COPY pyproject.toml uv.lock") < sync
     assert dockerfile.index("uv sync") < dockerfile.index("COPY . /app")
     assert "UV_NATIVE_TLS=1" in dockerfile
     assert "uv" not in final_stage(dockerfile).replace("uvicorn", "").lower()
 
 
-@pytest.mark.parametrize(("fixture", "lock"), [("pip-app", None), ("poetry-alembic", "poetry.lock"), ("uv-alembic", "uv.lock")])
+@pytest.mark.parametrize(
+    ("fixture", "lock"), [("pip-app", None), ("poetry-alembic", "poetry.lock"), ("uv-alembic", "uv.lock")]
+)
 def test_init_and_render_generate_the_same_dockerfile(tmp_path: Path, fixture: str, lock: str | None) -> None:
     root = sample(tmp_path, fixture, lock)
     written = init(root)
@@ -145,7 +152,8 @@ def test_name_and_domain_options(tmp_path: Path) -> None:
     with pytest.raises(TemplateError) as info:
         plan_init(root, domain="Not A Domain")
     assert str(info.value) == (
-        'init: --domain: expected a fully qualified lowercase domain name such as "shop.example.com", got "Not A Domain"'
+        'init: --domain: expected a fully qualified lowercase domain name such as "shop.example.com", '
+        'got "Not A Domain"'
     )
 
 
@@ -238,7 +246,9 @@ def test_invalid_module_flag(tmp_path: Path) -> None:
     write(tmp_path, {"requirements.txt": "fastapi\n"})
     with pytest.raises(TemplateError) as info:
         plan_init(tmp_path, module="app/main.py")
-    assert str(info.value) == 'init: --module: expected "package.module:attribute", such as "app.main:app", got "app/main.py"'
+    assert str(info.value) == (
+        'init: --module: expected "package.module:attribute", such as "app.main:app", got "app/main.py"'
+    )
 
 
 def test_health_route_is_found_or_explained(tmp_path: Path) -> None:
@@ -318,7 +328,9 @@ def test_empty_directory_gets_the_template_app_and_a_secret(tmp_path: Path) -> N
     files = init(root, template="fastapi-postgres")
     assert {"app/main.py", "app/migrate.py", "app/db.py", "requirements.txt", "secrets/db_password"} <= set(files)
     config = config_of(root)
-    assert config["database"] == {"engine": "postgres", "name": "notes", "user": "notes", "password_file": "secrets/db_password"}
+    assert config["database"] == {
+        "engine": "postgres", "name": "notes", "user": "notes", "password_file": "secrets/db_password"
+    }
     assert config["migrate"] == {"command": "python3 -m app.migrate"}
     secret = root / "secrets" / "db_password"
     assert secret.read_text() == "s3cret-for-tests\n"
@@ -386,7 +398,8 @@ def test_cli_init_without_a_terminal_fails_clearly(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr == (
         f"error: init: no FastAPI app found in {tmp_path} (looked for a module-level `app = FastAPI(...)` in its .py "
-        "files) and stdin is not a terminal to ask; pass --module package.module:attribute, e.g. --module app.main:app\n"
+        "files) and stdin is not a terminal to ask; pass --module package.module:attribute, "
+        "e.g. --module app.main:app\n"
     )
     assert not (tmp_path / "composekit.yaml").exists()
 

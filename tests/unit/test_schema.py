@@ -115,7 +115,7 @@ CASES: list[tuple[dict[str, Any], bool]] = [
 
 
 def _merged(change: dict[str, Any]) -> dict[str, Any]:
-    doc = json.loads(json.dumps(MINIMAL))
+    doc: dict[str, Any] = json.loads(json.dumps(MINIMAL))
     for key, value in change.items():
         if isinstance(value, dict) and isinstance(doc.get(key), dict):
             doc[key].update(value)

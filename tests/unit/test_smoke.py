@@ -38,7 +38,7 @@ from composekit.smoke import (
 )
 
 DOMAIN = "shop.example.com"
-NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 GOOD_HEADERS = {
     "strict-transport-security": "max-age=31536000",
     "x-content-type-options": "nosniff",
@@ -68,7 +68,7 @@ class Issued:
 def issue(cn: str, names: list[str], *, days: float = 90, age: float = 1, issuer: Issued | None = None,
           ca: bool = False) -> Issued:
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     builder = (
         x509.CertificateBuilder()
@@ -86,7 +86,13 @@ def issue(cn: str, names: list[str], *, days: float = 90, age: float = 1, issuer
 
 
 @pytest.fixture
-def tls_server(tmp_path: Path) -> Iterator[Callable[..., int]]:
+def accepted() -> dict[int, int]:
+    """port -> connections the tls_server on that port accepted."""
+    return {}
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path, accepted: dict[int, int]) -> Iterator[Callable[..., int]]:
     """tls_server(leaf, *chain) -> port of a loopback TLS server presenting that certificate chain."""
     sockets: list[socket.socket] = []
 
@@ -98,6 +104,8 @@ def tls_server(tmp_path: Path) -> Iterator[Callable[..., int]]:
         context.load_cert_chain(cert_file, key_file)
         listener = socket.create_server(("127.0.0.1", 0))
         sockets.append(listener)
+        port = int(listener.getsockname()[1])
+        accepted[port] = 0
 
         def serve() -> None:
             while True:
@@ -105,6 +113,7 @@ def tls_server(tmp_path: Path) -> Iterator[Callable[..., int]]:
                     conn, _ = listener.accept()
                 except OSError:
                     return
+                accepted[port] += 1
                 try:
                     with context.wrap_socket(conn, server_side=True):
                         pass
@@ -112,7 +121,7 @@ def tls_server(tmp_path: Path) -> Iterator[Callable[..., int]]:
                     conn.close()
 
         threading.Thread(target=serve, daemon=True).start()
-        return int(listener.getsockname()[1])
+        return port
 
     yield start
     for s in sockets:
@@ -187,9 +196,11 @@ def test_transport_failure_names_url_and_address() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("[Errno 111] Connection refused")
 
-    with HttpClient(Endpoint(DOMAIN, "127.0.0.1"), transport=httpx.MockTransport(handler)) as client:
-        with pytest.raises(HttpCheckError) as info:
-            client.get("http", "/health")
+    with (
+        HttpClient(Endpoint(DOMAIN, "127.0.0.1"), transport=httpx.MockTransport(handler)) as client,
+        pytest.raises(HttpCheckError) as info,
+    ):
+        client.get("http", "/health")
     assert str(info.value) == (
         "GET http://shop.example.com/health (at 127.0.0.1 port 80) failed: [Errno 111] Connection refused"
     )
@@ -284,7 +295,8 @@ def test_hostname_mismatch(tls_server: Callable[..., int], tmp_path: Path) -> No
     assert "Hostname mismatch" in (cert.verify_error or "")
     result = check_certificate(cert, DOMAIN, "x", NOW)
     assert (result.status, result.detail) == (
-        Status.FAIL, "the certificate is for other.example.com, not shop.example.com (issued by Test Root for other.example.com)"
+        Status.FAIL,
+        "the certificate is for other.example.com, not shop.example.com (issued by Test Root for other.example.com)",
     )
 
 
@@ -312,9 +324,63 @@ def test_expired_certificate_is_decoded(tls_server: Callable[..., int], tmp_path
     root = issue("Test Root", [], days=3650, ca=True)
     cert = served(tls_server(issue(DOMAIN, [DOMAIN], issuer=root, age=100, days=-2)), root, tmp_path)
     assert not cert.verified and cert.verify_error == "certificate has expired"
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     assert check_certificate(cert, DOMAIN, "x", now).detail.startswith("the certificate expired on ")
     assert check_expiry(cert, now, 21, 7).status is Status.FAIL
+
+
+def test_one_handshake_whether_or_not_the_certificate_verifies(
+    tls_server: Callable[..., int], accepted: dict[int, int], tmp_path: Path
+) -> None:
+    root = issue("Test Root", [], days=3650, ca=True)
+    good = tls_server(issue(DOMAIN, [DOMAIN], issuer=root))
+    expired = tls_server(issue(DOMAIN, [DOMAIN], issuer=root, age=100, days=-2))
+    assert served(good, root, tmp_path).verified
+    assert not served(expired, root, tmp_path).verified
+    assert accepted == {good: 1, expired: 1}
+
+
+def test_intermediate_sent_by_the_server_completes_the_chain(tls_server: Callable[..., int], tmp_path: Path) -> None:
+    root = issue("Test Root", [], days=3650, ca=True)
+    intermediate = issue("Test Intermediate", [], days=365, issuer=root, ca=True)
+    port = tls_server(issue(DOMAIN, [DOMAIN], issuer=intermediate), intermediate)
+    cert = served(port, root, tmp_path)
+    assert (cert.verified, cert.issuer, cert.issuer_cn) == (True, "CN=Test Intermediate", "Test Intermediate")
+    leaf_only = tls_server(issue(DOMAIN, [DOMAIN], issuer=intermediate))
+    assert served(leaf_only, root, tmp_path).verify_error == "unable to get local issuer certificate"
+
+
+def test_subject_and_issuer_keep_the_certificate_order(tls_server: Callable[..., int], tmp_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Shop"),
+        x509.NameAttribute(NameOID.COMMON_NAME, DOMAIN),
+    ])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(1).not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=9))
+        .sign(key, hashes.SHA256())
+    )
+    seen = served(tls_server(Issued(cert, key)), None, tmp_path)
+    assert (seen.subject, seen.subject_cn, seen.dns_names) == (f"C=FR, O=Shop, CN={DOMAIN}", DOMAIN, ())
+    assert seen.self_signed and seen.verify_error == "self-signed certificate"
+    assert seen.not_after == cert.not_valid_after_utc
+
+
+def test_undecodable_certificate(
+    tls_server: Callable[..., int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = tls_server(issue(DOMAIN, [DOMAIN]))
+
+    def refuse(der: bytes) -> x509.Certificate:
+        raise ValueError("error parsing asn1 value")
+
+    monkeypatch.setattr(x509, "load_der_x509_certificate", refuse)
+    with pytest.raises(HttpCheckError) as info:
+        served(port, None, tmp_path)
+    assert str(info.value) == "the certificate served for shop.example.com cannot be decoded: error parsing asn1 value"
 
 
 def test_nothing_listening(tmp_path: Path) -> None:
@@ -402,9 +468,11 @@ class FakeClient(HttpClient):
 
 
 def options(**changes: object) -> SmokeOptions:
-    base: dict[str, object] = dict(domain=DOMAIN, resolve=None, http_port=80, https_port=443, ca_file=None,
-                                   health_path="/health", latency_ms=2000, cert_warn_days=21, cert_fail_days=7,
-                                   checks=(), timeout=5.0)
+    base: dict[str, object] = {
+        "domain": DOMAIN, "resolve": None, "http_port": 80, "https_port": 443, "ca_file": None,
+        "health_path": "/health", "latency_ms": 2000, "cert_warn_days": 21, "cert_fail_days": 7,
+        "checks": (), "timeout": 5.0,
+    }
     return SmokeOptions(**{**base, **changes})  # type: ignore[arg-type]
 
 
@@ -458,7 +526,8 @@ def test_stale_aaaa_record_fails() -> None:
     stale = report.checks[-1]
     assert (stale.name, stale.status, stale.detail) == (
         "address 2001:db8::7", Status.FAIL,
-        "AAAA record: GET https://shop.example.com/health (at 2001:db8::7 port 443) failed: [Errno 101] Network is unreachable",
+        "AAAA record: GET https://shop.example.com/health (at 2001:db8::7 port 443) failed: "
+        "[Errno 101] Network is unreachable",
     )
     assert "forgotten AAAA record" in stale.fix
 
@@ -531,7 +600,8 @@ def test_slow_health_fails_the_latency_budget() -> None:
 
 
 @pytest.mark.parametrize(("check", "detail"), [
-    (SmokeCheck(path="/api/version", status=201), "200 OK: '{\"app\":{\"version\":\"1.2\"},\"tags\":[\"a\"]}', expected 201"),
+    (SmokeCheck(path="/api/version", status=201),
+     "200 OK: '{\"app\":{\"version\":\"1.2\"},\"tags\":[\"a\"]}', expected 201"),
     (SmokeCheck(path="/api/version", contains="2.0"),
      "200, but the body does not contain '2.0': '{\"app\":{\"version\":\"1.2\"},\"tags\":[\"a\"]}'"),
     (SmokeCheck(path="/api/version", json_key="app.build"),
@@ -586,8 +656,12 @@ def test_options_from_config_and_flags(tmp_path: Path) -> None:
                   "ca_file": "ca.pem"},
     })
     opts = SmokeOptions.from_config(config, tmp_path)
-    assert (opts.domain, opts.resolve, opts.ca_file, opts.health_path) == (DOMAIN, "127.0.0.1", tmp_path / "ca.pem", "/healthz")
-    assert (opts.http_port, opts.https_port, opts.latency_ms, opts.cert_warn_days, opts.cert_fail_days) == (8080, 8443, 500, 30, 10)
+    assert (opts.domain, opts.resolve, opts.ca_file, opts.health_path) == (
+        DOMAIN, "127.0.0.1", tmp_path / "ca.pem", "/healthz"
+    )
+    assert (opts.http_port, opts.https_port, opts.latency_ms, opts.cert_warn_days, opts.cert_fail_days) == (
+        8080, 8443, 500, 30, 10
+    )
     flagged = SmokeOptions.from_config(config, tmp_path, resolve=("other.example.com", "10.0.0.1"),
                                        ca_file=Path("/x.pem"), cert_warn_days=5, cert_fail_days=2)
     assert (flagged.domain, flagged.resolve, flagged.ca_file) == ("other.example.com", "10.0.0.1", Path("/x.pem"))

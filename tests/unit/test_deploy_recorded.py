@@ -1,0 +1,320 @@
+"""The orchestration of `up` and `status`, and `Docker.containers()`, driven by JSON recorded from a real run.
+
+tests/data/docker/ holds `docker container inspect` of every container of the fastapi-postgres template
+(project checks-rec) at four moments of real deploys, and `docker compose ps --format json` at the same
+moments (see its README). The inspect JSON goes through python-on-whales' own Container model, exactly as
+`Docker.containers()` reads a live engine; a small fake Docker then replays those states to `up`,
+`wait_healthy` and `status`, so their decisions are tested on what Docker really reports, without a daemon.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+from python_on_whales import Container
+from python_on_whales.client_config import ClientConfig
+
+from composekit import deploy
+from composekit.docker import ContainerInfo, Docker, LineSink
+from composekit.errors import HealthTimeoutError, MigrationError
+from composekit.project import Project, load_project
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "docker"
+REPO = Path(__file__).resolve().parents[2]
+PROJECT = "checks-rec"
+# Recorded moments: a first deploy while the app and Traefik were starting, then healthy; a second deploy
+# whose migration exited 3 (the app kept running); a third whose app crashed at start (restart: always).
+STATES = ("starting", "healthy", "migrate-failed", "app-crashing")
+
+
+class RecordedContainer(Container):
+    """python-on-whales' Container whose `docker container inspect` answer is a recorded one."""
+
+    def __init__(self, inspect: dict[str, Any]) -> None:
+        self._recorded = inspect
+        super().__init__(ClientConfig(), inspect["Id"], is_immutable_id=True)
+
+    def _fetch_inspect_result_json(self, reference: str) -> dict[str, Any]:
+        assert reference == self._recorded["Id"]
+        return self._recorded
+
+
+@cache
+def inspect_json(state: str) -> list[dict[str, Any]]:
+    data: list[dict[str, Any]] = json.loads((DATA / f"inspect-{state}.json").read_text())
+    return data
+
+
+def compose_ps(state: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (DATA / f"compose-ps-{state}.jsonl").read_text().splitlines() if line]
+
+
+def parse(records: list[dict[str, Any]], calls: list[dict[str, Any]] | None = None) -> list[ContainerInfo]:
+    """`Docker.containers()` of a live engine whose `docker container inspect` answers ``records``."""
+    docker = Docker(PROJECT, [Path("compose.yaml")])
+
+    def listing(**kwargs: Any) -> list[Container]:
+        if calls is not None:
+            calls.append(kwargs)
+        return [RecordedContainer(r) for r in records]
+
+    with mock.patch.object(docker.client.container, "list", listing):
+        return docker.containers()
+
+
+def recorded(state: str, services: tuple[str, ...] | None = None) -> list[ContainerInfo]:
+    """The stack's containers at a recorded moment (only ``services``' when given)."""
+    records = inspect_json(state)
+    if services is not None:
+        records = [r for r in records if r["Config"]["Labels"]["com.docker.compose.service"] in services]
+    return parse(records)
+
+
+# Docker.containers() ---------------------------------------------------------------------------------
+
+
+def test_containers_parses_a_recorded_healthy_stack() -> None:
+    calls: list[dict[str, Any]] = []
+    found = parse(inspect_json("healthy"), calls)
+    assert calls == [{"all": True, "filters": [("label", f"com.docker.compose.project={PROJECT}")]}]
+    assert [(c.service, c.name, c.status, c.health, c.exit_code, c.restart_count) for c in found] == [
+        ("app", "checks-rec-app-1", "running", "healthy", 0, 0),
+        ("db", "checks-rec-db-1", "running", "healthy", 0, 0),
+        ("migrate", "checks-rec-migrate-1", "exited", None, 0, 0),
+        ("traefik", "checks-rec-traefik-1", "running", "healthy", 0, 0),
+    ]
+    by_service = {c.service: c for c in found}
+    raw = {r["Config"]["Labels"]["com.docker.compose.service"]: r for r in inspect_json("healthy")}
+    for service, c in by_service.items():
+        assert (c.id, c.image) == (raw[service]["Id"], raw[service]["Image"])
+        assert c.started_at is not None and c.started_at[:19] == raw[service]["State"]["StartedAt"][:19]
+    # A running container has no finish time (Docker says 0001-01-01) and a PID; an exited one the reverse.
+    assert (by_service["app"].finished_at, by_service["migrate"].pid) == (None, None)
+    assert by_service["app"].pid == raw["app"]["State"]["Pid"] > 0
+    assert by_service["migrate"].finished_at is not None
+
+
+@pytest.mark.parametrize("state", STATES)
+def test_containers_agree_with_compose_ps(state: str) -> None:
+    """What composekit reads from `docker inspect` is what Compose itself reports at the same moment."""
+    ours = {(c.service, c.name, c.status, c.health, c.exit_code) for c in recorded(state)}
+    theirs = {(p["Service"], p["Name"], p["State"], p["Health"] or None, p["ExitCode"]) for p in compose_ps(state)}
+    assert ours == theirs
+
+
+def test_recorded_states_are_what_their_names_say() -> None:
+    def health(state: str) -> dict[str, tuple[str, str | None, int | None, int]]:
+        return {c.service: (c.status, c.health, c.exit_code, c.restart_count) for c in recorded(state)}
+
+    assert health("starting")["app"] == ("running", "starting", 0, 0)
+    assert health("migrate-failed")["migrate"] == ("exited", None, 3, 0)
+    assert health("migrate-failed")["app"] == ("running", "healthy", 0, 0)
+    assert health("app-crashing")["app"][3] >= 3
+
+
+# a fake Docker that replays recorded states ----------------------------------------------------------
+
+
+class FakeDocker(Docker):
+    """Replays recorded states: each ``containers()`` answers the next one, the last one from then on.
+
+    Everything it was asked to do is in ``calls``; a Docker method it does not fake fails (it has no client).
+    """
+
+    def __init__(self, *states: list[ContainerInfo], logs: str = "", workers: str = "2\n") -> None:
+        self.project_name = PROJECT
+        self.compose_files = []
+        self.states = list(states)
+        self.calls: list[tuple[Any, ...]] = []
+        self._logs = logs
+        self._workers = workers
+
+    def engine_version(self) -> str:
+        return "20.10.24"
+
+    def compose_version(self) -> str:
+        return "2.40.3"
+
+    def containers(self) -> list[ContainerInfo]:
+        self.calls.append(("containers",))
+        return self.states.pop(0) if len(self.states) > 1 else self.states[0]
+
+    def build(self, on_line: LineSink | None = None) -> None:
+        self.calls.append(("build",))
+
+    def services(self) -> list[str]:
+        return ["app", "db", "migrate", "traefik"]
+
+    def up(self, services: list[str] | None = None, *, dependencies: bool = True,
+           on_line: LineSink | None = None) -> None:
+        self.calls.append(("up", services, dependencies))
+
+    def down(self, delete_volumes: bool, on_line: LineSink | None = None) -> None:
+        self.calls.append(("down", delete_volumes))
+
+    def logs(self, services: list[str], tail: int | None = None) -> str:
+        self.calls.append(("logs", services))
+        return self._logs
+
+    def exec(self, container: str, argv: list[str]) -> str:
+        self.calls.append(("exec", container, argv))
+        return self._workers
+
+    def asked(self, verb: str) -> list[tuple[Any, ...]]:
+        return [c for c in self.calls if c[0] == verb]
+
+
+def healthy_within(docker: Docker, services: list[str], seconds: float) -> list[ContainerInfo]:
+    """deploy.wait_healthy with a budget of ``seconds`` (the one place that knows its signature)."""
+    return deploy.wait_healthy(docker, services, seconds)
+
+
+# wait_healthy ----------------------------------------------------------------------------------------
+
+
+def test_wait_healthy_waits_through_starting_until_healthy() -> None:
+    fake = FakeDocker(recorded("starting"), recorded("healthy"))
+    assert healthy_within(fake, ["traefik", "app"], 10) == recorded("healthy")
+
+
+def test_wait_healthy_stops_at_once_on_a_crash_loop() -> None:
+    crashing = recorded("app-crashing")
+    restarts = next(c.restart_count for c in crashing if c.service == "app")
+    fake = FakeDocker(crashing, logs="ModuleNotFoundError: No module named 'app.missing'")
+    with pytest.raises(HealthTimeoutError) as info:
+        healthy_within(fake, ["traefik", "app"], 5)
+    assert str(info.value) == (
+        f"the stack stopped while starting. Last status: app: running (exit code 0, restarted {restarts} times)\n"
+        "Last log lines of app:\n"
+        "    ModuleNotFoundError: No module named 'app.missing'\n"
+        "fix: check that app starts and, for the app, that its health path answers 200 (`composekit logs app`); "
+        "volumes are kept, nothing was deleted"
+    )
+    assert len(fake.asked("containers")) == 1
+    assert fake.asked("logs") == [("logs", ["app"])]
+
+
+def test_wait_healthy_times_out_with_the_last_status() -> None:
+    fake = FakeDocker(recorded("starting"))
+    with pytest.raises(HealthTimeoutError) as info:
+        healthy_within(fake, ["traefik", "app"], 0.3)
+    message = str(info.value)
+    assert message.startswith(
+        "the stack did not become healthy within 0.3s. "
+        "Last status: traefik: running, health starting; app: running, health starting\n"
+    )
+    assert len(fake.asked("containers")) >= 2  # it polled, then gave up
+
+
+def test_wait_healthy_names_a_service_without_container() -> None:
+    fake = FakeDocker(recorded("healthy", ("traefik", "db", "migrate")))
+    with pytest.raises(HealthTimeoutError) as info:
+        healthy_within(fake, ["traefik", "app"], 5)
+    assert str(info.value).startswith("the stack stopped while starting. Last status: app: no container was created\n")
+
+
+# up: the migration ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    """The fastapi-postgres template as project checks-rec (the recorded one), in a temporary copy."""
+    copy = tmp_path / PROJECT
+    ignore = shutil.ignore_patterns(".composekit", "__pycache__")
+    shutil.copytree(REPO / "stacks" / "fastapi-postgres", copy, ignore=ignore)
+    (copy / "secrets").mkdir()
+    (copy / "secrets" / "db_password").write_text("x\n")
+    (copy / "local.yaml").write_text(f"name: {PROJECT}\ndomain: {PROJECT}.composekit.test\n")
+    return load_project((copy / "composekit.yaml", copy / "local.yaml"))
+
+
+@pytest.fixture
+def deploy_with(monkeypatch: pytest.MonkeyPatch) -> Callable[[FakeDocker], list[str]]:
+    """Make deploy use the fake Docker, see free ports, and skip the HTTP routing probe; returns the routed log."""
+
+    def install(fake: FakeDocker) -> list[str]:
+        routed: list[str] = []
+        monkeypatch.setattr(deploy, "docker_for", lambda project: fake)
+        monkeypatch.setattr(deploy, "port_is_free", lambda port: True)
+        monkeypatch.setattr(deploy, "wait_routed", lambda project, *_, **__: routed.append(project.config.domain))
+        return routed
+
+    return install
+
+
+MIGRATION_OUTPUT = 'migrate-1  | migration 0002: relation "items" already exists'
+
+
+def test_failed_migration_keeps_the_running_app(
+    project: Project, deploy_with: Callable[[FakeDocker], list[str]]
+) -> None:
+    fake = FakeDocker(recorded("healthy"), recorded("migrate-failed"), logs=MIGRATION_OUTPUT)
+    routed = deploy_with(fake)
+    with pytest.raises(MigrationError) as info:
+        deploy.up(project, timeout=30)
+    assert str(info.value) == (
+        "the migration failed (exit code 3), so the app was not started. "
+        "The app that was running before is untouched and still serving.\n"
+        "  command: docker compose up migrate\n"
+        "  docker said:\n"
+        f"    {MIGRATION_OUTPUT}\n"
+        "  fix: fix the migration (its output is above) and run `composekit up` again"
+    )
+    assert fake.asked("up") == [("up", ["migrate"], True)]  # the app was never touched
+    assert fake.asked("down") == [] and routed == []
+
+
+def test_failed_first_migration_removes_what_it_started(
+    project: Project, deploy_with: Callable[[FakeDocker], list[str]]
+) -> None:
+    first = recorded("migrate-failed", ("db", "migrate"))  # a first deploy: no app or Traefik yet
+    fake = FakeDocker([], first, logs=MIGRATION_OUTPUT)
+    deploy_with(fake)
+    with pytest.raises(MigrationError) as info:
+        deploy.up(project, timeout=30)
+    assert str(info.value).startswith(
+        "the migration failed (exit code 3), so the app was not started. "
+        "Nothing was left running; volumes (data, acme.json) are kept.\n"
+    )
+    assert fake.asked("down") == [("down", False)]  # containers only, never volumes
+    assert fake.asked("up") == [("up", ["migrate"], True)]
+
+
+def test_successful_migration_then_the_rest_without_rerunning_it(
+    project: Project, deploy_with: Callable[[FakeDocker], list[str]]
+) -> None:
+    # A first deploy: nothing yet, then the migration done (db healthy), then the rest starting, then healthy.
+    fake = FakeDocker([], recorded("healthy", ("db", "migrate")), recorded("starting"), recorded("healthy"))
+    routed = deploy_with(fake)
+    result = deploy.up(project, timeout=30)
+    assert fake.asked("up") == [("up", ["migrate"], True), ("up", ["app", "db", "traefik"], False)]
+    assert (result.url, result.containers) == (f"https://{PROJECT}.composekit.test/", recorded("healthy"))
+    assert routed == [f"{PROJECT}.composekit.test"]
+    assert (project.out_dir / "compose.yaml").is_file()  # rendered before anything ran
+
+
+# status ------------------------------------------------------------------------------------------------
+
+
+def test_status_of_a_recorded_stack(project: Project, deploy_with: Callable[[FakeDocker], list[str]]) -> None:
+    workers = (DATA / "exec-count-workers.txt").read_text()  # what the count really printed in the app
+    fake = FakeDocker(recorded("healthy"), workers=workers)
+    deploy_with(fake)
+    seen = deploy.status(project)
+    assert (seen.name, seen.url) == (PROJECT, f"https://{PROJECT}.composekit.test/")
+    assert [(s.service, s.container, s.status, s.health, s.exit_code, s.workers) for s in seen.services] == [
+        ("app", "checks-rec-app-1", "running", "healthy", 0, int(workers)),
+        ("db", "checks-rec-db-1", "running", "healthy", 0, None),
+        ("migrate", "checks-rec-migrate-1", "exited", None, 0, None),
+        ("traefik", "checks-rec-traefik-1", "running", "healthy", 0, None),
+    ]
+    # Workers are counted in the app's container only, with the script that reads /proc there.
+    assert fake.asked("exec") == [("exec", "checks-rec-app-1", ["python3", "-c", deploy._COUNT_WORKERS])]
+    assert seen.as_dict()["services"][0]["workers"] == int(workers)
