@@ -173,7 +173,7 @@ class FakeDocker(Docker):
 
 def healthy_within(docker: Docker, services: list[str], seconds: float) -> list[ContainerInfo]:
     """deploy.wait_healthy with a budget of ``seconds`` (the one place that knows its signature)."""
-    return deploy.wait_healthy(docker, services, seconds)
+    return deploy.wait_healthy(docker, services, deploy.Deadline(seconds))
 
 
 # wait_healthy ----------------------------------------------------------------------------------------
@@ -207,7 +207,8 @@ def test_wait_healthy_times_out_with_the_last_status() -> None:
         healthy_within(fake, ["traefik", "app"], 0.3)
     message = str(info.value)
     assert message.startswith(
-        "the stack did not become healthy within 0.3s. "
+        "the stack did not become healthy: `up` ran out of its --timeout of 0.3s while waiting for it (after 0s "
+        "in total, 0s of them in this step). "
         "Last status: traefik: running, health starting; app: running, health starting\n"
     )
     assert len(fake.asked("containers")) >= 2  # it polled, then gave up
