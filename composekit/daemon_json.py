@@ -123,12 +123,12 @@ def merge_daemon_json(text: str | None, wanted: Wanted, path: str = "/etc/docker
     changes: list[Change] = []
     notes: list[str] = []
 
-    for key, value in (("live-restore", wanted.live_restore), ("userland-proxy", wanted.userland_proxy)):
-        if value is None:
+    for key, flag in (("live-restore", wanted.live_restore), ("userland-proxy", wanted.userland_proxy)):
+        if flag is None:
             continue
-        if merged.get(key) != value or not isinstance(merged.get(key), bool):
-            changes.append(Change(key, merged.get(key), value))
-            merged[key] = value
+        if merged.get(key) != flag or not isinstance(merged.get(key), bool):
+            changes.append(Change(key, merged.get(key), flag))
+            merged[key] = flag
 
     if wanted.log_max_size is not None or wanted.log_max_file is not None:
         driver = merged.get("log-driver")

@@ -169,7 +169,8 @@ def read_engine_settings(info: Mapping[str, Any], daemon: LocalDaemon | None) ->
         elif isinstance(file.get("userland-proxy"), bool):
             proxy, proxy_source = bool(file["userland-proxy"]), f"{daemon.config_file} of {where}"
         else:
-            proxy, proxy_source = True, f"Docker's default (neither {where} command line nor {daemon.config_file} sets it)"
+            proxy = True
+            proxy_source = f"Docker's default (neither {where} command line nor {daemon.config_file} sets it)"
         if flags := daemon.flag("--log-opt"):
             opts = dict(f.split("=", 1) for f in flags if "=" in f)
             opts_source = f"{where} command line"

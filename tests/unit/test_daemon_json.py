@@ -68,7 +68,10 @@ def test_unrelated_keys_are_kept_in_place() -> None:
 
 
 def test_conflicting_values_are_replaced_and_user_rotation_kept() -> None:
-    text = '{\n  "live-restore": false,\n  "userland-proxy": true,\n  "log-opts": {"max-size": "100m", "labels": "app"}\n}\n'
+    text = (
+        '{\n  "live-restore": false,\n  "userland-proxy": true,\n'
+        '  "log-opts": {"max-size": "100m", "labels": "app"}\n}\n'
+    )
     merge = merge_daemon_json(text, Wanted(), PATH)
     assert merge.after == """\
 {
