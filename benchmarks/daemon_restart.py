@@ -139,19 +139,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if os.geteuid() != 0:
         raise SystemExit("run as root: it stops and starts dockerd")
     env = dict(line.split("=", 1) for line in (STATE / "env").read_text().splitlines() if "=" in line)
-    roots = Path(run(["bash", str(REPO / "scripts" / "pebble.sh"), "start"], REPO) and
-                 run(["bash", str(REPO / "scripts" / "pebble.sh"), "roots"], REPO).strip().splitlines()[-1])
+    run(["bash", str(REPO / "scripts" / "pebble.sh"), "start"], REPO)
+    roots = Path(run(["bash", str(REPO / "scripts" / "pebble.sh"), "roots"], REPO).strip().splitlines()[-1])
     with tempfile.TemporaryDirectory(prefix="daemon-restart-") as tmp, host_ports(args.lock_timeout):
         target = Path(tmp) / NAME
         shutil.copytree(SOURCE, target, ignore=shutil.ignore_patterns(".composekit", "__pycache__"))
         domain = f"{NAME}.composekit.test"
         (target / "local.yaml").write_text(yaml.safe_dump({
             "name": NAME, "domain": domain,
-            "acme": {"ca_server": env["COMPOSEKIT_TEST_ACME_DIR"], "ca_certificates": [env["COMPOSEKIT_TEST_PEBBLE_CA"]]},
+            "acme": {"ca_server": env["COMPOSEKIT_TEST_ACME_DIR"],
+                     "ca_certificates": [env["COMPOSEKIT_TEST_PEBBLE_CA"]]},
             "images": {"python": env["COMPOSEKIT_TEST_PYTHON_IMAGE"], "traefik": env["COMPOSEKIT_TEST_TRAEFIK_IMAGE"]},
         }, sort_keys=False))
         ck = [sys.executable, "-m", "composekit.cli", "-c", "composekit.yaml", "-c", "local.yaml"]
-        rows = []
+        rows: list[dict[str, Any]] = []
         try:
             log("deploying the example stack")
             run([*ck, "up", "--no-smoke"], target)

@@ -73,6 +73,9 @@ def configure_command(
             return
         sys.stdout.write(merge.diff())
         daemon = settings.daemon if settings is not None else None
+        if daemon is not None and Path(daemon.config_file) != file:
+            cli.err.print(f"[bold]composekit:[/] note: dockerd (pid {daemon.pid}) reads {daemon.config_file}, not "
+                          f"{file}: it takes this file only when started with --config-file {file}", soft_wrap=True)
         if dry_run:
             cli.err.print(f"dry run: {file} was not written", soft_wrap=True)
             return

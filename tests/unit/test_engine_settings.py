@@ -273,3 +273,15 @@ def test_command_on_a_swarm_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     skipped = runner.invoke(app, ["engine", "configure", "--file", str(path), "--yes", "--skip", "live-restore"])
     assert skipped.exit_code == 0, skipped.output
     assert "live-restore" not in json.loads(path.read_text())
+
+
+def test_command_notes_when_dockerd_reads_another_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    daemon = LocalDaemon(4242, ("dockerd",), "/etc/docker/daemon.json", None)
+    no_engine(monkeypatch, read_engine_settings(DEFAULTS_INFO, daemon))
+    path = tmp_path / "daemon.json"
+    result = runner.invoke(app, ["engine", "configure", "--file", str(path), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert " ".join(result.stderr.split()).startswith(
+        f"composekit: note: dockerd (pid 4242) reads /etc/docker/daemon.json, not {path}: it takes this file only "
+        f"when started with --config-file {path}"
+    )
