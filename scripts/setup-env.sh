@@ -41,7 +41,7 @@ for arg in "$@"; do
     case $arg in
         --rebuild) rebuild=1 ;;
         --engine-settings) engine_settings=1 ;;
-        -h | --help) sed -n '2,14s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h | --help) sed -n '2,15s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) ck_die "unknown argument: $arg (see --help)" ;;
     esac
 done
