@@ -29,6 +29,7 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import yaml
@@ -76,16 +78,20 @@ def run(argv: Sequence[str], cwd: Path, timeout: float = 600) -> str:
 
 @contextmanager
 def host_ports(timeout: float) -> Iterator[None]:
+    """Queue for the integration tests' lock (a blocking flock: waiting in line, not polling), at most ``timeout``."""
+
+    def give_up(signum: int, _frame: FrameType | None) -> None:
+        raise SystemExit(f"{LOCK_FILE} stayed locked for {timeout:g}s (integration tests running?)")
+
     with open(LOCK_FILE, "a") as lock:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"{LOCK_FILE} stayed locked for {timeout:g}s") from None
-                time.sleep(2)
+        log(f"waiting for {LOCK_FILE} (at most {timeout:g}s)")
+        previous = signal.signal(signal.SIGALRM, give_up)
+        signal.alarm(int(timeout))
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
         log(f"holding {LOCK_FILE}")
         try:
             yield
