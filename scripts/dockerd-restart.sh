@@ -42,9 +42,15 @@ fi
 [[ $(id -u) == 0 ]] || ck_die "run as root (it stops and starts dockerd)"
 ck_lock dockerd-restart
 
-ck_pid_alive "$PID_FILE" dockerd ||
+pid=""
+if ck_pid_alive "$PID_FILE" dockerd; then
+    pid=$(<"$PID_FILE")
+elif [[ -s $ORIGINAL ]] && ! docker info >/dev/null 2>&1; then
+    # Our dockerd died (a daemon.json it refused, say): nothing to stop, start it again.
+    ck_log "the dockerd of $PID_FILE is not running and no engine answers: starting it"
+else
     ck_die "no running dockerd in $PID_FILE: this script only restarts the dockerd that scripts/setup-env.sh started"
-pid=$(<"$PID_FILE")
+fi
 
 # The command line to come back to, recorded once, before this script changed anything.
 if [[ ! -s $ORIGINAL ]]; then
@@ -63,22 +69,27 @@ done <"$ORIGINAL"
 [[ -n $config ]] && args+=(--config-file "$config")
 
 t0=$EPOCHREALTIME
-kill -TERM "$pid"
-deadline=$((SECONDS + STOP_TIMEOUT))
-while [[ -e /proc/$pid ]] && [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]]; do
-    ((SECONDS < deadline)) || ck_die "dockerd (pid $pid) did not stop within $STOP_TIMEOUT s"
-    sleep 0.1
-done
+if [[ -n $pid ]]; then
+    kill -TERM "$pid"
+    deadline=$((SECONDS + STOP_TIMEOUT))
+    while [[ -e /proc/$pid ]] && [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]]; do
+        ((SECONDS < deadline)) || ck_die "dockerd (pid $pid) did not stop within $STOP_TIMEOUT s"
+        sleep 0.1
+    done
+fi
 t_stopped=$EPOCHREALTIME
 sleep "$down"
 
 echo "=== $(date -u +%FT%TZ) dockerd-restart: ${args[*]}" >>"$LOG"
-# Close every descriptor beyond stdio (locks of the caller included) in the daemon.
+# ck_lock's lock (fd 9) must not live on in the daemon.
 setsid "${args[@]}" >>"$LOG" 2>&1 </dev/null 9>&- &
 echo $! >"$PID_FILE"
-if ! ck_wait_until "$START_TIMEOUT" "docker info" docker info; then
+# Ends the wait early when the new dockerd has exited (a daemon.json it refuses, say).
+answers_or_exited() { docker info >/dev/null 2>&1 || ! ck_pid_alive "$PID_FILE" dockerd; }
+if ! ck_wait_until "$START_TIMEOUT" "docker info" answers_or_exited || ! docker info >/dev/null 2>&1; then
     tail -n 30 "$LOG" >&2
-    ck_die "dockerd (${args[*]}) did not answer within $START_TIMEOUT s (log: $LOG)"
+    ck_die "dockerd (${args[*]}) did not answer within $START_TIMEOUT s or exited (log: $LOG);" \
+        "scripts/dockerd-restart.sh --original starts it as it was"
 fi
 ck_log "dockerd restarted (pid $(<"$PID_FILE")): ${args[*]}"
 awk -v a="$t0" -v b="$t_stopped" -v c="$EPOCHREALTIME" 'BEGIN { printf "%.2f %.2f\n", b - a, c - b }'
