@@ -200,7 +200,7 @@ def test_missing_compose_plugin(tmp_path: Path) -> None:
 
 def test_compose_v1_fails(tmp_path: Path) -> None:
     report = doctor(tmp_path, FakeEngine(compose="docker-compose version 1.29.2, build 5becea4c"), records=[PUBLIC_IP])
-    assert by_name(report)["compose"][0] == "fail"
+    assert by_name(report)["compose"] == ("fail", "docker-compose version 1.29.2, build 5becea4c: not v2")
 
 
 def test_invalid_config_still_checks_the_engine(tmp_path: Path) -> None:
