@@ -46,7 +46,7 @@ class FakeEngine:
     volumes: dict[str, str] = field(default_factory=dict)
     images: set[str] = field(default_factory=lambda: {"traefik:v3.7"})
     running: list[ContainerInfo] = field(default_factory=list)
-    info: dict[str, Any] = field(default_factory=lambda: {
+    info: dict[str, Any] | DockerError = field(default_factory=lambda: {
         "Name": "server", "LiveRestoreEnabled": True, "LoggingDriver": "local", "Swarm": {"LocalNodeState": "inactive"},
     })
 
@@ -67,6 +67,8 @@ class FakeEngine:
         return self.root
 
     def engine_info(self) -> dict[str, Any]:
+        if isinstance(self.info, DockerError):
+            raise self.info
         return self.info
 
     def volume_mountpoint(self, name: str) -> str | None:
@@ -174,6 +176,34 @@ def test_run_doctor_takes_its_port_probes_from_the_caller(tmp_path: Path) -> Non
     # Not bindable by this user: free when nobody listens, taken when someone does, whoever runs the suite.
     assert port_443(listening=False) == ("ok", "free (ports/https)")
     assert port_443(listening=True)[0] == "fail"
+
+
+def test_engine_without_the_settings_warns_but_passes(tmp_path: Path) -> None:
+    defaults = {"Name": "server", "LiveRestoreEnabled": False, "LoggingDriver": "json-file",
+                "Swarm": {"LocalNodeState": "inactive"}}
+    daemon = LocalDaemon(321, ("dockerd",), str(tmp_path / "daemon.json"), None, proxies=2)
+    report = doctor(tmp_path, FakeEngine(info=defaults), records=[PUBLIC_IP], daemon=daemon)
+    engine = {k: v for k, v in by_name(report).items() if k.startswith("engine ")}
+    assert engine == {
+        "engine live-restore": (
+            "warn", "off: every container stops when dockerd stops (each engine upgrade or restart)"
+        ),
+        "engine userland-proxy": (
+            "warn", "on (2 docker-proxy process(es) of dockerd (pid 321)): published ports go through docker-proxy "
+            "processes that die with dockerd, so requests fail during a daemon restart even with live-restore"
+        ),
+        "engine log rotation": (
+            "warn", f"log-driver json-file without max-size ({tmp_path / 'daemon.json'} of dockerd (pid 321)): "
+            "container logs grow until the disk is full"
+        ),
+    }
+    assert report.passed
+
+
+def test_docker_info_failing_is_one_failed_check(tmp_path: Path) -> None:
+    broken = DockerError("cannot read `docker info`", ["docker", "info"], "permission denied", ENGINE_HINT)
+    report = doctor(tmp_path, FakeEngine(info=broken), records=[PUBLIC_IP])
+    assert by_name(report)["engine settings"] == ("fail", "cannot read `docker info`: permission denied")
 
 
 def test_engine_unreachable_leaves_out_what_needs_it(tmp_path: Path) -> None:
