@@ -227,7 +227,7 @@ def show_config() -> None:
 
 
 # Commands defined in their own modules register themselves on `app` when imported.
-from . import cli_checks, cli_scaffold  # noqa: E402,F401
+from . import cli_checks, cli_engine, cli_scaffold  # noqa: E402,F401
 
 
 def main() -> None:

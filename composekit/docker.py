@@ -114,6 +114,11 @@ class Docker:
     def root_dir(self) -> str:
         return self._call("cannot read `docker info`", lambda: str(self.client.info().docker_root_dir), ENGINE_HINT)
 
+    def engine_info(self) -> dict[str, Any]:
+        """`docker info` under the engine's own JSON keys (LiveRestoreEnabled, LoggingDriver, Swarm, ...)."""
+        return self._call("cannot read `docker info`",
+                          lambda: dict(self.client.info().model_dump(by_alias=True, mode="json")), ENGINE_HINT)
+
     def volume_mountpoint(self, name: str) -> str | None:
         if not self._call(f"cannot inspect volume {name}", lambda: self.client.volume.exists(name), ENGINE_HINT):
             return None

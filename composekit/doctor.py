@@ -1,7 +1,8 @@
 """`composekit doctor`: preflight on the machine that will run the stack, before it breaks a deploy.
 
 Each check is ok / warn / fail with a fix: the config, the Docker engine, Compose v2, the Traefik image
-against the engine's API, the host ports, the domain's DNS records, acme.json, the ACME email, disk space.
+against the engine's API, the host ports, the domain's DNS records, acme.json, the ACME email, disk space,
+and the engine's own settings for restarts and logs (live-restore, userland-proxy, log rotation).
 A check that needs something an earlier check found missing (no config, no engine) is left out.
 """
 
@@ -14,14 +15,15 @@ import re
 import shutil
 import socket
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from .checks import CheckResult, Report
 from .config import CONFIG_FILENAME, Config, load_config
 from .docker import ContainerInfo, Docker
+from .engine_settings import LocalDaemon, check_engine_settings, local_daemon_for, read_engine_settings
 from .errors import ConfigError, DockerError, HttpCheckError
 from .http import resolve
 from .ports import port_is_free
@@ -58,6 +60,8 @@ class EngineProbe(Protocol):
     def api_versions(self) -> tuple[str, str]: ...
 
     def root_dir(self) -> str: ...
+
+    def engine_info(self) -> dict[str, Any]: ...
 
     def volume_mountpoint(self, name: str) -> str | None: ...
 
@@ -295,6 +299,7 @@ def run_doctor(
     is_local: Callable[[str], bool] = is_local_address,
     port_free: Callable[[int], bool] = port_is_free,
     disk_usage: Callable[[str], tuple[int, int, int]] = shutil.disk_usage,
+    local_daemon: Callable[[Mapping[str, Any]], LocalDaemon | None] = local_daemon_for,
 ) -> Report:
     files = tuple(Path(os.path.abspath(f)) for f in (opts.config_files or (Path(CONFIG_FILENAME),)))
     config, config_check = _load(files)
@@ -309,9 +314,9 @@ def run_doctor(
     try:
         version = engine.compose_version()
         if _version_tuple(version)[:1] >= (2,):
-            results.append(CheckResult.ok("compose", f"Docker Compose {version}"))
+            results.append(CheckResult.ok("compose", version))
         else:
-            results.append(CheckResult.fail("compose", f"Docker Compose {version} is not v2",
+            results.append(CheckResult.fail("compose", f"{version}: not v2",
                                             "install Compose v2 as a Docker CLI plugin (docker-compose-plugin)"))
     except DockerError as exc:
         results.append(_docker_failure("compose", exc))
@@ -340,5 +345,10 @@ def run_doctor(
             results.append(check_disk(engine.root_dir(), disk_usage))
         except DockerError as exc:
             results.append(_docker_failure("disk space", exc))
+        try:
+            info = engine.engine_info()
+            results.extend(check_engine_settings(read_engine_settings(info, local_daemon(info))))
+        except DockerError as exc:
+            results.append(_docker_failure("engine settings", exc))
     subject = f"{config.name} ({config.domain}) on {socket.gethostname()}" if config else socket.gethostname()
     return Report("doctor", subject, tuple(results))

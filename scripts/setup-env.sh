@@ -4,8 +4,12 @@
 # stand-ins for the python/traefik/postgres images (no registry is reachable),
 # the TLS certificate of Pebble's listener, and $COMPOSEKIT_TESTENV/env.
 #
-# Usage: scripts/setup-env.sh [--rebuild]
-#   --rebuild   rebuild the local images even if they exist
+# Usage: scripts/setup-env.sh [--rebuild] [--engine-settings]
+#   --rebuild          rebuild the local images even if they exist
+#   --engine-settings  run dockerd with the settings for servers (live-restore,
+#                      userland-proxy false, log rotation) from $COMPOSEKIT_TESTENV/daemon-server.json,
+#                      written by `composekit engine configure`; also COMPOSEKIT_ENGINE_SETTINGS=1.
+#                      A running dockerd of this script is restarted with them (scripts/dockerd-restart.sh)
 # Idempotent: a second run only checks, in a few seconds. Start the ACME CA
 # afterwards with scripts/pebble.sh start.
 set -euo pipefail
@@ -31,10 +35,13 @@ BASE_PACKAGES=python3,python3-venv,ca-certificates,passwd
 APT_PACKAGES=(docker.io debootstrap pebble openssl ca-certificates iproute2 curl)
 
 rebuild=0
+engine_settings=0
+[[ ${COMPOSEKIT_ENGINE_SETTINGS:-0} == 1 ]] && engine_settings=1
 for arg in "$@"; do
     case $arg in
         --rebuild) rebuild=1 ;;
-        -h | --help) sed -n '2,10s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        --engine-settings) engine_settings=1 ;;
+        -h | --help) sed -n '2,15s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) ck_die "unknown argument: $arg (see --help)" ;;
     esac
 done
@@ -105,13 +112,38 @@ step_compose_plugin() {
     ck_step compose-plugin "done"
 }
 
+# The daemon.json of --engine-settings, written by composekit itself (the venv is ready by now).
+server_daemon_json() {
+    local file=$STATE/daemon-server.json
+    if [[ ! -s $file ]]; then
+        "$VENV/bin/composekit" engine configure --file "$file" --yes >/dev/null 2>"$STATE/engine-configure.log" ||
+            { cat "$STATE/engine-configure.log" >&2; ck_die "composekit engine configure --file $file failed"; }
+    fi
+    echo "$file"
+}
+
 step_dockerd() {
+    local dockerd_args=(dockerd) config=""
+    if ((engine_settings)); then
+        config=$(server_daemon_json)
+        dockerd_args+=(--config-file "$config")
+    fi
     if docker info >/dev/null 2>&1; then
-        ck_step dockerd "already running"
+        local live
+        live=$(docker info --format '{{.LiveRestoreEnabled}}' 2>/dev/null || true)
+        if ((engine_settings)) && [[ $live != true ]]; then
+            ck_log "dockerd: restarting it with the engine settings of $config"
+            bash "$REPO/scripts/dockerd-restart.sh" --daemon-json "$config" >/dev/null
+            ck_step dockerd "restarted with --engine-settings"
+        else
+            ck_step dockerd "already running"
+        fi
     else
         local log=/var/log/composekit-dockerd.log
-        setsid dockerd >"$log" 2>&1 </dev/null 9>&- &
+        setsid "${dockerd_args[@]}" >"$log" 2>&1 </dev/null 9>&- &
         echo $! >"$STATE/dockerd.pid"
+        # A new dockerd of ours: its command line is the one scripts/dockerd-restart.sh --original restores.
+        rm -f "$STATE/dockerd.original-cmdline"
         if ! ck_wait_until 60 "docker info" docker info; then
             tail -n 30 "$log" >&2
             ck_die "dockerd did not answer within 60 s (log: $log)"

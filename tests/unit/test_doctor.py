@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,7 @@ from composekit.doctor import (
     run_doctor,
     traefik_version,
 )
+from composekit.engine_settings import LocalDaemon
 from composekit.errors import DockerError, HttpCheckError
 
 CONFIG = """\
@@ -43,6 +45,9 @@ class FakeEngine:
     volumes: dict[str, str] = field(default_factory=dict)
     images: set[str] = field(default_factory=lambda: {"traefik:v3.7"})
     running: list[ContainerInfo] = field(default_factory=list)
+    info: dict[str, Any] | DockerError = field(default_factory=lambda: {
+        "Name": "server", "LiveRestoreEnabled": True, "LoggingDriver": "local", "Swarm": {"LocalNodeState": "inactive"},
+    })
 
     def engine_version(self) -> str:
         if isinstance(self.engine, DockerError):
@@ -59,6 +64,11 @@ class FakeEngine:
 
     def root_dir(self) -> str:
         return self.root
+
+    def engine_info(self) -> dict[str, Any]:
+        if isinstance(self.info, DockerError):
+            raise self.info
+        return self.info
 
     def volume_mountpoint(self, name: str) -> str | None:
         return self.volumes.get(name)
@@ -82,7 +92,8 @@ def project(tmp_path: Path, config: str = CONFIG) -> Path:
 
 def doctor(tmp_path: Path, engine: FakeEngine | None = None, *, records: list[str] | None = None,
            taken: frozenset[int] | set[int] = frozenset(), expect: tuple[str, ...] = (), free_bytes: int = 50 * 1024**3,
-           config: str = CONFIG) -> Report:
+           config: str = CONFIG, listening: frozenset[int] | set[int] | None = None,
+           daemon: LocalDaemon | None = None) -> Report:
     def resolver(domain: str) -> list[str]:
         if records is None:
             raise HttpCheckError(f"{domain} does not resolve: Name or service not known")
@@ -95,6 +106,9 @@ def doctor(tmp_path: Path, engine: FakeEngine | None = None, *, records: list[st
         is_local=lambda ip: ip in {PUBLIC_IP, "127.0.0.1"},
         port_free=lambda port: port not in taken,
         disk_usage=lambda path: (100 * 1024**3, 0, free_bytes),
+        # The machine's own state (who may bind, what listens) must not leak into these tests.
+        local_daemon=lambda info: daemon or LocalDaemon(1, ("dockerd", "--userland-proxy=false"),
+                                                        "/etc/docker/daemon.json", None),
     )
 
 
@@ -107,7 +121,7 @@ def test_healthy_machine(tmp_path: Path) -> None:
     assert by_name(report) == {
         "config": ("ok", f"{tmp_path / 'composekit.yaml'} is valid"),
         "docker engine": ("ok", "Docker Engine 27.3.1 reachable"),
-        "compose": ("ok", "Docker Compose Docker Compose version v2.40.3"),
+        "compose": ("ok", "Docker Compose version v2.40.3"),
         "traefik / engine api": (
             "ok", "engine API 1.47 (minimum 1.24); image traefik:v3.7 (present on this machine), Traefik 3.7"
         ),
@@ -117,6 +131,11 @@ def test_healthy_machine(tmp_path: Path) -> None:
         "acme.json": ("ok", "volume shop_acme does not exist yet: the first `composekit up` creates it"),
         "acme email": ("ok", "acme/email: ops@example.com"),
         "disk space": ("ok", "50.0 GiB free for Docker (/var/lib/docker)"),
+        "engine live-restore": ("ok", "on: containers keep running while dockerd restarts"),
+        "engine userland-proxy": (
+            "ok", "off (dockerd (pid 1) command line: --userland-proxy=false): the kernel forwards published ports"
+        ),
+        "engine log rotation": ("ok", "log-driver local: rotated or sent off the engine's disk by the driver"),
     }
     assert report.passed
 
@@ -130,6 +149,48 @@ def test_taken_port_fails_unless_our_traefik_holds_it(tmp_path: Path) -> None:
     assert not report.passed
     ours = doctor(tmp_path, FakeEngine(running=[traefik_container()]), records=[PUBLIC_IP], taken={80, 443})
     assert by_name(ours)["port 443"] == ("ok", "held by this stack's Traefik (shop-traefik-1)")
+
+
+def test_run_doctor_takes_its_port_probes_from_the_caller(tmp_path: Path) -> None:
+    def port_443(listening: bool) -> tuple[str, str]:
+        report = run_doctor(
+            DoctorOptions((project(tmp_path),)), probe=lambda name: FakeEngine(), resolver=lambda d: [PUBLIC_IP],
+            is_local=lambda ip: True, port_free=lambda port: port != 443 or not listening,
+            disk_usage=lambda p: (0, 0, 50 * 1024**3), local_daemon=lambda info: None,
+        )
+        return by_name(report)["port 443"]
+
+    # The port probe comes from the caller: the result does not depend on who runs the suite or what listens.
+    assert port_443(listening=False) == ("ok", "free (ports/https)")
+    assert port_443(listening=True)[0] == "fail"
+
+
+def test_engine_without_the_settings_warns_but_passes(tmp_path: Path) -> None:
+    defaults = {"Name": "server", "LiveRestoreEnabled": False, "LoggingDriver": "json-file",
+                "Swarm": {"LocalNodeState": "inactive"}}
+    daemon = LocalDaemon(321, ("dockerd",), str(tmp_path / "daemon.json"), None, proxies=2)
+    report = doctor(tmp_path, FakeEngine(info=defaults), records=[PUBLIC_IP], daemon=daemon)
+    engine = {k: v for k, v in by_name(report).items() if k.startswith("engine ")}
+    assert engine == {
+        "engine live-restore": (
+            "warn", "off: every container stops when dockerd stops (each engine upgrade or restart)"
+        ),
+        "engine userland-proxy": (
+            "warn", "on (2 docker-proxy process(es) of dockerd (pid 321)): published ports go through docker-proxy "
+            "processes that die with dockerd, so requests fail during a daemon restart even with live-restore"
+        ),
+        "engine log rotation": (
+            "warn", f"log-driver json-file without max-size ({tmp_path / 'daemon.json'} of dockerd (pid 321)): "
+            "container logs grow until the disk is full"
+        ),
+    }
+    assert report.passed
+
+
+def test_docker_info_failing_is_one_failed_check(tmp_path: Path) -> None:
+    broken = DockerError("cannot read `docker info`", ["docker", "info"], "permission denied", ENGINE_HINT)
+    report = doctor(tmp_path, FakeEngine(info=broken), records=[PUBLIC_IP])
+    assert by_name(report)["engine settings"] == ("fail", "cannot read `docker info`: permission denied")
 
 
 def test_engine_unreachable_leaves_out_what_needs_it(tmp_path: Path) -> None:
@@ -156,12 +217,13 @@ def test_missing_compose_plugin(tmp_path: Path) -> None:
 
 def test_compose_v1_fails(tmp_path: Path) -> None:
     report = doctor(tmp_path, FakeEngine(compose="docker-compose version 1.29.2, build 5becea4c"), records=[PUBLIC_IP])
-    assert by_name(report)["compose"][0] == "fail"
+    assert by_name(report)["compose"] == ("fail", "docker-compose version 1.29.2, build 5becea4c: not v2")
 
 
 def test_invalid_config_still_checks_the_engine(tmp_path: Path) -> None:
     report = doctor(tmp_path, records=[PUBLIC_IP], config="name: Shop\ndomain: shop.example.com\n")
-    assert list(by_name(report)) == ["config", "docker engine", "compose", "traefik / engine api", "disk space"]
+    assert list(by_name(report)) == ["config", "docker engine", "compose", "traefik / engine api", "disk space",
+                                     "engine live-restore", "engine userland-proxy", "engine log rotation"]
     source = tmp_path / "composekit.yaml"
     assert by_name(report)["config"] == ("fail", (
         f'{source}: name: expected lowercase letters, digits, "-" and "_", starting with a letter or digit, '
