@@ -93,7 +93,8 @@ def _logging(config: Config) -> dict[str, Any]:
 
 
 def _confinement(config: Config) -> dict[str, Any]:
-    """The app and the migration run the same image: no capabilities, a read-only root, bounded processes."""
+    """The app and the migration run the same image: no capabilities, a read-only root (processes are
+    bounded by deploy.resources.limits.pids: Compose refuses `pids_limit` next to other limits)."""
     app = config.app
     out: dict[str, Any] = {"cap_drop": ["ALL"]}
     if app.cap_add:
@@ -101,7 +102,6 @@ def _confinement(config: Config) -> dict[str, Any]:
     if app.read_only:
         out["read_only"] = True
         out["tmpfs"] = ["/tmp"]
-    out["pids_limit"] = app.pids_limit
     return out
 
 
@@ -309,13 +309,13 @@ def _app_service(project: Project) -> dict[str, Any]:
         depends_on["migrate"] = {"condition": "service_completed_successfully"}
     if depends_on:
         service["depends_on"] = depends_on
-    limits: dict[str, str] = {}
+    limits: dict[str, str | int] = {}
     if app.cpus is not None:
         limits["cpus"] = f"{app.cpus:g}"
     if app.memory is not None:
         limits["memory"] = _memory(app.memory)
-    if limits:
-        service["deploy"] = {"resources": {"limits": limits}}
+    limits["pids"] = app.pids_limit
+    service["deploy"] = {"resources": {"limits": limits}}
     service["security_opt"] = ["no-new-privileges:true"]
     service.update(_confinement(config))
     service["networks"] = _networks(config)
@@ -349,6 +349,7 @@ def _migrate_service(project: Project) -> dict[str, Any]:
     if config.database is not None:
         service["secrets"] = [DB_SECRET]
         service["depends_on"] = {DB_SERVICE: {"condition": "service_healthy"}}
+    service["deploy"] = {"resources": {"limits": {"pids": config.app.pids_limit}}}
     service["security_opt"] = ["no-new-privileges:true"]
     service.update(_confinement(config))
     service["networks"] = _networks(config)
