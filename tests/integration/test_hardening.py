@@ -115,6 +115,7 @@ def test_logs_rotate_within_the_configured_bound(hardened: Stack) -> None:
     files = sorted(log_path.parent.glob(log_path.name + "*"))
     total = sum(f.stat().st_size for f in files)
     written = FLOOD_LINES * (FLOOD_WIDTH + 12)
+    print(f"log rotation: ~{written} bytes written by the migration, {total} kept in {len(files)} files")
     assert len(files) == LOG_MAX_FILE, [f.name for f in files]  # it rotated, and kept no more than allowed
     assert total <= LOG_MAX_SIZE * LOG_MAX_FILE + 64 * 1024, (total, written)
 
@@ -146,6 +147,7 @@ def test_traefik_still_writes_its_certificate_store(hardened: Stack) -> None:
 
 def test_process_count_is_limited(hardened: Stack) -> None:
     assert _inspect(hardened, "app").host_config.pids_limit == 4096
+    assert _inspect(hardened, "migrate").host_config.pids_limit == 4096
     read_limit = "cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max"  # cgroup v2, v1
     limit = _exec(hardened, "app", ["sh", "-c", read_limit])
     assert limit.strip() == "4096"
