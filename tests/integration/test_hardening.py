@@ -138,8 +138,9 @@ def test_app_and_traefik_capabilities(hardened: Stack) -> None:
     assert _inspect(hardened, "migrate").host_config.cap_drop == ["ALL"]
 
 
-def test_traefik_still_writes_its_certificate_store(hardened: Stack) -> None:
+def test_traefik_still_binds_80_and_443_and_writes_its_certificate_store(hardened: Stack) -> None:
     hardened.wait_https("/")
+    assert hardened.http("/").status_code in (301, 308)  # :80 answers (and served the HTTP-01 challenge)
     mode_size = _exec(hardened, "traefik", ["stat", "-c", "%a %s", "/acme/acme.json"]).split()
     assert mode_size[0] == "600" and int(mode_size[1]) > 0
     assert hardened.domain in _exec(hardened, "traefik", ["cat", "/acme/acme.json"])
