@@ -35,6 +35,7 @@ __all__ = [
     "Config",
     "Database",
     "Images",
+    "Logging",
     "Migrate",
     "Ports",
     "SmokeCheck",
@@ -51,6 +52,19 @@ DEFAULT_PYTHON_IMAGE = "python:3.13-slim"
 DEFAULT_TRAEFIK_IMAGE = "traefik:v3.7"
 DEFAULT_POSTGRES_IMAGE = "postgres:17"
 DATABASE_VOLUME = "db-data"
+# A fork bomb stops here; 64 gunicorn workers with their thread pools stay well below it.
+DEFAULT_PIDS_LIMIT = 4096
+MIN_PIDS_LIMIT = 16
+MAX_PIDS_LIMIT = 4194304  # the kernel's own ceiling (pid_max on 64-bit)
+DEFAULT_LOG_MAX_SIZE = 10 * 1024**2
+DEFAULT_LOG_MAX_FILE = 3
+LINUX_CAPABILITIES = frozenset(
+    "AUDIT_CONTROL AUDIT_READ AUDIT_WRITE BLOCK_SUSPEND BPF CHECKPOINT_RESTORE CHOWN DAC_OVERRIDE DAC_READ_SEARCH "
+    "FOWNER FSETID IPC_LOCK IPC_OWNER KILL LEASE LINUX_IMMUTABLE MAC_ADMIN MAC_OVERRIDE MKNOD NET_ADMIN "
+    "NET_BIND_SERVICE NET_BROADCAST NET_RAW PERFMON SETFCAP SETGID SETPCAP SETUID SYSLOG SYS_ADMIN SYS_BOOT "
+    "SYS_CHROOT SYS_MODULE SYS_NICE SYS_PACCT SYS_PTRACE SYS_RAWIO SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG "
+    "WAKE_ALARM".split()
+)
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -209,6 +223,10 @@ class App(_Model):
     env_file: str | None = None
     environment: dict[str, str] = {}
     volumes: dict[str, str] = {}
+    # Confinement of the app and the migration (see README "Security defaults"); each one relaxable.
+    read_only: bool = True
+    pids_limit: int = DEFAULT_PIDS_LIMIT
+    cap_add: tuple[str, ...] = ()
 
     @field_validator("module", mode="before")
     @classmethod
@@ -291,6 +309,33 @@ class App(_Model):
             if not isinstance(target, str) or not target.startswith("/") or target == "/":
                 raise ValueError(f"{name}: expected an absolute path inside the container, got {_got(target)}")
         return v
+
+    @field_validator("read_only", mode="before")
+    @classmethod
+    def _read_only(cls, v: Any) -> Any:
+        if not isinstance(v, bool):
+            raise ValueError(f"expected true or false, got {_got(v)}")
+        return v
+
+    @field_validator("pids_limit", mode="before")
+    @classmethod
+    def _pids_limit(cls, v: Any) -> Any:
+        if isinstance(v, int) and not isinstance(v, bool) and MIN_PIDS_LIMIT <= v <= MAX_PIDS_LIMIT:
+            return v
+        raise ValueError(f"expected an integer from {MIN_PIDS_LIMIT} to {MAX_PIDS_LIMIT}, got {_got(v)}")
+
+    @field_validator("cap_add", mode="before")
+    @classmethod
+    def _cap_add(cls, v: Any) -> Any:
+        if not isinstance(v, list):
+            raise ValueError(f"expected a list of Linux capability names such as [CHOWN], got {_got(v)}")
+        names: set[str] = set()
+        for item in v:
+            name = item.upper().removeprefix("CAP_") if isinstance(item, str) else None
+            if name not in LINUX_CAPABILITIES:
+                raise ValueError(f"expected Linux capability names such as CHOWN or NET_BIND_SERVICE, got {_got(item)}")
+            names.add(name)
+        return tuple(sorted(names))
 
 
 class Migrate(_Model):
@@ -418,6 +463,32 @@ class Smoke(_Model):
         return self
 
 
+class Logging(_Model):
+    """Log rotation of every service: the engine keeps at most max_file files of max_size each."""
+
+    driver: Literal["json-file", "local"] = "json-file"
+    max_size: int = DEFAULT_LOG_MAX_SIZE
+    max_file: int = DEFAULT_LOG_MAX_FILE
+
+    @field_validator("max_size", mode="before")
+    @classmethod
+    def _max_size(cls, v: Any) -> Any:
+        try:
+            size = parse_memory(v)
+        except ValueError:
+            size = 0
+        if not 1024 <= size <= 1024**3:
+            raise ValueError(f'expected a size from 1K to 1G, such as "10m", got {_got(v)}')
+        return size
+
+    @field_validator("max_file", mode="before")
+    @classmethod
+    def _max_file(cls, v: Any) -> Any:
+        if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 100:
+            return v
+        raise ValueError(f"expected an integer from 1 to 100, got {_got(v)}")
+
+
 class Config(_Model):
     name: str
     domain: str
@@ -428,6 +499,7 @@ class Config(_Model):
     images: Images = Images()
     ports: Ports = Ports()
     smoke: Smoke = Smoke()
+    logging: Logging = Logging()
 
     @field_validator("name", mode="before")
     @classmethod

@@ -8,9 +8,19 @@ caches, Poetry, uv) stay out of the final image; the app runs as an unprivileged
 
 from __future__ import annotations
 
+import posixpath
+import re
+
 from .project import DependencyStyle
 
-__all__ = ["APP_UID", "DOCKERIGNORE", "GUNICORN_CONF_PATH", "dockerignore", "render_dockerfile"]
+__all__ = [
+    "APP_UID",
+    "DOCKERIGNORE",
+    "GUNICORN_CONF_PATH",
+    "dockerignore",
+    "dockerignore_excludes",
+    "render_dockerfile",
+]
 
 APP_UID = 10001
 GUNICORN_CONF_PATH = "/etc/composekit/gunicorn.conf.py"
@@ -27,18 +37,78 @@ venv
 .pytest_cache
 .mypy_cache
 .composekit
-.env
-.env.*
-*.env
+**/.env
+**/.env.*
+**/*.env
 acme.json
 Dockerfile
 """
 
 
-
 def dockerignore(extra: list[str] | tuple[str, ...] = ()) -> str:
     """DOCKERIGNORE plus the project's own secret files."""
     return DOCKERIGNORE + "".join(f"{path}\n" for path in extra)
+
+
+def _ignore_patterns(text: str) -> list[tuple[bool, re.Pattern[str] | None]]:
+    """(is an exception "!", regex) per line, read as BuildKit reads .dockerignore (moby/patternmatcher)."""
+    out: list[tuple[bool, re.Pattern[str] | None]] = []
+    for number, raw in enumerate(text.splitlines()):
+        line = raw.removeprefix("\ufeff") if number == 0 else raw
+        if line.startswith("#"):
+            continue
+        line = line.strip()
+        exception = line.startswith("!")
+        line = line[1:].strip() if exception else line
+        if not line:
+            continue
+        line = posixpath.normpath(line)
+        if len(line) > 1 and line.startswith("/"):
+            line = line.lstrip("/")
+        out.append((exception, _ignore_regex(line)))
+    return out
+
+
+def _ignore_regex(pattern: str) -> re.Pattern[str] | None:
+    regex = "^"
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        i += 1
+        if ch == "*" and pattern[i : i + 1] == "*":
+            i += 1
+            if pattern[i : i + 1] == "/":
+                i += 1
+            regex += ".*" if i >= len(pattern) else "(.*/)?"
+        elif ch == "*":
+            regex += "[^/]*"
+        elif ch == "?":
+            regex += "[^/]"
+        elif ch == "\\" and i < len(pattern):
+            regex += re.escape(pattern[i])
+            i += 1
+        elif ch in "[]-!^":
+            regex += ch
+        else:
+            regex += re.escape(ch)
+    try:
+        return re.compile(regex + "$", re.DOTALL)
+    except re.error:
+        return None  # BuildKit refuses the file then; here it simply excludes nothing
+
+
+def dockerignore_excludes(text: str, path: str) -> bool:
+    """Whether a .dockerignore with ``text`` keeps ``path`` (relative to the context, "/"-separated) out of
+    the build context: the last matching line decides, and a line matching a parent directory matches."""
+    parents = path.split("/")[:-1]
+    candidates = [path] + ["/".join(parents[: i + 1]) for i in range(len(parents))]
+    excluded = False
+    for exception, regex in _ignore_patterns(text):
+        if regex is None or exception != excluded:
+            continue
+        if any(regex.match(c) for c in candidates):
+            excluded = not exception
+    return excluded
 
 
 _HEADER = """\

@@ -22,7 +22,8 @@ from typing import Any
 import yaml
 
 from .config import DATABASE_VOLUME, WORKER_VARIABLES, Config
-from .dockerfile import GUNICORN_CONF_PATH, dockerignore, render_dockerfile
+from .dockerfile import GUNICORN_CONF_PATH, dockerignore, dockerignore_excludes, render_dockerfile
+from .errors import ConfigError
 from .project import Project
 
 __all__ = [
@@ -64,6 +65,44 @@ class RenderedStack:
 
 def app_image(config: Config) -> str:
     return f"{config.name}-app:latest"
+
+
+def _literal(value: Any) -> Any:
+    """Every string of a compose document as Compose must pass it on: "$" doubled, so that Compose does not
+    substitute variables of the shell that deploys (mapping keys are not interpolated, so they stay)."""
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    if isinstance(value, dict):
+        return {key: _literal(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_literal(item) for item in value]
+    return value
+
+
+def _size(value: int) -> str:
+    for unit, factor in (("g", 1024**3), ("m", 1024**2), ("k", 1024)):
+        if value % factor == 0:
+            return f"{value // factor}{unit}"
+    return str(value)
+
+
+def _logging(config: Config) -> dict[str, Any]:
+    """Rotation for every service: without it a chatty container fills the engine's disk."""
+    log = config.logging
+    return {"driver": log.driver, "options": {"max-size": _size(log.max_size), "max-file": str(log.max_file)}}
+
+
+def _confinement(config: Config) -> dict[str, Any]:
+    """The app and the migration run the same image: no capabilities, a read-only root (processes are
+    bounded by deploy.resources.limits.pids: Compose refuses `pids_limit` next to other limits)."""
+    app = config.app
+    out: dict[str, Any] = {"cap_drop": ["ALL"]}
+    if app.cap_add:
+        out["cap_add"] = list(app.cap_add)
+    if app.read_only:
+        out["read_only"] = True
+        out["tmpfs"] = ["/tmp"]
+    return out
 
 
 def _dump(doc: Any) -> str:
@@ -180,6 +219,8 @@ def _traefik_service(project: Project) -> dict[str, Any]:
                 "start_period": "10s",
             },
             "security_opt": ["no-new-privileges:true"],
+            "cap_drop": ["ALL"],
+            "cap_add": ["NET_BIND_SERVICE"],  # ports 80 and 443; it runs as root to read the socket
             "networks": ["web"],
         }
     )
@@ -274,14 +315,15 @@ def _app_service(project: Project) -> dict[str, Any]:
         depends_on["migrate"] = {"condition": "service_completed_successfully"}
     if depends_on:
         service["depends_on"] = depends_on
-    limits: dict[str, str] = {}
+    limits: dict[str, str | int] = {}
     if app.cpus is not None:
         limits["cpus"] = f"{app.cpus:g}"
     if app.memory is not None:
         limits["memory"] = _memory(app.memory)
-    if limits:
-        service["deploy"] = {"resources": {"limits": limits}}
+    limits["pids"] = app.pids_limit
+    service["deploy"] = {"resources": {"limits": limits}}
     service["security_opt"] = ["no-new-privileges:true"]
+    service.update(_confinement(config))
     service["networks"] = _networks(config)
     return service
 
@@ -313,7 +355,9 @@ def _migrate_service(project: Project) -> dict[str, Any]:
     if config.database is not None:
         service["secrets"] = [DB_SECRET]
         service["depends_on"] = {DB_SERVICE: {"condition": "service_healthy"}}
+    service["deploy"] = {"resources": {"limits": {"pids": config.app.pids_limit}}}
     service["security_opt"] = ["no-new-privileges:true"]
+    service.update(_confinement(config))
     service["networks"] = _networks(config)
     return service
 
@@ -337,6 +381,8 @@ def _db_service(config: Config) -> dict[str, Any]:
         # not report ready before the real server is up.
         "healthcheck": {"test": probe, "interval": HEALTH_INTERVAL, "timeout": "3s", "retries": 5, "start_period": "60s"},
         "stop_grace_period": "30s",
+        # Capabilities kept: the entrypoint starts as root, takes ownership of the data directory and
+        # switches to the postgres user (no setuid binary involved, so no-new-privileges holds).
         "security_opt": ["no-new-privileges:true"],
         "networks": ["db"],
     }
@@ -359,15 +405,18 @@ def render_compose(project: Project) -> dict[str, Any]:
         networks["db"] = {"internal": True}  # the database is reachable from the app and migrate only
         volumes[DATABASE_VOLUME] = {}
         doc["secrets"] = {DB_SECRET: {"file": project.rel(project.from_root(config.database.password_file))}}
+    for service in services.values():
+        service.setdefault("logging", _logging(config))
     return doc
 
 
 def render_stack(project: Project) -> RenderedStack:
     """Every file of the stack. Same project -> byte-identical output."""
+    _check_own_dockerignore(project)
     config = project.config
     header = _HEADER.format(source=", ".join(p.name for p in project.config_files))
     files: dict[str, str] = {
-        COMPOSE_FILE: header + _dump(render_compose(project)),
+        COMPOSE_FILE: header + _dump(_literal(render_compose(project))),
         "traefik.yml": header + _dump(_traefik_static(config)),
         "traefik-dynamic.yml": header + _dump(_traefik_dynamic()),
         "gunicorn.conf.py": resources.files("composekit.runtime").joinpath("gunicorn_conf.py").read_text(),
@@ -385,14 +434,62 @@ def render_stack(project: Project) -> RenderedStack:
     return RenderedStack(files=files)
 
 
+def _secret_files(project: Project) -> list[tuple[str, str, Path]]:
+    """(key path, value, resolved path) of every configured file that holds secrets."""
+    config = project.config
+    found: list[tuple[str, str, Path]] = []
+    if config.app.env_file is not None:
+        found.append(("app/env_file", config.app.env_file, project.from_root(config.app.env_file).resolve()))
+    if config.database is not None:
+        value = config.database.password_file
+        found.append(("database/password_file", value, project.from_root(value).resolve()))
+    return found
+
+
+def _in_context(project: Project, path: Path) -> str | None:
+    """``path`` relative to the build context, or None when the build never sees it."""
+    context = project.app_dir.resolve()
+    return path.relative_to(context).as_posix() if path.is_relative_to(context) else None
+
+
+def _ignore_line(rel: str) -> str:
+    """A .dockerignore line matching exactly ``rel``: pattern characters and a leading "#" or "!" escaped."""
+    escaped = "".join("\\" + c if c in "*?[]\\" else c for c in rel)
+    return "\\" + escaped if escaped.startswith(("#", "!")) else escaped
+
+
 def _ignored_secrets(project: Project) -> list[str]:
     """Secret files inside the build context, so that they never reach an image layer."""
-    if project.config.database is None:
-        return []
-    path = project.from_root(project.config.database.password_file).resolve()
-    if not path.is_relative_to(project.app_dir):
-        return []
-    return [path.relative_to(project.app_dir).as_posix()]
+    lines: list[str] = []
+    for _key, _value, path in _secret_files(project):
+        rel = _in_context(project, path)
+        if rel is not None and _ignore_line(rel) not in lines:
+            lines.append(_ignore_line(rel))
+    return lines
+
+
+def _check_own_dockerignore(project: Project) -> None:
+    """With the app's own Dockerfile, composekit cannot write its .dockerignore: refuse to build an image
+    that would contain a configured env or secret file, and say which line keeps it out."""
+    if project.dockerfile is None:
+        return
+    specific = project.dockerfile.with_name(project.dockerfile.name + ".dockerignore")  # BuildKit prefers it
+    ignore = specific if specific.is_file() else project.app_dir / ".dockerignore"
+    text = ignore.read_text(encoding="utf-8", errors="replace") if ignore.is_file() else ""
+    source = " + ".join(p.name for p in project.config_files)
+    problems: list[str] = []
+    for key, value, path in _secret_files(project):
+        rel = _in_context(project, path)
+        if rel is None or dockerignore_excludes(text, rel):
+            continue
+        line = _ignore_line(rel)
+        if ignore.is_file():
+            fix = f'{ignore} does not exclude it, so the image would contain it; add the line "{line}" to {ignore}'
+        else:
+            fix = f'there is no {ignore}, so the image would contain it; create it with the line "{line}"'
+        problems.append(f'{source}: {key}: "{value}" is in the build context of your Dockerfile and {fix}')
+    if problems:
+        raise ConfigError(problems)
 
 
 # Rendered only for some configs; a leftover copy on disk is stale (deploy.write_stack removes it).

@@ -21,6 +21,9 @@ from .config import (
     _NAME_RE,
     _PG_IDENT_RE,
     _VOLUME_NAME_RE,
+    LINUX_CAPABILITIES,
+    MAX_PIDS_LIMIT,
+    MIN_PIDS_LIMIT,
     Config,
 )
 
@@ -71,6 +74,11 @@ OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
         "propertyNames": {"pattern": _VOLUME_NAME_RE.pattern, "not": {"const": "acme"}},
         "additionalProperties": {"type": "string", "pattern": r"^/.+"},
     },
+    ("App", "read_only"): {"type": "boolean"},
+    ("App", "pids_limit"): {"type": "integer", "minimum": MIN_PIDS_LIMIT, "maximum": MAX_PIDS_LIMIT},
+    ("App", "cap_add"): {"type": "array", "items": {"enum": sorted(LINUX_CAPABILITIES)}},
+    ("Logging", "max_size"): _MEMORY,
+    ("Logging", "max_file"): {"type": "integer", "minimum": 1, "maximum": 100},
     ("Migrate", "command"): {
         "anyOf": [
             {"type": "string", "pattern": r"\S"},
@@ -124,6 +132,13 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("App", "env_file"): "File with the app's secrets (VARIABLE=value), referenced by the compose file, never copied.",
     ("App", "environment"): "Non-secret environment variables; names that look secret are refused (use env_file).",
     ("App", "volumes"): "Named volumes: name -> absolute path in the container; data survives redeploys.",
+    ("App", "read_only"): "Read-only root filesystem for the app and the migration (writable: /tmp, volumes).",
+    ("App", "pids_limit"): "Most processes and threads the app container (and the migration) may run.",
+    ("App", "cap_add"): "Linux capabilities given back to the app and the migration (all are dropped).",
+    ("Config", "logging"): "Log rotation of every service.",
+    ("Logging", "driver"): '"json-file" or "local": where the engine keeps the logs.',
+    ("Logging", "max_size"): 'Size of one log file before rotation, such as "10m".',
+    ("Logging", "max_file"): "Log files kept per container (the current one included).",
     ("Migrate", "command"): 'A command line or argument list, such as "alembic upgrade head".',
     ("Database", "engine"): "The database server; postgres (the official image's interface).",
     ("Database", "name"): "Database created at the first start (POSTGRES_DB); the app gets DATABASE_NAME.",

@@ -84,6 +84,10 @@ app:
   env_file: app.env
   environment: {LOG_LEVEL: info}
   volumes: {data: /data, uploads: /srv/uploads}
+  read_only: false
+  pids_limit: 512
+  cap_add: [CHOWN]
+logging: {driver: local, max_size: 5m, max_file: 2}
 migrate: {command: [alembic, upgrade, head]}
 database: {name: full, user: full, password_file: secrets/db_password}
 images: {python: "python:3.12-slim", traefik: "traefik:v3.7", postgres: "postgres:16"}
@@ -101,7 +105,9 @@ def test_every_option_renders_a_valid_compose_file(tmp_path: Path) -> None:
     doc: dict[str, Any] = yaml.safe_load(compose)
     # The options did reach the compose file, so the schema saw them.
     app = doc["services"]["app"]
-    assert app["deploy"]["resources"]["limits"] == {"cpus": "1.5", "memory": "1024m"}
+    assert app["deploy"]["resources"]["limits"] == {"cpus": "1.5", "memory": "1024m", "pids": 512}
+    assert (app["cap_add"], app["logging"]["driver"]) == (["CHOWN"], "local")
+    assert "read_only" not in app
     assert app["env_file"] == ["../app.env"]
     assert {"db", "migrate"} <= set(doc["services"]) and {"data", "uploads"} <= set(doc["volumes"])
     assert violations(compose) == []

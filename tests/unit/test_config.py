@@ -57,7 +57,7 @@ def test_staging_alias_and_custom_ca() -> None:
         ({"volumes": {"data": "data"}}, 'composekit.yaml: app/volumes: data: expected an absolute path inside the container, got "data"'),
         ({"volumes": {"acme": "/x"}}, 'composekit.yaml: app/volumes: expected volume names of letters, digits, "_", "-", "." (not "acme"), got "acme"'),
         ({"environment": {"DB_PASSWORD": "x"}}, "composekit.yaml: app/environment: DB_PASSWORD looks like a secret (its name ends in PASSWORD); put it in app/env_file, so it never lands in the rendered files or `composekit config`"),
-        ({"bogus": 1}, "composekit.yaml: app/bogus: unknown key (expected one of: path, dockerfile, module, port, health_path, workers, workers_per_core, max_workers, worker_memory, cpus, memory, env_file, environment, volumes)"),
+        ({"bogus": 1}, "composekit.yaml: app/bogus: unknown key (expected one of: path, dockerfile, module, port, health_path, workers, workers_per_core, max_workers, worker_memory, cpus, memory, env_file, environment, volumes, read_only, pids_limit, cap_add)"),
     ],
 )
 def test_app_errors(app: dict[str, object], message: str) -> None:
@@ -72,7 +72,7 @@ def test_top_level_errors_all_at_once() -> None:
         'composekit.yaml: acme/challenge: expected "http" or "tls", got "dns"',
         "composekit.yaml: app/module: required key is missing",
         'composekit.yaml: app/workers: expected "auto" or a positive integer, got "many"',
-        "composekit.yaml: extra: unknown key (expected one of: name, domain, acme, app, migrate, database, images, ports, smoke)",
+        "composekit.yaml: extra: unknown key (expected one of: name, domain, acme, app, migrate, database, images, ports, smoke, logging)",
     ]
 
 

@@ -78,7 +78,7 @@ def test_migration_runs_before_the_app_on_the_same_image(tmp_path: Path) -> None
 def test_limits_and_worker_settings(tmp_path: Path) -> None:
     doc = compose(tmp_path, BASE.replace("{module: app.main:app}", "{module: app.main:app, cpus: 1.5, memory: 1G, workers: 3, max_workers: 8}"))
     app = doc["services"]["app"]
-    assert app["deploy"]["resources"]["limits"] == {"cpus": "1.5", "memory": "1024m"}
+    assert app["deploy"]["resources"]["limits"] == {"cpus": "1.5", "memory": "1024m", "pids": 4096}
     assert app["environment"]["WEB_CONCURRENCY"] == "3"
     assert app["environment"]["MAX_WORKERS"] == "8"
     assert app["command"][:3] == ["gunicorn", "--config", "/etc/composekit/gunicorn.conf.py"]

@@ -152,6 +152,7 @@ def test_check_catches_missing_and_stale_files(tmp_path: Path) -> None:
     project = rendered(tmp_path)
     (project.out_dir / "gunicorn.conf.py").unlink()
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")  # the app now has its own: the generated one is stale
+    (tmp_path / ".dockerignore").write_text("secrets/\n")  # with its own Dockerfile the app keeps secrets out itself
     diff = check_stack(load_project((tmp_path / "composekit.yaml",)))
     assert "--- /dev/null\n+++ .composekit/gunicorn.conf.py (rendered)\n" in diff
     assert "--- .composekit/Dockerfile (on disk)\n+++ /dev/null\n" in diff

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from composekit.cli import app as cli_app
 from composekit.config import parse_config
+from composekit.dockerfile import dockerignore_excludes
 from composekit.errors import TemplateError
 from composekit.project import load_project
 from composekit.render import render_stack
@@ -159,9 +160,10 @@ def test_name_and_domain_options(tmp_path: Path) -> None:
 
 def test_dockerignore_keeps_secrets_and_the_rendered_stack_out_of_the_image(tmp_path: Path) -> None:
     files = init(sample(tmp_path, "pip-app"), template="fastapi-postgres")
-    ignored = files[".dockerignore"].splitlines()
-    for entry in (".env", ".git", ".composekit", "secrets/db_password"):
-        assert entry in ignored
+    ignored = (".env", ".git/HEAD", ".composekit/compose.yaml", "secrets/db_password", "config/prod.env", "a/.env.local")
+    for path in ignored:
+        assert dockerignore_excludes(files[".dockerignore"], path), path
+    assert not dockerignore_excludes(files[".dockerignore"], "app/main.py")
 
 
 def test_missing_dependency_declaration_is_explained(tmp_path: Path) -> None:

@@ -1,0 +1,344 @@
+"""What the render guarantees for safety: literal values, secrets out of the build context, log rotation
+and confinement of every service. Every message asserted word for word."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from composekit.config import parse_config
+from composekit.dockerfile import DOCKERIGNORE, dockerignore, dockerignore_excludes
+from composekit.errors import ConfigError
+from composekit.project import Project, load_project
+from composekit.render import render_compose, render_stack
+
+BASE = "name: shop\ndomain: shop.example.com\n"
+MINIMAL: dict[str, Any] = {"name": "shop", "domain": "shop.example.com", "app": {"module": "app.main:app"}}
+
+
+def project_in(tmp_path: Path, config: str, files: dict[str, str] | None = None) -> Project:
+    for rel, content in {"requirements.txt": "fastapi\n", **(files or {})}.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(content)
+    (tmp_path / "composekit.yaml").write_text(config)
+    return load_project((tmp_path / "composekit.yaml",))
+
+
+def compose_of(project: Project) -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(render_stack(project).compose)
+    return doc
+
+
+def compose(tmp_path: Path, config: str, files: dict[str, str] | None = None) -> dict[str, Any]:
+    return compose_of(project_in(tmp_path, config, files))
+
+
+def lone_dollars(value: Any) -> list[str]:
+    """Strings of a loaded compose document that Compose would interpolate: a run of "$" of odd length."""
+    if isinstance(value, str):
+        return [value] if any(len(run) % 2 for run in re.findall(r"\$+", value)) else []
+    if isinstance(value, dict):
+        return [s for item in value.values() for s in lone_dollars(item)]
+    if isinstance(value, list):
+        return [s for item in value for s in lone_dollars(item)]
+    return []
+
+
+# "$" reaches the container literally ------------------------------------------------------------
+
+
+def test_environment_values_are_escaped_in_app_and_migrate(tmp_path: Path) -> None:
+    doc = compose(tmp_path, BASE + "app: {module: app.main:app, environment: {GREETING: 'price is ${HOME} or $5'}}\n"
+                  "migrate: {command: python3 -m app.migrate}\n")
+    for service in ("app", "migrate"):
+        assert doc["services"][service]["environment"]["GREETING"] == "price is $${HOME} or $$5"
+
+
+def test_migrate_command_is_escaped_as_a_string_and_as_a_list(tmp_path: Path) -> None:
+    doc = compose(tmp_path, BASE + "app: {module: app.main:app}\nmigrate: {command: \"sh -c 'echo $PATH'\"}\n")
+    assert doc["services"]["migrate"]["command"] == ["sh", "-c", "echo $$PATH"]
+    doc = compose(tmp_path, BASE + "app: {module: app.main:app}\nmigrate: {command: [sh, -c, 'echo ${PATH:-x} $$']}\n")
+    assert doc["services"]["migrate"]["command"] == ["sh", "-c", "echo $${PATH:-x} $$$$"]
+
+
+def test_healthcheck_command_is_escaped(tmp_path: Path) -> None:
+    doc = compose(tmp_path, BASE + "app: {module: app.main:app, health_path: '/health?v=$x'}\n")
+    assert "http://127.0.0.1:8000/health?v=$$x'" in doc["services"]["app"]["healthcheck"]["test"][3]
+
+
+def test_labels_are_escaped(tmp_path: Path) -> None:
+    """No key lets "$" into a label today (name and domain are validated): the escape covers them anyway."""
+    project = project_in(tmp_path, BASE + "app: {module: app.main:app}\n")
+    config = project.config.model_copy(update={"domain": "a$b.example.com"})
+    labels = compose_of(dataclasses.replace(project, config=config))["services"]["app"]["labels"]
+    assert labels["traefik.http.routers.shop.rule"] == "Host(`a$$b.example.com`)"
+
+
+def test_paths_are_escaped(tmp_path: Path) -> None:
+    files = {"sr$c/requirements.txt": "fastapi\n", "conf$/prod.env": "A=1\n", "secret$/pw": "x\n", "c$a.pem": "pem"}
+    doc = compose(
+        tmp_path,
+        BASE + "app: {module: app.main:app, path: sr$c, env_file: conf$/prod.env, volumes: {data: /da$ta}}\n"
+        "migrate: {command: python3 -m app.migrate}\n"
+        "database: {password_file: secret$/pw}\n"
+        "acme: {ca_certificates: [c$a.pem]}\n",
+        files,
+    )
+    app, migrate = doc["services"]["app"], doc["services"]["migrate"]
+    assert app["build"]["context"] == "../sr$$c"
+    assert app["env_file"] == migrate["env_file"] == ["../conf$$/prod.env"]
+    assert "data:/da$$ta" in app["volumes"] and migrate["volumes"] == ["data:/da$$ta"]
+    assert doc["secrets"]["db_password"]["file"] == "../secret$$/pw"
+    assert "../c$$a.pem:/etc/composekit/acme-ca/0.pem:ro" in doc["services"]["traefik"]["volumes"]
+    assert lone_dollars(doc) == []
+
+
+def test_every_string_of_the_compose_document_is_escaped_and_nothing_else(tmp_path: Path) -> None:
+    project = project_in(
+        tmp_path,
+        BASE + "app: {module: app.main:app, health_path: /$h, environment: {A: $a, B: '$$b'}, volumes: {d: /$d}}\n"
+        "migrate: {command: [echo, $m]}\nacme: {ca_server: 'https://ca.example/dir?$q'}\n",
+    )
+    stack = render_stack(project)
+    raw = render_compose(project)
+    loaded = yaml.safe_load(stack.compose)
+    assert lone_dollars(loaded) == []
+    assert loaded["services"]["app"]["environment"]["B"] == "$$$$b"
+    assert loaded["name"] == raw["name"] and list(loaded["services"]) == list(raw["services"])  # keys untouched
+    # traefik.yml is read by Traefik, not interpolated by Compose: it keeps the value as configured.
+    assert yaml.safe_load(stack.files["traefik.yml"])["certificatesResolvers"]["composekit"]["acme"]["caServer"] == (
+        "https://ca.example/dir?$q"
+    )
+
+
+# env and secret files stay out of the build context ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "excluded"),
+    [
+        (".env", True),
+        (".env.production", True),
+        ("prod.env", True),
+        ("config/prod.env", True),
+        ("deep/er/.env", True),
+        ("deep/.env.local", True),
+        (".git/config", True),
+        (".composekit/compose.yaml", True),
+        ("app/__pycache__/main.cpython-311.pyc", True),
+        ("acme.json", True),
+        ("app/main.py", False),
+        ("requirements.txt", False),
+        ("environment.py", False),
+        ("app/envelope.txt", False),
+    ],
+)
+def test_generated_dockerignore(path: str, excluded: bool) -> None:
+    assert dockerignore_excludes(DOCKERIGNORE, path) is excluded
+
+
+@pytest.mark.parametrize(
+    ("lines", "path", "excluded"),
+    [
+        ("secrets\n", "secrets/db_password", True),  # a directory excludes what it holds
+        ("/secrets/\n", "secrets/db_password", True),
+        ("secrets/*\n!secrets/db_password\n", "secrets/db_password", False),  # the last match decides
+        ("!secrets/db_password\nsecrets\n", "secrets/db_password", True),
+        ("*.env\n", "config/prod.env", False),  # "*" stays within one directory
+        ("*/*.env\n", "config/prod.env", True),
+        ("**\n", "a/b/c", True),
+        ("# config/prod.env\n", "config/prod.env", False),
+        ("  config/prod.env  \n", "config/prod.env", True),
+        ("config/prod.en?\n", "config/prod.env", True),
+        ("config/[a-p]rod.env\n", "config/prod.env", True),
+        ("./config/../config/prod.env\n", "config/prod.env", True),
+        ("", "config/prod.env", False),
+    ],
+)
+def test_dockerignore_matching_follows_buildkit(lines: str, path: str, excluded: bool) -> None:
+    assert dockerignore_excludes(lines, path) is excluded
+
+
+def test_rendered_dockerignore_lists_the_configured_secret_files(tmp_path: Path) -> None:
+    files = {"config/app.secrets": "A=1\n", "keys/db": "pw\n"}
+    project = project_in(
+        tmp_path,
+        BASE + "app: {module: app.main:app, env_file: config/app.secrets}\ndatabase: {password_file: keys/db}\n",
+        files,
+    )
+    ignore = render_stack(project).files["Dockerfile.dockerignore"]
+    assert ignore == dockerignore(["config/app.secrets", "keys/db"])
+    assert dockerignore_excludes(ignore, "config/app.secrets") and dockerignore_excludes(ignore, "keys/db")
+
+
+def test_secret_files_outside_the_build_context_are_not_listed(tmp_path: Path) -> None:
+    files = {"api/requirements.txt": "fastapi\n", "config/app.secrets": "A=1\n"}
+    config = BASE + "app: {module: app.main:app, path: api, env_file: config/app.secrets}\n"
+    project = project_in(tmp_path, config, files)
+    assert render_stack(project).files["Dockerfile.dockerignore"] == DOCKERIGNORE
+
+
+def test_secret_file_names_with_pattern_characters_are_escaped(tmp_path: Path) -> None:
+    files = {"conf/[prod]*.secrets": "A=1\n", "#pw": "x\n", "!other": "y\n"}
+    project = project_in(
+        tmp_path,
+        BASE + "app: {module: app.main:app, env_file: 'conf/[prod]*.secrets'}\ndatabase: {password_file: '#pw'}\n",
+        files,
+    )
+    ignore = render_stack(project).files["Dockerfile.dockerignore"]
+    assert ignore.endswith("conf/\\[prod\\]\\*.secrets\n\\#pw\n")
+    assert dockerignore_excludes(ignore, "conf/[prod]*.secrets") and dockerignore_excludes(ignore, "#pw")
+    assert not dockerignore_excludes(ignore, "conf/p.secrets")
+
+
+OWN = {"Dockerfile": "FROM scratch\nCOPY . /app\n", "config/app.secrets": "A=1\n", "secrets/db": "pw\n"}
+OWN_CONFIG = BASE + "app: {module: app.main:app, env_file: config/app.secrets}\ndatabase: {password_file: secrets/db}\n"
+
+
+def test_own_dockerfile_without_dockerignore_is_refused(tmp_path: Path) -> None:
+    project = project_in(tmp_path, OWN_CONFIG, OWN)
+    with pytest.raises(ConfigError) as info:
+        render_stack(project)
+    ignore = tmp_path / ".dockerignore"
+    assert info.value.problems == [
+        'composekit.yaml: app/env_file: "config/app.secrets" is in the build context of your Dockerfile and there is '
+        f'no {ignore}, so the image would contain it; create it with the line "config/app.secrets"',
+        'composekit.yaml: database/password_file: "secrets/db" is in the build context of your Dockerfile and there '
+        f'is no {ignore}, so the image would contain it; create it with the line "secrets/db"',
+    ]
+
+
+def test_own_dockerignore_that_misses_a_secret_file_is_refused(tmp_path: Path) -> None:
+    project = project_in(tmp_path, OWN_CONFIG, {**OWN, ".dockerignore": "secrets/\n*.secrets\n"})
+    with pytest.raises(ConfigError) as info:
+        render_stack(project)
+    ignore = tmp_path / ".dockerignore"
+    assert info.value.problems == [
+        'composekit.yaml: app/env_file: "config/app.secrets" is in the build context of your Dockerfile and '
+        f'{ignore} does not exclude it, so the image would contain it; add the line "config/app.secrets" to {ignore}',
+    ]
+
+
+def test_own_dockerignore_that_excludes_the_secret_files_is_accepted(tmp_path: Path) -> None:
+    project = project_in(tmp_path, OWN_CONFIG, {**OWN, ".dockerignore": "secrets/\nconfig/app.secrets\n"})
+    assert "Dockerfile" not in render_stack(project).files
+
+
+def test_dockerfile_specific_ignore_file_takes_precedence(tmp_path: Path) -> None:
+    """BuildKit reads <Dockerfile>.dockerignore instead of the context's .dockerignore when it exists."""
+    files = {**OWN, "docker/app.Dockerfile": "FROM scratch\n", ".dockerignore": "secrets/\nconfig/\n",
+             "docker/app.Dockerfile.dockerignore": "secrets/\n"}
+    project = project_in(tmp_path, OWN_CONFIG.replace("app: {", "app: {dockerfile: docker/app.Dockerfile, "), files)
+    with pytest.raises(ConfigError) as info:
+        render_stack(project)
+    assert [p.split(":")[1].strip() for p in info.value.problems] == ["app/env_file"]
+    assert str(tmp_path / "docker/app.Dockerfile.dockerignore") in info.value.problems[0]
+
+
+def test_own_dockerfile_with_secret_files_outside_the_context_is_accepted(tmp_path: Path) -> None:
+    files = {"api/Dockerfile": "FROM scratch\n", "api/requirements.txt": "", "config/app.secrets": "A=1\n"}
+    config = BASE + "app: {module: app.main:app, path: api, env_file: config/app.secrets}\n"
+    project = project_in(tmp_path, config, files)
+    assert render_stack(project).compose
+
+
+# log rotation and confinement --------------------------------------------------------------------
+
+DEFAULT_LOGGING = {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}}
+FULL = (BASE + "app: {module: app.main:app, volumes: {data: /data}}\nmigrate: {command: python3 -m app.migrate}\n"
+        "database: {password_file: secrets/db}\n")
+
+
+def test_every_service_rotates_its_logs_by_default(tmp_path: Path) -> None:
+    services = compose(tmp_path, FULL, {"secrets/db": "pw\n"})["services"]
+    assert sorted(services) == ["app", "db", "migrate", "traefik"]
+    assert {name: s["logging"] for name, s in services.items()} == {name: DEFAULT_LOGGING for name in services}
+
+
+def test_logging_is_configurable(tmp_path: Path) -> None:
+    config = FULL + "logging: {driver: local, max_size: 512K, max_file: 5}\n"
+    services = compose(tmp_path, config, {"secrets/db": "pw\n"})["services"]
+    expected = {"driver": "local", "options": {"max-size": "512k", "max-file": "5"}}
+    assert all(s["logging"] == expected for s in services.values())
+    services = compose(tmp_path, FULL + "logging: {max_size: 1536}\n", {"secrets/db": "pw\n"})["services"]
+    assert services["app"]["logging"]["options"]["max-size"] == "1536"
+
+
+def test_app_and_migration_are_confined(tmp_path: Path) -> None:
+    services = compose(tmp_path, FULL, {"secrets/db": "pw\n"})["services"]
+    for name in ("app", "migrate"):
+        service = services[name]
+        assert service["cap_drop"] == ["ALL"] and "cap_add" not in service
+        assert service["read_only"] is True
+        assert service["tmpfs"] == ["/tmp"]
+        assert service["deploy"]["resources"]["limits"]["pids"] == 4096
+        assert service["security_opt"] == ["no-new-privileges:true"]
+        assert "pids_limit" not in service  # Compose refuses it next to deploy.resources.limits
+
+
+def test_confinement_is_relaxable(tmp_path: Path) -> None:
+    config = FULL.replace("volumes: {data: /data}", "volumes: {data: /data}, read_only: false, pids_limit: 200, "
+                          "cap_add: [CAP_chown, NET_BIND_SERVICE, CHOWN]")
+    services = compose(tmp_path, config, {"secrets/db": "pw\n"})["services"]
+    for name in ("app", "migrate"):
+        service = services[name]
+        assert "read_only" not in service and "tmpfs" not in service
+        assert service["cap_drop"] == ["ALL"] and service["cap_add"] == ["CHOWN", "NET_BIND_SERVICE"]
+        assert service["deploy"]["resources"]["limits"]["pids"] == 200
+
+
+def test_traefik_keeps_only_the_capability_to_bind_low_ports(tmp_path: Path) -> None:
+    traefik = compose(tmp_path, BASE + "app: {module: app.main:app}\n")["services"]["traefik"]
+    assert traefik["cap_drop"] == ["ALL"] and traefik["cap_add"] == ["NET_BIND_SERVICE"]
+    assert traefik["security_opt"] == ["no-new-privileges:true"]
+
+
+def test_database_keeps_the_capabilities_its_entrypoint_needs(tmp_path: Path) -> None:
+    db = compose(tmp_path, FULL, {"secrets/db": "pw\n"})["services"]["db"]
+    assert "cap_drop" not in db and "read_only" not in db
+    assert db["security_opt"] == ["no-new-privileges:true"]
+    assert db["logging"] == DEFAULT_LOGGING
+
+
+SIZE = 'expected a size from 1K to 1G, such as "10m", got'
+CAPS = "expected Linux capability names such as CHOWN or NET_BIND_SERVICE, got"
+PIDS = "expected an integer from 16 to 4194304, got"
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"logging": {"driver": "syslog"}}, 'logging/driver: expected "json-file" or "local", got "syslog"'),
+        ({"logging": {"max_size": "lots"}}, f'logging/max_size: {SIZE} "lots"'),
+        ({"logging": {"max_size": 100}}, f"logging/max_size: {SIZE} 100"),
+        ({"logging": {"max_size": "2G"}}, f'logging/max_size: {SIZE} "2G"'),
+        ({"logging": {"max_size": float("nan")}}, f"logging/max_size: {SIZE} NaN"),
+        ({"logging": {"max_file": 0}}, "logging/max_file: expected an integer from 1 to 100, got 0"),
+        ({"logging": {"max_file": "3"}}, 'logging/max_file: expected an integer from 1 to 100, got "3"'),
+        ({"logging": {"rotate": True}}, "logging/rotate: unknown key (expected one of: driver, max_size, max_file)"),
+        ({"app": {"read_only": "no"}}, 'app/read_only: expected true or false, got "no"'),
+        ({"app": {"pids_limit": 8}}, f"app/pids_limit: {PIDS} 8"),
+        ({"app": {"pids_limit": True}}, f"app/pids_limit: {PIDS} true"),
+        ({"app": {"cap_add": "CHOWN"}},
+         'app/cap_add: expected a list of Linux capability names such as [CHOWN], got "CHOWN"'),
+        ({"app": {"cap_add": ["ALL"]}}, f'app/cap_add: {CAPS} "ALL"'),
+        ({"app": {"cap_add": [1]}}, f"app/cap_add: {CAPS} 1"),
+    ],
+)
+def test_new_key_errors(section: dict[str, Any], message: str) -> None:
+    data = {**MINIMAL, **section}
+    data["app"] = {**MINIMAL["app"], **section.get("app", {})}
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    assert info.value.problems == [f"composekit.yaml: {message}"]
+
+
+def test_new_key_defaults() -> None:
+    config = parse_config(MINIMAL)
+    assert (config.logging.driver, config.logging.max_size, config.logging.max_file) == ("json-file", 10 * 1024**2, 3)
+    assert (config.app.read_only, config.app.pids_limit, config.app.cap_add) == (True, 4096, ())
