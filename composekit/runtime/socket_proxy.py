@@ -6,7 +6,7 @@ holds the host. Traefik (internet-facing) talks to this proxy over a network onl
 this container mounts the socket, and only these read calls get through, each with or without a
 ``/v1.NN`` prefix:
 
-  GET/HEAD  /_ping  /version  /info  /events  /containers/json  /containers/{id}/json
+  GET/HEAD  /_ping  /version  /events  /containers/json  /containers/{id}/json
 
 Everything else answers 403. Every request is judged: the proxy forwards one request per upstream
 connection with ``Connection: close``, relays the response, then closes both sides, so nothing that follows
@@ -38,8 +38,10 @@ MAX_CONNECTIONS = 32
 METHODS = frozenset({"GET", "HEAD"})
 
 _ID = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}"
+# What Traefik 3.7's Docker provider calls (seen in this proxy's log): HEAD /_ping, then with /v1.NN
+# version, containers/json, containers/{id}/json and the events stream. Not /info, not /networks.
 ALLOWED_PATH = re.compile(
-    rf"(?:/v1\.[0-9]{{1,2}})?/(?:_ping|version|info|events|containers/json|containers/{_ID}/json)"
+    rf"(?:/v1\.[0-9]{{1,2}})?/(?:_ping|version|events|containers/json|containers/{_ID}/json)"
 )
 _EVENTS = re.compile(r"(?:/v1\.[0-9]{1,2})?/events")
 _PATH_CHARS = re.compile(r"[A-Za-z0-9/_.-]*")
@@ -124,11 +126,14 @@ def parse_head(raw: bytes) -> Request:
         if not sep or not _TOKEN.fullmatch(name) or any(c in value for c in "\r\n\0"):
             raise BadRequest("malformed header line")
         headers.append((name, value.strip(" \t")))
-    for name, value in headers:
-        lower = name.lower()
-        if lower == "transfer-encoding" or (lower == "content-length" and value != "0"):
-            raise BadRequest("a request body is not allowed")
     return Request(method, target, version, tuple(headers))
+
+
+def has_body(request: Request) -> bool:
+    """Allowed calls have no body; one announced anyway could smuggle a second request behind the first."""
+    return any(
+        n.lower() == "transfer-encoding" or (n.lower() == "content-length" and v != "0") for n, v in request.headers
+    )
 
 
 def upstream_head(request: Request, verdict: Verdict) -> bytes:
@@ -214,6 +219,10 @@ class Proxy:
         if not verdict.allowed:
             log(f"deny {what}: {verdict.reason}")
             writer.write(response(403, "Forbidden", f"forbidden by composekit's socket proxy: {verdict.reason}"))
+            return
+        if has_body(request):
+            log(f"deny {what}: a request body is not allowed")
+            writer.write(response(400, "Bad Request", "a request body is not allowed"))
             return
         try:
             up_reader, up_writer = await asyncio.wait_for(
