@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from composekit.config import parse_config
-from composekit.errors import ConfigError
+from composekit.errors import ConfigError, DockerError
 from composekit.project import load_project
 from composekit.render import DEFAULT_SUBNET_POOL, render_stack, traefik_address, web_subnet
 
@@ -120,3 +120,31 @@ def test_the_proxy_script_is_rendered_beside_compose_yaml(tmp_path: Path) -> Non
 
     shipped = resources.files("composekit.runtime").joinpath("socket_proxy.py").read_text()
     assert render(tmp_path)["socket-proxy.py"] == shipped
+
+
+def test_a_subnet_collision_names_the_key_that_fixes_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from python_on_whales.exceptions import DockerException
+
+    from composekit.docker import Docker
+
+    docker = Docker("shop", [Path("/nowhere/compose.yaml")])
+    answer = ("failed to create network shop_web: Error response from daemon: "
+              "Pool overlaps with other one on this address space")
+
+    def up(*args: Any, **kwargs: Any) -> Any:
+        yield "stderr", answer.encode()
+        raise DockerException(["docker", "compose", "up"], 1, stderr=b"")
+
+    monkeypatch.setattr(docker.client.compose, "up", up)
+    with pytest.raises(DockerError) as info:
+        docker.up()
+    assert str(info.value) == (
+        "`docker compose up` could not create the stack's network\n"
+        "  command: docker compose up\n"
+        "  docker said:\n"
+        f"    {answer}\n"
+        "  fix: the subnet of the stack's `web` network overlaps a network that already exists on this machine "
+        "(another stack, Docker's own bridge, a VPN); set network/subnet in composekit.yaml to a free private "
+        "range, such as another /24 (`docker network inspect $(docker network ls -q) --format '{{.Name}} "
+        "{{range .IPAM.Config}}{{.Subnet}}{{end}}'` lists the subnets in use)"
+    )
