@@ -87,7 +87,7 @@ def judge(method: str, target: str) -> Verdict:
         if "#" in target:
             return Verdict(False, path, "", "bad request target")
     else:
-        return Verdict(False, target, "", "bad request target")
+        return Verdict(False, target.partition("?")[0], "", "bad request target")
     if "#" in query or not _QUERY_CHARS.fullmatch(query):
         return Verdict(False, path, "", "bad query string")
     if not _PATH_CHARS.fullmatch(path):

@@ -318,3 +318,9 @@ def test_oversized_and_slow_request_heads(tmp_path: Path, monkeypatch: pytest.Mo
     assert engine.heads == []
     assert answers[0].startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
     assert answers[1].startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+
+
+def test_the_logged_path_never_carries_the_query() -> None:
+    assert judge("GET", "containers/json?token=s3cret").path == "containers/json"
+    assert judge("GET", "/images/json?token=s3cret").path == "/images/json"
+    assert judge("GET", "http://u:pw@docker/containers/create?token=s3cret").path == "/containers/create"
