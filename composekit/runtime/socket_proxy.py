@@ -8,7 +8,8 @@ this container mounts the socket, and only these read calls get through, each wi
 
   GET/HEAD  /_ping  /version  /events  /containers/json  /containers/{id}/json
 
-Everything else answers 403. Every request is judged: the proxy forwards one request per upstream
+Everything else answers 403. A container inspection reaches Traefik without ``Config.Env`` (the app's
+environment, env_file secrets included): Traefik reads labels and addresses, never the environment. Every request is judged: the proxy forwards one request per upstream
 connection with ``Connection: close``, relays the response, then closes both sides, so nothing that follows
 on a kept-alive connection reaches the engine unjudged. The request is forwarded in the normalized
 origin form that was judged (an absolute-URI target loses its authority), without a body.
@@ -23,6 +24,7 @@ Environment (optional): SOCKET_PROXY_PORT (2375), DOCKER_SOCKET (/var/run/docker
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import sys
@@ -35,6 +37,7 @@ HEAD_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 5.0
 RESPONSE_IDLE_TIMEOUT = 60.0  # between upstream reads, except for the /events stream
 MAX_CONNECTIONS = 32
+MAX_INSPECT_BYTES = 4 * 1024 * 1024
 METHODS = frozenset({"GET", "HEAD"})
 
 _ID = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}"
@@ -44,6 +47,7 @@ ALLOWED_PATH = re.compile(
     rf"(?:/v1\.[0-9]{{1,2}})?/(?:_ping|version|events|containers/json|containers/{_ID}/json)"
 )
 _EVENTS = re.compile(r"(?:/v1\.[0-9]{1,2})?/events")
+_INSPECT = re.compile(rf"(?:/v1\.[0-9]{{1,2}})?/containers/{_ID}/json")
 _PATH_CHARS = re.compile(r"[A-Za-z0-9/_.-]*")
 _QUERY_CHARS = re.compile(r"[!-~]*")  # printable ASCII, no spaces
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -150,6 +154,53 @@ def upstream_head(request: Request, verdict: Verdict) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
 
 
+def _dechunk(body: bytes) -> bytes:
+    out = bytearray()
+    while True:
+        size_line, sep, body = body.partition(b"\r\n")
+        if not sep:
+            raise ValueError("truncated chunked body")
+        size = int(size_line.split(b";")[0].strip(), 16)
+        if size == 0:
+            return bytes(out)
+        if len(body) < size + 2:
+            raise ValueError("truncated chunked body")
+        out += body[:size]
+        body = body[size + 2:]
+
+
+def without_environment(raw: bytes, head_only: bool = False) -> bytes:
+    """A whole upstream answer to a container inspection -> the same answer without ``Config.Env``.
+
+    Error answers pass as they are; a 200 that cannot be read raises ValueError (nothing is forwarded).
+    For a HEAD request only the head goes back, whatever the engine sent after it."""
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    if not sep:
+        raise ValueError("incomplete response head")
+    if head_only:
+        return head + sep
+    lines = head.decode("latin-1").split("\r\n")
+    status = lines[0].split(" ")
+    if len(status) < 2 or status[1] != "200":
+        return raw
+    headers = [(n.strip(), v.strip()) for n, _, v in (line.partition(":") for line in lines[1:])]
+    by_name = {n.lower(): v for n, v in headers}
+    if by_name.get("content-encoding", "identity").lower() != "identity":
+        raise ValueError("encoded response body")
+    if by_name.get("transfer-encoding", "").lower() == "chunked":
+        body = _dechunk(body)
+    elif "content-length" in by_name:
+        body = body[: int(by_name["content-length"])]
+    doc = json.loads(body)
+    if isinstance(doc, dict) and isinstance(doc.get("Config"), dict) and "Env" in doc["Config"]:
+        doc["Config"]["Env"] = []
+    data = json.dumps(doc).encode() + b"\n"
+    dropped = {"content-length", "transfer-encoding", "connection"}
+    kept = [f"{n}: {v}" for n, v in headers if n.lower() not in dropped]
+    new_head = "\r\n".join([lines[0], *kept, f"Content-Length: {len(data)}", "Connection: close"])
+    return new_head.encode("latin-1") + b"\r\n\r\n" + data
+
+
 def response(status: int, reason: str, body: str) -> bytes:
     data = (body + "\n").encode("ascii", "replace")
     head = (
@@ -236,10 +287,35 @@ class Proxy:
             up_writer.write(upstream_head(request, verdict))
             await up_writer.drain()
             quiet = host == "127.0.0.1" and verdict.path.endswith("/_ping")
-            stream = _EVENTS.fullmatch(verdict.path) is not None
-            await self._relay(reader, writer, up_reader, what, quiet, stream)
+            if _INSPECT.fullmatch(verdict.path):
+                await self._inspect(writer, up_reader, what, head_only=request.method == "HEAD")
+            else:
+                stream = _EVENTS.fullmatch(verdict.path) is not None
+                await self._relay(reader, writer, up_reader, what, quiet, stream)
         finally:
             up_writer.close()
+
+    async def _inspect(self, writer: asyncio.StreamWriter, up_reader: asyncio.StreamReader, what: str,
+                       head_only: bool) -> None:
+        """Read the whole (bounded) answer, drop the environment, send it on."""
+        raw = b""
+        try:
+            while len(raw) <= MAX_INSPECT_BYTES:
+                chunk = await asyncio.wait_for(up_reader.read(65536), RESPONSE_IDLE_TIMEOUT)
+                if not chunk:
+                    break
+                raw += chunk
+            else:
+                raise ValueError(f"answer larger than {MAX_INSPECT_BYTES} bytes")
+            answer = without_environment(raw, head_only)
+        except (ValueError, asyncio.TimeoutError) as exc:
+            log(f"error {what}: cannot filter the inspection: {exc or 'timeout'}")
+            writer.write(response(502, "Bad Gateway", "the container inspection could not be filtered"))
+            return
+        status = answer.split(b" ", 2)[1].decode("ascii", "replace") if answer.count(b" ") >= 2 else "?"
+        log(f"allow {what} -> {_printable(status, 3)}")
+        writer.write(answer)
+        await writer.drain()
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                      up_reader: asyncio.StreamReader, what: str, quiet: bool, stream: bool) -> None:

@@ -20,21 +20,24 @@ NAME = "proxy-shop"
 # Run inside the proxy container: raw HTTP/1.1 to the proxy, one connection per request.
 PROBE = r"""
 import http.client, json, sys
-def ask(method, path, body=None):
+def ask(method, path, body=None, limit=200):
     c = http.client.HTTPConnection("127.0.0.1", 2375, timeout=10)
     c.request(method, path, body=body, headers={"Content-Type": "application/json"} if body else {})
     r = c.getresponse()
-    out = (r.status, r.read().decode(errors="replace")[:200])
+    out = (r.status, r.read().decode(errors="replace")[:limit])
     c.close()
     return out
-cid = sys.argv[1]
+cid, app = sys.argv[1], sys.argv[2]
+status, inspection = ask("GET", f"/v1.41/containers/{app}/json", limit=10**7)
 print(json.dumps({
     "create": ask("POST", "/v1.41/containers/create", json.dumps({"Image": "x", "Cmd": ["id"]})),
     "archive": ask("GET", f"/v1.41/containers/{cid}/archive?path=/etc/passwd"),
     "exec": ask("POST", f"/containers/{cid}/exec", json.dumps({"Cmd": ["id"]})),
     "traversal": ask("GET", "/v1.41/containers/json/../create"),
     "list": ask("GET", "/v1.41/containers/json")[0],
-    "inspect": ask("GET", f"/containers/{cid}/json")[0],
+    "inspect": status,
+    "app_env": json.loads(inspection)["Config"]["Env"],
+    "app_labels": sorted(json.loads(inspection)["Config"]["Labels"]),
 }))
 """
 
@@ -93,13 +96,17 @@ def test_traefik_made_only_allowed_calls(shop: Stack) -> None:
 
 def test_the_proxy_refuses_writes_and_file_reads(shop: Stack) -> None:
     proxy = shop.containers()["socket-proxy"]
-    traefik_id = shop.containers()["traefik"].id
-    answers = json.loads(shop.docker.container.execute(proxy.id, ["python3", "-c", PROBE, traefik_id]))
+    traefik_id, app_id = shop.containers()["traefik"].id, shop.containers()["app"].id
+    answers = json.loads(shop.docker.container.execute(proxy.id, ["python3", "-c", PROBE, traefik_id, app_id]))
     assert answers["create"][0] == 403 and "forbidden by composekit's socket proxy" in answers["create"][1]
     assert answers["archive"][0] == 403
     assert answers["exec"][0] == 403
     assert answers["traversal"][0] == 403
     assert (answers["list"], answers["inspect"]) == (200, 200)
+    # Traefik sees the app's labels, never its environment (env_file secrets would be in it).
+    assert "traefik.enable" in answers["app_labels"]
+    assert answers["app_env"] == []
+    assert any(e.startswith("FORWARDED_ALLOW_IPS=") for e in inspect(shop, "app").config.env)
     logs = shop.docker.container.logs(proxy.id)
     assert "deny POST /v1.41/containers/create from 127.0.0.1: method not allowed" in logs
     assert f"deny GET /v1.41/containers/{traefik_id}/archive from 127.0.0.1: path not allowed" in logs

@@ -4,13 +4,22 @@ against a fake engine on a unix socket (keep-alive cannot smuggle a second reque
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from composekit.runtime import socket_proxy
-from composekit.runtime.socket_proxy import BadRequest, Request, has_body, judge, parse_head, upstream_head
+from composekit.runtime.socket_proxy import (
+    BadRequest,
+    Request,
+    has_body,
+    judge,
+    parse_head,
+    upstream_head,
+    without_environment,
+)
 
 CID = "3f4e1c0b9a8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f"
 
@@ -324,3 +333,65 @@ def test_the_logged_path_never_carries_the_query() -> None:
     assert judge("GET", "containers/json?token=s3cret").path == "containers/json"
     assert judge("GET", "/images/json?token=s3cret").path == "/images/json"
     assert judge("GET", "http://u:pw@docker/containers/create?token=s3cret").path == "/containers/create"
+
+
+# Container inspections lose their environment --------------------------------------------------------
+
+INSPECT = {"Id": CID, "Config": {"Env": ["API_TOKEN=s3cret", "PATH=/usr/bin"], "Labels": {"traefik.enable": "true"}},
+           "NetworkSettings": {"Networks": {"shop_web": {"IPAddress": "10.1.2.130"}}}}
+
+
+def chunked(data: bytes, size: int = 100) -> bytes:
+    parts = [data[i:i + size] for i in range(0, len(data), size)]
+    return b"".join(f"{len(p):x}\r\n".encode() + p + b"\r\n" for p in parts) + b"0\r\n\r\n"
+
+
+@pytest.mark.parametrize("framing", ["chunked", "length", "close"])
+def test_inspection_without_environment(framing: str) -> None:
+    body = json.dumps(INSPECT).encode() + b"\n"
+    head = b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\n"
+    if framing == "chunked":
+        raw = head + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunked(body)
+    elif framing == "length":
+        raw = head + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+    else:
+        raw = head + b"\r\n" + body
+    answer = without_environment(raw)
+    new_head, _, new_body = answer.partition(b"\r\n\r\n")
+    assert json.loads(new_body) == {**INSPECT, "Config": {"Env": [], "Labels": {"traefik.enable": "true"}}}
+    assert new_head == (
+        b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(new_body)}\r\nConnection: close".encode()
+    )
+    assert b"s3cret" not in answer
+
+
+def test_inspection_errors_pass_and_unreadable_answers_are_refused() -> None:
+    missing = b"HTTP/1.1 404 Not Found\r\nContent-Length: 28\r\n\r\n{\"message\":\"No such container\"}"
+    assert without_environment(missing) == missing
+    for raw in (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n{\"C",
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nff\r\n{}",
+                b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\n\x1f\x8b",
+                b"HTTP/1.1 200 OK\r\n"):
+        with pytest.raises(ValueError):
+            without_environment(raw)
+
+
+def test_inspection_through_the_proxy_has_no_environment(tmp_path: Path) -> None:
+    answers: list[bytes] = []
+    body = json.dumps(INSPECT).encode() + b"\n"
+
+    async def inspect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(body, 7))
+        await writer.drain()
+        writer.close()
+
+    async def client(port: int, engine: FakeEngine) -> None:
+        answers.append(await exchange(port, f"GET /v1.41/containers/{CID}/json HTTP/1.1\r\n\r\n".encode()))
+        answers.append(await exchange(port, f"HEAD /v1.41/containers/{CID}/json HTTP/1.1\r\n\r\n".encode()))
+
+    asyncio.run(with_proxy(tmp_path, lambda e: inspect, client))
+    assert b"s3cret" not in answers[0]
+    assert json.loads(answers[0].partition(b"\r\n\r\n")[2])["Config"]["Labels"] == {"traefik.enable": "true"}
+    assert answers[1] == b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"  # HEAD: the head only
