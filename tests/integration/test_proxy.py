@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 
 import pytest
@@ -92,6 +93,16 @@ def test_traefik_made_only_allowed_calls(shop: Stack) -> None:
     calls = {re.sub(r"[0-9a-f]{64}", "{id}", line.split(" from ")[0]) for line in from_traefik}
     print("Traefik's calls through the proxy:", sorted(calls))
     assert {"socket-proxy: allow GET /v1.41/containers/json", "socket-proxy: allow GET /v1.41/events"} <= calls
+
+
+def test_the_proxy_log_stays_quiet_while_the_stack_idles(shop: Stack) -> None:
+    # Healthchecks run every 5 s in three containers; Traefik must not re-list on each (it reacts to
+    # start/die/health changes only) and the proxy's own healthcheck is not logged.
+    proxy = shop.containers()["socket-proxy"].id
+    before = len(shop.docker.container.logs(proxy).splitlines())
+    time.sleep(16)
+    new_lines = shop.docker.container.logs(proxy).splitlines()[before:]
+    assert new_lines == []
 
 
 def test_the_proxy_refuses_writes_and_file_reads(shop: Stack) -> None:
