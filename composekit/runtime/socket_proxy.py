@@ -19,6 +19,7 @@ healthcheck (an allowed ``/_ping`` from 127.0.0.1) is not logged. Standard libra
 nothing from composekit.
 
 Environment (optional): SOCKET_PROXY_PORT (2375), DOCKER_SOCKET (/var/run/docker.sock).
+It runs on the app's Python image, which may be older than 3.11: hence ``asyncio.TimeoutError``.
 """
 
 from __future__ import annotations
