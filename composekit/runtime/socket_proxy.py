@@ -310,7 +310,7 @@ class Proxy:
                 raise ValueError(f"answer larger than {MAX_INSPECT_BYTES} bytes")
             answer = without_environment(raw, head_only)
         except (ValueError, asyncio.TimeoutError) as exc:
-            log(f"error {what}: cannot filter the inspection: {exc or 'timeout'}")
+            log(f"error {what}: cannot filter the inspection: {str(exc) or 'timeout'}")
             writer.write(response(502, "Bad Gateway", "the container inspection could not be filtered"))
             return
         status = answer.split(b" ", 2)[1].decode("ascii", "replace") if answer.count(b" ") >= 2 else "?"
