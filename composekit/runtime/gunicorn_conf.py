@@ -2,7 +2,9 @@
 
 Workers are sized here, at container start, from the CPUs and memory the container really has
 (cgroup v1 or v2 CPU quota and cpuset, memory limit), not from the host's core count: a container
-limited to 1 CPU on a 64-core host must not start 64 workers. This file imports nothing from
+limited to 1 CPU on a 64-core host must not start 64 workers. The limits are read in the container's own
+cgroup as /proc/self/cgroup names it, so they are found with `cgroupns=host` too (where /sys/fs/cgroup is
+the host's whole tree), and in its ancestors (the smallest wins). This file imports nothing from
 composekit; it runs inside the app image with the standard library only.
 
 Environment (all optional):
@@ -12,7 +14,8 @@ Environment (all optional):
   MAX_WORKERS         ceiling
   WORKER_MEMORY_MB    memory budget per worker; caps the count at limit // budget (default 256)
   APP_PORT            port to bind (default 8000)
-  FORWARDED_ALLOW_IPS proxies whose X-Forwarded-* headers are trusted (default: this container's networks)
+  FORWARDED_ALLOW_IPS proxies whose X-Forwarded-* headers are trusted (composekit sets Traefik's address;
+                      default 127.0.0.1)
   GRACEFUL_TIMEOUT    seconds a worker gets to finish requests on shutdown (default 30)
 """
 
@@ -20,11 +23,9 @@ from __future__ import annotations
 
 import math
 import os
-import socket
-import struct
 import sys
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 _UNLIMITED_MEMORY = 1 << 60
 
@@ -69,42 +70,108 @@ def count_cpu_list(spec: str) -> int | None:
     return total or None
 
 
-def read_resources(root: str | Path = "/sys/fs/cgroup", host_cpus: int | None = None) -> Resources:
-    """CPU quota, cpuset and memory limit of the current cgroup (v2 unified or v1 hierarchies)."""
+def own_cgroups(self_cgroup: str | Path = "/proc/self/cgroup") -> dict[str, str]:
+    """This process's cgroup path per v1 controller (``"cpu"``, ``"memory"``, ...), and ``""`` for v2."""
+    paths: dict[str, str] = {}
+    try:
+        lines = Path(self_cgroup).read_text().splitlines()
+    except OSError:
+        return paths
+    for line in lines:
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if not path.startswith("/"):
+            continue
+        if hierarchy == "0" and not controllers:
+            paths[""] = path
+        for controller in controllers.split(","):
+            if controller:
+                paths[controller] = path
+    return paths
+
+
+def _dirs(base: Path, path: str | None) -> list[Path]:
+    """The cgroup directory of this process and its ancestors under ``base``, innermost first, then ``base``.
+
+    With a private cgroup namespace the path is ``/`` (base is the container's cgroup); with ``cgroupns=host``
+    it is the container's path in the host's tree, which may or may not be mounted at base."""
+    dirs: list[Path] = []
+    parts = PurePosixPath(path).parts[1:] if path else ()
+    if ".." not in parts:
+        for depth in range(len(parts), 0, -1):
+            candidate = base.joinpath(*parts[:depth])
+            if candidate.is_dir():
+                dirs.append(candidate)
+    return dirs + [base]
+
+
+def _below(root: Path, d: Path) -> str:
+    """``d`` as a cgroup path: relative to its hierarchy's mount point (a v1 controller's directory)."""
+    parts = d.relative_to(root).parts
+    if parts and not (root / "cgroup.controllers").exists():
+        parts = parts[1:]  # v1: the first part is the controller's directory
+    return "/" + "/".join(parts)
+
+
+def _v1_base(root: Path, *names: str) -> Path:
+    return next((root / n for n in names if (root / n).is_dir()), root / names[0])
+
+
+def read_resources(root: str | Path = "/sys/fs/cgroup", host_cpus: int | None = None,
+                   self_cgroup: str | Path = "/proc/self/cgroup") -> Resources:
+    """CPU quota, cpuset and memory limit of this process's cgroup (v2 unified or v1 hierarchies)."""
     root = Path(root)
     host = host_cpus if host_cpus is not None else (os.cpu_count() or 1)
-    quota: float | None = None
+    own = own_cgroups(self_cgroup)
+    quotas: list[float] = []
+    memories: list[int] = []
     cpuset: int | None = None
-    memory: int | None = None
+    used: set[str] = set()  # cgroup paths below the mount point that held a limit
 
     if (root / "cgroup.controllers").exists():
         source = "cgroup v2"
-        cpu_max = _read(root / "cpu.max")
-        if cpu_max:
-            q, _, p = cpu_max.partition(" ")
-            if q != "max" and p:
-                quota = int(q) / int(p)
-        spec = _read(root / "cpuset.cpus.effective") or _read(root / "cpuset.cpus")
-        cpuset = count_cpu_list(spec) if spec else None
-        mem = _read(root / "memory.max")
-        if mem and mem != "max":
-            memory = int(mem)
+        for d in _dirs(root, own.get("")):
+            cpu_max = _read(d / "cpu.max")
+            if cpu_max:
+                q, _, p = cpu_max.partition(" ")
+                if q != "max" and p:
+                    quotas.append(int(q) / int(p))
+                    used.add(_below(root, d))
+            mem = _read(d / "memory.max")
+            if mem and mem != "max":
+                memories.append(int(mem))
+                used.add(_below(root, d))
+            spec = _read(d / "cpuset.cpus.effective") or _read(d / "cpuset.cpus")
+            if cpuset is None and spec:  # the innermost one: "effective" already reflects the ancestors
+                cpuset = count_cpu_list(spec)
+                used.add(_below(root, d))
     else:
         source = "cgroup v1"
-        q1 = _read(root / "cpu" / "cpu.cfs_quota_us") or _read(root / "cpu,cpuacct" / "cpu.cfs_quota_us")
-        p1 = _read(root / "cpu" / "cpu.cfs_period_us") or _read(root / "cpu,cpuacct" / "cpu.cfs_period_us")
-        if q1 and p1 and int(q1) > 0 and int(p1) > 0:
-            quota = int(q1) / int(p1)
-        spec = _read(root / "cpuset" / "cpuset.effective_cpus") or _read(root / "cpuset" / "cpuset.cpus")
-        cpuset = count_cpu_list(spec) if spec else None
-        mem = _read(root / "memory" / "memory.limit_in_bytes")
-        if mem and 0 < int(mem) < _UNLIMITED_MEMORY:
-            memory = int(mem)
-        if quota is None and cpuset is None and memory is None and not (root / "cpu").exists():
+        for d in _dirs(_v1_base(root, "cpu", "cpu,cpuacct"), own.get("cpu")):
+            q1, p1 = _read(d / "cpu.cfs_quota_us"), _read(d / "cpu.cfs_period_us")
+            if q1 and p1 and int(q1) > 0 and int(p1) > 0:
+                quotas.append(int(q1) / int(p1))
+                used.add(_below(root, d))
+        for d in _dirs(root / "cpuset", own.get("cpuset")):
+            spec = _read(d / "cpuset.effective_cpus") or _read(d / "cpuset.cpus")
+            if spec:
+                cpuset = count_cpu_list(spec)
+                used.add(_below(root, d))
+                break
+        for d in _dirs(root / "memory", own.get("memory")):
+            mem = _read(d / "memory.limit_in_bytes")
+            if mem and 0 < int(mem) < _UNLIMITED_MEMORY:
+                memories.append(int(mem))
+                used.add(_below(root, d))
+        if not quotas and cpuset is None and not memories and not (root / "cpu").exists():
             source = "no cgroup limits found"
+    nested = sorted(p for p in used if p != "/")
+    if nested:
+        source += f" at {max(nested, key=len)}"
     if cpuset is not None and cpuset > host:
         cpuset = host
-    return Resources(host_cpus=host, quota_cpus=quota, cpuset_cpus=cpuset, memory_limit=memory, source=source)
+    return Resources(host_cpus=host, quota_cpus=min(quotas) if quotas else None, cpuset_cpus=cpuset,
+                     memory_limit=min(memories) if memories else None, source=source)
 
 
 def _env_int(env: dict[str, str], key: str) -> int | None:
@@ -149,29 +216,11 @@ def _fmt(value: float | int | None) -> str:
     return "none" if value is None else f"{value:g}"
 
 
-def container_networks(route_table: str = "/proc/net/route") -> list[str]:
-    """The IPv4 networks this container is attached to (where its proxy lives), as CIDRs."""
-    networks: list[str] = []
-    try:
-        lines = Path(route_table).read_text().splitlines()[1:]
-    except OSError:
-        return networks
-    for line in lines:
-        fields = line.split()
-        if len(fields) < 8 or fields[1] == "00000000" or fields[0] == "lo":
-            continue
-        dest = socket.inet_ntoa(struct.pack("<L", int(fields[1], 16)))
-        prefix = bin(int(fields[7], 16)).count("1")
-        cidr = f"{dest}/{prefix}"
-        if cidr not in networks:
-            networks.append(cidr)
-    return networks
-
-
-def settings(env: dict[str, str], resources: Resources, networks: list[str]) -> dict[str, object]:
+def settings(env: dict[str, str], resources: Resources) -> dict[str, object]:
     """Gunicorn's settings for this container, and the log line that explains them."""
     workers, why = compute_workers(resources, env)
-    forwarded = env.get("FORWARDED_ALLOW_IPS") or ",".join(networks) or "127.0.0.1"
+    # Only the proxy's own address: every other container on the app's networks could forge X-Forwarded-*.
+    forwarded = env.get("FORWARDED_ALLOW_IPS") or "127.0.0.1"
     return {
         "bind": f"0.0.0.0:{env.get('APP_PORT', '8000')}",
         "workers": workers,
@@ -191,6 +240,6 @@ def settings(env: dict[str, str], resources: Resources, networks: list[str]) -> 
 
 
 if __name__ != "composekit.runtime.gunicorn_conf":  # loaded by gunicorn as its config file
-    _settings = settings(dict(os.environ), read_resources(), container_networks())
+    _settings = settings(dict(os.environ), read_resources())
     print(_settings.pop("_explanation"), file=sys.stderr, flush=True)
     globals().update(_settings)

@@ -72,7 +72,7 @@ def test_top_level_errors_all_at_once() -> None:
         'composekit.yaml: acme/challenge: expected "http" or "tls", got "dns"',
         "composekit.yaml: app/module: required key is missing",
         'composekit.yaml: app/workers: expected "auto" or a positive integer, got "many"',
-        "composekit.yaml: extra: unknown key (expected one of: name, domain, acme, app, migrate, database, images, ports, smoke, logging)",
+        "composekit.yaml: extra: unknown key (expected one of: name, domain, acme, app, migrate, database, images, ports, smoke, logging, network)",
     ]
 
 

@@ -256,7 +256,7 @@ FULL = (BASE + "app: {module: app.main:app, volumes: {data: /data}}\nmigrate: {c
 
 def test_every_service_rotates_its_logs_by_default(tmp_path: Path) -> None:
     services = compose(tmp_path, FULL, {"secrets/db": "pw\n"})["services"]
-    assert sorted(services) == ["app", "db", "migrate", "traefik"]
+    assert sorted(services) == ["app", "db", "migrate", "socket-proxy", "traefik"]
     assert {name: s["logging"] for name, s in services.items()} == {name: DEFAULT_LOGGING for name in services}
 
 

@@ -9,8 +9,8 @@ import pytest
 from composekit.runtime.gunicorn_conf import (
     Resources,
     compute_workers,
-    container_networks,
     count_cpu_list,
+    own_cgroups,
     read_resources,
 )
 
@@ -136,26 +136,109 @@ def test_count_cpu_list(spec: str, count: int | None) -> None:
     assert count_cpu_list(spec) == count
 
 
-def test_container_networks_from_route_table(tmp_path: Path) -> None:
-    table = tmp_path / "route"
-    table.write_text(
-        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
-        "eth0\t00000000\t010012AC\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
-        "eth0\t000012AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n"
-    )
-    assert container_networks(str(table)) == ["172.18.0.0/16"]
-
-
 def test_gunicorn_settings_for_a_container() -> None:
     from composekit.runtime.gunicorn_conf import settings
 
     res = Resources(host_cpus=8, quota_cpus=2.0, cpuset_cpus=None, memory_limit=None, source="cgroup v2")
-    conf = settings({"APP_PORT": "9000", "WORKERS_PER_CORE": "2"}, res, ["172.18.0.0/16"])
+    conf = settings({"APP_PORT": "9000", "WORKERS_PER_CORE": "2", "FORWARDED_ALLOW_IPS": "10.1.2.2"}, res)
     assert conf["bind"] == "0.0.0.0:9000"
     assert conf["workers"] == 4
     assert conf["worker_class"] == "uvicorn_worker.UvicornWorker"
     assert conf["worker_tmp_dir"] == "/dev/shm"
-    assert conf["forwarded_allow_ips"] == "172.18.0.0/16"
+    assert conf["forwarded_allow_ips"] == "10.1.2.2"
     assert conf["keepalive"] > 60  # above Traefik's idle timeout to backends
     assert str(conf["_explanation"]).startswith("composekit: workers=4 (cgroup v2: cpu quota=2 cpuset=none host=8")
-    assert settings({"FORWARDED_ALLOW_IPS": "10.0.0.1"}, res, [])["forwarded_allow_ips"] == "10.0.0.1"
+    # Without composekit's variable nothing but loopback is trusted, never the container's networks.
+    assert settings({}, res)["forwarded_allow_ips"] == "127.0.0.1"
+
+
+# The container's own cgroup, as /proc/self/cgroup names it (cgroupns=host shows the host's whole tree) ----
+
+V2_HOST_TREE = "0::/system.slice/docker-3f4e1c.scope\n"
+V1_HOST_TREE = (
+    "12:pids:/docker/3f4e1c\n11:memory:/docker/3f4e1c\n7:cpuset:/docker/3f4e1c\n"
+    "4:cpu,cpuacct:/docker/3f4e1c\n1:name=systemd:/docker/3f4e1c\n0::/system.slice/containerd.service\n"
+)
+
+
+def proc_cgroup(tmp_path: Path, content: str) -> Path:
+    path = tmp_path / "proc-self-cgroup"
+    path.write_text(content)
+    return path
+
+
+def test_own_cgroups_parses_v1_and_v2_lines(tmp_path: Path) -> None:
+    assert own_cgroups(proc_cgroup(tmp_path, V1_HOST_TREE)) == {
+        "pids": "/docker/3f4e1c", "memory": "/docker/3f4e1c", "cpuset": "/docker/3f4e1c", "cpu": "/docker/3f4e1c",
+        "cpuacct": "/docker/3f4e1c", "name=systemd": "/docker/3f4e1c", "": "/system.slice/containerd.service",
+    }
+    assert own_cgroups(proc_cgroup(tmp_path, "0::/\n")) == {"": "/"}
+    assert own_cgroups(tmp_path / "missing") == {}
+
+
+def test_v2_cgroupns_host_reads_the_containers_own_cgroup(tmp_path: Path) -> None:
+    # The host's root cgroup has no cpu.max or memory.max; the limits live in the container's scope.
+    tree = write(tmp_path / "sys", {
+        "cgroup.controllers": "cpuset cpu io memory pids",
+        "cpuset.cpus.effective": "0-63",
+        "system.slice/docker-3f4e1c.scope/cpu.max": "100000 100000",
+        "system.slice/docker-3f4e1c.scope/memory.max": str(512 * 1024**2),
+        "system.slice/docker-3f4e1c.scope/cpuset.cpus.effective": "0-3",
+        "system.slice/cpu.max": "max 100000",
+    })
+    res = read_resources(tree, host_cpus=64, self_cgroup=proc_cgroup(tmp_path, V2_HOST_TREE))
+    assert (res.quota_cpus, res.cpuset_cpus, res.memory_limit) == (1.0, 4, 512 * 1024**2)
+    assert res.source == "cgroup v2 at /system.slice/docker-3f4e1c.scope"
+    assert compute_workers(res, {})[0] == 2  # not 64
+
+
+def test_v2_private_namespace_reads_the_root(tmp_path: Path) -> None:
+    tree = v2(tmp_path / "sys", cpu_max="200000 100000", cpuset="0-5", memory=str(1024**3))
+    res = read_resources(tree, host_cpus=64, self_cgroup=proc_cgroup(tmp_path, "0::/\n"))
+    assert (res.source, res.quota_cpus, res.cpuset_cpus, res.memory_limit) == ("cgroup v2", 2.0, 6, 1024**3)
+
+
+def test_v2_nested_path_takes_the_smallest_limit_of_its_ancestors(tmp_path: Path) -> None:
+    # The process sits in a child cgroup; the CPU limit is on the container's cgroup above it.
+    tree = write(tmp_path / "sys", {
+        "cgroup.controllers": "cpu memory",
+        "docker/3f4e1c/cpu.max": "300000 100000",
+        "docker/3f4e1c/memory.max": str(2 * 1024**3),
+        "docker/3f4e1c/init/cpu.max": "max 100000",
+        "docker/3f4e1c/init/memory.max": str(1024**3),
+        "docker/cpu.max": "400000 100000",
+    })
+    res = read_resources(tree, host_cpus=64, self_cgroup=proc_cgroup(tmp_path, "0::/docker/3f4e1c/init\n"))
+    assert (res.quota_cpus, res.memory_limit) == (3.0, 1024**3)
+    assert res.source == "cgroup v2 at /docker/3f4e1c/init"
+
+
+def test_v2_path_outside_the_namespace_falls_back_to_the_root(tmp_path: Path) -> None:
+    tree = v2(tmp_path / "sys", cpu_max="100000 100000")
+    res = read_resources(tree, host_cpus=8, self_cgroup=proc_cgroup(tmp_path, "0::/../../system.slice/x.scope\n"))
+    assert (res.source, res.quota_cpus) == ("cgroup v2", 1.0)
+
+
+def test_v1_cgroupns_host_with_the_whole_tree_mounted(tmp_path: Path) -> None:
+    tree = write(tmp_path / "sys", {
+        "cpu,cpuacct/cpu.cfs_quota_us": "-1",
+        "cpu,cpuacct/cpu.cfs_period_us": "100000",
+        "cpu,cpuacct/docker/3f4e1c/cpu.cfs_quota_us": "150000",
+        "cpu,cpuacct/docker/3f4e1c/cpu.cfs_period_us": "100000",
+        "cpuset/cpuset.cpus": "0-63",
+        "cpuset/docker/3f4e1c/cpuset.cpus": "2-3",
+        "memory/memory.limit_in_bytes": "9223372036854771712",
+        "memory/docker/3f4e1c/memory.limit_in_bytes": str(768 * 1024**2),
+    })
+    res = read_resources(tree, host_cpus=64, self_cgroup=proc_cgroup(tmp_path, V1_HOST_TREE))
+    assert (res.quota_cpus, res.cpuset_cpus, res.memory_limit) == (1.5, 2, 768 * 1024**2)
+    assert res.source == "cgroup v1 at /docker/3f4e1c"
+    assert compute_workers(res, {"WORKERS_PER_CORE": "2"})[0] == 3  # 2 cpus x 2, capped by 768M / 256M
+
+
+def test_v1_own_cgroup_mounted_at_the_root(tmp_path: Path) -> None:
+    # Docker on v1 mounts the container's own cgroup at /sys/fs/cgroup/<controller> while /proc/self/cgroup
+    # still names the host path: that path does not exist below the mount, so the root is read.
+    tree = v1(tmp_path / "sys", quota=100000, cpuset="0-1", memory=512 * 1024**2)
+    res = read_resources(tree, host_cpus=64, self_cgroup=proc_cgroup(tmp_path, V1_HOST_TREE))
+    assert (res.source, res.quota_cpus, res.cpuset_cpus, res.memory_limit) == ("cgroup v1", 1.0, 2, 512 * 1024**2)
