@@ -13,7 +13,7 @@ from pathlib import Path
 from .config import CONFIG_FILENAME, OVERRIDE_FILENAME, Config, _read_yaml, load_config
 from .errors import ConfigError
 
-__all__ = ["DependencyStyle", "Project", "detect_dependencies", "load_project"]
+__all__ = ["DependencyStyle", "Project", "check_override", "detect_dependencies", "load_project"]
 
 DEFAULT_OUT_DIR = ".composekit"
 

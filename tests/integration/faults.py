@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 from composekit.deploy import count_workers
 from composekit.docker import Docker
@@ -315,8 +316,6 @@ def ca_unreachable_restart(stack: Stack, *, deadline: float = 90) -> CaUnreachab
 def copy_stack(source: Path, parent: Path, name: str, env: Any, **overrides: Any) -> Stack:
     """A copy of ``source`` with the local.yaml overlay, as the make_stack fixture builds it (for the report
     script, which runs outside pytest)."""
-    import yaml
-
     target = parent / name
     shutil.copytree(source, target, ignore=shutil.ignore_patterns(".composekit", "__pycache__"))
     domain = f"{name}.composekit.test"
