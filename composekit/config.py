@@ -267,7 +267,7 @@ class App(_Model):
     @field_validator("workers_per_core", "cpus", mode="before")
     @classmethod
     def _positive_number(cls, v: Any) -> Any:
-        if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0):
+        if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < math.inf):
             return v
         raise ValueError(f"expected a positive number, got {_got(v)}")
 
@@ -383,7 +383,7 @@ class Images(_Model):
     @field_validator("python", "traefik", "postgres", mode="before")
     @classmethod
     def _image(cls, v: Any) -> Any:
-        if not isinstance(v, str) or not re.match(r"^[\w][\w./:@-]*$", v):
+        if not isinstance(v, str) or not re.match(r"^[\w][\w./:@-]*$", v, re.ASCII):
             raise ValueError(f'expected an image reference such as "python:3.13-slim", got {_got(v)}')
         return v
 
@@ -644,16 +644,41 @@ def parse_config(data: Any, source: str = CONFIG_FILENAME) -> Config:
     """Validate already-parsed YAML; raise ConfigError listing every problem."""
     if not isinstance(data, dict):
         raise ConfigError([f"{source}: expected a mapping of keys at the top level, got {_got(data)}"])
+    with_nul = _nul_paths(data)
+    problems = [f"{source}: {'/'.join(p)}: expected text without NUL characters, got {_got(v)}" for p, v in with_nul]
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
-        problems = [f"{source}: {_describe(err, data)}" for err in exc.errors()]
-        raise ConfigError(problems) from None
+        # A key already reported for its NUL character is not reported a second time.
+        problems += [
+            f"{source}: {_describe(err, data)}" for err in exc.errors()
+            if not any(tuple(map(str, err["loc"])) == p[: len(err["loc"])] for p, _ in with_nul)
+        ]
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _nul_paths(data: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    """Keys and values holding a NUL character: no command, environment variable or path can carry one."""
+    found: list[tuple[tuple[str, ...], Any]] = []
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for key, value in items:
+        if isinstance(key, str) and "\0" in key:
+            found.append(((*path, key), key))
+        elif isinstance(value, str) and "\0" in value:
+            found.append(((*path, str(key)), value))
+        else:
+            found += _nul_paths(value, (*path, str(key)))
+    return found
 
 
 def _read_yaml(path: Path) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        byte = exc.object[exc.start]
+        raise ConfigError([f"{path}: expected UTF-8 text, got byte 0x{byte:02x} at offset {exc.start}"]) from None
     except FileNotFoundError:
         raise ConfigError(
             [f"{path}: not found; run `composekit init` in your app's repository to create one, or pass --config FILE"]
@@ -666,7 +691,15 @@ def _read_yaml(path: Path) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([f"{path}: invalid YAML{where}: {problem}"]) from None
+        if isinstance(exc, yaml.reader.ReaderError):
+            line_start = text.rfind("\n", 0, exc.position)
+            where = f" at line {text.count(chr(10), 0, exc.position) + 1}, column {exc.position - line_start}"
+            problem = f"character U+{exc.character:04X} is not allowed ({exc.reason})"
+        raise ConfigError([f"{path}: invalid YAML{where}: {' '.join(problem.split())}"]) from None
+    except RecursionError:
+        raise ConfigError([f"{path}: invalid YAML: nested too deeply to read"]) from None
+    except ValueError as exc:  # a value YAML cannot build: a date such as 2024-13-01, an integer of 5000 digits
+        raise ConfigError([f"{path}: invalid YAML: {str(exc).splitlines()[0]}"]) from None
 
 
 def _deep_merge(base: Any, top: Any) -> Any:

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from .config import CONFIG_FILENAME, OVERRIDE_FILENAME, WORKER_VARIABLES, Config, load_config
+from .config import CONFIG_FILENAME, OVERRIDE_FILENAME, WORKER_VARIABLES, Config, _read_yaml, load_config
 from .errors import ConfigError
 
-__all__ = ["DependencyStyle", "Project", "detect_dependencies", "env_file_names", "load_project"]
+__all__ = ["DependencyStyle", "Project", "check_override", "detect_dependencies", "env_file_names", "load_project"]
 
 DEFAULT_OUT_DIR = ".composekit"
 
@@ -24,6 +24,21 @@ class DependencyStyle(str, Enum):
     PIP = "pip"
     POETRY = "poetry"
     UV = "uv"
+
+
+def _is_file(path: Path) -> bool:
+    """Path.is_file, with a name the OS refuses (too long, say) counted as absent rather than raised."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
 
 def detect_dependencies(app_dir: Path) -> DependencyStyle | None:
@@ -102,13 +117,13 @@ def load_project(config_files: tuple[Path, ...] = (), out_dir: Path | None = Non
     app_dir = (root / config.app.path).resolve() if not Path(config.app.path).is_absolute() else Path(config.app.path)
     dockerfile: Path | None = None
     deps: DependencyStyle | None = None
-    if not app_dir.is_dir():
+    if not _is_dir(app_dir):
         problems.append(f"{source}: app/path: directory {config.app.path!r} does not exist (looked for {app_dir})")
     else:
         deps = detect_dependencies(app_dir)
         if config.app.dockerfile is not None:
             candidate = app_dir / config.app.dockerfile
-            if not candidate.is_file():
+            if not _is_file(candidate):
                 problems.append(
                     f"{source}: app/dockerfile: {config.app.dockerfile!r} not found in {app_dir}; "
                     "fix the path, or remove the key to let composekit generate a Dockerfile"
@@ -121,7 +136,7 @@ def load_project(config_files: tuple[Path, ...] = (), out_dir: Path | None = Non
                 f"{source}: app/path: {app_dir} has no Dockerfile and no requirements.txt, poetry.lock or uv.lock "
                 "to generate one from; add a Dockerfile or a requirements.txt (`composekit init` writes both)"
             )
-    if config.app.env_file is not None and not (root / config.app.env_file).is_file():
+    if config.app.env_file is not None and not _is_file(root / config.app.env_file):
         problems.append(
             f"{source}: app/env_file: {config.app.env_file!r} does not exist; create it (it holds the app's "
             "secrets, keep it out of git) or remove the key"
@@ -129,7 +144,7 @@ def load_project(config_files: tuple[Path, ...] = (), out_dir: Path | None = Non
     elif config.app.env_file is not None:
         problems.extend(_worker_conflicts(config, root / config.app.env_file, source))
     database = config.database
-    if database is not None and not (root / database.password_file).is_file():
+    if database is not None and not _is_file(root / database.password_file):
         problems.append(
             f"{source}: database/password_file: {database.password_file!r} does not exist; create it "
             "(`composekit init --template fastapi-postgres` writes one, or "
@@ -138,12 +153,14 @@ def load_project(config_files: tuple[Path, ...] = (), out_dir: Path | None = Non
         )
     for i, ca in enumerate(config.acme.ca_certificates):
         ca_path = Path(ca) if Path(ca).is_absolute() else root / ca
-        if not ca_path.is_file():
+        if not _is_file(ca_path):
             problems.append(f"{source}: acme/ca_certificates/{i}: file {ca!r} does not exist")
+    override = root / OVERRIDE_FILENAME
+    if override.is_file():
+        problems += check_override(override)
     if problems:
         raise ConfigError(problems)
 
-    override = root / OVERRIDE_FILENAME
     out = out_dir if out_dir is not None else root / DEFAULT_OUT_DIR
     return Project(
         config=config,
@@ -155,3 +172,57 @@ def load_project(config_files: tuple[Path, ...] = (), out_dir: Path | None = Non
         dependencies=deps,
         override_file=override if override.is_file() else None,
     )
+
+
+# Compose's own vocabulary (the compose-spec schema of Compose v2.40): an override file that uses anything
+# else would be refused by `docker compose` only after composekit had written and built; refuse it first.
+COMPOSE_TOP_LEVEL_KEYS = frozenset({"configs", "include", "models", "name", "networks", "secrets", "services",
+                                    "version", "volumes"})
+COMPOSE_SERVICE_KEYS = frozenset({
+    "annotations", "attach", "blkio_config", "build", "cap_add", "cap_drop", "cgroup", "cgroup_parent", "command",
+    "configs", "container_name", "cpu_count", "cpu_percent", "cpu_period", "cpu_quota", "cpu_rt_period",
+    "cpu_rt_runtime", "cpu_shares", "cpus", "cpuset", "credential_spec", "depends_on", "deploy", "develop",
+    "device_cgroup_rules", "devices", "dns", "dns_opt", "dns_search", "domainname", "entrypoint", "env_file",
+    "environment", "expose", "extends", "external_links", "extra_hosts", "gpus", "group_add", "healthcheck",
+    "hostname", "image", "init", "ipc", "isolation", "label_file", "labels", "links", "logging", "mac_address",
+    "mem_limit", "mem_reservation", "mem_swappiness", "memswap_limit", "models", "network_mode", "networks",
+    "oom_kill_disable", "oom_score_adj", "pid", "pids_limit", "platform", "ports", "post_start", "pre_stop",
+    "privileged", "profiles", "provider", "pull_policy", "pull_refresh_after", "read_only", "restart", "runtime",
+    "scale", "secrets", "security_opt", "shm_size", "stdin_open", "stop_grace_period", "stop_signal",
+    "storage_opt", "sysctls", "tmpfs", "tty", "ulimits", "use_api_socket", "user", "userns_mode", "uts", "volumes",
+    "volumes_from", "working_dir",
+})
+
+
+def check_override(path: Path) -> list[str]:
+    """The override file's shape, before Docker sees it: YAML, a mapping, Compose's keys (or x- extensions)."""
+    try:
+        doc = _read_yaml(path)  # an empty file reads as {}: Compose accepts it too
+    except ConfigError as exc:
+        return exc.problems
+    if not isinstance(doc, dict):
+        return [f"{path}: expected a mapping of Compose keys (services, volumes, ...) at the top level, "
+                f"got {_kind(doc)}"]
+    problems: list[str] = []
+    for key, value in doc.items():
+        if not isinstance(key, str) or not (key in COMPOSE_TOP_LEVEL_KEYS or key.startswith("x-")):
+            known = ", ".join(sorted(COMPOSE_TOP_LEVEL_KEYS))
+            problems.append(f"{path}: {key}: unknown Compose key (expected one of: {known}, or x-...)")
+        elif key in ("configs", "models", "networks", "secrets", "services", "volumes") and not isinstance(value, dict):
+            problems.append(f"{path}: {key}: expected a mapping, got {_kind(value)}")
+    services = doc.get("services")
+    for service, settings in services.items() if isinstance(services, dict) else ():
+        if settings is not None and not isinstance(settings, dict):
+            problems.append(f"{path}: services/{service}: expected a mapping of Compose service keys, "
+                            f"got {_kind(settings)}")
+            continue
+        for key in settings or {}:
+            if not isinstance(key, str) or not (key in COMPOSE_SERVICE_KEYS or key.startswith("x-")):
+                problems.append(f"{path}: services/{service}/{key}: unknown Compose service key "
+                                "(extension keys start with x-)")
+    return problems
+
+
+def _kind(value: object) -> str:
+    return "null" if value is None else {"str": "a string", "list": "a list", "int": "a number", "float": "a number",
+                                         "bool": "a boolean"}.get(type(value).__name__, type(value).__name__)
