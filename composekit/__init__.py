@@ -11,10 +11,10 @@ The library behind the `composekit` command; the CLI only parses options and cal
 
 from __future__ import annotations
 
-from .checks import CheckResult, Report
-from .config import Config, load_config, parse_config
-from .deploy import down, status, up, write_stack
-from .doctor import DoctorOptions, run_doctor
+from .config.model import Config, load_config, parse_config
+from .config.project import Project, load_project
+from .config.schema import config_schema
+from .engine.steps import down, status, up, write_stack
 from .errors import (
     BuildError,
     ComposekitError,
@@ -27,10 +27,10 @@ from .errors import (
     TemplateError,
     UserError,
 )
-from .project import Project, load_project
-from .render import RenderedStack, check_stack, render_stack
-from .schema import config_schema
-from .smoke import SmokeOptions, smoke
+from .render.stack import RenderedStack, check_stack, render_stack
+from .verify.checks import CheckResult, Report
+from .verify.doctor import DoctorOptions, run_doctor
+from .verify.smoke import SmokeOptions, smoke
 
 __version__ = "0.1.0"
 

@@ -29,8 +29,8 @@ from typing import Any
 import httpx
 import yaml
 
-from composekit.deploy import count_workers
-from composekit.docker import Docker
+from composekit.engine.docker import Docker
+from composekit.engine.steps import count_workers
 
 from .conftest import Stack
 

@@ -7,7 +7,7 @@ import shutil
 from importlib import resources
 from pathlib import Path
 
-from composekit.render import RenderedStack
+from composekit.render.stack import RenderedStack
 
 GOLDEN_ROOT = Path(__file__).resolve().parents[1] / "golden"
 # Shipped verbatim from the package: compared with its source rather than kept twice.

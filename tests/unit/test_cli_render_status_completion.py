@@ -12,9 +12,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from composekit import deploy
 from composekit.cli import app as cli
-from composekit.deploy import ServiceStatus, StackStatus
+from composekit.engine import steps as deploy
+from composekit.engine.steps import ServiceStatus, StackStatus
 
 CONFIG = {"name": "shop", "domain": "shop.example.com", "app": {"module": "app.main:app", "env_file": "app.env"}}
 COMPOSEKIT = Path(sys.executable).parent / "composekit"

@@ -18,8 +18,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 
-from composekit.project import load_project
-from composekit.render import render_stack
+from composekit.config.project import load_project
+from composekit.render.stack import render_stack
 
 TESTS = Path(__file__).resolve().parents[1]
 REPO = TESTS.parent

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from composekit.daemon_json import Change, DaemonJsonError, Wanted, merge_daemon_json
+from composekit.engine.daemon_json import Change, DaemonJsonError, Wanted, merge_daemon_json
 
 PATH = "/etc/docker/daemon.json"
 ALL = """\

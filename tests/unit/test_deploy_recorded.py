@@ -21,10 +21,10 @@ import pytest
 from python_on_whales import Container
 from python_on_whales.client_config import ClientConfig
 
-from composekit import deploy
-from composekit.docker import ContainerInfo, Docker, LineSink
+from composekit.config.project import Project, load_project
+from composekit.engine import steps as deploy
+from composekit.engine.docker import ContainerInfo, Docker, LineSink
 from composekit.errors import HealthTimeoutError, MigrationError
-from composekit.project import Project, load_project
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "docker"
 REPO = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from python_on_whales.exceptions import DockerException
 
-from composekit.docker import Docker
+from composekit.engine.docker import Docker
 from composekit.errors import BuildError, DockerError
 
 

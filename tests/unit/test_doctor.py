@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from composekit.checks import Report, Status
-from composekit.config import parse_config
-from composekit.docker import COMPOSE_HINT, ENGINE_HINT, ContainerInfo
-from composekit.doctor import (
+from composekit.engine.docker import COMPOSE_HINT, ENGINE_HINT, ContainerInfo
+from composekit.engine.settings import LocalDaemon
+from composekit.errors import DockerError, HttpCheckError
+from composekit.verify.checks import Report, Status
+from composekit.verify.doctor import (
     DoctorOptions,
     check_acme_file,
     check_disk,
@@ -22,8 +23,6 @@ from composekit.doctor import (
     run_doctor,
     traefik_version,
 )
-from composekit.engine_settings import LocalDaemon
-from composekit.errors import DockerError, HttpCheckError
 
 CONFIG = """\
 name: shop

@@ -10,11 +10,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from composekit import cli_engine
-from composekit.checks import Status
 from composekit.cli import app
-from composekit.daemon_json import Wanted, merge_daemon_json
-from composekit.engine_settings import (
+from composekit.cli import engine as cli_engine
+from composekit.engine.daemon_json import Wanted, merge_daemon_json
+from composekit.engine.settings import (
     EngineSettings,
     LocalDaemon,
     apply_advice,
@@ -28,6 +27,7 @@ from composekit.engine_settings import (
     write_daemon_json,
 )
 from composekit.errors import UserError
+from composekit.verify.checks import Status
 
 # The keys composekit reads, as a 20.10 engine with its defaults answers `docker info --format '{{json .}}'`.
 DEFAULTS_INFO: dict[str, Any] = {

@@ -11,10 +11,10 @@ import yaml
 from typer.testing import CliRunner
 
 from composekit.cli import app as cli
-from composekit.config import APP_VARIABLES, DATABASE_VARIABLES, REDACTED, WORKER_VARIABLES, parse_config
+from composekit.config.model import APP_VARIABLES, DATABASE_VARIABLES, REDACTED, WORKER_VARIABLES, parse_config
+from composekit.config.project import load_project
 from composekit.errors import ConfigError
-from composekit.project import load_project
-from composekit.render import _app_environment, render_stack
+from composekit.render.stack import _app_environment, render_stack
 
 MINIMAL = {"name": "shop", "domain": "shop.example.com", "app": {"module": "app.main:app"}}
 USE_ENV_FILE = "put it in app/env_file, so it never lands in the rendered files or `composekit config`"

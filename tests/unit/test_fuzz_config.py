@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-import composekit.docker
+import composekit.engine.docker
 from composekit.cli import app as cli_app
-from composekit.config import OVERRIDE_FILENAME, Config
+from composekit.config.model import OVERRIDE_FILENAME, Config
 
 runner = CliRunner()
 FUZZ = settings(derandomize=True, database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -195,9 +195,9 @@ class Tree:
 @pytest.fixture(autouse=True)
 def docker_must_not_be_touched(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*_args: Any, **_kwargs: Any) -> None:
-        raise RuntimeError("composekit.docker.Docker was constructed: a bad config reached Docker")
+        raise RuntimeError("composekit.engine.docker.Docker was constructed: a bad config reached Docker")
 
-    monkeypatch.setattr(composekit.docker.Docker, "__init__", refuse)
+    monkeypatch.setattr(composekit.engine.docker.Docker, "__init__", refuse)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-from composekit.config import parse_config
+from composekit.config.model import parse_config
+from composekit.config.project import load_project
 from composekit.errors import ConfigError, DockerError
-from composekit.project import load_project
-from composekit.render import DEFAULT_SUBNET_POOL, render_stack, traefik_address, web_subnet
+from composekit.render.stack import DEFAULT_SUBNET_POOL, render_stack, traefik_address, web_subnet
 
 BASE = {"name": "shop", "domain": "shop.example.com", "app": {"module": "app.main:app"}}
 
@@ -125,7 +125,7 @@ def test_the_proxy_script_is_rendered_beside_compose_yaml(tmp_path: Path) -> Non
 def test_a_subnet_collision_names_the_key_that_fixes_it(monkeypatch: pytest.MonkeyPatch) -> None:
     from python_on_whales.exceptions import DockerException
 
-    from composekit.docker import Docker
+    from composekit.engine.docker import Docker
 
     docker = Docker("shop", [Path("/nowhere/compose.yaml")])
     answer = ("failed to create network shop_web: Error response from daemon: "

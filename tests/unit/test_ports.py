@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from composekit import deploy
-from composekit.checks import Status
-from composekit.doctor import check_ports
+from composekit.config.project import load_project
+from composekit.engine import steps as deploy
+from composekit.engine.ports import port_is_free
 from composekit.errors import PortInUseError
-from composekit.ports import port_is_free
-from composekit.project import load_project
+from composekit.verify.checks import Status
+from composekit.verify.doctor import check_ports
 
 
 def test_listening_port_is_taken_and_closed_port_is_free() -> None:
@@ -111,7 +111,7 @@ def test_a_real_non_root_process_sees_a_free_privileged_port_as_free() -> None:
     """No fakes: as user nobody, binding port 7 fails with EACCES; nothing listens there, so it is free."""
     probe = (
         "import errno, socket\n"
-        "from composekit.ports import port_is_free\n"
+        "from composekit.engine.ports import port_is_free\n"
         "s = socket.socket()\n"
         "try:\n"
         "    s.bind(('0.0.0.0', 7))\n"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from composekit.project import load_project
-from composekit.render import render_stack
+from composekit.config.project import load_project
+from composekit.render.stack import render_stack
 
 from .golden import assert_matches_golden
 

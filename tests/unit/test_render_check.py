@@ -10,9 +10,9 @@ import yaml
 from typer.testing import CliRunner
 
 from composekit.cli import app as cli_app
-from composekit.deploy import write_stack
-from composekit.project import load_project
-from composekit.render import check_stack, render_stack
+from composekit.config.project import load_project
+from composekit.engine.steps import write_stack
+from composekit.render.stack import check_stack, render_stack
 
 from .golden import assert_matches_golden
 

@@ -11,12 +11,13 @@ import yaml
 from typer.testing import CliRunner
 
 from composekit.cli import app as cli_app
-from composekit.config import parse_config
-from composekit.dockerfile import dockerignore_excludes
+from composekit.config.model import parse_config
+from composekit.config.project import load_project
+from composekit.config.schema import schema_json
 from composekit.errors import TemplateError
-from composekit.project import load_project
-from composekit.render import render_stack
-from composekit.scaffold import (
+from composekit.render.dockerfile import dockerignore_excludes
+from composekit.render.stack import render_stack
+from composekit.scaffold.plan import (
     DEFAULT_TEMPLATE,
     find_asgi_apps,
     list_templates,
@@ -24,7 +25,6 @@ from composekit.scaffold import (
     plan_init,
     write_plan,
 )
-from composekit.schema import schema_json
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"

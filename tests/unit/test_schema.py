@@ -11,15 +11,15 @@ import yaml
 from typer.testing import CliRunner
 
 from composekit.cli import app as cli_app
-from composekit.config import Config, parse_config
-from composekit.errors import ConfigError
-from composekit.schema import (
+from composekit.config.model import Config, parse_config
+from composekit.config.schema import (
     OVERRIDES,
     SCHEMA_DIALECT,
     _fields,
     config_schema,
     schema_json,
 )
+from composekit.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 MINIMAL: dict[str, Any] = {"name": "shop", "domain": "shop.example.com", "app": {"module": "app.main:app"}}
@@ -35,7 +35,7 @@ def test_every_before_validator_is_described() -> None:
         for field in decorator.info.fields
         if (name, field) not in OVERRIDES
     ]
-    assert missing == [], f"add these fields to composekit.schema.OVERRIDES: {missing}"
+    assert missing == [], f"add these fields to composekit.config.schema.OVERRIDES: {missing}"
 
 
 def test_overrides_name_real_fields() -> None:

@@ -21,11 +21,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from rich.console import Console
 
-from composekit.checks import Report, Status, render_json, render_table
-from composekit.config import SmokeCheck, parse_config
+from composekit.config.model import SmokeCheck, parse_config
 from composekit.errors import ConfigError, HttpCheckError, UserError
-from composekit.http import Answer, Endpoint, HttpClient, PeerCertificate
-from composekit.smoke import (
+from composekit.verify.checks import Report, Status, render_json, render_table
+from composekit.verify.http import Answer, Endpoint, HttpClient, PeerCertificate
+from composekit.verify.smoke import (
     SmokeOptions,
     check_certificate,
     check_expiry,

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 import yaml
 
-from composekit import deploy
-from composekit.deploy import Deadline, fix_volume_owners, status, up
-from composekit.docker import ContainerInfo
+from composekit.config.project import Project, load_project
+from composekit.engine import steps as deploy
+from composekit.engine.docker import ContainerInfo
+from composekit.engine.steps import Deadline, fix_volume_owners, status, up
 from composekit.errors import DockerError, HealthTimeoutError, HttpCheckError
-from composekit.project import Project, load_project
 
 
 class Clock:

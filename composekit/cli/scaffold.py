@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
-from . import scaffold
-from .cli_app import app, err, run
-from .schema import schema_json
+from ..config.schema import schema_json
+from ..scaffold import plan as scaffold
+from .app import app, err, run
 
 __all__ = ["init", "schema"]
 

@@ -23,7 +23,7 @@ import httpx
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from .errors import HttpCheckError, UserError
+from ..errors import HttpCheckError, UserError
 
 __all__ = ["Answer", "Endpoint", "HttpClient", "PeerCertificate", "Scheme", "resolve"]
 

@@ -10,7 +10,7 @@ from typing import TypeVar
 import typer
 from rich.console import Console
 
-from .errors import ConfigError, UserError
+from ..errors import ConfigError, UserError
 
 __all__ = ["app", "err", "out", "run", "state"]
 

@@ -24,10 +24,10 @@ from typing import Any
 
 import yaml
 
-from .config import DATABASE_VOLUME, WORKER_VARIABLES, Config
-from .dockerfile import GUNICORN_CONF_PATH, dockerignore, dockerignore_excludes, render_dockerfile
-from .errors import ConfigError
-from .project import Project
+from ..config.model import DATABASE_VOLUME, WORKER_VARIABLES, Config
+from ..config.project import Project
+from ..errors import ConfigError
+from ..render.dockerfile import GUNICORN_CONF_PATH, dockerignore, dockerignore_excludes, render_dockerfile
 
 __all__ = [
     "COMPOSE_FILE",

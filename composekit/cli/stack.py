@@ -10,11 +10,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from . import deploy
-from .cli_app import app, err, out, run, state
-from .errors import UserError
-from .project import Project, load_project
-from .render import check_stack, render_stack
+from ..config.project import Project, load_project
+from ..engine import steps as deploy
+from ..errors import UserError
+from ..render.stack import check_stack, render_stack
+from .app import app, err, out, run, state
 
 __all__ = ["app", "main"]
 
@@ -227,16 +227,11 @@ def show_config() -> None:
 
 
 # Commands defined in their own modules register themselves on `app` when imported.
-from . import cli_checks, cli_engine, cli_scaffold  # noqa: E402,F401
+from . import checks as cli_checks  # noqa: E402,F401
+from . import engine as cli_engine  # noqa: E402,F401
+from . import scaffold as cli_scaffold  # noqa: E402,F401
 
 
 def main() -> None:
     app()
 
-
-if __name__ == "__main__":
-    # `python -m composekit.cli` runs this file as __main__, a second copy of the module: the commands of
-    # cli_checks and cli_scaffold register on composekit.cli.app, so run that one.
-    from composekit.cli import main as _registered_main
-
-    _registered_main()

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from .checks import CheckResult, Report
-from .config import Config, SmokeCheck
-from .errors import HttpCheckError, UserError
-from .http import Answer, Endpoint, HttpClient, PeerCertificate, Scheme, resolve
-from .wait import Poll, poll_until
+from ..config.model import Config, SmokeCheck
+from ..engine.wait import Poll, poll_until
+from ..errors import HttpCheckError, UserError
+from ..verify.checks import CheckResult, Report
+from ..verify.http import Answer, Endpoint, HttpClient, PeerCertificate, Scheme, resolve
 
 __all__ = [
     "TRAEFIK_DEFAULT_CN",

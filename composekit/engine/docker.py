@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
-from .errors import BuildError, DockerError
+from ..errors import BuildError, DockerError
 
 __all__ = ["ContainerInfo", "Docker", "LineSink"]
 

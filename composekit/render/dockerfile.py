@@ -11,7 +11,7 @@ from __future__ import annotations
 import posixpath
 import re
 
-from .project import DependencyStyle
+from ..config.project import DependencyStyle
 
 __all__ = [
     "APP_UID",

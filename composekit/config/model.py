@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = [
     "APP_VARIABLES",

@@ -1,4 +1,4 @@
-"""CLI commands that check a deployment: `smoke` and `doctor` (registered on composekit.cli.app)."""
+"""CLI commands that check a deployment: `smoke` and `doctor` (registered on the app of cli/app.py)."""
 
 from __future__ import annotations
 
@@ -11,18 +11,18 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from . import cli_app as cli
-from .checks import Report, render_json, render_table
-from .config import CONFIG_FILENAME, load_config
-from .doctor import DoctorOptions, run_doctor
-from .errors import UserError
-from .smoke import SmokeOptions, parse_resolve, smoke
+from ..config.model import CONFIG_FILENAME, load_config
+from ..errors import UserError
+from ..verify.checks import Report, render_json, render_table
+from ..verify.doctor import DoctorOptions, run_doctor
+from ..verify.smoke import SmokeOptions, parse_resolve, smoke
+from .app import app, err, out, run, state
 
 __all__ = ["print_report", "smoke_options"]
 
 
 def _config_files() -> tuple[Path, ...]:
-    return tuple(Path(os.path.abspath(f)) for f in (cli.state.config_files or (Path(CONFIG_FILENAME),)))
+    return tuple(Path(os.path.abspath(f)) for f in (state.config_files or (Path(CONFIG_FILENAME),)))
 
 
 def smoke_options(
@@ -54,11 +54,11 @@ def print_report(report: Report, as_json: bool, console: Console) -> None:
 
 def _retrying(report: Report) -> None:
     first = report.failures[0]
-    cli.err.print(f"[bold]composekit:[/] smoke not passing yet ({first.name}: {first.detail}); retrying",
+    err.print(f"[bold]composekit:[/] smoke not passing yet ({first.name}: {first.detail}); retrying",
                   markup=True, highlight=False)
 
 
-@cli.app.command("smoke")
+@app.command("smoke")
 def smoke_command(
     resolve: Annotated[
         str | None,
@@ -92,10 +92,10 @@ def smoke_command(
     def do() -> Report:
         opts = smoke_options(resolve, ca_file, cert_warn_days, cert_fail_days, timeout)
         report = smoke(opts, wait=wait, on_retry=_retrying)
-        print_report(report, as_json, cli.out)
+        print_report(report, as_json, out)
         return report
 
-    if not cli.run(do).passed:
+    if not run(do).passed:
         raise typer.Exit(1)
 
 
@@ -106,7 +106,7 @@ def _ip(value: str) -> str:
         raise UserError(f'--expect-ip: expected an IP address such as "203.0.113.7", got "{value}"') from None
 
 
-@cli.app.command("doctor")
+@app.command("doctor")
 def doctor_command(
     expect_ip: Annotated[
         list[str] | None,
@@ -122,12 +122,12 @@ def doctor_command(
     """
 
     def do() -> Report:
-        opts = DoctorOptions(cli.state.config_files, tuple(_ip(ip) for ip in expect_ip or ()))
+        opts = DoctorOptions(state.config_files, tuple(_ip(ip) for ip in expect_ip or ()))
         report = run_doctor(opts)
-        print_report(report, as_json, cli.out)
+        print_report(report, as_json, out)
         return report
 
-    if not cli.run(do).passed:
+    if not run(do).passed:
         raise typer.Exit(1)
 
 
@@ -136,9 +136,9 @@ def smoke_after_up(wait: float, resolve: str | None = None, ca_file: Path | None
 
     The report goes to stderr: stdout carries only `up`'s URL.
     """
-    cli.err.print(f"[bold]composekit:[/] smoke-testing the deployment (retrying for up to {wait:g}s)")
+    err.print(f"[bold]composekit:[/] smoke-testing the deployment (retrying for up to {wait:g}s)")
     report = smoke(smoke_options(resolve=resolve, ca_file=ca_file), wait=wait, on_retry=_retrying)
-    render_table(report, cli.err)
+    render_table(report, err)
     if not report.passed:
-        cli.err.print("[bold]composekit:[/] the stack is up, but smoke failed (`composekit up --no-smoke` skips it)")
+        err.print("[bold]composekit:[/] the stack is up, but smoke failed (`composekit up --no-smoke` skips it)")
     return report.passed

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from .config import CONFIG_FILENAME, OVERRIDE_FILENAME, WORKER_VARIABLES, Config, _read_yaml, load_config
-from .errors import ConfigError
+from ..config.model import CONFIG_FILENAME, OVERRIDE_FILENAME, WORKER_VARIABLES, Config, _read_yaml, load_config
+from ..errors import ConfigError
 
 __all__ = ["DependencyStyle", "Project", "check_override", "detect_dependencies", "env_file_names", "load_project"]
 

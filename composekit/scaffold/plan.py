@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from .config import (
+from ..config.model import (
     CONFIG_FILENAME,
     DEFAULT_POSTGRES_IMAGE,
     DEFAULT_PYTHON_IMAGE,
@@ -29,10 +29,10 @@ from .config import (
     Config,
     parse_config,
 )
-from .dockerfile import dockerignore, render_dockerfile
-from .errors import ConfigError, TemplateError
-from .project import DependencyStyle, detect_dependencies
-from .schema import schema_json
+from ..config.project import DependencyStyle, detect_dependencies
+from ..config.schema import schema_json
+from ..errors import ConfigError, TemplateError
+from ..render.dockerfile import dockerignore, render_dockerfile
 
 __all__ = [
     "DEFAULT_TEMPLATE",
@@ -79,7 +79,7 @@ def _templates_root() -> Traversable:
             return root
     except ModuleNotFoundError:
         pass
-    return Path(__file__).resolve().parent.parent / "stacks"
+    return Path(__file__).resolve().parents[2] / "stacks"
 
 
 @dataclass(frozen=True)

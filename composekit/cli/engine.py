@@ -8,9 +8,8 @@ from typing import Annotated
 
 import typer
 
-from . import cli_app as cli
-from .docker import Docker
-from .engine_settings import (
+from ..engine.docker import Docker
+from ..engine.settings import (
     DEFAULT_DAEMON_JSON,
     EngineSettings,
     apply_advice,
@@ -21,12 +20,13 @@ from .engine_settings import (
     skip_wanted,
     write_daemon_json,
 )
-from .errors import DockerError, UserError
+from ..errors import DockerError, UserError
+from .app import app, err, run
 
 __all__ = ["engine_app"]
 
 engine_app = typer.Typer(help="The Docker engine's own settings for servers (daemon.json).", no_args_is_help=True)
-cli.app.add_typer(engine_app, name="engine")
+app.add_typer(engine_app, name="engine")
 
 
 def _live_settings() -> EngineSettings | None:
@@ -63,35 +63,35 @@ def configure_command(
         wanted = skip_wanted(skip or [], log_max_size, log_max_file)
         settings = _live_settings()
         if settings is None:
-            cli.err.print("[bold]composekit:[/] no Docker engine answers: Swarm membership and dockerd's flags "
+            err.print("[bold]composekit:[/] no Docker engine answers: Swarm membership and dockerd's flags "
                           "are not checked", soft_wrap=True)
         merge = plan_configure(file, read_daemon_json(file), wanted, settings)
         for note in merge.notes:
-            cli.err.print(f"[bold]composekit:[/] {note}", soft_wrap=True, markup=True)
+            err.print(f"[bold]composekit:[/] {note}", soft_wrap=True, markup=True)
         if not merge.changed:
-            cli.err.print(f"{file} already has these settings; nothing to write", soft_wrap=True)
+            err.print(f"{file} already has these settings; nothing to write", soft_wrap=True)
             return
         sys.stdout.write(merge.diff())
         daemon = settings.daemon if settings is not None else None
         if daemon is not None and Path(daemon.config_file) != file:
-            cli.err.print(f"[bold]composekit:[/] note: dockerd (pid {daemon.pid}) reads {daemon.config_file}, not "
+            err.print(f"[bold]composekit:[/] note: dockerd (pid {daemon.pid}) reads {daemon.config_file}, not "
                           f"{file}: it takes this file only when started with --config-file {file}", soft_wrap=True)
         if dry_run:
-            cli.err.print(f"dry run: {file} was not written", soft_wrap=True)
+            err.print(f"dry run: {file} was not written", soft_wrap=True)
             return
         if not yes:
             if not sys.stdin.isatty():
                 raise UserError(f"engine configure: not writing {file} without a terminal to ask on: "
                                 "run with --yes (or --dry-run to see the diff only)")
             if not typer.confirm(f"Write {file}?", default=False, err=True):
-                cli.err.print(f"{file} was not written", soft_wrap=True)
+                err.print(f"{file} was not written", soft_wrap=True)
                 return
         try:
             backup = write_daemon_json(merge, file)
         except OSError as exc:
             raise UserError(f"{file}: cannot write it ({exc.strerror}); it is left as it was") from None
         saved = f"; the previous file is {backup}" if backup else ""
-        cli.err.print(f"wrote {file}{saved}", soft_wrap=True)
-        cli.err.print(apply_advice(merge, daemon), soft_wrap=True, markup=False)
+        err.print(f"wrote {file}{saved}", soft_wrap=True)
+        err.print(apply_advice(merge, daemon), soft_wrap=True, markup=False)
 
-    cli.run(do)
+    run(do)

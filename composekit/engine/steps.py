@@ -13,19 +13,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .docker import ContainerInfo, Docker, LineSink
-from .errors import (
+from ..config.project import Project
+from ..engine.docker import ContainerInfo, Docker, LineSink
+from ..engine.ports import port_is_free
+from ..engine.wait import Poll, poll_until
+from ..errors import (
     DockerError,
     HealthTimeoutError,
     HttpCheckError,
     MigrationError,
     PortInUseError,
 )
-from .http import Endpoint, HttpClient
-from .ports import port_is_free
-from .project import Project
-from .render import COMPOSE_FILE, OPTIONAL_FILES, RenderedStack, app_image, render_stack
-from .wait import Poll, poll_until
+from ..render.stack import COMPOSE_FILE, OPTIONAL_FILES, RenderedStack, app_image, render_stack
+from ..verify.http import Endpoint, HttpClient
 
 __all__ = [
     "Deadline",

@@ -1,0 +1,5 @@
+"""`python -m composekit.cli`."""
+
+from . import main
+
+main()

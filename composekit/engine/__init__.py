@@ -1,0 +1,1 @@
+"""The engine: the one Docker module and the deploy steps that drive it (build, migrate, start, wait, down, status)."""
