@@ -14,7 +14,7 @@ from __future__ import annotations
 from .config.model import Config, load_config, parse_config
 from .config.project import Project, load_project
 from .config.schema import config_schema
-from .engine.steps import down, status, up, write_stack
+from .engine.steps import down, status, up
 from .errors import (
     BuildError,
     ComposekitError,
@@ -27,7 +27,7 @@ from .errors import (
     TemplateError,
     UserError,
 )
-from .render.stack import RenderedStack, check_stack, render_stack
+from .render.stack import RenderedStack, check_stack, render_stack, write_stack
 from .verify.checks import CheckResult, Report
 from .verify.doctor import DoctorOptions, run_doctor
 from .verify.smoke import SmokeOptions, smoke

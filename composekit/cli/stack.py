@@ -13,7 +13,7 @@ from rich.table import Table
 from ..config.project import Project, load_project
 from ..engine import steps as deploy
 from ..errors import UserError
-from ..render.stack import check_stack, render_stack
+from ..render.stack import check_stack, render_stack, write_stack
 from .app import app, err, out, run, state
 
 __all__ = ["app", "main"]
@@ -98,7 +98,7 @@ def render(
                       soft_wrap=True, markup=False)
             return
         project = _project(Path(out_dir) if out_dir else None)
-        stack = deploy.write_stack(project)
+        stack = write_stack(project)
         for name in stack.files:
             err.print(f"wrote {project.out_dir / name}")
 

@@ -6,17 +6,16 @@ Nothing here deletes a volume unless the caller passed ``delete_volumes=True``.
 from __future__ import annotations
 
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from ..config.project import Project
 from ..engine.docker import ContainerInfo, Docker, LineSink
 from ..engine.ports import port_is_free
-from ..engine.wait import Poll, poll_until
+from ..engine.wait import Deadline, Poll
 from ..errors import (
     DockerError,
     HealthTimeoutError,
@@ -24,11 +23,10 @@ from ..errors import (
     MigrationError,
     PortInUseError,
 )
-from ..render.stack import COMPOSE_FILE, OPTIONAL_FILES, RenderedStack, app_image, render_stack
+from ..render.stack import COMPOSE_FILE, app_image, render_stack, write_stack
 from ..verify.http import Endpoint, HttpClient
 
 __all__ = [
-    "Deadline",
     "ServiceStatus",
     "StackStatus",
     "UpResult",
@@ -39,12 +37,10 @@ __all__ = [
     "read_only_docker",
     "status",
     "up",
-    "write_stack",
 ]
 
 Report = Callable[[str], None]
 MIGRATE = "migrate"
-T = TypeVar("T")
 
 # Counts the gunicorn workers: the children of PID 1 (the gunicorn master) that are not zombies.
 _COUNT_WORKERS = (
@@ -58,22 +54,6 @@ _COUNT_WORKERS = (
     "    n += s.get('PPid') == '1' and not s.get('State', '').startswith('Z')\n"
     "print(n)\n"
 )
-
-
-def write_stack(project: Project, stack: RenderedStack | None = None) -> RenderedStack:
-    """Write the rendered files into the project's output directory; untouched files keep their mtime."""
-    stack = stack or render_stack(project)
-    out = project.out_dir
-    out.mkdir(parents=True, exist_ok=True)
-    for name, content in stack.files.items():
-        path = out / name
-        if not path.is_file() or path.read_text() != content:
-            path.write_text(content)
-    # A stale generated file (a Dockerfile after the app got its own) is removed.
-    for name in OPTIONAL_FILES:
-        if name not in stack.files and (out / name).is_file():
-            (out / name).unlink()
-    return stack
 
 
 def docker_for(project: Project) -> Docker:
@@ -93,33 +73,6 @@ def read_only_docker(project: Project) -> Iterator[Docker]:
         compose.write_text(render_stack(project).compose, encoding="utf-8")
         files = [compose] + ([project.override_file] if project.override_file is not None else [])
         yield Docker(project.config.name, files, project_directory=project.out_dir)
-
-
-class Deadline:
-    """One --timeout for the whole `up`, build included: every wait gets only what is left of it."""
-
-    def __init__(self, timeout: float, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        self.timeout = timeout
-        self.clock = clock
-        self.sleep = sleep
-        self.started = clock()
-
-    def elapsed(self) -> float:
-        return self.clock() - self.started
-
-    def remaining(self) -> float:
-        return max(0.0, self.timeout - self.elapsed())
-
-    def poll(self, observe: Callable[[], Poll[T]]) -> tuple[Poll[T], bool]:
-        return poll_until(observe, self.remaining(), clock=self.clock, sleep=self.sleep)
-
-    def ran_out(self, step: str, step_started: float) -> str:
-        """``step`` ran out of time: how long the whole `up` took and how much of it the step had."""
-        return (
-            f"`up` ran out of its --timeout of {self.timeout:g}s while {step} "
-            f"(after {self.elapsed():.0f}s in total, {self.clock() - step_started:.0f}s of them in this step)"
-        )
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""A poller with a deadline and a bounded backoff, whose timeout says what it last saw."""
+"""A poller with a deadline and a bounded backoff, whose timeout says what it last saw; the one Deadline of `up`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-__all__ = ["Poll", "poll_until"]
+__all__ = ["Deadline", "Poll", "poll_until"]
 
 T = TypeVar("T")
 
@@ -43,3 +43,30 @@ def poll_until(
             return seen, True
         sleep(min(delay, remaining))
         delay = min(delay * 2, max_delay)
+
+
+class Deadline:
+    """One --timeout for the whole `up`, build included: every wait gets only what is left of it."""
+
+    def __init__(self, timeout: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.timeout = timeout
+        self.clock = clock
+        self.sleep = sleep
+        self.started = clock()
+
+    def elapsed(self) -> float:
+        return self.clock() - self.started
+
+    def remaining(self) -> float:
+        return max(0.0, self.timeout - self.elapsed())
+
+    def poll(self, observe: Callable[[], Poll[T]]) -> tuple[Poll[T], bool]:
+        return poll_until(observe, self.remaining(), clock=self.clock, sleep=self.sleep)
+
+    def ran_out(self, step: str, step_started: float) -> str:
+        """``step`` ran out of time: how long the whole `up` took and how much of it the step had."""
+        return (
+            f"`up` ran out of its --timeout of {self.timeout:g}s while {step} "
+            f"(after {self.elapsed():.0f}s in total, {self.clock() - step_started:.0f}s of them in this step)"
+        )

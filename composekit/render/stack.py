@@ -39,6 +39,7 @@ __all__ = [
     "render_stack",
     "traefik_address",
     "web_subnet",
+    "write_stack",
 ]
 
 COMPOSE_FILE = "compose.yaml"
@@ -560,7 +561,7 @@ def _check_own_dockerignore(project: Project) -> None:
         raise ConfigError(problems)
 
 
-# Rendered only for some configs; a leftover copy on disk is stale (deploy.write_stack removes it).
+# Rendered only for some configs; a leftover copy on disk is stale (write_stack removes it).
 OPTIONAL_FILES = ("Dockerfile", "Dockerfile.dockerignore")  # rendered only when the app has no Dockerfile
 
 
@@ -590,3 +591,19 @@ def check_stack(project: Project, stack: RenderedStack | None = None) -> str:
         )
         chunks.append("".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in diff))
     return "".join(chunks)
+
+
+def write_stack(project: Project, stack: RenderedStack | None = None) -> RenderedStack:
+    """Write the rendered files into the project's output directory; untouched files keep their mtime."""
+    stack = stack or render_stack(project)
+    out = project.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    for name, content in stack.files.items():
+        path = out / name
+        if not path.is_file() or path.read_text() != content:
+            path.write_text(content)
+    # A stale generated file (a Dockerfile after the app got its own) is removed.
+    for name in OPTIONAL_FILES:
+        if name not in stack.files and (out / name).is_file():
+            (out / name).unlink()
+    return stack

@@ -24,6 +24,7 @@ from python_on_whales.client_config import ClientConfig
 from composekit.config.project import Project, load_project
 from composekit.engine import steps as deploy
 from composekit.engine.docker import ContainerInfo, Docker, LineSink
+from composekit.engine.wait import Deadline
 from composekit.errors import HealthTimeoutError, MigrationError
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "docker"
@@ -173,7 +174,7 @@ class FakeDocker(Docker):
 
 def healthy_within(docker: Docker, services: list[str], seconds: float) -> list[ContainerInfo]:
     """deploy.wait_healthy with a budget of ``seconds`` (the one place that knows its signature)."""
-    return deploy.wait_healthy(docker, services, deploy.Deadline(seconds))
+    return deploy.wait_healthy(docker, services, Deadline(seconds))
 
 
 # wait_healthy ----------------------------------------------------------------------------------------

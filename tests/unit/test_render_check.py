@@ -11,8 +11,7 @@ from typer.testing import CliRunner
 
 from composekit.cli import app as cli_app
 from composekit.config.project import load_project
-from composekit.engine.steps import write_stack
-from composekit.render.stack import check_stack, render_stack
+from composekit.render.stack import check_stack, render_stack, write_stack
 
 from .golden import assert_matches_golden
 

@@ -15,7 +15,8 @@ import yaml
 from composekit.config.project import Project, load_project
 from composekit.engine import steps as deploy
 from composekit.engine.docker import ContainerInfo
-from composekit.engine.steps import Deadline, fix_volume_owners, status, up
+from composekit.engine.steps import fix_volume_owners, status, up
+from composekit.engine.wait import Deadline
 from composekit.errors import DockerError, HealthTimeoutError, HttpCheckError
 
 
