@@ -13,10 +13,11 @@ from rich.console import Console
 
 from ..config.model import CONFIG_FILENAME, load_config
 from ..errors import UserError
-from ..verify.checks import Report, render_json, render_table
+from ..verify.checks import Report, render_json
 from ..verify.doctor import DoctorOptions, run_doctor
 from ..verify.smoke import SmokeOptions, parse_resolve, smoke
 from .app import app, err, out, run, state
+from .display import render_table
 
 __all__ = ["print_report", "smoke_options"]
 

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from ..config.project import Project, load_project
 from ..engine import steps as deploy
 from ..errors import UserError
 from ..render.stack import check_stack, render_stack, write_stack
 from .app import app, err, out, run, state
+from .display import status_table
 
 __all__ = ["app", "main"]
 
@@ -178,14 +178,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
         if not st.services:
             _progress(f"stack {st.name} is not running (`composekit up` starts it)")
             return
-        table = Table(title=f"{st.name}  {st.url}")
-        for col in ("service", "container", "state", "health", "workers", "started"):
-            table.add_column(col)
-        for s in st.services:
-            state_text = s.status if s.exit_code in (None, 0) or s.status == "running" else f"{s.status} ({s.exit_code})"
-            workers = "?" if s.note else "-" if s.workers is None else str(s.workers)
-            table.add_row(s.service, s.container, state_text, s.health or "-", workers, s.started_at or "-")
-        out.print(table)
+        out.print(status_table(st))
         for s in st.services:
             if s.note:
                 _progress(f"{s.service}: {s.note}")

@@ -1,6 +1,7 @@
 """The result of a check (`smoke`, `doctor`): ok / warn / fail, what was seen and how to fix it.
 
-A report passes when no check failed; a warning is shown but does not fail it.
+A report passes when no check failed; a warning is shown but does not fail it. The model only: the CLI draws it
+(cli/display.py).
 """
 
 from __future__ import annotations
@@ -10,20 +11,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
-__all__ = ["CheckResult", "Report", "Status", "render_json", "render_table"]
+__all__ = ["CheckResult", "Report", "Status", "render_json"]
 
 
 class Status(StrEnum):
     OK = "ok"
     WARN = "warn"
     FAIL = "fail"
-
-
-_STYLES = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "bold red"}
 
 
 @dataclass(frozen=True)
@@ -89,21 +83,3 @@ class Report:
 
 def render_json(report: Report) -> str:
     return json.dumps(report.as_dict(), indent=2) + "\n"
-
-
-def render_table(report: Report, console: Console) -> None:
-    """The report as a table (check, status, what was seen, fix), then a one-line verdict."""
-    table = Table(title=f"{report.command}: {report.subject}", show_lines=True, title_justify="left")
-    table.add_column("check", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    table.add_column("seen")
-    table.add_column("fix")
-    for c in report.checks:
-        table.add_row(
-            Text(c.name),
-            Text(c.status.value, style=_STYLES[c.status]),
-            Text(c.detail),
-            Text(c.fix or "-", style="dim" if not c.fix else ""),
-        )
-    console.print(table)
-    console.print(Text(report.summary(), style="green" if report.passed else "bold red"))

@@ -21,9 +21,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from rich.console import Console
 
+from composekit.cli.display import render_table
 from composekit.config.model import SmokeCheck, parse_config
 from composekit.errors import ConfigError, HttpCheckError, UserError
-from composekit.verify.checks import Report, Status, render_json, render_table
+from composekit.verify.checks import Report, Status, render_json
 from composekit.verify.http import Answer, Endpoint, HttpClient, PeerCertificate
 from composekit.verify.smoke import (
     SmokeOptions,

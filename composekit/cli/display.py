@@ -1,0 +1,44 @@
+"""What the CLI draws with rich: a check report as a table, the status of a stack as a table."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..engine.steps import StackStatus
+from ..verify.checks import Report, Status
+
+__all__ = ["render_table", "status_table"]
+
+_STYLES = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "bold red"}
+
+
+def render_table(report: Report, console: Console) -> None:
+    """The report as a table (check, status, what was seen, fix), then a one-line verdict."""
+    table = Table(title=f"{report.command}: {report.subject}", show_lines=True, title_justify="left")
+    table.add_column("check", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("seen")
+    table.add_column("fix")
+    for c in report.checks:
+        table.add_row(
+            Text(c.name),
+            Text(c.status.value, style=_STYLES[c.status]),
+            Text(c.detail),
+            Text(c.fix or "-", style="dim" if not c.fix else ""),
+        )
+    console.print(table)
+    console.print(Text(report.summary(), style="green" if report.passed else "bold red"))
+
+
+def status_table(st: StackStatus) -> Table:
+    """One row per service: container, state (with the exit code of a stopped one), health, workers, start."""
+    table = Table(title=f"{st.name}  {st.url}")
+    for col in ("service", "container", "state", "health", "workers", "started"):
+        table.add_column(col)
+    for s in st.services:
+        state_text = s.status if s.exit_code in (None, 0) or s.status == "running" else f"{s.status} ({s.exit_code})"
+        workers = "?" if s.note else "-" if s.workers is None else str(s.workers)
+        table.add_row(s.service, s.container, state_text, s.health or "-", workers, s.started_at or "-")
+    return table
