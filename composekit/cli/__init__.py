@@ -1,7 +1,19 @@
-"""The `composekit` command: typer commands that parse options, call the library and print."""
+"""The `composekit` command: typer commands that parse options, call the library and print.
+
+Each module registers its commands on the one app of cli/app.py when imported; importing this package imports them
+all, in the order `composekit --help` lists them.
+"""
 
 from __future__ import annotations
 
-from .stack import app, main
+# The order of these imports is the order of `composekit --help`.
+# isort: off
+from . import stack  # noqa: F401  (render, up, down, status, logs, config)
+from . import checks  # noqa: F401  (smoke, doctor)
+from . import engine  # noqa: F401  (engine configure)
+from . import scaffold  # noqa: F401  (init, schema)
+from .app import app, main
+
+# isort: on
 
 __all__ = ["app", "main"]

@@ -1,18 +1,19 @@
-"""The typer app every CLI module registers its commands on, its consoles, and the one error handler."""
+"""The typer app every CLI module registers its commands on, its global -c option, its consoles, the one error
+handler and main()."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
 
 from ..errors import ConfigError, UserError
 
-__all__ = ["app", "err", "out", "run", "state"]
+__all__ = ["app", "err", "main", "out", "run", "state"]
 
 T = TypeVar("T")
 
@@ -45,3 +46,20 @@ def run(fn: Callable[[], T]) -> T:
     except UserError as exc:
         sys.stderr.write(f"error: {exc}\n")
         raise typer.Exit(1) from None
+
+
+@app.callback()
+def _main(
+    config: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--config", "-c",
+            help="Config file (default ./composekit.yaml). Repeat to merge files in order, later keys win.",
+        ),
+    ] = None,
+) -> None:
+    state.config_files = tuple(config or ())
+
+
+def main() -> None:
+    app()

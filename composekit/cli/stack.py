@@ -1,4 +1,4 @@
-"""The `composekit` command: parse options, call the library, print. Nothing else lives here."""
+"""The commands that drive a stack: render, up, down, status, logs, config. Parse options, call the library, print."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from ..render.stack import check_stack, render_stack, write_stack
 from .app import app, err, out, run, state
 from .display import status_table
 
-__all__ = ["app", "main"]
+__all__ = ["down", "logs", "render", "show_config", "status", "up"]
+
 
 def _project(out_dir: Path | None = None) -> Project:
     return load_project(state.config_files, out_dir=out_dir)
@@ -46,19 +47,6 @@ def _for_reading(project: Project) -> str:
         f"# For reading: relative paths below resolve from {where}/, where `composekit render` writes this file\n"
         f"# together with the files it refers to. To run the stack use {where}/compose.yaml (or `composekit up`).\n"
     )
-
-
-@app.callback()
-def _main(
-    config: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--config", "-c",
-            help="Config file (default ./composekit.yaml). Repeat to merge files in order, later keys win.",
-        ),
-    ] = None,
-) -> None:
-    state.config_files = tuple(config or ())
 
 
 @app.command()
@@ -135,7 +123,9 @@ def up(
         result = deploy.up(project, timeout=timeout, report=_progress, on_line=None if quiet else _docker_line)
         _progress(f"[green]healthy[/]: {result.url}")
         out.print(result.url)
-        return cli_checks.smoke_after_up(smoke_wait, resolve=resolve, ca_file=ca_file) if smoke else True
+        from .checks import smoke_after_up  # a function-level import until the library's up() smokes
+
+        return smoke_after_up(smoke_wait, resolve=resolve, ca_file=ca_file) if smoke else True
 
     if not run(do):
         raise typer.Exit(1)
@@ -217,14 +207,3 @@ def show_config() -> None:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
     run(do)
-
-
-# Commands defined in their own modules register themselves on `app` when imported.
-from . import checks as cli_checks  # noqa: E402,F401
-from . import engine as cli_engine  # noqa: E402,F401
-from . import scaffold as cli_scaffold  # noqa: E402,F401
-
-
-def main() -> None:
-    app()
-
