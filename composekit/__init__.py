@@ -14,7 +14,7 @@ from __future__ import annotations
 from .config.model import Config, load_config, parse_config
 from .config.project import Project, load_project
 from .config.schema import config_schema
-from .engine.steps import down, status, up
+from .deploy import down, status, up
 from .errors import (
     BuildError,
     ComposekitError,

@@ -16,8 +16,8 @@ from ..errors import UserError
 from ..verify.checks import Report, render_json
 from ..verify.doctor import DoctorOptions, run_doctor
 from ..verify.smoke import SmokeOptions, parse_resolve, smoke
-from .app import app, err, out, run, state
-from .display import render_table
+from .app import app, out, run, state
+from .display import render_table, smoke_retrying
 
 __all__ = ["print_report", "smoke_options"]
 
@@ -53,12 +53,6 @@ def print_report(report: Report, as_json: bool, console: Console) -> None:
         render_table(report, console)
 
 
-def _retrying(report: Report) -> None:
-    first = report.failures[0]
-    err.print(f"[bold]composekit:[/] smoke not passing yet ({first.name}: {first.detail}); retrying",
-                  markup=True, highlight=False)
-
-
 @app.command("smoke")
 def smoke_command(
     resolve: Annotated[
@@ -92,7 +86,7 @@ def smoke_command(
 
     def do() -> Report:
         opts = smoke_options(resolve, ca_file, cert_warn_days, cert_fail_days, timeout)
-        report = smoke(opts, wait=wait, on_retry=_retrying)
+        report = smoke(opts, wait=wait, on_retry=smoke_retrying)
         print_report(report, as_json, out)
         return report
 
@@ -130,16 +124,3 @@ def doctor_command(
 
     if not run(do).passed:
         raise typer.Exit(1)
-
-
-def smoke_after_up(wait: float, resolve: str | None = None, ca_file: Path | None = None) -> bool:
-    """`up`'s last step: smoke with the config's settings, retrying while Traefik gets its certificate.
-
-    The report goes to stderr: stdout carries only `up`'s URL.
-    """
-    err.print(f"[bold]composekit:[/] smoke-testing the deployment (retrying for up to {wait:g}s)")
-    report = smoke(smoke_options(resolve=resolve, ca_file=ca_file), wait=wait, on_retry=_retrying)
-    render_table(report, err)
-    if not report.passed:
-        err.print("[bold]composekit:[/] the stack is up, but smoke failed (`composekit up --no-smoke` skips it)")
-    return report.passed

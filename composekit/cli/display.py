@@ -8,8 +8,9 @@ from rich.text import Text
 
 from ..engine.steps import StackStatus
 from ..verify.checks import Report, Status
+from .app import err
 
-__all__ = ["render_table", "status_table"]
+__all__ = ["render_table", "smoke_retrying", "status_table"]
 
 _STYLES = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "bold red"}
 
@@ -42,3 +43,10 @@ def status_table(st: StackStatus) -> Table:
         workers = "?" if s.note else "-" if s.workers is None else str(s.workers)
         table.add_row(s.service, s.container, state_text, s.health or "-", workers, s.started_at or "-")
     return table
+
+
+def smoke_retrying(report: Report) -> None:
+    """Progress on stderr while smoke waits for the deployment to pass (Traefik getting its certificate)."""
+    first = report.failures[0]
+    err.print(f"[bold]composekit:[/] smoke not passing yet ({first.name}: {first.detail}); retrying",
+              markup=True, highlight=False)

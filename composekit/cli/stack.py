@@ -10,11 +10,13 @@ from typing import Annotated, Any
 import typer
 
 from ..config.project import Project, load_project
+from ..deploy import up as up_stack
 from ..engine import steps as deploy
 from ..errors import UserError
 from ..render.stack import check_stack, render_stack, write_stack
+from ..verify.smoke import SmokeOptions, parse_resolve
 from .app import app, err, out, run, state
-from .display import status_table
+from .display import render_table, smoke_retrying, status_table
 
 __all__ = ["down", "logs", "render", "show_config", "status", "up"]
 
@@ -120,12 +122,24 @@ def up(
 
     def do() -> bool:
         project = _project()
-        result = deploy.up(project, timeout=timeout, report=_progress, on_line=None if quiet else _docker_line)
-        _progress(f"[green]healthy[/]: {result.url}")
+        options = SmokeOptions.from_config(
+            project.config, project.root, resolve=parse_resolve(resolve) if resolve else None, ca_file=ca_file
+        )
+        result = up_stack(
+            project,
+            timeout=timeout,
+            report=_progress,
+            on_line=None if quiet else _docker_line,
+            smoke_wait=smoke_wait if smoke else None,
+            smoke_options=options,
+            on_smoke_retry=smoke_retrying,
+        )
         out.print(result.url)
-        from .checks import smoke_after_up  # a function-level import until the library's up() smokes
-
-        return smoke_after_up(smoke_wait, resolve=resolve, ca_file=ca_file) if smoke else True
+        if result.smoke is not None:
+            render_table(result.smoke, err)  # stderr: stdout carries only the URL
+            if not result.smoke.passed:
+                _progress("the stack is up, but smoke failed (`composekit up --no-smoke` skips it)")
+        return result.passed
 
     if not run(do):
         raise typer.Exit(1)

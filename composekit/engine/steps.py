@@ -1,4 +1,5 @@
-"""Render to disk, then drive the stack: up (build, migrate, start, wait healthy), down, status.
+"""The steps that drive a stack with the engine: build, volume owners, migrate, start, wait healthy and routed, down,
+status. composekit.deploy.up() runs them in order, then smoke.
 
 Nothing here deletes a volume unless the caller passed ``delete_volumes=True``.
 """
@@ -23,20 +24,24 @@ from ..errors import (
     MigrationError,
     PortInUseError,
 )
-from ..render.stack import COMPOSE_FILE, app_image, render_stack, write_stack
+from ..render.stack import COMPOSE_FILE, app_image, render_stack
 from ..verify.http import Endpoint, HttpClient
 
 __all__ = [
     "ServiceStatus",
     "StackStatus",
-    "UpResult",
+    "MIGRATE",
+    "by_service",
+    "check_ports",
     "count_workers",
     "docker_for",
     "down",
     "fix_volume_owners",
     "read_only_docker",
     "status",
-    "up",
+    "migrate",
+    "wait_healthy",
+    "wait_routed",
 ]
 
 Report = Callable[[str], None]
@@ -75,17 +80,12 @@ def read_only_docker(project: Project) -> Iterator[Docker]:
         yield Docker(project.config.name, files, project_directory=project.out_dir)
 
 
-@dataclass(frozen=True)
-class UpResult:
-    url: str
-    containers: list[ContainerInfo]
-
-
-def _by_service(containers: list[ContainerInfo]) -> dict[str, ContainerInfo]:
+def by_service(containers: list[ContainerInfo]) -> dict[str, ContainerInfo]:
     return {c.service: c for c in containers}
 
 
-def _check_ports(project: Project, running: dict[str, ContainerInfo]) -> None:
+def check_ports(project: Project, running: dict[str, ContainerInfo]) -> None:
+    """Refuse to start when another process holds ports/http or ports/https (our own running Traefik may)."""
     traefik = running.get("traefik")
     if traefik is not None and traefik.status == "running":
         return  # our own Traefik holds the ports; compose keeps or replaces it
@@ -96,38 +96,6 @@ def _check_ports(project: Project, running: dict[str, ContainerInfo]) -> None:
                 f"cannot publish it; stop that process (`ss -ltnp 'sport = :{port}'` shows it) or choose another "
                 f"port under ports/{key}. Nothing was started or changed."
             )
-
-
-def up(project: Project, *, timeout: float = 300, report: Report = lambda _: None,
-       on_line: LineSink | None = None, docker: Docker | None = None, deadline: Deadline | None = None) -> UpResult:
-    """Render, build, fix volume owners, migrate, start, and wait until Traefik and the app are healthy and routed.
-
-    ``timeout`` bounds the whole of it: the migration, the health wait and the routing wait share one deadline.
-    """
-    deadline = deadline or Deadline(timeout)
-    docker = docker or docker_for(project)
-    docker.engine_version()
-    docker.compose_version()
-    before = _by_service(docker.containers())
-    _check_ports(project, before)
-    write_stack(project)
-    report(f"rendered the stack into {project.out_dir}")
-    report("building the app image")
-    docker.build(on_line)
-    fix_volume_owners(project, docker, report)
-    if project.config.migrate.command is not None:
-        migrate(project, docker, before, deadline, report, on_line)
-        report("starting the stack")
-        others = [name for name in docker.services() if name != MIGRATE]
-        # --no-deps: the migration already ran; compose must not re-run it or touch what it depends on.
-        docker.up(others, dependencies=False, on_line=on_line)
-    else:
-        report("starting the stack")
-        docker.up(on_line=on_line)
-    report("waiting for Traefik and the app to be healthy")
-    containers = wait_healthy(docker, ["traefik", "app"], deadline)
-    wait_routed(project, deadline)
-    return UpResult(url=f"https://{project.config.domain}/", containers=containers)
 
 
 # Runs in a throwaway container of the app image, as root with only CAP_CHOWN: gives each volume's top
@@ -193,7 +161,7 @@ def migrate(project: Project, docker: Docker, before: dict[str, ContainerInfo], 
         raise
 
     def observe() -> Poll[ContainerInfo | None]:
-        c = _by_service(docker.containers()).get(MIGRATE)
+        c = by_service(docker.containers()).get(MIGRATE)
         return Poll(c, c is not None and c.status == "exited", False, c.status if c else "no container")
 
     seen, timed_out = deadline.poll(observe)
@@ -209,7 +177,7 @@ def migrate(project: Project, docker: Docker, before: dict[str, ContainerInfo], 
 
 def _raise_if_migration_failed(project: Project, docker: Docker, before: dict[str, ContainerInfo],
                                exc: DockerError | None) -> None:
-    migrate = _by_service(docker.containers()).get(MIGRATE)
+    migrate = by_service(docker.containers()).get(MIGRATE)
     if migrate is None or migrate.status != "exited" or migrate.exit_code in (0, None):
         return
     logs = docker.logs([MIGRATE], tail=40)
@@ -234,7 +202,7 @@ def wait_healthy(docker: Docker, services: list[str], deadline: Deadline) -> lis
 
     def observe() -> Poll[tuple[list[ContainerInfo], str | None]]:
         containers = docker.containers()
-        found = _by_service(containers)
+        found = by_service(containers)
         waiting: list[str] = []
         culprit: str | None = None
         for name in services:

@@ -21,11 +21,15 @@ import pytest
 from python_on_whales import Container
 from python_on_whales.client_config import ClientConfig
 
+import composekit.deploy
 from composekit.config.project import Project, load_project
+from composekit.deploy import up
 from composekit.engine import steps as deploy
 from composekit.engine.docker import ContainerInfo, Docker, LineSink
 from composekit.engine.wait import Deadline
 from composekit.errors import HealthTimeoutError, MigrationError
+from composekit.verify.checks import CheckResult, Report
+from composekit.verify.smoke import SmokeOptions
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "docker"
 REPO = Path(__file__).resolve().parents[2]
@@ -260,7 +264,7 @@ def test_failed_migration_keeps_the_running_app(
     fake = FakeDocker(recorded("healthy"), recorded("migrate-failed"), logs=MIGRATION_OUTPUT)
     routed = deploy_with(fake)
     with pytest.raises(MigrationError) as info:
-        deploy.up(project, timeout=30)
+        up(project, timeout=30, smoke_wait=None)
     assert str(info.value) == (
         "the migration failed (exit code 3), so the app was not started. "
         "The app that was running before is untouched and still serving.\n"
@@ -280,7 +284,7 @@ def test_failed_first_migration_removes_what_it_started(
     fake = FakeDocker([], first, logs=MIGRATION_OUTPUT)
     deploy_with(fake)
     with pytest.raises(MigrationError) as info:
-        deploy.up(project, timeout=30)
+        up(project, timeout=30, smoke_wait=None)
     assert str(info.value).startswith(
         "the migration failed (exit code 3), so the app was not started. "
         "Nothing was left running; volumes (data, acme.json) are kept.\n"
@@ -295,11 +299,42 @@ def test_successful_migration_then_the_rest_without_rerunning_it(
     # A first deploy: nothing yet, then the migration done (db healthy), then the rest starting, then healthy.
     fake = FakeDocker([], recorded("healthy", ("db", "migrate")), recorded("starting"), recorded("healthy"))
     routed = deploy_with(fake)
-    result = deploy.up(project, timeout=30)
+    result = up(project, timeout=30, smoke_wait=None)
     assert fake.asked("up") == [("up", ["migrate"], True), ("up", ["app", "db", "traefik"], False)]
     assert (result.url, result.containers) == (f"https://{PROJECT}.composekit.test/", recorded("healthy"))
     assert routed == [f"{PROJECT}.composekit.test"]
     assert (project.out_dir / "compose.yaml").is_file()  # rendered before anything ran
+
+
+def test_up_smokes_the_deployment_once_it_is_routed(
+    project: Project, deploy_with: Callable[[FakeDocker], list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The library's up() is the whole of `composekit up`: engine steps, then smoke with the config's options."""
+    fake = FakeDocker([], recorded("healthy", ("db", "migrate")), recorded("starting"), recorded("healthy"))
+    routed = deploy_with(fake)
+    failing = Report("smoke", "https://x/", (CheckResult.fail("health", "answered 502", "look at the app's logs"),))
+    smoked: list[tuple[str, float, list[str]]] = []
+
+    def fake_smoke(opts: SmokeOptions, *, wait: float, on_retry: Callable[[Report], None]) -> Report:
+        smoked.append((opts.domain, wait, list(routed)))
+        return failing
+
+    monkeypatch.setattr(composekit.deploy, "smoke", fake_smoke)
+    said: list[str] = []
+    result = up(project, timeout=30, smoke_wait=7, report=said.append)
+    assert smoked == [(f"{PROJECT}.composekit.test", 7, [f"{PROJECT}.composekit.test"])]  # after the routing wait
+    assert (result.smoke, result.passed) == (failing, False)
+    assert said[-2:] == [f"healthy: https://{PROJECT}.composekit.test/",
+                         "smoke-testing the deployment (retrying for up to 7s)"]
+
+
+def test_up_without_smoke_does_not_smoke(
+    project: Project, deploy_with: Callable[[FakeDocker], list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deploy_with(FakeDocker([], recorded("healthy", ("db", "migrate")), recorded("starting"), recorded("healthy")))
+    monkeypatch.setattr(composekit.deploy, "smoke", lambda *a, **k: pytest.fail("smoke ran with smoke_wait=None"))
+    result = up(project, timeout=30, smoke_wait=None)
+    assert (result.smoke, result.passed) == (None, True)
 
 
 # status ------------------------------------------------------------------------------------------------

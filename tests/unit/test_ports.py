@@ -87,14 +87,14 @@ def test_up_and_doctor_agree_on_a_free_privileged_port_as_non_root(tmp_path: Pat
         ("port 443", Status.FAIL, "in use by another process (ports/https); Traefik cannot publish it"),
     ]
     with pytest.raises(PortInUseError) as caught:
-        deploy._check_ports(project, {})
+        deploy.check_ports(project, {})
     assert str(caught.value) == (
         f"port 443 (ports/https in {project.source}) is already in use by another process, so Traefik cannot "
         "publish it; stop that process (`ss -ltnp 'sport = :443'` shows it) or choose another port under "
         "ports/https. Nothing was started or changed."
     )
     listening.clear()
-    deploy._check_ports(project, {})  # before the fix, EACCES on port 80 read as "already in use"
+    deploy.check_ports(project, {})  # before the fix, EACCES on port 80 read as "already in use"
     assert all(r.status is Status.OK for r in check_ports(project.config, [], port_free=shared))
 
 

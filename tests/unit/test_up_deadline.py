@@ -13,9 +13,10 @@ import pytest
 import yaml
 
 from composekit.config.project import Project, load_project
+from composekit.deploy import up
 from composekit.engine import steps as deploy
 from composekit.engine.docker import ContainerInfo
-from composekit.engine.steps import fix_volume_owners, status, up
+from composekit.engine.steps import fix_volume_owners, status
 from composekit.engine.wait import Deadline
 from composekit.errors import DockerError, HealthTimeoutError, HttpCheckError
 
@@ -116,7 +117,7 @@ def project(tmp_path: Path, **app: Any) -> Project:
 def run_up(tmp_path: Path, docker: FakeDocker, clock: Clock, timeout: float = 100, **app: Any) -> list[str]:
     said: list[str] = []
     up(project(tmp_path, **app), report=said.append, docker=docker,  # type: ignore[arg-type]
-       deadline=Deadline(timeout, clock=clock, sleep=clock.sleep))
+       deadline=Deadline(timeout, clock=clock, sleep=clock.sleep), smoke_wait=None)
     return said
 
 
