@@ -11,7 +11,8 @@ The library behind the `composekit` command; the CLI only parses options and cal
 
 from __future__ import annotations
 
-from .config.model import Config, load_config, parse_config
+from .config.load import load_config, parse_config
+from .config.model import Config
 from .config.project import Project, load_project
 from .config.schema import config_schema
 from .deploy import down, status, up

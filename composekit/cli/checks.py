@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ..config.model import CONFIG_FILENAME, load_config
+from ..config import CONFIG_FILENAME, load_config
 from ..errors import UserError
 from ..verify.checks import Report, render_json
 from ..verify.doctor import DoctorOptions, run_doctor

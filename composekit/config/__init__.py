@@ -1,1 +1,42 @@
-"""Configuration: the pydantic model of composekit.yaml, loading and merging files, the project on disk, the JSON Schema."""
+"""Configuration: the pydantic model of composekit.yaml (model.py), reading and merging files (load.py), the files
+on disk a config names (project.py) and the JSON Schema (schema.py). The names other packages use are here."""
+
+from __future__ import annotations
+
+from .load import load_config, parse_config, read_yaml
+from .model import (
+    APP_VARIABLES,
+    CONFIG_FILENAME,
+    DATABASE_VARIABLES,
+    DATABASE_VOLUME,
+    OVERRIDE_FILENAME,
+    REDACTED,
+    WORKER_VARIABLES,
+    Config,
+    SmokeCheck,
+    parse_memory,
+)
+from .project import DependencyStyle, Project, detect_dependencies, load_project
+from .schema import config_schema, schema_json
+
+__all__ = [
+    "APP_VARIABLES",
+    "CONFIG_FILENAME",
+    "DATABASE_VARIABLES",
+    "DATABASE_VOLUME",
+    "OVERRIDE_FILENAME",
+    "REDACTED",
+    "WORKER_VARIABLES",
+    "Config",
+    "DependencyStyle",
+    "Project",
+    "SmokeCheck",
+    "config_schema",
+    "detect_dependencies",
+    "load_config",
+    "load_project",
+    "parse_config",
+    "parse_memory",
+    "read_yaml",
+    "schema_json",
+]

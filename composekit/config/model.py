@@ -1,6 +1,6 @@
-"""The typed model of ``composekit.yaml``, and its loading and validation.
+"""The typed model of ``composekit.yaml``: sections, defaults, constraints and the checks across keys.
 
-Every problem in a file is reported at once, each as ``FILE: key/path: expected ..., got ...``.
+config/load.py reads files into it and words every problem as ``FILE: key/path: expected ..., got ...``.
 """
 
 from __future__ import annotations
@@ -9,19 +9,14 @@ import ipaddress
 import json
 import math
 import re
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
-    ValidationError,
     field_validator,
     model_validator,
 )
-
-from ..errors import ConfigError
 
 __all__ = [
     "APP_VARIABLES",
@@ -41,8 +36,7 @@ __all__ = [
     "Ports",
     "SmokeCheck",
     "Smoke",
-    "load_config",
-    "parse_config",
+    "got",
     "parse_memory",
 ]
 
@@ -117,7 +111,7 @@ _CA_ALIASES = {
 }
 
 
-def _got(value: Any) -> str:
+def got(value: Any) -> str:
     return json.dumps(value) if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
 
 
@@ -171,12 +165,12 @@ def secret_value_kind(value: str) -> str | None:
 def parse_memory(value: Any) -> int:
     """``"512M"``, ``"1g"``, ``"256MiB"`` or a byte count -> bytes."""
     if isinstance(value, bool):
-        raise ValueError(f'expected a size such as "512M" or "1G", got {_got(value)}')
+        raise ValueError(f'expected a size such as "512M" or "1G", got {got(value)}')
     if isinstance(value, int) and value > 0:
         return value
     match = _MEMORY_RE.match(str(value).strip()) if isinstance(value, str) else None
     if not match or float(match.group(1)) <= 0:
-        raise ValueError(f'expected a size such as "512M" or "1G", got {_got(value)}')
+        raise ValueError(f'expected a size such as "512M" or "1G", got {got(value)}')
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
@@ -194,14 +188,14 @@ class Acme(_Model):
     @classmethod
     def _email(cls, v: Any) -> Any:
         if v is not None and not (isinstance(v, str) and re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", v)):
-            raise ValueError(f"expected an email address, got {_got(v)}")
+            raise ValueError(f"expected an email address, got {got(v)}")
         return v
 
     @field_validator("ca_server", mode="before")
     @classmethod
     def _ca_server(cls, v: Any) -> Any:
         if not isinstance(v, str) or not (v in _CA_ALIASES or v.startswith("https://")):
-            raise ValueError(f'expected "production", "staging" or an https:// ACME directory URL, got {_got(v)}')
+            raise ValueError(f'expected "production", "staging" or an https:// ACME directory URL, got {got(v)}')
         return v
 
     @property
@@ -233,21 +227,21 @@ class App(_Model):
     @classmethod
     def _module(cls, v: Any) -> Any:
         if not isinstance(v, str) or not _MODULE_RE.match(v):
-            raise ValueError(f'expected "package.module:attribute", such as "app.main:app", got {_got(v)}')
+            raise ValueError(f'expected "package.module:attribute", such as "app.main:app", got {got(v)}')
         return v
 
     @field_validator("port", mode="before")
     @classmethod
     def _port(cls, v: Any) -> Any:
         if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 65535:
-            raise ValueError(f"expected a port number from 1 to 65535, got {_got(v)}")
+            raise ValueError(f"expected a port number from 1 to 65535, got {got(v)}")
         return v
 
     @field_validator("health_path", mode="before")
     @classmethod
     def _health_path(cls, v: Any) -> Any:
         if not isinstance(v, str) or not v.startswith("/") or any(c.isspace() for c in v):
-            raise ValueError(f'expected a URL path starting with "/", got {_got(v)}')
+            raise ValueError(f'expected a URL path starting with "/", got {got(v)}')
         return v
 
     @field_validator("workers", mode="before")
@@ -255,21 +249,21 @@ class App(_Model):
     def _workers(cls, v: Any) -> Any:
         if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v > 0):
             return v
-        raise ValueError(f'expected "auto" or a positive integer, got {_got(v)}')
+        raise ValueError(f'expected "auto" or a positive integer, got {got(v)}')
 
     @field_validator("max_workers", mode="before")
     @classmethod
     def _max_workers(cls, v: Any) -> Any:
         if v is None or (isinstance(v, int) and not isinstance(v, bool) and v > 0):
             return v
-        raise ValueError(f"expected a positive integer, got {_got(v)}")
+        raise ValueError(f"expected a positive integer, got {got(v)}")
 
     @field_validator("workers_per_core", "cpus", mode="before")
     @classmethod
     def _positive_number(cls, v: Any) -> Any:
         if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < math.inf):
             return v
-        raise ValueError(f"expected a positive number, got {_got(v)}")
+        raise ValueError(f"expected a positive number, got {got(v)}")
 
     @field_validator("memory", "worker_memory", mode="before")
     @classmethod
@@ -280,18 +274,18 @@ class App(_Model):
     @classmethod
     def _environment(cls, v: Any) -> Any:
         if not isinstance(v, dict):
-            raise ValueError(f"expected a mapping of VARIABLE: value, got {_got(v)}")
+            raise ValueError(f"expected a mapping of VARIABLE: value, got {got(v)}")
         out: dict[str, str] = {}
         for key, value in v.items():
             if not isinstance(key, str) or not _ENV_KEY_RE.match(key):
-                raise ValueError(f"expected environment variable names, got {_got(key)}")
+                raise ValueError(f"expected environment variable names, got {got(key)}")
             if key in APP_VARIABLES:
                 raise ValueError(f"{key} is composekit's own variable: {APP_VARIABLES[key]}")
             word = secret_name_word(key)
             if word is not None:
                 raise ValueError(f"{key} looks like a secret (its name ends in {word}); {_USE_ENV_FILE}")
             if isinstance(value, (dict, list)) or value is None:
-                raise ValueError(f"{key}: expected a string, number or boolean, got {_got(value)}")
+                raise ValueError(f"{key}: expected a string, number or boolean, got {got(value)}")
             text = str(value).lower() if isinstance(value, bool) else str(value)
             kind = secret_value_kind(text)
             if kind is not None:
@@ -303,19 +297,19 @@ class App(_Model):
     @classmethod
     def _volumes(cls, v: Any) -> Any:
         if not isinstance(v, dict):
-            raise ValueError(f"expected a mapping of volume name: absolute container path, got {_got(v)}")
+            raise ValueError(f"expected a mapping of volume name: absolute container path, got {got(v)}")
         for name, target in v.items():
             if not isinstance(name, str) or not _VOLUME_NAME_RE.match(name) or name == "acme":
-                raise ValueError(f'expected volume names of letters, digits, "_", "-", "." (not "acme"), got {_got(name)}')
+                raise ValueError(f'expected volume names of letters, digits, "_", "-", "." (not "acme"), got {got(name)}')
             if not isinstance(target, str) or not target.startswith("/") or target == "/":
-                raise ValueError(f"{name}: expected an absolute path inside the container, got {_got(target)}")
+                raise ValueError(f"{name}: expected an absolute path inside the container, got {got(target)}")
         return v
 
     @field_validator("read_only", mode="before")
     @classmethod
     def _read_only(cls, v: Any) -> Any:
         if not isinstance(v, bool):
-            raise ValueError(f"expected true or false, got {_got(v)}")
+            raise ValueError(f"expected true or false, got {got(v)}")
         return v
 
     @field_validator("pids_limit", mode="before")
@@ -323,18 +317,18 @@ class App(_Model):
     def _pids_limit(cls, v: Any) -> Any:
         if isinstance(v, int) and not isinstance(v, bool) and MIN_PIDS_LIMIT <= v <= MAX_PIDS_LIMIT:
             return v
-        raise ValueError(f"expected an integer from {MIN_PIDS_LIMIT} to {MAX_PIDS_LIMIT}, got {_got(v)}")
+        raise ValueError(f"expected an integer from {MIN_PIDS_LIMIT} to {MAX_PIDS_LIMIT}, got {got(v)}")
 
     @field_validator("cap_add", mode="before")
     @classmethod
     def _cap_add(cls, v: Any) -> Any:
         if not isinstance(v, list):
-            raise ValueError(f"expected a list of Linux capability names such as [CHOWN], got {_got(v)}")
+            raise ValueError(f"expected a list of Linux capability names such as [CHOWN], got {got(v)}")
         names: set[str] = set()
         for item in v:
             name = item.upper().removeprefix("CAP_") if isinstance(item, str) else None
             if name not in LINUX_CAPABILITIES:
-                raise ValueError(f"expected Linux capability names such as CHOWN or NET_BIND_SERVICE, got {_got(item)}")
+                raise ValueError(f"expected Linux capability names such as CHOWN or NET_BIND_SERVICE, got {got(item)}")
             names.add(name)
         return tuple(sorted(names))
 
@@ -349,7 +343,7 @@ class Migrate(_Model):
             return v
         if isinstance(v, list) and v and all(isinstance(x, str) for x in v):
             return tuple(v)
-        raise ValueError(f"expected a command line or a list of arguments, got {_got(v)}")
+        raise ValueError(f"expected a command line or a list of arguments, got {got(v)}")
 
 
 class Database(_Model):
@@ -364,14 +358,14 @@ class Database(_Model):
     @classmethod
     def _identifier(cls, v: Any) -> Any:
         if not isinstance(v, str) or not _PG_IDENT_RE.match(v):
-            raise ValueError(f'expected lowercase letters, digits and "_", starting with a letter or "_", got {_got(v)}')
+            raise ValueError(f'expected lowercase letters, digits and "_", starting with a letter or "_", got {got(v)}')
         return v
 
     @field_validator("password_file", mode="before")
     @classmethod
     def _password_file(cls, v: Any) -> Any:
         if not isinstance(v, str) or not v.strip():
-            raise ValueError(f"expected the path of a file that holds the password, such as secrets/db_password, got {_got(v)}")
+            raise ValueError(f"expected the path of a file that holds the password, such as secrets/db_password, got {got(v)}")
         return v
 
 
@@ -384,7 +378,7 @@ class Images(_Model):
     @classmethod
     def _image(cls, v: Any) -> Any:
         if not isinstance(v, str) or not re.match(r"^[\w][\w./:@-]*$", v, re.ASCII):
-            raise ValueError(f'expected an image reference such as "python:3.13-slim", got {_got(v)}')
+            raise ValueError(f'expected an image reference such as "python:3.13-slim", got {got(v)}')
         return v
 
 
@@ -423,13 +417,13 @@ class Network(_Model):
         except ValueError:
             net = None
         if net is None or "/" not in v:
-            raise ValueError(f'expected an IPv4 subnet in CIDR form such as "10.213.7.0/24", got {_got(v)}')
+            raise ValueError(f'expected an IPv4 subnet in CIDR form such as "10.213.7.0/24", got {got(v)}')
         if str(net) != v:
-            raise ValueError(f'expected the network address of the subnet ("{net}"), got {_got(v)}')
+            raise ValueError(f'expected the network address of the subnet ("{net}"), got {got(v)}')
         if not 16 <= net.prefixlen <= 28:
-            raise ValueError(f"expected a prefix length from /16 to /28, got {_got(v)}")
+            raise ValueError(f"expected a prefix length from /16 to /28, got {got(v)}")
         if not any(net.subnet_of(private) for private in _PRIVATE_RANGES):
-            raise ValueError(f"expected a private range (in 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16), got {_got(v)}")
+            raise ValueError(f"expected a private range (in 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16), got {got(v)}")
         return v
 
 
@@ -449,7 +443,7 @@ class SmokeCheck(_Model):
     def _status(cls, v: Any) -> Any:
         if isinstance(v, int) and not isinstance(v, bool) and 100 <= v <= 599:
             return v
-        raise ValueError(f"expected an HTTP status code from 100 to 599, got {_got(v)}")
+        raise ValueError(f"expected an HTTP status code from 100 to 599, got {got(v)}")
 
 
 class Smoke(_Model):
@@ -467,14 +461,14 @@ class Smoke(_Model):
     def _latency(cls, v: Any) -> Any:
         if isinstance(v, int) and not isinstance(v, bool) and v > 0:
             return v
-        raise ValueError(f"expected a positive number of milliseconds, got {_got(v)}")
+        raise ValueError(f"expected a positive number of milliseconds, got {got(v)}")
 
     @field_validator("cert_warn_days", "cert_fail_days", mode="before")
     @classmethod
     def _days(cls, v: Any) -> Any:
         if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
             return v
-        raise ValueError(f"expected a number of days (0 or more), got {_got(v)}")
+        raise ValueError(f"expected a number of days (0 or more), got {got(v)}")
 
     @field_validator("resolve", mode="before")
     @classmethod
@@ -482,7 +476,7 @@ class Smoke(_Model):
         try:
             return None if v is None else str(ipaddress.ip_address(str(v).strip("[]")))
         except ValueError:
-            raise ValueError(f'expected an IP address such as "203.0.113.7", got {_got(v)}') from None
+            raise ValueError(f'expected an IP address such as "203.0.113.7", got {got(v)}') from None
 
     @model_validator(mode="after")
     def _thresholds(self) -> Smoke:
@@ -508,7 +502,7 @@ class Logging(_Model):
         except ValueError:
             size = 0
         if not 1024 <= size <= 1024**3:
-            raise ValueError(f'expected a size from 1K to 1G, such as "10m", got {_got(v)}')
+            raise ValueError(f'expected a size from 1K to 1G, such as "10m", got {got(v)}')
         return size
 
     @field_validator("max_file", mode="before")
@@ -516,7 +510,7 @@ class Logging(_Model):
     def _max_file(cls, v: Any) -> Any:
         if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 100:
             return v
-        raise ValueError(f"expected an integer from 1 to 100, got {_got(v)}")
+        raise ValueError(f"expected an integer from 1 to 100, got {got(v)}")
 
 
 class Config(_Model):
@@ -536,14 +530,14 @@ class Config(_Model):
     @classmethod
     def _name(cls, v: Any) -> Any:
         if not isinstance(v, str) or not _NAME_RE.match(v):
-            raise ValueError(f'expected lowercase letters, digits, "-" and "_", starting with a letter or digit, got {_got(v)}')
+            raise ValueError(f'expected lowercase letters, digits, "-" and "_", starting with a letter or digit, got {got(v)}')
         return v
 
     @field_validator("domain", mode="before")
     @classmethod
     def _domain(cls, v: Any) -> Any:
         if not isinstance(v, str) or not _DOMAIN_RE.match(v):
-            raise ValueError(f'expected a fully qualified lowercase domain name such as "shop.example.com", got {_got(v)}')
+            raise ValueError(f'expected a fully qualified lowercase domain name such as "shop.example.com", got {got(v)}')
         return v
 
     @model_validator(mode="after")
@@ -583,142 +577,3 @@ def _redact(data: Any, name: str = "") -> Any:
     if isinstance(data, str) and (secret_name_word(name) is not None or secret_value_kind(data) is not None):
         return REDACTED
     return data
-
-
-_TYPE_MESSAGES = {
-    "missing": "required key is missing",
-    "string_type": "expected a string",
-    "int_type": "expected an integer",
-    "int_parsing": "expected an integer",
-    "float_type": "expected a number",
-    "float_parsing": "expected a number",
-    "dict_type": "expected a mapping",
-    "model_type": "expected a mapping",
-    "model_attributes_type": "expected a mapping",
-    "tuple_type": "expected a list",
-    "list_type": "expected a list",
-    "bool_type": "expected true or false",
-    "bool_parsing": "expected true or false",
-}
-
-
-def _describe(error: Any, data: Any) -> str:
-    loc = [str(part) for part in error["loc"] if not str(part).startswith(("function-", "literal[", "tuple["))]
-    kind = error["type"]
-    path = "/".join(loc) if loc else "(top level)"
-    if not loc and kind == "value_error":  # a check across sections names its own key path
-        return str(error["msg"]).removeprefix("Value error, ")
-    if kind == "extra_forbidden":
-        return f"{path}: unknown key{_known_keys(data, error['loc'])}"
-    if kind == "value_error":
-        msg = error["msg"].removeprefix("Value error, ")
-    elif kind == "literal_error":
-        expected = error["ctx"]["expected"].replace("'", '"')
-        msg = f"expected {expected}, got {_got(error['input'])}"
-    elif kind in _TYPE_MESSAGES:
-        msg = _TYPE_MESSAGES[kind]
-        if kind != "missing":
-            msg += f", got {_got(error['input'])}"
-    else:
-        msg = f"{error['msg']}, got {_got(error['input'])}"
-    return f"{path}: {msg}"
-
-
-def _known_keys(data: Any, loc: tuple[Any, ...]) -> str:
-    model: type[BaseModel] | None = Config
-    for part in loc[:-1]:
-        if model is None:
-            return ""
-        field = model.model_fields.get(str(part))
-        annotation = getattr(field, "annotation", None) if field else None
-        if isinstance(part, int):
-            continue
-        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
-        if model is None and annotation is not None:
-            args = getattr(annotation, "__args__", ())
-            model = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), None)
-    return f" (expected one of: {', '.join(model.model_fields)})" if model else ""
-
-
-def parse_config(data: Any, source: str = CONFIG_FILENAME) -> Config:
-    """Validate already-parsed YAML; raise ConfigError listing every problem."""
-    if not isinstance(data, dict):
-        raise ConfigError([f"{source}: expected a mapping of keys at the top level, got {_got(data)}"])
-    with_nul = _nul_paths(data)
-    problems = [f"{source}: {'/'.join(p)}: expected text without NUL characters, got {_got(v)}" for p, v in with_nul]
-    try:
-        config = Config.model_validate(data)
-    except ValidationError as exc:
-        # A key already reported for its NUL character is not reported a second time.
-        problems += [
-            f"{source}: {_describe(err, data)}" for err in exc.errors()
-            if not any(tuple(map(str, err["loc"])) == p[: len(err["loc"])] for p, _ in with_nul)
-        ]
-    if problems:
-        raise ConfigError(problems)
-    return config
-
-
-def _nul_paths(data: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
-    """Keys and values holding a NUL character: no command, environment variable or path can carry one."""
-    found: list[tuple[tuple[str, ...], Any]] = []
-    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
-    for key, value in items:
-        if isinstance(key, str) and "\0" in key:
-            found.append(((*path, key), key))
-        elif isinstance(value, str) and "\0" in value:
-            found.append(((*path, str(key)), value))
-        else:
-            found += _nul_paths(value, (*path, str(key)))
-    return found
-
-
-def _read_yaml(path: Path) -> Any:
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        byte = exc.object[exc.start]
-        raise ConfigError([f"{path}: expected UTF-8 text, got byte 0x{byte:02x} at offset {exc.start}"]) from None
-    except FileNotFoundError:
-        raise ConfigError(
-            [f"{path}: not found; run `composekit init` in your app's repository to create one, or pass --config FILE"]
-        ) from None
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot be read: {exc.strerror}"]) from None
-    try:
-        return yaml.safe_load(text) if text.strip() else {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        if isinstance(exc, yaml.reader.ReaderError):
-            line_start = text.rfind("\n", 0, exc.position)
-            where = f" at line {text.count(chr(10), 0, exc.position) + 1}, column {exc.position - line_start}"
-            problem = f"character U+{exc.character:04X} is not allowed ({exc.reason})"
-        raise ConfigError([f"{path}: invalid YAML{where}: {' '.join(problem.split())}"]) from None
-    except RecursionError:
-        raise ConfigError([f"{path}: invalid YAML: nested too deeply to read"]) from None
-    except ValueError as exc:  # a value YAML cannot build: a date such as 2024-13-01, an integer of 5000 digits
-        raise ConfigError([f"{path}: invalid YAML: {str(exc).splitlines()[0]}"]) from None
-
-
-def _deep_merge(base: Any, top: Any) -> Any:
-    if isinstance(base, dict) and isinstance(top, dict):
-        merged = dict(base)
-        for key, value in top.items():
-            merged[key] = _deep_merge(base.get(key), value) if key in base else value
-        return merged
-    return top
-
-
-def load_config(*paths: Path) -> Config:
-    """Load one config file, or several merged in order (later files override keys of earlier ones)."""
-    if not paths:
-        paths = (Path(CONFIG_FILENAME),)
-    data: Any = None
-    for path in paths:
-        doc = _read_yaml(path)
-        if not isinstance(doc, dict):
-            raise ConfigError([f"{path}: expected a mapping of keys at the top level, got {_got(doc)}"])
-        data = doc if data is None else _deep_merge(data, doc)
-    return parse_config(data, source=" + ".join(p.name if len(paths) > 1 else str(p) for p in paths))

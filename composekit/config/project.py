@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from ..config.model import CONFIG_FILENAME, OVERRIDE_FILENAME, WORKER_VARIABLES, Config, _read_yaml, load_config
 from ..errors import ConfigError
+from .load import load_config, read_yaml
+from .model import CONFIG_FILENAME, OVERRIDE_FILENAME, WORKER_VARIABLES, Config
 
 __all__ = ["DependencyStyle", "Project", "check_override", "detect_dependencies", "env_file_names", "load_project"]
 
@@ -197,7 +198,7 @@ COMPOSE_SERVICE_KEYS = frozenset({
 def check_override(path: Path) -> list[str]:
     """The override file's shape, before Docker sees it: YAML, a mapping, Compose's keys (or x- extensions)."""
     try:
-        doc = _read_yaml(path)  # an empty file reads as {}: Compose accepts it too
+        doc = read_yaml(path)  # an empty file reads as {}: Compose accepts it too
     except ConfigError as exc:
         return exc.problems
     if not isinstance(doc, dict):

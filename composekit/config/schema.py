@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ..config.model import (
+from .model import (
     _DOMAIN_RE,
     _ENV_KEY_RE,
     _MODULE_RE,

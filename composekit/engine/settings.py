@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..engine.daemon_json import DaemonJsonError, Merge, Wanted, current_values, merge_daemon_json
 from ..errors import UserError
 from ..verify.checks import CheckResult
+from .daemon_json import DaemonJsonError, Merge, Wanted, current_values, merge_daemon_json
 
 __all__ = [
     "DEFAULT_DAEMON_JSON",

@@ -14,9 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from ..config.project import Project
-from ..engine.docker import ContainerInfo, Docker, LineSink
-from ..engine.ports import port_is_free
-from ..engine.wait import Deadline, Poll
 from ..errors import (
     DockerError,
     HealthTimeoutError,
@@ -26,6 +23,9 @@ from ..errors import (
 )
 from ..render.stack import COMPOSE_FILE, app_image, render_stack
 from ..verify.http import Endpoint, HttpClient
+from .docker import ContainerInfo, Docker, LineSink
+from .ports import port_is_free
+from .wait import Deadline, Poll
 
 __all__ = [
     "ServiceStatus",

@@ -27,7 +27,7 @@ import yaml
 from ..config.model import DATABASE_VOLUME, WORKER_VARIABLES, Config
 from ..config.project import Project
 from ..errors import ConfigError
-from ..render.dockerfile import GUNICORN_CONF_PATH, dockerignore, dockerignore_excludes, render_dockerfile
+from .dockerfile import GUNICORN_CONF_PATH, dockerignore, dockerignore_excludes, render_dockerfile
 
 __all__ = [
     "COMPOSE_FILE",

@@ -21,13 +21,13 @@ from typing import Any
 
 import yaml
 
+from ..config.load import parse_config
 from ..config.model import (
     CONFIG_FILENAME,
     DEFAULT_POSTGRES_IMAGE,
     DEFAULT_PYTHON_IMAGE,
     App,
     Config,
-    parse_config,
 )
 from ..config.project import DependencyStyle, detect_dependencies
 from ..config.schema import schema_json

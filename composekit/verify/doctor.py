@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..config.model import CONFIG_FILENAME, Config, load_config
+from ..config import CONFIG_FILENAME, Config, load_config
 from ..config.project import load_project
 from ..engine.docker import ContainerInfo, Docker
 from ..engine.ports import port_is_free
 from ..engine.settings import LocalDaemon, check_engine_settings, local_daemon_for, read_engine_settings
 from ..errors import ConfigError, DockerError, HttpCheckError
-from ..verify.checks import CheckResult, Report
-from ..verify.http import resolve
+from .checks import CheckResult, Report
+from .http import resolve
 
 __all__ = [
     "DoctorOptions",

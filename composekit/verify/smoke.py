@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 from ..config.model import Config, SmokeCheck
 from ..engine.wait import Poll, poll_until
 from ..errors import HttpCheckError, UserError
-from ..verify.checks import CheckResult, Report
-from ..verify.http import Answer, Endpoint, HttpClient, PeerCertificate, Scheme, resolve
+from .checks import CheckResult, Report
+from .http import Answer, Endpoint, HttpClient, PeerCertificate, Scheme, resolve
 
 __all__ = [
     "TRAEFIK_DEFAULT_CN",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from composekit.config.model import load_config, parse_config, parse_memory
+from composekit.config import load_config, parse_config, parse_memory
 from composekit.errors import ConfigError
 
 MINIMAL = {"name": "shop", "domain": "shop.example.com", "app": {"module": "app.main:app"}}

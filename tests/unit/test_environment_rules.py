@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from composekit.cli import app as cli
-from composekit.config.model import APP_VARIABLES, DATABASE_VARIABLES, REDACTED, WORKER_VARIABLES, parse_config
+from composekit.config import APP_VARIABLES, DATABASE_VARIABLES, REDACTED, WORKER_VARIABLES, parse_config
 from composekit.config.project import load_project
 from composekit.errors import ConfigError
 from composekit.render.stack import _app_environment, render_stack

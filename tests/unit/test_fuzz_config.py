@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 import composekit.engine.docker
 from composekit.cli import app as cli_app
-from composekit.config.model import OVERRIDE_FILENAME, Config
+from composekit.config import OVERRIDE_FILENAME, Config
 
 runner = CliRunner()
 FUZZ = settings(derandomize=True, database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from composekit.config.model import parse_config
+from composekit.config import parse_config
 from composekit.config.project import load_project
 from composekit.errors import ConfigError, DockerError
 from composekit.render.stack import DEFAULT_SUBNET_POOL, render_stack, traefik_address, web_subnet

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from composekit.config.model import parse_config
+from composekit.config import parse_config
 from composekit.config.project import Project, load_project
 from composekit.errors import ConfigError
 from composekit.render.dockerfile import DOCKERIGNORE, dockerignore, dockerignore_excludes

@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from composekit.cli import app as cli_app
-from composekit.config.model import parse_config
+from composekit.config import parse_config
 from composekit.config.project import load_project
 from composekit.config.schema import schema_json
 from composekit.errors import TemplateError

@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from composekit.cli import app as cli_app
-from composekit.config.model import Config, parse_config
+from composekit.config import Config, parse_config
 from composekit.config.schema import (
     OVERRIDES,
     SCHEMA_DIALECT,

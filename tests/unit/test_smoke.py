@@ -22,7 +22,7 @@ from cryptography.x509.oid import NameOID
 from rich.console import Console
 
 from composekit.cli.display import render_table
-from composekit.config.model import SmokeCheck, parse_config
+from composekit.config import SmokeCheck, parse_config
 from composekit.errors import ConfigError, HttpCheckError, UserError
 from composekit.verify.checks import Report, Status, render_json
 from composekit.verify.http import Answer, Endpoint, HttpClient, PeerCertificate
