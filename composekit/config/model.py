@@ -75,7 +75,7 @@ _TOKEN_RE = re.compile(r"^[A-Za-z0-9+/=_.~-]{20,}$")
 REDACTED = "<redacted>"
 _USE_ENV_FILE = "put it in app/env_file, so it never lands in the rendered files or `composekit config`"
 
-# composekit's own variables in the app container, each with what to set instead. render.py renders only
+# composekit's own variables in the app container, each with what to set instead. render/compose.py renders only
 # these (and tests/unit/test_environment_rules.py checks it); app/environment may not override them.
 APP_VARIABLES: dict[str, str] = {
     "APP_PORT": "set app/port instead",
@@ -95,7 +95,7 @@ DATABASE_VARIABLES: dict[str, str] = {
     "DATABASE_PASSWORD_FILE": "set database/password_file instead",
 }
 # The worker settings an app/env_file may set instead of the config (the old official image's convention):
-# variable -> App field. render.py renders each only when the config sets the field explicitly.
+# variable -> App field. render/compose.py renders each only when the config sets the field explicitly.
 WORKER_VARIABLES: dict[str, str] = {
     "WORKERS_PER_CORE": "workers_per_core",
     "WORKER_MEMORY_MB": "worker_memory",

@@ -21,7 +21,8 @@ from ..errors import (
     MigrationError,
     PortInUseError,
 )
-from ..render.stack import COMPOSE_FILE, app_image, render_stack
+from ..render.compose import app_image
+from ..render.stack import COMPOSE_FILE, render_stack
 from ..verify.http import Endpoint, HttpClient
 from .docker import ContainerInfo, Docker, LineSink
 from .ports import port_is_free

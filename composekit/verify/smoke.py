@@ -365,7 +365,7 @@ _MIDDLEWARE_FIX = (
 
 
 def check_security_headers(answer: Answer) -> CheckResult:
-    """The headers composekit's Traefik middleware sets (render.py `_traefik_dynamic`)."""
+    """The headers composekit's Traefik middleware sets (render/traefik.py `traefik_dynamic`)."""
     name = "security headers"
     h = answer.headers
     problems: list[str] = []

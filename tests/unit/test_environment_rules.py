@@ -14,7 +14,8 @@ from composekit.cli import app as cli
 from composekit.config import APP_VARIABLES, DATABASE_VARIABLES, REDACTED, WORKER_VARIABLES, parse_config
 from composekit.config.project import load_project
 from composekit.errors import ConfigError
-from composekit.render.stack import _app_environment, render_stack
+from composekit.render.compose import _app_environment
+from composekit.render.stack import render_stack
 
 MINIMAL = {"name": "shop", "domain": "shop.example.com", "app": {"module": "app.main:app"}}
 USE_ENV_FILE = "put it in app/env_file, so it never lands in the rendered files or `composekit config`"

@@ -13,7 +13,8 @@ import yaml
 from composekit.config import parse_config
 from composekit.config.project import load_project
 from composekit.errors import ConfigError, DockerError
-from composekit.render.stack import DEFAULT_SUBNET_POOL, render_stack, traefik_address, web_subnet
+from composekit.render.compose import DEFAULT_SUBNET_POOL, traefik_address, web_subnet
+from composekit.render.stack import render_stack
 
 BASE = {"name": "shop", "domain": "shop.example.com", "app": {"module": "app.main:app"}}
 

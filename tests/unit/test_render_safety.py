@@ -14,8 +14,9 @@ import yaml
 from composekit.config import parse_config
 from composekit.config.project import Project, load_project
 from composekit.errors import ConfigError
+from composekit.render.compose import render_compose
 from composekit.render.dockerfile import DOCKERIGNORE, dockerignore, dockerignore_excludes
-from composekit.render.stack import render_compose, render_stack
+from composekit.render.stack import render_stack
 
 BASE = "name: shop\ndomain: shop.example.com\n"
 MINIMAL: dict[str, Any] = {"name": "shop", "domain": "shop.example.com", "app": {"module": "app.main:app"}}

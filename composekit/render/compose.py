@@ -1,0 +1,391 @@
+"""The compose file of a stack: services traefik, socket-proxy, app and (when configured) migrate and db, their
+networks, volumes and secrets. Pure: same project -> same document."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+import shlex
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ..config.model import DATABASE_VOLUME, WORKER_VARIABLES, Config
+from ..config.project import Project
+from .dockerfile import GUNICORN_CONF_PATH
+
+__all__ = [
+    "DB_SECRET",
+    "DB_SERVICE",
+    "DEFAULT_SUBNET_POOL",
+    "RESOLVER",
+    "SOCKET_PROXY",
+    "SOCKET_PROXY_PORT",
+    "app_image",
+    "render_compose",
+    "traefik_address",
+    "web_subnet",
+]
+
+
+RESOLVER = "composekit"
+
+
+GRACEFUL_TIMEOUT = 30
+
+
+HEALTH_INTERVAL = "5s"
+
+
+ACME_CA_DIR = "/etc/composekit/acme-ca"
+
+
+DB_SERVICE = "db"
+
+
+DB_SECRET = "db_password"
+
+
+DB_PORT = 5432
+
+
+POSTGRES_DATA = "/var/lib/postgresql/data"
+
+
+SOCKET_PROXY = "socket-proxy"  # service and network shared by Traefik and the proxy only
+
+
+SOCKET_PROXY_PORT = 2375
+
+
+SOCKET_PROXY_SCRIPT = "/etc/composekit/socket_proxy.py"
+
+
+# Default subnets of `web`: a /24 per project name in a range Docker's default address pools never use
+# (172.17-31.0.0/16, 192.168.0.0/16): 32768 slots, so two stacks on one host rarely meet.
+DEFAULT_SUBNET_POOL = ipaddress.IPv4Network("10.128.0.0/9")
+
+
+def app_image(config: Config) -> str:
+    return f"{config.name}-app:latest"
+
+
+def _size(value: int) -> str:
+    for unit, factor in (("g", 1024**3), ("m", 1024**2), ("k", 1024)):
+        if value % factor == 0:
+            return f"{value // factor}{unit}"
+    return str(value)
+
+
+def _logging(config: Config) -> dict[str, Any]:
+    """Rotation for every service: without it a chatty container fills the engine's disk."""
+    log = config.logging
+    return {"driver": log.driver, "options": {"max-size": _size(log.max_size), "max-file": str(log.max_file)}}
+
+
+def _confinement(config: Config) -> dict[str, Any]:
+    """The app and the migration run the same image: no capabilities, a read-only root (processes are
+    bounded by deploy.resources.limits.pids: Compose refuses `pids_limit` next to other limits)."""
+    app = config.app
+    out: dict[str, Any] = {"cap_drop": ["ALL"]}
+    if app.cap_add:
+        out["cap_add"] = list(app.cap_add)
+    if app.read_only:
+        out["read_only"] = True
+        out["tmpfs"] = ["/tmp"]
+    return out
+
+
+def _memory(value: int) -> str:
+    mib = 1024 * 1024
+    return f"{value // mib}m" if value % mib == 0 else str(value)
+
+
+def web_subnet(config: Config) -> ipaddress.IPv4Network:
+    """The subnet of the front network: network/subnet, or a /24 derived from the project name."""
+    if config.network.subnet is not None:
+        return ipaddress.IPv4Network(config.network.subnet)
+    slots = 2 ** (24 - DEFAULT_SUBNET_POOL.prefixlen)
+    index = int.from_bytes(hashlib.sha256(config.name.encode()).digest()[:4], "big") % slots
+    return ipaddress.IPv4Network((int(DEFAULT_SUBNET_POOL.network_address) + index * 256, 24))
+
+
+def traefik_address(config: Config) -> str:
+    """Traefik's fixed address on `web` (.1 is the gateway); dynamic addresses come from the upper half."""
+    return str(web_subnet(config).network_address + 2)
+
+
+def _web_network(config: Config) -> dict[str, Any]:
+    subnet = web_subnet(config)
+    dynamic = list(subnet.subnets(prefixlen_diff=1))[1]
+    ipam = {"subnet": str(subnet), "ip_range": str(dynamic), "gateway": str(subnet.network_address + 1)}
+    return {"ipam": {"config": [ipam]}}
+
+
+def _healthcheck_cmd(port: int, path: str) -> list[str]:
+    probe = (
+        "import sys, urllib.request as u; "
+        f"sys.exit(0 if u.urlopen('http://127.0.0.1:{port}{path}', timeout=3).status == 200 else 1)"
+    )
+    return ["CMD", "python3", "-c", probe]
+
+
+def _traefik_service(project: Project) -> dict[str, Any]:
+    config = project.config
+    volumes = [
+        "./traefik.yml:/etc/traefik/traefik.yml:ro",
+        "./traefik-dynamic.yml:/etc/traefik/dynamic/composekit.yml:ro",
+        "acme:/acme",
+    ]
+    ca_paths: list[str] = []
+    for i, ca in enumerate(config.acme.ca_certificates):
+        target = f"{ACME_CA_DIR}/{i}.pem"
+        source = ca if PurePosixPath(ca).is_absolute() else project.rel(project.from_root(ca))
+        if not source.startswith(("/", ".")):
+            source = f"./{source}"
+        volumes.append(f"{source}:{target}:ro")
+        ca_paths.append(target)
+    service: dict[str, Any] = {
+        "image": config.images.traefik,
+        "command": ["--configFile=/etc/traefik/traefik.yml"],
+        "restart": "always",
+        "ports": [f"{config.ports.http}:80", f"{config.ports.https}:443"],
+        "volumes": volumes,
+    }
+    if ca_paths:
+        service["environment"] = {"LEGO_CA_CERTIFICATES": ":".join(ca_paths)}
+    if "://host.docker.internal" in config.acme.directory_url:
+        service["extra_hosts"] = ["host.docker.internal:host-gateway"]
+    service["depends_on"] = {SOCKET_PROXY: {"condition": "service_healthy"}}
+    service.update(
+        {
+            "healthcheck": {
+                "test": ["CMD", "traefik", "healthcheck", "--configFile=/etc/traefik/traefik.yml"],
+                "interval": HEALTH_INTERVAL,
+                "timeout": "3s",
+                "retries": 3,
+                "start_period": "10s",
+            },
+            "security_opt": ["no-new-privileges:true"],
+            "cap_drop": ["ALL"],
+            "cap_add": ["NET_BIND_SERVICE"],  # binds :80 and :443
+            "networks": {"web": {"ipv4_address": traefik_address(config)}, SOCKET_PROXY: {}},
+        }
+    )
+    return service
+
+
+def _socket_proxy_service(config: Config) -> dict[str, Any]:
+    """The only container that mounts the Docker socket; it passes Traefik's read calls and refuses the rest.
+
+    Root inside (the socket is root's), but with no capabilities, a read-only filesystem, and reachable
+    only on a network shared with Traefik."""
+    return {
+        "image": config.images.python,
+        "command": ["python3", "-I", "-B", SOCKET_PROXY_SCRIPT],
+        "restart": "always",
+        "user": "0:0",
+        "volumes": [
+            "/var/run/docker.sock:/var/run/docker.sock:ro",
+            f"./socket-proxy.py:{SOCKET_PROXY_SCRIPT}:ro",
+        ],
+        "healthcheck": {
+            "test": _healthcheck_cmd(SOCKET_PROXY_PORT, "/_ping"),
+            "interval": HEALTH_INTERVAL,
+            "timeout": "3s",
+            "retries": 3,
+            "start_period": "10s",
+        },
+        "read_only": True,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges:true"],
+        "pids_limit": 16,
+        "networks": [SOCKET_PROXY],
+    }
+
+
+def _app_environment(config: Config) -> dict[str, str]:
+    """composekit's own variables (config.APP_VARIABLES) first, then the app's.
+
+    A worker setting is rendered only when the config sets its key: Compose gives `environment:` precedence
+    over `env_file:`, so rendering a default would silently override an env file's WORKERS_PER_CORE=3.
+    """
+    app = config.app
+    env = {
+        "APP_PORT": str(app.port),
+        "GRACEFUL_TIMEOUT": str(GRACEFUL_TIMEOUT),
+        "FORWARDED_ALLOW_IPS": traefik_address(config),  # proxy headers are trusted from Traefik only
+    }
+    values = {
+        "workers_per_core": f"{app.workers_per_core:g}",
+        "worker_memory": str(max(1, app.worker_memory // (1024 * 1024))),
+        "max_workers": None if app.max_workers is None else str(app.max_workers),
+        "workers": None if app.workers == "auto" else str(app.workers),
+    }
+    for variable, key in WORKER_VARIABLES.items():
+        value = values[key]
+        if key in app.model_fields_set and value is not None:
+            env[variable] = value
+    env.update(_database_environment(config))
+    for key in sorted(app.environment):
+        env[key] = app.environment[key]
+    return env
+
+
+def _database_environment(config: Config) -> dict[str, str]:
+    """How the app and the migration reach the database; the password is a file, never a value."""
+    db = config.database
+    if db is None:
+        return {}
+    return {
+        "DATABASE_HOST": DB_SERVICE,
+        "DATABASE_PORT": str(DB_PORT),
+        "DATABASE_NAME": db.name,
+        "DATABASE_USER": db.user,
+        "DATABASE_PASSWORD_FILE": f"/run/secrets/{DB_SECRET}",
+    }
+
+
+def _networks(config: Config) -> list[str]:
+    return ["web", "db"] if config.database is not None else ["web"]
+
+
+def _app_service(project: Project) -> dict[str, Any]:
+    config = project.config
+    app = config.app
+    context = project.rel(project.app_dir)
+    dockerfile = project.dockerfile if project.dockerfile is not None else project.out_dir / "Dockerfile"
+    build = {
+        "context": context,
+        "dockerfile": Path(os.path.relpath(dockerfile, project.app_dir)).as_posix(),
+        "args": {"PYTHON_IMAGE": config.images.python},
+    }
+    router = config.name
+    labels = {
+        "traefik.enable": "true",
+        f"traefik.http.routers.{router}.rule": f"Host(`{config.domain}`)",
+        f"traefik.http.routers.{router}.entrypoints": "websecure",
+        f"traefik.http.routers.{router}.tls.certresolver": RESOLVER,
+        f"traefik.http.routers.{router}.middlewares": "security-headers@file",
+        f"traefik.http.services.{router}.loadbalancer.server.port": str(app.port),
+    }
+    service: dict[str, Any] = {
+        "build": build,
+        "image": app_image(config),
+        "command": ["gunicorn", "--config", GUNICORN_CONF_PATH, app.module],
+        "restart": "always",
+    }
+    if app.env_file:
+        service["env_file"] = [project.rel(project.from_root(app.env_file))]
+    service["environment"] = _app_environment(config)
+    service["volumes"] = ["./gunicorn.conf.py:" + GUNICORN_CONF_PATH + ":ro"] + _data_volumes(config)
+    service["labels"] = labels
+    service["healthcheck"] = {
+        "test": _healthcheck_cmd(app.port, app.health_path),
+        "interval": HEALTH_INTERVAL,
+        "timeout": "4s",
+        "retries": 3,
+        "start_period": "30s",
+    }
+    service["stop_grace_period"] = f"{GRACEFUL_TIMEOUT + 10}s"
+    depends_on: dict[str, Any] = {}
+    if config.database is not None:
+        depends_on[DB_SERVICE] = {"condition": "service_healthy"}
+        service["secrets"] = [DB_SECRET]
+    if config.migrate.command is not None:
+        depends_on["migrate"] = {"condition": "service_completed_successfully"}
+    if depends_on:
+        service["depends_on"] = depends_on
+    limits: dict[str, str | int] = {}
+    if app.cpus is not None:
+        limits["cpus"] = f"{app.cpus:g}"
+    if app.memory is not None:
+        limits["memory"] = _memory(app.memory)
+    limits["pids"] = app.pids_limit
+    service["deploy"] = {"resources": {"limits": limits}}
+    service["security_opt"] = ["no-new-privileges:true"]
+    service.update(_confinement(config))
+    service["networks"] = _networks(config)
+    return service
+
+
+def _data_volumes(config: Config) -> list[str]:
+    return [f"{name}:{target}" for name, target in sorted(config.app.volumes.items())]
+
+
+def _migrate_service(project: Project) -> dict[str, Any]:
+    config = project.config
+    command = config.migrate.command
+    assert command is not None
+    argv = shlex.split(command) if isinstance(command, str) else list(command)
+    service: dict[str, Any] = {
+        "image": app_image(config),
+        "pull_policy": "never",
+        "command": argv,
+        "restart": "no",
+    }
+    if config.app.env_file:
+        service["env_file"] = [project.rel(project.from_root(config.app.env_file))]
+    environment = _database_environment(config)
+    environment.update({k: config.app.environment[k] for k in sorted(config.app.environment)})
+    if environment:
+        service["environment"] = environment
+    volumes = _data_volumes(config)
+    if volumes:
+        service["volumes"] = volumes
+    if config.database is not None:
+        service["secrets"] = [DB_SECRET]
+        service["depends_on"] = {DB_SERVICE: {"condition": "service_healthy"}}
+    service["deploy"] = {"resources": {"limits": {"pids": config.app.pids_limit}}}
+    service["security_opt"] = ["no-new-privileges:true"]
+    service.update(_confinement(config))
+    service["networks"] = _networks(config)
+    return service
+
+
+def _db_service(config: Config) -> dict[str, Any]:
+    """PostgreSQL through the official image's interface; it reads the password from the secret file."""
+    db = config.database
+    assert db is not None
+    probe = ["CMD", "pg_isready", "--host", "127.0.0.1", "--port", str(DB_PORT), "--username", db.user, "--dbname", db.name]
+    return {
+        "image": config.images.postgres,
+        "restart": "always",
+        "environment": {
+            "POSTGRES_DB": db.name,
+            "POSTGRES_USER": db.user,
+            "POSTGRES_PASSWORD_FILE": f"/run/secrets/{DB_SECRET}",
+        },
+        "secrets": [DB_SECRET],
+        "volumes": [f"{DATABASE_VOLUME}:{POSTGRES_DATA}"],
+        # Over TCP: the official image's first-start server listens on a socket only, so this does
+        # not report ready before the real server is up.
+        "healthcheck": {"test": probe, "interval": HEALTH_INTERVAL, "timeout": "3s", "retries": 5, "start_period": "60s"},
+        "stop_grace_period": "30s",
+        # Capabilities kept: the entrypoint starts as root, takes ownership of the data directory and
+        # switches to the postgres user (no setuid binary involved, so no-new-privileges holds).
+        "security_opt": ["no-new-privileges:true"],
+        "networks": ["db"],
+    }
+
+
+def render_compose(project: Project) -> dict[str, Any]:
+    config = project.config
+    services: dict[str, Any] = {"traefik": _traefik_service(project), SOCKET_PROXY: _socket_proxy_service(config)}
+    if config.database is not None:
+        services[DB_SERVICE] = _db_service(config)
+    if config.migrate.command is not None:
+        services["migrate"] = _migrate_service(project)
+    services["app"] = _app_service(project)
+    volumes: dict[str, Any] = {"acme": {}}
+    for name in sorted(config.app.volumes):
+        volumes[name] = {}
+    networks: dict[str, Any] = {"web": _web_network(config), SOCKET_PROXY: {"internal": True}}
+    doc: dict[str, Any] = {"name": config.name, "services": services, "networks": networks, "volumes": volumes}
+    if config.database is not None:
+        networks["db"] = {"internal": True}  # the database is reachable from the app and migrate only
+        volumes[DATABASE_VOLUME] = {}
+        doc["secrets"] = {DB_SECRET: {"file": project.rel(project.from_root(config.database.password_file))}}
+    for service in services.values():
+        service.setdefault("logging", _logging(config))
+    return doc
