@@ -3,7 +3,8 @@ check_stack compares them with the files on disk, write_stack writes them.
 
 Rendered files (paths relative to the output directory, which the compose file's relative paths
 are resolved from):
-  compose.yaml            (render/compose.py) services traefik, socket-proxy, app and (when configured) migrate and db (PostgreSQL)
+  compose.yaml            (render/compose.py) services traefik, socket-proxy, app, and migrate and db when
+                          configured
   traefik.yml             (render/traefik.py) Traefik's static configuration (entrypoints, ACME resolver, providers)
   traefik-dynamic.yml     middlewares and TLS options loaded by Traefik's file provider
   gunicorn.conf.py        gunicorn settings; sizes workers at container start from the cgroup
