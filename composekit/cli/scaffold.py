@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
+from .. import scaffold
 from ..config.schema import schema_json
-from ..scaffold import plan as scaffold
 from .app import app, err, run
 
 __all__ = ["init", "schema"]

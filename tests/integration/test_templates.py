@@ -46,7 +46,7 @@ def test_templates_ship_in_a_non_editable_install(tmp_path: Path) -> None:
     install = subprocess.run([python, "-m", "pip", "install", "--quiet", str(REPO)], capture_output=True, text=True,
                              timeout=900)
     assert install.returncode == 0, install.stderr[-3000:]
-    where = subprocess.run([python, "-c", "import composekit.scaffold.plan as s; print(s._templates_root())"],
+    where = subprocess.run([python, "-c", "import composekit.scaffold.templates as s; print(s._templates_root())"],
                            capture_output=True, text=True, cwd=tmp_path, check=True).stdout
     assert str(env) in where  # from site-packages, not from this checkout
     target = init_template(tmp_path, "fastapi-postgres", "installed", python=python)

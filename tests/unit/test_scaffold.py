@@ -17,7 +17,7 @@ from composekit.config.schema import schema_json
 from composekit.errors import TemplateError
 from composekit.render.dockerfile import dockerignore_excludes
 from composekit.render.stack import render_stack
-from composekit.scaffold.plan import (
+from composekit.scaffold import (
     DEFAULT_TEMPLATE,
     find_asgi_apps,
     list_templates,
