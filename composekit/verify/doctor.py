@@ -24,7 +24,7 @@ from ..config import CONFIG_FILENAME, Config, load_config
 from ..config.project import load_project
 from ..engine.docker import ContainerInfo, Docker
 from ..engine.ports import port_is_free
-from ..engine.settings import LocalDaemon, check_engine_settings, local_daemon_for, read_engine_settings
+from ..engine.settings import SWARM_REFUSAL, EngineSettings, LocalDaemon, local_daemon_for, read_engine_settings
 from ..errors import ConfigError, DockerError, HttpCheckError
 from .checks import CheckResult, Report
 from .http import resolve
@@ -34,6 +34,7 @@ __all__ = [
     "EngineProbe",
     "check_acme_file",
     "check_dns",
+    "check_engine_settings",
     "check_disk",
     "check_traefik_api",
     "is_local_address",
@@ -77,6 +78,71 @@ class DoctorOptions:
 
 
 # helpers --------------------------------------------------------------------------------------------
+
+
+# engine settings (read by engine/settings.py, judged here) ----------------------------------------
+
+CONFIGURE = "`composekit engine configure`"
+
+
+def check_engine_settings(s: EngineSettings) -> list[CheckResult]:
+    """live-restore, userland-proxy and default log rotation, each with its fix and why."""
+    results = []
+    name = "engine live-restore"
+    if s.swarm:
+        results.append(CheckResult.ok(
+            name, f"off, as it must be on a Swarm node (state {s.swarm_state}): {SWARM_REFUSAL}",
+        ) if not s.live_restore else CheckResult.warn(
+            name, f"on, on a Swarm node (state {s.swarm_state}): {SWARM_REFUSAL}",
+            'set "live-restore": false in daemon.json on Swarm nodes',
+        ))
+    elif s.live_restore:
+        results.append(CheckResult.ok(name, "on: containers keep running while dockerd restarts"))
+    else:
+        results.append(CheckResult.warn(
+            name, "off: every container stops when dockerd stops (each engine upgrade or restart)",
+            f'set "live-restore": true in daemon.json ({CONFIGURE}), then `systemctl reload docker` '
+            "(applied without a restart): containers then keep running while dockerd restarts",
+        ))
+
+    name = "engine userland-proxy"
+    if s.userland_proxy is None:
+        results.append(CheckResult.warn(
+            name, f"unknown ({s.userland_proxy_source})",
+            f"on the server: `ps -C docker-proxy` lists the userland proxies while a port is published; "
+            f'{CONFIGURE} there sets "userland-proxy": false',
+        ))
+    elif s.userland_proxy:
+        results.append(CheckResult.warn(
+            name, f"on ({s.userland_proxy_source}): published ports go through docker-proxy processes that die "
+            "with dockerd, so requests fail during a daemon restart even with live-restore",
+            f'set "userland-proxy": false in daemon.json ({CONFIGURE}) and restart dockerd: the kernel forwards '
+            "published ports instead; changing it restarts the containers once",
+        ))
+    else:
+        results.append(CheckResult.ok(name, f"off ({s.userland_proxy_source}): the kernel forwards published ports"))
+
+    name = "engine log rotation"
+    if s.log_driver != "json-file":
+        results.append(CheckResult.ok(name, f"log-driver {s.log_driver}: rotated or sent off the engine's disk "
+                                            "by the driver"))
+    elif s.log_opts is None:
+        results.append(CheckResult.warn(
+            name, f"log-driver json-file, log-opts unknown ({s.log_opts_source})",
+            'on the server, "log-opts": {"max-size": "10m", "max-file": "3"} in daemon.json bounds each '
+            f"container's log ({CONFIGURE} sets it)",
+        ))
+    elif "max-size" in s.log_opts:
+        results.append(CheckResult.ok(name, f"log-driver json-file, max-size {s.log_opts['max-size']}, max-file "
+                                            f"{s.log_opts.get('max-file', '1')} ({s.log_opts_source})"))
+    else:
+        results.append(CheckResult.warn(
+            name, f"log-driver json-file without max-size ({s.log_opts_source}): container logs grow until the "
+            "disk is full",
+            f'set "log-opts": {{"max-size": "10m", "max-file": "3"}} in daemon.json ({CONFIGURE}) and restart '
+            "dockerd: it applies to containers created afterwards",
+        ))
+    return results
 
 
 def is_local_address(address: str) -> bool:
