@@ -125,8 +125,9 @@ def load_env() -> Env:
     for key, value in values.items():
         if key.startswith("DOCKER_"):
             os.environ.setdefault(key, value)
-    probe = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True,
-                           check=False)
+    probe = subprocess.run(
+        ["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, check=False
+    )
     if probe.returncode != 0:
         raise BenchError(f"the Docker engine does not answer ({probe.stderr.strip()[:200]}); run `{SETUP_HINT}`")
     for key in ("COMPOSEKIT_TEST_PYTHON_IMAGE", "COMPOSEKIT_TEST_TRAEFIK_IMAGE"):
@@ -189,8 +190,21 @@ class Variant:
 
     def images(self) -> list[str]:
         """Every image this project built: compose labels them, the ones a rebuild untagged included."""
-        found = run(["docker", "image", "ls", "--all", "--quiet", "--no-trunc", "--filter",
-                     f"label=com.docker.compose.project={self.name}"], self.dir, 60, check=False)
+        found = run(
+            [
+                "docker",
+                "image",
+                "ls",
+                "--all",
+                "--quiet",
+                "--no-trunc",
+                "--filter",
+                f"label=com.docker.compose.project={self.name}",
+            ],
+            self.dir,
+            60,
+            check=False,
+        )
         return sorted(set(found.stdout.split()))
 
     def down(self) -> None:
@@ -213,10 +227,16 @@ def make_variant(key: str, root: Path, env: Env, step_timeout: float) -> Variant
     if key == "B":
         paths = " ".join(sorted(config.app.volumes.values()))
         mkdirs = f" \\\n    && mkdir -p {paths} && chown app:app {paths}" if paths else ""
-        (target / "Dockerfile").write_text(NAIVE_DOCKERFILE.format(
-            uid=APP_UID, mkdirs=mkdirs, runtime=RUNTIME_PACKAGES, port=config.app.port,
-            conf=GUNICORN_CONF_PATH, module=config.app.module,
-        ))
+        (target / "Dockerfile").write_text(
+            NAIVE_DOCKERFILE.format(
+                uid=APP_UID,
+                mkdirs=mkdirs,
+                runtime=RUNTIME_PACKAGES,
+                port=config.app.port,
+                conf=GUNICORN_CONF_PATH,
+                module=config.app.module,
+            )
+        )
     main = (target / "app" / "main.py").read_text()
     if main.count(EDITED_LINE) != 1:
         raise BenchError(f"{SOURCE / 'app' / 'main.py'} no longer has the line {EDITED_LINE!r} this benchmark edits")
@@ -241,8 +261,9 @@ def serves(variant: Variant, marker: str, timeout: float = 15) -> None:
     while True:
         try:
             with httpx.Client(verify=False, timeout=5) as client:
-                answer = client.get("https://127.0.0.1/", headers={"Host": variant.domain},
-                                    extensions={"sni_hostname": variant.domain})
+                answer = client.get(
+                    "https://127.0.0.1/", headers={"Host": variant.domain}, extensions={"sni_hostname": variant.domain}
+                )
             if answer.status_code == 200 and answer.json().get("app") == marker:
                 return
             last = f"HTTP {answer.status_code} {answer.text[:120]}"
@@ -292,8 +313,10 @@ def host_ports(timeout: float) -> Iterator[None]:
             except BlockingIOError:
                 now = time.monotonic()
                 if now > deadline:
-                    raise BenchError(f"{LOCK_FILE} stayed locked for {timeout:g}s (integration tests running?); "
-                                     "try again later or raise --lock-timeout") from None
+                    raise BenchError(
+                        f"{LOCK_FILE} stayed locked for {timeout:g}s (integration tests running?); "
+                        "try again later or raise --lock-timeout"
+                    ) from None
                 if now >= next_note:
                     log(f"waiting for {LOCK_FILE} (another stack holds ports 80/443), up to {deadline - now:.0f}s more")
                     next_note = now + 60
@@ -316,8 +339,9 @@ def cleanup(variants: list[Variant]) -> None:
         run(["docker", "image", "rm", v.image], v.dir, 120, check=False)
         for image_id in v.images():
             # No --force: an image another tag or a container still uses is left alone.
-            rm = subprocess.run(["docker", "image", "rm", image_id], capture_output=True, text=True, timeout=120,
-                                check=False)
+            rm = subprocess.run(
+                ["docker", "image", "rm", image_id], capture_output=True, text=True, timeout=120, check=False
+            )
             if rm.returncode != 0 and "No such image" not in rm.stderr:
                 log(f"warning: could not remove {image_id[:19]}: {rm.stderr.strip()[:200]}")
     log("removed the benchmark stacks, volumes and images")
@@ -329,26 +353,36 @@ def summary(variants: dict[str, Variant]) -> dict[str, Any]:
     for key, _, _ in FIGURES:
         med_a, med_b = statistics.median(a.results[key]), statistics.median(b.results[key])
         figures[key] = {
-            "A": a.results[key], "B": b.results[key],
-            "A_median": med_a, "B_median": med_b, "ratio_b_over_a": med_b / med_a,
+            "A": a.results[key],
+            "B": b.results[key],
+            "A_median": med_a,
+            "B_median": med_b,
+            "ratio_b_over_a": med_b / med_a,
         }
     figures["first_up_s"] = {"A": a.first_up_s, "B": b.first_up_s}
     return figures
 
 
 def table(figures: dict[str, Any], meta: dict[str, Any], out: TextIO) -> None:
-    out.write(f"build_redeploy: stacks/fastapi, {meta['rounds']} round(s), order {meta['order']}; "
-              f"engine {meta['engine']}, {meta['cpus']} CPUs\n")
+    out.write(
+        f"build_redeploy: stacks/fastapi, {meta['rounds']} round(s), order {meta['order']}; "
+        f"engine {meta['engine']}, {meta['cpus']} CPUs\n"
+    )
     out.write("A = composekit's generated Dockerfile, B = naive Dockerfile (COPY . before pip install)\n\n")
     header = ("figure", "A median", "B median", "B/A", "A min-max", "B min-max")
     rows = [header]
     for key, title, fmt in FIGURES:
         f = figures[key]
-        rows.append((
-            title, fmt.format(f["A_median"]), fmt.format(f["B_median"]), f"{f['ratio_b_over_a']:.2f}",
-            f"{fmt.format(min(f['A']))}-{fmt.format(max(f['A']))}",
-            f"{fmt.format(min(f['B']))}-{fmt.format(max(f['B']))}",
-        ))
+        rows.append(
+            (
+                title,
+                fmt.format(f["A_median"]),
+                fmt.format(f["B_median"]),
+                f"{f['ratio_b_over_a']:.2f}",
+                f"{fmt.format(min(f['A']))}-{fmt.format(max(f['A']))}",
+                f"{fmt.format(min(f['B']))}-{fmt.format(max(f['B']))}",
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for row in rows:
         cells = [row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:], strict=True)]
@@ -359,10 +393,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--rounds", type=int, default=3, help="A/B rounds, 1 to 20 (default 3)")
     parser.add_argument("--json", action="store_true", help="print every figure as JSON instead of the table")
-    parser.add_argument("--lock-timeout", type=float, default=1800,
-                        help="seconds to wait for the ports lock held by integration tests (default 1800)")
-    parser.add_argument("--step-timeout", type=float, default=600,
-                        help="seconds any single build, up or down may take (default 600)")
+    parser.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=1800,
+        help="seconds to wait for the ports lock held by integration tests (default 1800)",
+    )
+    parser.add_argument(
+        "--step-timeout", type=float, default=600, help="seconds any single build, up or down may take (default 600)"
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.rounds <= 20:
         parser.error("--rounds must be from 1 to 20")
@@ -397,8 +436,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         log("interrupted; the benchmark stacks and images were removed")
         return 130
     figures = summary(variants)
-    meta = {"rounds": args.rounds, "order": " | ".join(order), "engine": engine, "cpus": os.cpu_count(),
-            "python": platform.python_version(), "seconds_total": round(time.monotonic() - started, 1)}
+    meta = {
+        "rounds": args.rounds,
+        "order": " | ".join(order),
+        "engine": engine,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "seconds_total": round(time.monotonic() - started, 1),
+    }
     if args.json:
         sys.stdout.write(json.dumps({"meta": meta, "figures": figures}, indent=2) + "\n")
     else:

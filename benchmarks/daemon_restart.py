@@ -123,16 +123,27 @@ def measure(label: str, daemon_json: Path, domain: str, roots: Path, max_seconds
     back = (result.last_failure - t0) if result.last_failure is not None and result.last_failure > t0 else 0.0
     kept = started(list(before)) == before if before else False
     log(f"{label}: {result}; back to serving {back:.1f} s after the stop; containers kept running: {kept}")
-    return {"settings": label, "daemon.json": json.loads(daemon_json.read_text()), "sent": result.sent,
-            "failed": result.failed, "errors": dict(result.errors), "back_s": round(back, 1), "kept": kept}
+    return {
+        "settings": label,
+        "daemon.json": json.loads(daemon_json.read_text()),
+        "sent": result.sent,
+        "failed": result.failed,
+        "errors": dict(result.errors),
+        "back_s": round(back, 1),
+        "kept": kept,
+    }
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| daemon settings | failed / sent | back to serving after the stop | containers kept running |",
-             "|---|---|---|---|"]
+    lines = [
+        "| daemon settings | failed / sent | back to serving after the stop | containers kept running |",
+        "|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['settings']} | {r['failed']:,} / {r['sent']:,} | {r['back_s']:.1f} s | "
-                     f"{'yes' if r['kept'] else 'no'} |")
+        lines.append(
+            f"| {r['settings']} | {r['failed']:,} / {r['sent']:,} | {r['back_s']:.1f} s | "
+            f"{'yes' if r['kept'] else 'no'} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -151,12 +162,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         target = Path(tmp) / NAME
         shutil.copytree(SOURCE, target, ignore=shutil.ignore_patterns(".composekit", "__pycache__"))
         domain = f"{NAME}.composekit.test"
-        (target / "local.yaml").write_text(yaml.safe_dump({
-            "name": NAME, "domain": domain,
-            "acme": {"ca_server": env["COMPOSEKIT_TEST_ACME_DIR"],
-                     "ca_certificates": [env["COMPOSEKIT_TEST_PEBBLE_CA"]]},
-            "images": {"python": env["COMPOSEKIT_TEST_PYTHON_IMAGE"], "traefik": env["COMPOSEKIT_TEST_TRAEFIK_IMAGE"]},
-        }, sort_keys=False))
+        (target / "local.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "name": NAME,
+                    "domain": domain,
+                    "acme": {
+                        "ca_server": env["COMPOSEKIT_TEST_ACME_DIR"],
+                        "ca_certificates": [env["COMPOSEKIT_TEST_PEBBLE_CA"]],
+                    },
+                    "images": {
+                        "python": env["COMPOSEKIT_TEST_PYTHON_IMAGE"],
+                        "traefik": env["COMPOSEKIT_TEST_TRAEFIK_IMAGE"],
+                    },
+                },
+                sort_keys=False,
+            )
+        )
         ck = [sys.executable, "-m", "composekit.cli", "-c", "composekit.yaml", "-c", "local.yaml"]
         rows: list[dict[str, Any]] = []
         try:
@@ -172,8 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             restore_engine()
             if not docker_answers():
                 raise SystemExit("the Docker engine does not answer after the restore")
-            subprocess.run([*ck, "down", "--delete-volumes"], cwd=target, capture_output=True, timeout=300,
-                           check=False)
+            subprocess.run([*ck, "down", "--delete-volumes"], cwd=target, capture_output=True, timeout=300, check=False)
     sys.stdout.write(json.dumps(rows, indent=2) + "\n" if args.json else table(rows))
     return 0
 

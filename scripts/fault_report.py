@@ -31,8 +31,9 @@ def load_testenv() -> TestEnv:
     env_file = STATE / "env"
     if not env_file.is_file():
         sys.exit(f"{env_file} not found: run `bash scripts/setup-env.sh` first")
-    values = dict(line.split("=", 1) for line in env_file.read_text().splitlines()
-                  if "=" in line and not line.startswith("#"))
+    values = dict(
+        line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line and not line.startswith("#")
+    )
     for key, value in values.items():
         if key.startswith("DOCKER_"):
             os.environ.setdefault(key, value)
@@ -55,8 +56,9 @@ def main() -> int:
 
     env = load_testenv()
     with faults.host_ports_lock(), tempfile.TemporaryDirectory(prefix="composekit-fault-report-") as tmp:
-        stack = faults.copy_stack(REPO / "stacks" / "fastapi", Path(tmp), NAME, env,
-                                  app={"cpus": 1, "workers_per_core": 3, "memory": "2G"})
+        stack = faults.copy_stack(
+            REPO / "stacks" / "fastapi", Path(tmp), NAME, env, app={"cpus": 1, "workers_per_core": 3, "memory": "2G"}
+        )
         try:
             print(f"deploying {NAME} ...", file=sys.stderr)
             stack.ck("up", "--no-smoke")
@@ -74,19 +76,24 @@ def main() -> int:
 
     failures = ", ".join(f"{n} x {kind}" for kind, n in sorted(worker.failures.items())) or "none"
     rows = [
-        ("`kill -9` of 1 of 3 gunicorn workers, "
-         f"{worker.threads} HTTPS client threads for {args.seconds:g} s",
-         f"{worker.failed} failed of {worker.sent} sent ({failures}); workers {worker.workers_before} -> "
-         f"{worker.workers_after}, the replacement forked after {_seconds(worker.seconds_to_replaced)}"),
-        (f"SIGKILL of the app container's PID 1 from the host, {len(kills)} times",
-         f"RestartCount {kills[0].restart_count_before} -> {kills[-1].restart_count_after}; HTTPS 200 again after "
-         f"{_spread([k.seconds_to_serving for k in kills])}, healthy (Docker) after "
-         f"{_spread([k.seconds_to_healthy for k in kills])}"),
-        ("Traefik restarted with the ACME CA unreachable (its port rejected from Traefik's networks)",
-         f"CA reachable from Traefik: before {_yes(ca.reachable_before)}, during {_yes(ca.reachable_during)}; "
-         f"HTTPS 200 after {_seconds(ca.seconds_to_serving)}; certificate serial "
-         f"{'kept' if ca.serial_after == ca.serial_before else 'CHANGED'} ({ca.serial_before}), chain verified "
-         "against Pebble's roots"),
+        (
+            f"`kill -9` of 1 of 3 gunicorn workers, {worker.threads} HTTPS client threads for {args.seconds:g} s",
+            f"{worker.failed} failed of {worker.sent} sent ({failures}); workers {worker.workers_before} -> "
+            f"{worker.workers_after}, the replacement forked after {_seconds(worker.seconds_to_replaced)}",
+        ),
+        (
+            f"SIGKILL of the app container's PID 1 from the host, {len(kills)} times",
+            f"RestartCount {kills[0].restart_count_before} -> {kills[-1].restart_count_after}; HTTPS 200 again after "
+            f"{_spread([k.seconds_to_serving for k in kills])}, healthy (Docker) after "
+            f"{_spread([k.seconds_to_healthy for k in kills])}",
+        ),
+        (
+            "Traefik restarted with the ACME CA unreachable (its port rejected from Traefik's networks)",
+            f"CA reachable from Traefik: before {_yes(ca.reachable_before)}, during {_yes(ca.reachable_during)}; "
+            f"HTTPS 200 after {_seconds(ca.seconds_to_serving)}; certificate serial "
+            f"{'kept' if ca.serial_after == ca.serial_before else 'CHANGED'} ({ca.serial_before}), chain verified "
+            "against Pebble's roots",
+        ),
     ]
     print("| fault | measured |")
     print("|---|---|")

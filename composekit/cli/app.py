@@ -53,7 +53,8 @@ def _main(
     config: Annotated[
         list[Path] | None,
         typer.Option(
-            "--config", "-c",
+            "--config",
+            "-c",
             help="Config file (default ./composekit.yaml). Repeat to merge files in order, later keys win.",
         ),
     ] = None,

@@ -57,9 +57,12 @@ def print_report(report: Report, as_json: bool, console: Console) -> None:
 def smoke_command(
     resolve: Annotated[
         str | None,
-        typer.Option("--resolve", metavar="DOMAIN:IP",
-                     help="Send every request to IP, with DOMAIN as Host and TLS SNI (like curl): check a server "
-                          "before DNS points at it. DOMAIN is the domain checked."),
+        typer.Option(
+            "--resolve",
+            metavar="DOMAIN:IP",
+            help="Send every request to IP, with DOMAIN as Host and TLS SNI (like curl): check a server "
+            "before DNS points at it. DOMAIN is the domain checked.",
+        ),
     ] = None,
     ca_file: Annotated[
         Path | None,
@@ -105,9 +108,12 @@ def _ip(value: str) -> str:
 def doctor_command(
     expect_ip: Annotated[
         list[str] | None,
-        typer.Option("--expect-ip", metavar="IP",
-                     help="The public IP(s) the domain must resolve to, when this machine cannot see it (NAT). "
-                          "Repeat for IPv4 and IPv6."),
+        typer.Option(
+            "--expect-ip",
+            metavar="IP",
+            help="The public IP(s) the domain must resolve to, when this machine cannot see it (NAT). "
+            "Repeat for IPv4 and IPv6.",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report on stdout.")] = False,
 ) -> None:

@@ -48,5 +48,8 @@ def status_table(st: StackStatus) -> Table:
 def smoke_retrying(report: Report) -> None:
     """Progress on stderr while smoke waits for the deployment to pass (Traefik getting its certificate)."""
     first = report.failures[0]
-    err.print(f"[bold]composekit:[/] smoke not passing yet ({first.name}: {first.detail}); retrying",
-              markup=True, highlight=False)
+    err.print(
+        f"[bold]composekit:[/] smoke not passing yet ({first.name}: {first.detail}); retrying",
+        markup=True,
+        highlight=False,
+    )

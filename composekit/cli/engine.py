@@ -40,13 +40,16 @@ def _live_settings() -> EngineSettings | None:
 
 @engine_app.command("configure")
 def configure_command(
-    file: Annotated[
-        Path, typer.Option("--file", "-f", help="The daemon.json to merge into.")
-    ] = Path(DEFAULT_DAEMON_JSON),
+    file: Annotated[Path, typer.Option("--file", "-f", help="The daemon.json to merge into.")] = Path(
+        DEFAULT_DAEMON_JSON
+    ),
     skip: Annotated[
         list[str] | None,
-        typer.Option("--skip", metavar="KEY", help="Leave this setting as it is: live-restore, userland-proxy or "
-                                                   "log-opts. Repeatable."),
+        typer.Option(
+            "--skip",
+            metavar="KEY",
+            help="Leave this setting as it is: live-restore, userland-proxy or log-opts. Repeatable.",
+        ),
     ] = None,
     log_max_size: Annotated[str, typer.Option(help="log-opts max-size for json-file logs.")] = "10m",
     log_max_file: Annotated[str, typer.Option(help="log-opts max-file for json-file logs.")] = "3",
@@ -63,8 +66,10 @@ def configure_command(
         wanted = skip_wanted(skip or [], log_max_size, log_max_file)
         settings = _live_settings()
         if settings is None:
-            err.print("[bold]composekit:[/] no Docker engine answers: Swarm membership and dockerd's flags "
-                          "are not checked", soft_wrap=True)
+            err.print(
+                "[bold]composekit:[/] no Docker engine answers: Swarm membership and dockerd's flags are not checked",
+                soft_wrap=True,
+            )
         merge = plan_configure(file, read_daemon_json(file), wanted, settings)
         for note in merge.notes:
             err.print(f"[bold]composekit:[/] {note}", soft_wrap=True, markup=True)
@@ -74,15 +79,20 @@ def configure_command(
         sys.stdout.write(merge.diff())
         daemon = settings.daemon if settings is not None else None
         if daemon is not None and Path(daemon.config_file) != file:
-            err.print(f"[bold]composekit:[/] note: dockerd (pid {daemon.pid}) reads {daemon.config_file}, not "
-                          f"{file}: it takes this file only when started with --config-file {file}", soft_wrap=True)
+            err.print(
+                f"[bold]composekit:[/] note: dockerd (pid {daemon.pid}) reads {daemon.config_file}, not "
+                f"{file}: it takes this file only when started with --config-file {file}",
+                soft_wrap=True,
+            )
         if dry_run:
             err.print(f"dry run: {file} was not written", soft_wrap=True)
             return
         if not yes:
             if not sys.stdin.isatty():
-                raise UserError(f"engine configure: not writing {file} without a terminal to ask on: "
-                                "run with --yes (or --dry-run to see the diff only)")
+                raise UserError(
+                    f"engine configure: not writing {file} without a terminal to ask on: "
+                    "run with --yes (or --dry-run to see the diff only)"
+                )
             if not typer.confirm(f"Write {file}?", default=False, err=True):
                 err.print(f"{file} was not written", soft_wrap=True)
                 return

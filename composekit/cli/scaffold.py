@@ -29,9 +29,9 @@ def _ask(question: str, choices: list[str]) -> str:
 
 @app.command()
 def init(
-    directory: Annotated[
-        Path, typer.Argument(help="The app's repository (default: the current directory).")
-    ] = Path("."),
+    directory: Annotated[Path, typer.Argument(help="The app's repository (default: the current directory).")] = Path(
+        "."
+    ),
     template: Annotated[
         str,
         typer.Option(help=f"Stack template from stacks/: {', '.join(scaffold.list_templates())}."),

@@ -55,11 +55,18 @@ def _for_reading(project: Project) -> str:
 def render(
     out_dir: Annotated[
         str | None,
-        typer.Option("--out", "-o", help='Output directory (default .composekit/ next to the config); "-" prints compose.yaml to stdout.'),
+        typer.Option(
+            "--out",
+            "-o",
+            help='Output directory (default .composekit/ next to the config); "-" prints compose.yaml to stdout.',
+        ),
     ] = None,
     check: Annotated[
         bool,
-        typer.Option("--check", help="Write nothing: compare the files on disk with a fresh render; exit 1 with a diff if they differ."),
+        typer.Option(
+            "--check",
+            help="Write nothing: compare the files on disk with a fresh render; exit 1 with a diff if they differ.",
+        ),
     ] = False,
 ) -> None:
     """Write the compose file and the files beside it. Deterministic: same config, same bytes."""
@@ -67,7 +74,9 @@ def render(
     def do() -> None:
         if check:
             if out_dir == "-":
-                raise UserError("render: --check compares the files in an output directory; it cannot be used with --out -")
+                raise UserError(
+                    "render: --check compares the files in an output directory; it cannot be used with --out -"
+                )
             project = _project(Path(out_dir) if out_dir else None)
             diff = check_stack(project)
             if diff:
@@ -83,9 +92,12 @@ def render(
         if out_dir == "-":
             project = _project()
             sys.stdout.write(_for_reading(project) + render_stack(project).compose)
-            err.print(f"note: printed for reading; its relative paths resolve from {_shown(project.out_dir)}/ only. "
-                      "For a runnable stack run `composekit render` (writes it there with the files it refers to)",
-                      soft_wrap=True, markup=False)
+            err.print(
+                f"note: printed for reading; its relative paths resolve from {_shown(project.out_dir)}/ only. "
+                "For a runnable stack run `composekit render` (writes it there with the files it refers to)",
+                soft_wrap=True,
+                markup=False,
+            )
             return
         project = _project(Path(out_dir) if out_dir else None)
         stack = write_stack(project)
@@ -104,14 +116,18 @@ def up(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not echo Docker's build and start output.")] = False,
     smoke: Annotated[
         bool,
-        typer.Option("--smoke/--no-smoke", help="Run `composekit smoke` once the stack is healthy; a failed smoke exits 1."),
+        typer.Option(
+            "--smoke/--no-smoke", help="Run `composekit smoke` once the stack is healthy; a failed smoke exits 1."
+        ),
     ] = True,
     smoke_wait: Annotated[
         float, typer.Option(min=0, help="Seconds smoke retries while Traefik obtains the certificate.")
     ] = 90,
     resolve: Annotated[
         str | None,
-        typer.Option(metavar="DOMAIN:IP", help="For the smoke test: send requests to IP (as `composekit smoke --resolve`)."),
+        typer.Option(
+            metavar="DOMAIN:IP", help="For the smoke test: send requests to IP (as `composekit smoke --resolve`)."
+        ),
     ] = None,
     ca_file: Annotated[
         Path | None,

@@ -82,7 +82,8 @@ def parse_config(data: Any, source: str = CONFIG_FILENAME) -> Config:
     except ValidationError as exc:
         # A key already reported for its NUL character is not reported a second time.
         problems += [
-            f"{source}: {_describe(err, data)}" for err in exc.errors()
+            f"{source}: {_describe(err, data)}"
+            for err in exc.errors()
             if not any(tuple(map(str, err["loc"])) == p[: len(err["loc"])] for p, _ in with_nul)
         ]
     if problems:

@@ -66,9 +66,19 @@ _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[
 _MODULE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*(\(\))?$")
 _MEMORY_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)$", re.IGNORECASE)
 _ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SECRET_NOUNS = frozenset({
-    "PASSWORD", "PASSWD", "PASS", "PASSPHRASE", "SECRET", "TOKEN", "CREDENTIAL", "CREDENTIALS", "APIKEY",
-})
+_SECRET_NOUNS = frozenset(
+    {
+        "PASSWORD",
+        "PASSWD",
+        "PASS",
+        "PASSPHRASE",
+        "SECRET",
+        "TOKEN",
+        "CREDENTIAL",
+        "CREDENTIALS",
+        "APIKEY",
+    }
+)
 _SECRET_KEY_PHRASES = frozenset({"API", "PRIVATE", "SECRET", "ACCESS", "SIGNING", "ENCRYPTION", "AUTH", "MASTER"})
 _URL_USERINFO_RE = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s]+@")
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9+/=_.~-]{20,}$")
@@ -300,7 +310,9 @@ class App(_Model):
             raise ValueError(f"expected a mapping of volume name: absolute container path, got {got(v)}")
         for name, target in v.items():
             if not isinstance(name, str) or not _VOLUME_NAME_RE.match(name) or name == "acme":
-                raise ValueError(f'expected volume names of letters, digits, "_", "-", "." (not "acme"), got {got(name)}')
+                raise ValueError(
+                    f'expected volume names of letters, digits, "_", "-", "." (not "acme"), got {got(name)}'
+                )
             if not isinstance(target, str) or not target.startswith("/") or target == "/":
                 raise ValueError(f"{name}: expected an absolute path inside the container, got {got(target)}")
         return v
@@ -365,7 +377,9 @@ class Database(_Model):
     @classmethod
     def _password_file(cls, v: Any) -> Any:
         if not isinstance(v, str) or not v.strip():
-            raise ValueError(f"expected the path of a file that holds the password, such as secrets/db_password, got {got(v)}")
+            raise ValueError(
+                f"expected the path of a file that holds the password, such as secrets/db_password, got {got(v)}"
+            )
         return v
 
 
@@ -530,14 +544,18 @@ class Config(_Model):
     @classmethod
     def _name(cls, v: Any) -> Any:
         if not isinstance(v, str) or not _NAME_RE.match(v):
-            raise ValueError(f'expected lowercase letters, digits, "-" and "_", starting with a letter or digit, got {got(v)}')
+            raise ValueError(
+                f'expected lowercase letters, digits, "-" and "_", starting with a letter or digit, got {got(v)}'
+            )
         return v
 
     @field_validator("domain", mode="before")
     @classmethod
     def _domain(cls, v: Any) -> Any:
         if not isinstance(v, str) or not _DOMAIN_RE.match(v):
-            raise ValueError(f'expected a fully qualified lowercase domain name such as "shop.example.com", got {got(v)}')
+            raise ValueError(
+                f'expected a fully qualified lowercase domain name such as "shop.example.com", got {got(v)}'
+            )
         return v
 
     @model_validator(mode="after")

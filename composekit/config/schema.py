@@ -100,7 +100,9 @@ OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
     ("Smoke", "resolve"): {"anyOf": [{"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}, _NULL]},
     ("SmokeCheck", "path"): _URL_PATH,
     ("SmokeCheck", "status"): {"type": "integer", "minimum": 100, "maximum": 599},
-    ("Network", "subnet"): {"anyOf": [{"type": "string", "pattern": r"^\d{1,3}(\.\d{1,3}){3}/(1[6-9]|2[0-8])$"}, _NULL]},
+    ("Network", "subnet"): {
+        "anyOf": [{"type": "string", "pattern": r"^\d{1,3}(\.\d{1,3}){3}/(1[6-9]|2[0-8])$"}, _NULL]
+    },
 }
 
 # Shown by editors on hover and completion.

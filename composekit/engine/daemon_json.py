@@ -31,8 +31,19 @@ OWNED_KEYS = ("live-restore", "userland-proxy", "log-opts/max-size", "log-opts/m
 DEFAULT_LOG_MAX_SIZE = "10m"
 DEFAULT_LOG_MAX_FILE = "3"
 # Drivers that rotate by themselves or send logs off the engine's disk: their settings are the user's.
-SELF_ROTATING_DRIVERS = ("local", "journald", "syslog", "fluentd", "gelf", "awslogs", "gcplogs", "splunk",
-                         "etwlogs", "logentries", "none")
+SELF_ROTATING_DRIVERS = (
+    "local",
+    "journald",
+    "syslog",
+    "fluentd",
+    "gelf",
+    "awslogs",
+    "gcplogs",
+    "splunk",
+    "etwlogs",
+    "logentries",
+    "none",
+)
 
 
 class DaemonJsonError(UserError):
@@ -76,17 +87,27 @@ class Merge:
         return bool(self.changes)
 
     def diff(self) -> str:
-        return "".join(difflib.unified_diff(
-            self.before.splitlines(keepends=True), self.after.splitlines(keepends=True),
-            fromfile=f"{self.path} (now)", tofile=f"{self.path} (composekit)",
-        ))
+        return "".join(
+            difflib.unified_diff(
+                self.before.splitlines(keepends=True),
+                self.after.splitlines(keepends=True),
+                fromfile=f"{self.path} (now)",
+                tofile=f"{self.path} (composekit)",
+            )
+        )
 
 
 def _type_name(value: Any) -> str:
     if value is None:
         return "null"
-    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list",
-            dict: "an object"}.get(type(value), type(value).__name__)
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "an object",
+    }.get(type(value), type(value).__name__)
 
 
 def _parse(text: str, path: str) -> dict[str, Any]:
@@ -137,7 +158,7 @@ def merge_daemon_json(text: str | None, wanted: Wanted, path: str = "/etc/docker
             raise DaemonJsonError(f"{path}: log-driver: expected a string, got {_type_name(driver)}")
         if opts is not None and not (isinstance(opts, dict) and all(isinstance(v, str) for v in opts.values())):
             raise DaemonJsonError(
-                f"{path}: log-opts: expected an object of strings (dockerd wants \"3\", not 3), got {json.dumps(opts)}"
+                f'{path}: log-opts: expected an object of strings (dockerd wants "3", not 3), got {json.dumps(opts)}'
             )
         if driver in SELF_ROTATING_DRIVERS:
             notes.append(f"log-driver is {json.dumps(driver)}: its own rotation or destination, left as it is")

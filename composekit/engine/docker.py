@@ -73,8 +73,11 @@ class Docker:
         self.project_name = project_name
         self.compose_files = compose_files
         # Relative paths in the compose files resolve from here (default: the first file's directory).
-        self.client = DockerClient(compose_files=list[str | Path](compose_files), compose_project_name=project_name,
-                                   compose_project_directory=project_directory)
+        self.client = DockerClient(
+            compose_files=list[str | Path](compose_files),
+            compose_project_name=project_name,
+            compose_project_directory=project_directory,
+        )
 
     def _call(self, summary: str, fn: Callable[[], T], hint: str = "", error: type[DockerError] = DockerError) -> T:
         try:
@@ -84,8 +87,14 @@ class Docker:
         except FileNotFoundError as exc:
             raise DockerError(summary, [], f"{exc.filename}: not found", "install the Docker CLI") from None
 
-    def _stream(self, summary: str, stream: Callable[[], Any], on_line: LineSink | None,
-                hint: str = "", error: type[DockerError] = DockerError) -> list[str]:
+    def _stream(
+        self,
+        summary: str,
+        stream: Callable[[], Any],
+        on_line: LineSink | None,
+        hint: str = "",
+        error: type[DockerError] = DockerError,
+    ) -> list[str]:
         """Run a streaming command, pass each line to ``on_line``, and keep every line for the error."""
         lines: list[str] = []
         try:
@@ -108,13 +117,15 @@ class Docker:
         return self._call("cannot reach the Docker engine", version, ENGINE_HINT)
 
     def compose_version(self) -> str:
-        return self._call("Docker Compose v2 is not available", lambda: str(self.client.compose.version()).strip(),
-                          COMPOSE_HINT)
+        return self._call(
+            "Docker Compose v2 is not available", lambda: str(self.client.compose.version()).strip(), COMPOSE_HINT
+        )
 
     def api_versions(self) -> tuple[str, str]:
         """The engine's API version and the oldest it still accepts."""
-        server = self._call("cannot read the Docker engine's version", lambda: self.client.version().server,
-                            ENGINE_HINT)
+        server = self._call(
+            "cannot read the Docker engine's version", lambda: self.client.version().server, ENGINE_HINT
+        )
         if server is None:
             raise DockerError("the Docker engine did not report its version", ["docker", "version"], "", ENGINE_HINT)
         return str(server.api_version), str(server.min_api_version)
@@ -124,22 +135,29 @@ class Docker:
 
     def engine_info(self) -> dict[str, Any]:
         """`docker info` under the engine's own JSON keys (LiveRestoreEnabled, LoggingDriver, Swarm, ...)."""
-        return self._call("cannot read `docker info`",
-                          lambda: dict(self.client.info().model_dump(by_alias=True, mode="json")), ENGINE_HINT)
+        return self._call(
+            "cannot read `docker info`",
+            lambda: dict(self.client.info().model_dump(by_alias=True, mode="json")),
+            ENGINE_HINT,
+        )
 
     def volume_mountpoint(self, name: str) -> str | None:
         if not self._call(f"cannot inspect volume {name}", lambda: self.client.volume.exists(name), ENGINE_HINT):
             return None
-        return self._call(f"cannot inspect volume {name}",
-                          lambda: str(self.client.volume.inspect(name).mountpoint), ENGINE_HINT)
+        return self._call(
+            f"cannot inspect volume {name}", lambda: str(self.client.volume.inspect(name).mountpoint), ENGINE_HINT
+        )
 
     def image_exists(self, image: str) -> bool:
         return self._call(f"cannot inspect image {image}", lambda: self.client.image.exists(image), ENGINE_HINT)
 
     def image_user(self, image: str) -> str:
         """The image's USER (Config.User): "" means root."""
-        return self._call(f"cannot inspect image {image}",
-                          lambda: str(self.client.image.inspect(image).config.user or ""), ENGINE_HINT)
+        return self._call(
+            f"cannot inspect image {image}",
+            lambda: str(self.client.image.inspect(image).config.user or ""),
+            ENGINE_HINT,
+        )
 
     def ensure_volume(self, key: str) -> str:
         """The stack's volume ``key`` (named as Compose names it), created with Compose's labels if missing,
@@ -155,11 +173,22 @@ class Docker:
         network, no new privileges, a read-only root filesystem, and ``volumes`` (name -> path) mounted."""
         return self._call(
             f"cannot set the owner of the volumes {', '.join(volumes)}",
-            lambda: str(self.client.container.run(
-                image, argv, entrypoint="python3", user="0:0", remove=True, pull="never",
-                cap_drop=["ALL"], cap_add=["CHOWN"], networks=["none"], read_only=True,
-                security_options=["no-new-privileges:true"], volumes=list(volumes.items()),
-            )),
+            lambda: str(
+                self.client.container.run(
+                    image,
+                    argv,
+                    entrypoint="python3",
+                    user="0:0",
+                    remove=True,
+                    pull="never",
+                    cap_drop=["ALL"],
+                    cap_add=["CHOWN"],
+                    networks=["none"],
+                    read_only=True,
+                    security_options=["no-new-privileges:true"],
+                    volumes=list(volumes.items()),
+                )
+            ),
             "the app image needs python3 on its PATH (its healthcheck uses it too)",
         )
 
@@ -174,22 +203,28 @@ class Docker:
             BuildError,
         )
 
-    def up(self, services: list[str] | None = None, *, dependencies: bool = True,
-           on_line: LineSink | None = None) -> None:
+    def up(
+        self, services: list[str] | None = None, *, dependencies: bool = True, on_line: LineSink | None = None
+    ) -> None:
         try:
             self._stream(
                 "`docker compose up` failed",
                 lambda: self.client.compose.up(
-                    services, detach=True, remove_orphans=True, dependencies=dependencies,
-                    color=False, stream_logs=True,
+                    services,
+                    detach=True,
+                    remove_orphans=True,
+                    dependencies=dependencies,
+                    color=False,
+                    stream_logs=True,
                 ),
                 on_line,
             )
         except DockerError as exc:
             if NETWORK_OVERLAP not in exc.stderr:
                 raise
-            raise DockerError("`docker compose up` could not create the stack's network", exc.command, exc.stderr,
-                              NETWORK_HINT) from None
+            raise DockerError(
+                "`docker compose up` could not create the stack's network", exc.command, exc.stderr, NETWORK_HINT
+            ) from None
 
     def services(self) -> list[str]:
         """Every service of the stack, the override file's included."""

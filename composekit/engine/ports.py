@@ -23,8 +23,13 @@ def _listens_locally(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def port_is_free(port: int, host: str = "0.0.0.0", *, bind: Callable[[int, str], None] = _bind,
-                 listens: Callable[[int], bool] = _listens_locally) -> bool:
+def port_is_free(
+    port: int,
+    host: str = "0.0.0.0",
+    *,
+    bind: Callable[[int, str], None] = _bind,
+    listens: Callable[[int], bool] = _listens_locally,
+) -> bool:
     """True when nothing listens on ``port``: binding it succeeds (and is released at once).
 
     A non-root user (in the docker group, say) may not bind a port below 1024 at all (EACCES), though

@@ -107,8 +107,8 @@ def _stat_fields(proc: Path, pid: str) -> tuple[str, int] | None:
         stat = (proc / pid / "stat").read_text()
     except OSError:
         return None
-    comm = stat[stat.index("(") + 1:stat.rindex(")")]
-    return comm, int(stat[stat.rindex(")") + 2:].split()[1])
+    comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+    return comm, int(stat[stat.rindex(")") + 2 :].split()[1])
 
 
 def find_local_daemon(root_dir: str, proc: Path = Path("/proc")) -> LocalDaemon | None:
@@ -182,14 +182,17 @@ def read_engine_settings(info: Mapping[str, Any], daemon: LocalDaemon | None) ->
         live_restore=bool(info.get("LiveRestoreEnabled")),
         log_driver=str(info.get("LoggingDriver") or "json-file"),
         swarm_state=str(swarm.get("LocalNodeState") or "inactive") if isinstance(swarm, dict) else "inactive",
-        userland_proxy=proxy, userland_proxy_source=proxy_source,
-        log_opts=opts, log_opts_source=opts_source,
+        userland_proxy=proxy,
+        userland_proxy_source=proxy_source,
+        log_opts=opts,
+        log_opts_source=opts_source,
         daemon=daemon,
     )
 
 
-def local_daemon_for(info: Mapping[str, Any], hostname: str | None = None,
-                     proc: Path = Path("/proc")) -> LocalDaemon | None:
+def local_daemon_for(
+    info: Mapping[str, Any], hostname: str | None = None, proc: Path = Path("/proc")
+) -> LocalDaemon | None:
     """The engine's dockerd when it runs on this machine (same host name, process visible), else None."""
     if str(info.get("Name") or "") != (hostname or socket.gethostname()):
         return None
@@ -219,8 +222,11 @@ def plan_configure(path: Path, text: str | None, wanted: Wanted, settings: Engin
         )
     daemon = settings.daemon if settings is not None else None
     if daemon is not None and Path(daemon.config_file) == path:
-        asked = {"live-restore": wanted.live_restore is not None, "userland-proxy": wanted.userland_proxy is not None,
-                 "log-opts": wanted.log_max_size is not None or wanted.log_max_file is not None}
+        asked = {
+            "live-restore": wanted.live_restore is not None,
+            "userland-proxy": wanted.userland_proxy is not None,
+            "log-opts": wanted.log_max_size is not None or wanted.log_max_file is not None,
+        }
         for flag, key in FLAG_KEYS.items():
             if asked.get(key) and daemon.flag(flag):
                 raise UserError(

@@ -144,11 +144,21 @@ def fix_volume_owners(project: Project, docker: Docker, report: Report = lambda 
         parts = line.split()
         if len(parts) == 4 and parts[0] == "chowned" and parts[1] in by_path:
             changed.append(by_path[parts[1]])
-            report(f"volume {by_path[parts[1]]}: gave its top directory {parts[1]} to the app's user {user} "
-                   f"(uid:gid {parts[2]} -> {parts[3]}); nothing inside it was changed")
+            report(
+                f"volume {by_path[parts[1]]}: gave its top directory {parts[1]} to the app's user {user} "
+                f"(uid:gid {parts[2]} -> {parts[3]}); nothing inside it was changed"
+            )
     return changed
-def migrate(project: Project, docker: Docker, before: dict[str, ContainerInfo], deadline: Deadline,
-            report: Report, on_line: LineSink | None) -> None:
+
+
+def migrate(
+    project: Project,
+    docker: Docker,
+    before: dict[str, ContainerInfo],
+    deadline: Deadline,
+    report: Report,
+    on_line: LineSink | None,
+) -> None:
     """Run the one-shot migration (and what it depends on, a database say) without touching the app.
 
     Only once it exited 0 is the app recreated: a failing migration leaves a running app serving.
@@ -176,8 +186,9 @@ def migrate(project: Project, docker: Docker, before: dict[str, ContainerInfo], 
     _raise_if_migration_failed(project, docker, before, None)
 
 
-def _raise_if_migration_failed(project: Project, docker: Docker, before: dict[str, ContainerInfo],
-                               exc: DockerError | None) -> None:
+def _raise_if_migration_failed(
+    project: Project, docker: Docker, before: dict[str, ContainerInfo], exc: DockerError | None
+) -> None:
     migrate = by_service(docker.containers()).get(MIGRATE)
     if migrate is None or migrate.status != "exited" or migrate.exit_code in (0, None):
         return
@@ -211,8 +222,12 @@ def wait_healthy(docker: Docker, services: list[str], deadline: Deadline) -> lis
             if c is None:
                 return Poll((containers, name), False, True, f"{name}: no container was created")
             if c.status == "exited" or c.restart_count >= 3:
-                return Poll((containers, name), False, True,
-                            f"{name}: {c.status} (exit code {c.exit_code}, restarted {c.restart_count} times)")
+                return Poll(
+                    (containers, name),
+                    False,
+                    True,
+                    f"{name}: {c.status} (exit code {c.exit_code}, restarted {c.restart_count} times)",
+                )
             if c.status != "running" or c.health not in (None, "healthy"):
                 waiting.append(f"{name}: {c.status}, health {c.health or 'n/a'}")
                 if culprit is None or c.restart_count or c.health == "unhealthy":
@@ -225,8 +240,11 @@ def wait_healthy(docker: Docker, services: list[str], deadline: Deadline) -> lis
         return containers
     failing = failing or services[-1]
     logs = docker.logs([failing], tail=30)
-    what = (f"the stack did not become healthy: {deadline.ran_out('waiting for it', started)}"
-            if timed_out else "the stack stopped while starting")
+    what = (
+        f"the stack did not become healthy: {deadline.ran_out('waiting for it', started)}"
+        if timed_out
+        else "the stack stopped while starting"
+    )
     raise HealthTimeoutError(
         f"{what}. Last status: {seen.detail}\n"
         f"Last log lines of {failing}:\n{_indent(logs)}\n"

@@ -48,8 +48,9 @@ def poll_until(
 class Deadline:
     """One --timeout for the whole `up`, build included: every wait gets only what is left of it."""
 
-    def __init__(self, timeout: float, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self, timeout: float, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self.timeout = timeout
         self.clock = clock
         self.sleep = sleep

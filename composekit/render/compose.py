@@ -347,7 +347,18 @@ def _db_service(config: Config) -> dict[str, Any]:
     """PostgreSQL through the official image's interface; it reads the password from the secret file."""
     db = config.database
     assert db is not None
-    probe = ["CMD", "pg_isready", "--host", "127.0.0.1", "--port", str(DB_PORT), "--username", db.user, "--dbname", db.name]
+    probe = [
+        "CMD",
+        "pg_isready",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(DB_PORT),
+        "--username",
+        db.user,
+        "--dbname",
+        db.name,
+    ]
     return {
         "image": config.images.postgres,
         "restart": "always",
@@ -360,7 +371,13 @@ def _db_service(config: Config) -> dict[str, Any]:
         "volumes": [f"{DATABASE_VOLUME}:{POSTGRES_DATA}"],
         # Over TCP: the official image's first-start server listens on a socket only, so this does
         # not report ready before the real server is up.
-        "healthcheck": {"test": probe, "interval": HEALTH_INTERVAL, "timeout": "3s", "retries": 5, "start_period": "60s"},
+        "healthcheck": {
+            "test": probe,
+            "interval": HEALTH_INTERVAL,
+            "timeout": "3s",
+            "retries": 5,
+            "start_period": "60s",
+        },
         "stop_grace_period": "30s",
         # Capabilities kept: the entrypoint starts as root, takes ownership of the data directory and
         # switches to the postgres user (no setuid binary involved, so no-new-privileges holds).

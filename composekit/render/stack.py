@@ -179,7 +179,9 @@ def check_stack(project: Project, stack: RenderedStack | None = None) -> str:
             fromfile=f"{old} (on disk)" if on_disk is not None else old,
             tofile=f"{new} (rendered)" if expected is not None else new,
         )
-        chunks.append("".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in diff))
+        chunks.append(
+            "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in diff)
+        )
     return "".join(chunks)
 
 

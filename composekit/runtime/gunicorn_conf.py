@@ -117,8 +117,9 @@ def _v1_base(root: Path, *names: str) -> Path:
     return next((root / n for n in names if (root / n).is_dir()), root / names[0])
 
 
-def read_resources(root: str | Path = "/sys/fs/cgroup", host_cpus: int | None = None,
-                   self_cgroup: str | Path = "/proc/self/cgroup") -> Resources:
+def read_resources(
+    root: str | Path = "/sys/fs/cgroup", host_cpus: int | None = None, self_cgroup: str | Path = "/proc/self/cgroup"
+) -> Resources:
     """CPU quota, cpuset and memory limit of this process's cgroup (v2 unified or v1 hierarchies)."""
     root = Path(root)
     host = host_cpus if host_cpus is not None else (os.cpu_count() or 1)
@@ -170,8 +171,13 @@ def read_resources(root: str | Path = "/sys/fs/cgroup", host_cpus: int | None = 
         source += f" at {max(nested, key=len)}"
     if cpuset is not None and cpuset > host:
         cpuset = host
-    return Resources(host_cpus=host, quota_cpus=min(quotas) if quotas else None, cpuset_cpus=cpuset,
-                     memory_limit=min(memories) if memories else None, source=source)
+    return Resources(
+        host_cpus=host,
+        quota_cpus=min(quotas) if quotas else None,
+        cpuset_cpus=cpuset,
+        memory_limit=min(memories) if memories else None,
+        source=source,
+    )
 
 
 def _env_int(env: dict[str, str], key: str) -> int | None:

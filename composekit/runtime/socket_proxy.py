@@ -44,9 +44,7 @@ METHODS = frozenset({"GET", "HEAD"})
 _ID = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}"
 # What Traefik 3.7's Docker provider calls (seen in this proxy's log): HEAD /_ping, then with /v1.NN
 # version, containers/json, containers/{id}/json and the events stream. Not /info, not /networks.
-ALLOWED_PATH = re.compile(
-    rf"(?:/v1\.[0-9]{{1,2}})?/(?:_ping|version|events|containers/json|containers/{_ID}/json)"
-)
+ALLOWED_PATH = re.compile(rf"(?:/v1\.[0-9]{{1,2}})?/(?:_ping|version|events|containers/json|containers/{_ID}/json)")
 _EVENTS = re.compile(r"(?:/v1\.[0-9]{1,2})?/events")
 _INSPECT = re.compile(rf"(?:/v1\.[0-9]{{1,2}})?/containers/{_ID}/json")
 _PATH_CHARS = re.compile(r"[A-Za-z0-9/_.-]*")
@@ -54,8 +52,19 @@ _QUERY_CHARS = re.compile(r"[!-~]*")  # printable ASCII, no spaces
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # Hop-by-hop headers and what the proxy sets itself; never forwarded from the client.
 _DROPPED = frozenset(
-    {"connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "trailer",
-     "transfer-encoding", "upgrade", "content-length", "host", "expect"}
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+        "host",
+        "expect",
+    }
 )
 
 
@@ -167,7 +176,7 @@ def _dechunk(body: bytes) -> bytes:
         if len(body) < size + 2:
             raise ValueError("truncated chunked body")
         out += body[:size]
-        body = body[size + 2:]
+        body = body[size + 2 :]
 
 
 def without_environment(raw: bytes, head_only: bool = False) -> bytes:
@@ -296,8 +305,9 @@ class Proxy:
         finally:
             up_writer.close()
 
-    async def _inspect(self, writer: asyncio.StreamWriter, up_reader: asyncio.StreamReader, what: str,
-                       head_only: bool) -> None:
+    async def _inspect(
+        self, writer: asyncio.StreamWriter, up_reader: asyncio.StreamReader, what: str, head_only: bool
+    ) -> None:
         """Read the whole (bounded) answer, drop the environment, send it on."""
         raw = b""
         try:
@@ -318,8 +328,15 @@ class Proxy:
         writer.write(answer)
         await writer.drain()
 
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                     up_reader: asyncio.StreamReader, what: str, quiet: bool, stream: bool) -> None:
+    async def _relay(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        up_reader: asyncio.StreamReader,
+        what: str,
+        quiet: bool,
+        stream: bool,
+    ) -> None:
         """Upstream -> client until either side closes. Bytes the client sends meanwhile are discarded."""
 
         async def drain_client() -> None:
@@ -335,7 +352,8 @@ class Proxy:
             while True:
                 read = asyncio.ensure_future(up_reader.read(65536))
                 done, _ = await asyncio.wait(
-                    {read, client_gone}, timeout=None if stream else RESPONSE_IDLE_TIMEOUT,
+                    {read, client_gone},
+                    timeout=None if stream else RESPONSE_IDLE_TIMEOUT,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
                 if read not in done:

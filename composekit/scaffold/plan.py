@@ -37,8 +37,6 @@ DB_PASSWORD_FILE = f"{SECRETS_DIR}/db_password"
 Ask = Callable[[str, list[str]], str]
 
 
-
-
 @dataclass(frozen=True)
 class PlannedFile:
     path: str  # relative to the target directory, POSIX
@@ -95,8 +93,11 @@ def _choose_module(layout: Layout, module: str | None, ask: Ask | None) -> tuple
         if apps:
             chosen = ask("Several FastAPI apps found; which one does gunicorn serve?", [m for m, _ in apps])
         else:
-            chosen = ask(f"No `app = FastAPI(...)` found in {where}; which ASGI app does gunicorn serve "
-                         "(package.module:attribute)?", [])
+            chosen = ask(
+                f"No `app = FastAPI(...)` found in {where}; which ASGI app does gunicorn serve "
+                "(package.module:attribute)?",
+                [],
+            )
         return _checked(chosen, "module", App._module), "as answered"
     if apps:
         raise TemplateError(
@@ -297,29 +298,45 @@ def render_config(s: _Settings) -> str:
         lines.extend(_line(k, v, "", 2) for k, v in sorted(s.volumes.items()))
     if s.migrate is not None:
         lines.append("migrate:")
-        lines.append(_line("command", s.migrate if isinstance(s.migrate, str) else list(s.migrate),
-                           "runs once before the app starts, on every deploy", 1))
+        lines.append(
+            _line(
+                "command",
+                s.migrate if isinstance(s.migrate, str) else list(s.migrate),
+                "runs once before the app starts, on every deploy",
+                1,
+            )
+        )
     else:
-        lines.extend([
-            _commented("# migrate:", "a one-shot step before the app starts, on every deploy"),
-            "#   command: alembic upgrade head",
-        ])
+        lines.extend(
+            [
+                _commented("# migrate:", "a one-shot step before the app starts, on every deploy"),
+                "#   command: alembic upgrade head",
+            ]
+        )
     if s.database:
         db = s.database
-        lines.extend([
-            _line("database", None, "a PostgreSQL service `db`; the app and migrate get DATABASE_HOST,"),
-            _commented("", "DATABASE_PORT, DATABASE_NAME, DATABASE_USER, DATABASE_PASSWORD_FILE"),
-            _line("engine", db["engine"], "", 1),
-            _line("name", db["name"], "created at the first start", 1),
-            _line("user", db["user"], "", 1),
-            _line("password_file", db["password_file"], "a Docker secret: never in compose.yaml; keep out of git", 1),
-        ])
-    lines.extend([
-        _commented("# images:", "defaults shown; pin versions you have tested"),
-        f"#   python: {DEFAULT_PYTHON_IMAGE}",
-    ])
+        lines.extend(
+            [
+                _line("database", None, "a PostgreSQL service `db`; the app and migrate get DATABASE_HOST,"),
+                _commented("", "DATABASE_PORT, DATABASE_NAME, DATABASE_USER, DATABASE_PASSWORD_FILE"),
+                _line("engine", db["engine"], "", 1),
+                _line("name", db["name"], "created at the first start", 1),
+                _line("user", db["user"], "", 1),
+                _line(
+                    "password_file", db["password_file"], "a Docker secret: never in compose.yaml; keep out of git", 1
+                ),
+            ]
+        )
+    lines.extend(
+        [
+            _commented("# images:", "defaults shown; pin versions you have tested"),
+            f"#   python: {DEFAULT_PYTHON_IMAGE}",
+        ]
+    )
     if s.database:
-        lines.append(_commented(f"#   postgres: {DEFAULT_POSTGRES_IMAGE}", "data in /var/lib/postgresql/data (18 moved it)"))
+        lines.append(
+            _commented(f"#   postgres: {DEFAULT_POSTGRES_IMAGE}", "data in /var/lib/postgresql/data (18 moved it)")
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -31,8 +31,6 @@ SCHEMA_FILENAME = "composekit.schema.json"
 SECRETS_DIR = "secrets"
 
 
-
-
 def _templates_root() -> Traversable:
     """``stacks/`` as installed package data, or the source checkout's during development."""
     try:

@@ -12,8 +12,6 @@ from .templates import SECRETS_DIR
 __all__ = ["WriteResult", "write_plan"]
 
 
-
-
 @dataclass(frozen=True)
 class WriteResult:
     written: list[str]

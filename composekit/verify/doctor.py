@@ -90,58 +90,85 @@ def check_engine_settings(s: EngineSettings) -> list[CheckResult]:
     results = []
     name = "engine live-restore"
     if s.swarm:
-        results.append(CheckResult.ok(
-            name, f"off, as it must be on a Swarm node (state {s.swarm_state}): {SWARM_REFUSAL}",
-        ) if not s.live_restore else CheckResult.warn(
-            name, f"on, on a Swarm node (state {s.swarm_state}): {SWARM_REFUSAL}",
-            'set "live-restore": false in daemon.json on Swarm nodes',
-        ))
+        results.append(
+            CheckResult.ok(
+                name,
+                f"off, as it must be on a Swarm node (state {s.swarm_state}): {SWARM_REFUSAL}",
+            )
+            if not s.live_restore
+            else CheckResult.warn(
+                name,
+                f"on, on a Swarm node (state {s.swarm_state}): {SWARM_REFUSAL}",
+                'set "live-restore": false in daemon.json on Swarm nodes',
+            )
+        )
     elif s.live_restore:
         results.append(CheckResult.ok(name, "on: containers keep running while dockerd restarts"))
     else:
-        results.append(CheckResult.warn(
-            name, "off: every container stops when dockerd stops (each engine upgrade or restart)",
-            f'set "live-restore": true in daemon.json ({CONFIGURE}), then `systemctl reload docker` '
-            "(applied without a restart): containers then keep running while dockerd restarts",
-        ))
+        results.append(
+            CheckResult.warn(
+                name,
+                "off: every container stops when dockerd stops (each engine upgrade or restart)",
+                f'set "live-restore": true in daemon.json ({CONFIGURE}), then `systemctl reload docker` '
+                "(applied without a restart): containers then keep running while dockerd restarts",
+            )
+        )
 
     name = "engine userland-proxy"
     if s.userland_proxy is None:
-        results.append(CheckResult.warn(
-            name, f"unknown ({s.userland_proxy_source})",
-            f"on the server: `ps -C docker-proxy` lists the userland proxies while a port is published; "
-            f'{CONFIGURE} there sets "userland-proxy": false',
-        ))
+        results.append(
+            CheckResult.warn(
+                name,
+                f"unknown ({s.userland_proxy_source})",
+                f"on the server: `ps -C docker-proxy` lists the userland proxies while a port is published; "
+                f'{CONFIGURE} there sets "userland-proxy": false',
+            )
+        )
     elif s.userland_proxy:
-        results.append(CheckResult.warn(
-            name, f"on ({s.userland_proxy_source}): published ports go through docker-proxy processes that die "
-            "with dockerd, so requests fail during a daemon restart even with live-restore",
-            f'set "userland-proxy": false in daemon.json ({CONFIGURE}) and restart dockerd: the kernel forwards '
-            "published ports instead; changing it restarts the containers once",
-        ))
+        results.append(
+            CheckResult.warn(
+                name,
+                f"on ({s.userland_proxy_source}): published ports go through docker-proxy processes that die "
+                "with dockerd, so requests fail during a daemon restart even with live-restore",
+                f'set "userland-proxy": false in daemon.json ({CONFIGURE}) and restart dockerd: the kernel forwards '
+                "published ports instead; changing it restarts the containers once",
+            )
+        )
     else:
         results.append(CheckResult.ok(name, f"off ({s.userland_proxy_source}): the kernel forwards published ports"))
 
     name = "engine log rotation"
     if s.log_driver != "json-file":
-        results.append(CheckResult.ok(name, f"log-driver {s.log_driver}: rotated or sent off the engine's disk "
-                                            "by the driver"))
+        results.append(
+            CheckResult.ok(name, f"log-driver {s.log_driver}: rotated or sent off the engine's disk by the driver")
+        )
     elif s.log_opts is None:
-        results.append(CheckResult.warn(
-            name, f"log-driver json-file, log-opts unknown ({s.log_opts_source})",
-            'on the server, "log-opts": {"max-size": "10m", "max-file": "3"} in daemon.json bounds each '
-            f"container's log ({CONFIGURE} sets it)",
-        ))
+        results.append(
+            CheckResult.warn(
+                name,
+                f"log-driver json-file, log-opts unknown ({s.log_opts_source})",
+                'on the server, "log-opts": {"max-size": "10m", "max-file": "3"} in daemon.json bounds each '
+                f"container's log ({CONFIGURE} sets it)",
+            )
+        )
     elif "max-size" in s.log_opts:
-        results.append(CheckResult.ok(name, f"log-driver json-file, max-size {s.log_opts['max-size']}, max-file "
-                                            f"{s.log_opts.get('max-file', '1')} ({s.log_opts_source})"))
+        results.append(
+            CheckResult.ok(
+                name,
+                f"log-driver json-file, max-size {s.log_opts['max-size']}, max-file "
+                f"{s.log_opts.get('max-file', '1')} ({s.log_opts_source})",
+            )
+        )
     else:
-        results.append(CheckResult.warn(
-            name, f"log-driver json-file without max-size ({s.log_opts_source}): container logs grow until the "
-            "disk is full",
-            f'set "log-opts": {{"max-size": "10m", "max-file": "3"}} in daemon.json ({CONFIGURE}) and restart '
-            "dockerd: it applies to containers created afterwards",
-        ))
+        results.append(
+            CheckResult.warn(
+                name,
+                f"log-driver json-file without max-size ({s.log_opts_source}): container logs grow until the "
+                "disk is full",
+                f'set "log-opts": {{"max-size": "10m", "max-file": "3"}} in daemon.json ({CONFIGURE}) and restart '
+                "dockerd: it applies to containers created afterwards",
+            )
+        )
     return results
 
 
@@ -181,8 +208,11 @@ def check_traefik_api(image: str, api: str, min_api: str, present: bool | None) 
     name = "traefik / engine api"
     version = traefik_version(image)
     shown = ".".join(map(str, version)) if version else "unknown (tag has no version)"
-    where = {True: "present on this machine", False: "not on this machine yet: `composekit up` pulls it",
-             None: "presence unknown"}[present]
+    where = {
+        True: "present on this machine",
+        False: "not on this machine yet: `composekit up` pulls it",
+        None: "presence unknown",
+    }[present]
     seen = f"engine API {api} (minimum {min_api}); image {image} ({where}), Traefik {shown}"
     engine_min = _version_tuple(min_api)
     if _version_tuple(api) < TRAEFIK_LEGACY_API:
@@ -197,19 +227,22 @@ def check_traefik_api(image: str, api: str, min_api: str, present: bool | None) 
         # A tag without a patch version ("v3.6") follows that line's latest release.
         if version and version + (999,) * (3 - len(version)) < TRAEFIK_NEGOTIATES:
             return CheckResult.fail(
-                name, f"{seen}: this Traefik asks for Docker API 1.24, which the engine refuses",
+                name,
+                f"{seen}: this Traefik asks for Docker API 1.24, which the engine refuses",
                 'use Traefik 3.6.1 or newer (images/traefik: "traefik:v3.7"), which negotiates the API version',
             )
         if not version:
             return CheckResult.warn(
-                name, f"{seen}: Traefik before 3.6.1 asks for Docker API 1.24, which this engine refuses",
+                name,
+                f"{seen}: Traefik before 3.6.1 asks for Docker API 1.24, which this engine refuses",
                 'pin a versioned tag of 3.6.1 or newer in images/traefik, such as "traefik:v3.7"',
             )
     return CheckResult.ok(name, seen)
 
 
-def check_ports(config: Config, containers: list[ContainerInfo] | None,
-                port_free: Callable[[int], bool] = port_is_free) -> list[CheckResult]:
+def check_ports(
+    config: Config, containers: list[ContainerInfo] | None, port_free: Callable[[int], bool] = port_is_free
+) -> list[CheckResult]:
     traefik = next((c for c in containers or [] if c.service == "traefik" and c.status == "running"), None)
     results = []
     for key, port in (("http", config.ports.http), ("https", config.ports.https)):
@@ -217,30 +250,43 @@ def check_ports(config: Config, containers: list[ContainerInfo] | None,
         try:
             free = port_free(port)
         except OSError as exc:
-            results.append(CheckResult.fail(name, f"cannot test port {port}: {exc.strerror}",
-                                            "run doctor as root on the server that will run the stack"))
+            results.append(
+                CheckResult.fail(
+                    name,
+                    f"cannot test port {port}: {exc.strerror}",
+                    "run doctor as root on the server that will run the stack",
+                )
+            )
             continue
         if free:
             results.append(CheckResult.ok(name, f"free (ports/{key})"))
         elif traefik is not None:
             results.append(CheckResult.ok(name, f"held by this stack's Traefik ({traefik.name})"))
         else:
-            results.append(CheckResult.fail(
-                name, f"in use by another process (ports/{key}); Traefik cannot publish it",
-                f"stop that process (`ss -ltnp 'sport = :{port}'` shows it) or choose another port under ports/{key}",
-            ))
+            results.append(
+                CheckResult.fail(
+                    name,
+                    f"in use by another process (ports/{key}); Traefik cannot publish it",
+                    f"stop that process (`ss -ltnp 'sport = :{port}'` shows it) or choose another port under ports/{key}",
+                )
+            )
     return results
 
 
-def check_dns(domain: str, expect_ips: Sequence[str], resolver: Callable[[str], list[str]] = resolve,
-              is_local: Callable[[str], bool] = is_local_address) -> CheckResult:
+def check_dns(
+    domain: str,
+    expect_ips: Sequence[str],
+    resolver: Callable[[str], list[str]] = resolve,
+    is_local: Callable[[str], bool] = is_local_address,
+) -> CheckResult:
     """The domain's A/AAAA records must point at this machine (or at the IPs stated with --expect-ip)."""
     name = "dns"
     try:
         records = resolver(domain)
     except HttpCheckError as exc:
         return CheckResult.fail(
-            name, str(exc),
+            name,
+            str(exc),
             f"create an A record for {domain} pointing at this server's public IP (and AAAA only if the server "
             "has IPv6): the ACME HTTP-01 challenge reaches the server through it",
         )
@@ -251,7 +297,8 @@ def check_dns(domain: str, expect_ips: Sequence[str], resolver: Callable[[str], 
         missing = sorted(expected - set(records))
         if wrong:
             return CheckResult.fail(
-                name, f"{seen}; {', '.join(wrong)} is not the expected {', '.join(sorted(expected))}",
+                name,
+                f"{seen}; {', '.join(wrong)} is not the expected {', '.join(sorted(expected))}",
                 f"point the records of {domain} at {', '.join(sorted(expected))} only: the CA validates through "
                 "every record (Let's Encrypt prefers AAAA), so a stale one fails the certificate",
             )
@@ -260,14 +307,16 @@ def check_dns(domain: str, expect_ips: Sequence[str], resolver: Callable[[str], 
     foreign = [r for r in records if not is_local(r)]
     if foreign:
         return CheckResult.fail(
-            name, f"{seen}; {', '.join(foreign)} is not an address of this machine",
+            name,
+            f"{seen}; {', '.join(foreign)} is not an address of this machine",
             f"point {domain} at this server; if the server is behind NAT (its public IP is on no interface), "
             "state it with --expect-ip PUBLIC_IP",
         )
     private = [r for r in records if not ipaddress.ip_address(r).is_global]
     if private:
         return CheckResult.warn(
-            name, f"{seen}: {', '.join(private)} is local to this machine but not a public address",
+            name,
+            f"{seen}: {', '.join(private)} is local to this machine but not a public address",
             "a public CA cannot reach a loopback or private address: publish the server's public IP "
             "(fine for a private CA such as Pebble in tests)",
         )
@@ -289,13 +338,15 @@ def check_acme_file(volume: str, mountpoint: str | None) -> CheckResult:
         return CheckResult.ok(name, f"not created yet in {directory}: Traefik writes it with the first certificate")
     except PermissionError:
         return CheckResult.warn(
-            name, f"cannot look into {directory} (volume {volume})",
+            name,
+            f"cannot look into {directory} (volume {volume})",
             "run doctor as root on the machine whose Docker engine runs the stack",
         )
     mode = stat.S_IMODE(info.st_mode)
     if mode != 0o600:
         return CheckResult.fail(
-            name, f"{path} has mode {mode:o}: Traefik refuses it and serves its default certificate",
+            name,
+            f"{path} has mode {mode:o}: Traefik refuses it and serves its default certificate",
             f"chmod 600 {path}",
         )
     try:
@@ -303,7 +354,8 @@ def check_acme_file(volume: str, mountpoint: str | None) -> CheckResult:
         count = sum(len(v.get("Certificates") or []) for v in data.values() if isinstance(v, dict))
     except (OSError, ValueError, AttributeError):
         return CheckResult.warn(
-            name, f"{path} (mode 600) is not valid JSON",
+            name,
+            f"{path} (mode 600) is not valid JSON",
             "stop the stack, move the file aside and start it: Traefik requests the certificates again "
             "(mind the CA's rate limits)",
         )
@@ -315,8 +367,11 @@ def check_disk(root: str, usage: Callable[[str], tuple[int, int, int]] = shutil.
     try:
         _total, _used, free = usage(root)
     except OSError as exc:
-        return CheckResult.warn(name, f"cannot measure {root}: {exc.strerror}",
-                                "run doctor on the machine whose Docker engine runs the stack")
+        return CheckResult.warn(
+            name,
+            f"cannot measure {root}: {exc.strerror}",
+            "run doctor on the machine whose Docker engine runs the stack",
+        )
     seen = f"{_gib(free)} free for Docker ({root})"
     fix = "free space: `docker system prune` removes stopped containers, unused images and build cache"
     if free < DISK_FAIL_BYTES:
@@ -330,7 +385,8 @@ def check_email(config: Config) -> CheckResult:
     if config.acme.email:
         return CheckResult.ok("acme email", f"acme/email: {config.acme.email}")
     return CheckResult.warn(
-        "acme email", "acme/email is not set: the CA cannot contact you about the account or its certificates",
+        "acme email",
+        "acme/email is not set: the CA cannot contact you about the account or its certificates",
         "set acme/email in composekit.yaml",
     )
 
@@ -344,8 +400,11 @@ def _load(files: tuple[Path, ...]) -> tuple[Config | None, CheckResult]:
         project = load_project(files)
         return project.config, CheckResult.ok("config", f"{source} is valid")
     except ConfigError as exc:
-        failed = CheckResult.fail("config", "; ".join(exc.problems),
-                                  "correct the keys named; `composekit config` prints the merged configuration")
+        failed = CheckResult.fail(
+            "config",
+            "; ".join(exc.problems),
+            "correct the keys named; `composekit config` prints the merged configuration",
+        )
     try:
         return load_config(*files), failed
     except ConfigError:
@@ -382,8 +441,11 @@ def run_doctor(
         if _version_tuple(version)[:1] >= (2,):
             results.append(CheckResult.ok("compose", version))
         else:
-            results.append(CheckResult.fail("compose", f"{version}: not v2",
-                                            "install Compose v2 as a Docker CLI plugin (docker-compose-plugin)"))
+            results.append(
+                CheckResult.fail(
+                    "compose", f"{version}: not v2", "install Compose v2 as a Docker CLI plugin (docker-compose-plugin)"
+                )
+            )
     except DockerError as exc:
         results.append(_docker_failure("compose", exc))
 

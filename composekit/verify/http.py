@@ -184,8 +184,14 @@ def _reason(exc: BaseException) -> str:
 class HttpClient:
     """GET requests and TLS handshakes against one endpoint. Use as a context manager."""
 
-    def __init__(self, endpoint: Endpoint, *, ca_file: Path | None = None, timeout: float = 10.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        ca_file: Path | None = None,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.endpoint = endpoint
         self.ca_file = ca_file
         self.timeout = timeout

@@ -125,9 +125,7 @@ def parse_resolve(value: str) -> tuple[str, str]:
     except ValueError:
         ip = ""
     if not domain or not ip:
-        raise UserError(
-            f'--resolve: expected DOMAIN:IP such as "shop.example.com:203.0.113.7", got "{value}"'
-        )
+        raise UserError(f'--resolve: expected DOMAIN:IP such as "shop.example.com:203.0.113.7", got "{value}"')
     return domain.lower(), ip
 
 
@@ -155,7 +153,8 @@ def check_redirect(client: SmokeClient, path: str) -> CheckResult:
         answer = client.get("http", path)
     except HttpCheckError as exc:
         return CheckResult.fail(
-            name, str(exc),
+            name,
+            str(exc),
             f"open port {ep.http_port} (ports/http) to the server: Traefik answers there with the redirect, "
             "and ACME's HTTP-01 challenge needs it too",
         )
@@ -171,7 +170,8 @@ def check_redirect(client: SmokeClient, path: str) -> CheckResult:
         return CheckResult.fail(name, f"{answer.url} -> {seen} to {location}, expected {want}", override_hint)
     if answer.status in (302, 303, 307):
         return CheckResult.fail(
-            name, f"{answer.url} -> {seen} (a temporary redirect) to {location}; browsers do not remember it",
+            name,
+            f"{answer.url} -> {seen} (a temporary redirect) to {location}; browsers do not remember it",
             "make the redirect permanent (301/308): " + override_hint,
         )
     return CheckResult.fail(
@@ -213,12 +213,14 @@ def check_certificate(cert: PeerCertificate, domain: str, trust: str, now: datet
         )
     if cert.not_after <= now:
         return CheckResult.fail(
-            name, f"the certificate expired on {cert.not_after:%Y-%m-%d %H:%M} UTC ({issued})",
+            name,
+            f"the certificate expired on {cert.not_after:%Y-%m-%d %H:%M} UTC ({issued})",
             "Traefik failed to renew it: " + DEFAULT_CAUSES,
         )
     if cert.self_signed:
         return CheckResult.fail(
-            name, f"a self-signed certificate ({cert.subject}) does not verify against {trust}",
+            name,
+            f"a self-signed certificate ({cert.subject}) does not verify against {trust}",
             "serve a certificate from a CA: remove any certificate the stack mounts by hand, so Traefik "
             "requests one over ACME",
         )
@@ -303,7 +305,8 @@ def check_health(client: SmokeClient, path: str, latency_ms: int, verify: bool) 
         return CheckResult.fail(name, f"{seen} in {took}, expected 200{_unverified_note(verify)}", fix), answer
     if answer.elapsed_ms > latency_ms:
         return CheckResult.fail(
-            name, f"200 in {took}, over the {latency_ms} ms budget{_unverified_note(verify)}",
+            name,
+            f"200 in {took}, over the {latency_ms} ms budget{_unverified_note(verify)}",
             "the app answers its health path slowly: look at its load and logs (`composekit logs app`), "
             "or raise smoke/latency_ms",
         ), answer
@@ -336,7 +339,8 @@ def check_extra(client: SmokeClient, check: SmokeCheck, verify: bool) -> CheckRe
     if check.contains is not None:
         if check.contains not in answer.text:
             return CheckResult.fail(
-                name, f"{answer.status}, but the body does not contain {check.contains!r}: {_snippet(answer.text)!r}",
+                name,
+                f"{answer.status}, but the body does not contain {check.contains!r}: {_snippet(answer.text)!r}",
                 "the app answers but not with the expected content: check the deployed version and its data",
             )
         seen.append(f"contains {check.contains!r}")
@@ -345,12 +349,14 @@ def check_extra(client: SmokeClient, check: SmokeCheck, verify: bool) -> CheckRe
             data = json.loads(answer.text)
         except ValueError:
             return CheckResult.fail(
-                name, f"{answer.status}, but the body is not JSON: {_snippet(answer.text)!r}",
+                name,
+                f"{answer.status}, but the body is not JSON: {_snippet(answer.text)!r}",
                 "check the path returns JSON (content of smoke/checks json_key)",
             )
         if not _json_lookup(data, check.json_key):
             return CheckResult.fail(
-                name, f"{answer.status}, but the JSON has no key {check.json_key!r}: {_snippet(answer.text)!r}",
+                name,
+                f"{answer.status}, but the JSON has no key {check.json_key!r}: {_snippet(answer.text)!r}",
                 "check the deployed version of the app returns that key",
             )
         seen.append(f"has JSON key {check.json_key!r}")
@@ -437,11 +443,14 @@ def run_smoke(
         try:
             addresses = resolver(opts.domain)
         except HttpCheckError as exc:
-            results.append(CheckResult.fail(
-                "dns", f"{exc}; the remaining checks need an address",
-                f"create an A (and/or AAAA) record for {opts.domain} pointing at the server; to check the server "
-                f"before DNS is switched, pass --resolve {opts.domain}:SERVER_IP",
-            ))
+            results.append(
+                CheckResult.fail(
+                    "dns",
+                    f"{exc}; the remaining checks need an address",
+                    f"create an A (and/or AAAA) record for {opts.domain} pointing at the server; to check the server "
+                    f"before DNS is switched, pass --resolve {opts.domain}:SERVER_IP",
+                )
+            )
             return report(None)
         address, others = addresses[0], addresses[1:]
         more = f" (checking {address}; the others answer the health path below)" if others else ""
@@ -456,10 +465,13 @@ def run_smoke(
         try:
             cert = client.certificate()
         except HttpCheckError as exc:
-            results.append(CheckResult.fail(
-                "tls certificate", str(exc),
-                f"check Traefik is running (`composekit status`) and port {opts.https_port} (ports/https) is open",
-            ))
+            results.append(
+                CheckResult.fail(
+                    "tls certificate",
+                    str(exc),
+                    f"check Traefik is running (`composekit status`) and port {opts.https_port} (ports/https) is open",
+                )
+            )
         else:
             checked_at = now()
             results.append(check_certificate(cert, opts.domain, client.trust, checked_at))
@@ -476,8 +488,11 @@ def run_smoke(
     finally:
         client.close()
     for other in others:
-        results.append(check_other_address(make(Endpoint(opts.domain, other, opts.http_port, opts.https_port)),
-                                           opts.health_path, verified))
+        results.append(
+            check_other_address(
+                make(Endpoint(opts.domain, other, opts.http_port, opts.https_port)), opts.health_path, verified
+            )
+        )
     return report(address)
 
 

@@ -114,8 +114,9 @@ class Stack:
     env: TestEnv
     docker: DockerClient = field(default_factory=DockerClient)
 
-    def ck(self, *args: str, check: bool = True, timeout: float = 900,
-           extra_config: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    def ck(
+        self, *args: str, check: bool = True, timeout: float = 900, extra_config: tuple[str, ...] = ()
+    ) -> subprocess.CompletedProcess[str]:
         """Run the real `composekit` CLI against this stack (config + local overlay + extra_config files)."""
         configs = [arg for f in ("composekit.yaml", "local.yaml", *extra_config) for arg in ("-c", f)]
         cmd = [sys.executable, "-m", "composekit.cli", *configs, *args]
@@ -132,8 +133,11 @@ class Stack:
         verify = ssl.create_default_context(cafile=str(self.env.roots))
         with httpx.Client(verify=verify, timeout=10) as client:
             return client.request(
-                method, f"https://127.0.0.1{path}", headers={"Host": self.domain},
-                extensions={"sni_hostname": self.domain}, **kwargs,
+                method,
+                f"https://127.0.0.1{path}",
+                headers={"Host": self.domain},
+                extensions={"sni_hostname": self.domain},
+                **kwargs,
             )
 
     def http(self, path: str = "/") -> httpx.Response:
@@ -188,7 +192,9 @@ def make_stack(testenv: TestEnv, tmp_path_factory: pytest.TempPathFactory, host_
 
     def make(source: Path, name: str, domain: str | None = None, **overrides: Any) -> Stack:
         if name in RESERVED_PROJECTS:
-            raise ValueError(f"{name!r} is the project of {RESERVED_PROJECTS[name]}: a test stack must not take it over")
+            raise ValueError(
+                f"{name!r} is the project of {RESERVED_PROJECTS[name]}: a test stack must not take it over"
+            )
         for earlier in made:
             earlier.ck("down", "--delete-volumes", check=False, timeout=120)
         target = tmp_path_factory.mktemp(name) / name

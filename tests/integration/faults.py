@@ -110,8 +110,11 @@ class _Load:
                     return
                 outcome = None
                 try:
-                    response = client.get(f"https://127.0.0.1{self.path}", headers={"Host": self.stack.domain},
-                                          extensions={"sni_hostname": self.stack.domain})
+                    response = client.get(
+                        f"https://127.0.0.1{self.path}",
+                        headers={"Host": self.stack.domain},
+                        extensions={"sni_hostname": self.stack.domain},
+                    )
                     if response.status_code != 200:
                         outcome = f"HTTP {response.status_code}"
                 except httpx.HTTPError as exc:
@@ -147,8 +150,15 @@ class WorkerKill:
     seconds_to_replaced: float | None  # None: not replaced within the deadline
 
 
-def kill_one_worker_under_load(stack: Stack, *, threads: int = 4, seconds: float = 12, kill_after: float = 4,
-                               max_requests: int = 20000, replace_deadline: float = 30) -> WorkerKill:
+def kill_one_worker_under_load(
+    stack: Stack,
+    *,
+    threads: int = 4,
+    seconds: float = 12,
+    kill_after: float = 4,
+    max_requests: int = 20000,
+    replace_deadline: float = 30,
+) -> WorkerKill:
     """SIGKILL one gunicorn worker (from the host) while ``threads`` clients send requests."""
     app = _service(stack, "app")
     master = app.state.pid
@@ -170,8 +180,17 @@ def kill_one_worker_under_load(stack: Stack, *, threads: int = 4, seconds: float
         # Keep the load on until the planned end, so requests after the replacement are counted too.
         time.sleep(max(0.0, seconds - (time.monotonic() - killed_at) - kill_after))
     after = _workers_in_container(stack, app.name)
-    return WorkerKill(threads, load.sent, load.failed, dict(load.failures), before, after, victim,
-                      frozenset(_children(master) - old), replaced_after)
+    return WorkerKill(
+        threads,
+        load.sent,
+        load.failed,
+        dict(load.failures),
+        before,
+        after,
+        victim,
+        frozenset(_children(master) - old),
+        replaced_after,
+    )
 
 
 @dataclass(frozen=True)
@@ -247,8 +266,12 @@ def _gateway_ip(pid: int) -> str:
 def ca_reachable(pid: int) -> bool:
     """Whether Pebble's ACME directory answers from inside the network namespace of host PID ``pid``."""
     url = f"https://{_gateway_ip(pid)}:{PEBBLE_ACME_PORT}/dir"
-    probe = subprocess.run(["nsenter", "-t", str(pid), "-n", "curl", "-sS", "-k", "-o", "/dev/null",
-                            "--max-time", "5", url], capture_output=True, text=True, timeout=30)
+    probe = subprocess.run(
+        ["nsenter", "-t", str(pid), "-n", "curl", "-sS", "-k", "-o", "/dev/null", "--max-time", "5", url],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     return probe.returncode == 0
 
 
@@ -273,9 +296,26 @@ def ca_unreachable_restart(stack: Stack, *, deadline: float = 90) -> CaUnreachab
     serial_before = str(stack.peer_certificate()["serialNumber"])
     traefik = _service(stack, "traefik")
     reachable_before = ca_reachable(traefik.state.pid)
-    rules = [["INPUT", "-s", subnet, "-p", "tcp", "--dport", str(PEBBLE_ACME_PORT), "-m", "comment", "--comment",
-              f"composekit fault test {stack.name}", "-j", "REJECT", "--reject-with", "tcp-reset"]
-             for subnet in _traefik_subnets(stack, traefik)]
+    rules = [
+        [
+            "INPUT",
+            "-s",
+            subnet,
+            "-p",
+            "tcp",
+            "--dport",
+            str(PEBBLE_ACME_PORT),
+            "-m",
+            "comment",
+            "--comment",
+            f"composekit fault test {stack.name}",
+            "-j",
+            "REJECT",
+            "--reject-with",
+            "tcp-reset",
+        ]
+        for subnet in _traefik_subnets(stack, traefik)
+    ]
     inserted: list[list[str]] = []
     serial_after: str | None = None
     serving: float | None = None
@@ -309,8 +349,16 @@ def ca_unreachable_restart(stack: Stack, *, deadline: float = 90) -> CaUnreachab
             while _iptables("-D", *rule).returncode == 0:
                 pass
     reachable_after = ca_reachable(stack.docker.container.inspect(traefik.id).state.pid)
-    return CaUnreachableRestart(serial_before, serial_after, reachable_before, reachable_during, reachable_after,
-                                serving, rules[0] if rules else [], acme_lines)
+    return CaUnreachableRestart(
+        serial_before,
+        serial_after,
+        reachable_before,
+        reachable_during,
+        reachable_after,
+        serving,
+        rules[0] if rules else [],
+        acme_lines,
+    )
 
 
 def copy_stack(source: Path, parent: Path, name: str, env: Any, **overrides: Any) -> Stack:
@@ -319,6 +367,7 @@ def copy_stack(source: Path, parent: Path, name: str, env: Any, **overrides: Any
     target = parent / name
     shutil.copytree(source, target, ignore=shutil.ignore_patterns(".composekit", "__pycache__"))
     domain = f"{name}.composekit.test"
-    (target / "local.yaml").write_text(yaml.safe_dump(env.overlay(name=name, domain=domain, **overrides),
-                                                      sort_keys=False))
+    (target / "local.yaml").write_text(
+        yaml.safe_dump(env.overlay(name=name, domain=domain, **overrides), sort_keys=False)
+    )
     return Stack(dir=target, name=name, domain=domain, env=env)

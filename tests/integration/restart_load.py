@@ -48,8 +48,16 @@ class HttpsLoad:
     pauses 10 ms, so a refused connection does not spin a core that five helpers share.
     """
 
-    def __init__(self, domain: str, roots: Path, *, threads: int = 4, path: str = "/",
-                 max_seconds: float = 90, max_requests: int = 200_000) -> None:
+    def __init__(
+        self,
+        domain: str,
+        roots: Path,
+        *,
+        threads: int = 4,
+        path: str = "/",
+        max_seconds: float = 90,
+        max_requests: int = 200_000,
+    ) -> None:
         self.domain, self.roots, self.path = domain, roots, path
         self.max_seconds, self.max_requests = max_seconds, max_requests
         self.result = LoadResult()
@@ -81,8 +89,11 @@ class HttpsLoad:
             while not self._stop.is_set() and time.monotonic() < deadline:
                 error = None
                 try:
-                    response = client.get(f"https://127.0.0.1{self.path}", headers={"Host": self.domain},
-                                          extensions={"sni_hostname": self.domain})
+                    response = client.get(
+                        f"https://127.0.0.1{self.path}",
+                        headers={"Host": self.domain},
+                        extensions={"sni_hostname": self.domain},
+                    )
                     if response.status_code != 200:
                         error = f"HTTP {response.status_code}"
                 except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
@@ -154,8 +165,9 @@ def wait_serving(domain: str, roots: Path, *, since: float, timeout: float = 180
     while time.monotonic() < deadline:
         try:
             with httpx.Client(verify=verify, timeout=3) as client:
-                response = client.get(f"https://127.0.0.1{path}", headers={"Host": domain},
-                                      extensions={"sni_hostname": domain})
+                response = client.get(
+                    f"https://127.0.0.1{path}", headers={"Host": domain}, extensions={"sni_hostname": domain}
+                )
             if response.status_code == 200:
                 return time.monotonic() - since
             last = f"HTTP {response.status_code}"

@@ -31,15 +31,34 @@ def make_project(tmp_path: Path, testenv: TestEnv, **overrides: Any) -> Path:
     return target
 
 
-def doctor(directory: Path, *args: str, env: dict[str, str] | None = None,
-           hosts: Path | None = None) -> tuple[int, dict[str, dict[str, str]]]:
+def doctor(
+    directory: Path, *args: str, env: dict[str, str] | None = None, hosts: Path | None = None
+) -> tuple[int, dict[str, dict[str, str]]]:
     cmd = [
-        sys.executable, "-m", "composekit.cli", "-c", "composekit.yaml", "-c", "local.yaml", "doctor", "--json", *args
+        sys.executable,
+        "-m",
+        "composekit.cli",
+        "-c",
+        "composekit.yaml",
+        "-c",
+        "local.yaml",
+        "doctor",
+        "--json",
+        *args,
     ]
     if hosts is not None:
         # A private mount namespace where /etc/hosts is ours: real name resolution, nothing else changed.
-        cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-               'mount --bind "$0" /etc/hosts && exec "$@"', str(hosts), *cmd]
+        cmd = [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            'mount --bind "$0" /etc/hosts && exec "$@"',
+            str(hosts),
+            *cmd,
+        ]
     result = subprocess.run(cmd, cwd=directory, capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode in (0, 1), f"doctor crashed ({result.returncode}):\n{result.stderr[-3000:]}"
     return result.returncode, {c["name"]: c for c in json.loads(result.stdout)["checks"]}
@@ -90,7 +109,10 @@ def test_taken_port(tmp_path: Path, testenv: TestEnv, taken_port: int) -> None:
     assert checks[f"port {taken_port}"]["detail"] == "in use by another process (ports/http); Traefik cannot publish it"
     assert f"ss -ltnp 'sport = :{taken_port}'" in checks[f"port {taken_port}"]["fix"]
     assert checks[f"port {https}"] == {
-        "name": f"port {https}", "status": "ok", "detail": "free (ports/https)", "fix": ""
+        "name": f"port {https}",
+        "status": "ok",
+        "detail": "free (ports/https)",
+        "fix": "",
     }
 
 
@@ -110,8 +132,9 @@ def test_missing_compose_plugin(tmp_path: Path, testenv: TestEnv) -> None:
 
 
 def test_domain_that_does_not_resolve(tmp_path: Path, testenv: TestEnv) -> None:
-    project = make_project(tmp_path, testenv, domain="nowhere.composekit.test",
-                           ports={"http": free_port(), "https": free_port()})
+    project = make_project(
+        tmp_path, testenv, domain="nowhere.composekit.test", ports={"http": free_port(), "https": free_port()}
+    )
     code, checks = doctor(project)
     assert code == 1
     dns = checks["dns"]
@@ -166,7 +189,10 @@ def test_acme_json_with_wrong_permissions(deployed: Stack) -> None:
     acme = mountpoint / "acme.json"
     _code, checks = stack_doctor(deployed)
     assert checks["acme.json"] == {
-        "name": "acme.json", "status": "ok", "detail": f"{acme}: mode 600, 1 certificate(s) stored", "fix": "",
+        "name": "acme.json",
+        "status": "ok",
+        "detail": f"{acme}: mode 600, 1 certificate(s) stored",
+        "fix": "",
     }
     os.chmod(acme, 0o644)
     try:
@@ -175,7 +201,8 @@ def test_acme_json_with_wrong_permissions(deployed: Stack) -> None:
         os.chmod(acme, 0o600)
     assert code == 1
     assert checks["acme.json"] == {
-        "name": "acme.json", "status": "fail",
+        "name": "acme.json",
+        "status": "fail",
         "detail": f"{acme} has mode 644: Traefik refuses it and serves its default certificate",
         "fix": f"chmod 600 {acme}",
     }

@@ -71,8 +71,10 @@ def test_defaults_the_stack_comes_back_with_the_same_certificate(stack: Stack, d
     t0 = time.monotonic()
     stopped, started = restart_dockerd(daemon_files["defaults"])
     back = wait_serving(stack.domain, stack.env.roots, since=t0)
-    print(f"\ndefaults: dockerd stopped in {stopped:.1f} s, answered {started:.1f} s after start; "
-          f"HTTPS served again {back:.1f} s after the stop began")
+    print(
+        f"\ndefaults: dockerd stopped in {stopped:.1f} s, answered {started:.1f} s after start; "
+        f"HTTPS served again {back:.1f} s after the stop began"
+    )
     assert serial(stack.domain, stack.env.roots) == before_serial
     assert pebble_orders() == before_orders, "Traefik ordered a new certificate after the restart"
     assert {s: c.state.status for s, c in stack.containers().items() if s != "migrate"} == {
@@ -83,7 +85,8 @@ def test_defaults_the_stack_comes_back_with_the_same_certificate(stack: Stack, d
 def test_doctor_warns_without_the_settings(stack: Stack) -> None:
     engine = doctor_engine_checks(stack)
     assert engine["engine live-restore"] == (
-        "warn", "off: every container stops when dockerd stops (each engine upgrade or restart)"
+        "warn",
+        "off: every container stops when dockerd stops (each engine upgrade or restart)",
     )
     status, detail = engine["engine userland-proxy"]
     # The stack publishes 80 and 443: the live proof is the docker-proxy processes of this dockerd.
@@ -95,8 +98,10 @@ def test_doctor_warns_without_the_settings(stack: Stack) -> None:
 def test_with_the_settings_a_restart_under_load_loses_nothing(stack: Stack, daemon_files: dict[str, Path]) -> None:
     t0 = time.monotonic()
     restart_dockerd(daemon_files["server"])  # applying userland-proxy=false restarts the containers once
-    print(f"\nsettings applied; HTTPS served again {wait_serving(stack.domain, stack.env.roots, since=t0):.1f} s "
-          "after the stop began")
+    print(
+        f"\nsettings applied; HTTPS served again {wait_serving(stack.domain, stack.env.roots, since=t0):.1f} s "
+        "after the stop began"
+    )
     engine = doctor_engine_checks(stack)
     assert engine["engine live-restore"] == ("ok", "on: containers keep running while dockerd restarts")
     assert engine["engine userland-proxy"][0] == "ok"
@@ -109,8 +114,10 @@ def test_with_the_settings_a_restart_under_load_loses_nothing(stack: Stack, daem
         stopped, started = restart_dockerd(daemon_files["server"])
         time.sleep(3)
         result = load.stop()
-    print(f"live-restore + userland-proxy=false: {result}; dockerd stopped in {stopped:.1f} s, "
-          f"answered {started:.1f} s after start")
+    print(
+        f"live-restore + userland-proxy=false: {result}; dockerd stopped in {stopped:.1f} s, "
+        f"answered {started:.1f} s after start"
+    )
     assert result.sent > 100
     assert result.failed == 0, str(result)
     assert containers(stack) == before  # same ids, no restart

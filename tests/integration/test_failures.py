@@ -20,7 +20,7 @@ def test_broken_config_starts_nothing(make_stack: Any) -> None:
     result = stack.ck("up", check=False)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        'error: composekit.yaml + local.yaml: app/port: expected a port number from 1 to 65535, got 0',
+        "error: composekit.yaml + local.yaml: app/port: expected a port number from 1 to 65535, got 0",
         'error: composekit.yaml + local.yaml: app/workers: expected "auto" or a positive integer, got "many"',
     ]
     assert "Traceback" not in result.stderr
@@ -46,9 +46,7 @@ def test_taken_port_is_named_and_nothing_starts(make_stack: Any) -> None:
         squatter.listen()
         result = stack.ck("up", check=False)
     assert result.returncode == 1
-    assert result.stderr.startswith(
-        "error: port 18443 (ports/https in "
-    )
+    assert result.stderr.startswith("error: port 18443 (ports/https in ")
     assert "is already in use by another process, so Traefik cannot publish it" in result.stderr
     assert stack.containers() == {}
 

@@ -31,7 +31,7 @@ FLOOD = (
     "    sys.stdout.write(f'flood {i} {line}\\n')\n"
 )
 # Not interpolated by the shell that deploys: echoed by the container's own shell.
-MIGRATE = ["sh", "-c", f"python3 -c \"{FLOOD}\" && echo \"container PATH is $PATH\" && exec python3 -m app.migrate"]
+MIGRATE = ["sh", "-c", f'python3 -c "{FLOOD}" && echo "container PATH is $PATH" && exec python3 -m app.migrate']
 MARKERS = {name: f"planted-{uuid.uuid4().hex}" for name in ("env_file", "dot_env", "dot_env_local", "x_env", "control")}
 
 

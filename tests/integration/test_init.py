@@ -48,14 +48,24 @@ def tools(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     venv.create(target, with_pip=True)
     subprocess.run(
         [str(target / "bin" / "python"), "-m", "pip", "install", "--quiet", "poetry", "poetry-plugin-export", "uv"],
-        check=True, capture_output=True, text=True, timeout=600,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     return {"poetry": target / "bin" / "poetry", "uv": target / "bin" / "uv"}
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 600) -> str:
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                            env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        cmd,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+    )
     assert result.returncode == 0, f"{' '.join(cmd)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
     return result.stderr
 
@@ -69,8 +79,11 @@ def poetry_lock(repo: Path, poetry: Path, cache: Path) -> None:
 
 
 def uv_lock(repo: Path, uv: Path, cache: Path) -> None:
-    _run([str(uv), "lock", "--default-index", package_index()], repo,
-         {"SSL_CERT_FILE": CA_BUNDLE, "UV_CACHE_DIR": str(cache), "UV_PYTHON_DOWNLOADS": "never"})
+    _run(
+        [str(uv), "lock", "--default-index", package_index()],
+        repo,
+        {"SSL_CERT_FILE": CA_BUNDLE, "UV_CACHE_DIR": str(cache), "UV_PYTHON_DOWNLOADS": "never"},
+    )
     assert (repo / "uv.lock").is_file()
 
 
@@ -111,8 +124,9 @@ def test_pip_repo_without_migrations(make_stack: Any, tmp_path: Path) -> None:
     ("fixture", "module", "health"),
     [("poetry-alembic", "service.api:api", "/healthz"), ("uv-alembic", "web.main:application", "/health")],
 )
-def test_locked_repo_with_alembic_on_postgres(make_stack: Any, testenv: TestEnv, tmp_path: Path,
-                                              tools: dict[str, Path], fixture: str, module: str, health: str) -> None:
+def test_locked_repo_with_alembic_on_postgres(
+    make_stack: Any, testenv: TestEnv, tmp_path: Path, tools: dict[str, Path], fixture: str, module: str, health: str
+) -> None:
     repo = sample(tmp_path, fixture)
     cache = tmp_path / "cache"
     if fixture.startswith("poetry"):
@@ -143,4 +157,3 @@ def test_locked_repo_with_alembic_on_postgres(make_stack: Any, testenv: TestEnv,
     env = containers["db"].config.env
     assert "POSTGRES_PASSWORD_FILE=/run/secrets/db_password" in env
     assert not any(e.startswith("POSTGRES_PASSWORD=") for e in env)
-

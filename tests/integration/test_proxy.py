@@ -134,7 +134,10 @@ def test_traefik_has_the_fixed_address_the_app_trusts(shop: Stack) -> None:
 
 def test_forged_proxy_headers_from_another_container_are_not_trusted(shop: Stack) -> None:
     out = shop.docker.run(
-        shop.env.python_image, ["python3", "-c", FORGE], networks=[f"{NAME}_web"], remove=True,
+        shop.env.python_image,
+        ["python3", "-c", FORGE],
+        networks=[f"{NAME}_web"],
+        remove=True,
         name=f"{NAME}-forger",
     )
     body = json.loads(str(out))

@@ -20,13 +20,16 @@ COMMANDS = (("down",), ("logs",), ("logs", "app", "--tail", "5"), ("status",), (
 
 
 def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
-    return {p.relative_to(root).as_posix(): (p.read_bytes() if p.is_file() else b"", p.stat().st_mtime_ns)
-            for p in sorted(root.rglob("*"))}
+    return {
+        p.relative_to(root).as_posix(): (p.read_bytes() if p.is_file() else b"", p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+    }
 
 
 def ck(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([sys.executable, "-m", "composekit.cli", *args], cwd=project, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "composekit.cli", *args], cwd=project, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, f"composekit {' '.join(args)}: {result.stderr}"
     return result
 
@@ -36,9 +39,12 @@ def project(testenv: TestEnv, tmp_path: Path) -> Path:
     target = tmp_path / "cfgcli-ro"
     shutil.copytree(REPO / "tests" / "fixtures" / "pip-app", target)
     (target / "app.env").write_text("SECRET_KEY=x\n")
-    config = {"name": "cfgcli-ro", "domain": "cfgcli-ro.composekit.test",
-              "app": {"module": "app.main:app", "env_file": "app.env", "volumes": {"data": "/data"}},
-              "images": {"python": testenv.python_image, "traefik": testenv.traefik_image}}
+    config = {
+        "name": "cfgcli-ro",
+        "domain": "cfgcli-ro.composekit.test",
+        "app": {"module": "app.main:app", "env_file": "app.env", "volumes": {"data": "/data"}},
+        "images": {"python": testenv.python_image, "traefik": testenv.traefik_image},
+    }
     (target / "composekit.yaml").write_text(yaml.safe_dump(config))
     return target
 

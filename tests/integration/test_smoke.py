@@ -30,8 +30,14 @@ pytestmark = pytest.mark.integration
 APP = Path(__file__).parent / "apps" / "smoke-app"
 FAIL_FLAG = "/tmp/smoke-fail-health"
 ALL_CHECKS = [
-    "dns", "http -> https", "tls certificate", "tls expiry", "health /health", "check /api/version",
-    "security headers", "no version leak",
+    "dns",
+    "http -> https",
+    "tls certificate",
+    "tls expiry",
+    "health /health",
+    "check /api/version",
+    "security headers",
+    "no version leak",
 ]
 
 
@@ -114,7 +120,7 @@ def test_health_500_is_caught(healthy: tuple[Stack, Any]) -> None:
     health = by_name(report)["health /health"]
     assert health["status"] == "fail"
     assert health["detail"].startswith(
-        "500 Internal Server Error from the app: '{\"status\":\"failing\",\"flag\":\"/tmp/smoke-fail-health\"}' in "
+        '500 Internal Server Error from the app: \'{"status":"failing","flag":"/tmp/smoke-fail-health"}\' in '
     )
     assert health["fix"] == "the app reports a failure on this path: `composekit logs app` shows why"
     # Only the health path broke: the certificate and the route are still fine.
@@ -126,8 +132,9 @@ def test_health_500_is_caught(healthy: tuple[Stack, Any]) -> None:
 
 
 def test_unreachable_acme_ca_names_traefik_default_certificate(make_stack: Any, testenv: TestEnv) -> None:
-    stack = make_stack(APP, "smoke-noca", acme={"ca_server": "https://host.docker.internal:14999/dir"},
-                       **smoke_settings(testenv.roots))
+    stack = make_stack(
+        APP, "smoke-noca", acme={"ca_server": "https://host.docker.internal:14999/dir"}, **smoke_settings(testenv.roots)
+    )
     up = stack.ck("up", "--smoke-wait", "5", check=False)
     assert up.returncode == 1, up.stderr[-3000:]
     assert "the stack is up, but smoke failed" in up.stderr
@@ -158,9 +165,9 @@ def test_missing_redirect_is_caught(make_stack: Any, testenv: TestEnv) -> None:
     no_redirect = stack.dir / "traefik-noredirect.yml"
     no_redirect.write_text(yaml.safe_dump(static))
     # Compose merges `volumes` by container path: this mount replaces the rendered traefik.yml.
-    (stack.dir / "composekit.override.yaml").write_text(yaml.safe_dump(
-        {"services": {"traefik": {"volumes": [f"{no_redirect}:/etc/traefik/traefik.yml:ro"]}}}
-    ))
+    (stack.dir / "composekit.override.yaml").write_text(
+        yaml.safe_dump({"services": {"traefik": {"volumes": [f"{no_redirect}:/etc/traefik/traefik.yml:ro"]}}})
+    )
     stack.ck("up", "--no-smoke")
     stack.wait_https("/health")
 
@@ -196,22 +203,31 @@ def short_lived_pebble(testenv: TestEnv, workdir: Path) -> Iterator[Path]:
             pytest.fail(f"port {port} is taken: the short-lived Pebble of this test cannot start", pytrace=False)
     listener = Path(testenv.pebble_ca).parent
     config = workdir / "pebble-short.json"
-    config.write_text(json.dumps({"pebble": {
-        "listenAddress": f"0.0.0.0:{SHORT_PEBBLE_ACME}",
-        "managementListenAddress": f"0.0.0.0:{SHORT_PEBBLE_MGMT}",
-        "certificate": str(listener / "cert.pem"),
-        "privateKey": str(listener / "key.pem"),
-        "httpPort": 80,
-        "tlsPort": 443,
-        "ocspResponderURL": "",
-        "externalAccountBindingRequired": False,
-        "certificateValidityPeriod": VALIDITY_DAYS * 86400,
-    }}))
+    config.write_text(
+        json.dumps(
+            {
+                "pebble": {
+                    "listenAddress": f"0.0.0.0:{SHORT_PEBBLE_ACME}",
+                    "managementListenAddress": f"0.0.0.0:{SHORT_PEBBLE_MGMT}",
+                    "certificate": str(listener / "cert.pem"),
+                    "privateKey": str(listener / "key.pem"),
+                    "httpPort": 80,
+                    "tlsPort": 443,
+                    "ocspResponderURL": "",
+                    "externalAccountBindingRequired": False,
+                    "certificateValidityPeriod": VALIDITY_DAYS * 86400,
+                }
+            }
+        )
+    )
     log = workdir / "pebble-short.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
             ["pebble", "-config", str(config), "-dnsserver", "127.0.0.1:8053"],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
             env={**os.environ, "PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"},
         )
     try:
@@ -229,8 +245,12 @@ def short_lived_pebble(testenv: TestEnv, workdir: Path) -> Iterator[Path]:
                         pytest.fail(f"the short-lived Pebble did not answer in 30 s:\n{log.read_text()[-2000:]}")
                     time.sleep(0.3)
             roots = workdir / "pebble-short-roots.pem"
-            roots.write_text(client.get(f"{mgmt}/roots/0").text.strip() + "\n"
-                             + client.get(f"{mgmt}/intermediates/0").text.strip() + "\n")
+            roots.write_text(
+                client.get(f"{mgmt}/roots/0").text.strip()
+                + "\n"
+                + client.get(f"{mgmt}/intermediates/0").text.strip()
+                + "\n"
+            )
         yield roots
     finally:
         os.kill(proc.pid, signal.SIGTERM)
@@ -244,7 +264,8 @@ def short_lived_pebble(testenv: TestEnv, workdir: Path) -> Iterator[Path]:
 def test_certificate_near_expiry(make_stack: Any, testenv: TestEnv, tmp_path: Path) -> None:
     with short_lived_pebble(testenv, tmp_path) as roots:
         stack = make_stack(
-            APP, "smoke-expiring",
+            APP,
+            "smoke-expiring",
             acme={"ca_server": f"https://host.docker.internal:{SHORT_PEBBLE_ACME}/dir"},
             smoke={"resolve": "127.0.0.1", "ca_file": str(roots)},
         )

@@ -27,7 +27,11 @@ def init_template(parent: Path, template: str, name: str, python: str = sys.exec
     target.mkdir(parents=True)
     result = subprocess.run(
         [python, "-m", "composekit.cli", "init", "--template", template, str(target)],
-        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, cwd=parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        cwd=parent,
     )
     assert result.returncode == 0, result.stderr
     assert f"copying the example app of template '{template}'" in result.stderr
@@ -43,11 +47,17 @@ def test_templates_ship_in_a_non_editable_install(tmp_path: Path) -> None:
     env = tmp_path / "venv"
     venv.create(env, with_pip=True)
     python = str(env / "bin" / "python")
-    install = subprocess.run([python, "-m", "pip", "install", "--quiet", str(REPO)], capture_output=True, text=True,
-                             timeout=900)
+    install = subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", str(REPO)], capture_output=True, text=True, timeout=900
+    )
     assert install.returncode == 0, install.stderr[-3000:]
-    where = subprocess.run([python, "-c", "import composekit.scaffold.templates as s; print(s._templates_root())"],
-                           capture_output=True, text=True, cwd=tmp_path, check=True).stdout
+    where = subprocess.run(
+        [python, "-c", "import composekit.scaffold.templates as s; print(s._templates_root())"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    ).stdout
     assert str(env) in where  # from site-packages, not from this checkout
     target = init_template(tmp_path, "fastapi-postgres", "installed", python=python)
     for rel in ("app/main.py", "app/migrate.py", "app/db.py", "requirements.txt"):
@@ -66,8 +76,9 @@ def test_fastapi_template_up_and_serving(make_stack: Any, tmp_path: Path) -> Non
     assert stack.https("/notes").json() == [{"id": 1, "text": "hello"}]
 
 
-def test_fastapi_postgres_template_migrates_postgres_and_serves(make_stack: Any, testenv: TestEnv,
-                                                                 tmp_path: Path) -> None:
+def test_fastapi_postgres_template_migrates_postgres_and_serves(
+    make_stack: Any, testenv: TestEnv, tmp_path: Path
+) -> None:
     source = init_template(tmp_path, "fastapi-postgres", "tmpl-pg")
     stack: Stack = make_stack(source, "tmpl-pg", images={"postgres": testenv.postgres_image})
     up(stack)
@@ -87,8 +98,16 @@ def test_fastapi_postgres_template_migrates_postgres_and_serves(make_stack: Any,
     database = yaml.safe_load((stack.dir / "composekit.yaml").read_text())["database"]["name"]
     rows = stack.docker.container.execute(
         containers["db"],
-        ["psql", "-U", database, "-d", database, "-tA", "-c",
-         "SELECT (SELECT count(*) FROM schema_migrations) || ' ' || (SELECT text FROM notes ORDER BY id LIMIT 1)"],
+        [
+            "psql",
+            "-U",
+            database,
+            "-d",
+            database,
+            "-tA",
+            "-c",
+            "SELECT (SELECT count(*) FROM schema_migrations) || ' ' || (SELECT text FROM notes ORDER BY id LIMIT 1)",
+        ],
     )
     assert str(rows).strip() == "1 stored in postgres"
 

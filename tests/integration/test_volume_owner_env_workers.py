@@ -23,8 +23,13 @@ FIXTURES = REPO / "tests" / "fixtures"
 def stack(make_stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Stack:
     repo = tmp_path_factory.mktemp("src") / "pip-app"
     shutil.copytree(FIXTURES / "pip-app", repo)
-    init = subprocess.run([sys.executable, "-m", "composekit.cli", "init", str(repo)], cwd=repo.parent,
-                          capture_output=True, text=True, timeout=120)
+    init = subprocess.run(
+        [sys.executable, "-m", "composekit.cli", "init", str(repo)],
+        cwd=repo.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert init.returncode == 0, init.stderr
     assert "USER app" in (repo / "Dockerfile").read_text() and "/data" not in (repo / "Dockerfile").read_text()
     # Afterwards, as a user would: a volume, one CPU, and the old official image's worker setting in the env file.
@@ -43,14 +48,15 @@ def app_user(stack: Stack) -> str:
 
 def test_first_up_gives_the_new_volume_to_the_app_user(stack: Stack) -> None:
     result = stack.ck("up", "--no-smoke")
-    assert (f"volume {stack.name}_data: gave its top directory /data to the app's user app (uid:gid 0:0 -> "
-            in result.stderr), result.stderr
+    assert (
+        f"volume {stack.name}_data: gave its top directory /data to the app's user app (uid:gid 0:0 -> "
+        in result.stderr
+    ), result.stderr
     assert "already exists but was not created by Docker Compose" not in result.stderr
     app = stack.containers()["app"]
     user = app_user(stack)
     assert user == "app"
-    wrote = stack.docker.container.execute(app, ["sh", "-c", "echo hello > /data/probe && cat /data/probe"],
-                                           user=user)
+    wrote = stack.docker.container.execute(app, ["sh", "-c", "echo hello > /data/probe && cat /data/probe"], user=user)
     assert str(wrote).strip() == "hello"
     owner = stack.docker.container.execute(app, ["stat", "-c", "%U", "/data", "/data/probe"], user=user)
     assert str(owner).split() == ["app", "app"]

@@ -29,4 +29,6 @@ def assert_matches_golden(stack: RenderedStack, name: str) -> None:
             (golden / file).write_text(content)
     assert sorted(expected) == sorted(p.name for p in golden.iterdir())
     for file, content in expected.items():
-        assert content == (golden / file).read_text(), f"{file} differs from {golden} (COMPOSEKIT_UPDATE_GOLDEN=1 rewrites)"
+        assert content == (golden / file).read_text(), (
+            f"{file} differs from {golden} (COMPOSEKIT_UPDATE_GOLDEN=1 rewrites)"
+        )

@@ -46,10 +46,19 @@ def test_render_to_stdout_is_marked_for_reading_and_writes_nothing(project_dir: 
 
 
 def test_status_prints_the_row_and_the_note_when_the_worker_count_failed(
-        project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rows = [
-        ServiceStatus("app", "shop-app-1", "running", "healthy", 0, "2026-01-01T00:00:00", None,
-                      "workers unknown: counting them in shop-app-1 failed (container is restarting)"),
+        ServiceStatus(
+            "app",
+            "shop-app-1",
+            "running",
+            "healthy",
+            0,
+            "2026-01-01T00:00:00",
+            None,
+            "workers unknown: counting them in shop-app-1 failed (container is restarting)",
+        ),
         ServiceStatus("traefik", "shop-traefik-1", "running", "healthy", 0, "2026-01-01T00:00:00"),
     ]
     monkeypatch.setattr(deploy, "status", lambda project: StackStatus("shop", "https://shop.example.com/", rows))
@@ -57,7 +66,11 @@ def test_status_prints_the_row_and_the_note_when_the_worker_count_failed(
     assert result.exit_code == 0, result.output
     app_row = next(line for line in result.stdout.splitlines() if "shop-app-1" in line)
     assert [cell.strip() for cell in app_row.strip("│ ").split("│")][:5] == [
-        "app", "shop-app-1", "running", "healthy", "?"
+        "app",
+        "shop-app-1",
+        "running",
+        "healthy",
+        "?",
     ]
     assert result.stderr == (
         "composekit: app: workers unknown: counting them in shop-app-1 failed (container is restarting)\n"
@@ -71,8 +84,12 @@ def test_bash_completion_script_and_protocol() -> None:
     assert "complete -o default -F _composekit_completion composekit" in shown.stdout
 
     def complete(words: str) -> list[str]:
-        env = {**os.environ, "_COMPOSEKIT_COMPLETE": "complete_bash", "COMP_WORDS": words,
-               "COMP_CWORD": str(len(words.split()) - 1)}
+        env = {
+            **os.environ,
+            "_COMPOSEKIT_COMPLETE": "complete_bash",
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(len(words.split()) - 1),
+        }
         done = subprocess.run([str(COMPOSEKIT)], capture_output=True, text=True, env=env, timeout=60)
         assert done.returncode == 0, done.stderr
         return done.stdout.split()

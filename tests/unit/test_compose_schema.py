@@ -96,8 +96,13 @@ ports: {http: 8080, https: 8443}
 
 
 def test_every_option_renders_a_valid_compose_file(tmp_path: Path) -> None:
-    files = {"composekit.yaml": EVERY_OPTION, "requirements.txt": "fastapi\n", "ca.pem": "x\n",
-             "app.env": "SECRET_KEY=x\n", "secrets/db_password": "x\n"}
+    files = {
+        "composekit.yaml": EVERY_OPTION,
+        "requirements.txt": "fastapi\n",
+        "ca.pem": "x\n",
+        "app.env": "SECRET_KEY=x\n",
+        "secrets/db_password": "x\n",
+    }
     for rel, content in files.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(content)
@@ -113,13 +118,22 @@ def test_every_option_renders_a_valid_compose_file(tmp_path: Path) -> None:
     assert violations(compose) == []
 
 
-@pytest.mark.parametrize(("path", "value", "message"), [
-    (("services", "app", "depends_on", "migrate", "condition"), "service_finished",
-     "services/app/depends_on: {'migrate': {'condition': 'service_finished'}} is not valid under any"),
-    (("services", "app", "helthcheck"), {"test": ["CMD", "true"]},
-     "services/app: 'helthcheck' does not match any of the regexes: '^x-'"),
-    (("services", "app", "ports"), "80:80", "services/app/ports: '80:80' is not of type 'array'"),
-])
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (
+            ("services", "app", "depends_on", "migrate", "condition"),
+            "service_finished",
+            "services/app/depends_on: {'migrate': {'condition': 'service_finished'}} is not valid under any",
+        ),
+        (
+            ("services", "app", "helthcheck"),
+            {"test": ["CMD", "true"]},
+            "services/app: 'helthcheck' does not match any of the regexes: '^x-'",
+        ),
+        (("services", "app", "ports"), "80:80", "services/app/ports: '80:80' is not of type 'array'"),
+    ],
+)
 def test_the_schema_catches_what_compose_would_reject(path: tuple[str, ...], value: Any, message: str) -> None:
     doc: dict[str, Any] = yaml.safe_load(GOLDEN[0].read_text())
     node = doc

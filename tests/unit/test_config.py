@@ -49,15 +49,33 @@ def test_staging_alias_and_custom_ca() -> None:
         ({"workers": 0}, 'composekit.yaml: app/workers: expected "auto" or a positive integer, got 0'),
         ({"port": 70000}, "composekit.yaml: app/port: expected a port number from 1 to 65535, got 70000"),
         ({"port": "80"}, 'composekit.yaml: app/port: expected a port number from 1 to 65535, got "80"'),
-        ({"health_path": "health"}, 'composekit.yaml: app/health_path: expected a URL path starting with "/", got "health"'),
-        ({"module": "main"}, 'composekit.yaml: app/module: expected "package.module:attribute", such as "app.main:app", got "main"'),
+        (
+            {"health_path": "health"},
+            'composekit.yaml: app/health_path: expected a URL path starting with "/", got "health"',
+        ),
+        (
+            {"module": "main"},
+            'composekit.yaml: app/module: expected "package.module:attribute", such as "app.main:app", got "main"',
+        ),
         ({"memory": "lots"}, 'composekit.yaml: app/memory: expected a size such as "512M" or "1G", got "lots"'),
         ({"cpus": -1}, "composekit.yaml: app/cpus: expected a positive number, got -1"),
         ({"max_workers": 1.5}, "composekit.yaml: app/max_workers: expected a positive integer, got 1.5"),
-        ({"volumes": {"data": "data"}}, 'composekit.yaml: app/volumes: data: expected an absolute path inside the container, got "data"'),
-        ({"volumes": {"acme": "/x"}}, 'composekit.yaml: app/volumes: expected volume names of letters, digits, "_", "-", "." (not "acme"), got "acme"'),
-        ({"environment": {"DB_PASSWORD": "x"}}, "composekit.yaml: app/environment: DB_PASSWORD looks like a secret (its name ends in PASSWORD); put it in app/env_file, so it never lands in the rendered files or `composekit config`"),
-        ({"bogus": 1}, "composekit.yaml: app/bogus: unknown key (expected one of: path, dockerfile, module, port, health_path, workers, workers_per_core, max_workers, worker_memory, cpus, memory, env_file, environment, volumes, read_only, pids_limit, cap_add)"),
+        (
+            {"volumes": {"data": "data"}},
+            'composekit.yaml: app/volumes: data: expected an absolute path inside the container, got "data"',
+        ),
+        (
+            {"volumes": {"acme": "/x"}},
+            'composekit.yaml: app/volumes: expected volume names of letters, digits, "_", "-", "." (not "acme"), got "acme"',
+        ),
+        (
+            {"environment": {"DB_PASSWORD": "x"}},
+            "composekit.yaml: app/environment: DB_PASSWORD looks like a secret (its name ends in PASSWORD); put it in app/env_file, so it never lands in the rendered files or `composekit config`",
+        ),
+        (
+            {"bogus": 1},
+            "composekit.yaml: app/bogus: unknown key (expected one of: path, dockerfile, module, port, health_path, workers, workers_per_core, max_workers, worker_memory, cpus, memory, env_file, environment, volumes, read_only, pids_limit, cap_add)",
+        ),
     ],
 )
 def test_app_errors(app: dict[str, object], message: str) -> None:
@@ -65,7 +83,9 @@ def test_app_errors(app: dict[str, object], message: str) -> None:
 
 
 def test_top_level_errors_all_at_once() -> None:
-    found = problems({"name": "My Shop", "domain": "localhost", "app": {"workers": "many"}, "acme": {"challenge": "dns"}, "extra": 1})
+    found = problems(
+        {"name": "My Shop", "domain": "localhost", "app": {"workers": "many"}, "acme": {"challenge": "dns"}, "extra": 1}
+    )
     assert found == [
         'composekit.yaml: name: expected lowercase letters, digits, "-" and "_", starting with a letter or digit, got "My Shop"',
         'composekit.yaml: domain: expected a fully qualified lowercase domain name such as "shop.example.com", got "localhost"',
@@ -79,11 +99,26 @@ def test_top_level_errors_all_at_once() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({**MINIMAL, "acme": {"ca_server": "http://insecure/dir"}}, 'composekit.yaml: acme/ca_server: expected "production", "staging" or an https:// ACME directory URL, got "http://insecure/dir"'),
-        ({**MINIMAL, "acme": {"email": "nobody"}}, 'composekit.yaml: acme/email: expected an email address, got "nobody"'),
-        ({**MINIMAL, "ports": {"http": 8080, "https": 8080}}, "composekit.yaml: ports: http and https must be different ports, got 8080 for both"),
-        ({**MINIMAL, "migrate": {"command": ""}}, 'composekit.yaml: migrate/command: expected a command line or a list of arguments, got ""'),
-        ({**MINIMAL, "images": {"python": "not an image"}}, 'composekit.yaml: images/python: expected an image reference such as "python:3.13-slim", got "not an image"'),
+        (
+            {**MINIMAL, "acme": {"ca_server": "http://insecure/dir"}},
+            'composekit.yaml: acme/ca_server: expected "production", "staging" or an https:// ACME directory URL, got "http://insecure/dir"',
+        ),
+        (
+            {**MINIMAL, "acme": {"email": "nobody"}},
+            'composekit.yaml: acme/email: expected an email address, got "nobody"',
+        ),
+        (
+            {**MINIMAL, "ports": {"http": 8080, "https": 8080}},
+            "composekit.yaml: ports: http and https must be different ports, got 8080 for both",
+        ),
+        (
+            {**MINIMAL, "migrate": {"command": ""}},
+            'composekit.yaml: migrate/command: expected a command line or a list of arguments, got ""',
+        ),
+        (
+            {**MINIMAL, "images": {"python": "not an image"}},
+            'composekit.yaml: images/python: expected an image reference such as "python:3.13-slim", got "not an image"',
+        ),
         ({**MINIMAL, "app": "app.main:app"}, 'composekit.yaml: app: expected a mapping, got "app.main:app"'),
         (["name"], "composekit.yaml: expected a mapping of keys at the top level, got ['name']"),
     ],
@@ -105,12 +140,16 @@ def test_invalid_yaml_names_line_and_column(tmp_path: Path) -> None:
     path.write_text("name: shop\napp: [\n")
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert info.value.problems == [f"{path}: invalid YAML at line 3, column 1: expected the node content, but found '<stream end>'"]
+    assert info.value.problems == [
+        f"{path}: invalid YAML at line 3, column 1: expected the node content, but found '<stream end>'"
+    ]
 
 
 def test_files_merge_in_order(tmp_path: Path) -> None:
     base = tmp_path / "composekit.yaml"
-    base.write_text("name: shop\ndomain: shop.example.com\napp: {module: app.main:app, port: 8000}\nacme: {email: a@example.com}\n")
+    base.write_text(
+        "name: shop\ndomain: shop.example.com\napp: {module: app.main:app, port: 8000}\nacme: {email: a@example.com}\n"
+    )
     local = tmp_path / "local.yaml"
     local.write_text("app: {port: 9000}\nacme: {ca_server: staging}\n")
     config = load_config(base, local)
@@ -127,9 +166,14 @@ def test_merged_errors_name_both_files(tmp_path: Path) -> None:
     local.write_text("app: {workers: many}\n")
     with pytest.raises(ConfigError) as info:
         load_config(base, local)
-    assert info.value.problems == ['composekit.yaml + local.yaml: app/workers: expected "auto" or a positive integer, got "many"']
+    assert info.value.problems == [
+        'composekit.yaml + local.yaml: app/workers: expected "auto" or a positive integer, got "many"'
+    ]
 
 
-@pytest.mark.parametrize(("text", "expected"), [("512M", 512 * 1024**2), ("1g", 1024**3), ("256MiB", 256 * 1024**2), (1000, 1000), ("1.5G", int(1.5 * 1024**3))])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("512M", 512 * 1024**2), ("1g", 1024**3), ("256MiB", 256 * 1024**2), (1000, 1000), ("1.5G", int(1.5 * 1024**3))],
+)
 def test_parse_memory(text: object, expected: int) -> None:
     assert parse_memory(text) == expected

@@ -31,8 +31,7 @@ def test_missing_file() -> None:
     assert merge.diff() == (
         "--- /etc/docker/daemon.json (now)\n"
         "+++ /etc/docker/daemon.json (composekit)\n"
-        "@@ -0,0 +1,8 @@\n"
-        + "".join(f"+{line}\n" for line in ALL.splitlines())
+        "@@ -0,0 +1,8 @@\n" + "".join(f"+{line}\n" for line in ALL.splitlines())
     )
 
 
@@ -49,7 +48,9 @@ def test_empty_object() -> None:
 def test_unrelated_keys_are_kept_in_place() -> None:
     text = '{"data-root": "/srv/docker", "registry-mirrors": ["https://mirror.internal"], "debug": false}'
     merge = merge_daemon_json(text, Wanted(), PATH)
-    assert merge.after == """\
+    assert (
+        merge.after
+        == """\
 {
   "data-root": "/srv/docker",
   "registry-mirrors": [
@@ -64,6 +65,7 @@ def test_unrelated_keys_are_kept_in_place() -> None:
   }
 }
 """
+    )
     assert merge.changes == ALL_CHANGES
 
 
@@ -73,7 +75,9 @@ def test_conflicting_values_are_replaced_and_user_rotation_kept() -> None:
         '  "log-opts": {"max-size": "100m", "labels": "app"}\n}\n'
     )
     merge = merge_daemon_json(text, Wanted(), PATH)
-    assert merge.after == """\
+    assert (
+        merge.after
+        == """\
 {
   "live-restore": true,
   "userland-proxy": false,
@@ -84,20 +88,24 @@ def test_conflicting_values_are_replaced_and_user_rotation_kept() -> None:
   }
 }
 """
+    )
     assert merge.changes == (
         Change("live-restore", False, True),
         Change("userland-proxy", True, False),
         Change("log-opts/max-file", None, "3"),
     )
     assert [c.describe() for c in merge.changes] == [
-        "live-restore: false -> true", "userland-proxy: true -> false", 'log-opts/max-file: set to "3"',
+        "live-restore: false -> true",
+        "userland-proxy: true -> false",
+        'log-opts/max-file: set to "3"',
     ]
     assert merge.notes == ('log-opts/max-size is "100m": your value, kept',)
 
 
 def test_a_string_where_dockerd_wants_a_boolean_is_replaced() -> None:
-    merge = merge_daemon_json('{"live-restore": "true"}', Wanted(userland_proxy=None, log_max_size=None,
-                                                                  log_max_file=None), PATH)
+    merge = merge_daemon_json(
+        '{"live-restore": "true"}', Wanted(userland_proxy=None, log_max_size=None, log_max_file=None), PATH
+    )
     assert merge.after == '{\n  "live-restore": true\n}\n'
     assert merge.changes == (Change("live-restore", "true", True),)
 
@@ -116,7 +124,9 @@ def test_other_log_driver_is_left_alone() -> None:
 
 def test_skipped_keys_are_not_touched() -> None:
     merge = merge_daemon_json('{"live-restore": false}', Wanted(live_restore=None), PATH)
-    assert merge.after == """\
+    assert (
+        merge.after
+        == """\
 {
   "live-restore": false,
   "userland-proxy": false,
@@ -126,6 +136,7 @@ def test_skipped_keys_are_not_touched() -> None:
   }
 }
 """
+    )
 
 
 def test_invalid_json_is_reported_not_rewritten() -> None:
@@ -137,11 +148,14 @@ def test_invalid_json_is_reported_not_rewritten() -> None:
     )
 
 
-@pytest.mark.parametrize(("text", "where"), [
-    ('{\n  // keep containers up\n  "live-restore": false\n}\n', "line 2, column 3"),
-    ('{\n  "debug": true, /* on */\n  "live-restore": false\n}\n', "line 2, column 18"),
-    ('# docker settings\n{"debug": true}\n', "line 1, column 1"),
-])
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ('{\n  // keep containers up\n  "live-restore": false\n}\n', "line 2, column 3"),
+        ('{\n  "debug": true, /* on */\n  "live-restore": false\n}\n', "line 2, column 18"),
+        ('# docker settings\n{"debug": true}\n', "line 1, column 1"),
+    ],
+)
 def test_comments_are_reported_not_rewritten(text: str, where: str) -> None:
     with pytest.raises(DaemonJsonError) as info:
         merge_daemon_json(text, Wanted(), PATH)

@@ -157,8 +157,9 @@ class FakeDocker(Docker):
     def services(self) -> list[str]:
         return ["app", "db", "migrate", "traefik"]
 
-    def up(self, services: list[str] | None = None, *, dependencies: bool = True,
-           on_line: LineSink | None = None) -> None:
+    def up(
+        self, services: list[str] | None = None, *, dependencies: bool = True, on_line: LineSink | None = None
+    ) -> None:
         self.calls.append(("up", services, dependencies))
 
     def down(self, delete_volumes: bool, on_line: LineSink | None = None) -> None:
@@ -324,8 +325,10 @@ def test_up_smokes_the_deployment_once_it_is_routed(
     result = up(project, timeout=30, smoke_wait=7, report=said.append)
     assert smoked == [(f"{PROJECT}.composekit.test", 7, [f"{PROJECT}.composekit.test"])]  # after the routing wait
     assert (result.smoke, result.passed) == (failing, False)
-    assert said[-2:] == [f"healthy: https://{PROJECT}.composekit.test/",
-                         "smoke-testing the deployment (retrying for up to 7s)"]
+    assert said[-2:] == [
+        f"healthy: https://{PROJECT}.composekit.test/",
+        "smoke-testing the deployment (retrying for up to 7s)",
+    ]
 
 
 def test_up_without_smoke_does_not_smoke(

@@ -21,7 +21,11 @@ def failing(command: list[str], stderr: bytes):  # type: ignore[no-untyped-def]
 def test_failure_names_the_command_docker_answer_and_fix() -> None:
     docker = Docker("shop", [Path("/nowhere/compose.yaml")])
     with pytest.raises(DockerError) as info:
-        docker._call("cannot reach the Docker engine", failing(["docker", "version"], b"Cannot connect to the Docker daemon"), "start it")
+        docker._call(
+            "cannot reach the Docker engine",
+            failing(["docker", "version"], b"Cannot connect to the Docker daemon"),
+            "start it",
+        )
     assert str(info.value) == (
         "cannot reach the Docker engine\n"
         "  command: docker version\n"

@@ -44,9 +44,14 @@ class FakeEngine:
     volumes: dict[str, str] = field(default_factory=dict)
     images: set[str] = field(default_factory=lambda: {"traefik:v3.7"})
     running: list[ContainerInfo] = field(default_factory=list)
-    info: dict[str, Any] | DockerError = field(default_factory=lambda: {
-        "Name": "server", "LiveRestoreEnabled": True, "LoggingDriver": "local", "Swarm": {"LocalNodeState": "inactive"},
-    })
+    info: dict[str, Any] | DockerError = field(
+        default_factory=lambda: {
+            "Name": "server",
+            "LiveRestoreEnabled": True,
+            "LoggingDriver": "local",
+            "Swarm": {"LocalNodeState": "inactive"},
+        }
+    )
 
     def engine_version(self) -> str:
         if isinstance(self.engine, DockerError):
@@ -80,7 +85,9 @@ class FakeEngine:
 
 
 def traefik_container() -> ContainerInfo:
-    return ContainerInfo("abc", "shop-traefik-1", "traefik", "running", "healthy", None, 0, None, None, 1, "traefik:v3.7")
+    return ContainerInfo(
+        "abc", "shop-traefik-1", "traefik", "running", "healthy", None, 0, None, None, 1, "traefik:v3.7"
+    )
 
 
 def project(tmp_path: Path, config: str = CONFIG) -> Path:
@@ -89,10 +96,18 @@ def project(tmp_path: Path, config: str = CONFIG) -> Path:
     return tmp_path / "composekit.yaml"
 
 
-def doctor(tmp_path: Path, engine: FakeEngine | None = None, *, records: list[str] | None = None,
-           taken: frozenset[int] | set[int] = frozenset(), expect: tuple[str, ...] = (), free_bytes: int = 50 * 1024**3,
-           config: str = CONFIG, listening: frozenset[int] | set[int] | None = None,
-           daemon: LocalDaemon | None = None) -> Report:
+def doctor(
+    tmp_path: Path,
+    engine: FakeEngine | None = None,
+    *,
+    records: list[str] | None = None,
+    taken: frozenset[int] | set[int] = frozenset(),
+    expect: tuple[str, ...] = (),
+    free_bytes: int = 50 * 1024**3,
+    config: str = CONFIG,
+    listening: frozenset[int] | set[int] | None = None,
+    daemon: LocalDaemon | None = None,
+) -> Report:
     def resolver(domain: str) -> list[str]:
         if records is None:
             raise HttpCheckError(f"{domain} does not resolve: Name or service not known")
@@ -106,8 +121,9 @@ def doctor(tmp_path: Path, engine: FakeEngine | None = None, *, records: list[st
         port_free=lambda port: port not in taken,
         disk_usage=lambda path: (100 * 1024**3, 0, free_bytes),
         # The machine's own state (who may bind, what listens) must not leak into these tests.
-        local_daemon=lambda info: daemon or LocalDaemon(1, ("dockerd", "--userland-proxy=false"),
-                                                        "/etc/docker/daemon.json", None),
+        local_daemon=lambda info: (
+            daemon or LocalDaemon(1, ("dockerd", "--userland-proxy=false"), "/etc/docker/daemon.json", None)
+        ),
     )
 
 
@@ -122,7 +138,8 @@ def test_healthy_machine(tmp_path: Path) -> None:
         "docker engine": ("ok", "Docker Engine 27.3.1 reachable"),
         "compose": ("ok", "Docker Compose version v2.40.3"),
         "traefik / engine api": (
-            "ok", "engine API 1.47 (minimum 1.24); image traefik:v3.7 (present on this machine), Traefik 3.7"
+            "ok",
+            "engine API 1.47 (minimum 1.24); image traefik:v3.7 (present on this machine), Traefik 3.7",
         ),
         "port 80": ("ok", "free (ports/http)"),
         "port 443": ("ok", "free (ports/https)"),
@@ -132,7 +149,8 @@ def test_healthy_machine(tmp_path: Path) -> None:
         "disk space": ("ok", "50.0 GiB free for Docker (/var/lib/docker)"),
         "engine live-restore": ("ok", "on: containers keep running while dockerd restarts"),
         "engine userland-proxy": (
-            "ok", "off (dockerd (pid 1) command line: --userland-proxy=false): the kernel forwards published ports"
+            "ok",
+            "off (dockerd (pid 1) command line: --userland-proxy=false): the kernel forwards published ports",
         ),
         "engine log rotation": ("ok", "log-driver local: rotated or sent off the engine's disk by the driver"),
     }
@@ -153,9 +171,13 @@ def test_taken_port_fails_unless_our_traefik_holds_it(tmp_path: Path) -> None:
 def test_run_doctor_takes_its_port_probes_from_the_caller(tmp_path: Path) -> None:
     def port_443(listening: bool) -> tuple[str, str]:
         report = run_doctor(
-            DoctorOptions((project(tmp_path),)), probe=lambda name: FakeEngine(), resolver=lambda d: [PUBLIC_IP],
-            is_local=lambda ip: True, port_free=lambda port: port != 443 or not listening,
-            disk_usage=lambda p: (0, 0, 50 * 1024**3), local_daemon=lambda info: None,
+            DoctorOptions((project(tmp_path),)),
+            probe=lambda name: FakeEngine(),
+            resolver=lambda d: [PUBLIC_IP],
+            is_local=lambda ip: True,
+            port_free=lambda port: port != 443 or not listening,
+            disk_usage=lambda p: (0, 0, 50 * 1024**3),
+            local_daemon=lambda info: None,
         )
         return by_name(report)["port 443"]
 
@@ -165,22 +187,29 @@ def test_run_doctor_takes_its_port_probes_from_the_caller(tmp_path: Path) -> Non
 
 
 def test_engine_without_the_settings_warns_but_passes(tmp_path: Path) -> None:
-    defaults = {"Name": "server", "LiveRestoreEnabled": False, "LoggingDriver": "json-file",
-                "Swarm": {"LocalNodeState": "inactive"}}
+    defaults = {
+        "Name": "server",
+        "LiveRestoreEnabled": False,
+        "LoggingDriver": "json-file",
+        "Swarm": {"LocalNodeState": "inactive"},
+    }
     daemon = LocalDaemon(321, ("dockerd",), str(tmp_path / "daemon.json"), None, proxies=2)
     report = doctor(tmp_path, FakeEngine(info=defaults), records=[PUBLIC_IP], daemon=daemon)
     engine = {k: v for k, v in by_name(report).items() if k.startswith("engine ")}
     assert engine == {
         "engine live-restore": (
-            "warn", "off: every container stops when dockerd stops (each engine upgrade or restart)"
+            "warn",
+            "off: every container stops when dockerd stops (each engine upgrade or restart)",
         ),
         "engine userland-proxy": (
-            "warn", "on (2 docker-proxy process(es) of dockerd (pid 321)): published ports go through docker-proxy "
-            "processes that die with dockerd, so requests fail during a daemon restart even with live-restore"
+            "warn",
+            "on (2 docker-proxy process(es) of dockerd (pid 321)): published ports go through docker-proxy "
+            "processes that die with dockerd, so requests fail during a daemon restart even with live-restore",
         ),
         "engine log rotation": (
-            "warn", f"log-driver json-file without max-size ({tmp_path / 'daemon.json'} of dockerd (pid 321)): "
-            "container logs grow until the disk is full"
+            "warn",
+            f"log-driver json-file without max-size ({tmp_path / 'daemon.json'} of dockerd (pid 321)): "
+            "container logs grow until the disk is full",
         ),
     }
     assert report.passed
@@ -193,8 +222,12 @@ def test_docker_info_failing_is_one_failed_check(tmp_path: Path) -> None:
 
 
 def test_engine_unreachable_leaves_out_what_needs_it(tmp_path: Path) -> None:
-    down = DockerError("cannot reach the Docker engine", ["docker", "version"],
-                       "Cannot connect to the Docker daemon at unix:///var/run/docker.sock.", ENGINE_HINT)
+    down = DockerError(
+        "cannot reach the Docker engine",
+        ["docker", "version"],
+        "Cannot connect to the Docker daemon at unix:///var/run/docker.sock.",
+        ENGINE_HINT,
+    )
     report = doctor(tmp_path, FakeEngine(engine=down), records=[PUBLIC_IP])
     assert list(by_name(report)) == ["config", "docker engine", "compose", "port 80", "port 443", "dns", "acme email"]
     engine = report.checks[1]
@@ -205,11 +238,16 @@ def test_engine_unreachable_leaves_out_what_needs_it(tmp_path: Path) -> None:
 
 
 def test_missing_compose_plugin(tmp_path: Path) -> None:
-    missing = DockerError("Docker Compose v2 is not available", ["docker", "compose", "version"],
-                          "docker: 'compose' is not a docker command.", COMPOSE_HINT)
+    missing = DockerError(
+        "Docker Compose v2 is not available",
+        ["docker", "compose", "version"],
+        "docker: 'compose' is not a docker command.",
+        COMPOSE_HINT,
+    )
     report = doctor(tmp_path, FakeEngine(compose=missing), records=[PUBLIC_IP])
     assert by_name(report)["compose"] == (
-        "fail", "Docker Compose v2 is not available: docker: 'compose' is not a docker command."
+        "fail",
+        "Docker Compose v2 is not available: docker: 'compose' is not a docker command.",
     )
     assert report.checks[2].fix == COMPOSE_HINT
 
@@ -221,13 +259,24 @@ def test_compose_v1_fails(tmp_path: Path) -> None:
 
 def test_invalid_config_still_checks_the_engine(tmp_path: Path) -> None:
     report = doctor(tmp_path, records=[PUBLIC_IP], config="name: Shop\ndomain: shop.example.com\n")
-    assert list(by_name(report)) == ["config", "docker engine", "compose", "traefik / engine api", "disk space",
-                                     "engine live-restore", "engine userland-proxy", "engine log rotation"]
+    assert list(by_name(report)) == [
+        "config",
+        "docker engine",
+        "compose",
+        "traefik / engine api",
+        "disk space",
+        "engine live-restore",
+        "engine userland-proxy",
+        "engine log rotation",
+    ]
     source = tmp_path / "composekit.yaml"
-    assert by_name(report)["config"] == ("fail", (
-        f'{source}: name: expected lowercase letters, digits, "-" and "_", starting with a letter or digit, '
-        f'got "Shop"; {source}: app: required key is missing'
-    ))
+    assert by_name(report)["config"] == (
+        "fail",
+        (
+            f'{source}: name: expected lowercase letters, digits, "-" and "_", starting with a letter or digit, '
+            f'got "Shop"; {source}: app: required key is missing'
+        ),
+    )
 
 
 def test_missing_file_named_by_config_keeps_config_checks(tmp_path: Path) -> None:
@@ -249,14 +298,18 @@ def nx(domain: str) -> list[str]:
 
 def test_dns_does_not_resolve() -> None:
     result = check_dns("shop.example.com", (), nx, local)
-    assert (result.status, result.detail) == (Status.FAIL, "shop.example.com does not resolve: Name or service not known")
+    assert (result.status, result.detail) == (
+        Status.FAIL,
+        "shop.example.com does not resolve: Name or service not known",
+    )
     assert result.fix.startswith("create an A record for shop.example.com pointing at this server's public IP")
 
 
 def test_dns_points_elsewhere() -> None:
     result = check_dns("shop.example.com", (), lambda d: ["203.0.113.7", "2001:db8::99"], local)
     assert (result.status, result.detail) == (
-        Status.FAIL, "shop.example.com -> 203.0.113.7, 2001:db8::99; 2001:db8::99 is not an address of this machine"
+        Status.FAIL,
+        "shop.example.com -> 203.0.113.7, 2001:db8::99; 2001:db8::99 is not an address of this machine",
     )
     assert "--expect-ip PUBLIC_IP" in result.fix
 
@@ -266,14 +319,16 @@ def test_dns_with_expected_ip_behind_nat() -> None:
     assert (ok.status, ok.detail) == (Status.OK, "shop.example.com -> 198.51.100.4, as expected")
     wrong = check_dns("shop.example.com", ("198.51.100.4",), lambda d: ["198.51.100.5"], local)
     assert (wrong.status, wrong.detail) == (
-        Status.FAIL, "shop.example.com -> 198.51.100.5; 198.51.100.5 is not the expected 198.51.100.4"
+        Status.FAIL,
+        "shop.example.com -> 198.51.100.5; 198.51.100.5 is not the expected 198.51.100.4",
     )
 
 
 def test_dns_loopback_warns() -> None:
     result = check_dns("shop.example.com", (), lambda d: ["127.0.0.1"], local)
     assert (result.status, result.detail) == (
-        Status.WARN, "shop.example.com -> 127.0.0.1: 127.0.0.1 is local to this machine but not a public address"
+        Status.WARN,
+        "shop.example.com -> 127.0.0.1: 127.0.0.1 is local to this machine but not a public address",
     )
 
 
@@ -294,7 +349,9 @@ def test_acme_file_modes(tmp_path: Path) -> None:
     os.chmod(acme, 0o644)
     wrong = check_acme_file("shop_acme", str(tmp_path))
     assert (wrong.status, wrong.detail, wrong.fix) == (
-        Status.FAIL, f"{acme} has mode 644: Traefik refuses it and serves its default certificate", f"chmod 600 {acme}"
+        Status.FAIL,
+        f"{acme} has mode 644: Traefik refuses it and serves its default certificate",
+        f"chmod 600 {acme}",
     )
     os.chmod(acme, 0o600)
     assert check_acme_file("shop_acme", str(tmp_path)).detail == f"{acme}: mode 600, 1 certificate(s) stored"
@@ -304,7 +361,10 @@ def test_acme_file_modes(tmp_path: Path) -> None:
 
 def test_acme_volume_not_visible(tmp_path: Path) -> None:
     result = check_acme_file("shop_acme", str(tmp_path / "elsewhere"))
-    assert (result.status, result.detail) == (Status.WARN, f"cannot look into {tmp_path / 'elsewhere'} (volume shop_acme)")
+    assert (result.status, result.detail) == (
+        Status.WARN,
+        f"cannot look into {tmp_path / 'elsewhere'} (volume shop_acme)",
+    )
 
 
 def test_acme_file_found_through_the_volume(tmp_path: Path) -> None:
@@ -325,11 +385,18 @@ def test_acme_email_missing_warns(tmp_path: Path) -> None:
 # traefik, disk --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("image", "version"), [
-    ("traefik:v3.7", (3, 7)), ("traefik:v3.6.0", (3, 6, 0)), ("composekit-test/traefik:3.7", (3, 7)),
-    ("registry.example.com:5000/traefik", ()), ("traefik", ()), ("traefik:latest", ()),
-    ("traefik:v3.6.2@sha256:abc", (3, 6, 2)),
-])
+@pytest.mark.parametrize(
+    ("image", "version"),
+    [
+        ("traefik:v3.7", (3, 7)),
+        ("traefik:v3.6.0", (3, 6, 0)),
+        ("composekit-test/traefik:3.7", (3, 7)),
+        ("registry.example.com:5000/traefik", ()),
+        ("traefik", ()),
+        ("traefik:latest", ()),
+        ("traefik:v3.6.2@sha256:abc", (3, 6, 2)),
+    ],
+)
 def test_traefik_version(image: str, version: tuple[int, ...]) -> None:
     assert traefik_version(image) == version
 

@@ -31,7 +31,10 @@ from composekit.verify.doctor import check_engine_settings
 
 # The keys composekit reads, as a 20.10 engine with its defaults answers `docker info --format '{{json .}}'`.
 DEFAULTS_INFO: dict[str, Any] = {
-    "Name": "server", "DockerRootDir": "/var/lib/docker", "LiveRestoreEnabled": False, "LoggingDriver": "json-file",
+    "Name": "server",
+    "DockerRootDir": "/var/lib/docker",
+    "LiveRestoreEnabled": False,
+    "LoggingDriver": "json-file",
     "Swarm": {"NodeID": "", "LocalNodeState": "inactive", "ControlAvailable": False},
 }
 SWARM_INFO = {**DEFAULTS_INFO, "Swarm": {"NodeID": "x1", "LocalNodeState": "active", "ControlAvailable": True}}
@@ -51,13 +54,20 @@ def fake_proc(root: Path, processes: list[tuple[int, str, int, list[str]]]) -> P
 def test_remote_engine_settings_from_docker_info_alone() -> None:
     s = read_engine_settings(DEFAULTS_INFO, None)
     assert (s.live_restore, s.log_driver, s.swarm, s.userland_proxy, s.log_opts) == (
-        False, "json-file", False, None, None
+        False,
+        "json-file",
+        False,
+        None,
+        None,
     )
     results = check_engine_settings(s)
     why = "not visible from here: `docker info` does not report it and the engine's dockerd is not on this machine"
     assert [(r.name, r.status, r.detail) for r in results] == [
-        ("engine live-restore", Status.WARN, "off: every container stops when dockerd stops (each engine upgrade "
-                                             "or restart)"),
+        (
+            "engine live-restore",
+            Status.WARN,
+            "off: every container stops when dockerd stops (each engine upgrade or restart)",
+        ),
         ("engine userland-proxy", Status.WARN, f"unknown ({why})"),
         ("engine log rotation", Status.WARN, f"log-driver json-file, log-opts unknown ({why})"),
     ]
@@ -68,23 +78,32 @@ def test_remote_engine_settings_from_docker_info_alone() -> None:
 
 
 def test_local_defaults_warn_with_fixes(tmp_path: Path) -> None:
-    proc = fake_proc(tmp_path / "proc", [
-        (1, "systemd", 0, ["/sbin/init"]),
-        (700, "dockerd", 1, ["/usr/sbin/dockerd", "--config-file", str(tmp_path / "none.json")]),
-        (733, "docker-proxy", 700, ["/usr/sbin/docker-proxy", "-proto", "tcp"]),
-        (734, "docker-proxy", 700, ["/usr/sbin/docker-proxy", "-proto", "tcp"]),
-        (800, "docker-proxy", 1, ["/usr/sbin/docker-proxy"]),  # not this dockerd's
-    ])
+    proc = fake_proc(
+        tmp_path / "proc",
+        [
+            (1, "systemd", 0, ["/sbin/init"]),
+            (700, "dockerd", 1, ["/usr/sbin/dockerd", "--config-file", str(tmp_path / "none.json")]),
+            (733, "docker-proxy", 700, ["/usr/sbin/docker-proxy", "-proto", "tcp"]),
+            (734, "docker-proxy", 700, ["/usr/sbin/docker-proxy", "-proto", "tcp"]),
+            (800, "docker-proxy", 1, ["/usr/sbin/docker-proxy"]),  # not this dockerd's
+        ],
+    )
     daemon = local_daemon_for(DEFAULTS_INFO, "server", proc)
     assert daemon is not None and (daemon.pid, daemon.proxies, daemon.config_text) == (700, 2, None)
     assert local_daemon_for(DEFAULTS_INFO, "elsewhere", proc) is None
     results = check_engine_settings(read_engine_settings(DEFAULTS_INFO, daemon))
     assert [(r.status, r.detail) for r in results[1:]] == [
-        (Status.WARN, "on (2 docker-proxy process(es) of dockerd (pid 700)): published ports go through docker-proxy "
-                      "processes that die with dockerd, so requests fail during a daemon restart even with "
-                      "live-restore"),
-        (Status.WARN, f"log-driver json-file without max-size ({tmp_path / 'none.json'} of dockerd (pid 700)): "
-                      "container logs grow until the disk is full"),
+        (
+            Status.WARN,
+            "on (2 docker-proxy process(es) of dockerd (pid 700)): published ports go through docker-proxy "
+            "processes that die with dockerd, so requests fail during a daemon restart even with "
+            "live-restore",
+        ),
+        (
+            Status.WARN,
+            f"log-driver json-file without max-size ({tmp_path / 'none.json'} of dockerd (pid 700)): "
+            "container logs grow until the disk is full",
+        ),
     ]
     assert results[1].fix == (
         'set "userland-proxy": false in daemon.json (`composekit engine configure`) and restart dockerd: the kernel '
@@ -95,10 +114,13 @@ def test_local_defaults_warn_with_fixes(tmp_path: Path) -> None:
 def test_local_settings_from_daemon_json_and_flags(tmp_path: Path) -> None:
     config = tmp_path / "daemon.json"
     config.write_text(merge_daemon_json(None, Wanted()).after)
-    proc = fake_proc(tmp_path / "proc", [
-        (50, "dockerd", 1, ["dockerd", "--data-root", "/srv/other"]),  # another engine: another data root
-        (90, "dockerd", 1, ["dockerd", f"--config-file={config}"]),
-    ])
+    proc = fake_proc(
+        tmp_path / "proc",
+        [
+            (50, "dockerd", 1, ["dockerd", "--data-root", "/srv/other"]),  # another engine: another data root
+            (90, "dockerd", 1, ["dockerd", f"--config-file={config}"]),
+        ],
+    )
     daemon = find_local_daemon("/var/lib/docker", proc)
     assert daemon is not None and daemon.pid == 90
     info = {**DEFAULTS_INFO, "LiveRestoreEnabled": True}
@@ -108,11 +130,17 @@ def test_local_settings_from_daemon_json_and_flags(tmp_path: Path) -> None:
         (Status.OK, f"off ({config} of dockerd (pid 90)): the kernel forwards published ports"),
         (Status.OK, f"log-driver json-file, max-size 10m, max-file 3 ({config} of dockerd (pid 90))"),
     ]
-    flags = LocalDaemon(91, ("dockerd", "--userland-proxy=false", "--log-opt", "max-size=5m", "--live-restore"),
-                        "/etc/docker/daemon.json", None)
+    flags = LocalDaemon(
+        91,
+        ("dockerd", "--userland-proxy=false", "--log-opt", "max-size=5m", "--live-restore"),
+        "/etc/docker/daemon.json",
+        None,
+    )
     s = read_engine_settings(info, flags)
     assert (s.userland_proxy, s.userland_proxy_source, s.log_opts) == (
-        False, "dockerd (pid 91) command line: --userland-proxy=false", {"max-size": "5m"}
+        False,
+        "dockerd (pid 91) command line: --userland-proxy=false",
+        {"max-size": "5m"},
     )
 
 
@@ -245,8 +273,12 @@ def test_command_asks_and_writes_with_yes(tmp_path: Path, monkeypatch: pytest.Mo
     )
     written = runner.invoke(app, ["engine", "configure", "--file", str(path), "--yes"])
     assert written.exit_code == 0, written.output
-    assert json.loads(path.read_text()) == {"debug": True, "live-restore": True, "userland-proxy": False,
-                                            "log-opts": {"max-size": "10m", "max-file": "3"}}
+    assert json.loads(path.read_text()) == {
+        "debug": True,
+        "live-restore": True,
+        "userland-proxy": False,
+        "log-opts": {"max-size": "10m", "max-file": "3"},
+    }
     assert "apply: `systemctl restart docker`" in written.stderr
     assert len(list(tmp_path.glob("daemon.json.*.bak"))) == 1
 

@@ -133,8 +133,7 @@ def test_database_variables_are_refused_only_with_a_database() -> None:
     assert external.app.environment == {"DATABASE_HOST": "pg.internal"}
 
 
-def project_in(tmp_path: Path, app: dict[str, object], env_file: str | None = None,
-               **top: object):  # type: ignore[no-untyped-def]
+def project_in(tmp_path: Path, app: dict[str, object], env_file: str | None = None, **top: object):  # type: ignore[no-untyped-def]
     (tmp_path / "requirements.txt").write_text("fastapi\n")
     if env_file is not None:
         (tmp_path / "app.env").write_text(env_file)
@@ -155,8 +154,12 @@ def test_render_sets_exactly_the_shared_list_of_composekit_variables(tmp_path: P
 
 def test_worker_settings_left_at_their_defaults_are_not_rendered(tmp_path: Path) -> None:
     """So an env file's WORKERS_PER_CORE=3 applies: Compose gives environment: precedence over env_file:."""
-    project = project_in(tmp_path, {"cpus": 1}, env_file="# the old official image's convention\nWORKERS_PER_CORE=3\n"
-                         "export MAX_WORKERS=6\nWEB_CONCURRENCY = 4\nWORKER_MEMORY_MB=128\n")
+    project = project_in(
+        tmp_path,
+        {"cpus": 1},
+        env_file="# the old official image's convention\nWORKERS_PER_CORE=3\n"
+        "export MAX_WORKERS=6\nWEB_CONCURRENCY = 4\nWORKER_MEMORY_MB=128\n",
+    )
     app = yaml.safe_load(render_stack(project).compose)["services"]["app"]
     assert app["environment"]["APP_PORT"] == "8000"
     assert not set(WORKER_VARIABLES) & set(app["environment"])
@@ -167,7 +170,10 @@ def test_worker_settings_the_config_sets_are_rendered(tmp_path: Path) -> None:
     project = project_in(tmp_path, {"workers_per_core": 1, "worker_memory": "256M", "workers": 2, "max_workers": 4})
     env = _app_environment(project.config)
     assert {k: env[k] for k in WORKER_VARIABLES} == {
-        "WORKERS_PER_CORE": "1", "WORKER_MEMORY_MB": "256", "MAX_WORKERS": "4", "WEB_CONCURRENCY": "2",
+        "WORKERS_PER_CORE": "1",
+        "WORKER_MEMORY_MB": "256",
+        "MAX_WORKERS": "4",
+        "WEB_CONCURRENCY": "2",
     }
     # `workers: auto` set explicitly still renders no WEB_CONCURRENCY: auto is gunicorn.conf.py's own sizing.
     assert "WEB_CONCURRENCY" not in _app_environment(project_in(tmp_path, {"workers": "auto"}).config)
@@ -175,8 +181,11 @@ def test_worker_settings_the_config_sets_are_rendered(tmp_path: Path) -> None:
 
 def test_a_worker_setting_in_both_the_env_file_and_the_config_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
-        project_in(tmp_path, {"workers_per_core": 2, "workers": "auto", "max_workers": 8},
-                   env_file="LOG_LEVEL=info\nWORKERS_PER_CORE=3\n\nexport WEB_CONCURRENCY=4\n")
+        project_in(
+            tmp_path,
+            {"workers_per_core": 2, "workers": "auto", "max_workers": 8},
+            env_file="LOG_LEVEL=info\nWORKERS_PER_CORE=3\n\nexport WEB_CONCURRENCY=4\n",
+        )
     assert info.value.problems == [
         "composekit.yaml: app/workers_per_core: WORKERS_PER_CORE is also set in app.env (line 2); keep one of the "
         "two: remove app/workers_per_core to use the env file's value, or the line to use the config's",
@@ -187,9 +196,13 @@ def test_a_worker_setting_in_both_the_env_file_and_the_config_is_refused(tmp_pat
 
 def test_config_command_redacts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Secrets cannot enter app/environment, and anything credential-like elsewhere shows as <redacted>."""
-    project_in(tmp_path, {"environment": {"LOG_LEVEL": "info"}}, env_file="SECRET_KEY=hunter2-in-env-file\n",
-               acme={"ca_server": "https://acme:s3cret@ca.internal/dir"},
-               database={"password_file": "app.env"})
+    project_in(
+        tmp_path,
+        {"environment": {"LOG_LEVEL": "info"}},
+        env_file="SECRET_KEY=hunter2-in-env-file\n",
+        acme={"ca_server": "https://acme:s3cret@ca.internal/dir"},
+        database={"password_file": "app.env"},
+    )
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(cli, ["config"])
     assert result.exit_code == 0, result.output

@@ -17,7 +17,15 @@ def test_public_names_are_exported() -> None:
 
 
 def test_user_errors_share_one_base() -> None:
-    for name in ("ConfigError", "DockerError", "BuildError", "MigrationError", "PortInUseError",
-                 "HealthTimeoutError", "HttpCheckError", "TemplateError"):
+    for name in (
+        "ConfigError",
+        "DockerError",
+        "BuildError",
+        "MigrationError",
+        "PortInUseError",
+        "HealthTimeoutError",
+        "HttpCheckError",
+        "TemplateError",
+    ):
         assert issubclass(getattr(composekit, name), composekit.UserError)
     assert issubclass(composekit.UserError, composekit.ComposekitError)

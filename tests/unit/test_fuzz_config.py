@@ -73,12 +73,36 @@ FIELDS: dict[tuple[str, ...], list[Any]] = {
     ("app", "memory"): MEMORY,
     ("app", "env_file"): BAD_PATHS,
     ("app", "environment"): [
-        "x", [], 1, True, None, {"bad key": "v"}, {"A": None}, {"A": []}, {"A": {"b": 1}}, {"DB_PASSWORD": "x"},
-        {"A": NUL}, {"$HOME": "x"}, {1: "x"}, {"": "x"}, {"A-B": "x"},
+        "x",
+        [],
+        1,
+        True,
+        None,
+        {"bad key": "v"},
+        {"A": None},
+        {"A": []},
+        {"A": {"b": 1}},
+        {"DB_PASSWORD": "x"},
+        {"A": NUL},
+        {"$HOME": "x"},
+        {1: "x"},
+        {"": "x"},
+        {"A-B": "x"},
     ],
     ("app", "volumes"): [
-        "x", [], 1, None, {"data": "rel"}, {"acme": "/x"}, {"$HOME": "/x"}, {"d": "/"}, {"d": 1}, {"d": None},
-        {"d": "/a\x00b"}, {"db-data": "/data"}, {"": "/x"},
+        "x",
+        [],
+        1,
+        None,
+        {"data": "rel"},
+        {"acme": "/x"},
+        {"$HOME": "/x"},
+        {"d": "/"},
+        {"d": 1},
+        {"d": None},
+        {"d": "/a\x00b"},
+        {"db-data": "/data"},
+        {"": "/x"},
     ],
     ("migrate",): ["x", [], 1, True],
     ("migrate", "command"): ["", " ", [], [1], [None], {}, 1, True, math.nan, [NUL], NUL, ["ok", []]],
@@ -101,8 +125,15 @@ FIELDS: dict[tuple[str, ...], list[Any]] = {
     ("smoke", "resolve"): ANY_BAD + ["example.com", "999.1.1.1"],
     ("smoke", "ca_file"): WRONG_TYPES + [1, math.nan],
     ("smoke", "checks"): [
-        "x", [1], [{}], [{"path": "x"}], [{"path": "/", "status": 99}], [{"path": "/", "bogus": 1}],
-        [{"path": "/", "status": "200"}], [{"path": "/", "contains": []}], {"path": "/"},
+        "x",
+        [1],
+        [{}],
+        [{"path": "x"}],
+        [{"path": "/", "status": 99}],
+        [{"path": "/", "bogus": 1}],
+        [{"path": "/", "status": "200"}],
+        [{"path": "/", "contains": []}],
+        {"path": "/"},
     ],
 }
 
@@ -111,8 +142,9 @@ SECTIONS = {name: field.annotation for name, field in Config.model_fields.items(
 
 def _unknown_key_strategy() -> st.SearchStrategy[tuple[tuple[str, ...], Any]]:
     """An unknown key at the top level or inside a section (every model forbids extra keys)."""
-    sections = st.sampled_from([(), ("acme",), ("app",), ("migrate",), ("database",), ("images",), ("ports",),
-                                ("smoke",)])
+    sections = st.sampled_from(
+        [(), ("acme",), ("app",), ("migrate",), ("database",), ("images",), ("ports",), ("smoke",)]
+    )
     key = st.one_of(
         st.sampled_from(["$HOME", "${X:-y}", NUL, LONG, "workerz", "Name", "app ", "x-extension", "1"]),
         st.text(alphabet="abcdefghijklmnopqrstuvwxyz_-$.{}", min_size=1, max_size=12),
@@ -125,9 +157,11 @@ def _unknown_key_strategy() -> st.SearchStrategy[tuple[tuple[str, ...], Any]]:
         models = [annotation, *getattr(annotation, "__args__", ())]
         return any(name in getattr(m, "model_fields", {}) for m in models)
 
-    return st.tuples(sections, key, st.sampled_from([1, "x", None, {"a": 1}])).filter(
-        lambda t: not known(t[0], t[1])
-    ).map(lambda t: ((*t[0], t[1]), t[2]))
+    return (
+        st.tuples(sections, key, st.sampled_from([1, "x", None, {"a": 1}]))
+        .filter(lambda t: not known(t[0], t[1]))
+        .map(lambda t: ((*t[0], t[1]), t[2]))
+    )
 
 
 FIELD_MUTATION = st.sampled_from(sorted(FIELDS, key="/".join)).flatmap(
@@ -164,20 +198,36 @@ def _raw_texts() -> st.SearchStrategy[bytes]:
     inserted = st.tuples(
         st.integers(0, len(valid)),
         st.sampled_from([b"\xff", b"\xfe\xff", b"\xc3\x28", b"caf\xe9", b"\x00", b"\x1b[31m", b"\xed\xa0\x80"]),
-    ).map(lambda t: valid[: t[0]] + t[1] + valid[t[0]:])
+    ).map(lambda t: valid[: t[0]] + t[1] + valid[t[0] :])
     # 600 levels of "[" exceed PyYAML's recursion (RecursionError); deeper only costs time.
-    deep = st.tuples(st.sampled_from([50, 300, 600, 20000]), st.sampled_from(["[", "{a: "])).filter(
-        lambda t: t[0] < 20000 or t[1] != "["
-    ).map(
-        lambda t: (valid.decode() + "app: " + t[1] * t[0] + ("]" if t[1] == "[" else "}") * t[0] + "\n").encode()
+    deep = (
+        st.tuples(st.sampled_from([50, 300, 600, 20000]), st.sampled_from(["[", "{a: "]))
+        .filter(lambda t: t[0] < 20000 or t[1] != "[")
+        .map(lambda t: (valid.decode() + "app: " + t[1] * t[0] + ("]" if t[1] == "[" else "}") * t[0] + "\n").encode())
     )
     huge = st.sampled_from([4301, 5000, 100000]).map(
-        lambda n: (yaml.safe_dump({k: v for k, v in BASE.items() if k != "app"}) + "app:\n  module: app.main:app\n"
-                   "  port: " + "9" * n + "\n").encode()
+        lambda n: (
+            yaml.safe_dump({k: v for k, v in BASE.items() if k != "app"}) + "app:\n  module: app.main:app\n"
+            "  port: " + "9" * n + "\n"
+        ).encode()
     )
-    not_a_mapping = st.sampled_from([b"- a\n- b\n", b"42\n", b"just text\n", b"~\n", b"'quoted'\n", b"[1, 2]\n",
-                                     b"a: 1\n---\nb: 2\n", b"!!python/object:os.system {}\n", b"&a [*a]\n",
-                                     b"\t- tab\n", b"---\n", b"...", b"name: 2024-13-45\n"])
+    not_a_mapping = st.sampled_from(
+        [
+            b"- a\n- b\n",
+            b"42\n",
+            b"just text\n",
+            b"~\n",
+            b"'quoted'\n",
+            b"[1, 2]\n",
+            b"a: 1\n---\nb: 2\n",
+            b"!!python/object:os.system {}\n",
+            b"&a [*a]\n",
+            b"\t- tab\n",
+            b"---\n",
+            b"...",
+            b"name: 2024-13-45\n",
+        ]
+    )
     return st.one_of(truncated, inserted, deep, huge, not_a_mapping)
 
 
@@ -296,13 +346,28 @@ def test_bad_part_in_a_later_merged_file(count: int, bad: tuple[str, Any]) -> No
 
 
 BAD_OVERRIDES = st.one_of(
-    st.sampled_from([
-        b"- a\n- b\n", b"42\n", b"just text\n", b"services: [app]\n", b"services: {app: 1}\n",
-        b"services:\n  app:\n    bogus_key: 1\n", b"services:\n  app:\n    environment: {A: 1}\n    imagee: x\n",
-        b"servces: {}\n", b"services: {app: {image: x}}\nvolumes: 1\n", b"services: {\n", b"services:\n\t- x\n",
-        b"a: 1\n---\nb: 2\n", b"services: {app: {labels: [a]}}\x00\n", b"\xff\xfe", b"services: {caf\xe9: {}}\n",
-        b"[" * 1000, b"services:\n  app: &a [*a]\n", b"services: {app: {build: .}}\nx-ok: 1\nvolumes: [a]\n",
-    ]),
+    st.sampled_from(
+        [
+            b"- a\n- b\n",
+            b"42\n",
+            b"just text\n",
+            b"services: [app]\n",
+            b"services: {app: 1}\n",
+            b"services:\n  app:\n    bogus_key: 1\n",
+            b"services:\n  app:\n    environment: {A: 1}\n    imagee: x\n",
+            b"servces: {}\n",
+            b"services: {app: {image: x}}\nvolumes: 1\n",
+            b"services: {\n",
+            b"services:\n\t- x\n",
+            b"a: 1\n---\nb: 2\n",
+            b"services: {app: {labels: [a]}}\x00\n",
+            b"\xff\xfe",
+            b"services: {caf\xe9: {}}\n",
+            b"[" * 1000,
+            b"services:\n  app: &a [*a]\n",
+            b"services: {app: {build: .}}\nx-ok: 1\nvolumes: [a]\n",
+        ]
+    ),
     st.integers(1, len(b"services: {app: {environment: {A: '1'}}}") - 1).map(
         lambda n: b"services: {app: {environment: {A: '1'}}}"[:n]
     ),
@@ -331,13 +396,18 @@ def errors_of(tmp: Path, config: bytes, override: bytes | None = None) -> list[s
         # was a UnicodeDecodeError traceback
         (b"name: caf\xe9\n", "expected UTF-8 text, got byte 0xe9 at offset 9"),
         # was a two-line message, its second line without "error: "
-        (b"name: fz\ndomain: a\x00\n", "invalid YAML at line 2, column 10: character U+0000 is not allowed "
-                                        "(special characters are not allowed)"),
+        (
+            b"name: fz\ndomain: a\x00\n",
+            "invalid YAML at line 2, column 10: character U+0000 is not allowed (special characters are not allowed)",
+        ),
         # were a RecursionError and a ValueError traceback
         (b"app: " + b"[" * 600 + b"]" * 600, "invalid YAML: nested too deeply to read"),
-        (b"app:\n  port: " + b"9" * 5000, "invalid YAML: Exceeds the limit (4300 digits) for integer string "
-                                          "conversion: value has 5000 digits; use sys.set_int_max_str_digits() to "
-                                          "increase the limit"),
+        (
+            b"app:\n  port: " + b"9" * 5000,
+            "invalid YAML: Exceeds the limit (4300 digits) for integer string "
+            "conversion: value has 5000 digits; use sys.set_int_max_str_digits() to "
+            "increase the limit",
+        ),
         (b"name: 2024-13-45\n", "invalid YAML: month must be in 1..12"),
     ],
 )
@@ -347,9 +417,16 @@ def test_unreadable_yaml_is_one_error_line(tmp_path: Path, text: bytes, message:
 
 def test_nul_characters_are_refused_where_they_land(tmp_path: Path) -> None:
     """They were rendered (or raised ValueError in app/path): no argv, environment or path can carry one."""
-    doc = _apply(BASE, [(("app", "health_path"), "/a\x00b"), (("app", "environment"), {"A": "x\x00"}),
-                        (("migrate", "command"), ["echo", "\x00"]), (("app", "path"), "\x00"),
-                        (("app", "port"), "80")])
+    doc = _apply(
+        BASE,
+        [
+            (("app", "health_path"), "/a\x00b"),
+            (("app", "environment"), {"A": "x\x00"}),
+            (("migrate", "command"), ["echo", "\x00"]),
+            (("app", "path"), "\x00"),
+            (("app", "port"), "80"),
+        ],
+    )
     assert errors_of(tmp_path, _dump(doc)) == [
         f'error: {tmp_path}/composekit.yaml: app/health_path: expected text without NUL characters, got "/a\\u0000b"',
         f'error: {tmp_path}/composekit.yaml: app/environment/A: expected text without NUL characters, got "x\\u0000"',
@@ -361,8 +438,9 @@ def test_nul_characters_are_refused_where_they_land(tmp_path: Path) -> None:
 
 def test_infinite_cpus_and_non_ascii_images_are_refused(tmp_path: Path) -> None:
     """Both were rendered, for Docker to refuse them only at `up`."""
-    doc = _apply(BASE, [(("app", "cpus"), math.inf), (("app", "workers_per_core"), math.inf),
-                        (("images", "python"), "pythön:3")])
+    doc = _apply(
+        BASE, [(("app", "cpus"), math.inf), (("app", "workers_per_core"), math.inf), (("images", "python"), "pythön:3")]
+    )
     assert errors_of(tmp_path, _dump(doc)) == [
         f"error: {tmp_path}/composekit.yaml: app/workers_per_core: expected a positive number, got Infinity",
         f"error: {tmp_path}/composekit.yaml: app/cpus: expected a positive number, got Infinity",
@@ -388,15 +466,21 @@ def test_a_path_too_long_for_the_os_is_missing_not_a_traceback(tmp_path: Path) -
     [
         (b"- a\n", ["expected a mapping of Compose keys (services, volumes, ...) at the top level, got a list"]),
         (b"services: {\n", ["invalid YAML at line 2, column 1: expected the node content, but found '<stream end>'"]),
-        (b"servces: {}\nservices: [app]\n", [
-            "servces: unknown Compose key (expected one of: configs, include, models, name, networks, secrets, "
-            "services, version, volumes, or x-...)",
-            "services: expected a mapping, got a list",
-        ]),
-        (b"services:\n  app: 1\n  db:\n    imagee: x\n    x-mine: 1\n    image: x\n", [
-            "services/app: expected a mapping of Compose service keys, got a number",
-            "services/db/imagee: unknown Compose service key (extension keys start with x-)",
-        ]),
+        (
+            b"servces: {}\nservices: [app]\n",
+            [
+                "servces: unknown Compose key (expected one of: configs, include, models, name, networks, secrets, "
+                "services, version, volumes, or x-...)",
+                "services: expected a mapping, got a list",
+            ],
+        ),
+        (
+            b"services:\n  app: 1\n  db:\n    imagee: x\n    x-mine: 1\n    image: x\n",
+            [
+                "services/app: expected a mapping of Compose service keys, got a number",
+                "services/db/imagee: unknown Compose service key (extension keys start with x-)",
+            ],
+        ),
     ],
 )
 def test_bad_override_file_is_refused_before_docker(tmp_path: Path, override: bytes, messages: list[str]) -> None:

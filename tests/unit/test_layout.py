@@ -1,9 +1,9 @@
 """The package's import arrows (ARCHITECTURE.md): every module's imports, read with ast, point down the flow.
 
-    cli -> deploy -> {engine, verify} -> render -> config -> errors
-    verify may import engine (doctor asks the engine); engine may import render and config;
-    scaffold -> render, config; nothing imports cli; runtime/ imports nothing from composekit;
-    rich and typer only in cli/.
+cli -> deploy -> {engine, verify} -> render -> config -> errors
+verify may import engine (doctor asks the engine); engine may import render and config;
+scaffold -> render, config; nothing imports cli; runtime/ imports nothing from composekit;
+rich and typer only in cli/.
 """
 
 from __future__ import annotations
@@ -119,19 +119,37 @@ def test_an_exception_names_a_leaf_module(target: str) -> None:
 @pytest.mark.parametrize(
     ("module", "source", "expected"),
     [
-        ("composekit.render.compose", "from ..engine.docker import Docker",
-         "composekit.render.compose imports composekit.engine.docker: render may import only ['config', 'errors']"),
-        ("composekit.engine.steps", "def f():\n    from ..cli.app import err",
-         "composekit.engine.steps imports composekit.cli.app: engine may import only ['config', 'errors', 'render']"),
-        ("composekit.verify.checks", "from rich.table import Table",
-         "composekit.verify.checks imports rich.table: display code belongs in composekit/cli/"),
-        ("composekit.runtime.gunicorn_conf", "import composekit.config",
-         "composekit.runtime.gunicorn_conf imports composekit.config: runtime may import only nothing"),
-        ("composekit.config.model", "from .. import errors, render",
-         "composekit.config.model imports composekit.render: config may import only ['errors']"),
-        ("composekit.deploy", "from . import cli",
-         "composekit.deploy imports composekit.cli: deploy may import only "
-         "['config', 'engine', 'errors', 'render', 'verify']"),
+        (
+            "composekit.render.compose",
+            "from ..engine.docker import Docker",
+            "composekit.render.compose imports composekit.engine.docker: render may import only ['config', 'errors']",
+        ),
+        (
+            "composekit.engine.steps",
+            "def f():\n    from ..cli.app import err",
+            "composekit.engine.steps imports composekit.cli.app: engine may import only ['config', 'errors', 'render']",
+        ),
+        (
+            "composekit.verify.checks",
+            "from rich.table import Table",
+            "composekit.verify.checks imports rich.table: display code belongs in composekit/cli/",
+        ),
+        (
+            "composekit.runtime.gunicorn_conf",
+            "import composekit.config",
+            "composekit.runtime.gunicorn_conf imports composekit.config: runtime may import only nothing",
+        ),
+        (
+            "composekit.config.model",
+            "from .. import errors, render",
+            "composekit.config.model imports composekit.render: config may import only ['errors']",
+        ),
+        (
+            "composekit.deploy",
+            "from . import cli",
+            "composekit.deploy imports composekit.cli: deploy may import only "
+            "['config', 'engine', 'errors', 'render', 'verify']",
+        ),
     ],
 )
 def test_the_checker_catches_an_arrow_pointing_up(module: str, source: str, expected: str) -> None:

@@ -64,8 +64,10 @@ def test_configured_subnet_wins() -> None:
         ("10.0.0.0/8", 'expected a prefix length from /16 to /28, got "10.0.0.0/8"'),
         ("10.0.0.0/29", 'expected a prefix length from /16 to /28, got "10.0.0.0/29"'),
         ("8.8.8.0/24", 'expected a private range (in 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16), got "8.8.8.0/24"'),
-        ("100.64.0.0/24",
-         'expected a private range (in 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16), got "100.64.0.0/24"'),
+        (
+            "100.64.0.0/24",
+            'expected a private range (in 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16), got "100.64.0.0/24"',
+        ),
     ],
 )
 def test_subnet_validation(value: Any, message: str) -> None:
@@ -129,8 +131,10 @@ def test_a_subnet_collision_names_the_key_that_fixes_it(monkeypatch: pytest.Monk
     from composekit.engine.docker import Docker
 
     docker = Docker("shop", [Path("/nowhere/compose.yaml")])
-    answer = ("failed to create network shop_web: Error response from daemon: "
-              "Pool overlaps with other one on this address space")
+    answer = (
+        "failed to create network shop_web: Error response from daemon: "
+        "Pool overlaps with other one on this address space"
+    )
 
     def up(*args: Any, **kwargs: Any) -> Any:
         yield "stderr", answer.encode()

@@ -69,8 +69,9 @@ def test_other_bind_errors_are_raised() -> None:
 CONFIG = {"name": "shop", "domain": "shop.example.com", "app": {"module": "app.main:app"}}
 
 
-def test_up_and_doctor_agree_on_a_free_privileged_port_as_non_root(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_up_and_doctor_agree_on_a_free_privileged_port_as_non_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Both go through ports.port_is_free: EACCES with nothing listening passes both, a listener fails both."""
     (tmp_path / "requirements.txt").write_text("fastapi\n")
     (tmp_path / "composekit.yaml").write_text(yaml.safe_dump(CONFIG))
@@ -105,8 +106,10 @@ def _unprivileged_port_start() -> int:
         return 1024
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None or _unprivileged_port_start() <= 7,
-                    reason="needs root (to drop to nobody) and setpriv, with ports below 1024 privileged")
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None or _unprivileged_port_start() <= 7,
+    reason="needs root (to drop to nobody) and setpriv, with ports below 1024 privileged",
+)
 def test_a_real_non_root_process_sees_a_free_privileged_port_as_free() -> None:
     """No fakes: as user nobody, binding port 7 fails with EACCES; nothing listens there, so it is free."""
     probe = (
@@ -119,7 +122,11 @@ def test_a_real_non_root_process_sees_a_free_privileged_port_as_free() -> None:
         "    print(errno.errorcode[exc.errno])\n"
         "print(port_is_free(7))\n"
     )
-    done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", probe],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["EACCES", "True"]

@@ -53,7 +53,11 @@ def test_security_defaults(tmp_path: Path) -> None:
     static = yaml.safe_load(render_stack(project_in(tmp_path, BASE)).files["traefik.yml"])
     assert "api" not in static
     assert static["providers"]["docker"]["exposedByDefault"] is False
-    assert static["entryPoints"]["web"]["http"]["redirections"]["entryPoint"] == {"to": "websecure", "scheme": "https", "permanent": True}
+    assert static["entryPoints"]["web"]["http"]["redirections"]["entryPoint"] == {
+        "to": "websecure",
+        "scheme": "https",
+        "permanent": True,
+    }
     assert static["entryPoints"]["ping"]["address"].startswith("127.0.0.1:")
     dockerfile = render_stack(project_in(tmp_path, BASE)).files["Dockerfile"]
     assert "\nUSER app\n" in dockerfile
@@ -66,7 +70,10 @@ def test_no_migration_service_without_a_command(tmp_path: Path) -> None:
 
 
 def test_migration_runs_before_the_app_on_the_same_image(tmp_path: Path) -> None:
-    doc = compose(tmp_path, BASE + "migrate: {command: alembic upgrade head}\napp: {module: app.main:app, volumes: {data: /data}}\n")
+    doc = compose(
+        tmp_path,
+        BASE + "migrate: {command: alembic upgrade head}\napp: {module: app.main:app, volumes: {data: /data}}\n",
+    )
     migrate, app = doc["services"]["migrate"], doc["services"]["app"]
     assert migrate["command"] == ["alembic", "upgrade", "head"]
     assert migrate["image"] == app["image"]
@@ -76,7 +83,12 @@ def test_migration_runs_before_the_app_on_the_same_image(tmp_path: Path) -> None
 
 
 def test_limits_and_worker_settings(tmp_path: Path) -> None:
-    doc = compose(tmp_path, BASE.replace("{module: app.main:app}", "{module: app.main:app, cpus: 1.5, memory: 1G, workers: 3, max_workers: 8}"))
+    doc = compose(
+        tmp_path,
+        BASE.replace(
+            "{module: app.main:app}", "{module: app.main:app, cpus: 1.5, memory: 1G, workers: 3, max_workers: 8}"
+        ),
+    )
     app = doc["services"]["app"]
     assert app["deploy"]["resources"]["limits"] == {"cpus": "1.5", "memory": "1024m", "pids": 4096}
     assert app["environment"]["WEB_CONCURRENCY"] == "3"
@@ -91,7 +103,11 @@ def test_stop_grace_period_exceeds_graceful_timeout(tmp_path: Path) -> None:
 
 def test_private_ca_is_mounted_and_trusted(tmp_path: Path) -> None:
     (tmp_path / "ca.pem").write_text("pem")
-    doc = compose(tmp_path, BASE + "acme: {ca_server: 'https://host.docker.internal:14000/dir', ca_certificates: [ca.pem], challenge: tls}\n")
+    doc = compose(
+        tmp_path,
+        BASE
+        + "acme: {ca_server: 'https://host.docker.internal:14000/dir', ca_certificates: [ca.pem], challenge: tls}\n",
+    )
     traefik = doc["services"]["traefik"]
     assert "../ca.pem:/etc/composekit/acme-ca/0.pem:ro" in traefik["volumes"]
     assert traefik["environment"] == {"LEGO_CA_CERTIFICATES": "/etc/composekit/acme-ca/0.pem"}
@@ -108,7 +124,13 @@ def test_own_dockerfile_is_used_and_none_generated(tmp_path: Path) -> None:
 
 
 def test_env_file_is_referenced_not_inlined(tmp_path: Path) -> None:
-    stack = render_stack(project_in(tmp_path, BASE.replace("{module: app.main:app}", "{module: app.main:app, env_file: .env}"), {"requirements.txt": "x\n", ".env": "SECRET_KEY=hunter2\n"}))
+    stack = render_stack(
+        project_in(
+            tmp_path,
+            BASE.replace("{module: app.main:app}", "{module: app.main:app, env_file: .env}"),
+            {"requirements.txt": "x\n", ".env": "SECRET_KEY=hunter2\n"},
+        )
+    )
     assert "hunter2" not in "".join(stack.files.values())
     assert yaml.safe_load(stack.compose)["services"]["app"]["env_file"] == ["../.env"]
     assert ".env" in stack.files["Dockerfile.dockerignore"].splitlines()
@@ -117,12 +139,36 @@ def test_env_file_is_referenced_not_inlined(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("files", "config", "expected"),
     [
-        ({}, BASE, "composekit.yaml: app/path: {root} has no Dockerfile and no requirements.txt, poetry.lock or uv.lock to generate one from; add a Dockerfile or a requirements.txt (`composekit init` writes both)"),
-        ({"requirements.txt": ""}, BASE.replace("{module: app.main:app}", "{module: app.main:app, path: api}"), "composekit.yaml: app/path: directory 'api' does not exist (looked for {root}/api)"),
-        ({"requirements.txt": ""}, BASE.replace("{module: app.main:app}", "{module: app.main:app, dockerfile: docker/Dockerfile}"), "composekit.yaml: app/dockerfile: 'docker/Dockerfile' not found in {root}; fix the path, or remove the key to let composekit generate a Dockerfile"),
-        ({"requirements.txt": ""}, BASE.replace("{module: app.main:app}", "{module: app.main:app, env_file: .env}"), "composekit.yaml: app/env_file: '.env' does not exist; create it (it holds the app's secrets, keep it out of git) or remove the key"),
-        ({"requirements.txt": ""}, BASE + "acme: {ca_certificates: [missing.pem]}\n", "composekit.yaml: acme/ca_certificates/0: file 'missing.pem' does not exist"),
-        ({"requirements.txt": ""}, BASE + "database: {name: shop, user: shop, password_file: secrets/pw}\n", "composekit.yaml: database/password_file: 'secrets/pw' does not exist; create it (`composekit init --template fastapi-postgres` writes one, or `python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > secrets/pw`) and keep it out of git"),
+        (
+            {},
+            BASE,
+            "composekit.yaml: app/path: {root} has no Dockerfile and no requirements.txt, poetry.lock or uv.lock to generate one from; add a Dockerfile or a requirements.txt (`composekit init` writes both)",
+        ),
+        (
+            {"requirements.txt": ""},
+            BASE.replace("{module: app.main:app}", "{module: app.main:app, path: api}"),
+            "composekit.yaml: app/path: directory 'api' does not exist (looked for {root}/api)",
+        ),
+        (
+            {"requirements.txt": ""},
+            BASE.replace("{module: app.main:app}", "{module: app.main:app, dockerfile: docker/Dockerfile}"),
+            "composekit.yaml: app/dockerfile: 'docker/Dockerfile' not found in {root}; fix the path, or remove the key to let composekit generate a Dockerfile",
+        ),
+        (
+            {"requirements.txt": ""},
+            BASE.replace("{module: app.main:app}", "{module: app.main:app, env_file: .env}"),
+            "composekit.yaml: app/env_file: '.env' does not exist; create it (it holds the app's secrets, keep it out of git) or remove the key",
+        ),
+        (
+            {"requirements.txt": ""},
+            BASE + "acme: {ca_certificates: [missing.pem]}\n",
+            "composekit.yaml: acme/ca_certificates/0: file 'missing.pem' does not exist",
+        ),
+        (
+            {"requirements.txt": ""},
+            BASE + "database: {name: shop, user: shop, password_file: secrets/pw}\n",
+            "composekit.yaml: database/password_file: 'secrets/pw' does not exist; create it (`composekit init --template fastapi-postgres` writes one, or `python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > secrets/pw`) and keep it out of git",
+        ),
     ],
 )
 def test_project_file_errors(tmp_path: Path, files: dict[str, str], config: str, expected: str) -> None:

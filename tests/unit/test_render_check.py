@@ -58,7 +58,16 @@ def test_db_service_follows_the_official_image_interface(tmp_path: Path) -> None
     assert db["secrets"] == ["db_password"]
     assert db["volumes"] == ["db-data:/var/lib/postgresql/data"]
     assert db["healthcheck"]["test"] == [
-        "CMD", "pg_isready", "--host", "127.0.0.1", "--port", "5432", "--username", "shop_app", "--dbname", "shop",
+        "CMD",
+        "pg_isready",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "5432",
+        "--username",
+        "shop_app",
+        "--dbname",
+        "shop",
     ]
     assert db["restart"] == "always"
     assert "ports" not in db  # never published on the host
@@ -133,7 +142,9 @@ def test_check_passes_when_unchanged(tmp_path: Path) -> None:
 
 def test_check_catches_a_changed_config(tmp_path: Path) -> None:
     rendered(tmp_path)
-    (tmp_path / "composekit.yaml").write_text(BASE.replace("{module: app.main:app}", "{module: app.main:app, workers: 4}") + DATABASE)
+    (tmp_path / "composekit.yaml").write_text(
+        BASE.replace("{module: app.main:app}", "{module: app.main:app, workers: 4}") + DATABASE
+    )
     diff = check_stack(load_project((tmp_path / "composekit.yaml",)))
     assert diff.startswith("--- .composekit/compose.yaml (on disk)\n+++ .composekit/compose.yaml (rendered)\n@@")
     assert "\n+      WEB_CONCURRENCY: '4'\n" in diff
@@ -189,4 +200,7 @@ def test_cli_check_with_an_output_directory(tmp_path: Path, monkeypatch: pytest.
     assert "run `composekit render --out elsewhere` and commit the result" in missing.stderr
     dash = runner.invoke(cli_app, ["render", "--check", "--out", "-"])
     assert dash.exit_code == 1
-    assert dash.stderr == "error: render: --check compares the files in an output directory; it cannot be used with --out -\n"
+    assert (
+        dash.stderr
+        == "error: render: --check compares the files in an output directory; it cannot be used with --out -\n"
+    )

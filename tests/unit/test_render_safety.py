@@ -54,8 +54,11 @@ def lone_dollars(value: Any) -> list[str]:
 
 
 def test_environment_values_are_escaped_in_app_and_migrate(tmp_path: Path) -> None:
-    doc = compose(tmp_path, BASE + "app: {module: app.main:app, environment: {GREETING: 'price is ${HOME} or $5'}}\n"
-                  "migrate: {command: python3 -m app.migrate}\n")
+    doc = compose(
+        tmp_path,
+        BASE + "app: {module: app.main:app, environment: {GREETING: 'price is ${HOME} or $5'}}\n"
+        "migrate: {command: python3 -m app.migrate}\n",
+    )
     for service in ("app", "migrate"):
         assert doc["services"][service]["environment"]["GREETING"] == "price is $${HOME} or $$5"
 
@@ -232,8 +235,12 @@ def test_own_dockerignore_that_excludes_the_secret_files_is_accepted(tmp_path: P
 
 def test_dockerfile_specific_ignore_file_takes_precedence(tmp_path: Path) -> None:
     """BuildKit reads <Dockerfile>.dockerignore instead of the context's .dockerignore when it exists."""
-    files = {**OWN, "docker/app.Dockerfile": "FROM scratch\n", ".dockerignore": "secrets/\nconfig/\n",
-             "docker/app.Dockerfile.dockerignore": "secrets/\n"}
+    files = {
+        **OWN,
+        "docker/app.Dockerfile": "FROM scratch\n",
+        ".dockerignore": "secrets/\nconfig/\n",
+        "docker/app.Dockerfile.dockerignore": "secrets/\n",
+    }
     project = project_in(tmp_path, OWN_CONFIG.replace("app: {", "app: {dockerfile: docker/app.Dockerfile, "), files)
     with pytest.raises(ConfigError) as info:
         render_stack(project)
@@ -251,8 +258,10 @@ def test_own_dockerfile_with_secret_files_outside_the_context_is_accepted(tmp_pa
 # log rotation and confinement --------------------------------------------------------------------
 
 DEFAULT_LOGGING = {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}}
-FULL = (BASE + "app: {module: app.main:app, volumes: {data: /data}}\nmigrate: {command: python3 -m app.migrate}\n"
-        "database: {password_file: secrets/db}\n")
+FULL = (
+    BASE + "app: {module: app.main:app, volumes: {data: /data}}\nmigrate: {command: python3 -m app.migrate}\n"
+    "database: {password_file: secrets/db}\n"
+)
 
 
 def test_every_service_rotates_its_logs_by_default(tmp_path: Path) -> None:
@@ -283,8 +292,10 @@ def test_app_and_migration_are_confined(tmp_path: Path) -> None:
 
 
 def test_confinement_is_relaxable(tmp_path: Path) -> None:
-    config = FULL.replace("volumes: {data: /data}", "volumes: {data: /data}, read_only: false, pids_limit: 200, "
-                          "cap_add: [CAP_chown, NET_BIND_SERVICE, CHOWN]")
+    config = FULL.replace(
+        "volumes: {data: /data}",
+        "volumes: {data: /data}, read_only: false, pids_limit: 200, cap_add: [CAP_chown, NET_BIND_SERVICE, CHOWN]",
+    )
     services = compose(tmp_path, config, {"secrets/db": "pw\n"})["services"]
     for name in ("app", "migrate"):
         service = services[name]
@@ -325,8 +336,10 @@ PIDS = "expected an integer from 16 to 4194304, got"
         ({"app": {"read_only": "no"}}, 'app/read_only: expected true or false, got "no"'),
         ({"app": {"pids_limit": 8}}, f"app/pids_limit: {PIDS} 8"),
         ({"app": {"pids_limit": True}}, f"app/pids_limit: {PIDS} true"),
-        ({"app": {"cap_add": "CHOWN"}},
-         'app/cap_add: expected a list of Linux capability names such as [CHOWN], got "CHOWN"'),
+        (
+            {"app": {"cap_add": "CHOWN"}},
+            'app/cap_add: expected a list of Linux capability names such as [CHOWN], got "CHOWN"',
+        ),
         ({"app": {"cap_add": ["ALL"]}}, f'app/cap_add: {CAPS} "ALL"'),
         ({"app": {"cap_add": [1]}}, f"app/cap_add: {CAPS} 1"),
     ],

@@ -66,8 +66,9 @@ def final_stage(dockerfile: str) -> str:
         ("uv-alembic", "uv.lock", "uv", "web.main:application", {"command": "alembic upgrade head"}),
     ],
 )
-def test_layouts_are_detected(tmp_path: Path, fixture: str, lock: str | None, style: str, module: str,
-                              migrate: dict[str, str] | None) -> None:
+def test_layouts_are_detected(
+    tmp_path: Path, fixture: str, lock: str | None, style: str, module: str, migrate: dict[str, str] | None
+) -> None:
     root = sample(tmp_path, fixture, lock)
     files = init(root)
     config = config_of(root)
@@ -160,7 +161,14 @@ def test_name_and_domain_options(tmp_path: Path) -> None:
 
 def test_dockerignore_keeps_secrets_and_the_rendered_stack_out_of_the_image(tmp_path: Path) -> None:
     files = init(sample(tmp_path, "pip-app"), template="fastapi-postgres")
-    ignored = (".env", ".git/HEAD", ".composekit/compose.yaml", "secrets/db_password", "config/prod.env", "a/.env.local")
+    ignored = (
+        ".env",
+        ".git/HEAD",
+        ".composekit/compose.yaml",
+        "secrets/db_password",
+        "config/prod.env",
+        "a/.env.local",
+    )
     for path in ignored:
         assert dockerignore_excludes(files[".dockerignore"], path), path
     assert not dockerignore_excludes(files[".dockerignore"], "app/main.py")
@@ -198,15 +206,18 @@ def write(root: Path, files: dict[str, str]) -> Path:
 
 
 def test_module_discovery_forms_and_skipped_directories(tmp_path: Path) -> None:
-    write(tmp_path, {
-        "main.py": "import fastapi\nserver = fastapi.FastAPI()\n",
-        "pkg/__init__.py": "from fastapi import FastAPI\napp: FastAPI = FastAPI(title='x')\n",
-        "pkg/inner.py": "def make():\n    app = FastAPI()\n    return app\n",  # not module level
-        "tests/test_app.py": "app = FastAPI()\n",
-        ".venv/lib/site.py": "app = FastAPI()\n",
-        "broken.py": "app = FastAPI(\n",
-        "my-scripts/tool.py": "app = FastAPI()\n",  # not importable as a module
-    })
+    write(
+        tmp_path,
+        {
+            "main.py": "import fastapi\nserver = fastapi.FastAPI()\n",
+            "pkg/__init__.py": "from fastapi import FastAPI\napp: FastAPI = FastAPI(title='x')\n",
+            "pkg/inner.py": "def make():\n    app = FastAPI()\n    return app\n",  # not module level
+            "tests/test_app.py": "app = FastAPI()\n",
+            ".venv/lib/site.py": "app = FastAPI()\n",
+            "broken.py": "app = FastAPI(\n",
+            "my-scripts/tool.py": "app = FastAPI()\n",  # not importable as a module
+        },
+    )
     assert find_asgi_apps(tmp_path) == [("main:server", "main.py"), ("pkg:app", "pkg/__init__.py")]
 
 
@@ -259,7 +270,7 @@ def test_health_route_is_found_or_explained(tmp_path: Path) -> None:
     assert config_of_text(plan)["app"]["health_path"] == "/healthz"
     bare = write(tmp_path / "bare", {"requirements.txt": "fastapi\n", "app/main.py": "app = FastAPI()\n"})
     guidance = "\n".join(plan_init(bare).guidance)
-    assert 'add a health endpoint that answers 200 once the app can serve' in guidance
+    assert "add a health endpoint that answers 200 once the app can serve" in guidance
     assert '@app.get("/health")' in guidance and "app/main.py" in guidance
 
 
@@ -331,7 +342,10 @@ def test_empty_directory_gets_the_template_app_and_a_secret(tmp_path: Path) -> N
     assert {"app/main.py", "app/migrate.py", "app/db.py", "requirements.txt", "secrets/db_password"} <= set(files)
     config = config_of(root)
     assert config["database"] == {
-        "engine": "postgres", "name": "notes", "user": "notes", "password_file": "secrets/db_password"
+        "engine": "postgres",
+        "name": "notes",
+        "user": "notes",
+        "password_file": "secrets/db_password",
     }
     assert config["migrate"] == {"command": "python3 -m app.migrate"}
     secret = root / "secrets" / "db_password"
@@ -371,7 +385,9 @@ def test_starter_fastapi_template_renders_like_the_example(tmp_path: Path) -> No
     example = load_template("fastapi").config
     config = parse_config(config_of(root))
     assert (config.app.module, config.migrate.command, config.app.volumes) == (
-        example.app.module, example.migrate.command, example.app.volumes,
+        example.app.module,
+        example.migrate.command,
+        example.app.volumes,
     )
     assert (root / "app" / "main.py").read_bytes() == (REPO / "stacks" / "fastapi" / "app" / "main.py").read_bytes()
 

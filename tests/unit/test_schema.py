@@ -54,8 +54,14 @@ def test_key_types_match_the_validators() -> None:
     assert app["workers"]["default"] == "auto"
     assert app["memory"]["anyOf"][0]["type"] == "string" and app["memory"]["anyOf"][-1] == {"type": "null"}
     assert app["worker_memory"]["anyOf"][1] == {"type": "integer", "minimum": 1}
-    assert app["port"] == {"title": "Port", "default": 8000, "type": "integer", "minimum": 1, "maximum": 65535,
-                           "description": "The port the app listens on inside its container."}
+    assert app["port"] == {
+        "title": "Port",
+        "default": 8000,
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 65535,
+        "description": "The port the app listens on inside its container.",
+    }
     assert schema["$defs"]["Migrate"]["properties"]["command"]["anyOf"][1]["type"] == "array"
     assert schema["$defs"]["Images"]["properties"]["postgres"]["default"] == "postgres:17"
     database = schema["$defs"]["Database"]

@@ -66,8 +66,9 @@ class Issued:
         )
 
 
-def issue(cn: str, names: list[str], *, days: float = 90, age: float = 1, issuer: Issued | None = None,
-          ca: bool = False) -> Issued:
+def issue(
+    cn: str, names: list[str], *, days: float = 90, age: float = 1, issuer: Issued | None = None, ca: bool = False
+) -> Issued:
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
@@ -151,9 +152,7 @@ def test_parse_resolve() -> None:
 def test_parse_resolve_rejects(value: str) -> None:
     with pytest.raises(UserError) as info:
         parse_resolve(value)
-    assert str(info.value) == (
-        f'--resolve: expected DOMAIN:IP such as "shop.example.com:203.0.113.7", got "{value}"'
-    )
+    assert str(info.value) == (f'--resolve: expected DOMAIN:IP such as "shop.example.com:203.0.113.7", got "{value}"')
 
 
 # the HTTP client ------------------------------------------------------------------------------------
@@ -231,7 +230,8 @@ def redirect_check(status: int, location: str | None, http_port: int = 80, https
 
 def test_permanent_redirect_to_same_https_url_passes() -> None:
     assert redirect_check(301, "https://shop.example.com/health") == (
-        Status.OK, "http://shop.example.com/health -> 301 Moved Permanently -> https://shop.example.com/health"
+        Status.OK,
+        "http://shop.example.com/health -> 301 Moved Permanently -> https://shop.example.com/health",
     )
     assert redirect_check(308, "https://shop.example.com:443/health")[0] is Status.OK
     assert redirect_check(301, "https://shop.example.com:8443/health", 8080, 8443)[0] is Status.OK
@@ -247,14 +247,20 @@ def test_temporary_redirect_fails() -> None:
 
 def test_no_redirect_fails() -> None:
     assert redirect_check(200, None) == (
-        Status.FAIL, "http://shop.example.com/health answered 200 OK instead of redirecting to https://shop.example.com/health"
+        Status.FAIL,
+        "http://shop.example.com/health answered 200 OK instead of redirecting to https://shop.example.com/health",
     )
 
 
-@pytest.mark.parametrize("location", [
-    "http://shop.example.com/health", "https://other.example.com/health", "https://shop.example.com/",
-    "https://shop.example.com/health?x=1",
-])
+@pytest.mark.parametrize(
+    "location",
+    [
+        "http://shop.example.com/health",
+        "https://other.example.com/health",
+        "https://shop.example.com/",
+        "https://shop.example.com/health?x=1",
+    ],
+)
 def test_redirect_elsewhere_fails(location: str) -> None:
     status, detail = redirect_check(301, location)
     assert status is Status.FAIL
@@ -271,7 +277,8 @@ def test_verified_certificate(tls_server: Callable[..., int], tmp_path: Path) ->
     assert (cert.subject_cn, cert.issuer_cn, cert.dns_names) == (DOMAIN, "Test Root", (DOMAIN,))
     result = check_certificate(cert, DOMAIN, f"the CA file {tmp_path / 'ca.pem'}", NOW)
     assert (result.status, result.detail) == (
-        Status.OK, f"issued by Test Root for {DOMAIN}; verifies against the CA file {tmp_path / 'ca.pem'}"
+        Status.OK,
+        f"issued by Test Root for {DOMAIN}; verifies against the CA file {tmp_path / 'ca.pem'}",
     )
 
 
@@ -353,15 +360,22 @@ def test_intermediate_sent_by_the_server_completes_the_chain(tls_server: Callabl
 
 def test_subject_and_issuer_keep_the_certificate_order(tls_server: Callable[..., int], tmp_path: Path) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([
-        x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Shop"),
-        x509.NameAttribute(NameOID.COMMON_NAME, DOMAIN),
-    ])
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Shop"),
+            x509.NameAttribute(NameOID.COMMON_NAME, DOMAIN),
+        ]
+    )
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(1).not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=9))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=9))
         .sign(key, hashes.SHA256())
     )
     seen = served(tls_server(Issued(cert, key)), None, tmp_path)
@@ -393,18 +407,22 @@ def test_nothing_listening(tmp_path: Path) -> None:
 
 
 def certificate(days_left: float) -> PeerCertificate:
-    return PeerCertificate("CN=x", "CN=ca", "x", "ca", ("x",), NOW - dt.timedelta(days=60),
-                           NOW + dt.timedelta(days=days_left), True, None)
+    return PeerCertificate(
+        "CN=x", "CN=ca", "x", "ca", ("x",), NOW - dt.timedelta(days=60), NOW + dt.timedelta(days=days_left), True, None
+    )
 
 
-@pytest.mark.parametrize(("days_left", "status", "detail"), [
-    (60, Status.OK, "expires 2026-07-31 12:00 UTC, in 60 days"),
-    (21, Status.OK, "expires 2026-06-22 12:00 UTC, in 21 days"),
-    (20.5, Status.WARN, "expires 2026-06-22 00:00 UTC, in 20 days (warn threshold: 21 days)"),
-    (6, Status.FAIL, "expires 2026-06-07 12:00 UTC, in 6 days (fail threshold: 7 days)"),
-    (0.5, Status.FAIL, "expires 2026-06-02 00:00 UTC, in 12.0 hours (fail threshold: 7 days)"),
-    (-1, Status.FAIL, "expired on 2026-05-31 12:00 UTC"),
-])
+@pytest.mark.parametrize(
+    ("days_left", "status", "detail"),
+    [
+        (60, Status.OK, "expires 2026-07-31 12:00 UTC, in 60 days"),
+        (21, Status.OK, "expires 2026-06-22 12:00 UTC, in 21 days"),
+        (20.5, Status.WARN, "expires 2026-06-22 00:00 UTC, in 20 days (warn threshold: 21 days)"),
+        (6, Status.FAIL, "expires 2026-06-07 12:00 UTC, in 6 days (fail threshold: 7 days)"),
+        (0.5, Status.FAIL, "expires 2026-06-02 00:00 UTC, in 12.0 hours (fail threshold: 7 days)"),
+        (-1, Status.FAIL, "expired on 2026-05-31 12:00 UTC"),
+    ],
+)
 def test_expiry_thresholds(days_left: float, status: Status, detail: str) -> None:
     result = check_expiry(certificate(days_left), NOW, 21, 7)
     assert (result.status, result.detail) == (status, detail)
@@ -415,8 +433,9 @@ def test_expiry_thresholds(days_left: float, status: Status, detail: str) -> Non
 
 
 def answer(status: int = 200, headers: dict[str, str] | None = None, text: str = "{}") -> Answer:
-    return Answer("https://shop.example.com/health", status, "OK", dict(GOOD_HEADERS if headers is None else headers),
-                  text, 12.0)
+    return Answer(
+        "https://shop.example.com/health", status, "OK", dict(GOOD_HEADERS if headers is None else headers), text, 12.0
+    )
 
 
 def test_security_headers_present() -> None:
@@ -440,12 +459,15 @@ def test_hsts_needs_positive_max_age() -> None:
     assert "Strict-Transport-Security has no positive max-age ('max-age=0')" in result.detail
 
 
-@pytest.mark.parametrize(("headers", "status", "detail"), [
-    ({}, Status.OK, "no X-Powered-By; no Server"),
-    ({"server": "uvicorn"}, Status.OK, "no X-Powered-By; Server: uvicorn (no version)"),
-    ({"server": "gunicorn/23.0.0"}, Status.FAIL, "https://shop.example.com/health sends Server: gunicorn/23.0.0"),
-    ({"x-powered-by": "FastAPI"}, Status.FAIL, "https://shop.example.com/health sends X-Powered-By: FastAPI"),
-])
+@pytest.mark.parametrize(
+    ("headers", "status", "detail"),
+    [
+        ({}, Status.OK, "no X-Powered-By; no Server"),
+        ({"server": "uvicorn"}, Status.OK, "no X-Powered-By; Server: uvicorn (no version)"),
+        ({"server": "gunicorn/23.0.0"}, Status.FAIL, "https://shop.example.com/health sends Server: gunicorn/23.0.0"),
+        ({"x-powered-by": "FastAPI"}, Status.FAIL, "https://shop.example.com/health sends X-Powered-By: FastAPI"),
+    ],
+)
 def test_server_leak(headers: dict[str, str], status: Status, detail: str) -> None:
     result = check_server_leak(answer(headers=headers))
     assert (result.status, result.detail) == (status, detail)
@@ -457,8 +479,9 @@ def test_server_leak(headers: dict[str, str], status: Status, detail: str) -> No
 class FakeClient(HttpClient):
     """The real client over a MockTransport, presenting a given certificate."""
 
-    def __init__(self, endpoint: Endpoint, handler: Callable[[httpx.Request], httpx.Response],
-                 cert: PeerCertificate | Exception) -> None:
+    def __init__(
+        self, endpoint: Endpoint, handler: Callable[[httpx.Request], httpx.Response], cert: PeerCertificate | Exception
+    ) -> None:
         super().__init__(endpoint, transport=httpx.MockTransport(handler))
         self.cert = cert
 
@@ -470,9 +493,17 @@ class FakeClient(HttpClient):
 
 def options(**changes: object) -> SmokeOptions:
     base: dict[str, object] = {
-        "domain": DOMAIN, "resolve": None, "http_port": 80, "https_port": 443, "ca_file": None,
-        "health_path": "/health", "latency_ms": 2000, "cert_warn_days": 21, "cert_fail_days": 7,
-        "checks": (), "timeout": 5.0,
+        "domain": DOMAIN,
+        "resolve": None,
+        "http_port": 80,
+        "https_port": 443,
+        "ca_file": None,
+        "health_path": "/health",
+        "latency_ms": 2000,
+        "cert_warn_days": 21,
+        "cert_fail_days": 7,
+        "checks": (),
+        "timeout": 5.0,
     }
     return SmokeOptions(**{**base, **changes})  # type: ignore[arg-type]
 
@@ -487,8 +518,12 @@ def healthy_app(request: httpx.Request) -> httpx.Response:
     return httpx.Response(404, text="404 page not found\n")
 
 
-def run(opts: SmokeOptions, handler: Callable[[httpx.Request], httpx.Response] = healthy_app,
-        cert: PeerCertificate | Exception | None = None, addresses: list[str] | None = None) -> Report:
+def run(
+    opts: SmokeOptions,
+    handler: Callable[[httpx.Request], httpx.Response] = healthy_app,
+    cert: PeerCertificate | Exception | None = None,
+    addresses: list[str] | None = None,
+) -> Report:
     good = certificate(400) if cert is None else cert
     return run_smoke(
         opts,
@@ -503,11 +538,20 @@ def statuses(report: Report) -> dict[str, str]:
 
 
 def test_healthy_deployment_passes() -> None:
-    report = run(options(checks=(SmokeCheck(path="/api/version", contains="1.2", json_key="app.version"),)),
-                 addresses=["203.0.113.7", "2001:db8::7"])
+    report = run(
+        options(checks=(SmokeCheck(path="/api/version", contains="1.2", json_key="app.version"),)),
+        addresses=["203.0.113.7", "2001:db8::7"],
+    )
     assert statuses(report) == {
-        "dns": "ok", "http -> https": "ok", "tls certificate": "ok", "tls expiry": "ok", "health /health": "ok",
-        "check /api/version": "ok", "security headers": "ok", "no version leak": "ok", "address 2001:db8::7": "ok",
+        "dns": "ok",
+        "http -> https": "ok",
+        "tls certificate": "ok",
+        "tls expiry": "ok",
+        "health /health": "ok",
+        "check /api/version": "ok",
+        "security headers": "ok",
+        "no version leak": "ok",
+        "address 2001:db8::7": "ok",
     }
     assert report.passed
     assert report.checks[0].detail == (
@@ -526,7 +570,8 @@ def test_stale_aaaa_record_fails() -> None:
     report = run(options(), ipv4_only, addresses=["203.0.113.7", "2001:db8::7"])
     stale = report.checks[-1]
     assert (stale.name, stale.status, stale.detail) == (
-        "address 2001:db8::7", Status.FAIL,
+        "address 2001:db8::7",
+        Status.FAIL,
         "AAAA record: GET https://shop.example.com/health (at 2001:db8::7 port 443) failed: "
         "[Errno 101] Network is unreachable",
     )
@@ -553,13 +598,25 @@ def test_resolve_skips_dns() -> None:
 
 
 def test_default_certificate_still_checks_the_app_over_unverified_tls() -> None:
-    default = PeerCertificate("CN=TRAEFIK DEFAULT CERT", "CN=TRAEFIK DEFAULT CERT", "TRAEFIK DEFAULT CERT",
-                              "TRAEFIK DEFAULT CERT", ("x.traefik.default",), NOW, NOW + dt.timedelta(days=365),
-                              False, "self-signed certificate")
+    default = PeerCertificate(
+        "CN=TRAEFIK DEFAULT CERT",
+        "CN=TRAEFIK DEFAULT CERT",
+        "TRAEFIK DEFAULT CERT",
+        "TRAEFIK DEFAULT CERT",
+        ("x.traefik.default",),
+        NOW,
+        NOW + dt.timedelta(days=365),
+        False,
+        "self-signed certificate",
+    )
     report = run(options(), cert=default)
     assert statuses(report) == {
-        "dns": "ok", "http -> https": "ok", "tls certificate": "fail", "health /health": "ok",
-        "security headers": "ok", "no version leak": "ok",
+        "dns": "ok",
+        "http -> https": "ok",
+        "tls certificate": "fail",
+        "health /health": "ok",
+        "security headers": "ok",
+        "no version leak": "ok",
     }
     health = next(c for c in report.checks if c.name == "health /health")
     assert health.detail.endswith("(budget 2000 ms) (over unverified TLS: see the certificate check)")
@@ -600,14 +657,23 @@ def test_slow_health_fails_the_latency_budget() -> None:
     assert health.detail.endswith(" ms, over the 10 ms budget")
 
 
-@pytest.mark.parametrize(("check", "detail"), [
-    (SmokeCheck(path="/api/version", status=201),
-     "200 OK: '{\"app\":{\"version\":\"1.2\"},\"tags\":[\"a\"]}', expected 201"),
-    (SmokeCheck(path="/api/version", contains="2.0"),
-     "200, but the body does not contain '2.0': '{\"app\":{\"version\":\"1.2\"},\"tags\":[\"a\"]}'"),
-    (SmokeCheck(path="/api/version", json_key="app.build"),
-     "200, but the JSON has no key 'app.build': '{\"app\":{\"version\":\"1.2\"},\"tags\":[\"a\"]}'"),
-])
+@pytest.mark.parametrize(
+    ("check", "detail"),
+    [
+        (
+            SmokeCheck(path="/api/version", status=201),
+            '200 OK: \'{"app":{"version":"1.2"},"tags":["a"]}\', expected 201',
+        ),
+        (
+            SmokeCheck(path="/api/version", contains="2.0"),
+            '200, but the body does not contain \'2.0\': \'{"app":{"version":"1.2"},"tags":["a"]}\'',
+        ),
+        (
+            SmokeCheck(path="/api/version", json_key="app.build"),
+            '200, but the JSON has no key \'app.build\': \'{"app":{"version":"1.2"},"tags":["a"]}\'',
+        ),
+    ],
+)
 def test_extra_check_failures(check: SmokeCheck, detail: str) -> None:
     report = run(options(checks=(check,)))
     result = next(c for c in report.checks if c.name == "check /api/version")
@@ -641,8 +707,12 @@ def test_wait_retries_until_passing() -> None:
         return healthy_app(request)
 
     retries: list[Report] = []
-    report = smoke(options(resolve="127.0.0.1"), wait=10, on_retry=retries.append,
-                   connect=lambda ep: FakeClient(ep, flaky, certificate(400)))
+    report = smoke(
+        options(resolve="127.0.0.1"),
+        wait=10,
+        on_retry=retries.append,
+        connect=lambda ep: FakeClient(ep, flaky, certificate(400)),
+    )
     assert report.passed and len(retries) == 1
 
 
@@ -650,21 +720,43 @@ def test_wait_retries_until_passing() -> None:
 
 
 def test_options_from_config_and_flags(tmp_path: Path) -> None:
-    config = parse_config({
-        "name": "shop", "domain": DOMAIN, "app": {"module": "app.main:app", "health_path": "/healthz"},
-        "ports": {"http": 8080, "https": 8443},
-        "smoke": {"latency_ms": 500, "cert_warn_days": 30, "cert_fail_days": 10, "resolve": "127.0.0.1",
-                  "ca_file": "ca.pem"},
-    })
+    config = parse_config(
+        {
+            "name": "shop",
+            "domain": DOMAIN,
+            "app": {"module": "app.main:app", "health_path": "/healthz"},
+            "ports": {"http": 8080, "https": 8443},
+            "smoke": {
+                "latency_ms": 500,
+                "cert_warn_days": 30,
+                "cert_fail_days": 10,
+                "resolve": "127.0.0.1",
+                "ca_file": "ca.pem",
+            },
+        }
+    )
     opts = SmokeOptions.from_config(config, tmp_path)
     assert (opts.domain, opts.resolve, opts.ca_file, opts.health_path) == (
-        DOMAIN, "127.0.0.1", tmp_path / "ca.pem", "/healthz"
+        DOMAIN,
+        "127.0.0.1",
+        tmp_path / "ca.pem",
+        "/healthz",
     )
     assert (opts.http_port, opts.https_port, opts.latency_ms, opts.cert_warn_days, opts.cert_fail_days) == (
-        8080, 8443, 500, 30, 10
+        8080,
+        8443,
+        500,
+        30,
+        10,
     )
-    flagged = SmokeOptions.from_config(config, tmp_path, resolve=("other.example.com", "10.0.0.1"),
-                                       ca_file=Path("/x.pem"), cert_warn_days=5, cert_fail_days=2)
+    flagged = SmokeOptions.from_config(
+        config,
+        tmp_path,
+        resolve=("other.example.com", "10.0.0.1"),
+        ca_file=Path("/x.pem"),
+        cert_warn_days=5,
+        cert_fail_days=2,
+    )
     assert (flagged.domain, flagged.resolve, flagged.ca_file) == ("other.example.com", "10.0.0.1", Path("/x.pem"))
     assert (flagged.cert_warn_days, flagged.cert_fail_days) == (5, 2)
     with pytest.raises(UserError) as info:
@@ -677,8 +769,14 @@ def test_options_from_config_and_flags(tmp_path: Path) -> None:
 
 def test_smoke_config_errors() -> None:
     with pytest.raises(ConfigError) as info:
-        parse_config({"name": "shop", "domain": DOMAIN, "app": {"module": "app.main:app"},
-                      "smoke": {"latency_ms": 0, "cert_warn_days": -1, "resolve": "shop", "checks": [{"path": "x"}]}})
+        parse_config(
+            {
+                "name": "shop",
+                "domain": DOMAIN,
+                "app": {"module": "app.main:app"},
+                "smoke": {"latency_ms": 0, "cert_warn_days": -1, "resolve": "shop", "checks": [{"path": "x"}]},
+            }
+        )
     assert info.value.problems == [
         "composekit.yaml: smoke/latency_ms: expected a positive number of milliseconds, got 0",
         "composekit.yaml: smoke/cert_warn_days: expected a number of days (0 or more), got -1",
@@ -686,11 +784,15 @@ def test_smoke_config_errors() -> None:
         'composekit.yaml: smoke/resolve: expected an IP address such as "203.0.113.7", got "shop"',
     ]
     with pytest.raises(ConfigError) as info:
-        parse_config({"name": "shop", "domain": DOMAIN, "app": {"module": "app.main:app"},
-                      "smoke": {"cert_warn_days": 5, "cert_fail_days": 10}})
-    assert info.value.problems == [
-        "composekit.yaml: smoke: cert_fail_days (10) must not exceed cert_warn_days (5)"
-    ]
+        parse_config(
+            {
+                "name": "shop",
+                "domain": DOMAIN,
+                "app": {"module": "app.main:app"},
+                "smoke": {"cert_warn_days": 5, "cert_fail_days": 10},
+            }
+        )
+    assert info.value.problems == ["composekit.yaml: smoke: cert_fail_days (10) must not exceed cert_warn_days (5)"]
 
 
 def test_report_json_and_table() -> None:
@@ -699,7 +801,9 @@ def test_report_json_and_table() -> None:
     assert data["command"] == "smoke" and data["passed"] is False
     assert data["summary"] == {"ok": 5, "warn": 0, "fail": 1}
     assert data["checks"][2] == {
-        "name": "tls certificate", "status": "fail", "detail": "cannot connect",
+        "name": "tls certificate",
+        "status": "fail",
+        "detail": "cannot connect",
         "fix": "check Traefik is running (`composekit status`) and port 443 (ports/https) is open",
     }
     console = Console(record=True, width=200)

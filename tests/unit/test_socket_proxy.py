@@ -23,15 +23,45 @@ from composekit.runtime.socket_proxy import (
 
 CID = "3f4e1c0b9a8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f"
 
-ALLOWED_PATHS = ["/_ping", "/version", "/events", "/containers/json", f"/containers/{CID}/json",
-                 "/containers/my-app_1.x/json"]
+ALLOWED_PATHS = [
+    "/_ping",
+    "/version",
+    "/events",
+    "/containers/json",
+    f"/containers/{CID}/json",
+    "/containers/my-app_1.x/json",
+]
 # Real API calls that must never get through, read or write.
 DENIED_PATHS = [
-    "/containers/create", f"/containers/{CID}/archive", f"/containers/{CID}/exec", f"/containers/{CID}/logs",
-    f"/containers/{CID}/export", f"/containers/{CID}/attach/ws", f"/containers/{CID}/top", "/images/json",
-    "/images/create", "/exec/abc/start", "/volumes", "/secrets", "/swarm", "/plugins", "/build", "/session",
-    "/networks", f"/networks/{CID}", "/info", "/system/df", "/containers", "/containers/", "/", "", "/v1.41",
-    "/containers/json/", "/_ping/", "/PING", "/containers/JSON",
+    "/containers/create",
+    f"/containers/{CID}/archive",
+    f"/containers/{CID}/exec",
+    f"/containers/{CID}/logs",
+    f"/containers/{CID}/export",
+    f"/containers/{CID}/attach/ws",
+    f"/containers/{CID}/top",
+    "/images/json",
+    "/images/create",
+    "/exec/abc/start",
+    "/volumes",
+    "/secrets",
+    "/swarm",
+    "/plugins",
+    "/build",
+    "/session",
+    "/networks",
+    f"/networks/{CID}",
+    "/info",
+    "/system/df",
+    "/containers",
+    "/containers/",
+    "/",
+    "",
+    "/v1.41",
+    "/containers/json/",
+    "/_ping/",
+    "/PING",
+    "/containers/JSON",
 ]
 
 
@@ -41,7 +71,10 @@ DENIED_PATHS = [
 def test_allowed_reads(method: str, path: str, prefix: str) -> None:
     verdict = judge(method, prefix + path)
     assert (verdict.allowed, verdict.reason, verdict.path, verdict.upstream_target) == (
-        True, "allowed", prefix + path, prefix + path
+        True,
+        "allowed",
+        prefix + path,
+        prefix + path,
     )
 
 
@@ -61,8 +94,17 @@ def test_other_paths_are_denied(method: str, path: str, prefix: str) -> None:
     assert verdict.upstream_target == ""
 
 
-@pytest.mark.parametrize("target", ["/v2.0/containers/json", "/v1/containers/json", "/v1.411/containers/json",
-                                    "/vx/containers/json", "/v1.41/v1.41/containers/json", "/v1.41.0/_ping"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/v2.0/containers/json",
+        "/v1/containers/json",
+        "/v1.411/containers/json",
+        "/vx/containers/json",
+        "/v1.41/v1.41/containers/json",
+        "/v1.41.0/_ping",
+    ],
+)
 def test_only_a_v1_nn_prefix(target: str) -> None:
     assert judge("GET", target).reason == "path not allowed"
 
@@ -101,8 +143,10 @@ def test_traversal_encoding_and_odd_targets(target: str, reason: str) -> None:
 @pytest.mark.parametrize(
     ("target", "forwarded"),
     [
-        ("/containers/json?all=1&filters=%7B%22label%22%3A%5B%22a%3Db%22%5D%7D",
-         "/containers/json?all=1&filters=%7B%22label%22%3A%5B%22a%3Db%22%5D%7D"),
+        (
+            "/containers/json?all=1&filters=%7B%22label%22%3A%5B%22a%3Db%22%5D%7D",
+            "/containers/json?all=1&filters=%7B%22label%22%3A%5B%22a%3Db%22%5D%7D",
+        ),
         ("/v1.41/events?filters=%7B%7D&since=1", "/v1.41/events?filters=%7B%7D&since=1"),
         ("/_ping?", "/_ping"),
         # The query never changes which endpoint is reached: the path is judged alone.
@@ -141,10 +185,14 @@ def test_absolute_uri_targets_are_judged_by_their_path_and_forwarded_in_origin_f
 
 
 def test_parse_head() -> None:
-    raw = (b"GET /v1.41/containers/json?all=1 HTTP/1.1\r\nHost: socket-proxy:2375\r\n"
-           b"User-Agent: Go-http-client/1.1\r\n\r\n")
+    raw = (
+        b"GET /v1.41/containers/json?all=1 HTTP/1.1\r\nHost: socket-proxy:2375\r\n"
+        b"User-Agent: Go-http-client/1.1\r\n\r\n"
+    )
     assert parse_head(raw) == Request(
-        "GET", "/v1.41/containers/json?all=1", "HTTP/1.1",
+        "GET",
+        "/v1.41/containers/json?all=1",
+        "HTTP/1.1",
         (("Host", "socket-proxy:2375"), ("User-Agent", "Go-http-client/1.1")),
     )
 
@@ -175,8 +223,14 @@ def test_parse_head_refuses(raw: bytes, message: str) -> None:
 
 @pytest.mark.parametrize(
     ("header", "body"),
-    [("Content-Length: 5", True), ("Transfer-Encoding: chunked", True), ("transfer-encoding: identity", True),
-     ("content-length: 1", True), ("Content-Length: 0", False), ("X-Content-Length: 5", False)],
+    [
+        ("Content-Length: 5", True),
+        ("Transfer-Encoding: chunked", True),
+        ("transfer-encoding: identity", True),
+        ("content-length: 1", True),
+        ("Content-Length: 0", False),
+        ("X-Content-Length: 5", False),
+    ],
 )
 def test_a_request_body_is_detected(header: str, body: bool) -> None:
     assert has_body(parse_head(f"GET /_ping HTTP/1.1\r\n{header}\r\n\r\n".encode())) is body
@@ -232,8 +286,9 @@ class FakeEngine:
         writer.close()
 
 
-async def with_proxy(tmp_path: Path, handler: Callable[[FakeEngine], EngineHandler],
-                     client: Callable[[int, FakeEngine], Awaitable[None]]) -> FakeEngine:
+async def with_proxy(
+    tmp_path: Path, handler: Callable[[FakeEngine], EngineHandler], client: Callable[[int, FakeEngine], Awaitable[None]]
+) -> FakeEngine:
     engine = FakeEngine()
     sock = str(tmp_path / "docker.sock")
     upstream = await asyncio.start_unix_server(handler(engine), sock)
@@ -260,11 +315,13 @@ def test_keep_alive_cannot_smuggle_a_second_request(tmp_path: Path, capsys: pyte
     answers: list[bytes] = []
 
     async def client(port: int, engine: FakeEngine) -> None:
-        answers.append(await exchange(
-            port,
-            b"GET /v1.41/containers/json HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"
-            b"POST /v1.41/containers/create HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
-        ))
+        answers.append(
+            await exchange(
+                port,
+                b"GET /v1.41/containers/json HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"
+                b"POST /v1.41/containers/create HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+            )
+        )
 
     engine = asyncio.run(with_proxy(tmp_path, lambda e: e.ok, client))
     assert engine.heads == [b"GET /v1.41/containers/json HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n"]
@@ -337,12 +394,15 @@ def test_the_logged_path_never_carries_the_query() -> None:
 
 # Container inspections lose their environment --------------------------------------------------------
 
-INSPECT = {"Id": CID, "Config": {"Env": ["API_TOKEN=s3cret", "PATH=/usr/bin"], "Labels": {"traefik.enable": "true"}},
-           "NetworkSettings": {"Networks": {"shop_web": {"IPAddress": "10.1.2.130"}}}}
+INSPECT = {
+    "Id": CID,
+    "Config": {"Env": ["API_TOKEN=s3cret", "PATH=/usr/bin"], "Labels": {"traefik.enable": "true"}},
+    "NetworkSettings": {"Networks": {"shop_web": {"IPAddress": "10.1.2.130"}}},
+}
 
 
 def chunked(data: bytes, size: int = 100) -> bytes:
-    parts = [data[i:i + size] for i in range(0, len(data), size)]
+    parts = [data[i : i + size] for i in range(0, len(data), size)]
     return b"".join(f"{len(p):x}\r\n".encode() + p + b"\r\n" for p in parts) + b"0\r\n\r\n"
 
 
@@ -367,12 +427,14 @@ def test_inspection_without_environment(framing: str) -> None:
 
 
 def test_inspection_errors_pass_and_unreadable_answers_are_refused() -> None:
-    missing = b"HTTP/1.1 404 Not Found\r\nContent-Length: 28\r\n\r\n{\"message\":\"No such container\"}"
+    missing = b'HTTP/1.1 404 Not Found\r\nContent-Length: 28\r\n\r\n{"message":"No such container"}'
     assert without_environment(missing) == missing
-    for raw in (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n{\"C",
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nff\r\n{}",
-                b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\n\x1f\x8b",
-                b"HTTP/1.1 200 OK\r\n"):
+    for raw in (
+        b'HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n{"C',
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nff\r\n{}",
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\n\x1f\x8b",
+        b"HTTP/1.1 200 OK\r\n",
+    ):
         with pytest.raises(ValueError):
             without_environment(raw)
 

@@ -32,18 +32,34 @@ class Clock:
         self.now += seconds
 
 
-def container(service: str, status: str = "running", health: str | None = None, exit_code: int | None = None,
-              restart_count: int = 0) -> ContainerInfo:
-    return ContainerInfo(id=f"id-{service}", name=f"shop-{service}-1", service=service, status=status, health=health,
-                         exit_code=exit_code, restart_count=restart_count, started_at=None, finished_at=None, pid=1,
-                         image="shop-app:latest")
+def container(
+    service: str,
+    status: str = "running",
+    health: str | None = None,
+    exit_code: int | None = None,
+    restart_count: int = 0,
+) -> ContainerInfo:
+    return ContainerInfo(
+        id=f"id-{service}",
+        name=f"shop-{service}-1",
+        service=service,
+        status=status,
+        health=health,
+        exit_code=exit_code,
+        restart_count=restart_count,
+        started_at=None,
+        finished_at=None,
+        pid=1,
+        image="shop-app:latest",
+    )
 
 
 class FakeDocker:
     """What `up` asks of Docker, on a fake clock: the build takes 30 s, the migration exits 0 at 70 s."""
 
-    def __init__(self, clock: Clock, user: str = "app", migration_done_after: float = 40,
-                 healthy: bool = False) -> None:
+    def __init__(
+        self, clock: Clock, user: str = "app", migration_done_after: float = 40, healthy: bool = False
+    ) -> None:
         self.clock = clock
         self.user = user
         self.migration_done_after = migration_done_after
@@ -108,16 +124,26 @@ class FakeDocker:
 
 def project(tmp_path: Path, **app: Any) -> Project:
     (tmp_path / "requirements.txt").write_text("fastapi\n")
-    config = {"name": "shop", "domain": "shop.example.com", "app": {"module": "app.main:app", **app},
-              "migrate": {"command": "python3 -m app.migrate"}, "ports": {"http": 18080, "https": 18443}}
+    config = {
+        "name": "shop",
+        "domain": "shop.example.com",
+        "app": {"module": "app.main:app", **app},
+        "migrate": {"command": "python3 -m app.migrate"},
+        "ports": {"http": 18080, "https": 18443},
+    }
     (tmp_path / "composekit.yaml").write_text(yaml.safe_dump(config))
     return load_project((tmp_path / "composekit.yaml",))
 
 
 def run_up(tmp_path: Path, docker: FakeDocker, clock: Clock, timeout: float = 100, **app: Any) -> list[str]:
     said: list[str] = []
-    up(project(tmp_path, **app), report=said.append, docker=docker,  # type: ignore[arg-type]
-       deadline=Deadline(timeout, clock=clock, sleep=clock.sleep), smoke_wait=None)
+    up(
+        project(tmp_path, **app),
+        report=said.append,
+        docker=docker,  # type: ignore[arg-type]
+        deadline=Deadline(timeout, clock=clock, sleep=clock.sleep),
+        smoke_wait=None,
+    )
     return said
 
 
@@ -205,8 +231,9 @@ def test_no_chown_container_without_volumes(tmp_path: Path) -> None:
 def test_fix_volume_owners_reports_only_what_it_changed(tmp_path: Path) -> None:
     docker = FakeDocker(Clock())
     said: list[str] = []
-    changed = fix_volume_owners(project(tmp_path, volumes={"data": "/data", "cache": "/var/cache/app"}),
-                                docker, said.append)  # type: ignore[arg-type]
+    changed = fix_volume_owners(
+        project(tmp_path, volumes={"data": "/data", "cache": "/var/cache/app"}), docker, said.append
+    )  # type: ignore[arg-type]
     assert changed == ["shop_data"]
     assert said == [
         "volume shop_data: gave its top directory /data to the app's user app (uid:gid 0:0 -> 999:999); "
@@ -222,17 +249,20 @@ def test_the_chown_script_changes_only_the_top_directory_and_only_when_needed(tm
     (top / "inner" / "file").write_text("x")
     os.chown(top, 0, 0)
     script = deploy._CHOWN_TOPS
-    first = subprocess.run([sys.executable, "-c", script, "nobody", str(top)], capture_output=True, text=True,
-                           check=True).stdout
+    first = subprocess.run(
+        [sys.executable, "-c", script, "nobody", str(top)], capture_output=True, text=True, check=True
+    ).stdout
     nobody = top.stat().st_uid
     assert nobody != 0 and first == f"chowned {top} 0:0 {nobody}:{top.stat().st_gid}\n"
     assert (top / "inner").stat().st_uid == 0 and (top / "inner" / "file").stat().st_uid == 0  # never recursive
-    again = subprocess.run([sys.executable, "-c", script, "nobody", str(top)], capture_output=True, text=True,
-                           check=True).stdout
+    again = subprocess.run(
+        [sys.executable, "-c", script, "nobody", str(top)], capture_output=True, text=True, check=True
+    ).stdout
     assert again == f"kept {top}\n"
     gid = top.stat().st_gid
-    numeric = subprocess.run([sys.executable, "-c", script, "4242:4343", str(top)], capture_output=True, text=True,
-                             check=True).stdout
+    numeric = subprocess.run(
+        [sys.executable, "-c", script, "4242:4343", str(top)], capture_output=True, text=True, check=True
+    ).stdout
     assert numeric == f"chowned {top} {nobody}:{gid} 4242:4343\n"
     assert (top.stat().st_uid, top.stat().st_gid) == (4242, 4343)
 
@@ -242,14 +272,24 @@ def test_status_keeps_the_row_when_counting_workers_fails(tmp_path: Path) -> Non
     docker = FakeDocker(clock)
     docker.migration_started = 0
     docker.calls.append("up ['app', 'traefik']")
-    docker.exec_error = DockerError("`python3 -c ...` failed in shop-app-1", ["docker", "exec"],
-                                    "Error response from daemon: container is restarting")
+    docker.exec_error = DockerError(
+        "`python3 -c ...` failed in shop-app-1",
+        ["docker", "exec"],
+        "Error response from daemon: container is restarting",
+    )
     st = status(project(tmp_path), docker)  # type: ignore[arg-type]
     app = next(s for s in st.services if s.service == "app")
     assert (app.status, app.workers) == ("running", None)
-    assert app.note == ("workers unknown: counting them in shop-app-1 failed "
-                        "(Error response from daemon: container is restarting)")
+    assert app.note == (
+        "workers unknown: counting them in shop-app-1 failed (Error response from daemon: container is restarting)"
+    )
     assert [s.service for s in st.services] == ["migrate", "app", "traefik"]
     docker.exec_error = None
-    assert next(s for s in status(project(tmp_path), docker).services  # type: ignore[arg-type]
-                if s.service == "app").workers == 3
+    assert (
+        next(
+            s
+            for s in status(project(tmp_path), docker).services  # type: ignore[arg-type]
+            if s.service == "app"
+        ).workers
+        == 3
+    )

@@ -30,7 +30,9 @@ def v2(tmp_path: Path, cpu_max: str = "max 100000", cpuset: str = "", memory: st
     return write(tmp_path, files)
 
 
-def v1(tmp_path: Path, quota: int = -1, period: int = 100000, cpuset: str = "", memory: int = 9223372036854771712) -> Path:
+def v1(
+    tmp_path: Path, quota: int = -1, period: int = 100000, cpuset: str = "", memory: int = 9223372036854771712
+) -> Path:
     files = {
         "cpu/cpu.cfs_quota_us": str(quota),
         "cpu/cpu.cfs_period_us": str(period),
@@ -169,8 +171,13 @@ def proc_cgroup(tmp_path: Path, content: str) -> Path:
 
 def test_own_cgroups_parses_v1_and_v2_lines(tmp_path: Path) -> None:
     assert own_cgroups(proc_cgroup(tmp_path, V1_HOST_TREE)) == {
-        "pids": "/docker/3f4e1c", "memory": "/docker/3f4e1c", "cpuset": "/docker/3f4e1c", "cpu": "/docker/3f4e1c",
-        "cpuacct": "/docker/3f4e1c", "name=systemd": "/docker/3f4e1c", "": "/system.slice/containerd.service",
+        "pids": "/docker/3f4e1c",
+        "memory": "/docker/3f4e1c",
+        "cpuset": "/docker/3f4e1c",
+        "cpu": "/docker/3f4e1c",
+        "cpuacct": "/docker/3f4e1c",
+        "name=systemd": "/docker/3f4e1c",
+        "": "/system.slice/containerd.service",
     }
     assert own_cgroups(proc_cgroup(tmp_path, "0::/\n")) == {"": "/"}
     assert own_cgroups(tmp_path / "missing") == {}
@@ -178,14 +185,17 @@ def test_own_cgroups_parses_v1_and_v2_lines(tmp_path: Path) -> None:
 
 def test_v2_cgroupns_host_reads_the_containers_own_cgroup(tmp_path: Path) -> None:
     # The host's root cgroup has no cpu.max or memory.max; the limits live in the container's scope.
-    tree = write(tmp_path / "sys", {
-        "cgroup.controllers": "cpuset cpu io memory pids",
-        "cpuset.cpus.effective": "0-63",
-        "system.slice/docker-3f4e1c.scope/cpu.max": "100000 100000",
-        "system.slice/docker-3f4e1c.scope/memory.max": str(512 * 1024**2),
-        "system.slice/docker-3f4e1c.scope/cpuset.cpus.effective": "0-3",
-        "system.slice/cpu.max": "max 100000",
-    })
+    tree = write(
+        tmp_path / "sys",
+        {
+            "cgroup.controllers": "cpuset cpu io memory pids",
+            "cpuset.cpus.effective": "0-63",
+            "system.slice/docker-3f4e1c.scope/cpu.max": "100000 100000",
+            "system.slice/docker-3f4e1c.scope/memory.max": str(512 * 1024**2),
+            "system.slice/docker-3f4e1c.scope/cpuset.cpus.effective": "0-3",
+            "system.slice/cpu.max": "max 100000",
+        },
+    )
     res = read_resources(tree, host_cpus=64, self_cgroup=proc_cgroup(tmp_path, V2_HOST_TREE))
     assert (res.quota_cpus, res.cpuset_cpus, res.memory_limit) == (1.0, 4, 512 * 1024**2)
     assert res.source == "cgroup v2 at /system.slice/docker-3f4e1c.scope"
@@ -200,14 +210,17 @@ def test_v2_private_namespace_reads_the_root(tmp_path: Path) -> None:
 
 def test_v2_nested_path_takes_the_smallest_limit_of_its_ancestors(tmp_path: Path) -> None:
     # The process sits in a child cgroup; the CPU limit is on the container's cgroup above it.
-    tree = write(tmp_path / "sys", {
-        "cgroup.controllers": "cpu memory",
-        "docker/3f4e1c/cpu.max": "300000 100000",
-        "docker/3f4e1c/memory.max": str(2 * 1024**3),
-        "docker/3f4e1c/init/cpu.max": "max 100000",
-        "docker/3f4e1c/init/memory.max": str(1024**3),
-        "docker/cpu.max": "400000 100000",
-    })
+    tree = write(
+        tmp_path / "sys",
+        {
+            "cgroup.controllers": "cpu memory",
+            "docker/3f4e1c/cpu.max": "300000 100000",
+            "docker/3f4e1c/memory.max": str(2 * 1024**3),
+            "docker/3f4e1c/init/cpu.max": "max 100000",
+            "docker/3f4e1c/init/memory.max": str(1024**3),
+            "docker/cpu.max": "400000 100000",
+        },
+    )
     res = read_resources(tree, host_cpus=64, self_cgroup=proc_cgroup(tmp_path, "0::/docker/3f4e1c/init\n"))
     assert (res.quota_cpus, res.memory_limit) == (3.0, 1024**3)
     assert res.source == "cgroup v2 at /docker/3f4e1c/init"
@@ -220,16 +233,19 @@ def test_v2_path_outside_the_namespace_falls_back_to_the_root(tmp_path: Path) ->
 
 
 def test_v1_cgroupns_host_with_the_whole_tree_mounted(tmp_path: Path) -> None:
-    tree = write(tmp_path / "sys", {
-        "cpu,cpuacct/cpu.cfs_quota_us": "-1",
-        "cpu,cpuacct/cpu.cfs_period_us": "100000",
-        "cpu,cpuacct/docker/3f4e1c/cpu.cfs_quota_us": "150000",
-        "cpu,cpuacct/docker/3f4e1c/cpu.cfs_period_us": "100000",
-        "cpuset/cpuset.cpus": "0-63",
-        "cpuset/docker/3f4e1c/cpuset.cpus": "2-3",
-        "memory/memory.limit_in_bytes": "9223372036854771712",
-        "memory/docker/3f4e1c/memory.limit_in_bytes": str(768 * 1024**2),
-    })
+    tree = write(
+        tmp_path / "sys",
+        {
+            "cpu,cpuacct/cpu.cfs_quota_us": "-1",
+            "cpu,cpuacct/cpu.cfs_period_us": "100000",
+            "cpu,cpuacct/docker/3f4e1c/cpu.cfs_quota_us": "150000",
+            "cpu,cpuacct/docker/3f4e1c/cpu.cfs_period_us": "100000",
+            "cpuset/cpuset.cpus": "0-63",
+            "cpuset/docker/3f4e1c/cpuset.cpus": "2-3",
+            "memory/memory.limit_in_bytes": "9223372036854771712",
+            "memory/docker/3f4e1c/memory.limit_in_bytes": str(768 * 1024**2),
+        },
+    )
     res = read_resources(tree, host_cpus=64, self_cgroup=proc_cgroup(tmp_path, V1_HOST_TREE))
     assert (res.quota_cpus, res.cpuset_cpus, res.memory_limit) == (1.5, 2, 768 * 1024**2)
     assert res.source == "cgroup v1 at /docker/3f4e1c"

@@ -14,7 +14,9 @@ MIGRATIONS = [
 
 def main() -> None:
     with sqlite3.connect(DATABASE) as db:
-        db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
         done = {row[0] for row in db.execute("SELECT version FROM schema_migrations")}
         for version, statement in enumerate(MIGRATIONS, start=1):
             if version in done:
