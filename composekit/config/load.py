@@ -5,13 +5,13 @@ pydantic error into one line ``FILE: key/path: expected ..., got ...`` of a Conf
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..errors import ConfigError
-from .model import CONFIG_FILENAME, Config, got
+from .model import CONFIG_FILENAME, Config, Expected, got
 
 __all__ = ["load_config", "parse_config", "read_yaml"]
 
@@ -41,6 +41,9 @@ def _describe(error: Any, data: Any) -> str:
         return str(error["msg"]).removeprefix("Value error, ")
     if kind == "extra_forbidden":
         return f"{path}: unknown key{_known_keys(data, error['loc'])}"
+    expected = _expected(error["loc"])
+    if expected is not None and kind != "missing":
+        return f"{path}: expected {expected.text}, got {got(error['input'])}"
     if kind == "value_error":
         msg = error["msg"].removeprefix("Value error, ")
     elif kind == "literal_error":
@@ -53,6 +56,34 @@ def _describe(error: Any, data: Any) -> str:
     else:
         msg = f"{error['msg']}, got {got(error['input'])}"
     return f"{path}: {msg}"
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds: itself, or one in its Optional/tuple/union arguments."""
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _expected(loc: tuple[Any, ...]) -> Expected | None:
+    """The Expected of the field an error's location names (config/model.py), when it has one."""
+    model: type[BaseModel] | None = Config
+    metadata: list[Any] = []
+    for part in loc:
+        if isinstance(part, int) or str(part).startswith(("function-", "literal[", "tuple[")):
+            continue
+        if model is None:
+            return None  # a key inside a mapping field (app/environment/NAME): the field's own validator words it
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        metadata = [
+            *field.metadata,
+            *(m for arg in get_args(field.annotation) for m in getattr(arg, "__metadata__", ())),
+        ]
+        model = _model_of(field.annotation)
+    return next((m for m in metadata if isinstance(m, Expected)), None)
 
 
 def _known_keys(data: Any, loc: tuple[Any, ...]) -> str:

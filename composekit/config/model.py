@@ -9,11 +9,16 @@ import ipaddress
 import json
 import math
 import re
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Field,
+    Strict,
+    TypeAdapter,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -28,6 +33,8 @@ __all__ = [
     "Acme",
     "App",
     "Config",
+    "Expected",
+    "check_value",
     "Database",
     "Images",
     "Logging",
@@ -121,6 +128,28 @@ _CA_ALIASES = {
 }
 
 
+@dataclass(frozen=True)
+class Expected:
+    """What a constrained field accepts, in words. The constraint itself is the field's (Field(ge=..., pattern=...),
+    Strict()): pydantic validates it and puts it in the JSON Schema; config/load.py words any error on the field as
+    ``key: expected <text>, got <value>``."""
+
+    text: str
+
+
+Port = Annotated[int, Strict(), Field(ge=1, le=65535), Expected("a port number from 1 to 65535")]
+PositiveInt = Annotated[int, Strict(), Field(ge=1), Expected("a positive integer")]
+PositiveNumber = Annotated[float, Strict(), Field(gt=0, allow_inf_nan=False), Expected("a positive number")]
+Flag = Annotated[bool, Strict(), Expected("true or false")]
+Days = Annotated[int, Strict(), Field(ge=0), Expected("a number of days (0 or more)")]
+PgIdentifier = Annotated[
+    str,
+    Strict(),
+    Field(pattern=_PG_IDENT_RE.pattern),
+    Expected('lowercase letters, digits and "_", starting with a letter or "_"'),
+]
+
+
 def got(value: Any) -> str:
     return json.dumps(value) if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
 
@@ -185,7 +214,8 @@ def parse_memory(value: Any) -> int:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # python-re: the patterns are the ones of the re module (lookahead in domain, Unicode \\w in module).
+    model_config = ConfigDict(extra="forbid", frozen=True, regex_engine="python-re")
 
 
 class Acme(_Model):
@@ -216,36 +246,32 @@ class Acme(_Model):
 class App(_Model):
     path: str = "."
     dockerfile: str | None = None
-    module: str
-    port: int = 8000
+    module: Annotated[
+        str,
+        Strict(),
+        Field(pattern=_MODULE_RE.pattern, examples=["app.main:app"]),
+        Expected('"package.module:attribute", such as "app.main:app"'),
+    ]
+    port: Port = 8000
     health_path: str = "/health"
     workers: int | Literal["auto"] = "auto"
-    workers_per_core: float = 1.0
-    max_workers: int | None = None
+    workers_per_core: PositiveNumber = 1.0
+    max_workers: PositiveInt | None = None
     worker_memory: int = 256 * 1024**2
-    cpus: float | None = None
+    cpus: PositiveNumber | None = None
     memory: int | None = None
     env_file: str | None = None
     environment: dict[str, str] = {}
     volumes: dict[str, str] = {}
     # Confinement of the app and the migration (see README "Security defaults"); each one relaxable.
-    read_only: bool = True
-    pids_limit: int = DEFAULT_PIDS_LIMIT
+    read_only: Flag = True
+    pids_limit: Annotated[
+        int,
+        Strict(),
+        Field(ge=MIN_PIDS_LIMIT, le=MAX_PIDS_LIMIT),
+        Expected(f"an integer from {MIN_PIDS_LIMIT} to {MAX_PIDS_LIMIT}"),
+    ] = DEFAULT_PIDS_LIMIT
     cap_add: tuple[str, ...] = ()
-
-    @field_validator("module", mode="before")
-    @classmethod
-    def _module(cls, v: Any) -> Any:
-        if not isinstance(v, str) or not _MODULE_RE.match(v):
-            raise ValueError(f'expected "package.module:attribute", such as "app.main:app", got {got(v)}')
-        return v
-
-    @field_validator("port", mode="before")
-    @classmethod
-    def _port(cls, v: Any) -> Any:
-        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 65535:
-            raise ValueError(f"expected a port number from 1 to 65535, got {got(v)}")
-        return v
 
     @field_validator("health_path", mode="before")
     @classmethod
@@ -260,20 +286,6 @@ class App(_Model):
         if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v > 0):
             return v
         raise ValueError(f'expected "auto" or a positive integer, got {got(v)}')
-
-    @field_validator("max_workers", mode="before")
-    @classmethod
-    def _max_workers(cls, v: Any) -> Any:
-        if v is None or (isinstance(v, int) and not isinstance(v, bool) and v > 0):
-            return v
-        raise ValueError(f"expected a positive integer, got {got(v)}")
-
-    @field_validator("workers_per_core", "cpus", mode="before")
-    @classmethod
-    def _positive_number(cls, v: Any) -> Any:
-        if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < math.inf):
-            return v
-        raise ValueError(f"expected a positive number, got {got(v)}")
 
     @field_validator("memory", "worker_memory", mode="before")
     @classmethod
@@ -317,20 +329,6 @@ class App(_Model):
                 raise ValueError(f"{name}: expected an absolute path inside the container, got {got(target)}")
         return v
 
-    @field_validator("read_only", mode="before")
-    @classmethod
-    def _read_only(cls, v: Any) -> Any:
-        if not isinstance(v, bool):
-            raise ValueError(f"expected true or false, got {got(v)}")
-        return v
-
-    @field_validator("pids_limit", mode="before")
-    @classmethod
-    def _pids_limit(cls, v: Any) -> Any:
-        if isinstance(v, int) and not isinstance(v, bool) and MIN_PIDS_LIMIT <= v <= MAX_PIDS_LIMIT:
-            return v
-        raise ValueError(f"expected an integer from {MIN_PIDS_LIMIT} to {MAX_PIDS_LIMIT}, got {got(v)}")
-
     @field_validator("cap_add", mode="before")
     @classmethod
     def _cap_add(cls, v: Any) -> Any:
@@ -362,16 +360,9 @@ class Database(_Model):
     """A PostgreSQL service for the app. The password lives in a file, mounted as a Compose secret."""
 
     engine: Literal["postgres"] = "postgres"
-    name: str = "app"
-    user: str = "app"
+    name: PgIdentifier = "app"
+    user: PgIdentifier = "app"
     password_file: str
-
-    @field_validator("name", "user", mode="before")
-    @classmethod
-    def _identifier(cls, v: Any) -> Any:
-        if not isinstance(v, str) or not _PG_IDENT_RE.match(v):
-            raise ValueError(f'expected lowercase letters, digits and "_", starting with a letter or "_", got {got(v)}')
-        return v
 
     @field_validator("password_file", mode="before")
     @classmethod
@@ -397,13 +388,8 @@ class Images(_Model):
 
 
 class Ports(_Model):
-    http: int = 80
-    https: int = 443
-
-    @field_validator("http", "https", mode="before")
-    @classmethod
-    def _port(cls, v: Any) -> Any:
-        return App._port(v)
+    http: Port = 80
+    https: Port = 443
 
     @model_validator(mode="after")
     def _distinct(self) -> Ports:
@@ -443,7 +429,7 @@ class Network(_Model):
 
 class SmokeCheck(_Model):
     path: str
-    status: int = 200
+    status: Annotated[int, Strict(), Field(ge=100, le=599), Expected("an HTTP status code from 100 to 599")] = 200
     contains: str | None = None
     json_key: str | None = None
 
@@ -452,37 +438,16 @@ class SmokeCheck(_Model):
     def _path(cls, v: Any) -> Any:
         return App._health_path(v)
 
-    @field_validator("status", mode="before")
-    @classmethod
-    def _status(cls, v: Any) -> Any:
-        if isinstance(v, int) and not isinstance(v, bool) and 100 <= v <= 599:
-            return v
-        raise ValueError(f"expected an HTTP status code from 100 to 599, got {got(v)}")
-
 
 class Smoke(_Model):
-    latency_ms: int = 2000
-    cert_warn_days: int = 21
-    cert_fail_days: int = 7
+    latency_ms: Annotated[int, Strict(), Field(ge=1), Expected("a positive number of milliseconds")] = 2000
+    cert_warn_days: Days = 21
+    cert_fail_days: Days = 7
     checks: tuple[SmokeCheck, ...] = ()
     # Where `smoke` (and `up`'s smoke) connects instead of resolving the domain, and a CA file to trust
     # instead of the system's: for a server checked before DNS points at it, or a private or test CA.
     resolve: str | None = None
     ca_file: str | None = None
-
-    @field_validator("latency_ms", mode="before")
-    @classmethod
-    def _latency(cls, v: Any) -> Any:
-        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
-            return v
-        raise ValueError(f"expected a positive number of milliseconds, got {got(v)}")
-
-    @field_validator("cert_warn_days", "cert_fail_days", mode="before")
-    @classmethod
-    def _days(cls, v: Any) -> Any:
-        if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
-            return v
-        raise ValueError(f"expected a number of days (0 or more), got {got(v)}")
 
     @field_validator("resolve", mode="before")
     @classmethod
@@ -506,7 +471,7 @@ class Logging(_Model):
 
     driver: Literal["json-file", "local"] = "json-file"
     max_size: int = DEFAULT_LOG_MAX_SIZE
-    max_file: int = DEFAULT_LOG_MAX_FILE
+    max_file: Annotated[int, Strict(), Field(ge=1, le=100), Expected("an integer from 1 to 100")] = DEFAULT_LOG_MAX_FILE
 
     @field_validator("max_size", mode="before")
     @classmethod
@@ -519,17 +484,20 @@ class Logging(_Model):
             raise ValueError(f'expected a size from 1K to 1G, such as "10m", got {got(v)}')
         return size
 
-    @field_validator("max_file", mode="before")
-    @classmethod
-    def _max_file(cls, v: Any) -> Any:
-        if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 100:
-            return v
-        raise ValueError(f"expected an integer from 1 to 100, got {got(v)}")
-
 
 class Config(_Model):
-    name: str
-    domain: str
+    name: Annotated[
+        str,
+        Strict(),
+        Field(pattern=_NAME_RE.pattern),
+        Expected('lowercase letters, digits, "-" and "_", starting with a letter or digit'),
+    ]
+    domain: Annotated[
+        str,
+        Strict(),
+        Field(pattern=_DOMAIN_RE.pattern, examples=["shop.example.com"]),
+        Expected('a fully qualified lowercase domain name such as "shop.example.com"'),
+    ]
     acme: Acme = Acme()
     app: App
     migrate: Migrate = Migrate()
@@ -539,24 +507,6 @@ class Config(_Model):
     smoke: Smoke = Smoke()
     logging: Logging = Logging()
     network: Network = Network()
-
-    @field_validator("name", mode="before")
-    @classmethod
-    def _name(cls, v: Any) -> Any:
-        if not isinstance(v, str) or not _NAME_RE.match(v):
-            raise ValueError(
-                f'expected lowercase letters, digits, "-" and "_", starting with a letter or digit, got {got(v)}'
-            )
-        return v
-
-    @field_validator("domain", mode="before")
-    @classmethod
-    def _domain(cls, v: Any) -> Any:
-        if not isinstance(v, str) or not _DOMAIN_RE.match(v):
-            raise ValueError(
-                f'expected a fully qualified lowercase domain name such as "shop.example.com", got {got(v)}'
-            )
-        return v
 
     @model_validator(mode="after")
     def _database_variables(self) -> Config:
@@ -585,6 +535,20 @@ class Config(_Model):
         """
         redacted: dict[str, Any] = _redact(self.model_dump(mode="json"))
         return redacted
+
+
+def check_value(model: type[BaseModel], field: str, value: Any) -> Any:
+    """Validate one value of a constrained field as the loader does (`init --domain`, `--module`); a ValueError
+    says ``expected <the field's Expected>, got <value>``."""
+    info = model.model_fields[field]
+    adapter: TypeAdapter[Any] = TypeAdapter(
+        Annotated[(info.annotation, *info.metadata)], config=ConfigDict(regex_engine="python-re")
+    )
+    try:
+        return adapter.validate_python(value)
+    except ValidationError:
+        expected = next(m for m in info.metadata if isinstance(m, Expected))
+        raise ValueError(f"expected {expected.text}, got {got(value)}") from None
 
 
 def _redact(data: Any, name: str = "") -> Any:

@@ -1,10 +1,11 @@
 """The JSON Schema of composekit.yaml, for editors (yaml-language-server) and CI.
 
-Pydantic derives the schema from the field annotations, but the config models accept more than their
-annotations say: their ``mode="before"`` validators take ``"512M"`` for an ``int`` memory size, a list for
-a command tuple, and they reject what the annotation would allow (port 0, workers -1). ``OVERRIDES``
-describes what the validators really accept; tests/unit/test_schema.py fails when a before-validator
-has no entry here, so the schema cannot silently drift from the loader.
+Pydantic derives the schema from the models: a constrained field (config/model.py: ``Field(ge=..., le=...,
+pattern=...)`` with ``Strict()``) gives its range or pattern to validation and to the schema alike. Only the
+fields whose ``mode="before"`` validators accept other types than their annotation (``"512M"`` for an ``int``
+memory size, a list for a command tuple) or check what a JSON Schema keyword cannot name the loader's way need
+an entry in ``OVERRIDES``; tests/unit/test_schema.py fails when a before-validator has none, so the schema cannot
+silently drift from the loader.
 """
 
 from __future__ import annotations
@@ -15,15 +16,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from .model import (
-    _DOMAIN_RE,
     _ENV_KEY_RE,
-    _MODULE_RE,
-    _NAME_RE,
-    _PG_IDENT_RE,
     _VOLUME_NAME_RE,
     LINUX_CAPABILITIES,
-    MAX_PIDS_LIMIT,
-    MIN_PIDS_LIMIT,
     Config,
 )
 
@@ -31,10 +26,8 @@ __all__ = ["DESCRIPTIONS", "OVERRIDES", "SCHEMA_DIALECT", "config_schema", "sche
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
-_PORT: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": 65535}
 _URL_PATH: dict[str, Any] = {"type": "string", "pattern": r"^/\S*$"}
 _POSITIVE_INT: dict[str, Any] = {"type": "integer", "minimum": 1}
-_POSITIVE_NUMBER: dict[str, Any] = {"type": "number", "exclusiveMinimum": 0}
 _NULL: dict[str, Any] = {"type": "null"}
 _MEMORY: dict[str, Any] = {
     "anyOf": [
@@ -47,21 +40,13 @@ _MEMORY: dict[str, Any] = {
     ]
 }
 _IMAGE: dict[str, Any] = {"type": "string", "pattern": r"^\w[\w./:@-]*$"}
-_PG_IDENT: dict[str, Any] = {"type": "string", "pattern": _PG_IDENT_RE.pattern}
 
-# (model, field) -> the schema of what the field's validators accept; replaces pydantic's derived one.
+# (model, field) -> the schema of what the field's before-validator accepts; replaces pydantic's derived one.
 OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
-    ("Config", "name"): {"type": "string", "pattern": _NAME_RE.pattern},
-    ("Config", "domain"): {"type": "string", "pattern": _DOMAIN_RE.pattern, "examples": ["shop.example.com"]},
     ("Acme", "email"): {"anyOf": [{"type": "string", "pattern": r"^[^@\s]+@[^@\s]+\.[^@\s]+$"}, _NULL]},
     ("Acme", "ca_server"): {"anyOf": [{"enum": ["production", "staging"]}, {"type": "string", "pattern": "^https://"}]},
-    ("App", "module"): {"type": "string", "pattern": _MODULE_RE.pattern, "examples": ["app.main:app"]},
-    ("App", "port"): _PORT,
     ("App", "health_path"): _URL_PATH,
     ("App", "workers"): {"anyOf": [{"const": "auto"}, _POSITIVE_INT]},
-    ("App", "max_workers"): {"anyOf": [_POSITIVE_INT, _NULL]},
-    ("App", "workers_per_core"): _POSITIVE_NUMBER,
-    ("App", "cpus"): {"anyOf": [_POSITIVE_NUMBER, _NULL]},
     ("App", "memory"): {"anyOf": [*_MEMORY["anyOf"], _NULL]},
     ("App", "worker_memory"): _MEMORY,
     ("App", "environment"): {
@@ -74,11 +59,8 @@ OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
         "propertyNames": {"pattern": _VOLUME_NAME_RE.pattern, "not": {"const": "acme"}},
         "additionalProperties": {"type": "string", "pattern": r"^/.+"},
     },
-    ("App", "read_only"): {"type": "boolean"},
-    ("App", "pids_limit"): {"type": "integer", "minimum": MIN_PIDS_LIMIT, "maximum": MAX_PIDS_LIMIT},
     ("App", "cap_add"): {"type": "array", "items": {"enum": sorted(LINUX_CAPABILITIES)}},
     ("Logging", "max_size"): _MEMORY,
-    ("Logging", "max_file"): {"type": "integer", "minimum": 1, "maximum": 100},
     ("Migrate", "command"): {
         "anyOf": [
             {"type": "string", "pattern": r"\S"},
@@ -86,20 +68,12 @@ OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
             _NULL,
         ]
     },
-    ("Database", "name"): _PG_IDENT,
-    ("Database", "user"): _PG_IDENT,
     ("Database", "password_file"): {"type": "string", "pattern": r"\S"},
     ("Images", "python"): _IMAGE,
     ("Images", "traefik"): _IMAGE,
     ("Images", "postgres"): _IMAGE,
-    ("Ports", "http"): _PORT,
-    ("Ports", "https"): _PORT,
-    ("Smoke", "latency_ms"): _POSITIVE_INT,
-    ("Smoke", "cert_warn_days"): {"type": "integer", "minimum": 0},
-    ("Smoke", "cert_fail_days"): {"type": "integer", "minimum": 0},
     ("Smoke", "resolve"): {"anyOf": [{"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}, _NULL]},
     ("SmokeCheck", "path"): _URL_PATH,
-    ("SmokeCheck", "status"): {"type": "integer", "minimum": 100, "maximum": 599},
     ("Network", "subnet"): {
         "anyOf": [{"type": "string", "pattern": r"^\d{1,3}(\.\d{1,3}){3}/(1[6-9]|2[0-8])$"}, _NULL]
     },

@@ -20,6 +20,7 @@ from ..config.model import (
     DEFAULT_PYTHON_IMAGE,
     App,
     Config,
+    check_value,
 )
 from ..config.project import DependencyStyle
 from ..config.schema import schema_json
@@ -84,7 +85,7 @@ def _checked(value: str, option: str, check: Callable[[Any], Any]) -> str:
 
 def _choose_module(layout: Layout, module: str | None, ask: Ask | None) -> tuple[str, str]:
     if module is not None:
-        return _checked(module, "--module", App._module), "from --module"
+        return _checked(module, "--module", lambda v: check_value(App, "module", v)), "from --module"
     apps = layout.apps
     if len(apps) == 1:
         return apps[0][0], f"found the FastAPI app in {apps[0][1]}"
@@ -98,7 +99,7 @@ def _choose_module(layout: Layout, module: str | None, ask: Ask | None) -> tuple
                 "(package.module:attribute)?",
                 [],
             )
-        return _checked(chosen, "module", App._module), "as answered"
+        return _checked(chosen, "module", lambda v: check_value(App, "module", v)), "as answered"
     if apps:
         raise TemplateError(
             f"init: found several FastAPI apps in {where}: {', '.join(m for m, _ in apps)}; "
@@ -242,7 +243,7 @@ def _database_section(tmpl: Template, project: str) -> dict[str, str] | None:
 
 def _with_domain(settings: _Settings, domain: str | None) -> _Settings:
     if domain is not None:
-        return replace(settings, domain=_checked(domain, "--domain", lambda v: Config._domain(v)))
+        return replace(settings, domain=_checked(domain, "--domain", lambda v: check_value(Config, "domain", v)))
     return replace(settings, domain=f"{settings.name.replace('_', '-')}.example.com")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 import yaml
@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from composekit.cli import app as cli_app
 from composekit.config import Config, parse_config
+from composekit.config.model import MAX_PIDS_LIMIT, MIN_PIDS_LIMIT, App, Expected, check_value
 from composekit.config.schema import (
     OVERRIDES,
     SCHEMA_DIALECT,
@@ -36,6 +37,36 @@ def test_every_before_validator_is_described() -> None:
         if (name, field) not in OVERRIDES
     ]
     assert missing == [], f"add these fields to composekit.config.schema.OVERRIDES: {missing}"
+
+
+def test_constrained_fields_take_their_schema_from_the_model() -> None:
+    """A field constrained with Field(...)/Strict() (config/model.py) validates and describes itself from one place:
+    no hand-written schema, and the schema's bounds are the model's."""
+    constrained = [
+        (name, field)
+        for name, model in _fields(Config).items()
+        for field, info in model.model_fields.items()
+        if any(isinstance(m, Expected) for m in info.metadata)
+        or any(isinstance(m, Expected) for arg in get_args(info.annotation) for m in getattr(arg, "__metadata__", ()))
+    ]
+    assert ("App", "port") in constrained and ("Config", "domain") in constrained
+    assert [c for c in constrained if c in OVERRIDES] == []
+    schema = config_schema()
+    pids = schema["$defs"]["App"]["properties"]["pids_limit"]
+    assert (pids["minimum"], pids["maximum"]) == (MIN_PIDS_LIMIT, MAX_PIDS_LIMIT)
+    assert schema["$defs"]["App"]["properties"]["max_workers"]["anyOf"] == [
+        {"type": "integer", "minimum": 1},
+        {"type": "null"},
+    ]
+
+
+def test_check_value_words_a_constrained_field_as_the_loader_does() -> None:
+    with pytest.raises(ValueError) as info:
+        check_value(Config, "domain", "Shop.example.com")
+    assert str(info.value) == (
+        'expected a fully qualified lowercase domain name such as "shop.example.com", got "Shop.example.com"'
+    )
+    assert check_value(App, "module", "app.main:app") == "app.main:app"
 
 
 def test_overrides_name_real_fields() -> None:
