@@ -52,8 +52,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from composekit.config import load_config  # noqa: E402
 from composekit.dockerfile import APP_UID, GUNICORN_CONF_PATH, RUNTIME_PACKAGES  # noqa: E402
+
+from composekit.config import load_config  # noqa: E402
 from composekit.render import app_image  # noqa: E402
 
 SOURCE = REPO / "stacks" / "fastapi"

@@ -19,7 +19,7 @@ __all__ = ["DependencyStyle", "Project", "check_override", "detect_dependencies"
 DEFAULT_OUT_DIR = ".composekit"
 
 
-class DependencyStyle(str, Enum):
+class DependencyStyle(str, Enum):  # noqa: UP042 (a StrEnum would change str() and f-strings of a member)
     """How the app declares its dependencies; picks the generated Dockerfile."""
 
     PIP = "pip"

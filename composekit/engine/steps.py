@@ -29,18 +29,18 @@ from .ports import port_is_free
 from .wait import Deadline, Poll
 
 __all__ = [
+    "MIGRATE",
     "ServiceStatus",
     "StackStatus",
-    "MIGRATE",
     "by_service",
     "check_ports",
     "count_workers",
     "docker_for",
     "down",
     "fix_volume_owners",
+    "migrate",
     "read_only_docker",
     "status",
-    "migrate",
     "wait_healthy",
     "wait_routed",
 ]

@@ -1,1 +1,2 @@
-"""Rendering: config -> the files of a stack (compose.yaml, Traefik config, Dockerfile). Pure: no I/O but reading the project."""
+"""Rendering: config -> the files of a stack (compose.yaml, Traefik config, Dockerfile). Pure: no I/O but reading
+the project."""

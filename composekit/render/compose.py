@@ -278,7 +278,7 @@ def _app_service(project: Project) -> dict[str, Any]:
     if app.env_file:
         service["env_file"] = [project.rel(project.from_root(app.env_file))]
     service["environment"] = _app_environment(config)
-    service["volumes"] = ["./gunicorn.conf.py:" + GUNICORN_CONF_PATH + ":ro"] + _data_volumes(config)
+    service["volumes"] = ["./gunicorn.conf.py:" + GUNICORN_CONF_PATH + ":ro", *_data_volumes(config)]
     service["labels"] = labels
     service["healthcheck"] = {
         "test": _healthcheck_cmd(app.port, app.health_path),

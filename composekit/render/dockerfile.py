@@ -156,11 +156,14 @@ RUN --mount=type=cache,target=/root/.cache/uv \\
     && /opt/uv/bin/uv pip install --python /opt/venv/bin/python {runtime}
 """
 
+# The app user: no home directory and no login shell.
+_NO_HOME = "--no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin"
+
 _FINAL = """
 FROM ${{PYTHON_IMAGE}}
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 RUN groupadd --system --gid {uid} app \\
-    && useradd --system --uid {uid} --gid app --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin app{mkdirs}
+    && useradd --system --uid {uid} --gid app {no_home} app{mkdirs}
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY . /app
@@ -193,5 +196,5 @@ def render_dockerfile(
     return (
         _HEADER.format(style=style.value, python_image=python_image)
         + _BUILD_STAGES[style].format(runtime=RUNTIME_PACKAGES)
-        + _FINAL.format(uid=APP_UID, mkdirs=mkdirs, port=port, cmd=cmd)
+        + _FINAL.format(uid=APP_UID, no_home=_NO_HOME, mkdirs=mkdirs, port=port, cmd=cmd)
     )

@@ -102,7 +102,7 @@ def _dirs(base: Path, path: str | None) -> list[Path]:
             candidate = base.joinpath(*parts[:depth])
             if candidate.is_dir():
                 dirs.append(candidate)
-    return dirs + [base]
+    return [*dirs, base]
 
 
 def _below(root: Path, d: Path) -> str:

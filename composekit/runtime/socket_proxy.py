@@ -9,7 +9,8 @@ this container mounts the socket, and only these read calls get through, each wi
   GET/HEAD  /_ping  /version  /events  /containers/json  /containers/{id}/json
 
 Everything else answers 403. A container inspection reaches Traefik without ``Config.Env`` (the app's
-environment, env_file secrets included): Traefik reads labels and addresses, never the environment. Every request is judged: the proxy forwards one request per upstream
+environment, env_file secrets included): Traefik reads labels and addresses, never the environment. Every
+request is judged: the proxy forwards one request per upstream
 connection with ``Connection: close``, relays the response, then closes both sides, so nothing that follows
 on a kept-alive connection reaches the engine unjudged. The request is forwarded in the normalized
 origin form that was judged (an absolute-URI target loses its authority), without a body.
@@ -25,6 +26,7 @@ It runs on the app's Python image, which may be older than 3.11: hence ``asyncio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -249,10 +251,8 @@ class Proxy:
         finally:
             self.active -= 1
             writer.close()
-            try:
+            with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
-            except (ConnectionError, OSError):
-                pass
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str) -> None:
         try:

@@ -358,7 +358,8 @@ def _guidance(s: _Settings, layout: Layout, starter: bool) -> list[str]:
             "connect to PostgreSQL from the environment the stack sets (add `psycopg[binary]` to your dependencies):\n"
             "    password = open(os.environ['DATABASE_PASSWORD_FILE']).read().strip()\n"
             "    url = (f\"postgresql+psycopg://{os.environ['DATABASE_USER']}:{quote(password)}\"\n"
-            "           f\"@{os.environ['DATABASE_HOST']}:{os.environ['DATABASE_PORT']}/{os.environ['DATABASE_NAME']}\")"
+            "           f\"@{os.environ['DATABASE_HOST']}:{os.environ['DATABASE_PORT']}/"
+            "{os.environ['DATABASE_NAME']}\")"
         )
     if s.database:
         out.append(f"{DB_PASSWORD_FILE} holds a generated password; it is git-ignored: back it up with the data")

@@ -33,9 +33,9 @@ __all__ = [
     "DoctorOptions",
     "EngineProbe",
     "check_acme_file",
+    "check_disk",
     "check_dns",
     "check_engine_settings",
-    "check_disk",
     "check_traefik_api",
     "is_local_address",
     "run_doctor",
@@ -267,7 +267,8 @@ def check_ports(
                 CheckResult.fail(
                     name,
                     f"in use by another process (ports/{key}); Traefik cannot publish it",
-                    f"stop that process (`ss -ltnp 'sport = :{port}'` shows it) or choose another port under ports/{key}",
+                    f"stop that process (`ss -ltnp 'sport = :{port}'` shows it) "
+                    f"or choose another port under ports/{key}",
                 )
             )
     return results

@@ -147,9 +147,11 @@ class Stack:
     def peer_certificate(self) -> dict[str, Any]:
         """The certificate Traefik serves for the domain, verified against Pebble's roots."""
         context = ssl.create_default_context(cafile=str(self.env.roots))
-        with socket.create_connection(("127.0.0.1", 443), timeout=10) as raw:
-            with context.wrap_socket(raw, server_hostname=self.domain) as tls:
-                return tls.getpeercert()  # type: ignore[return-value]
+        with (
+            socket.create_connection(("127.0.0.1", 443), timeout=10) as raw,
+            context.wrap_socket(raw, server_hostname=self.domain) as tls,
+        ):
+            return tls.getpeercert()  # type: ignore[return-value]
 
     def containers(self) -> dict[str, Any]:
         found = self.docker.container.list(all=True, filters=[("label", f"com.docker.compose.project={self.name}")])

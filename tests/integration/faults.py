@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +40,8 @@ __all__ = [
     "WorkerKill",
     "ca_unreachable_restart",
     "host_ports_lock",
-    "kill_one_worker_under_load",
     "kill_app_main_process",
+    "kill_one_worker_under_load",
 ]
 
 PEBBLE_ACME_PORT = 14000
@@ -327,7 +327,7 @@ def ca_unreachable_restart(stack: Stack, *, deadline: float = 90) -> CaUnreachab
             assert added.returncode == 0, f"iptables -I {' '.join(rule)}: {added.stderr.strip()}"
             inserted.append(rule)
         restarted_at = time.monotonic()
-        since = datetime.now(timezone.utc)
+        since = datetime.now(UTC)
         stack.docker.container.restart(traefik.id)
         traefik = stack.docker.container.inspect(traefik.id)
         reachable_during = ca_reachable(traefik.state.pid)

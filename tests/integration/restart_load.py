@@ -152,9 +152,11 @@ def pebble_orders() -> int:
 def serial(domain: str, roots: Path) -> str:
     """The serial number of the certificate served for ``domain`` on 127.0.0.1:443, verified against roots."""
     context = ssl.create_default_context(cafile=str(roots))
-    with socket.create_connection(("127.0.0.1", 443), timeout=10) as raw:
-        with context.wrap_socket(raw, server_hostname=domain) as tls:
-            return str(tls.getpeercert()["serialNumber"])  # type: ignore[index]
+    with (
+        socket.create_connection(("127.0.0.1", 443), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=domain) as tls,
+    ):
+        return str(tls.getpeercert()["serialNumber"])  # type: ignore[index]
 
 
 def wait_serving(domain: str, roots: Path, *, since: float, timeout: float = 180, path: str = "/") -> float:

@@ -45,7 +45,8 @@ print(json.dumps({
 # Run on the `web` network: the app's `/` as seen with forged proxy headers.
 FORGE = r"""
 import json, urllib.request
-req = urllib.request.Request("http://app:8000/", headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"})
+forged = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+req = urllib.request.Request("http://app:8000/", headers=forged)
 print(urllib.request.urlopen(req, timeout=10).read().decode())
 """
 

@@ -66,15 +66,19 @@ def test_staging_alias_and_custom_ca() -> None:
         ),
         (
             {"volumes": {"acme": "/x"}},
-            'composekit.yaml: app/volumes: expected volume names of letters, digits, "_", "-", "." (not "acme"), got "acme"',
+            'composekit.yaml: app/volumes: expected volume names of letters, digits, "_", "-", "." (not "acme"), got '
+            '"acme"',
         ),
         (
             {"environment": {"DB_PASSWORD": "x"}},
-            "composekit.yaml: app/environment: DB_PASSWORD looks like a secret (its name ends in PASSWORD); put it in app/env_file, so it never lands in the rendered files or `composekit config`",
+            "composekit.yaml: app/environment: DB_PASSWORD looks like a secret (its name ends in PASSWORD); put it "
+            "in app/env_file, so it never lands in the rendered files or `composekit config`",
         ),
         (
             {"bogus": 1},
-            "composekit.yaml: app/bogus: unknown key (expected one of: path, dockerfile, module, port, health_path, workers, workers_per_core, max_workers, worker_memory, cpus, memory, env_file, environment, volumes, read_only, pids_limit, cap_add)",
+            "composekit.yaml: app/bogus: unknown key (expected one of: path, dockerfile, module, port, health_path, "
+            "workers, workers_per_core, max_workers, worker_memory, cpus, memory, env_file, environment, volumes, "
+            "read_only, pids_limit, cap_add)",
         ),
     ],
 )
@@ -87,12 +91,15 @@ def test_top_level_errors_all_at_once() -> None:
         {"name": "My Shop", "domain": "localhost", "app": {"workers": "many"}, "acme": {"challenge": "dns"}, "extra": 1}
     )
     assert found == [
-        'composekit.yaml: name: expected lowercase letters, digits, "-" and "_", starting with a letter or digit, got "My Shop"',
-        'composekit.yaml: domain: expected a fully qualified lowercase domain name such as "shop.example.com", got "localhost"',
+        'composekit.yaml: name: expected lowercase letters, digits, "-" and "_", starting with a letter or digit, '
+        'got "My Shop"',
+        'composekit.yaml: domain: expected a fully qualified lowercase domain name such as "shop.example.com", got '
+        '"localhost"',
         'composekit.yaml: acme/challenge: expected "http" or "tls", got "dns"',
         "composekit.yaml: app/module: required key is missing",
         'composekit.yaml: app/workers: expected "auto" or a positive integer, got "many"',
-        "composekit.yaml: extra: unknown key (expected one of: name, domain, acme, app, migrate, database, images, ports, smoke, logging, network)",
+        "composekit.yaml: extra: unknown key (expected one of: name, domain, acme, app, migrate, database, images, "
+        "ports, smoke, logging, network)",
     ]
 
 
@@ -101,7 +108,8 @@ def test_top_level_errors_all_at_once() -> None:
     [
         (
             {**MINIMAL, "acme": {"ca_server": "http://insecure/dir"}},
-            'composekit.yaml: acme/ca_server: expected "production", "staging" or an https:// ACME directory URL, got "http://insecure/dir"',
+            'composekit.yaml: acme/ca_server: expected "production", "staging" or an https:// ACME directory URL, '
+            'got "http://insecure/dir"',
         ),
         (
             {**MINIMAL, "acme": {"email": "nobody"}},
@@ -117,7 +125,8 @@ def test_top_level_errors_all_at_once() -> None:
         ),
         (
             {**MINIMAL, "images": {"python": "not an image"}},
-            'composekit.yaml: images/python: expected an image reference such as "python:3.13-slim", got "not an image"',
+            'composekit.yaml: images/python: expected an image reference such as "python:3.13-slim", got "not an '
+            'image"',
         ),
         ({**MINIMAL, "app": "app.main:app"}, 'composekit.yaml: app: expected a mapping, got "app.main:app"'),
         (["name"], "composekit.yaml: expected a mapping of keys at the top level, got ['name']"),
@@ -131,7 +140,8 @@ def test_missing_file_names_the_fix(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path / "composekit.yaml")
     assert info.value.problems == [
-        f"{tmp_path / 'composekit.yaml'}: not found; run `composekit init` in your app's repository to create one, or pass --config FILE"
+        f"{tmp_path / 'composekit.yaml'}: not found; run `composekit init` in your app's repository to create one, "
+        f"or pass --config FILE"
     ]
 
 

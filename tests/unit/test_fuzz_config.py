@@ -45,31 +45,31 @@ WRONG_TYPES: list[Any] = [[], {}, [1, "a"], {"k": "v"}, True, False]
 BAD_NUMBERS: list[Any] = [math.nan, math.inf, -math.inf, -1, 0, -(10**30), 0.5]
 ANY_BAD: list[Any] = BAD_STRINGS + WRONG_TYPES + BAD_NUMBERS
 # For keys that hold a path: the file must exist, and none of these does (or can).
-BAD_PATHS: list[Any] = ["$HOME", "${X:-y}", NUL, LONG, "missing/file"] + WRONG_TYPES + [math.nan, 10**30]
+BAD_PATHS: list[Any] = ["$HOME", "${X:-y}", NUL, LONG, "missing/file", *WRONG_TYPES, math.nan, 10**30]
 PORTS: list[Any] = BAD_STRINGS + WRONG_TYPES + [math.nan, math.inf, -1, 0, 65536, 10**30, 0.5, 8000.0, None]
 POSITIVE_NUMBER: list[Any] = BAD_STRINGS + WRONG_TYPES + [math.nan, math.inf, -math.inf, -1, 0, -0.0]
 POSITIVE_INT: list[Any] = BAD_STRINGS + WRONG_TYPES + [math.nan, math.inf, -1, 0, 0.5, 2.0]
 MEMORY: list[Any] = ["$HOME", "${X:-y}", NUL, "lots", "-1M", "0", "1X", LONG, *WRONG_TYPES, math.nan, math.inf, -1, 0]
 
 FIELDS: dict[tuple[str, ...], list[Any]] = {
-    ("name",): ANY_BAD + [None, "UPPER", "-x"],
-    ("domain",): ANY_BAD + [None, "localhost", "a" * 300, "Shop.Example.com"],
+    ("name",): [*ANY_BAD, None, "UPPER", "-x"],
+    ("domain",): [*ANY_BAD, None, "localhost", "a" * 300, "Shop.Example.com"],
     ("acme",): ["x", [], 1, True],
-    ("acme", "email"): ANY_BAD + ["no-at-sign", "a@b"],
-    ("acme", "ca_server"): ANY_BAD + [None, "http://insecure.example/dir"],
+    ("acme", "email"): [*ANY_BAD, "no-at-sign", "a@b"],
+    ("acme", "ca_server"): [*ANY_BAD, None, "http://insecure.example/dir"],
     ("acme", "ca_certificates"): ["x", [1], [None], ["missing.pem"], [NUL], ["$HOME"], {}, 1],
-    ("acme", "challenge"): ANY_BAD + [None, "dns"],
+    ("acme", "challenge"): [*ANY_BAD, None, "dns"],
     ("app",): ["x", [], 1, None, True, math.nan],
-    ("app", "path"): BAD_PATHS + [None],
+    ("app", "path"): [*BAD_PATHS, None],
     ("app", "dockerfile"): BAD_PATHS,
-    ("app", "module"): ANY_BAD + [None, "main", "app.main"],
+    ("app", "module"): [*ANY_BAD, None, "main", "app.main"],
     ("app", "port"): PORTS,
-    ("app", "health_path"): ANY_BAD + [None, "health", "/a b", "/a\x00b", "/\t"],
-    ("app", "workers"): POSITIVE_INT + [None, "many"],
-    ("app", "workers_per_core"): POSITIVE_NUMBER + [None],
+    ("app", "health_path"): [*ANY_BAD, None, "health", "/a b", "/a\x00b", "/\t"],
+    ("app", "workers"): [*POSITIVE_INT, None, "many"],
+    ("app", "workers_per_core"): [*POSITIVE_NUMBER, None],
     ("app", "cpus"): POSITIVE_NUMBER,
     ("app", "max_workers"): POSITIVE_INT,
-    ("app", "worker_memory"): MEMORY + [None],
+    ("app", "worker_memory"): [*MEMORY, None],
     ("app", "memory"): MEMORY,
     ("app", "env_file"): BAD_PATHS,
     ("app", "environment"): [
@@ -107,23 +107,23 @@ FIELDS: dict[tuple[str, ...], list[Any]] = {
     ("migrate",): ["x", [], 1, True],
     ("migrate", "command"): ["", " ", [], [1], [None], {}, 1, True, math.nan, [NUL], NUL, ["ok", []]],
     ("database",): ["x", [], 1, True, {}, {"engine": "mysql", "password_file": "secrets/db_password"}],
-    ("database", "name"): ANY_BAD + [None, "Shop", "1db", "a" * 64],
-    ("database", "user"): ANY_BAD + [None, "Shop"],
-    ("database", "password_file"): BAD_PATHS + [None, "", " "],
-    ("database", "engine"): ANY_BAD + [None, "mysql"],
+    ("database", "name"): [*ANY_BAD, None, "Shop", "1db", "a" * 64],
+    ("database", "user"): [*ANY_BAD, None, "Shop"],
+    ("database", "password_file"): [*BAD_PATHS, None, "", " "],
+    ("database", "engine"): [*ANY_BAD, None, "mysql"],
     ("images",): ["x", [], 1, True],
-    ("images", "python"): ANY_BAD + [None, "-x", "a b:1"],
-    ("images", "traefik"): ANY_BAD + [None],
-    ("images", "postgres"): ANY_BAD + [None],
+    ("images", "python"): [*ANY_BAD, None, "-x", "a b:1"],
+    ("images", "traefik"): [*ANY_BAD, None],
+    ("images", "postgres"): [*ANY_BAD, None],
     ("ports",): ["x", [], 1, True, {"http": 443, "https": 443}],
-    ("ports", "http"): PORTS + [443],
-    ("ports", "https"): PORTS + [80],
+    ("ports", "http"): [*PORTS, 443],
+    ("ports", "https"): [*PORTS, 80],
     ("smoke",): ["x", [], 1, True],
-    ("smoke", "latency_ms"): POSITIVE_INT + [None],
+    ("smoke", "latency_ms"): [*POSITIVE_INT, None],
     ("smoke", "cert_warn_days"): BAD_STRINGS + WRONG_TYPES + [math.nan, math.inf, -1, 0.5, None, 3],
     ("smoke", "cert_fail_days"): BAD_STRINGS + WRONG_TYPES + [math.nan, math.inf, -1, 0.5, None, 22, 10**30],
-    ("smoke", "resolve"): ANY_BAD + ["example.com", "999.1.1.1"],
-    ("smoke", "ca_file"): WRONG_TYPES + [1, math.nan],
+    ("smoke", "resolve"): [*ANY_BAD, "example.com", "999.1.1.1"],
+    ("smoke", "ca_file"): [*WRONG_TYPES, 1, math.nan],
     ("smoke", "checks"): [
         "x",
         [1],
@@ -254,7 +254,7 @@ def docker_must_not_be_touched(monkeypatch: pytest.MonkeyPatch) -> None:
 def build_the_cli_once() -> Iterator[None]:
     """CliRunner rebuilds the click command from the typer app at every call (16 ms, most of an example's
     time); the command is the same each time, so build it once."""
-    original = getattr(typer.testing, "_get_command")
+    original = typer.testing._get_command
     command = original(cli_app)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(typer.testing, "_get_command", lambda app: command if app is cli_app else original(app))
@@ -269,7 +269,7 @@ def _project(tmp: Path, files: list[bytes], override: bytes | None = None) -> li
     (tmp / "secrets" / "db_password").write_text("not-a-real-password\n")
     names = ["composekit.yaml", "staging.yaml", "local.yaml"]
     paths = []
-    for name, content in zip(names, files):
+    for name, content in zip(names, files, strict=False):  # files: one to three
         (tmp / name).write_bytes(content)
         paths.append(tmp / name)
     if override is not None:

@@ -61,7 +61,7 @@ def test_eaddrinuse_is_taken_whatever_answers_locally() -> None:
 
 
 def test_other_bind_errors_are_raised() -> None:
-    with pytest.raises(OSError) as caught:
+    with pytest.raises(OSError, match=os.strerror(errno.EADDRNOTAVAIL)) as caught:
         port_is_free(80, bind=_refuse(errno.EADDRNOTAVAIL), listens=lambda port: False)
     assert caught.value.errno == errno.EADDRNOTAVAIL
 

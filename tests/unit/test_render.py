@@ -142,7 +142,8 @@ def test_env_file_is_referenced_not_inlined(tmp_path: Path) -> None:
         (
             {},
             BASE,
-            "composekit.yaml: app/path: {root} has no Dockerfile and no requirements.txt, poetry.lock or uv.lock to generate one from; add a Dockerfile or a requirements.txt (`composekit init` writes both)",
+            "composekit.yaml: app/path: {root} has no Dockerfile and no requirements.txt, poetry.lock or uv.lock to "
+            "generate one from; add a Dockerfile or a requirements.txt (`composekit init` writes both)",
         ),
         (
             {"requirements.txt": ""},
@@ -152,12 +153,14 @@ def test_env_file_is_referenced_not_inlined(tmp_path: Path) -> None:
         (
             {"requirements.txt": ""},
             BASE.replace("{module: app.main:app}", "{module: app.main:app, dockerfile: docker/Dockerfile}"),
-            "composekit.yaml: app/dockerfile: 'docker/Dockerfile' not found in {root}; fix the path, or remove the key to let composekit generate a Dockerfile",
+            "composekit.yaml: app/dockerfile: 'docker/Dockerfile' not found in {root}; fix the path, or remove the "
+            "key to let composekit generate a Dockerfile",
         ),
         (
             {"requirements.txt": ""},
             BASE.replace("{module: app.main:app}", "{module: app.main:app, env_file: .env}"),
-            "composekit.yaml: app/env_file: '.env' does not exist; create it (it holds the app's secrets, keep it out of git) or remove the key",
+            "composekit.yaml: app/env_file: '.env' does not exist; create it (it holds the app's secrets, keep it "
+            "out of git) or remove the key",
         ),
         (
             {"requirements.txt": ""},
@@ -167,7 +170,9 @@ def test_env_file_is_referenced_not_inlined(tmp_path: Path) -> None:
         (
             {"requirements.txt": ""},
             BASE + "database: {name: shop, user: shop, password_file: secrets/pw}\n",
-            "composekit.yaml: database/password_file: 'secrets/pw' does not exist; create it (`composekit init --template fastapi-postgres` writes one, or `python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > secrets/pw`) and keep it out of git",
+            "composekit.yaml: database/password_file: 'secrets/pw' does not exist; create it (`composekit init "
+            "--template fastapi-postgres` writes one, or `python3 -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))' > secrets/pw`) and keep it out of git",
         ),
     ],
 )

@@ -267,7 +267,7 @@ FULL = (
 def test_every_service_rotates_its_logs_by_default(tmp_path: Path) -> None:
     services = compose(tmp_path, FULL, {"secrets/db": "pw\n"})["services"]
     assert sorted(services) == ["app", "db", "migrate", "socket-proxy", "traefik"]
-    assert {name: s["logging"] for name, s in services.items()} == {name: DEFAULT_LOGGING for name in services}
+    assert {name: s["logging"] for name, s in services.items()} == dict.fromkeys(services, DEFAULT_LOGGING)
 
 
 def test_logging_is_configurable(tmp_path: Path) -> None:

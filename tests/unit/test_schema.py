@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, get_args
 
@@ -61,11 +62,9 @@ def test_constrained_fields_take_their_schema_from_the_model() -> None:
 
 
 def test_check_value_words_a_constrained_field_as_the_loader_does() -> None:
-    with pytest.raises(ValueError) as info:
+    expected = 'expected a fully qualified lowercase domain name such as "shop.example.com", got "Shop.example.com"'
+    with pytest.raises(ValueError, match=f"^{re.escape(expected)}$"):
         check_value(Config, "domain", "Shop.example.com")
-    assert str(info.value) == (
-        'expected a fully qualified lowercase domain name such as "shop.example.com", got "Shop.example.com"'
-    )
     assert check_value(App, "module", "app.main:app") == "app.main:app"
 
 

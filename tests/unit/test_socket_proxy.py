@@ -264,7 +264,7 @@ class FakeEngine:
         self.heads.append(await reader.readuntil(b"\r\n\r\n"))
         try:  # anything more on this connection would be a request that bypassed the filter
             extra = await asyncio.wait_for(reader.read(65536), 0.3)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             extra = b""
         if extra:
             self.heads.append(extra)
@@ -429,13 +429,13 @@ def test_inspection_without_environment(framing: str) -> None:
 def test_inspection_errors_pass_and_unreadable_answers_are_refused() -> None:
     missing = b'HTTP/1.1 404 Not Found\r\nContent-Length: 28\r\n\r\n{"message":"No such container"}'
     assert without_environment(missing) == missing
-    for raw in (
-        b'HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n{"C',
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nff\r\n{}",
-        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\n\x1f\x8b",
-        b"HTTP/1.1 200 OK\r\n",
+    for raw, why in (
+        (b'HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n{"C', "^Unterminated string"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nff\r\n{}", "^truncated chunked body$"),
+        (b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\n\x1f\x8b", "^encoded response body$"),
+        (b"HTTP/1.1 200 OK\r\n", "^incomplete response head$"),
     ):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=why):
             without_environment(raw)
 
 

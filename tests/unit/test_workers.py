@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -126,10 +127,17 @@ def test_explanation_lists_the_inputs(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("env", [{"WEB_CONCURRENCY": "0"}, {"MAX_WORKERS": "-1"}, {"WORKERS_PER_CORE": "0"}])
-def test_bad_env_values_are_refused(env: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY must be a positive integer, got '0'"),
+        ({"MAX_WORKERS": "-1"}, "MAX_WORKERS must be a positive integer, got '-1'"),
+        ({"WORKERS_PER_CORE": "0"}, "WORKERS_PER_CORE must be positive, got 0.0"),
+    ],
+)
+def test_bad_env_values_are_refused(env: dict[str, str], message: str) -> None:
     res = Resources(host_cpus=2, quota_cpus=None, cpuset_cpus=None, memory_limit=None, source="cgroup v2")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         compute_workers(res, env)
 
 

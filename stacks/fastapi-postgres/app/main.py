@@ -24,7 +24,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     assert row is not None and server is not None
     app.state.schema_version, app.state.migrated_at = row
     app.state.server_version = server[0]
-    app.state.started_at = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    app.state.started_at = datetime.datetime.now(datetime.UTC).isoformat()
     yield
 
 

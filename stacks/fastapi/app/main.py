@@ -26,7 +26,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         except sqlite3.OperationalError as exc:
             raise RuntimeError(f"database {DATABASE} is not migrated ({exc}); the migrate service runs first") from exc
     app.state.schema_version, app.state.migrated_at = row
-    app.state.started_at = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    app.state.started_at = datetime.datetime.now(datetime.UTC).isoformat()
     yield
 
 

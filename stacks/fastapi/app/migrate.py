@@ -22,7 +22,7 @@ def main() -> None:
             if version in done:
                 continue
             db.execute(statement)
-            now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+            now = datetime.datetime.now(datetime.UTC).isoformat()
             db.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, now))
             print(f"migrate: applied version {version}", flush=True)
     print(f"migrate: {DATABASE} is at version {len(MIGRATIONS)}", flush=True)
