@@ -543,9 +543,8 @@ def check_value(model: type[BaseModel], field: str, value: Any) -> Any:
     """Validate one value of a constrained field as the loader does (`init --domain`, `--module`); a ValueError
     says ``expected <the field's Expected>, got <value>``."""
     info = model.model_fields[field]
-    adapter: TypeAdapter[Any] = TypeAdapter(
-        Annotated[(info.annotation, *info.metadata)], config=ConfigDict(regex_engine="python-re")
-    )
+    annotation: Any = Annotated[(info.annotation, *info.metadata)]
+    adapter: TypeAdapter[Any] = TypeAdapter(annotation, config=ConfigDict(regex_engine="python-re"))
     try:
         return adapter.validate_python(value)
     except ValidationError:

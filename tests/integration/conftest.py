@@ -155,7 +155,7 @@ class Stack:
 
     def containers(self) -> dict[str, Any]:
         found = self.docker.container.list(all=True, filters=[("label", f"com.docker.compose.project={self.name}")])
-        return {c.config.labels["com.docker.compose.service"]: c for c in found}
+        return {(c.config.labels or {})["com.docker.compose.service"]: c for c in found}
 
     def wait_https(self, path: str = "/", timeout: float = 60) -> httpx.Response:
         """Retry until the route answers with a Pebble-issued certificate (issuance takes a few seconds)."""

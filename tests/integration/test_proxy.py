@@ -88,7 +88,7 @@ def test_only_the_proxy_mounts_the_docker_socket(shop: Stack) -> None:
 
 def test_traefik_made_only_allowed_calls(shop: Stack) -> None:
     traefik_ip = address_on(inspect(shop, "traefik"), f"{NAME}_socket-proxy")
-    lines = shop.docker.container.logs(shop.containers()["socket-proxy"].id).splitlines()
+    lines = str(shop.docker.container.logs(shop.containers()["socket-proxy"].id)).splitlines()
     from_traefik = [line for line in lines if f" from {traefik_ip}" in line]
     assert [line for line in from_traefik if not line.startswith("socket-proxy: allow ")] == []
     calls = {re.sub(r"[0-9a-f]{64}", "{id}", line.split(" from ")[0]) for line in from_traefik}
@@ -100,16 +100,16 @@ def test_the_proxy_log_stays_quiet_while_the_stack_idles(shop: Stack) -> None:
     # Healthchecks run every 5 s in three containers; Traefik must not re-list on each (it reacts to
     # start/die/health changes only) and the proxy's own healthcheck is not logged.
     proxy = shop.containers()["socket-proxy"].id
-    before = len(shop.docker.container.logs(proxy).splitlines())
+    before = len(str(shop.docker.container.logs(proxy)).splitlines())
     time.sleep(16)
-    new_lines = shop.docker.container.logs(proxy).splitlines()[before:]
+    new_lines = str(shop.docker.container.logs(proxy)).splitlines()[before:]
     assert new_lines == []
 
 
 def test_the_proxy_refuses_writes_and_file_reads(shop: Stack) -> None:
     proxy = shop.containers()["socket-proxy"]
     traefik_id, app_id = shop.containers()["traefik"].id, shop.containers()["app"].id
-    answers = json.loads(shop.docker.container.execute(proxy.id, ["python3", "-c", PROBE, traefik_id, app_id]))
+    answers = json.loads(str(shop.docker.container.execute(proxy.id, ["python3", "-c", PROBE, traefik_id, app_id])))
     assert answers["create"][0] == 403 and "forbidden by composekit's socket proxy" in answers["create"][1]
     assert answers["archive"][0] == 403
     assert answers["exec"][0] == 403
@@ -145,5 +145,5 @@ def test_forged_proxy_headers_from_another_container_are_not_trusted(shop: Stack
     assert body["scheme"] == "http"
     assert body["client"] != "203.0.113.9"
     # Control: the same request from Traefik's address is trusted.
-    control = json.loads(shop.docker.container.execute(shop.containers()["traefik"].id, ["python3", "-c", FORGE]))
+    control = json.loads(str(shop.docker.container.execute(shop.containers()["traefik"].id, ["python3", "-c", FORGE])))
     assert (control["scheme"], control["client"]) == ("https", "203.0.113.9")

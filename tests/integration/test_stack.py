@@ -74,7 +74,7 @@ def test_migration_ran_before_the_app_started(shop: Stack) -> None:
 
 def test_app_runs_as_non_root(shop: Stack) -> None:
     app = shop.containers()["app"]
-    assert shop.docker.container.execute(app, ["id", "-u"]).strip() != "0"
+    assert str(shop.docker.container.execute(app, ["id", "-u"])).strip() != "0"
 
 
 def test_worker_count_follows_the_container_cpu_limit(shop: Stack) -> None:

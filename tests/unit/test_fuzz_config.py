@@ -254,7 +254,7 @@ def docker_must_not_be_touched(monkeypatch: pytest.MonkeyPatch) -> None:
 def build_the_cli_once() -> Iterator[None]:
     """CliRunner rebuilds the click command from the typer app at every call (16 ms, most of an example's
     time); the command is the same each time, so build it once."""
-    original = typer.testing._get_command
+    original = typer.testing._get_command  # type: ignore[attr-defined]
     command = original(cli_app)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(typer.testing, "_get_command", lambda app: command if app is cli_app else original(app))

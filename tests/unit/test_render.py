@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -40,8 +41,9 @@ def project_in(tmp_path: Path, config: str, files: dict[str, str] | None = None)
 BASE = "name: shop\ndomain: shop.example.com\napp: {module: app.main:app}\n"
 
 
-def compose(tmp_path: Path, config: str = BASE, files: dict[str, str] | None = None) -> dict:  # type: ignore[type-arg]
-    return yaml.safe_load(render_stack(project_in(tmp_path, config, files)).compose)
+def compose(tmp_path: Path, config: str = BASE, files: dict[str, str] | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(render_stack(project_in(tmp_path, config, files)).compose)
+    return doc
 
 
 def test_security_defaults(tmp_path: Path) -> None:

@@ -232,8 +232,10 @@ def test_fix_volume_owners_reports_only_what_it_changed(tmp_path: Path) -> None:
     docker = FakeDocker(Clock())
     said: list[str] = []
     changed = fix_volume_owners(
-        project(tmp_path, volumes={"data": "/data", "cache": "/var/cache/app"}), docker, said.append
-    )  # type: ignore[arg-type]
+        project(tmp_path, volumes={"data": "/data", "cache": "/var/cache/app"}),
+        docker,  # type: ignore[arg-type]
+        said.append,
+    )
     assert changed == ["shop_data"]
     assert said == [
         "volume shop_data: gave its top directory /data to the app's user app (uid:gid 0:0 -> 999:999); "

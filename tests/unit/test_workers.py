@@ -156,7 +156,7 @@ def test_gunicorn_settings_for_a_container() -> None:
     assert conf["worker_class"] == "uvicorn_worker.UvicornWorker"
     assert conf["worker_tmp_dir"] == "/dev/shm"
     assert conf["forwarded_allow_ips"] == "10.1.2.2"
-    assert conf["keepalive"] > 60  # above Traefik's idle timeout to backends
+    assert isinstance(conf["keepalive"], int) and conf["keepalive"] > 60  # above Traefik's idle timeout to backends
     assert str(conf["_explanation"]).startswith("composekit: workers=4 (cgroup v2: cpu quota=2 cpuset=none host=8")
     # Without composekit's variable nothing but loopback is trusted, never the container's networks.
     assert settings({}, res)["forwarded_allow_ips"] == "127.0.0.1"
