@@ -1,4 +1,4 @@
-"""CLI commands that scaffold a project: `init` and `schema` (registered on composekit.cli.app)."""
+"""CLI commands that scaffold a project: `init` and `schema` (registered on the app of cli/app.py)."""
 
 from __future__ import annotations
 
