@@ -56,7 +56,7 @@ OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("App", "volumes"): {
         "type": "object",
-        "propertyNames": {"pattern": _VOLUME_NAME_RE.pattern, "not": {"const": "acme"}},
+        "propertyNames": {"pattern": _VOLUME_NAME_RE.pattern, "not": {"enum": ["acme", "routes"]}},
         "additionalProperties": {"type": "string", "pattern": r"^/.+"},
     },
     ("App", "cap_add"): {"type": "array", "items": {"enum": sorted(LINUX_CAPABILITIES)}},

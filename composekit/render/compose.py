@@ -1,4 +1,4 @@
-"""The compose file of a stack: services traefik, socket-proxy, app and (when configured) migrate and db, their
+"""The compose file of a stack: services traefik, routes, app and (when configured) migrate and db, their
 networks, volumes and secrets. Pure: same project -> same document."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ __all__ = [
     "DB_SERVICE",
     "DEFAULT_SUBNET_POOL",
     "RESOLVER",
-    "SOCKET_PROXY",
-    "SOCKET_PROXY_PORT",
+    "ROUTES",
+    "ROUTES_DIR",
     "app_image",
     "render_compose",
     "traefik_address",
@@ -52,13 +52,19 @@ DB_PORT = 5432
 POSTGRES_DATA = "/var/lib/postgresql/data"
 
 
-SOCKET_PROXY = "socket-proxy"  # service and network shared by Traefik and the proxy only
+# The service and the named volume that hold Traefik's routes (its file provider's directory): composekit writes
+# them into the volume through `docker exec` in this container, Traefik mounts the volume read-only.
+ROUTES = "routes"
 
 
-SOCKET_PROXY_PORT = 2375
+ROUTES_DIR = "/routes"
 
 
-SOCKET_PROXY_SCRIPT = "/etc/composekit/socket_proxy.py"
+TRAEFIK_DYNAMIC_DIR = "/etc/traefik/dynamic"
+
+
+# PID 1 of the routes container: waits, and exits at once on SIGTERM (a bare pause would ignore it).
+_ROUTES_IDLE = "import signal, sys; signal.signal(signal.SIGTERM, lambda *_: sys.exit(0)); signal.pause()"
 
 
 # Default subnets of `web`: a /24 per project name in a range Docker's default address pools never use
@@ -134,7 +140,7 @@ def _traefik_service(project: Project) -> dict[str, Any]:
     config = project.config
     volumes = [
         "./traefik.yml:/etc/traefik/traefik.yml:ro",
-        "./traefik-dynamic.yml:/etc/traefik/dynamic/composekit.yml:ro",
+        f"{ROUTES}:{TRAEFIK_DYNAMIC_DIR}:ro",
         "acme:/acme",
     ]
     ca_paths: list[str] = []
@@ -156,7 +162,6 @@ def _traefik_service(project: Project) -> dict[str, Any]:
         service["environment"] = {"LEGO_CA_CERTIFICATES": ":".join(ca_paths)}
     if "://host.docker.internal" in config.acme.directory_url:
         service["extra_hosts"] = ["host.docker.internal:host-gateway"]
-    service["depends_on"] = {SOCKET_PROXY: {"condition": "service_healthy"}}
     service.update(
         {
             "healthcheck": {
@@ -169,38 +174,28 @@ def _traefik_service(project: Project) -> dict[str, Any]:
             "security_opt": ["no-new-privileges:true"],
             "cap_drop": ["ALL"],
             "cap_add": ["NET_BIND_SERVICE"],  # binds :80 and :443
-            "networks": {"web": {"ipv4_address": traefik_address(config)}, SOCKET_PROXY: {}},
+            "networks": {"web": {"ipv4_address": traefik_address(config)}},
         }
     )
     return service
 
 
-def _socket_proxy_service(config: Config) -> dict[str, Any]:
-    """The only container that mounts the Docker socket; it passes Traefik's read calls and refuses the rest.
+def _routes_service(config: Config) -> dict[str, Any]:
+    """Holds the routes volume read-write and does nothing else: no network, no capabilities, a read-only root.
 
-    Root inside (the socket is root's), but with no capabilities, a read-only filesystem, and reachable
-    only on a network shared with Traefik."""
+    Root inside so that it owns the volume it writes to (with no capability, root can write only what it owns).
+    Nothing in the stack mounts the Docker socket: Traefik learns its routes from the files written here."""
     return {
         "image": config.images.python,
-        "command": ["python3", "-I", "-B", SOCKET_PROXY_SCRIPT],
+        "command": ["python3", "-I", "-c", _ROUTES_IDLE],
         "restart": "always",
         "user": "0:0",
-        "volumes": [
-            "/var/run/docker.sock:/var/run/docker.sock:ro",
-            f"./socket-proxy.py:{SOCKET_PROXY_SCRIPT}:ro",
-        ],
-        "healthcheck": {
-            "test": _healthcheck_cmd(SOCKET_PROXY_PORT, "/_ping"),
-            "interval": HEALTH_INTERVAL,
-            "timeout": "3s",
-            "retries": 3,
-            "start_period": "10s",
-        },
+        "volumes": [f"{ROUTES}:{ROUTES_DIR}"],
+        "network_mode": "none",
         "read_only": True,
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges:true"],
         "pids_limit": 16,
-        "networks": [SOCKET_PROXY],
     }
 
 
@@ -260,15 +255,6 @@ def _app_service(project: Project) -> dict[str, Any]:
         "dockerfile": Path(os.path.relpath(dockerfile, project.app_dir)).as_posix(),
         "args": {"PYTHON_IMAGE": config.images.python},
     }
-    router = config.name
-    labels = {
-        "traefik.enable": "true",
-        f"traefik.http.routers.{router}.rule": f"Host(`{config.domain}`)",
-        f"traefik.http.routers.{router}.entrypoints": "websecure",
-        f"traefik.http.routers.{router}.tls.certresolver": RESOLVER,
-        f"traefik.http.routers.{router}.middlewares": "security-headers@file",
-        f"traefik.http.services.{router}.loadbalancer.server.port": str(app.port),
-    }
     service: dict[str, Any] = {
         "build": build,
         "image": app_image(config),
@@ -279,7 +265,6 @@ def _app_service(project: Project) -> dict[str, Any]:
         service["env_file"] = [project.rel(project.from_root(app.env_file))]
     service["environment"] = _app_environment(config)
     service["volumes"] = ["./gunicorn.conf.py:" + GUNICORN_CONF_PATH + ":ro", *_data_volumes(config)]
-    service["labels"] = labels
     service["healthcheck"] = {
         "test": _healthcheck_cmd(app.port, app.health_path),
         "interval": HEALTH_INTERVAL,
@@ -388,16 +373,16 @@ def _db_service(config: Config) -> dict[str, Any]:
 
 def render_compose(project: Project) -> dict[str, Any]:
     config = project.config
-    services: dict[str, Any] = {"traefik": _traefik_service(project), SOCKET_PROXY: _socket_proxy_service(config)}
+    services: dict[str, Any] = {"traefik": _traefik_service(project), ROUTES: _routes_service(config)}
     if config.database is not None:
         services[DB_SERVICE] = _db_service(config)
     if config.migrate.command is not None:
         services["migrate"] = _migrate_service(project)
     services["app"] = _app_service(project)
-    volumes: dict[str, Any] = {"acme": {}}
+    volumes: dict[str, Any] = {"acme": {}, ROUTES: {}}
     for name in sorted(config.app.volumes):
         volumes[name] = {}
-    networks: dict[str, Any] = {"web": _web_network(config), SOCKET_PROXY: {"internal": True}}
+    networks: dict[str, Any] = {"web": _web_network(config)}
     doc: dict[str, Any] = {"name": config.name, "services": services, "networks": networks, "volumes": volumes}
     if config.database is not None:
         networks["db"] = {"internal": True}  # the database is reachable from the app and migrate only

@@ -3,12 +3,10 @@ check_stack compares them with the files on disk, write_stack writes them.
 
 Rendered files (paths relative to the output directory, which the compose file's relative paths
 are resolved from):
-  compose.yaml            (render/compose.py) services traefik, socket-proxy, app, and migrate and db when
+  compose.yaml            (render/compose.py) services traefik, routes, app, and migrate and db when
                           configured
   traefik.yml             (render/traefik.py) Traefik's static configuration (entrypoints, ACME resolver, providers)
-  traefik-dynamic.yml     middlewares and TLS options loaded by Traefik's file provider
   gunicorn.conf.py        gunicorn settings; sizes workers at container start from the cgroup
-  socket-proxy.py         the filtering Docker socket proxy Traefik's Docker provider talks to
   Dockerfile              (render/dockerfile.py) only when the app has none (+ Dockerfile.dockerignore)
 """
 
@@ -27,7 +25,7 @@ from ..config.project import Project
 from ..errors import ConfigError
 from .compose import render_compose
 from .dockerfile import dockerignore, dockerignore_excludes, render_dockerfile
-from .traefik import traefik_dynamic, traefik_static
+from .traefik import traefik_static
 
 __all__ = ["COMPOSE_FILE", "OPTIONAL_FILES", "RenderedStack", "check_stack", "render_stack", "write_stack"]
 
@@ -76,9 +74,7 @@ def render_stack(project: Project) -> RenderedStack:
     files: dict[str, str] = {
         COMPOSE_FILE: header + _dump(_literal(render_compose(project))),
         "traefik.yml": header + _dump(traefik_static(config)),
-        "traefik-dynamic.yml": header + _dump(traefik_dynamic()),
         "gunicorn.conf.py": resources.files("composekit.runtime").joinpath("gunicorn_conf.py").read_text(),
-        "socket-proxy.py": resources.files("composekit.runtime").joinpath("socket_proxy.py").read_text(),
     }
     if project.dockerfile is None:
         assert project.dependencies is not None
@@ -153,6 +149,8 @@ def _check_own_dockerignore(project: Project) -> None:
 
 # Rendered only for some configs; a leftover copy on disk is stale (write_stack removes it).
 OPTIONAL_FILES = ("Dockerfile", "Dockerfile.dockerignore")  # rendered only when the app has no Dockerfile
+# Rendered by earlier versions, no longer used: Traefik's routes now live in the routes volume, and no socket proxy.
+RETIRED_FILES = ("traefik-dynamic.yml", "socket-proxy.py")
 
 
 def check_stack(project: Project, stack: RenderedStack | None = None) -> str:
@@ -195,7 +193,7 @@ def write_stack(project: Project, stack: RenderedStack | None = None) -> Rendere
         if not path.is_file() or path.read_text() != content:
             path.write_text(content)
     # A stale generated file (a Dockerfile after the app got its own) is removed.
-    for name in OPTIONAL_FILES:
+    for name in (*OPTIONAL_FILES, *RETIRED_FILES):
         if name not in stack.files and (out / name).is_file():
             (out / name).unlink()
     return stack

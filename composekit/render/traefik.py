@@ -1,14 +1,21 @@
-"""Traefik's static configuration (traefik.yml: entrypoints, ACME resolver, providers) and its dynamic one
-(traefik-dynamic.yml: middlewares and TLS options, loaded by the file provider)."""
+"""Traefik's static configuration (traefik.yml: entrypoints, ACME resolver, providers) and its dynamic one: the
+routes file that composekit writes into the routes volume at every switch (middlewares, TLS options, the app's
+router and its servers, and a probe router that says which generation of the file Traefik has loaded)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..config.model import Config
-from .compose import RESOLVER, SOCKET_PROXY, SOCKET_PROXY_PORT
+import yaml
 
-__all__ = ["traefik_dynamic", "traefik_static"]
+from ..config.model import Config
+from .compose import RESOLVER, TRAEFIK_DYNAMIC_DIR
+
+__all__ = ["GENERATION_HEADER", "routes_file", "traefik_dynamic", "traefik_static"]
+
+# A request carrying this header with the generation of the routes file is answered by the probe router of that
+# generation only, which adds the same header to the answer: seeing it proves Traefik has loaded that file.
+GENERATION_HEADER = "X-Composekit-Generation"
 
 
 def traefik_static(config: Config) -> dict[str, Any]:
@@ -41,14 +48,10 @@ def traefik_static(config: Config) -> dict[str, Any]:
         },
         "serversTransport": {"forwardingTimeouts": {"idleConnTimeout": "60s"}},
         "providers": {
-            "docker": {
-                # The filtering socket proxy: Traefik never holds the Docker socket itself.
-                "endpoint": f"tcp://{SOCKET_PROXY}:{SOCKET_PROXY_PORT}",
-                "exposedByDefault": False,
-                "network": f"{config.name}_web",
-                "constraints": f"Label(`com.docker.compose.project`,`{config.name}`)",
-            },
-            "file": {"directory": "/etc/traefik/dynamic", "watch": False},
+            # No Docker provider, so nothing needs the Docker socket: the routes come from the file composekit
+            # writes (renamed into place, so Traefik never reads half a file) and Traefik applies it at once.
+            "providersThrottleDuration": "0s",
+            "file": {"directory": TRAEFIK_DYNAMIC_DIR, "watch": True},
         },
         "certificatesResolvers": {RESOLVER: {"acme": acme}},
     }
@@ -71,3 +74,28 @@ def traefik_dynamic() -> dict[str, Any]:
         },
         "tls": {"options": {"default": {"minVersion": "VersionTLS12"}}},
     }
+
+
+def routes_file(config: Config, generation: str, live: list[str], probe: list[str]) -> str:
+    """The whole dynamic configuration for one generation: the app's router sends the public traffic to ``live``
+    (container names on the `web` network), the probe router sends requests that name ``generation`` to
+    ``probe`` (the containers about to go live). Pure: the same arguments give the same bytes."""
+    name = config.name
+    host = f"Host(`{config.domain}`)"
+    probe_name = f"{name}-probe"
+    doc = traefik_dynamic()
+    http = doc["http"]
+    http["middlewares"][probe_name] = {"headers": {"customResponseHeaders": {GENERATION_HEADER: generation}}}
+    http["routers"] = {
+        name: {"rule": host, "entryPoints": ["websecure"], "service": name,
+               "middlewares": ["security-headers"], "tls": {"certResolver": RESOLVER}},
+        probe_name: {"rule": f"{host} && Header(`{GENERATION_HEADER}`, `{generation}`)", "entryPoints": ["websecure"],
+                     "service": probe_name, "middlewares": ["security-headers", probe_name],
+                     "tls": {"certResolver": RESOLVER}},
+    }
+    http["services"] = {
+        service: {"loadBalancer": {"servers": [{"url": f"http://{c}:{config.app.port}"} for c in containers]}}
+        for service, containers in ((name, live), (probe_name, probe))
+    }
+    header = f"# Written by composekit: generation {generation}. Do not edit: `composekit up` rewrites it.\n"
+    return header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=1000)

@@ -13,7 +13,6 @@ GOLDEN_ROOT = Path(__file__).resolve().parents[1] / "golden"
 # Shipped verbatim from the package: compared with its source rather than kept twice.
 VERBATIM = {
     "gunicorn.conf.py": ("composekit.runtime", "gunicorn_conf.py"),
-    "socket-proxy.py": ("composekit.runtime", "socket_proxy.py"),
 }
 
 

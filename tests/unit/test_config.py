@@ -66,8 +66,13 @@ def test_staging_alias_and_custom_ca() -> None:
         ),
         (
             {"volumes": {"acme": "/x"}},
-            'composekit.yaml: app/volumes: expected volume names of letters, digits, "_", "-", "." (not "acme"), got '
-            '"acme"',
+            'composekit.yaml: app/volumes: expected volume names of letters, digits, "_", "-", "." (not "acme" or '
+            '"routes"), got "acme"',
+        ),
+        (
+            {"volumes": {"routes": "/x"}},
+            'composekit.yaml: app/volumes: expected volume names of letters, digits, "_", "-", "." (not "acme" or '
+            '"routes"), got "routes"',
         ),
         (
             {"environment": {"DB_PASSWORD": "x"}},

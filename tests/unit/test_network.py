@@ -93,36 +93,27 @@ def test_web_network_pins_traefik_and_keeps_dynamic_addresses_away_from_it(tmp_p
     assert doc["services"]["app"]["environment"]["FORWARDED_ALLOW_IPS"] == "10.20.30.2"
 
 
-def test_only_the_socket_proxy_mounts_the_docker_socket(tmp_path: Path) -> None:
+def test_nothing_mounts_the_docker_socket_and_traefik_reads_its_routes_from_the_routes_volume(tmp_path: Path) -> None:
     files = render(tmp_path)
     doc = yaml.safe_load(files["compose.yaml"])
     services = doc["services"]
     holders = [name for name, s in services.items() if any("docker.sock" in v for v in s.get("volumes", []))]
-    assert holders == ["socket-proxy"]
-    proxy = services["socket-proxy"]
-    assert proxy["volumes"] == [
-        "/var/run/docker.sock:/var/run/docker.sock:ro",
-        "./socket-proxy.py:/etc/composekit/socket_proxy.py:ro",
-    ]
-    assert proxy["image"] == "python:3.13-slim"  # images/python: no extra image to pull
-    assert proxy["command"] == ["python3", "-I", "-B", "/etc/composekit/socket_proxy.py"]
-    assert (proxy["read_only"], proxy["cap_drop"], proxy["security_opt"]) == (True, ["ALL"], ["no-new-privileges:true"])
-    assert proxy["restart"] == "always" and proxy["pids_limit"] <= 32
-    assert "ports" not in proxy and "expose" not in proxy
-    assert "127.0.0.1:2375/_ping" in proxy["healthcheck"]["test"][-1]
-    # Its network is internal and shared with Traefik only: the app cannot reach the proxy.
-    assert doc["networks"]["socket-proxy"] == {"internal": True}
-    assert [n for n, s in services.items() if "socket-proxy" in s["networks"]] == ["traefik", "socket-proxy"]
-    assert services["traefik"]["depends_on"] == {"socket-proxy": {"condition": "service_healthy"}}
+    assert holders == []
+    assert "socket-proxy" not in services and "socket-proxy" not in doc["networks"]
+    # Traefik mounts the routes volume read-only; only the routes container, with no network, may write it.
+    assert "routes:/etc/traefik/dynamic:ro" in services["traefik"]["volumes"]
+    routes = services["routes"]
+    assert routes["volumes"] == ["routes:/routes"]
+    assert routes["image"] == "python:3.13-slim"  # images/python: no extra image to pull
+    assert routes["network_mode"] == "none" and "networks" not in routes
+    assert (routes["read_only"], routes["cap_drop"], routes["security_opt"]) == (True, ["ALL"], ["no-new-privileges:true"])
+    assert routes["restart"] == "always" and routes["pids_limit"] <= 32
+    assert "ports" not in routes and "expose" not in routes
+    assert [m for m in services["app"].get("labels", {}) if m.startswith("traefik.")] == []
     static = yaml.safe_load(files["traefik.yml"])
-    assert static["providers"]["docker"]["endpoint"] == "tcp://socket-proxy:2375"
-
-
-def test_the_proxy_script_is_rendered_beside_compose_yaml(tmp_path: Path) -> None:
-    from importlib import resources
-
-    shipped = resources.files("composekit.runtime").joinpath("socket_proxy.py").read_text()
-    assert render(tmp_path)["socket-proxy.py"] == shipped
+    assert static["providers"] == {"providersThrottleDuration": "0s",
+                                   "file": {"directory": "/etc/traefik/dynamic", "watch": True}}
+    assert "traefik-dynamic.yml" not in files and "socket-proxy.py" not in files
 
 
 def test_a_subnet_collision_names_the_key_that_fixes_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -49,12 +49,12 @@ def compose(tmp_path: Path, config: str = BASE, files: dict[str, str] | None = N
 def test_security_defaults(tmp_path: Path) -> None:
     doc = compose(tmp_path)
     traefik, app = doc["services"]["traefik"], doc["services"]["app"]
-    assert not any("docker.sock" in volume for volume in traefik["volumes"])  # only the socket proxy holds it
+    assert not any("docker.sock" in volume for volume in traefik["volumes"])  # nothing holds it
     assert traefik["restart"] == app["restart"] == "always"
     assert "8080" not in str(traefik["ports"])  # no dashboard/API port published
     static = yaml.safe_load(render_stack(project_in(tmp_path, BASE)).files["traefik.yml"])
     assert "api" not in static
-    assert static["providers"]["docker"]["exposedByDefault"] is False
+    assert list(static["providers"]) == ["providersThrottleDuration", "file"]  # no Docker provider
     assert static["entryPoints"]["web"]["http"]["redirections"]["entryPoint"] == {
         "to": "websecure",
         "scheme": "https",

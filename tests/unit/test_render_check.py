@@ -76,7 +76,7 @@ def test_db_service_follows_the_official_image_interface(tmp_path: Path) -> None
 def test_start_order_db_healthy_then_migration_then_app(tmp_path: Path) -> None:
     doc = compose(tmp_path, BASE + DATABASE + "migrate: {command: alembic upgrade head}\n")
     services = doc["services"]
-    assert list(services) == ["traefik", "socket-proxy", "db", "migrate", "app"]
+    assert list(services) == ["traefik", "routes", "db", "migrate", "app"]
     assert services["migrate"]["depends_on"] == {"db": {"condition": "service_healthy"}}
     assert services["app"]["depends_on"] == {
         "db": {"condition": "service_healthy"},
@@ -109,11 +109,11 @@ def test_password_is_a_secret_file_never_a_value(tmp_path: Path) -> None:
 
 def test_database_network_is_internal_and_traefik_stays_off_it(tmp_path: Path) -> None:
     doc = compose(tmp_path)
-    assert list(doc["networks"]) == ["web", "socket-proxy", "db"]
+    assert list(doc["networks"]) == ["web", "db"]
     assert doc["networks"]["db"] == {"internal": True}
-    assert list(doc["services"]["traefik"]["networks"]) == ["web", "socket-proxy"]
+    assert list(doc["services"]["traefik"]["networks"]) == ["web"]
     assert doc["services"]["db"]["networks"] == ["db"]
-    assert doc["volumes"] == {"acme": {}, "db-data": {}}
+    assert doc["volumes"] == {"acme": {}, "routes": {}, "db-data": {}}
 
 
 def test_no_database_no_db_service(tmp_path: Path) -> None:

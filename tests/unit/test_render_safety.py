@@ -75,12 +75,10 @@ def test_healthcheck_command_is_escaped(tmp_path: Path) -> None:
     assert "http://127.0.0.1:8000/health?v=$$x'" in doc["services"]["app"]["healthcheck"]["test"][3]
 
 
-def test_labels_are_escaped(tmp_path: Path) -> None:
-    """No key lets "$" into a label today (name and domain are validated): the escape covers them anyway."""
+def test_the_app_has_no_traefik_labels_the_routes_file_carries_the_router(tmp_path: Path) -> None:
+    """Traefik has no Docker provider: labels would be dead weight, and "$" in them would need escaping."""
     project = project_in(tmp_path, BASE + "app: {module: app.main:app}\n")
-    config = project.config.model_copy(update={"domain": "a$b.example.com"})
-    labels = compose_of(dataclasses.replace(project, config=config))["services"]["app"]["labels"]
-    assert labels["traefik.http.routers.shop.rule"] == "Host(`a$$b.example.com`)"
+    assert "labels" not in compose_of(project)["services"]["app"]
 
 
 def test_paths_are_escaped(tmp_path: Path) -> None:
@@ -266,7 +264,7 @@ FULL = (
 
 def test_every_service_rotates_its_logs_by_default(tmp_path: Path) -> None:
     services = compose(tmp_path, FULL, {"secrets/db": "pw\n"})["services"]
-    assert sorted(services) == ["app", "db", "migrate", "socket-proxy", "traefik"]
+    assert sorted(services) == ["app", "db", "migrate", "routes", "traefik"]
     assert {name: s["logging"] for name, s in services.items()} == dict.fromkeys(services, DEFAULT_LOGGING)
 
 

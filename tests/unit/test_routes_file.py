@@ -1,0 +1,74 @@
+"""The routes file composekit writes into the routes volume at every switch: exact bytes, one generation each."""
+
+from __future__ import annotations
+
+import yaml
+
+from composekit.config import parse_config
+from composekit.render.traefik import GENERATION_HEADER, routes_file
+
+CONFIG = parse_config({"name": "shop", "domain": "shop.example.com", "app": {"module": "app.main:app"}})
+
+EXPECTED = """\
+# Written by composekit: generation g2. Do not edit: `composekit up` rewrites it.
+http:
+  middlewares:
+    security-headers:
+      headers:
+        stsSeconds: 31536000
+        contentTypeNosniff: true
+        frameDeny: true
+        referrerPolicy: strict-origin-when-cross-origin
+        customResponseHeaders:
+          Server: ''
+          X-Powered-By: ''
+    shop-probe:
+      headers:
+        customResponseHeaders:
+          X-Composekit-Generation: g2
+  routers:
+    shop:
+      rule: Host(`shop.example.com`)
+      entryPoints:
+      - websecure
+      service: shop
+      middlewares:
+      - security-headers
+      tls:
+        certResolver: composekit
+    shop-probe:
+      rule: Host(`shop.example.com`) && Header(`X-Composekit-Generation`, `g2`)
+      entryPoints:
+      - websecure
+      service: shop-probe
+      middlewares:
+      - security-headers
+      - shop-probe
+      tls:
+        certResolver: composekit
+  services:
+    shop:
+      loadBalancer:
+        servers:
+        - url: http://shop-app-1:8000
+    shop-probe:
+      loadBalancer:
+        servers:
+        - url: http://shop-app-2:8000
+tls:
+  options:
+    default:
+      minVersion: VersionTLS12
+"""
+
+
+def test_routes_file_exact_bytes() -> None:
+    assert routes_file(CONFIG, "g2", ["shop-app-1"], ["shop-app-2"]) == EXPECTED
+
+
+def test_each_generation_names_itself_in_its_probe_router_and_answer_header() -> None:
+    doc = yaml.safe_load(routes_file(CONFIG, "g7", ["shop-app-2"], ["shop-app-2"]))
+    http = doc["http"]
+    assert f"Header(`{GENERATION_HEADER}`, `g7`)" in http["routers"]["shop-probe"]["rule"]
+    assert http["middlewares"]["shop-probe"]["headers"]["customResponseHeaders"] == {GENERATION_HEADER: "g7"}
+    assert http["services"]["shop"] == http["services"]["shop-probe"]
