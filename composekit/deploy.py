@@ -12,6 +12,7 @@ from .config.project import Project
 from .engine import steps
 from .engine.docker import ContainerInfo, Docker, LineSink
 from .engine.steps import down, status
+from .engine.switch import APP, SwitchResult, release_id, switch_app
 from .engine.wait import Deadline
 from .render.stack import write_stack
 from .verify.checks import Report
@@ -29,6 +30,7 @@ class UpResult:
     url: str
     containers: list[ContainerInfo]
     smoke: Report | None = None
+    switch: SwitchResult | None = None
 
     @property
     def passed(self) -> bool:
@@ -64,25 +66,30 @@ def up(
     steps.check_ports(project, before)
     write_stack(project)
     report(f"rendered the stack into {project.out_dir}")
-    report("building the app image")
+    release = release_id(project.app_dir)
+    report(f"building the app image (release {release})")
     docker.build(on_line)
     steps.fix_volume_owners(project, docker, report)
     if project.config.migrate.command is not None:
+        # On the NEW image, before the app changes: a failing migration leaves the running release serving.
         steps.migrate(project, docker, before, deadline, report, on_line)
-        report("starting the stack")
-        others = [name for name in docker.services() if name != steps.MIGRATE]
-        # --no-deps: the migration already ran; compose must not re-run it or touch what it depends on.
-        docker.up(others, dependencies=False, on_line=on_line)
-    else:
-        report("starting the stack")
-        docker.up(on_line=on_line)
-    report("waiting for Traefik and the app to be healthy")
-    containers = steps.wait_healthy(docker, ["traefik", "app"], deadline)
+    report("starting Traefik and the services beside the app")
+    # --no-deps: the migration already ran; the app is switched by switch_app, never recreated in place.
+    infra = [name for name in docker.services() if name not in (steps.MIGRATE, APP)]
+    docker.up(infra, dependencies=False, on_line=on_line)
+    steps.wait_healthy(docker, ["traefik"], deadline)
+    switched = switch_app(project, docker, deadline, release, report, on_line)
     steps.wait_routed(project, deadline)
+    containers = docker.containers()
     url = f"https://{project.config.domain}/"
-    report(f"healthy: {url}")
+    if switched.changed:
+        report(f"release {release} serving at {url}; switch took {switched.switch_seconds:.1f}s")
+    else:
+        report(f"healthy: {url}")
     if smoke_wait is None:
-        return UpResult(url=url, containers=containers)
+        return UpResult(url=url, containers=containers, switch=switched)
     opts = smoke_options or SmokeOptions.from_config(project.config, project.root)
     report(f"smoke-testing the deployment (retrying for up to {smoke_wait:g}s)")
-    return UpResult(url=url, containers=containers, smoke=smoke(opts, wait=smoke_wait, on_retry=on_smoke_retry))
+    return UpResult(
+        url=url, containers=containers, smoke=smoke(opts, wait=smoke_wait, on_retry=on_smoke_retry), switch=switched
+    )

@@ -325,8 +325,7 @@ class App(_Model):
         for name, target in v.items():
             if not isinstance(name, str) or not _VOLUME_NAME_RE.match(name) or name in ("acme", "routes"):
                 raise ValueError(
-                    f'expected volume names of letters, digits, "_", "-", "." (not "acme" or "routes"), '
-                    f"got {got(name)}"
+                    f'expected volume names of letters, digits, "_", "-", "." (not "acme" or "routes"), got {got(name)}'
                 )
             if not isinstance(target, str) or not target.startswith("/") or target == "/":
                 raise ValueError(f"{name}: expected an absolute path inside the container, got {got(target)}")

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
+from python_on_whales.utils import run as run_command
 
 from ..errors import BuildError, DockerError
 
@@ -225,6 +226,59 @@ class Docker:
             raise DockerError(
                 "`docker compose up` could not create the stack's network", exc.command, exc.stderr, NETWORK_HINT
             ) from None
+
+    def start_beside(self, service: str, count: int, on_line: LineSink | None = None) -> None:
+        """Scale ``service`` to ``count`` containers without recreating the running ones: the new container runs
+        the current image and config beside the old ones (what each release's switch starts from)."""
+        self._stream(
+            f"`docker compose up --scale {service}={count} --no-recreate` failed",
+            lambda: self.client.compose.up(
+                [service],
+                detach=True,
+                scales={service: count},
+                recreate=False,
+                dependencies=False,
+                color=False,
+                stream_logs=True,
+            ),
+            on_line,
+        )
+
+    def config_hash(self, service: str) -> str:
+        """The hash Compose labels ``service``'s containers with (com.docker.compose.config-hash)."""
+        out = self._call(
+            f"`docker compose config --hash {service}` failed",
+            lambda: str(run_command([*self.client.compose.docker_compose_cmd, "config", "--hash", service])),
+        )
+        return out.split()[-1] if out.split() else ""
+
+    def container_labels(self, container: str) -> dict[str, str]:
+        return self._call(
+            f"cannot inspect container {container}",
+            lambda: dict(self.client.container.inspect(container).config.labels or {}),
+            ENGINE_HINT,
+        )
+
+    def image_id(self, image: str) -> str:
+        return self._call(
+            f"cannot inspect image {image}", lambda: str(self.client.image.inspect(image).id), ENGINE_HINT
+        )
+
+    def tag(self, image: str, tag: str) -> None:
+        self._call(f"cannot tag {image} as {tag}", lambda: self.client.image.tag(image, tag), ENGINE_HINT)
+
+    def stop_and_remove(self, container: str, grace: int) -> None:
+        """SIGTERM, up to ``grace`` seconds to finish (gunicorn's graceful stop), then remove the container."""
+        self._call(f"cannot stop container {container}", lambda: self.client.container.stop(container, time=grace))
+        self._call(f"cannot remove container {container}", lambda: self.client.container.remove(container))
+
+    def remove_now(self, container: str) -> None:
+        self._call(f"cannot remove container {container}", lambda: self.client.container.remove(container, force=True))
+
+    def container_logs(self, container: str, tail: int) -> str:
+        return self._call(
+            f"cannot read the logs of {container}", lambda: str(self.client.container.logs(container, tail=tail))
+        )
 
     def services(self) -> list[str]:
         """Every service of the stack, the override file's included."""

@@ -23,10 +23,11 @@ from ..errors import (
 )
 from ..render.compose import app_image
 from ..render.stack import COMPOSE_FILE, render_stack
+from ..render.traefik import GENERATION_HEADER
 from ..verify.http import Endpoint, HttpClient
 from .docker import ContainerInfo, Docker, LineSink
 from .ports import port_is_free
-from .wait import Deadline, Poll
+from .wait import Deadline, Poll, poll_until
 
 __all__ = [
     "MIGRATE",
@@ -39,8 +40,10 @@ __all__ = [
     "down",
     "fix_volume_owners",
     "migrate",
+    "public_endpoint",
     "read_only_docker",
     "status",
+    "wait_generation",
     "wait_healthy",
     "wait_routed",
 ]
@@ -253,6 +256,40 @@ def wait_healthy(docker: Docker, services: list[str], deadline: Deadline) -> lis
     )
 
 
+def public_endpoint(project: Project) -> Endpoint:
+    """Where composekit reaches the stack's public entrypoint (Traefik's published ports) to probe it: the one
+    place that says so. On this machine's engine that is loopback."""
+    config = project.config
+    return Endpoint(config.domain, "127.0.0.1", config.ports.http, config.ports.https)
+
+
+def wait_generation(project: Project, generation: str, deadline: Deadline, what: str) -> float:
+    """Wait until Traefik has loaded the routes file of ``generation`` and its probe router reaches the app:
+    a request naming the generation answers 200 with the generation echoed. Returns the seconds it took."""
+    config = project.config
+
+    def observe() -> Poll[str]:
+        try:
+            answer = client.get("https", config.app.health_path, verify=False, headers={GENERATION_HEADER: generation})
+        except HttpCheckError as exc:
+            return Poll(str(exc), False)
+        seen = answer.headers.get(GENERATION_HEADER.lower())
+        return Poll(f"HTTP {answer.status}, generation {seen or 'none'}", answer.status == 200 and seen == generation)
+
+    started = deadline.clock()
+    with HttpClient(public_endpoint(project), timeout=5) as client:
+        seen, _ = poll_until(
+            observe, deadline.remaining(), first_delay=0.05, max_delay=0.2, clock=deadline.clock, sleep=deadline.sleep
+        )
+    if not seen.done:
+        raise HealthTimeoutError(
+            f"{deadline.ran_out(what, started)}: Traefik did not answer a probe of routes generation {generation} "
+            f"with 200 (https://{config.domain}{config.app.health_path}); last answer: {seen.value}\n"
+            "fix: check Traefik's logs (`composekit logs traefik`) for errors reading /etc/traefik/dynamic"
+        )
+    return deadline.clock() - started
+
+
 def wait_routed(project: Project, deadline: Deadline) -> None:
     """Wait until Traefik routes the domain to the app on this machine (its health path answers 200).
 
@@ -260,7 +297,7 @@ def wait_routed(project: Project, deadline: Deadline) -> None:
     The certificate is not judged here (it may still be being issued); `composekit smoke` does that.
     """
     config = project.config
-    endpoint = Endpoint(config.domain, "127.0.0.1", config.ports.http, config.ports.https)
+    endpoint = public_endpoint(project)
 
     def observe() -> Poll[str]:
         try:

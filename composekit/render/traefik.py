@@ -87,11 +87,20 @@ def routes_file(config: Config, generation: str, live: list[str], probe: list[st
     http = doc["http"]
     http["middlewares"][probe_name] = {"headers": {"customResponseHeaders": {GENERATION_HEADER: generation}}}
     http["routers"] = {
-        name: {"rule": host, "entryPoints": ["websecure"], "service": name,
-               "middlewares": ["security-headers"], "tls": {"certResolver": RESOLVER}},
-        probe_name: {"rule": f"{host} && Header(`{GENERATION_HEADER}`, `{generation}`)", "entryPoints": ["websecure"],
-                     "service": probe_name, "middlewares": ["security-headers", probe_name],
-                     "tls": {"certResolver": RESOLVER}},
+        name: {
+            "rule": host,
+            "entryPoints": ["websecure"],
+            "service": name,
+            "middlewares": ["security-headers"],
+            "tls": {"certResolver": RESOLVER},
+        },
+        probe_name: {
+            "rule": f"{host} && Header(`{GENERATION_HEADER}`, `{generation}`)",
+            "entryPoints": ["websecure"],
+            "service": probe_name,
+            "middlewares": ["security-headers", probe_name],
+            "tls": {"certResolver": RESOLVER},
+        },
     }
     http["services"] = {
         service: {"loadBalancer": {"servers": [{"url": f"http://{c}:{config.app.port}"} for c in containers]}}

@@ -225,7 +225,7 @@ class HttpClient:
             )
         return self._clients[verify]
 
-    def get(self, scheme: Scheme, path: str, *, verify: bool = True) -> Answer:
+    def get(self, scheme: Scheme, path: str, *, verify: bool = True, headers: dict[str, str] | None = None) -> Answer:
         """GET ``path``; ``verify=False`` skips certificate checks (to look past a bad certificate)."""
         ep = self.endpoint
         public = ep.url(scheme, path)
@@ -233,7 +233,9 @@ class HttpClient:
         start = time.perf_counter()
         try:
             response = self._client(verify).get(
-                ep.connect_url(scheme, path), headers={"Host": ep.host(scheme)}, extensions=extensions
+                ep.connect_url(scheme, path),
+                headers={**(headers or {}), "Host": ep.host(scheme)},
+                extensions=extensions,
             )
         except httpx.TimeoutException:
             raise HttpCheckError(
@@ -242,11 +244,11 @@ class HttpClient:
         except httpx.HTTPError as exc:
             raise HttpCheckError(f"GET {public} (at {ep.where(scheme)}) failed: {_reason(exc)}") from None
         elapsed = (time.perf_counter() - start) * 1000
-        headers: dict[str, str] = {}
+        answered: dict[str, str] = {}
         for key, value in response.headers.multi_items():
             key = key.lower()
-            headers[key] = f"{headers[key]}, {value}" if key in headers else value
-        return Answer(public, response.status_code, response.reason_phrase, headers, response.text, elapsed)
+            answered[key] = f"{answered[key]}, {value}" if key in answered else value
+        return Answer(public, response.status_code, response.reason_phrase, answered, response.text, elapsed)
 
     def certificate(self) -> PeerCertificate:
         """The certificate served for the domain, from one handshake verified against the trust store.

@@ -26,6 +26,7 @@ from composekit.config.project import Project, load_project
 from composekit.deploy import up
 from composekit.engine import steps as deploy
 from composekit.engine.docker import ContainerInfo, Docker, LineSink
+from composekit.engine.switch import SwitchResult
 from composekit.engine.wait import Deadline
 from composekit.errors import HealthTimeoutError, MigrationError
 from composekit.verify.checks import CheckResult, Report
@@ -251,6 +252,12 @@ def deploy_with(monkeypatch: pytest.MonkeyPatch) -> Callable[[FakeDocker], list[
         monkeypatch.setattr(deploy, "docker_for", lambda project: fake)
         monkeypatch.setattr(deploy, "port_is_free", lambda port: True)
         monkeypatch.setattr(deploy, "wait_routed", lambda project, *_, **__: routed.append(project.config.domain))
+        # The switch itself runs against the real engine (tests/integration/test_redeploy.py).
+        monkeypatch.setattr(
+            composekit.deploy,
+            "switch_app",
+            lambda project, docker, deadline, release, *_: SwitchResult(release, [], [], False, 0.0),
+        )
         return routed
 
     return install
@@ -301,7 +308,8 @@ def test_successful_migration_then_the_rest_without_rerunning_it(
     fake = FakeDocker([], recorded("healthy", ("db", "migrate")), recorded("starting"), recorded("healthy"))
     routed = deploy_with(fake)
     result = up(project, timeout=30, smoke_wait=None)
-    assert fake.asked("up") == [("up", ["migrate"], True), ("up", ["app", "db", "traefik"], False)]
+    # The app is not in the second `up`: switch_app starts it beside the running release.
+    assert fake.asked("up") == [("up", ["migrate"], True), ("up", ["db", "traefik"], False)]
     assert (result.url, result.containers) == (f"https://{PROJECT}.composekit.test/", recorded("healthy"))
     assert routed == [f"{PROJECT}.composekit.test"]
     assert (project.out_dir / "compose.yaml").is_file()  # rendered before anything ran

@@ -106,13 +106,19 @@ def test_nothing_mounts_the_docker_socket_and_traefik_reads_its_routes_from_the_
     assert routes["volumes"] == ["routes:/routes"]
     assert routes["image"] == "python:3.13-slim"  # images/python: no extra image to pull
     assert routes["network_mode"] == "none" and "networks" not in routes
-    assert (routes["read_only"], routes["cap_drop"], routes["security_opt"]) == (True, ["ALL"], ["no-new-privileges:true"])
+    assert (routes["read_only"], routes["cap_drop"], routes["security_opt"]) == (
+        True,
+        ["ALL"],
+        ["no-new-privileges:true"],
+    )
     assert routes["restart"] == "always" and routes["pids_limit"] <= 32
     assert "ports" not in routes and "expose" not in routes
     assert [m for m in services["app"].get("labels", {}) if m.startswith("traefik.")] == []
     static = yaml.safe_load(files["traefik.yml"])
-    assert static["providers"] == {"providersThrottleDuration": "0s",
-                                   "file": {"directory": "/etc/traefik/dynamic", "watch": True}}
+    assert static["providers"] == {
+        "providersThrottleDuration": "0s",
+        "file": {"directory": "/etc/traefik/dynamic", "watch": True},
+    }
     assert "traefik-dynamic.yml" not in files and "socket-proxy.py" not in files
 
 

@@ -3,7 +3,6 @@ and confinement of every service. Every message asserted word for word."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 from typing import Any

@@ -4,6 +4,7 @@ before the migration (#7.6), and `status` surviving a failed worker count (#7.10
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -92,22 +93,41 @@ class FakeDocker:
         self.chowns.append((image, argv, volumes))
         return "\n".join(f"chowned {p} 0:0 999:999" if p == "/data" else f"kept {p}" for p in volumes.values())
 
+    def image_id(self, image: str) -> str:
+        return "sha256:new"
+
+    def config_hash(self, service: str) -> str:
+        return "hash"
+
+    def start_beside(self, service: str, count: int, on_line: Any = None) -> None:
+        self.calls.append(f"start_beside {service} {count}")
+
+    def remove_now(self, name: str) -> None:
+        self.calls.append(f"remove_now {name}")
+
+    def container_logs(self, name: str, tail: int) -> str:
+        return f"{name} log line"
+
+    def tag(self, image: str, tag: str) -> None:
+        self.calls.append(f"tag {image} {tag}")
+
     def up(self, services: list[str] | None = None, *, dependencies: bool = True, on_line: Any = None) -> None:
         self.calls.append(f"up {services}")
         if services == ["migrate"]:
             self.migration_started = self.clock.now
 
     def services(self) -> list[str]:
-        return ["app", "migrate", "traefik"]
+        return ["app", "migrate", "routes", "traefik"]
 
     def containers(self) -> list[ContainerInfo]:
         if self.migration_started is None:
             return []
         done = self.clock.now >= self.migration_started + self.migration_done_after
         found = [container("migrate", "exited" if done else "running", exit_code=0 if done else None)]
-        if any(c.startswith("up ['app'") for c in self.calls):
-            health = "healthy" if self.healthy else "starting"
-            found += [container("app", health=health), container("traefik", health="healthy")]
+        if any(c.startswith("up ['routes'") for c in self.calls):
+            found += [container("traefik", health="healthy"), container("routes")]
+        if any(c.startswith("start_beside app") for c in self.calls):
+            found += [container("app", health="healthy" if self.healthy else "starting")]
         return found
 
     def logs(self, services: list[str], tail: int | None = None) -> str:
@@ -117,6 +137,9 @@ class FakeDocker:
         self.calls.append("down")
 
     def exec(self, name: str, argv: list[str]) -> str:
+        if name == "shop-routes-1":
+            self.calls.append("write routes")
+            return ""
         if self.exec_error is not None:
             raise self.exec_error
         return "3\n"
@@ -154,9 +177,11 @@ def test_the_health_wait_gets_only_what_is_left_of_one_deadline(tmp_path: Path) 
         run_up(tmp_path, docker, clock, timeout=100)
     # Before: the health wait had its own 100 s, so `up` gave up only at 170 s.
     assert clock.now - 1000 == pytest.approx(100, abs=0.01)
-    assert str(caught.value).splitlines()[0] == (
-        "the stack did not become healthy: `up` ran out of its --timeout of 100s while waiting for it (after 100s "
-        "in total, 28s of them in this step). Last status: app: running, health starting"
+    first = re.sub(r"release \d{8}T\d{6}Z ", "release R ", str(caught.value).splitlines()[0])  # a UTC timestamp
+    assert first == (
+        "the new release R (shop-app-1) was removed: `up` ran out of its --timeout of 100s while waiting for it to be "
+        "healthy (after 100s in total, 28s of them in this step); last seen: running, health starting, restarted 0 "
+        "times. Nothing was serving before; volumes are kept."
     )
 
 
@@ -195,10 +220,11 @@ def test_the_routing_wait_shares_the_deadline(tmp_path: Path, monkeypatch: pytes
     with pytest.raises(HealthTimeoutError) as caught:
         run_up(tmp_path, docker, clock, timeout=100)
     assert clock.now - 1000 <= 101  # one last request may start just before the deadline
-    assert str(caught.value).splitlines()[0] == (
-        "`up` ran out of its --timeout of 100s while waiting for Traefik to route the app (after 101s in total, "
-        "29s of them in this step): the app is healthy but https://shop.example.com/health through Traefik on "
-        "this machine did not answer 200; last answer: connection refused"
+    first = re.sub(r"generation [0-9a-f]{12} ", "generation G ", str(caught.value).splitlines()[0])
+    assert first == (
+        "`up` ran out of its --timeout of 100s while switching Traefik to the new release (after 100s in total, "
+        "28s of them in this step): Traefik did not answer a probe of routes generation G with 200 "
+        "(https://shop.example.com/health); last answer: connection refused"
     )
 
 
@@ -273,7 +299,7 @@ def test_status_keeps_the_row_when_counting_workers_fails(tmp_path: Path) -> Non
     clock = Clock()
     docker = FakeDocker(clock)
     docker.migration_started = 0
-    docker.calls.append("up ['app', 'traefik']")
+    docker.calls += ["up ['routes', 'traefik']", "start_beside app 1"]
     docker.exec_error = DockerError(
         "`python3 -c ...` failed in shop-app-1",
         ["docker", "exec"],
@@ -285,7 +311,7 @@ def test_status_keeps_the_row_when_counting_workers_fails(tmp_path: Path) -> Non
     assert app.note == (
         "workers unknown: counting them in shop-app-1 failed (Error response from daemon: container is restarting)"
     )
-    assert [s.service for s in st.services] == ["migrate", "app", "traefik"]
+    assert [s.service for s in st.services] == ["migrate", "traefik", "routes", "app"]
     docker.exec_error = None
     assert (
         next(

@@ -1,0 +1,213 @@
+"""The app's release switch: start the new container beside the old, wait until it is healthy and Traefik
+reaches it, move the public route to it, confirm the old one is out of rotation, then stop the old one
+gracefully. Every step is gated on something observed (Docker's health, a probe through Traefik naming the
+routes generation), never on a fixed sleep.
+
+Traefik's routes live in one file in the `routes` volume; each write is a new generation, renamed into place
+inside the routes container, so Traefik loads the whole of it or nothing.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ..config.project import Project
+from ..errors import DockerError, HealthTimeoutError
+from ..render.compose import GRACEFUL_TIMEOUT, ROUTES, ROUTES_DIR, app_image
+from ..render.traefik import routes_file
+from .docker import ContainerInfo, Docker, LineSink
+from .steps import wait_generation
+from .wait import Deadline, Poll, poll_until
+
+__all__ = ["APP", "SwitchResult", "release_id", "switch_app", "write_routes"]
+
+APP = "app"
+ROUTES_FILE = "composekit.yml"
+Report = Callable[[str], None]
+
+# Runs in the routes container: the new generation goes to a temporary file in the same directory, reaches
+# the disk, and is renamed over the live file, so Traefik's watcher never sees half a file.
+_WRITE_ROUTES = (
+    "import os, sys\n"
+    "path, text = sys.argv[1], sys.argv[2]\n"
+    "tmp = os.path.join(os.path.dirname(path), '.' + os.path.basename(path) + '.tmp')\n"
+    "with open(tmp, 'w') as f:\n"
+    "    f.write(text)\n"
+    "    f.flush()\n"
+    "    os.fsync(f.fileno())\n"
+    "os.chmod(tmp, 0o644)\n"
+    "os.rename(tmp, path)\n"
+)
+
+
+@dataclass(frozen=True)
+class SwitchResult:
+    """``serving``: the app containers now in rotation; ``retired``: the ones stopped and removed."""
+
+    release: str
+    serving: list[str]
+    retired: list[str]
+    changed: bool
+    switch_seconds: float  # new container started -> old ones removed (0 when nothing changed)
+
+
+def release_id(app_dir: Path, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> str:
+    """The git commit of the app's directory (short), with ``-dirty`` when the tree has changes; a UTC
+    timestamp outside git (or when git is not installed)."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(app_dir), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        if head.returncode == 0 and head.stdout.strip():
+            dirty = subprocess.run(
+                ["git", "-C", str(app_dir), "status", "--porcelain", "--untracked-files=normal", "--", "."],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
+            return head.stdout.strip() + ("-dirty" if dirty.returncode != 0 or dirty.stdout.strip() else "")
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return now().strftime("%Y%m%dT%H%M%SZ")
+
+
+def _routes_container(docker: Docker) -> str:
+    for c in docker.containers():
+        if c.service == ROUTES and c.status == "running":
+            return c.name
+    raise DockerError(
+        f"the {ROUTES} container is not running, so Traefik's routes cannot be written",
+        ["docker", "compose", "ps", ROUTES],
+        "",
+        f"`composekit logs {ROUTES}` says why",
+    )
+
+
+def write_routes(project: Project, docker: Docker, live: list[str], probe: list[str]) -> str:
+    """Write a new generation of Traefik's routes; returns its id (probe it with steps.wait_generation)."""
+    generation = uuid.uuid4().hex[:12]
+    text = routes_file(project.config, generation, live, probe)
+    docker.exec(_routes_container(docker), ["python3", "-I", "-c", _WRITE_ROUTES, f"{ROUTES_DIR}/{ROUTES_FILE}", text])
+    return generation
+
+
+def _app_containers(docker: Docker) -> list[ContainerInfo]:
+    return [c for c in docker.containers() if c.service == APP]
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"    {line}" for line in text.splitlines()[-30:]) or "    (no output)"
+
+
+def _wait_new_healthy(docker: Docker, new: ContainerInfo, deadline: Deadline) -> tuple[bool, str]:
+    """Docker's healthcheck of the new container (the same one Compose uses) passed; (False, why) otherwise."""
+
+    def observe() -> Poll[str]:
+        c = next((c for c in _app_containers(docker) if c.id == new.id), None)
+        if c is None:
+            return Poll("its container disappeared", False, True, "its container disappeared")
+        state = f"{c.status}, health {c.health or 'n/a'}, restarted {c.restart_count} times"
+        if c.status == "exited" or c.restart_count > 0 or c.health == "unhealthy":
+            return Poll(state, False, True, state)
+        return Poll(state, c.status == "running" and c.health in (None, "healthy"), False, state)
+
+    started = deadline.clock()
+    seen, timed_out = poll_until(
+        observe, deadline.remaining(), first_delay=0.25, max_delay=1.0, clock=deadline.clock, sleep=deadline.sleep
+    )
+    if seen.done:
+        return True, ""
+    if timed_out:
+        return False, f"{deadline.ran_out('waiting for it to be healthy', started)}; last seen: {seen.value}"
+    return False, f"it failed (last seen: {seen.value})"
+
+
+def switch_app(
+    project: Project,
+    docker: Docker,
+    deadline: Deadline,
+    release: str,
+    report: Report = lambda _: None,
+    on_line: LineSink | None = None,
+) -> SwitchResult:
+    """Put the image just built (app_image) into rotation with no failed request, or leave the old release
+    serving and raise. Nothing is recreated when the running container already runs that image and config."""
+    config = project.config
+    image = app_image(config)
+    new_image = docker.image_id(image)
+    want_hash = docker.config_hash(APP)
+    containers = _app_containers(docker)
+    for c in containers:
+        if c.status not in ("running", "restarting"):
+            docker.remove_now(c.name)  # a leftover of an interrupted deploy: never in rotation
+    old = [c for c in containers if c.status in ("running", "restarting")]
+    if (
+        len(old) == 1
+        and old[0].image == new_image
+        and docker.container_labels(old[0].name).get("com.docker.compose.config-hash") == want_hash
+    ):
+        generation = write_routes(project, docker, [old[0].name], [old[0].name])
+        wait_generation(project, generation, deadline, "checking that Traefik routes to the running app")
+        report(f"the app already runs this image and config ({old[0].name}); nothing recreated")
+        return SwitchResult(release, [old[0].name], [], False, 0.0)
+
+    started = time.monotonic()
+    report(f"starting release {release} beside {', '.join(c.name for c in old) or 'nothing'}")
+    docker.start_beside(APP, len(old) + 1, on_line)
+    known = {c.id for c in old}
+    fresh = [c for c in _app_containers(docker) if c.id not in known]
+    if len(fresh) != 1:
+        raise DockerError(
+            f"expected one new app container, found {len(fresh)}",
+            ["docker", "compose", "ps", APP],
+            "",
+            "run `composekit status`; a manual `docker compose up --scale` may be in the way",
+        )
+    new = fresh[0]
+
+    def give_up(why: str) -> HealthTimeoutError:
+        logs = docker.container_logs(new.name, 30)
+        docker.remove_now(new.name)
+        if old:
+            docker.tag(old[0].image, image)  # :latest stays the image that serves
+            kept = f"The release that was serving ({', '.join(c.name for c in old)}) is untouched and still serving."
+        else:
+            kept = "Nothing was serving before; volumes are kept."
+        return HealthTimeoutError(
+            f"the new release {release} ({new.name}) was removed: {why}. {kept}\n"
+            f"Last log lines of {new.name}:\n{_indent(logs)}\n"
+            f"fix: make the app start and its health path {config.app.health_path} answer 200, "
+            "then run `composekit up` again"
+        )
+
+    report(f"waiting for {new.name} to be healthy")
+    healthy, why = _wait_new_healthy(docker, new, deadline)
+    if not healthy:
+        raise give_up(why)
+    names = [c.name for c in old]
+    if old:
+        report(f"checking that Traefik reaches {new.name}")
+        generation = write_routes(project, docker, names, [new.name])
+        try:
+            wait_generation(project, generation, deadline, "waiting for Traefik to reach the new release")
+        except HealthTimeoutError as exc:
+            raise give_up(f"Traefik could not reach it: {str(exc).splitlines()[0]}") from None
+    report(f"switching Traefik to {new.name}")
+    generation = write_routes(project, docker, [new.name], [new.name])
+    try:
+        wait_generation(project, generation, deadline, "switching Traefik to the new release")
+    except HealthTimeoutError:
+        if old:
+            write_routes(project, docker, names, names)
+        raise
+    for c in old:
+        report(f"{c.name} is out of rotation; stopping it (up to {GRACEFUL_TIMEOUT}s for requests in flight)")
+        docker.stop_and_remove(c.name, GRACEFUL_TIMEOUT + 10)
+    docker.tag(image, f"{config.name}-app:{release}")
+    return SwitchResult(release, [new.name], names, True, time.monotonic() - started)

@@ -1,0 +1,109 @@
+"""Zero-downtime redeploys on the real engine, Traefik and Pebble: one stack shared by the module's tests, in order.
+
+A code change redeployed under constant HTTPS load loses no request and the answer changes to the new version;
+a failing migration and a release that never turns healthy leave the old release serving (same container);
+a second `up` with nothing changed recreates nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import REPO, Stack
+from .restart_load import HttpsLoad
+
+pytestmark = pytest.mark.integration
+
+APP = REPO / "tests" / "integration" / "apps" / "redeploy-app"
+NAME = "zd-redeploy"
+
+
+@pytest.fixture(scope="module")
+def stack(make_stack: Any) -> Stack:
+    s: Stack = make_stack(APP, NAME)
+    s.ck("up", "--no-smoke", timeout=600)
+    s.wait_https("/")
+    return s
+
+
+def set_version(stack: Stack, version: str) -> None:
+    main = stack.dir / "app" / "main.py"
+    text = main.read_text()
+    start = text.index('VERSION = "')
+    end = text.index('"', start + len('VERSION = "'))
+    main.write_text(text[:start] + f'VERSION = "{version}' + text[end:])
+
+
+def app_ids(stack: Stack) -> list[str]:
+    found = stack.docker.container.list(
+        all=True,
+        filters=[("label", f"com.docker.compose.project={stack.name}"), ("label", "com.docker.compose.service=app")],
+    )
+    return sorted(c.id for c in found)
+
+
+def marker(stack: Stack, name: str) -> Path:
+    return stack.dir / "app" / name
+
+
+def test_redeploy_under_load_loses_no_request_and_serves_the_new_version(stack: Stack) -> None:
+    assert stack.https("/").json() == {"version": "v1"}
+    old = app_ids(stack)
+    set_version(stack, "v2")
+    with HttpsLoad(stack.domain, stack.env.roots, threads=3, max_seconds=240) as load:
+        done = stack.ck("up", "--no-smoke", timeout=300)
+        result = load.stop()
+    assert result.sent > 100, result
+    assert result.failed == 0, f"{result}\n{done.stderr[-3000:]}"
+    assert stack.https("/").json() == {"version": "v2"}
+    new = app_ids(stack)
+    assert len(new) == 1 and new != old
+    assert "switch took" in done.stderr
+
+
+def test_a_second_up_with_nothing_changed_recreates_nothing(stack: Stack) -> None:
+    before = {service: c.id for service, c in stack.containers().items() if service != "migrate"}
+    done = stack.ck("up", "--no-smoke", timeout=300)
+    after = {service: c.id for service, c in stack.containers().items() if service != "migrate"}
+    assert after == before
+    assert "nothing recreated" in done.stderr
+
+
+def test_a_failing_migration_leaves_the_old_release_serving(stack: Stack) -> None:
+    old = app_ids(stack)
+    set_version(stack, "v3")
+    marker(stack, "FAIL_MIGRATION").write_text("")
+    try:
+        with HttpsLoad(stack.domain, stack.env.roots, threads=2, max_seconds=240) as load:
+            done = stack.ck("up", "--no-smoke", check=False, timeout=300)
+            result = load.stop()
+    finally:
+        marker(stack, "FAIL_MIGRATION").unlink()
+    assert done.returncode == 1
+    assert "the migration failed (exit code 3)" in done.stderr
+    assert "migration failed on purpose" in done.stderr
+    assert result.failed == 0, result
+    assert app_ids(stack) == old
+    assert stack.https("/").json() == {"version": "v2"}
+
+
+def test_a_release_that_never_turns_healthy_is_removed_and_the_old_one_keeps_serving(stack: Stack) -> None:
+    old = app_ids(stack)
+    set_version(stack, "v4")
+    marker(stack, "BROKEN_HEALTH").write_text("")
+    try:
+        with HttpsLoad(stack.domain, stack.env.roots, threads=2, max_seconds=240) as load:
+            done = stack.ck("up", "--no-smoke", "--timeout", "120", check=False, timeout=300)
+            result = load.stop()
+    finally:
+        marker(stack, "BROKEN_HEALTH").unlink()
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "was removed: it failed (last seen: running, health unhealthy" in done.stderr
+    assert "is untouched and still serving" in done.stderr
+    assert "Last log lines of zd-redeploy-app-" in done.stderr
+    assert result.failed == 0, result
+    assert app_ids(stack) == old
+    assert stack.https("/").json() == {"version": "v2"}
