@@ -1,12 +1,11 @@
-"""The example stack on the real engine with Traefik reading Docker through composekit's socket proxy:
-HTTPS with a Pebble certificate, no socket in Traefik, writes refused at the proxy, and proxy headers
-trusted from Traefik's fixed address only."""
+"""The example stack on the real engine with Traefik reading its routes from the routes volume: HTTPS with a Pebble
+certificate, no container holding the Docker socket, the routes writable only by the network-less routes
+container, and proxy headers trusted from Traefik's fixed address only."""
 
 from __future__ import annotations
 
 import json
 import re
-import time
 from typing import Any
 
 import pytest
@@ -17,30 +16,6 @@ pytestmark = pytest.mark.integration
 
 EXAMPLE = REPO / "stacks" / "fastapi"
 NAME = "proxy-shop"
-
-# Run inside the proxy container: raw HTTP/1.1 to the proxy, one connection per request.
-PROBE = r"""
-import http.client, json, sys
-def ask(method, path, body=None, limit=200):
-    c = http.client.HTTPConnection("127.0.0.1", 2375, timeout=10)
-    c.request(method, path, body=body, headers={"Content-Type": "application/json"} if body else {})
-    r = c.getresponse()
-    out = (r.status, r.read().decode(errors="replace")[:limit])
-    c.close()
-    return out
-cid, app = sys.argv[1], sys.argv[2]
-status, inspection = ask("GET", f"/v1.41/containers/{app}/json", limit=10**7)
-print(json.dumps({
-    "create": ask("POST", "/v1.41/containers/create", json.dumps({"Image": "x", "Cmd": ["id"]})),
-    "archive": ask("GET", f"/v1.41/containers/{cid}/archive?path=/etc/passwd"),
-    "exec": ask("POST", f"/containers/{cid}/exec", json.dumps({"Cmd": ["id"]})),
-    "traversal": ask("GET", "/v1.41/containers/json/../create"),
-    "list": ask("GET", "/v1.41/containers/json")[0],
-    "inspect": status,
-    "app_env": json.loads(inspection)["Config"]["Env"],
-    "app_labels": sorted(json.loads(inspection)["Config"]["Labels"]),
-}))
-"""
 
 # Run on the `web` network: the app's `/` as seen with forged proxy headers.
 FORGE = r"""
@@ -74,55 +49,27 @@ def test_https_with_a_pebble_certificate_through_the_proxy(shop: Stack) -> None:
     assert "Pebble" in issuer["commonName"]
 
 
-def test_only_the_proxy_mounts_the_docker_socket(shop: Stack) -> None:
-    traefik, proxy = inspect(shop, "traefik"), inspect(shop, "socket-proxy")
-    assert [m.destination for m in traefik.mounts if "docker.sock" in str(m.source)] == []
-    assert [(str(m.source), m.rw) for m in proxy.mounts if "docker.sock" in str(m.destination)] == [
-        ("/var/run/docker.sock", False)
-    ]
-    assert proxy.host_config.readonly_rootfs and proxy.host_config.cap_drop == ["ALL"]
-    assert proxy.host_config.port_bindings in (None, {})
-    # The app is not on the proxy's network.
-    assert f"{NAME}_socket-proxy" not in inspect(shop, "app").network_settings.networks
+def test_no_container_holds_the_docker_socket(shop: Stack) -> None:
+    for service, c in shop.containers().items():
+        mounts = shop.docker.container.inspect(c.id).mounts
+        assert [str(m.source) for m in mounts if "docker.sock" in str(m.source)] == [], service
+    assert "socket-proxy" not in shop.containers()
 
 
-def test_traefik_made_only_allowed_calls(shop: Stack) -> None:
-    traefik_ip = address_on(inspect(shop, "traefik"), f"{NAME}_socket-proxy")
-    lines = str(shop.docker.container.logs(shop.containers()["socket-proxy"].id)).splitlines()
-    from_traefik = [line for line in lines if f" from {traefik_ip}" in line]
-    assert [line for line in from_traefik if not line.startswith("socket-proxy: allow ")] == []
-    calls = {re.sub(r"[0-9a-f]{64}", "{id}", line.split(" from ")[0]) for line in from_traefik}
-    print("Traefik's calls through the proxy:", sorted(calls))
-    assert {"socket-proxy: allow GET /v1.41/containers/json", "socket-proxy: allow GET /v1.41/events"} <= calls
-
-
-def test_the_proxy_log_stays_quiet_while_the_stack_idles(shop: Stack) -> None:
-    # Healthchecks run every 5 s in three containers; Traefik must not re-list on each (it reacts to
-    # start/die/health changes only) and the proxy's own healthcheck is not logged.
-    proxy = shop.containers()["socket-proxy"].id
-    before = len(str(shop.docker.container.logs(proxy)).splitlines())
-    time.sleep(16)
-    new_lines = str(shop.docker.container.logs(proxy)).splitlines()[before:]
-    assert new_lines == []
-
-
-def test_the_proxy_refuses_writes_and_file_reads(shop: Stack) -> None:
-    proxy = shop.containers()["socket-proxy"]
-    traefik_id, app_id = shop.containers()["traefik"].id, shop.containers()["app"].id
-    answers = json.loads(str(shop.docker.container.execute(proxy.id, ["python3", "-c", PROBE, traefik_id, app_id])))
-    assert answers["create"][0] == 403 and "forbidden by composekit's socket proxy" in answers["create"][1]
-    assert answers["archive"][0] == 403
-    assert answers["exec"][0] == 403
-    assert answers["traversal"][0] == 403
-    assert (answers["list"], answers["inspect"]) == (200, 200)
-    # Traefik sees the app's labels, never its environment (env_file secrets would be in it).
-    assert "traefik.enable" in answers["app_labels"]
-    assert answers["app_env"] == []
-    assert any(e.startswith("FORWARDED_ALLOW_IPS=") for e in inspect(shop, "app").config.env)
-    logs = shop.docker.container.logs(proxy.id)
-    assert "deny POST /v1.41/containers/create from 127.0.0.1: method not allowed" in logs
-    assert f"deny GET /v1.41/containers/{traefik_id}/archive from 127.0.0.1: path not allowed" in logs
-    assert "/etc/passwd" not in logs  # queries are not logged
+def test_only_the_routes_container_writes_traefiks_routes(shop: Stack) -> None:
+    traefik, routes = inspect(shop, "traefik"), inspect(shop, "routes")
+    volume = f"{NAME}_routes"
+    assert [(m.destination, m.rw) for m in traefik.mounts if m.name == volume] == [("/etc/traefik/dynamic", False)]
+    assert [(m.destination, m.rw) for m in routes.mounts] == [("/routes", True)]
+    assert str(routes.host_config.network_mode) == "none"
+    assert routes.host_config.readonly_rootfs and routes.host_config.cap_drop == ["ALL"]
+    assert routes.host_config.port_bindings in (None, {})
+    # The app carries no Traefik labels: routes come from the file, and Traefik cannot read the engine at all.
+    assert [k for k in (inspect(shop, "app").config.labels or {}) if k.startswith("traefik.")] == []
+    text = str(
+        shop.docker.container.execute(routes.id, ["python3", "-c", "print(open('/routes/composekit.yml').read())"])
+    )
+    assert f"Host(`{shop.domain}`)" in text and "url: http://proxy-shop-app-" in text
 
 
 def test_traefik_has_the_fixed_address_the_app_trusts(shop: Stack) -> None:
