@@ -125,6 +125,11 @@ class Load:
                     time.sleep(0.01)
 
 
+def get_root(roots: Path, timeout: float = 10) -> httpx.Response:
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(roots)), timeout=timeout) as client:
+        return client.get("https://127.0.0.1/", headers={"Host": DOMAIN}, extensions={"sni_hostname": DOMAIN})
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -214,13 +219,7 @@ class Bench:
         steady = [lat for s, lat, e in load.samples if t0 - STEADY <= s < t0 and e is None]
         window = [(lat, e) for s, lat, e in load.samples if t0 <= s <= t1 + 1]
         errors = collections.Counter(e for _, _, e in load.samples if e)
-        answer = httpx.get(
-            "https://127.0.0.1/",
-            headers={"Host": DOMAIN},
-            extensions={"sni_hostname": DOMAIN},
-            verify=ssl.create_default_context(cafile=str(self.roots)),
-            timeout=10,
-        ).json()
+        answer = get_root(self.roots).json()
         row = {
             "method": what,
             "sent": len(load.samples),
@@ -283,13 +282,7 @@ def main() -> None:
             until = time.monotonic() + 90
             while time.monotonic() < until:
                 try:
-                    httpx.get(
-                        "https://127.0.0.1/",
-                        headers={"Host": DOMAIN},
-                        extensions={"sni_hostname": DOMAIN},
-                        verify=ssl.create_default_context(cafile=str(roots)),
-                        timeout=5,
-                    )
+                    get_root(roots, timeout=5)
                     break
                 except (httpx.HTTPError, ssl.SSLError, OSError):
                     time.sleep(1)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from .config.project import Project
 from .engine import steps
 from .engine.docker import ContainerInfo, Docker, LineSink
+from .engine.lock import deploy_lock
 from .engine.steps import down, status
 from .engine.switch import APP, SwitchResult, release_id, switch_app
 from .engine.wait import Deadline
@@ -49,6 +50,7 @@ def up(
     smoke_wait: float | None = 90,
     smoke_options: SmokeOptions | None = None,
     on_smoke_retry: Callable[[Report], None] = lambda _: None,
+    break_lock: bool = False,
 ) -> UpResult:
     """Render, build, fix volume owners, migrate, start, wait until Traefik and the app are healthy and routed,
     then smoke-test the deployment from outside, retrying for up to ``smoke_wait`` seconds while Traefik obtains
@@ -56,12 +58,32 @@ def up(
 
     ``timeout`` bounds the engine part: the migration, the health wait and the routing wait share one deadline.
     A failed step raises (a ComposekitError); a failed smoke does not (the stack is up): see ``UpResult.passed``.
-    ``smoke_options`` default to the config's (SmokeOptions.from_config).
+    ``smoke_options`` default to the config's (SmokeOptions.from_config). The deploy holds the stack's lock on
+    the engine (engine.lock); ``break_lock`` first removes one left by a deploy that died.
     """
     deadline = deadline or Deadline(timeout)
     docker = docker or steps.docker_for(project)
     docker.engine_version()
     docker.compose_version()
+    with deploy_lock(project, docker, "up", break_lock=break_lock, report=report):
+        containers, switched = _deploy(project, docker, deadline, report, on_line)
+    url = f"https://{project.config.domain}/"
+    if switched.changed:
+        report(f"release {switched.release} serving at {url}; switch took {switched.switch_seconds:.1f}s")
+    else:
+        report(f"healthy: {url}")
+    if smoke_wait is None:
+        return UpResult(url=url, containers=containers, switch=switched)
+    opts = smoke_options or SmokeOptions.from_config(project.config, project.root)
+    report(f"smoke-testing the deployment (retrying for up to {smoke_wait:g}s)")
+    return UpResult(
+        url=url, containers=containers, smoke=smoke(opts, wait=smoke_wait, on_retry=on_smoke_retry), switch=switched
+    )
+
+
+def _deploy(
+    project: Project, docker: Docker, deadline: Deadline, report: Progress, on_line: LineSink | None
+) -> tuple[list[ContainerInfo], SwitchResult]:
     before = steps.by_service(docker.containers())
     steps.check_ports(project, before)
     write_stack(project)
@@ -81,15 +103,4 @@ def up(
     switched = switch_app(project, docker, deadline, release, report, on_line)
     steps.wait_routed(project, deadline)
     containers = docker.containers()
-    url = f"https://{project.config.domain}/"
-    if switched.changed:
-        report(f"release {release} serving at {url}; switch took {switched.switch_seconds:.1f}s")
-    else:
-        report(f"healthy: {url}")
-    if smoke_wait is None:
-        return UpResult(url=url, containers=containers, switch=switched)
-    opts = smoke_options or SmokeOptions.from_config(project.config, project.root)
-    report(f"smoke-testing the deployment (retrying for up to {smoke_wait:g}s)")
-    return UpResult(
-        url=url, containers=containers, smoke=smoke(opts, wait=smoke_wait, on_retry=on_smoke_retry), switch=switched
-    )
+    return containers, switched

@@ -83,6 +83,10 @@ class HealthTimeoutError(UserError):
     """A service did not become healthy in time; the message has its last status and log tail."""
 
 
+class LockedError(UserError):
+    """Another deploy of the same stack holds the engine-side deploy lock."""
+
+
 class HttpCheckError(UserError):
     """An HTTP request made by composekit could not be completed."""
 

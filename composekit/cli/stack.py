@@ -133,6 +133,10 @@ def up(
         Path | None,
         typer.Option(metavar="PEM", help="For the smoke test: trust this CA file (private or test ACME CA)."),
     ] = None,
+    break_lock: Annotated[
+        bool,
+        typer.Option("--break-lock", help="Remove the deploy lock a deploy that died left on the engine, then deploy."),
+    ] = False,
 ) -> None:
     """Render, build the app image, run the migration, start the stack, wait until it is healthy, smoke-test it."""
 
@@ -149,6 +153,7 @@ def up(
             smoke_wait=smoke_wait if smoke else None,
             smoke_options=options,
             on_smoke_retry=smoke_retrying,
+            break_lock=break_lock,
         )
         out.print(result.url)
         if result.smoke is not None:

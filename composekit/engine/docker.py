@@ -280,6 +280,29 @@ class Docker:
             f"cannot read the logs of {container}", lambda: str(self.client.container.logs(container, tail=tail))
         )
 
+    def create_lock(self, name: str, image: str, labels: dict[str, str]) -> bool:
+        """Create the (never started) container ``name`` as a lock: the engine refuses a second container of the
+        same name, atomically. False when it already exists."""
+        try:
+            self.client.container.create(image, ["true"], name=name, labels=labels, pull="missing", networks=["none"])
+        except DockerException as exc:
+            if "is already in use" in _as_text(exc.stderr):
+                return False
+            raise DockerError(
+                f"cannot create the deploy lock {name}", exc.docker_command, _as_text(exc.stderr), ENGINE_HINT
+            ) from None
+        return True
+
+    def lock_labels(self, name: str) -> dict[str, str] | None:
+        """The labels of the lock container ``name``; None when there is none."""
+        if not self._call(f"cannot inspect {name}", lambda: self.client.container.exists(name), ENGINE_HINT):
+            return None
+        return self.container_labels(name)
+
+    def remove_lock(self, name: str) -> None:
+        if self._call(f"cannot inspect {name}", lambda: self.client.container.exists(name), ENGINE_HINT):
+            self.remove_now(name)
+
     def services(self) -> list[str]:
         """Every service of the stack, the override file's included."""
         config = self._call("`docker compose config` failed", lambda: self.client.compose.config(return_json=True))

@@ -142,6 +142,12 @@ class FakeDocker(Docker):
         self._logs = logs
         self._workers = workers
 
+    def create_lock(self, name: str, image: str, labels: dict[str, str]) -> bool:
+        return True
+
+    def remove_lock(self, name: str) -> None:
+        pass
+
     def engine_version(self) -> str:
         return "20.10.24"
 

@@ -70,6 +70,12 @@ class FakeDocker:
         self.chowns: list[tuple[str, list[str], dict[str, str]]] = []
         self.exec_error: Exception | None = None
 
+    def create_lock(self, name: str, image: str, labels: dict[str, str]) -> bool:
+        return True
+
+    def remove_lock(self, name: str) -> None:
+        pass
+
     def engine_version(self) -> str:
         return "20.10.24"
 
