@@ -12,14 +12,17 @@ from .config.project import Project
 from .engine import steps
 from .engine.docker import ContainerInfo, Docker, LineSink
 from .engine.lock import deploy_lock
+from .engine.releases import ReleaseRow, list_releases, record_release
 from .engine.steps import down, status
 from .engine.switch import APP, SwitchResult, release_id, switch_app
 from .engine.wait import Deadline
+from .errors import UserError
+from .render.compose import app_image
 from .render.stack import write_stack
 from .verify.checks import Report
 from .verify.smoke import SmokeOptions, smoke
 
-__all__ = ["UpResult", "down", "status", "up"]
+__all__ = ["ReleaseRow", "UpResult", "down", "list_releases", "rollback", "status", "up"]
 
 Progress = Callable[[str], None]
 
@@ -102,5 +105,49 @@ def _deploy(
     steps.wait_healthy(docker, ["traefik"], deadline)
     switched = switch_app(project, docker, deadline, release, report, on_line)
     steps.wait_routed(project, deadline)
+    if switched.changed:
+        for tag in record_release(project, docker, release, switched.config_hash):
+            report(f"pruned {tag} (releases/keep is {project.config.releases.keep})")
     containers = docker.containers()
     return containers, switched
+
+
+def rollback(
+    project: Project,
+    target: str | None = None,
+    *,
+    timeout: float = 300,
+    report: Progress = lambda _: None,
+    on_line: LineSink | None = None,
+    break_lock: bool = False,
+    docker: Docker | None = None,
+) -> SwitchResult:
+    """Switch back to ``target`` (a release id or a unique prefix of one; default: the newest release before the
+    serving one) with the same zero-downtime switch as `up`, without building or migrating anything."""
+    deadline = Deadline(timeout)
+    docker = docker or steps.docker_for(project)
+    docker.engine_version()
+    with deploy_lock(project, docker, "rollback", break_lock=break_lock, report=report):
+        rows = list_releases(project, docker)
+        current = next((i for i, r in enumerate(rows) if r.current), None)
+        if target is None:
+            before = [r for r in rows[: current if current is not None else len(rows)] if not r.current]
+            if not before:
+                raise UserError("there is no release before the serving one to roll back to (`composekit releases`)")
+            chosen = before[-1]
+        else:
+            matches = [r for r in rows if r.release.id.startswith(target)]
+            if len(matches) != 1:
+                known = ", ".join(r.release.id for r in rows) or "none"
+                raise UserError(f"release {target!r} matches {len(matches)} of the recorded releases ({known})")
+            chosen = matches[0]
+        if chosen.current:
+            raise UserError(f"release {chosen.release.id} is already serving")
+        if not docker.image_exists(chosen.tag):
+            raise UserError(f"the image of release {chosen.release.id} ({chosen.tag}) is no longer on the engine")
+        write_stack(project)
+        report(f"rolling back to release {chosen.release.id} (no build, no migration)")
+        docker.tag(chosen.tag, app_image(project.config))
+        switched = switch_app(project, docker, deadline, chosen.release.id, report, on_line)
+        steps.wait_routed(project, deadline)
+        return switched

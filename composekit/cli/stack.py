@@ -10,6 +10,8 @@ from typing import Annotated, Any
 import typer
 
 from ..config.project import Project, load_project
+from ..deploy import list_releases
+from ..deploy import rollback as rollback_stack
 from ..deploy import up as up_stack
 from ..engine import steps as deploy
 from ..errors import UserError
@@ -240,5 +242,55 @@ def show_config() -> None:
         project = _project()
         data: dict[str, Any] = project.config.redacted()
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+    run(do)
+
+
+@app.command()
+def releases(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")] = False,
+) -> None:
+    """The releases recorded on the engine, oldest first, and which one serves."""
+
+    def do() -> None:
+        project = _project()
+        rows = list_releases(project, deploy.docker_for(project))
+        if as_json:
+            doc = [
+                {
+                    "id": r.release.id,
+                    "created": r.release.created,
+                    "image": r.release.image,
+                    "tag": r.tag,
+                    "current": r.current,
+                }
+                for r in rows
+            ]
+            sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+            return
+        if not rows:
+            _progress("no release recorded yet (`composekit up` records one)")
+        for r in rows:
+            mark = "*" if r.current else " "
+            out.print(f"{mark} {r.release.id:<20} {r.release.created}  {r.release.image.removeprefix('sha256:')[:12]}")
+
+    run(do)
+
+
+@app.command()
+def rollback(
+    release: Annotated[
+        str | None, typer.Argument(help="Release id (or a unique prefix); default: the one before the serving one.")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds the whole rollback may take.")] = 300,
+    break_lock: Annotated[
+        bool, typer.Option("--break-lock", help="Remove a deploy lock a deploy that died left on the engine.")
+    ] = False,
+) -> None:
+    """Switch back to an earlier release with no failed request: no build, no migration (they are not reversed)."""
+
+    def do() -> None:
+        result = rollback_stack(_project(), release, timeout=timeout, report=_progress, break_lock=break_lock)
+        _progress(f"release {result.release} serving; switch took {result.switch_seconds:.1f}s")
 
     run(do)

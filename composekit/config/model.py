@@ -41,6 +41,7 @@ __all__ = [
     "Migrate",
     "Network",
     "Ports",
+    "Releases",
     "Smoke",
     "SmokeCheck",
     "check_value",
@@ -487,6 +488,10 @@ class Logging(_Model):
         return size
 
 
+class Releases(_Model):
+    keep: Annotated[int, Strict(), Field(ge=1, le=100), Expected("an integer from 1 to 100")] = 5
+
+
 class Config(_Model):
     name: Annotated[
         str,
@@ -509,6 +514,7 @@ class Config(_Model):
     smoke: Smoke = Smoke()
     logging: Logging = Logging()
     network: Network = Network()
+    releases: Releases = Releases()
 
     @model_validator(mode="after")
     def _database_variables(self) -> Config:

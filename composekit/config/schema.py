@@ -116,6 +116,8 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("App", "pids_limit"): "Most processes and threads the app container (and the migration) may run.",
     ("App", "cap_add"): "Linux capabilities given back to the app and the migration (all are dropped).",
     ("Config", "logging"): "Log rotation of every service.",
+    ("Config", "releases"): "Release history kept on the engine (`composekit releases`, `composekit rollback`).",
+    ("Releases", "keep"): "Release images kept; older ones are untagged after each deploy (the serving one never).",
     ("Logging", "driver"): '"json-file" or "local": where the engine keeps the logs.',
     ("Logging", "max_size"): 'Size of one log file before rotation, such as "10m".',
     ("Logging", "max_file"): "Log files kept per container (the current one included).",

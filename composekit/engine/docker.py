@@ -267,6 +267,10 @@ class Docker:
     def tag(self, image: str, tag: str) -> None:
         self._call(f"cannot tag {image} as {tag}", lambda: self.client.image.tag(image, tag), ENGINE_HINT)
 
+    def untag(self, tag: str) -> None:
+        """Remove the tag (and the image, when no other tag or container uses it)."""
+        self._call(f"cannot remove the image tag {tag}", lambda: self.client.image.remove(tag, prune=True))
+
     def stop_and_remove(self, container: str, grace: int) -> None:
         """SIGTERM, up to ``grace`` seconds to finish (gunicorn's graceful stop), then remove the container."""
         self._call(f"cannot stop container {container}", lambda: self.client.container.stop(container, time=grace))

@@ -25,7 +25,7 @@ from .docker import ContainerInfo, Docker, LineSink
 from .steps import wait_generation
 from .wait import Deadline, Poll, poll_until
 
-__all__ = ["APP", "SwitchResult", "release_id", "switch_app", "write_routes"]
+__all__ = ["APP", "WRITE_FILE", "SwitchResult", "release_id", "routes_container", "switch_app", "write_routes"]
 
 APP = "app"
 ROUTES_FILE = "composekit.yml"
@@ -33,7 +33,7 @@ Report = Callable[[str], None]
 
 # Runs in the routes container: the new generation goes to a temporary file in the same directory, reaches
 # the disk, and is renamed over the live file, so Traefik's watcher never sees half a file.
-_WRITE_ROUTES = (
+WRITE_FILE = (
     "import os, sys\n"
     "path, text = sys.argv[1], sys.argv[2]\n"
     "tmp = os.path.join(os.path.dirname(path), '.' + os.path.basename(path) + '.tmp')\n"
@@ -55,6 +55,7 @@ class SwitchResult:
     retired: list[str]
     changed: bool
     switch_seconds: float  # new container started -> old ones removed (0 when nothing changed)
+    config_hash: str = ""
 
 
 def release_id(app_dir: Path, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> str:
@@ -77,7 +78,7 @@ def release_id(app_dir: Path, now: Callable[[], datetime] = lambda: datetime.now
     return now().strftime("%Y%m%dT%H%M%SZ")
 
 
-def _routes_container(docker: Docker) -> str:
+def routes_container(docker: Docker) -> str:
     for c in docker.containers():
         if c.service == ROUTES and c.status == "running":
             return c.name
@@ -93,7 +94,7 @@ def write_routes(project: Project, docker: Docker, live: list[str], probe: list[
     """Write a new generation of Traefik's routes; returns its id (probe it with steps.wait_generation)."""
     generation = uuid.uuid4().hex[:12]
     text = routes_file(project.config, generation, live, probe)
-    docker.exec(_routes_container(docker), ["python3", "-I", "-c", _WRITE_ROUTES, f"{ROUTES_DIR}/{ROUTES_FILE}", text])
+    docker.exec(routes_container(docker), ["python3", "-I", "-c", WRITE_FILE, f"{ROUTES_DIR}/{ROUTES_FILE}", text])
     return generation
 
 
@@ -155,7 +156,7 @@ def switch_app(
         generation = write_routes(project, docker, [old[0].name], [old[0].name])
         wait_generation(project, generation, deadline, "checking that Traefik routes to the running app")
         report(f"the app already runs this image and config ({old[0].name}); nothing recreated")
-        return SwitchResult(release, [old[0].name], [], False, 0.0)
+        return SwitchResult(release, [old[0].name], [], False, 0.0, want_hash)
 
     started = time.monotonic()
     report(f"starting release {release} beside {', '.join(c.name for c in old) or 'nothing'}")
@@ -210,4 +211,4 @@ def switch_app(
         report(f"{c.name} is out of rotation; stopping it (up to {GRACEFUL_TIMEOUT}s for requests in flight)")
         docker.stop_and_remove(c.name, GRACEFUL_TIMEOUT + 10)
     docker.tag(image, f"{config.name}-app:{release}")
-    return SwitchResult(release, [new.name], names, True, time.monotonic() - started)
+    return SwitchResult(release, [new.name], names, True, time.monotonic() - started, want_hash)

@@ -2,11 +2,16 @@
 
 A code change redeployed under constant HTTPS load loses no request and the answer changes to the new version;
 a failing migration and a release that never turns healthy leave the old release serving (same container);
-a second `up` with nothing changed recreates nothing.
+a second `up` with nothing changed recreates nothing; a concurrent second deploy is refused by the lock;
+releases are listed and pruned to releases/keep; a rollback under load loses no request.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +28,7 @@ NAME = "zd-redeploy"
 
 @pytest.fixture(scope="module")
 def stack(make_stack: Any) -> Stack:
-    s: Stack = make_stack(APP, NAME)
+    s: Stack = make_stack(APP, NAME, releases={"keep": 2})
     s.ck("up", "--no-smoke", timeout=600)
     s.wait_https("/")
     return s
@@ -107,3 +112,67 @@ def test_a_release_that_never_turns_healthy_is_removed_and_the_old_one_keeps_ser
     assert result.failed == 0, result
     assert app_ids(stack) == old
     assert stack.https("/").json() == {"version": "v2"}
+
+
+def test_a_concurrent_second_deploy_is_refused_by_the_lock(stack: Stack) -> None:
+    lock = f"{NAME}-deploy-lock"
+    configs = [arg for f in ("composekit.yaml", "local.yaml") for arg in ("-c", f)]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "composekit.cli", *configs, "up", "--no-smoke"],
+        cwd=stack.dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        until = time.monotonic() + 60
+        while not stack.docker.container.exists(lock):
+            assert time.monotonic() < until and first.poll() is None, "the first deploy never took the lock"
+            time.sleep(0.1)
+        second = stack.ck("up", "--no-smoke", check=False, timeout=120)
+    finally:
+        _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err[-3000:]
+    assert second.returncode == 1
+    assert f"another deploy of {NAME} holds the deploy lock (container {lock}) since " in second.stderr
+    assert "run again with --break-lock" in second.stderr
+    assert not stack.docker.container.exists(lock)  # released when the first deploy ended
+
+
+def test_a_stale_lock_is_broken_only_when_asked(stack: Stack) -> None:
+    lock = f"{NAME}-deploy-lock"
+    stack.docker.container.create(
+        stack.env.python_image,
+        ["true"],
+        name=lock,
+        networks=["none"],
+        labels={"composekit.lock.holder": "ci@gone pid 1 (up)", "composekit.lock.since": "2026-01-01T00:00:00Z"},
+    )
+    refused = stack.ck("up", "--no-smoke", check=False, timeout=120)
+    assert refused.returncode == 1
+    assert "since 2026-01-01T00:00:00Z: ci@gone pid 1 (up)" in refused.stderr
+    done = stack.ck("up", "--no-smoke", "--break-lock", timeout=300)
+    assert "breaking the deploy lock held by ci@gone pid 1 (up) since 2026-01-01T00:00:00Z" in done.stderr
+    assert not stack.docker.container.exists(lock)
+
+
+def test_releases_are_listed_and_pruned_to_keep(stack: Stack) -> None:
+    # Recorded so far: v1 (first up), v2, v4 (the lock test's deploy); releases/keep is 2.
+    rows = json.loads(stack.ck("releases", "--json").stdout)
+    assert len(rows) == 2 and [r["current"] for r in rows] == [False, True]
+    tags = [t for i in stack.docker.image.list(f"{NAME}-app") for t in i.repo_tags if not t.endswith(":latest")]
+    assert sorted(tags) == sorted(r["tag"] for r in rows)
+    assert stack.https("/").json() == {"version": "v4"}
+
+
+def test_rollback_under_load_restores_the_previous_release_with_no_failed_request(stack: Stack) -> None:
+    previous = json.loads(stack.ck("releases", "--json").stdout)[0]
+    with HttpsLoad(stack.domain, stack.env.roots, threads=3, max_seconds=240) as load:
+        done = stack.ck("rollback", timeout=300)
+        result = load.stop()
+    assert result.sent > 50, result
+    assert result.failed == 0, f"{result}\n{done.stderr[-3000:]}"
+    assert f"rolling back to release {previous['id']} (no build, no migration)" in done.stderr
+    assert stack.https("/").json() == {"version": "v2"}
+    rows = json.loads(stack.ck("releases", "--json").stdout)
+    assert [r["current"] for r in rows] == [True, False]
