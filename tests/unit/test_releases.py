@@ -1,0 +1,120 @@
+"""Release history on the engine (a fake one here): recorded, pruned to releases/keep, rollback's refusals."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from composekit.config.project import Project, load_project
+from composekit.deploy import rollback
+from composekit.engine.docker import ContainerInfo
+from composekit.engine.releases import RELEASES_FILE, record_release
+from composekit.errors import ConfigError, UserError
+
+NOW = datetime(2026, 11, 30, 3, 4, 5, tzinfo=UTC)
+
+
+def container(service: str, image: str) -> ContainerInfo:
+    return ContainerInfo(f"id-{service}", f"shop-{service}-1", service, "running", None, None, 0, None, None, 1, image)
+
+
+class Engine:
+    def __init__(self, releases: list[dict[str, str]], serving: str = "sha256:b") -> None:
+        self.files = {RELEASES_FILE: json.dumps(releases)}
+        self.serving = serving
+        self.images = {"shop-app:latest": serving} | {f"shop-app:{r['id']}": r["image"] for r in releases}
+        self.untagged: list[str] = []
+
+    def engine_version(self) -> str:
+        return "20.10.24"
+
+    def create_lock(self, name: str, image: str, labels: dict[str, str]) -> bool:
+        return True
+
+    def remove_lock(self, name: str) -> None:
+        pass
+
+    def containers(self) -> list[ContainerInfo]:
+        return [container("routes", "sha256:py"), container("app", self.serving)]
+
+    def exec(self, name: str, argv: list[str]) -> str:
+        assert name == "shop-routes-1"
+        if len(argv) == 6:  # python3 -I -c WRITER path text
+            self.files[argv[4]] = argv[5]
+            return ""
+        return self.files.get(argv[4], "[]")  # python3 -I -c READER path
+
+    def image_id(self, image: str) -> str:
+        return self.images[image]
+
+    def image_exists(self, image: str) -> bool:
+        return image in self.images
+
+    def untag(self, tag: str) -> None:
+        self.untagged.append(tag)
+
+
+def release(id: str, image: str) -> dict[str, str]:
+    return {"id": id, "image": image, "created": "2026-11-29T10:00:00Z", "config_hash": "h"}
+
+
+def project(tmp_path: Path, extra: dict[str, Any] | None = None) -> Project:
+    (tmp_path / "requirements.txt").write_text("fastapi\n")
+    config = {"name": "shop", "domain": "shop.example.com", "app": {"module": "app.main:app"}, **(extra or {})}
+    (tmp_path / "composekit.yaml").write_text(yaml.safe_dump(config))
+    return load_project((tmp_path / "composekit.yaml",))
+
+
+def test_a_release_is_recorded_and_older_images_beyond_keep_are_untagged(tmp_path: Path) -> None:
+    engine = Engine([release("r1", "sha256:1"), release("r2", "sha256:2")], serving="sha256:3")
+    removed = record_release(project(tmp_path, {"releases": {"keep": 2}}), engine, "r3", "h3", now=NOW)  # type: ignore[arg-type]
+    assert removed == ["shop-app:r1"] and engine.untagged == ["shop-app:r1"]
+    assert json.loads(engine.files[RELEASES_FILE]) == [
+        release("r2", "sha256:2"),
+        {"id": "r3", "image": "sha256:3", "created": "2026-11-30T03:04:05Z", "config_hash": "h3"},
+    ]
+
+
+def test_keep_must_be_a_small_positive_integer(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        project(tmp_path, {"releases": {"keep": 0}})
+    assert (
+        str(caught.value) == f"{tmp_path / 'composekit.yaml'}: releases/keep: expected an integer from 1 to 100, got 0"
+    )
+
+
+@pytest.mark.parametrize(
+    ("history", "target", "message"),
+    [
+        (
+            [release("r2", "sha256:b")],
+            None,
+            "there is no release before the serving one to roll back to (`composekit releases`)",
+        ),
+        (
+            [release("r1", "sha256:a"), release("r2", "sha256:b")],
+            "r",
+            "release 'r' matches 2 of the recorded releases (r1, r2)",
+        ),
+        ([release("r1", "sha256:a"), release("r2", "sha256:b")], "r2", "release r2 is already serving"),
+    ],
+)
+def test_rollback_refuses_with_a_reason(
+    tmp_path: Path, history: list[dict[str, str]], target: str | None, message: str
+) -> None:
+    with pytest.raises(UserError) as caught:
+        rollback(project(tmp_path), target, docker=Engine(history))  # type: ignore[arg-type]
+    assert str(caught.value) == message
+
+
+def test_rollback_refuses_a_release_whose_image_was_pruned(tmp_path: Path) -> None:
+    engine = Engine([release("r1", "sha256:a"), release("r2", "sha256:b")])
+    del engine.images["shop-app:r1"]
+    with pytest.raises(UserError) as caught:
+        rollback(project(tmp_path), docker=engine)  # type: ignore[arg-type]
+    assert str(caught.value) == "the image of release r1 (shop-app:r1) is no longer on the engine"
