@@ -12,11 +12,11 @@ from .config.project import Project
 from .engine import steps
 from .engine.docker import ContainerInfo, Docker, LineSink
 from .engine.lock import deploy_lock
-from .engine.releases import ReleaseRow, list_releases, record_release
+from .engine.releases import ReleaseRow, list_releases, read_releases, record_release
 from .engine.steps import down, status
 from .engine.switch import APP, SwitchResult, release_id, switch_app
 from .engine.wait import Deadline
-from .errors import UserError
+from .errors import SelfCheckError, UserError
 from .render.compose import app_image
 from .render.stack import write_stack
 from .verify.checks import Report
@@ -54,6 +54,7 @@ def up(
     smoke_options: SmokeOptions | None = None,
     on_smoke_retry: Callable[[Report], None] = lambda _: None,
     break_lock: bool = False,
+    rollback_on_error: bool = False,
 ) -> UpResult:
     """Render, build, fix volume owners, migrate, start, wait until Traefik and the app are healthy and routed,
     then smoke-test the deployment from outside, retrying for up to ``smoke_wait`` seconds while Traefik obtains
@@ -69,7 +70,7 @@ def up(
     docker.engine_version()
     docker.compose_version()
     with deploy_lock(project, docker, "up", break_lock=break_lock, report=report):
-        containers, switched = _deploy(project, docker, deadline, report, on_line)
+        containers, switched = _deploy(project, docker, deadline, report, on_line, rollback_on_error)
     url = f"https://{project.config.domain}/"
     if switched.changed:
         report(f"release {switched.release} serving at {url}; switch took {switched.switch_seconds:.1f}s")
@@ -84,8 +85,45 @@ def up(
     )
 
 
+def _self_check(
+    project: Project,
+    docker: Docker,
+    deadline: Deadline,
+    switched: SwitchResult,
+    report: Progress,
+    on_line: LineSink | None,
+    rollback_on_error: bool,
+) -> None:
+    """Report the probe stream of the switch; a failed probe is an error, switched back with ``rollback_on_error``."""
+    probes = switched.probes
+    if probes is None:
+        return
+    report(f"self-check: {probes.summary()}")
+    if not probes.failed:
+        return
+    what = f"the self-check failed: {probes.summary()} (first: {'; '.join(probes.failures)})"
+    if rollback_on_error and switched.previous_image is not None:
+        report("switching back to the previous release (--rollback-on-error)")
+        previous = next((r.id for r in read_releases(docker) if r.image == switched.previous_image), "previous")
+        docker.tag(switched.previous_image, app_image(project.config))
+        back = switch_app(project, docker, deadline, previous, report, on_line)
+        raise SelfCheckError(
+            f"{what}; switched back to release {previous} ({', '.join(back.serving)}) because of --rollback-on-error"
+        )
+    record_release(project, docker, switched.release, switched.config_hash)
+    raise SelfCheckError(
+        f"{what}; release {switched.release} is serving: `composekit rollback` switches back "
+        "(`up --rollback-on-error` does it by itself)"
+    )
+
+
 def _deploy(
-    project: Project, docker: Docker, deadline: Deadline, report: Progress, on_line: LineSink | None
+    project: Project,
+    docker: Docker,
+    deadline: Deadline,
+    report: Progress,
+    on_line: LineSink | None,
+    rollback_on_error: bool = False,
 ) -> tuple[list[ContainerInfo], SwitchResult]:
     before = steps.by_service(docker.containers())
     steps.check_ports(project, before)
@@ -104,6 +142,7 @@ def _deploy(
     docker.up(infra, dependencies=False, on_line=on_line)
     steps.wait_healthy(docker, ["traefik"], deadline)
     switched = switch_app(project, docker, deadline, release, report, on_line)
+    _self_check(project, docker, deadline, switched, report, on_line, rollback_on_error)
     steps.wait_routed(project, deadline)
     if switched.changed:
         for tag in record_release(project, docker, release, switched.config_hash):

@@ -83,6 +83,10 @@ class HealthTimeoutError(UserError):
     """A service did not become healthy in time; the message has its last status and log tail."""
 
 
+class SelfCheckError(UserError):
+    """Probes through the real proxy failed during a switch."""
+
+
 class LockedError(UserError):
     """Another deploy of the same stack holds the engine-side deploy lock."""
 

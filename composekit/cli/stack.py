@@ -139,6 +139,12 @@ def up(
         bool,
         typer.Option("--break-lock", help="Remove the deploy lock a deploy that died left on the engine, then deploy."),
     ] = False,
+    rollback_on_error: Annotated[
+        bool,
+        typer.Option(
+            "--rollback-on-error", help="Switch back to the previous release when a probe fails during the switch."
+        ),
+    ] = False,
 ) -> None:
     """Render, build the app image, run the migration, start the stack, wait until it is healthy, smoke-test it."""
 
@@ -156,6 +162,7 @@ def up(
             smoke_options=options,
             on_smoke_retry=smoke_retrying,
             break_lock=break_lock,
+            rollback_on_error=rollback_on_error,
         )
         out.print(result.url)
         if result.smoke is not None:

@@ -7,6 +7,8 @@ Nothing here deletes a volume unless the caller passed ``delete_volumes=True``.
 from __future__ import annotations
 
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -31,6 +33,8 @@ from .wait import Deadline, Poll, poll_until
 
 __all__ = [
     "MIGRATE",
+    "ProbeReport",
+    "ProbeStream",
     "ServiceStatus",
     "StackStatus",
     "by_service",
@@ -288,6 +292,65 @@ def wait_generation(project: Project, generation: str, deadline: Deadline, what:
             "fix: check Traefik's logs (`composekit logs traefik`) for errors reading /etc/traefik/dynamic"
         )
     return deadline.clock() - started
+
+
+@dataclass
+class ProbeReport:
+    """What the probe stream saw during a switch."""
+
+    sent: int = 0
+    failed: int = 0
+    slowest_ms: float = 0.0
+    failures: list[str] = field(default_factory=list)  # the first few, as "HTTP 502" or the error
+
+    def summary(self) -> str:
+        return (
+            f"{self.sent} probes through Traefik during the switch, {self.failed} failed, "
+            f"slowest {self.slowest_ms:.0f} ms"
+        )
+
+
+class ProbeStream:
+    """A light stream of GETs of the health path through the public entrypoint (SNI = the domain), one every
+    ``interval`` seconds from start() until stop(), at most ``max_seconds``: what a client saw during a switch."""
+
+    def __init__(self, project: Project, interval: float = 0.1, max_seconds: float = 900) -> None:
+        self.project = project
+        self.interval = interval
+        self.max_seconds = max_seconds
+        self.report = ProbeReport()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> ProbeStream:
+        self._thread.start()
+        return self
+
+    def stop(self) -> ProbeReport:
+        self._stop.set()
+        self._thread.join(timeout=15)
+        return self.report
+
+    def _run(self) -> None:
+        until = time.monotonic() + self.max_seconds
+        path = self.project.config.app.health_path
+        with HttpClient(public_endpoint(self.project), timeout=5) as client:
+            while not self._stop.is_set() and time.monotonic() < until:
+                started = time.monotonic()
+                try:
+                    answer = client.get("https", path, verify=False)
+                    failure = None if answer.status == 200 else f"HTTP {answer.status}"
+                except HttpCheckError as exc:
+                    failure = str(exc)
+                took = (time.monotonic() - started) * 1000
+                r = self.report
+                r.sent += 1
+                r.slowest_ms = max(r.slowest_ms, took)
+                if failure is not None:
+                    r.failed += 1
+                    if len(r.failures) < 5:
+                        r.failures.append(failure)
+                self._stop.wait(self.interval)
 
 
 def wait_routed(project: Project, deadline: Deadline) -> None:

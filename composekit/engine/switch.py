@@ -22,7 +22,7 @@ from ..errors import DockerError, HealthTimeoutError
 from ..render.compose import GRACEFUL_TIMEOUT, ROUTES, ROUTES_DIR, app_image
 from ..render.traefik import routes_file
 from .docker import ContainerInfo, Docker, LineSink
-from .steps import wait_generation
+from .steps import ProbeReport, ProbeStream, wait_generation
 from .wait import Deadline, Poll, poll_until
 
 __all__ = ["APP", "WRITE_FILE", "SwitchResult", "release_id", "routes_container", "switch_app", "write_routes"]
@@ -56,6 +56,8 @@ class SwitchResult:
     changed: bool
     switch_seconds: float  # new container started -> old ones removed (0 when nothing changed)
     config_hash: str = ""
+    probes: ProbeReport | None = None  # the self-check, when a release was serving before
+    previous_image: str | None = None  # the image that served before
 
 
 def release_id(app_dir: Path, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> str:
@@ -159,6 +161,28 @@ def switch_app(
         return SwitchResult(release, [old[0].name], [], False, 0.0, want_hash)
 
     started = time.monotonic()
+    stream = ProbeStream(project).start() if old else None
+    try:
+        return _switch(project, docker, deadline, release, report, on_line, image, want_hash, old, started, stream)
+    finally:
+        if stream is not None:
+            stream.stop()
+
+
+def _switch(
+    project: Project,
+    docker: Docker,
+    deadline: Deadline,
+    release: str,
+    report: Report,
+    on_line: LineSink | None,
+    image: str,
+    want_hash: str,
+    old: list[ContainerInfo],
+    started: float,
+    stream: ProbeStream | None,
+) -> SwitchResult:
+    config = project.config
     report(f"starting release {release} beside {', '.join(c.name for c in old) or 'nothing'}")
     docker.start_beside(APP, len(old) + 1, on_line)
     known = {c.id for c in old}
@@ -211,4 +235,7 @@ def switch_app(
         report(f"{c.name} is out of rotation; stopping it (up to {GRACEFUL_TIMEOUT}s for requests in flight)")
         docker.stop_and_remove(c.name, GRACEFUL_TIMEOUT + 10)
     docker.tag(image, f"{config.name}-app:{release}")
-    return SwitchResult(release, [new.name], names, True, time.monotonic() - started, want_hash)
+    probes = stream.stop() if stream is not None else None
+    return SwitchResult(
+        release, [new.name], names, True, time.monotonic() - started, want_hash, probes, old[0].image if old else None
+    )

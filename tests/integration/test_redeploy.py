@@ -9,6 +9,7 @@ releases are listed and pruned to releases/keep; a rollback under load loses no 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -176,3 +177,25 @@ def test_rollback_under_load_restores_the_previous_release_with_no_failed_reques
     assert stack.https("/").json() == {"version": "v2"}
     rows = json.loads(stack.ck("releases", "--json").stdout)
     assert [r["current"] for r in rows] == [True, False]
+
+
+def test_the_self_check_catches_a_release_failing_after_its_health_check_and_switches_back(stack: Stack) -> None:
+    old = app_ids(stack)
+    set_version(stack, "v5")
+    marker(stack, "BROKEN_AFTER_HEALTH").write_text("")
+    try:
+        done = stack.ck("up", "--no-smoke", "--rollback-on-error", check=False, timeout=300)
+    finally:
+        marker(stack, "BROKEN_AFTER_HEALTH").unlink()
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "the self-check failed: " in done.stderr and "(first: HTTP 500" in done.stderr
+    assert "because of --rollback-on-error" in done.stderr
+    assert app_ids(stack) != old  # a new container of the previous image: switched back, not kept
+    assert stack.https("/").json() == {"version": "v2"}
+
+
+def test_a_good_switch_reports_no_failed_probe(stack: Stack) -> None:
+    set_version(stack, "v6")
+    done = stack.ck("up", "--no-smoke", timeout=300)
+    assert re.search(r"self-check: \d+ probes through Traefik during the switch, 0 failed, slowest \d+ ms", done.stderr)
+    assert stack.https("/").json() == {"version": "v6"}
