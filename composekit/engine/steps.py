@@ -37,6 +37,7 @@ __all__ = [
     "ProbeStream",
     "ServiceStatus",
     "StackStatus",
+    "SwitchAborted",
     "by_service",
     "check_ports",
     "count_workers",
@@ -267,12 +268,25 @@ def public_endpoint(project: Project) -> Endpoint:
     return Endpoint(config.domain, "127.0.0.1", config.ports.http, config.ports.https)
 
 
-def wait_generation(project: Project, generation: str, deadline: Deadline, what: str) -> float:
+def wait_generation(
+    project: Project,
+    generation: str,
+    deadline: Deadline,
+    what: str,
+    abort: Callable[[], str | None] = lambda: None,
+) -> float:
     """Wait until Traefik has loaded the routes file of ``generation`` and its probe router reaches the app:
-    a request naming the generation answers 200 with the generation echoed. Returns the seconds it took."""
+    a request naming the generation answers 200 with the generation echoed. Returns the seconds it took.
+    ``abort`` is asked about once a second; a reason it returns ends the wait (SwitchAborted)."""
     config = project.config
+    asked = [deadline.clock()]
 
     def observe() -> Poll[str]:
+        if deadline.clock() - asked[0] >= 1.0:
+            asked[0] = deadline.clock()
+            reason = abort()
+            if reason is not None:
+                return Poll(reason, False, True, reason)
         try:
             answer = client.get("https", config.app.health_path, verify=False, headers={GENERATION_HEADER: generation})
         except HttpCheckError as exc:
@@ -285,6 +299,8 @@ def wait_generation(project: Project, generation: str, deadline: Deadline, what:
         seen, _ = poll_until(
             observe, deadline.remaining(), first_delay=0.05, max_delay=0.2, clock=deadline.clock, sleep=deadline.sleep
         )
+    if seen.failed:
+        raise SwitchAborted(seen.detail)
     if not seen.done:
         raise HealthTimeoutError(
             f"{deadline.ran_out(what, started)}: Traefik did not answer a probe of routes generation {generation} "
@@ -292,6 +308,10 @@ def wait_generation(project: Project, generation: str, deadline: Deadline, what:
             "fix: check Traefik's logs (`composekit logs traefik`) for errors reading /etc/traefik/dynamic"
         )
     return deadline.clock() - started
+
+
+class SwitchAborted(Exception):
+    """The container being switched to failed while composekit waited for it (the reason is the message)."""
 
 
 @dataclass

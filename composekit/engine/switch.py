@@ -22,8 +22,8 @@ from ..errors import DockerError, HealthTimeoutError
 from ..render.compose import GRACEFUL_TIMEOUT, ROUTES, ROUTES_DIR, app_image
 from ..render.traefik import routes_file
 from .docker import ContainerInfo, Docker, LineSink
-from .steps import ProbeReport, ProbeStream, wait_generation
-from .wait import Deadline, Poll, poll_until
+from .steps import ProbeReport, ProbeStream, SwitchAborted, wait_generation
+from .wait import Deadline
 
 __all__ = ["APP", "WRITE_FILE", "SwitchResult", "release_id", "routes_container", "switch_app", "write_routes"]
 
@@ -108,27 +108,15 @@ def _indent(text: str) -> str:
     return "\n".join(f"    {line}" for line in text.splitlines()[-30:]) or "    (no output)"
 
 
-def _wait_new_healthy(docker: Docker, new: ContainerInfo, deadline: Deadline) -> tuple[bool, str]:
-    """Docker's healthcheck of the new container (the same one Compose uses) passed; (False, why) otherwise."""
-
-    def observe() -> Poll[str]:
-        c = next((c for c in _app_containers(docker) if c.id == new.id), None)
-        if c is None:
-            return Poll("its container disappeared", False, True, "its container disappeared")
-        state = f"{c.status}, health {c.health or 'n/a'}, restarted {c.restart_count} times"
-        if c.status == "exited" or c.restart_count > 0 or c.health == "unhealthy":
-            return Poll(state, False, True, state)
-        return Poll(state, c.status == "running" and c.health in (None, "healthy"), False, state)
-
-    started = deadline.clock()
-    seen, timed_out = poll_until(
-        observe, deadline.remaining(), first_delay=0.25, max_delay=1.0, clock=deadline.clock, sleep=deadline.sleep
-    )
-    if seen.done:
-        return True, ""
-    if timed_out:
-        return False, f"{deadline.ran_out('waiting for it to be healthy', started)}; last seen: {seen.value}"
-    return False, f"it failed (last seen: {seen.value})"
+def _failure(docker: Docker, new: ContainerInfo) -> str | None:
+    """Why the new container cannot become healthy (it exited, restarts, or Docker's healthcheck gave up on it)."""
+    c = next((c for c in _app_containers(docker) if c.id == new.id), None)
+    if c is None:
+        return "its container disappeared"
+    state = f"{c.status}, health {c.health or 'n/a'}, restarted {c.restart_count} times"
+    if c.status == "exited" or c.restart_count > 0 or c.health == "unhealthy":
+        return f"it failed (last seen: {state})"
+    return None
 
 
 def switch_app(
@@ -211,18 +199,26 @@ def _switch(
             "then run `composekit up` again"
         )
 
-    report(f"waiting for {new.name} to be healthy")
-    healthy, why = _wait_new_healthy(docker, new, deadline)
-    if not healthy:
-        raise give_up(why)
     names = [c.name for c in old]
-    if old:
-        report(f"checking that Traefik reaches {new.name}")
-        generation = write_routes(project, docker, names, [new.name])
-        try:
-            wait_generation(project, generation, deadline, "waiting for Traefik to reach the new release")
-        except HealthTimeoutError as exc:
-            raise give_up(f"Traefik could not reach it: {str(exc).splitlines()[0]}") from None
+    # Healthy and routed, observed at once: its health path answers 200 through Traefik's probe route to it
+    # (the public route stays on the old release). Docker's healthcheck still decides that it failed.
+    report(f"waiting for {new.name} to answer its health path through Traefik")
+    generation = write_routes(project, docker, names or [new.name], [new.name])
+    try:
+        wait_generation(
+            project,
+            generation,
+            deadline,
+            "waiting for the new release to answer through Traefik",
+            abort=lambda: _failure(docker, new),
+        )
+    except SwitchAborted as exc:
+        raise give_up(str(exc)) from None
+    except HealthTimeoutError as exc:
+        raise give_up(str(exc).splitlines()[0]) from None
+    if not old:
+        docker.tag(image, f"{config.name}-app:{release}")
+        return SwitchResult(release, [new.name], [], True, time.monotonic() - started, want_hash)
     report(f"switching Traefik to {new.name}")
     generation = write_routes(project, docker, [new.name], [new.name])
     try:
