@@ -30,6 +30,9 @@ NAME = "zd-redeploy"
 @pytest.fixture(scope="module")
 def stack(make_stack: Any) -> Stack:
     s: Stack = make_stack(APP, NAME, releases={"keep": 2})
+    for image in s.docker.image.list(f"{NAME}-app"):  # release tags of earlier runs (test images, this project's)
+        for tag in image.repo_tags:
+            s.docker.image.remove(tag)
     s.ck("up", "--no-smoke", timeout=600)
     s.wait_https("/")
     return s
