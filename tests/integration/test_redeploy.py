@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from .conftest import REPO, Stack
@@ -202,3 +205,31 @@ def test_a_good_switch_reports_no_failed_probe(stack: Stack) -> None:
     done = stack.ck("up", "--no-smoke", timeout=300)
     assert re.search(r"self-check: \d+ probes through Traefik during the switch, 0 failed, slowest \d+ ms", done.stderr)
     assert stack.https("/").json() == {"version": "v6"}
+
+
+def test_a_long_response_on_the_old_release_finishes_during_the_switch(stack: Stack) -> None:
+    before = stack.https("/").json()["version"]
+    lines: list[str] = []
+
+    def stream() -> None:
+        verify = ssl.create_default_context(cafile=str(stack.env.roots))
+        with (
+            httpx.Client(verify=verify, timeout=30) as client,
+            client.stream(
+                "GET",
+                "https://127.0.0.1/slow?seconds=20",
+                headers={"Host": stack.domain},
+                extensions={"sni_hostname": stack.domain},
+            ) as response,
+        ):
+            lines.extend(response.iter_lines())
+
+    reader = threading.Thread(target=stream)
+    reader.start()
+    time.sleep(1)
+    set_version(stack, "v7")
+    stack.ck("up", "--no-smoke", timeout=300)
+    reader.join(timeout=60)
+    # All 20 lines came from the old release, although it left rotation and was stopped meanwhile.
+    assert lines == [f"{before} {i}" for i in range(20)]
+    assert stack.https("/").json() == {"version": "v7"}
