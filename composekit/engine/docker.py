@@ -271,9 +271,11 @@ class Docker:
         """Remove the tag (and the image, when no other tag or container uses it)."""
         self._call(f"cannot remove the image tag {tag}", lambda: self.client.image.remove(tag, prune=True))
 
-    def stop_and_remove(self, container: str, grace: int) -> None:
-        """SIGTERM, up to ``grace`` seconds to finish (gunicorn's graceful stop), then remove the container."""
-        self._call(f"cannot stop container {container}", lambda: self.client.container.stop(container, time=grace))
+    def stop_and_remove(self, container: str) -> None:
+        """SIGTERM, then as long as the container's own stop timeout (Compose's stop_grace_period) for it to
+        finish (gunicorn's graceful stop), then SIGKILL; then remove it. (python-on-whales drops an int
+        ``time=``, so the container's setting is the one that applies, on purpose.)"""
+        self._call(f"cannot stop container {container}", lambda: self.client.container.stop(container))
         self._call(f"cannot remove container {container}", lambda: self.client.container.remove(container))
 
     def remove_now(self, container: str) -> None:

@@ -229,7 +229,7 @@ def _switch(
         raise
     for c in old:
         report(f"{c.name} is out of rotation; stopping it (up to {GRACEFUL_TIMEOUT}s for requests in flight)")
-        docker.stop_and_remove(c.name, GRACEFUL_TIMEOUT + 10)
+        docker.stop_and_remove(c.name)
     docker.tag(image, f"{config.name}-app:{release}")
     probes = stream.stop() if stream is not None else None
     return SwitchResult(
