@@ -55,7 +55,7 @@ def test_app_that_never_turns_healthy_times_out_with_its_logs(make_stack: Any) -
     stack: Stack = make_stack(EXAMPLE, "unhealthy", app={"module": "app.main:missing"})
     result = stack.ck("up", "--timeout", "60", check=False)
     assert result.returncode == 1
-    assert "error: the stack " in result.stderr
-    assert "Last log lines of app:" in result.stderr
+    assert "error: the new release " in result.stderr and " (unhealthy-app-1) was removed: " in result.stderr
+    assert "Last log lines of unhealthy-app-1:" in result.stderr
     assert "missing" in result.stderr  # gunicorn's "Failed to find attribute 'missing'"
-    assert "volumes are kept, nothing was deleted" in result.stderr
+    assert "Nothing was serving before; volumes are kept." in result.stderr
