@@ -12,6 +12,7 @@ from .config.project import Project
 from .engine import steps
 from .engine.docker import ContainerInfo, Docker, LineSink
 from .engine.steps import down, status
+from .engine.target import Engine
 from .engine.wait import Deadline
 from .render.stack import write_stack
 from .verify.checks import Report
@@ -47,6 +48,7 @@ def up(
     smoke_wait: float | None = 90,
     smoke_options: SmokeOptions | None = None,
     on_smoke_retry: Callable[[Report], None] = lambda _: None,
+    engine: Engine | None = None,
 ) -> UpResult:
     """Render, build, fix volume owners, migrate, start, wait until Traefik and the app are healthy and routed,
     then smoke-test the deployment from outside, retrying for up to ``smoke_wait`` seconds while Traefik obtains
@@ -57,7 +59,8 @@ def up(
     ``smoke_options`` default to the config's (SmokeOptions.from_config).
     """
     deadline = deadline or Deadline(timeout)
-    docker = docker or steps.docker_for(project)
+    docker = docker or steps.docker_for(project, engine)
+    docker.compose_environment.update(steps.compose_secrets(project))
     docker.engine_version()
     docker.compose_version()
     before = steps.by_service(docker.containers())
@@ -78,7 +81,7 @@ def up(
         docker.up(on_line=on_line)
     report("waiting for Traefik and the app to be healthy")
     containers = steps.wait_healthy(docker, ["traefik", "app"], deadline)
-    steps.wait_routed(project, deadline)
+    steps.wait_routed(project, deadline, docker.engine)
     url = f"https://{project.config.domain}/"
     report(f"healthy: {url}")
     if smoke_wait is None:

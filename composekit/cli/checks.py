@@ -12,6 +12,8 @@ import typer
 from rich.console import Console
 
 from ..config import CONFIG_FILENAME, load_config
+from ..engine.docker import Docker, context_endpoint
+from ..engine.target import choose_target, connect
 from ..errors import UserError
 from ..verify.checks import Report, render_json
 from ..verify.doctor import DoctorOptions, run_doctor
@@ -124,7 +126,14 @@ def doctor_command(
 
     def do() -> Report:
         opts = DoctorOptions(state.config_files, tuple(_ip(ip) for ip in expect_ip or ()))
-        report = run_doctor(opts)
+        files = _config_files()
+        try:
+            config_host = load_config(*files).host
+        except UserError:
+            config_host = None  # doctor reports the config; the engine comes from --host, DOCKER_HOST or the context
+        source = " + ".join(f.name for f in files)
+        with connect(choose_target(state.host, config_host, source, os.environ, context_endpoint)) as engine:
+            report = run_doctor(opts, probe=lambda name: Docker(name, [], engine=engine), server=engine)
         print_report(report, as_json, out)
         return report
 

@@ -15,7 +15,7 @@ from ..engine import steps as deploy
 from ..errors import UserError
 from ..render.stack import check_stack, render_stack, write_stack
 from ..verify.smoke import SmokeOptions, parse_resolve
-from .app import app, err, out, run, state
+from .app import app, engine_for, err, out, run, state
 from .display import render_table, smoke_retrying, status_table
 
 __all__ = ["down", "logs", "render", "show_config", "status", "up"]
@@ -141,15 +141,19 @@ def up(
         options = SmokeOptions.from_config(
             project.config, project.root, resolve=parse_resolve(resolve) if resolve else None, ca_file=ca_file
         )
-        result = up_stack(
-            project,
-            timeout=timeout,
-            report=_progress,
-            on_line=None if quiet else _docker_line,
-            smoke_wait=smoke_wait if smoke else None,
-            smoke_options=options,
-            on_smoke_retry=smoke_retrying,
-        )
+        with engine_for(project) as engine:
+            if engine.is_remote:
+                _progress(f"engine: {engine.describe()}")
+            result = up_stack(
+                project,
+                timeout=timeout,
+                report=_progress,
+                on_line=None if quiet else _docker_line,
+                smoke_wait=smoke_wait if smoke else None,
+                smoke_options=options,
+                on_smoke_retry=smoke_retrying,
+                engine=engine,
+            )
         out.print(result.url)
         if result.smoke is not None:
             render_table(result.smoke, err)  # stderr: stdout carries only the URL
@@ -176,7 +180,8 @@ def down(
 
     def do() -> None:
         project = _project()
-        volumes = deploy.down(project, delete_volumes=delete_volumes, on_line=_docker_line)
+        with engine_for(project) as engine:
+            volumes = deploy.down(project, delete_volumes=delete_volumes, on_line=_docker_line, engine=engine)
         if volumes and delete_volumes:
             _progress(f"deleted volumes: {', '.join(volumes)}")
         elif volumes:
@@ -191,10 +196,13 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
     """Each service's container, state and health; for the app, its running worker processes."""
 
     def do() -> None:
-        st = deploy.status(_project())
+        project = _project()
+        with engine_for(project) as engine:
+            st = deploy.status(project, engine=engine)
         if as_json:
             sys.stdout.write(json.dumps(st.as_dict(), indent=2) + "\n")
             return
+        _progress(f"engine: {st.engine}")
         if not st.services:
             _progress(f"stack {st.name} is not running (`composekit up` starts it)")
             return
@@ -216,7 +224,7 @@ def logs(
 
     def do() -> None:
         project = _project()
-        with deploy.read_only_docker(project) as docker:
+        with engine_for(project) as engine, deploy.read_only_docker(project, engine) as docker:
             try:
                 for line in docker.follow_logs([service] if service else [], tail, follow):
                     sys.stdout.write(line + "\n")

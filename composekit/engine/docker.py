@@ -5,7 +5,10 @@ Every failure becomes a composekit DockerError that says what was run and what D
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,8 +17,9 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
 from ..errors import BuildError, DockerError
+from .target import Engine
 
-__all__ = ["ContainerInfo", "Docker", "LineSink"]
+__all__ = ["ContainerInfo", "Docker", "LineSink", "context_endpoint"]
 
 T = TypeVar("T")
 LineSink = Callable[[str], None]
@@ -66,24 +70,77 @@ def _iso(value: Any) -> str | None:
     return None if text.startswith("0001-01-01") else text
 
 
-class Docker:
-    """Docker and Compose for one composekit stack (its compose files and project name)."""
+def context_endpoint(name: str | None) -> tuple[str, str]:
+    """(name, engine URL) of the Docker context ``name``, or of the current one when None."""
+    client = DockerClient()
+    argv = ["docker", "context", "inspect", *([name] if name else [])]
+    try:
+        found = client.context.inspect(name)
+        return str(found.name), str(found.endpoints["docker"].host)
+    except DockerException as exc:
+        said = _as_text(exc.stderr) or _as_text(exc.stdout)
+        hint = "`docker context ls` lists the contexts; --host also takes ssh://user@host[:port]"
+        raise DockerError(f"cannot read the Docker context {name or '(current)'}", argv, said, hint) from None
+    except (KeyError, IndexError, json.JSONDecodeError, AttributeError) as exc:
+        raise DockerError(f"the Docker context {name or '(current)'} has no Docker endpoint", argv, str(exc)) from None
 
-    def __init__(self, project_name: str, compose_files: list[Path], project_directory: Path | None = None) -> None:
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """``values`` in this process's environment while the block runs, for the Compose process it starts
+    (python-on-whales passes no environment of its own); the previous values come back afterwards."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+class Docker:
+    """Docker and Compose for one composekit stack (its compose files and project name), on one engine."""
+
+    def __init__(
+        self,
+        project_name: str,
+        compose_files: list[Path],
+        project_directory: Path | None = None,
+        engine: Engine | None = None,
+    ) -> None:
         self.project_name = project_name
         self.compose_files = compose_files
+        self.engine = engine or Engine.default()
+        # Variables only `docker compose up` reads (the database password of the stack's secret).
+        self.compose_environment: dict[str, str] = {}
         # Relative paths in the compose files resolve from here (default: the first file's directory).
         self.client = DockerClient(
             compose_files=list[str | Path](compose_files),
             compose_project_name=project_name,
             compose_project_directory=project_directory,
+            host=self.engine.host,
+            context=self.engine.context,
         )
+
+    def _failure(self, error: type[DockerError], summary: str, command: list[str], said: str, hint: str) -> DockerError:
+        """The error of a failed call, naming the engine; a lost SSH connection is said as such."""
+        lost = self.engine.lost()
+        if lost is not None:
+            hint = (
+                f"{lost}; run the command again once the server answers `ssh` (nothing else was changed by this call)"
+            )
+        named = self.engine.describe() if self.engine.target.url else None  # a chosen engine, not the default
+        return error(summary, command, said, hint, engine=named)
 
     def _call(self, summary: str, fn: Callable[[], T], hint: str = "", error: type[DockerError] = DockerError) -> T:
         try:
             return fn()
         except DockerException as exc:
-            raise error(summary, exc.docker_command, _as_text(exc.stderr) or _as_text(exc.stdout), hint) from None
+            said = _as_text(exc.stderr) or _as_text(exc.stdout)
+            raise self._failure(error, summary, exc.docker_command, said, hint) from None
         except FileNotFoundError as exc:
             raise DockerError(summary, [], f"{exc.filename}: not found", "install the Docker CLI") from None
 
@@ -104,7 +161,8 @@ class Docker:
                 if on_line is not None:
                     on_line(line)
         except DockerException as exc:
-            raise error(summary, exc.docker_command, "\n".join(lines[-40:]) or _as_text(exc.stderr), hint) from None
+            said = "\n".join(lines[-40:]) or _as_text(exc.stderr)
+            raise self._failure(error, summary, exc.docker_command, said, hint) from None
         return lines
 
     # engine -------------------------------------------------------------------------------------
@@ -207,24 +265,32 @@ class Docker:
         self, services: list[str] | None = None, *, dependencies: bool = True, on_line: LineSink | None = None
     ) -> None:
         try:
-            self._stream(
-                "`docker compose up` failed",
-                lambda: self.client.compose.up(
-                    services,
-                    detach=True,
-                    remove_orphans=True,
-                    dependencies=dependencies,
-                    color=False,
-                    stream_logs=True,
-                ),
-                on_line,
-            )
+            with _environment(self.compose_environment):
+                self._up(services, dependencies, on_line)
         except DockerError as exc:
             if NETWORK_OVERLAP not in exc.stderr:
                 raise
             raise DockerError(
-                "`docker compose up` could not create the stack's network", exc.command, exc.stderr, NETWORK_HINT
+                "`docker compose up` could not create the stack's network",
+                exc.command,
+                exc.stderr,
+                NETWORK_HINT,
+                engine=exc.engine,
             ) from None
+
+    def _up(self, services: list[str] | None, dependencies: bool, on_line: LineSink | None) -> None:
+        self._stream(
+            "`docker compose up` failed",
+            lambda: self.client.compose.up(
+                services,
+                detach=True,
+                remove_orphans=True,
+                dependencies=dependencies,
+                color=False,
+                stream_logs=True,
+            ),
+            on_line,
+        )
 
     def services(self) -> list[str]:
         """Every service of the stack, the override file's included."""

@@ -15,17 +15,19 @@ from typing import Any
 
 from ..config.project import Project
 from ..errors import (
+    ConfigError,
     DockerError,
     HealthTimeoutError,
     HttpCheckError,
     MigrationError,
     PortInUseError,
 )
-from ..render.compose import app_image
+from ..render.compose import DB_PASSWORD_ENV, app_image
 from ..render.stack import COMPOSE_FILE, render_stack
 from ..verify.http import Endpoint, HttpClient
 from .docker import ContainerInfo, Docker, LineSink
 from .ports import port_is_free
+from .target import Engine, server_address
 from .wait import Deadline, Poll
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "StackStatus",
     "by_service",
     "check_ports",
+    "compose_secrets",
     "count_workers",
     "docker_for",
     "down",
@@ -62,15 +65,32 @@ _COUNT_WORKERS = (
 )
 
 
-def docker_for(project: Project) -> Docker:
+def docker_for(project: Project, engine: Engine | None = None) -> Docker:
     files = [project.out_dir / COMPOSE_FILE]
     if project.override_file is not None:
         files.append(project.override_file)
-    return Docker(project.config.name, files)
+    return Docker(project.config.name, files, engine=engine)
+
+
+def compose_secrets(project: Project) -> dict[str, str]:
+    """The environment `docker compose up` reads the stack's secrets from: the database password, read from
+    database/password_file here, on the deploying machine, and given to the Compose process only."""
+    database = project.config.database
+    if database is None:
+        return {}
+    path = project.from_root(database.password_file)
+    try:
+        return {DB_PASSWORD_ENV: path.read_text(encoding="utf-8")}
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a text file"
+        source = " + ".join(p.name for p in project.config_files)
+        raise ConfigError(
+            [f'{source}: database/password_file: cannot read "{database.password_file}" ({path}): {reason}']
+        ) from None
 
 
 @contextmanager
-def read_only_docker(project: Project) -> Iterator[Docker]:
+def read_only_docker(project: Project, engine: Engine | None = None) -> Iterator[Docker]:
     """Docker for commands that must not write the project (down, logs): the compose file is rendered into a
     temporary directory, and Compose resolves its relative paths from the output directory as usual
     (--project-directory), whether or not that directory exists."""
@@ -78,7 +98,7 @@ def read_only_docker(project: Project) -> Iterator[Docker]:
         compose = Path(tmp) / COMPOSE_FILE
         compose.write_text(render_stack(project).compose, encoding="utf-8")
         files = [compose] + ([project.override_file] if project.override_file is not None else [])
-        yield Docker(project.config.name, files, project_directory=project.out_dir)
+        yield Docker(project.config.name, files, project_directory=project.out_dir, engine=engine)
 
 
 def by_service(containers: list[ContainerInfo]) -> dict[str, ContainerInfo]:
@@ -253,14 +273,17 @@ def wait_healthy(docker: Docker, services: list[str], deadline: Deadline) -> lis
     )
 
 
-def wait_routed(project: Project, deadline: Deadline) -> None:
-    """Wait until Traefik routes the domain to the app on this machine (its health path answers 200).
+def wait_routed(project: Project, deadline: Deadline, engine: Engine | None = None) -> None:
+    """Wait until Traefik routes the domain to the app on the engine's server (its health path answers 200),
+    reached at server_address(engine): 127.0.0.1 for a local engine.
 
     Healthy containers are not enough: Traefik picks the route up from Docker events a moment later.
     The certificate is not judged here (it may still be being issued); `composekit smoke` does that.
     """
     config = project.config
-    endpoint = Endpoint(config.domain, "127.0.0.1", config.ports.http, config.ports.https)
+    address = server_address(engine)
+    where = "on this machine" if address == "127.0.0.1" else f"at {address}"
+    endpoint = Endpoint(config.domain, address, config.ports.http, config.ports.https)
 
     def observe() -> Poll[str]:
         try:
@@ -275,7 +298,7 @@ def wait_routed(project: Project, deadline: Deadline) -> None:
     if not seen.done:
         raise HealthTimeoutError(
             f"{deadline.ran_out('waiting for Traefik to route the app', started)}: the app is healthy but "
-            f"https://{config.domain}{config.app.health_path} through Traefik on this machine did not answer 200; "
+            f"https://{config.domain}{config.app.health_path} through Traefik {where} did not answer 200; "
             f"last answer: {seen.value}\n"
             "fix: check Traefik's logs (`composekit logs traefik`) for the router of the app"
         )
@@ -285,9 +308,11 @@ def _indent(text: str) -> str:
     return "\n".join(f"    {line}" for line in text.splitlines()[-30:]) or "    (no output)"
 
 
-def down(project: Project, *, delete_volumes: bool = False, on_line: LineSink | None = None) -> list[str]:
+def down(
+    project: Project, *, delete_volumes: bool = False, on_line: LineSink | None = None, engine: Engine | None = None
+) -> list[str]:
     """Stop and remove the stack's containers; returns the volumes that are kept (or were deleted)."""
-    with read_only_docker(project) as docker:
+    with read_only_docker(project, engine) as docker:
         volumes = docker.volumes()
         docker.down(delete_volumes=delete_volumes, on_line=on_line)
     return volumes
@@ -310,6 +335,7 @@ class StackStatus:
     name: str
     url: str
     services: list[ServiceStatus] = field(default_factory=list)
+    engine: str = ""  # the Docker engine asked, and why that one (--host, host:, DOCKER_HOST, context)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -319,9 +345,9 @@ def count_workers(docker: Docker, container: str) -> int:
     return int(docker.exec(container, ["python3", "-c", _COUNT_WORKERS]).strip())
 
 
-def status(project: Project, docker: Docker | None = None) -> StackStatus:
+def status(project: Project, docker: Docker | None = None, engine: Engine | None = None) -> StackStatus:
     """Every container of the stack; a worker count that cannot be read is left unknown with a note."""
-    docker = docker or docker_for(project)
+    docker = docker or docker_for(project, engine)
     rows = []
     for c in docker.containers():
         workers: int | None = None
@@ -333,4 +359,4 @@ def status(project: Project, docker: Docker | None = None) -> StackStatus:
                 said = exc.stderr.splitlines()[-1] if isinstance(exc, DockerError) and exc.stderr else str(exc)
                 note = f"workers unknown: counting them in {c.name} failed" + (f" ({said})" if said else "")
         rows.append(ServiceStatus(c.service, c.name, c.status, c.health, c.exit_code, c.started_at, workers, note))
-    return StackStatus(project.config.name, f"https://{project.config.domain}/", rows)
+    return StackStatus(project.config.name, f"https://{project.config.domain}/", rows, docker.engine.describe())

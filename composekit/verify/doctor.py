@@ -25,6 +25,7 @@ from ..config.project import load_project
 from ..engine.docker import ContainerInfo, Docker
 from ..engine.ports import port_is_free
 from ..engine.settings import SWARM_REFUSAL, EngineSettings, LocalDaemon, local_daemon_for, read_engine_settings
+from ..engine.target import Engine
 from ..errors import ConfigError, DockerError, HttpCheckError
 from .checks import CheckResult, Report
 from .http import resolve
@@ -426,6 +427,7 @@ def run_doctor(
     port_free: Callable[[int], bool] = port_is_free,
     disk_usage: Callable[[str], tuple[int, int, int]] = shutil.disk_usage,
     local_daemon: Callable[[Mapping[str, Any]], LocalDaemon | None] = local_daemon_for,
+    server: Engine | None = None,
 ) -> Report:
     files = tuple(Path(os.path.abspath(f)) for f in (opts.config_files or (Path(CONFIG_FILENAME),)))
     config, config_check = _load(files)
@@ -479,5 +481,6 @@ def run_doctor(
             results.extend(check_engine_settings(read_engine_settings(info, local_daemon(info))))
         except DockerError as exc:
             results.append(_docker_failure("engine settings", exc))
-    subject = f"{config.name} ({config.domain}) on {socket.gethostname()}" if config else socket.gethostname()
+    where = server.describe() if server is not None and server.is_remote else socket.gethostname()
+    subject = f"{config.name} ({config.domain}) on {where}" if config else where
     return Report("doctor", subject, tuple(results))

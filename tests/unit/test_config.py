@@ -66,8 +66,8 @@ def test_staging_alias_and_custom_ca() -> None:
         ),
         (
             {"volumes": {"acme": "/x"}},
-            'composekit.yaml: app/volumes: expected volume names of letters, digits, "_", "-", "." (not "acme"), got '
-            '"acme"',
+            'composekit.yaml: app/volumes: expected volume names of letters, digits, "_", "-", "." (not "acme" or '
+            '"files"), got "acme"',
         ),
         (
             {"environment": {"DB_PASSWORD": "x"}},
@@ -99,7 +99,7 @@ def test_top_level_errors_all_at_once() -> None:
         "composekit.yaml: app/module: required key is missing",
         'composekit.yaml: app/workers: expected "auto" or a positive integer, got "many"',
         "composekit.yaml: extra: unknown key (expected one of: name, domain, acme, app, migrate, database, images, "
-        "ports, smoke, logging, network)",
+        "ports, smoke, logging, network, host)",
     ]
 
 

@@ -26,6 +26,7 @@ from composekit.config.project import Project, load_project
 from composekit.deploy import up
 from composekit.engine import steps as deploy
 from composekit.engine.docker import ContainerInfo, Docker, LineSink
+from composekit.engine.target import Engine
 from composekit.engine.wait import Deadline
 from composekit.errors import HealthTimeoutError, MigrationError
 from composekit.verify.checks import CheckResult, Report
@@ -136,6 +137,8 @@ class FakeDocker(Docker):
     def __init__(self, *states: list[ContainerInfo], logs: str = "", workers: str = "2\n") -> None:
         self.project_name = PROJECT
         self.compose_files = []
+        self.engine = Engine.default()
+        self.compose_environment = {}
         self.states = list(states)
         self.calls: list[tuple[Any, ...]] = []
         self._logs = logs
@@ -248,7 +251,7 @@ def deploy_with(monkeypatch: pytest.MonkeyPatch) -> Callable[[FakeDocker], list[
 
     def install(fake: FakeDocker) -> list[str]:
         routed: list[str] = []
-        monkeypatch.setattr(deploy, "docker_for", lambda project: fake)
+        monkeypatch.setattr(deploy, "docker_for", lambda project, engine=None: fake)
         monkeypatch.setattr(deploy, "port_is_free", lambda port: True)
         monkeypatch.setattr(deploy, "wait_routed", lambda project, *_, **__: routed.append(project.config.domain))
         return routed

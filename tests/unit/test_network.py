@@ -100,29 +100,28 @@ def test_only_the_socket_proxy_mounts_the_docker_socket(tmp_path: Path) -> None:
     holders = [name for name, s in services.items() if any("docker.sock" in v for v in s.get("volumes", []))]
     assert holders == ["socket-proxy"]
     proxy = services["socket-proxy"]
-    assert proxy["volumes"] == [
-        "/var/run/docker.sock:/var/run/docker.sock:ro",
-        "./socket-proxy.py:/etc/composekit/socket_proxy.py:ro",
-    ]
+    # Nothing from the deploying machine's disk: the socket only; the script travels as the command.
+    assert proxy["volumes"] == ["/var/run/docker.sock:/var/run/docker.sock:ro"]
     assert proxy["image"] == "python:3.13-slim"  # images/python: no extra image to pull
-    assert proxy["command"] == ["python3", "-I", "-B", "/etc/composekit/socket_proxy.py"]
+    assert proxy["command"][:4] == ["python3", "-I", "-B", "-c"]
     assert (proxy["read_only"], proxy["cap_drop"], proxy["security_opt"]) == (True, ["ALL"], ["no-new-privileges:true"])
     assert proxy["restart"] == "always" and proxy["pids_limit"] <= 32
     assert "ports" not in proxy and "expose" not in proxy
     assert "127.0.0.1:2375/_ping" in proxy["healthcheck"]["test"][-1]
     # Its network is internal and shared with Traefik only: the app cannot reach the proxy.
     assert doc["networks"]["socket-proxy"] == {"internal": True}
-    assert [n for n, s in services.items() if "socket-proxy" in s["networks"]] == ["traefik", "socket-proxy"]
+    assert [n for n, s in services.items() if "socket-proxy" in s.get("networks", [])] == ["traefik", "socket-proxy"]
     assert services["traefik"]["depends_on"] == {"socket-proxy": {"condition": "service_healthy"}}
-    static = yaml.safe_load(files["traefik.yml"])
+    static = yaml.safe_load(doc["configs"]["traefik.yml"]["content"])
     assert static["providers"]["docker"]["endpoint"] == "tcp://socket-proxy:2375"
 
 
-def test_the_proxy_script_is_rendered_beside_compose_yaml(tmp_path: Path) -> None:
+def test_the_proxy_script_is_the_proxy_command_unchanged_once_compose_unescapes_it(tmp_path: Path) -> None:
     from importlib import resources
 
     shipped = resources.files("composekit.runtime").joinpath("socket_proxy.py").read_text()
-    assert render(tmp_path)["socket-proxy.py"] == shipped
+    command = yaml.safe_load(render(tmp_path)["compose.yaml"])["services"]["socket-proxy"]["command"]
+    assert command[-1].replace("$$", "$") == shipped  # Compose's interpolation turns "$$" back into "$"
 
 
 def test_a_subnet_collision_names_the_key_that_fixes_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,6 +17,7 @@ from composekit.deploy import up
 from composekit.engine import steps as deploy
 from composekit.engine.docker import ContainerInfo
 from composekit.engine.steps import fix_volume_owners, status
+from composekit.engine.target import Engine
 from composekit.engine.wait import Deadline
 from composekit.errors import DockerError, HealthTimeoutError, HttpCheckError
 
@@ -68,6 +69,8 @@ class FakeDocker:
         self.migration_started: float | None = None
         self.chowns: list[tuple[str, list[str], dict[str, str]]] = []
         self.exec_error: Exception | None = None
+        self.engine = Engine.default()
+        self.compose_environment: dict[str, str] = {}
 
     def engine_version(self) -> str:
         return "20.10.24"
