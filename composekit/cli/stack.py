@@ -126,7 +126,9 @@ def up(
     resolve: Annotated[
         str | None,
         typer.Option(
-            metavar="DOMAIN:IP", help="For the smoke test: send requests to IP (as `composekit smoke --resolve`)."
+            metavar="DOMAIN:IP",
+            help='For the smoke test: send requests to IP (as `composekit smoke --resolve`); "server": the '
+            "address of the target engine's server.",
         ),
     ] = None,
     ca_file: Annotated[
@@ -138,12 +140,13 @@ def up(
 
     def do() -> bool:
         project = _project()
-        options = SmokeOptions.from_config(
-            project.config, project.root, resolve=parse_resolve(resolve) if resolve else None, ca_file=ca_file
-        )
         with engine_for(project) as engine:
             if engine.is_remote:
                 _progress(f"engine: {engine.describe()}")
+            given = f"{project.config.domain}:{engine.address}" if resolve == "server" else resolve
+            options = SmokeOptions.from_config(
+                project.config, project.root, resolve=parse_resolve(given) if given else None, ca_file=ca_file
+            )
             result = up_stack(
                 project,
                 timeout=timeout,

@@ -250,6 +250,28 @@ class Docker:
             "the app image needs python3 on its PATH (its healthcheck uses it too)",
         )
 
+    def run_python(self, image: str, code: str, args: list[str], mounts: dict[str, str], network: str = "none") -> str:
+        """``python3 -c code args`` once in a throwaway container of ``image`` on the engine's machine, with no
+        capabilities and ``mounts`` (source -> path, read-only): what doctor asks about a remote server."""
+        return self._call(
+            f"cannot run a check container of {image} on the engine's machine",
+            lambda: str(
+                self.client.container.run(
+                    image,
+                    ["-I", "-c", code, *args],
+                    entrypoint="python3",
+                    user="0:0",
+                    remove=True,
+                    cap_drop=["ALL"],
+                    networks=[network],
+                    read_only=True,
+                    security_options=["no-new-privileges:true"],
+                    volumes=[(source, target, "ro") for source, target in mounts.items()],
+                )
+            ),
+            "the check runs on images/python; pull it on the server (`docker pull IMAGE` there) or set images/python",
+        )
+
     # stack --------------------------------------------------------------------------------------
 
     def build(self, on_line: LineSink | None = None) -> None:

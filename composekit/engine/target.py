@@ -29,6 +29,7 @@ __all__ = [
     "host_problem",
     "resolve_address",
     "server_address",
+    "target_address",
 ]
 
 LOCAL_ADDRESS = "127.0.0.1"
@@ -117,6 +118,17 @@ def server_address(engine: Engine | None) -> str:
     """Where the server of ``engine`` is reached from here: the one answer for every probe, smoke and DNS
     check (the wait-until-routed probe included). 127.0.0.1 for a local engine."""
     return engine.address if engine is not None else LOCAL_ADDRESS
+
+
+def target_address(target: Target, environ: Mapping[str, str] = os.environ) -> str:
+    """Where ``target``'s server is reached, without connecting: `ssh -G` says which host an ssh:// URL (or
+    alias) reaches; a unix socket is this machine."""
+    if target.is_ssh:
+        dest = parse_ssh_url(target.url, environ)
+        return _address_of(ssh_settings(dest).get("hostname", dest.host))
+    if target.url and not target.is_local:
+        return _address_of(urlsplit(target.url).hostname or "")
+    return LOCAL_ADDRESS
 
 
 def _address_of(host: str) -> str:

@@ -68,7 +68,9 @@ def remote(make_stack: Any, testenv: Any, ssh_config: Path) -> Stack:
     overlay = yaml.safe_load((stack.dir / "local.yaml").read_text())
     overlay["acme"]["ca_certificates"] = [ca.name]
     (stack.dir / "local.yaml").write_text(yaml.safe_dump(overlay, sort_keys=False))
-    result = stack.ck("up", "--resolve", f"{stack.domain}:127.0.0.1", "--ca-file", str(stack.env.roots))
+    # "--resolve server": smoke from here to the address the ssh alias reaches (127.0.0.1 here)
+    result = stack.ck("up", "--resolve", "server", "--ca-file", str(stack.env.roots))
+    assert "smoke" in result.stderr
     assert result.stdout.strip().endswith(f"https://{stack.domain}/")
     assert f"engine: {ALIAS} (from composekit.yaml + local.yaml: host), through one SSH connection" in result.stderr
     return stack
@@ -203,7 +205,14 @@ def test_doctor_json_over_ssh(remote: Stack) -> None:
     result = remote.ck("doctor", "--json", check=False)
     report = json.loads(result.stdout)
     checks = {c["name"]: c for c in report["checks"]}
+    assert ALIAS in report["subject"]
     assert checks["docker engine"]["status"] == "ok", checks["docker engine"]
+    # Read on the server through throwaway containers, not from this machine's disk.
+    assert checks["acme.json"]["detail"] == (
+        "acme.json in volume remote-pg_acme on the server: mode 600, 1 certificate(s)"
+    ), checks["acme.json"]
+    assert checks["disk space"]["status"] in ("ok", "warn"), checks["disk space"]
+    assert {checks["port 80"]["status"], checks["port 443"]["status"]} == {"ok"}  # held by this stack's Traefik
 
 
 def _with_ssh_config(stack: Stack, text: str, *args: str) -> subprocess.CompletedProcess[str]:

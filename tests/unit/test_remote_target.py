@@ -284,3 +284,36 @@ def test_the_cli_prints_the_engine_under_every_error(tmp_path: Path, monkeypatch
     assert result.stderr == (
         "error: the stack did not become healthy\n  engine: unix:///var/run/docker.sock (from --host)\n"
     )
+
+
+# doctor against a remote engine: ports, disk and acme.json are read on the server -------------------
+
+
+def test_server_checks_read_the_server_through_containers() -> None:
+    from composekit.verify.doctor import ServerChecks
+
+    calls: list[tuple[str, list[str], dict[str, str], str]] = []
+
+    def run(image: str, code: str, args: list[str], mounts: dict[str, str], network: str) -> str:
+        calls.append((image, args, mounts, network))
+        if "bind" in code:
+            return "80 taken\n443 free\n"
+        if "disk_usage" in code:
+            return "100 60 40\n"
+        return "644 2\n"
+
+    server = ServerChecks(run, "python:3.13-slim", "203.0.113.7")
+    free = server.port_free((80, 443))
+    assert (free(80), free(443)) == (False, True)
+    assert server.disk_usage("/var/lib/docker") == (100, 60, 40)
+    acme = server.acme_file("shop_acme", exists=True)
+    assert (acme.status.value, acme.detail, acme.fix) == (
+        "fail",
+        "acme.json in volume shop_acme has mode 644: Traefik refuses it and serves its default certificate",
+        "on the server: chmod 600 $(docker volume inspect -f '{{.Mountpoint}}' shop_acme)/acme.json",
+    )
+    assert calls == [
+        ("python:3.13-slim", ["80", "443"], {}, "host"),
+        ("python:3.13-slim", [], {"/var/lib/docker": "/docker-root"}, "none"),
+        ("python:3.13-slim", [], {"shop_acme": "/acme"}, "none"),
+    ]
