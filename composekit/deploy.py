@@ -14,6 +14,7 @@ from .engine.docker import ContainerInfo, Docker, LineSink
 from .engine.steps import down, status
 from .engine.target import Engine
 from .engine.wait import Deadline
+from .render.compose import app_image
 from .render.stack import write_stack
 from .verify.checks import Report
 from .verify.smoke import SmokeOptions, smoke
@@ -49,6 +50,7 @@ def up(
     smoke_options: SmokeOptions | None = None,
     on_smoke_retry: Callable[[Report], None] = lambda _: None,
     engine: Engine | None = None,
+    build_local: bool = False,
 ) -> UpResult:
     """Render, build, fix volume owners, migrate, start, wait until Traefik and the app are healthy and routed,
     then smoke-test the deployment from outside, retrying for up to ``smoke_wait`` seconds while Traefik obtains
@@ -67,8 +69,17 @@ def up(
     steps.check_ports(project, before)
     write_stack(project)
     report(f"rendered the stack into {project.out_dir}")
-    report("building the app image")
-    docker.build(on_line)
+    if build_local:
+        # Built by the engine the Docker CLI uses here by default, then shipped without a registry.
+        here = steps.docker_for(project)
+        report("building the app image on this machine (--build-local)")
+        here.build(on_line)
+        image = app_image(project.config)
+        sent = here.ship_image(image, docker)
+        report(f"shipped {image} to {docker.engine.describe()}: {sent:,} bytes sent")
+    else:
+        report("building the app image")
+        docker.build(on_line)
     steps.fix_volume_owners(project, docker, report)
     if project.config.migrate.command is not None:
         steps.migrate(project, docker, before, deadline, report, on_line)

@@ -135,6 +135,14 @@ def up(
         Path | None,
         typer.Option(metavar="PEM", help="For the smoke test: trust this CA file (private or test ACME CA)."),
     ] = None,
+    build_local: Annotated[
+        bool,
+        typer.Option(
+            "--build-local",
+            help="Build the app image with this machine's Docker engine and ship it to the target engine "
+            "(docker save | load over its connection, no registry); prints the bytes sent.",
+        ),
+    ] = False,
 ) -> None:
     """Render, build the app image, run the migration, start the stack, wait until it is healthy, smoke-test it."""
 
@@ -156,6 +164,7 @@ def up(
                 smoke_options=options,
                 on_smoke_retry=smoke_retrying,
                 engine=engine,
+                build_local=build_local,
             )
         out.print(result.url)
         if result.smoke is not None:

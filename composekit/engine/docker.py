@@ -272,6 +272,23 @@ class Docker:
             "the check runs on images/python; pull it on the server (`docker pull IMAGE` there) or set images/python",
         )
 
+    def ship_image(self, image: str, to: Docker) -> int:
+        """`docker save` ``image`` here, `docker load` it on ``to``'s engine (over its connection); bytes sent."""
+        sent = 0
+
+        def chunks() -> Iterator[bytes]:
+            nonlocal sent
+            for chunk in self.client.image.save(image) or ():
+                sent += len(chunk)
+                yield chunk
+
+        to._call(
+            f"cannot ship the image {image} to {to.engine.describe()}",
+            lambda: to.client.image.load(chunks(), quiet=True),
+            "the image is saved from this machine's engine and loaded on the target's; check both answer",
+        )
+        return sent
+
     # stack --------------------------------------------------------------------------------------
 
     def build(self, on_line: LineSink | None = None) -> None:

@@ -201,6 +201,18 @@ def test_a_code_redeploy_over_ssh(remote: Stack) -> None:
     assert remote.wait_https("/release").json() == {"release": "two"}
 
 
+def test_build_local_ships_the_image_through_the_connection(remote: Stack) -> None:
+    # Here the "server" is this machine's engine too: the build and the load meet the same engine, so this
+    # proves the path (save here, load through the SSH tunnel, the stack runs the loaded image), not the savings.
+    _set_version(remote, "built-here")
+    result = remote.ck("up", "--build-local", "--no-smoke")
+    assert "building the app image on this machine (--build-local)" in result.stderr
+    shipped = next(line for line in result.stderr.splitlines() if "bytes sent" in line)
+    assert f"shipped remote-pg-app:latest to {ALIAS} (from composekit.yaml + local.yaml: host)" in shipped
+    assert int(shipped.rsplit(": ", 1)[1].split()[0].replace(",", "")) > 10_000_000
+    assert remote.wait_https("/release").json() == {"release": "built-here"}
+
+
 def test_doctor_json_over_ssh(remote: Stack) -> None:
     result = remote.ck("doctor", "--json", check=False)
     report = json.loads(result.stdout)
