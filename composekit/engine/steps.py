@@ -42,6 +42,7 @@ __all__ = [
     "down",
     "fix_volume_owners",
     "migrate",
+    "public_endpoint",
     "read_only_docker",
     "status",
     "wait_healthy",
@@ -273,6 +274,14 @@ def wait_healthy(docker: Docker, services: list[str], deadline: Deadline) -> lis
     )
 
 
+def public_endpoint(project: Project, engine: Engine | None = None) -> Endpoint:
+    """Where composekit reaches the stack's public entrypoint (Traefik's published ports) to probe it: the one
+    place that says so, for every probe. The engine's server, at server_address(engine): loopback for a local
+    engine, the address an ssh:// host reaches otherwise."""
+    config = project.config
+    return Endpoint(config.domain, server_address(engine), config.ports.http, config.ports.https)
+
+
 def wait_routed(project: Project, deadline: Deadline, engine: Engine | None = None) -> None:
     """Wait until Traefik routes the domain to the app on the engine's server (its health path answers 200),
     reached at server_address(engine): 127.0.0.1 for a local engine.
@@ -281,9 +290,8 @@ def wait_routed(project: Project, deadline: Deadline, engine: Engine | None = No
     The certificate is not judged here (it may still be being issued); `composekit smoke` does that.
     """
     config = project.config
-    address = server_address(engine)
-    where = "on this machine" if address == "127.0.0.1" else f"at {address}"
-    endpoint = Endpoint(config.domain, address, config.ports.http, config.ports.https)
+    endpoint = public_endpoint(project, engine)
+    where = "on this machine" if endpoint.address == "127.0.0.1" else f"at {endpoint.address}"
 
     def observe() -> Poll[str]:
         try:

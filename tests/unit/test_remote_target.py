@@ -317,3 +317,13 @@ def test_server_checks_read_the_server_through_containers() -> None:
         ("python:3.13-slim", [], {"/var/lib/docker": "/docker-root"}, "none"),
         ("python:3.13-slim", [], {"shop_acme": "/acme"}, "none"),
     ]
+
+
+def test_probes_go_to_the_engines_server(tmp_path: Path) -> None:
+    from composekit.engine.steps import public_endpoint
+
+    project = load_project((project_in(tmp_path),))
+    assert public_endpoint(project).address == "127.0.0.1"
+    remote = Engine(Target("ssh://vps", "--host"), host="unix:///tmp/x.sock", address="203.0.113.7")
+    endpoint = public_endpoint(project, remote)
+    assert (endpoint.domain, endpoint.address, endpoint.https_port) == ("shop.example.com", "203.0.113.7", 443)
