@@ -1,4 +1,4 @@
-"""A filtering proxy in front of the Docker socket, rendered as ``socket-proxy.py`` beside compose.yaml.
+"""A filtering proxy in front of the Docker socket, the proxy service's command (``python3 -c SOURCE``).
 
 Traefik's Docker provider needs to read containers and events; the Docker API behind the socket also
 creates privileged containers, reads files out of them and execs into them, so whoever holds the socket
