@@ -66,7 +66,7 @@ def up(
     docker.engine_version()
     docker.compose_version()
     before = steps.by_service(docker.containers())
-    steps.check_ports(project, before)
+    steps.check_ports(project, before, docker)
     write_stack(project)
     report(f"rendered the stack into {project.out_dir}")
     if build_local:

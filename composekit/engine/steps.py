@@ -26,7 +26,7 @@ from ..render.compose import DB_PASSWORD_ENV, app_image
 from ..render.stack import COMPOSE_FILE, render_stack
 from ..verify.http import Endpoint, HttpClient
 from .docker import ContainerInfo, Docker, LineSink
-from .ports import port_is_free
+from .ports import port_is_free, server_ports_free
 from .target import Engine, server_address
 from .wait import Deadline, Poll
 
@@ -106,17 +106,24 @@ def by_service(containers: list[ContainerInfo]) -> dict[str, ContainerInfo]:
     return {c.service: c for c in containers}
 
 
-def check_ports(project: Project, running: dict[str, ContainerInfo]) -> None:
-    """Refuse to start when another process holds ports/http or ports/https (our own running Traefik may)."""
+def check_ports(project: Project, running: dict[str, ContainerInfo], docker: Docker | None = None) -> None:
+    """Refuse to start when another process holds ports/http or ports/https (our own running Traefik may).
+    On a remote engine the ports are tested on its machine, by a throwaway container of images/python."""
     traefik = running.get("traefik")
     if traefik is not None and traefik.status == "running":
         return  # our own Traefik holds the ports; compose keeps or replaces it
-    for key, port in (("http", project.config.ports.http), ("https", project.config.ports.https)):
-        if not port_is_free(port):
+    ports = (project.config.ports.http, project.config.ports.https)
+    port_free: Callable[[int], bool] = port_is_free
+    where = ""
+    if docker is not None and docker.engine.is_remote:
+        port_free = server_ports_free(docker.run_python, project.config.images.python, ports)
+        where = f" on the server ({docker.engine.target.url})"
+    for key, port in zip(("http", "https"), ports, strict=True):
+        if not port_free(port):
             raise PortInUseError(
-                f"port {port} (ports/{key} in {project.source}) is already in use by another process, so Traefik "
-                f"cannot publish it; stop that process (`ss -ltnp 'sport = :{port}'` shows it) or choose another "
-                f"port under ports/{key}. Nothing was started or changed."
+                f"port {port} (ports/{key} in {project.source}) is already in use{where} by another process, so "
+                f"Traefik cannot publish it; stop that process (`ss -ltnp 'sport = :{port}'` shows it) or choose "
+                f"another port under ports/{key}. Nothing was started or changed."
             )
 
 

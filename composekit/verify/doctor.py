@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from ..config import CONFIG_FILENAME, Config, load_config
 from ..config.project import load_project
 from ..engine.docker import ContainerInfo, Docker
-from ..engine.ports import port_is_free
+from ..engine.ports import ServerPython, port_is_free, server_ports_free
 from ..engine.settings import SWARM_REFUSAL, EngineSettings, LocalDaemon, local_daemon_for, read_engine_settings
 from ..engine.target import Engine
 from ..errors import ConfigError, DockerError, HttpCheckError
@@ -413,22 +413,6 @@ def _load(files: tuple[Path, ...]) -> tuple[Config | None, CheckResult]:
         return None, failed
 
 
-ServerPython = Callable[[str, str, list[str], dict[str, str], str], str]  # image, code, args, mounts, network
-
-# Run on a remote engine's machine (a throwaway container): what the local checks read from this machine.
-_SERVER_PORTS = (
-    "import errno, socket, sys\n"
-    "for port in sys.argv[1:]:\n"
-    "    s = socket.socket()\n"
-    "    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-    "    try:\n"
-    "        s.bind(('0.0.0.0', int(port)))\n"
-    "        print(port, 'free')\n"
-    "    except OSError as exc:\n"
-    "        print(port, 'taken' if exc.errno == errno.EADDRINUSE else f'error {exc.strerror}')\n"
-    "    finally:\n"
-    "        s.close()\n"
-)
 _SERVER_DISK = "import shutil; print(*shutil.disk_usage('/docker-root'))"
 _SERVER_ACME = (
     "import json, os, stat\n"
@@ -455,18 +439,7 @@ class ServerChecks:
     address: str
 
     def port_free(self, ports: tuple[int, ...]) -> Callable[[int], bool]:
-        answers: dict[int, str] = {}
-        for line in self.run(self.image, _SERVER_PORTS, [str(p) for p in ports], {}, "host").splitlines():
-            port, _, state = line.partition(" ")
-            answers[int(port)] = state
-
-        def free(port: int) -> bool:
-            state = answers.get(port, "error no answer")
-            if state.startswith("error"):
-                raise OSError(0, f"on the server: {state[6:]}")
-            return state == "free"
-
-        return free
+        return server_ports_free(self.run, self.image, ports)
 
     def disk_usage(self, root: str) -> tuple[int, int, int]:
         total, used, free = self.run(self.image, _SERVER_DISK, [], {root: "/docker-root"}, "none").split()
