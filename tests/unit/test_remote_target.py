@@ -327,3 +327,28 @@ def test_probes_go_to_the_engines_server(tmp_path: Path) -> None:
     remote = Engine(Target("ssh://vps", "--host"), host="unix:///tmp/x.sock", address="203.0.113.7")
     endpoint = public_endpoint(project, remote)
     assert (endpoint.domain, endpoint.address, endpoint.https_port) == ("shop.example.com", "203.0.113.7", 443)
+
+
+def test_up_tests_the_ports_on_the_server_of_a_remote_engine(tmp_path: Path) -> None:
+    from composekit.engine.steps import check_ports
+    from composekit.errors import PortInUseError
+
+    class ServerDocker(Docker):
+        def __init__(self) -> None:
+            self.engine = Engine(Target("ssh://vps", "--host"), host="unix:///tmp/x.sock", address="203.0.113.7")
+            self.asked: list[tuple[str, list[str], str]] = []
+
+        def run_python(self, image: str, code: str, args: list[str], mounts: dict[str, str], network: str = "") -> str:
+            self.asked.append((image, args, network))
+            return "80 taken\n443 free\n"
+
+    docker = ServerDocker()
+    project = load_project((project_in(tmp_path),))
+    with pytest.raises(PortInUseError) as caught:
+        check_ports(project, {}, docker)
+    assert docker.asked == [("python:3.13-slim", ["80", "443"], "host")]
+    assert str(caught.value) == (
+        f"port 80 (ports/http in {tmp_path}/composekit.yaml) is already in use on the server (ssh://vps) by another "
+        "process, so Traefik cannot publish it; stop that process (`ss -ltnp 'sport = :80'` shows it) or choose "
+        "another port under ports/http. Nothing was started or changed."
+    )
