@@ -252,7 +252,8 @@ class Docker:
 
     def run_python(self, image: str, code: str, args: list[str], mounts: dict[str, str], network: str = "none") -> str:
         """``python3 -c code args`` once in a throwaway container of ``image`` on the engine's machine, with no
-        capabilities and ``mounts`` (source -> path, read-only): what doctor asks about a remote server."""
+        capabilities (but NET_BIND_SERVICE on the host network) and ``mounts`` (source -> path, read-only): what
+        doctor and up ask about a remote server."""
         return self._call(
             f"cannot run a check container of {image} on the engine's machine",
             lambda: str(
@@ -263,6 +264,8 @@ class Docker:
                     user="0:0",
                     remove=True,
                     cap_drop=["ALL"],
+                    # binding a port below 1024 needs it, on the host network (the ports check)
+                    cap_add=["NET_BIND_SERVICE"] if network == "host" else [],
                     networks=[network],
                     read_only=True,
                     security_options=["no-new-privileges:true"],

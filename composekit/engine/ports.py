@@ -74,7 +74,7 @@ def server_ports_free(run: ServerPython, image: str, ports: tuple[int, ...]) -> 
     def free(port: int) -> bool:
         state = answers.get(port, "error no answer")
         if state.startswith("error"):
-            raise OSError(0, f"on the server: {state[6:]}")
+            raise OSError(0, state[6:])
         return state == "free"
 
     return free

@@ -119,7 +119,14 @@ def check_ports(project: Project, running: dict[str, ContainerInfo], docker: Doc
         port_free = server_ports_free(docker.run_python, project.config.images.python, ports)
         where = f" on the server ({docker.engine.target.url})"
     for key, port in zip(("http", "https"), ports, strict=True):
-        if not port_free(port):
+        try:
+            free = port_free(port)
+        except OSError as exc:
+            raise PortInUseError(
+                f"cannot test port {port} (ports/{key} in {project.source}){where}: {exc.strerror}. "
+                "Nothing was started or changed."
+            ) from None
+        if not free:
             raise PortInUseError(
                 f"port {port} (ports/{key} in {project.source}) is already in use{where} by another process, so "
                 f"Traefik cannot publish it; stop that process (`ss -ltnp 'sport = :{port}'` shows it) or choose "

@@ -347,6 +347,14 @@ def test_up_tests_the_ports_on_the_server_of_a_remote_engine(tmp_path: Path) -> 
     with pytest.raises(PortInUseError) as caught:
         check_ports(project, {}, docker)
     assert docker.asked == [("python:3.13-slim", ["80", "443"], "host")]
+    refused = ServerDocker()
+    refused.run_python = lambda *args: "80 error Permission denied\n443 free\n"  # type: ignore[method-assign]
+    with pytest.raises(PortInUseError) as cannot:
+        check_ports(project, {}, refused)
+    assert str(cannot.value) == (
+        f"cannot test port 80 (ports/http in {tmp_path}/composekit.yaml) on the server (ssh://vps): "
+        "Permission denied. Nothing was started or changed."
+    )
     assert str(caught.value) == (
         f"port 80 (ports/http in {tmp_path}/composekit.yaml) is already in use on the server (ssh://vps) by another "
         "process, so Traefik cannot publish it; stop that process (`ss -ltnp 'sport = :80'` shows it) or choose "
