@@ -15,9 +15,10 @@ from .engine.lock import deploy_lock
 from .engine.releases import ReleaseRow, list_releases, read_releases, record_release
 from .engine.steps import down, status
 from .engine.switch import APP, SwitchResult, release_id, switch_app
+from .engine.target import Engine
 from .engine.wait import Deadline
 from .errors import SelfCheckError, UserError
-from .render.compose import app_image
+from .render.compose import FILES_SERVICE, app_image
 from .render.stack import write_stack
 from .verify.checks import Report
 from .verify.smoke import SmokeOptions, smoke
@@ -55,6 +56,8 @@ def up(
     on_smoke_retry: Callable[[Report], None] = lambda _: None,
     break_lock: bool = False,
     rollback_on_error: bool = False,
+    engine: Engine | None = None,
+    build_local: bool = False,
 ) -> UpResult:
     """Render, build, fix volume owners, migrate, start, wait until Traefik and the app are healthy and routed,
     then smoke-test the deployment from outside, retrying for up to ``smoke_wait`` seconds while Traefik obtains
@@ -66,11 +69,12 @@ def up(
     the engine (engine.lock); ``break_lock`` first removes one left by a deploy that died.
     """
     deadline = deadline or Deadline(timeout)
-    docker = docker or steps.docker_for(project)
+    docker = docker or steps.docker_for(project, engine)
+    docker.compose_environment.update(steps.compose_secrets(project))
     docker.engine_version()
     docker.compose_version()
     with deploy_lock(project, docker, "up", break_lock=break_lock, report=report):
-        containers, switched = _deploy(project, docker, deadline, report, on_line, rollback_on_error)
+        containers, switched = _deploy(project, docker, deadline, report, on_line, rollback_on_error, build_local)
     url = f"https://{project.config.domain}/"
     if switched.changed:
         report(f"release {switched.release} serving at {url}; switch took {switched.switch_seconds:.1f}s")
@@ -124,26 +128,38 @@ def _deploy(
     report: Progress,
     on_line: LineSink | None,
     rollback_on_error: bool = False,
+    build_local: bool = False,
 ) -> tuple[list[ContainerInfo], SwitchResult]:
     before = steps.by_service(docker.containers())
-    steps.check_ports(project, before)
+    steps.check_ports(project, before, docker)
     write_stack(project)
     report(f"rendered the stack into {project.out_dir}")
     release = release_id(project.app_dir)
-    report(f"building the app image (release {release})")
-    docker.build(on_line)
+    if build_local:
+        # Built by the engine the Docker CLI uses here by default, then shipped without a registry.
+        here = steps.docker_for(project)
+        report(f"building the app image on this machine (release {release}, --build-local)")
+        here.build(on_line)
+        image = app_image(project.config)
+        sent = here.ship_image(image, docker)
+        report(f"shipped {image} to {docker.engine.describe()}: {sent:,} bytes sent")
+    else:
+        report(f"building the app image (release {release})")
+        docker.build(on_line)
     steps.fix_volume_owners(project, docker, report)
+    steps.deliver_files(docker, deadline, report, on_line)
     if project.config.migrate.command is not None:
         # On the NEW image, before the app changes: a failing migration leaves the running release serving.
         steps.migrate(project, docker, before, deadline, report, on_line)
     report("starting Traefik and the services beside the app")
-    # --no-deps: the migration already ran; the app is switched by switch_app, never recreated in place.
-    infra = [name for name in docker.services() if name not in (steps.MIGRATE, APP)]
+    # --no-deps: the files and the migration already ran; the app is switched by switch_app, never recreated
+    # in place.
+    infra = [name for name in docker.services() if name not in (FILES_SERVICE, steps.MIGRATE, APP)]
     docker.up(infra, dependencies=False, on_line=on_line)
     steps.wait_healthy(docker, ["traefik"], deadline)
     switched = switch_app(project, docker, deadline, release, report, on_line)
     _self_check(project, docker, deadline, switched, report, on_line, rollback_on_error)
-    steps.wait_routed(project, deadline)
+    steps.wait_routed(project, deadline, docker.engine)
     if switched.changed:
         for tag in record_release(project, docker, release, switched.config_hash):
             report(f"pruned {tag} (releases/keep is {project.config.releases.keep})")
@@ -160,11 +176,13 @@ def rollback(
     on_line: LineSink | None = None,
     break_lock: bool = False,
     docker: Docker | None = None,
+    engine: Engine | None = None,
 ) -> SwitchResult:
     """Switch back to ``target`` (a release id or a unique prefix of one; default: the newest release before the
     serving one) with the same zero-downtime switch as `up`, without building or migrating anything."""
     deadline = Deadline(timeout)
-    docker = docker or steps.docker_for(project)
+    docker = docker or steps.docker_for(project, engine)
+    docker.compose_environment.update(steps.compose_secrets(project))
     docker.engine_version()
     with deploy_lock(project, docker, "rollback", break_lock=break_lock, report=report):
         rows = list_releases(project, docker)
@@ -188,5 +206,5 @@ def rollback(
         report(f"rolling back to release {chosen.release.id} (no build, no migration)")
         docker.tag(chosen.tag, app_image(project.config))
         switched = switch_app(project, docker, deadline, chosen.release.id, report, on_line)
-        steps.wait_routed(project, deadline)
+        steps.wait_routed(project, deadline, docker.engine)
         return switched

@@ -9,6 +9,7 @@
         ├── PortInUseError          a host port Traefik needs is held by another process
         ├── HealthTimeoutError      a service did not turn healthy before the deadline
         ├── HttpCheckError          a request composekit made failed at the transport level
+        ├── SshError                the SSH connection to a remote engine failed (host key, key, network)
         └── TemplateError           init / templates: refused overwrite, unknown template, ...
 
 Anything that is not a UserError is a bug in composekit and keeps its traceback.
@@ -27,6 +28,7 @@ __all__ = [
     "HttpCheckError",
     "MigrationError",
     "PortInUseError",
+    "SshError",
     "TemplateError",
     "UserError",
 ]
@@ -37,7 +39,11 @@ class ComposekitError(Exception):
 
 
 class UserError(ComposekitError):
-    """An error whose message is written for the user: it names the problem and the fix."""
+    """An error whose message is written for the user: it names the problem and the fix.
+
+    ``engine`` names the Docker engine the command used, when it used one (the CLI prints it)."""
+
+    engine: str | None = None
 
 
 class ConfigError(UserError):
@@ -51,12 +57,17 @@ class ConfigError(UserError):
 class DockerError(UserError):
     """A Docker command failed. The message says what was run and what Docker answered."""
 
-    def __init__(self, summary: str, command: Sequence[str] = (), stderr: str = "", hint: str = "") -> None:
+    def __init__(
+        self, summary: str, command: Sequence[str] = (), stderr: str = "", hint: str = "", engine: str | None = None
+    ) -> None:
         self.summary = summary
         self.command = list(command)
         self.stderr = stderr.strip()
         self.hint = hint
+        self.engine = engine
         lines = [summary]
+        if engine:
+            lines.append(f"  engine: {engine}")
         if self.command:
             lines.append(f"  command: {' '.join(self.command)}")
         if self.stderr:
@@ -93,6 +104,10 @@ class LockedError(UserError):
 
 class HttpCheckError(UserError):
     """An HTTP request made by composekit could not be completed."""
+
+
+class SshError(UserError):
+    """composekit could not reach a remote engine over SSH; the message is one line with the fix."""
 
 
 class TemplateError(UserError):

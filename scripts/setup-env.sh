@@ -32,7 +32,7 @@ RECIPE_LABEL=io.composekit.testenv.recipe
 PYTHON_RECIPE_VERSION=1
 BASE_PACKAGES=python3,python3-venv,ca-certificates,passwd
 
-APT_PACKAGES=(docker.io debootstrap pebble openssl ca-certificates iproute2 curl)
+APT_PACKAGES=(docker.io debootstrap pebble openssl ca-certificates iproute2 curl openssh-server)
 
 rebuild=0
 engine_settings=0

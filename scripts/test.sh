@@ -16,6 +16,7 @@ if [[ ${SKIP_LINT:-0} != 1 ]]; then
     echo "== test.sh: static checks passed" >&2
 fi
 bash scripts/pebble.sh start
+bash scripts/sshd.sh start  # the remote-engine tests' own sshd on a loopback port (tests/integration/test_remote.py)
 set -a
 # shellcheck disable=SC1091
 source "${COMPOSEKIT_TESTENV:-/var/lib/composekit-testenv}/env"

@@ -3,17 +3,23 @@ handler and main()."""
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
 
-from ..errors import ConfigError, UserError
+from ..config.model import host_problem
+from ..config.project import Project
+from ..engine.docker import context_endpoint
+from ..engine.target import Engine, choose_target, connect
+from ..errors import ConfigError, SshError, UserError
 
-__all__ = ["app", "err", "main", "out", "run", "state"]
+__all__ = ["app", "engine_for", "err", "main", "out", "run", "state"]
 
 T = TypeVar("T")
 
@@ -30,6 +36,7 @@ out = Console(highlight=False, soft_wrap=True)
 
 class _State:
     config_files: tuple[Path, ...] = ()
+    host: str | None = None
 
 
 state = _State()
@@ -44,8 +51,22 @@ def run(fn: Callable[[], T]) -> T:
             sys.stderr.write(f"error: {problem}\n")
         raise typer.Exit(1) from None
     except UserError as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        message = str(exc)
+        # Every error names the engine the command used; an SSH error is one line that names it already.
+        if exc.engine and f"engine: {exc.engine}" not in message and not isinstance(exc, SshError):
+            message += f"\n  engine: {exc.engine}"
+        sys.stderr.write(f"error: {message}\n")
         raise typer.Exit(1) from None
+
+
+@contextmanager
+def engine_for(project: Project) -> Iterator[Engine]:
+    """The engine of this command (--host, the config's host:, DOCKER_HOST, the current context), connected for
+    as long as the block runs: an ssh:// engine holds one SSH connection."""
+    source = " + ".join(p.name for p in project.config_files)
+    target = choose_target(state.host, project.config.host, source, os.environ, context_endpoint)
+    with connect(target) as engine:
+        yield engine
 
 
 @app.callback()
@@ -58,8 +79,24 @@ def _main(
             help="Config file (default ./composekit.yaml). Repeat to merge files in order, later keys win.",
         ),
     ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            "--host",
+            "-H",
+            help="Docker engine to use: ssh://[user@]host[:port] (an SSH config alias works), unix:///path, "
+            "tcp://host:port or a Docker context name. Default: host: in the config, then DOCKER_HOST, then the "
+            "current Docker context.",
+        ),
+    ] = None,
 ) -> None:
+    if host is not None:
+        problem = host_problem(host)
+        if problem is not None:
+            sys.stderr.write(f'error: --host: {problem}, got "{host}"\n')
+            raise typer.Exit(2)
     state.config_files = tuple(config or ())
+    state.host = host
 
 
 def main() -> None:

@@ -12,6 +12,8 @@ import typer
 from rich.console import Console
 
 from ..config import CONFIG_FILENAME, load_config
+from ..engine.docker import Docker, context_endpoint
+from ..engine.target import choose_target, connect, target_address
 from ..errors import UserError
 from ..verify.checks import Report, render_json
 from ..verify.doctor import DoctorOptions, run_doctor
@@ -61,7 +63,8 @@ def smoke_command(
             "--resolve",
             metavar="DOMAIN:IP",
             help="Send every request to IP, with DOMAIN as Host and TLS SNI (like curl): check a server "
-            "before DNS points at it. DOMAIN is the domain checked.",
+            'before DNS points at it. DOMAIN is the domain checked. "server": the address of the target engine\'s '
+            "server (--host, host:, DOCKER_HOST, context).",
         ),
     ] = None,
     ca_file: Annotated[
@@ -88,13 +91,23 @@ def smoke_command(
     """
 
     def do() -> Report:
-        opts = smoke_options(resolve, ca_file, cert_warn_days, cert_fail_days, timeout)
+        opts = smoke_options(_server_resolve(resolve), ca_file, cert_warn_days, cert_fail_days, timeout)
         report = smoke(opts, wait=wait, on_retry=smoke_retrying)
         print_report(report, as_json, out)
         return report
 
     if not run(do).passed:
         raise typer.Exit(1)
+
+
+def _server_resolve(resolve: str | None) -> str | None:
+    """`--resolve server` -> DOMAIN:ADDRESS of the target engine's server (found without connecting to it)."""
+    if resolve != "server":
+        return resolve
+    files = _config_files()
+    config = load_config(*files)
+    target = choose_target(state.host, config.host, " + ".join(f.name for f in files), os.environ, context_endpoint)
+    return f"{config.domain}:{target_address(target)}"
 
 
 def _ip(value: str) -> str:
@@ -124,7 +137,17 @@ def doctor_command(
 
     def do() -> Report:
         opts = DoctorOptions(state.config_files, tuple(_ip(ip) for ip in expect_ip or ()))
-        report = run_doctor(opts)
+        files = _config_files()
+        try:
+            config_host = load_config(*files).host
+        except UserError:
+            config_host = None  # doctor reports the config; the engine comes from --host, DOCKER_HOST or the context
+        source = " + ".join(f.name for f in files)
+        with connect(choose_target(state.host, config_host, source, os.environ, context_endpoint)) as engine:
+            docker = Docker("composekit", [], engine=engine)
+            report = run_doctor(
+                opts, probe=lambda name: Docker(name, [], engine=engine), server=engine, server_python=docker.run_python
+            )
         print_report(report, as_json, out)
         return report
 

@@ -17,7 +17,7 @@ from ..engine import steps as deploy
 from ..errors import UserError
 from ..render.stack import check_stack, render_stack, write_stack
 from ..verify.smoke import SmokeOptions, parse_resolve
-from .app import app, err, out, run, state
+from .app import app, engine_for, err, out, run, state
 from .display import render_table, smoke_retrying, status_table
 
 __all__ = ["down", "logs", "render", "show_config", "status", "up"]
@@ -128,7 +128,9 @@ def up(
     resolve: Annotated[
         str | None,
         typer.Option(
-            metavar="DOMAIN:IP", help="For the smoke test: send requests to IP (as `composekit smoke --resolve`)."
+            metavar="DOMAIN:IP",
+            help='For the smoke test: send requests to IP (as `composekit smoke --resolve`); "server": the '
+            "address of the target engine's server.",
         ),
     ] = None,
     ca_file: Annotated[
@@ -145,25 +147,39 @@ def up(
             "--rollback-on-error", help="Switch back to the previous release when a probe fails during the switch."
         ),
     ] = False,
+    build_local: Annotated[
+        bool,
+        typer.Option(
+            "--build-local",
+            help="Build the app image with this machine's Docker engine and ship it to the target engine "
+            "(docker save | load over its connection, no registry); prints the bytes sent.",
+        ),
+    ] = False,
 ) -> None:
     """Render, build the app image, run the migration, start the stack, wait until it is healthy, smoke-test it."""
 
     def do() -> bool:
         project = _project()
-        options = SmokeOptions.from_config(
-            project.config, project.root, resolve=parse_resolve(resolve) if resolve else None, ca_file=ca_file
-        )
-        result = up_stack(
-            project,
-            timeout=timeout,
-            report=_progress,
-            on_line=None if quiet else _docker_line,
-            smoke_wait=smoke_wait if smoke else None,
-            smoke_options=options,
-            on_smoke_retry=smoke_retrying,
-            break_lock=break_lock,
-            rollback_on_error=rollback_on_error,
-        )
+        with engine_for(project) as engine:
+            if engine.is_remote:
+                _progress(f"engine: {engine.describe()}")
+            given = f"{project.config.domain}:{engine.address}" if resolve == "server" else resolve
+            options = SmokeOptions.from_config(
+                project.config, project.root, resolve=parse_resolve(given) if given else None, ca_file=ca_file
+            )
+            result = up_stack(
+                project,
+                timeout=timeout,
+                report=_progress,
+                on_line=None if quiet else _docker_line,
+                smoke_wait=smoke_wait if smoke else None,
+                smoke_options=options,
+                on_smoke_retry=smoke_retrying,
+                engine=engine,
+                build_local=build_local,
+                break_lock=break_lock,
+                rollback_on_error=rollback_on_error,
+            )
         out.print(result.url)
         if result.smoke is not None:
             render_table(result.smoke, err)  # stderr: stdout carries only the URL
@@ -190,7 +206,8 @@ def down(
 
     def do() -> None:
         project = _project()
-        volumes = deploy.down(project, delete_volumes=delete_volumes, on_line=_docker_line)
+        with engine_for(project) as engine:
+            volumes = deploy.down(project, delete_volumes=delete_volumes, on_line=_docker_line, engine=engine)
         if volumes and delete_volumes:
             _progress(f"deleted volumes: {', '.join(volumes)}")
         elif volumes:
@@ -205,10 +222,13 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
     """Each service's container, state and health; for the app, its running worker processes."""
 
     def do() -> None:
-        st = deploy.status(_project())
+        project = _project()
+        with engine_for(project) as engine:
+            st = deploy.status(project, engine=engine)
         if as_json:
             sys.stdout.write(json.dumps(st.as_dict(), indent=2) + "\n")
             return
+        _progress(f"engine: {st.engine}")
         if not st.services:
             _progress(f"stack {st.name} is not running (`composekit up` starts it)")
             return
@@ -230,7 +250,7 @@ def logs(
 
     def do() -> None:
         project = _project()
-        with deploy.read_only_docker(project) as docker:
+        with engine_for(project) as engine, deploy.read_only_docker(project, engine) as docker:
             try:
                 for line in docker.follow_logs([service] if service else [], tail, follow):
                     sys.stdout.write(line + "\n")
@@ -261,7 +281,8 @@ def releases(
 
     def do() -> None:
         project = _project()
-        rows = list_releases(project, deploy.docker_for(project))
+        with engine_for(project) as engine:
+            rows = list_releases(project, deploy.docker_for(project, engine))
         if as_json:
             doc = [
                 {
@@ -297,7 +318,13 @@ def rollback(
     """Switch back to an earlier release with no failed request: no build, no migration (they are not reversed)."""
 
     def do() -> None:
-        result = rollback_stack(_project(), release, timeout=timeout, report=_progress, break_lock=break_lock)
+        project = _project()
+        with engine_for(project) as engine:
+            if engine.is_remote:
+                _progress(f"engine: {engine.describe()}")
+            result = rollback_stack(
+                project, release, timeout=timeout, report=_progress, break_lock=break_lock, engine=engine
+            )
         _progress(f"release {result.release} serving; switch took {result.switch_seconds:.1f}s")
 
     run(do)

@@ -12,6 +12,7 @@ import math
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -155,6 +156,30 @@ PgIdentifier = Annotated[
 
 def got(value: Any) -> str:
     return json.dumps(value) if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
+
+
+HOST_FORMS = "ssh://[user@]host[:port], unix:///path/to/docker.sock, tcp://host:port or a Docker context name"
+_CONTEXT_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.+-]*$")
+
+
+def host_problem(value: str) -> str | None:
+    """Why ``value`` is not a Docker engine composekit can drive (None when it is one): `host:` and --host."""
+    if "://" not in value:
+        return None if _CONTEXT_NAME_RE.match(value) else f"expected {HOST_FORMS}"
+    parts = urlsplit(value)
+    if parts.scheme == "ssh":
+        try:
+            _ = parts.port  # urllib checks the range only when asked
+        except ValueError:
+            return "expected ssh://[user@]host[:port] with a port from 1 to 65535"
+        if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment or parts.password:
+            return "expected ssh://[user@]host[:port], with no path, query or password"
+        return None
+    if parts.scheme == "unix":
+        return None if parts.path.startswith("/") and not parts.netloc else "expected unix:///absolute/path"
+    if parts.scheme == "tcp":
+        return None if parts.hostname else "expected tcp://host:port"
+    return f"expected {HOST_FORMS}"
 
 
 def _entropy(text: str) -> float:
@@ -324,9 +349,10 @@ class App(_Model):
         if not isinstance(v, dict):
             raise ValueError(f"expected a mapping of volume name: absolute container path, got {got(v)}")
         for name, target in v.items():
-            if not isinstance(name, str) or not _VOLUME_NAME_RE.match(name) or name in ("acme", "routes"):
+            if not isinstance(name, str) or not _VOLUME_NAME_RE.match(name) or name in ("acme", "routes", "files"):
                 raise ValueError(
-                    f'expected volume names of letters, digits, "_", "-", "." (not "acme" or "routes"), got {got(name)}'
+                    'expected volume names of letters, digits, "_", "-", "." (not "acme", "routes" or "files"), '
+                    f"got {got(name)}"
                 )
             if not isinstance(target, str) or not target.startswith("/") or target == "/":
                 raise ValueError(f"{name}: expected an absolute path inside the container, got {got(target)}")
@@ -515,6 +541,18 @@ class Config(_Model):
     logging: Logging = Logging()
     network: Network = Network()
     releases: Releases = Releases()
+    # The Docker engine to deploy to (--host overrides it); None: DOCKER_HOST, else the current Docker context.
+    host: str | None = None
+
+    @field_validator("host", mode="before")
+    @classmethod
+    def _host(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        problem = host_problem(v) if isinstance(v, str) else f"expected {HOST_FORMS}"
+        if problem is not None:
+            raise ValueError(f"{problem}, got {got(v)}")
+        return v
 
     @model_validator(mode="after")
     def _database_variables(self) -> Config:

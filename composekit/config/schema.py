@@ -56,10 +56,17 @@ OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("App", "volumes"): {
         "type": "object",
-        "propertyNames": {"pattern": _VOLUME_NAME_RE.pattern, "not": {"enum": ["acme", "routes"]}},
+        "propertyNames": {"pattern": _VOLUME_NAME_RE.pattern, "not": {"enum": ["acme", "routes", "files"]}},
         "additionalProperties": {"type": "string", "pattern": r"^/.+"},
     },
     ("App", "cap_add"): {"type": "array", "items": {"enum": sorted(LINUX_CAPABILITIES)}},
+    ("Config", "host"): {
+        "anyOf": [
+            {"type": "string", "pattern": r"^(ssh://[^/?#\s]+/?|unix:///\S+|tcp://[^/?#\s]+/?)$"},
+            {"type": "string", "pattern": r"^[a-zA-Z0-9][a-zA-Z0-9_.+-]*$"},
+            _NULL,
+        ]
+    },
     ("Logging", "max_size"): _MEMORY,
     ("Migrate", "command"): {
         "anyOf": [
@@ -85,6 +92,9 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("Config", "domain"): "The DNS name pointing at this server; Traefik obtains its certificate over ACME.",
     ("Config", "acme"): "The ACME certificate authority and challenge.",
     ("Config", "app"): "The FastAPI app: where it is, how it is served and sized.",
+    ("Config", "host"): "The Docker engine to deploy to: ssh://[user@]host[:port] (an SSH config alias works), "
+    "unix:///path, tcp://host:port or a Docker context name. --host overrides it; unset: DOCKER_HOST, then the "
+    "current Docker context.",
     ("Config", "migrate"): "A one-shot command run on the app image before the app starts, on every deploy.",
     ("Config", "database"): "A PostgreSQL service (`db`) with a named volume; the password comes from a file "
     "mounted as a Docker secret and never appears in the rendered files.",

@@ -5,7 +5,10 @@ Every failure becomes a composekit DockerError that says what was run and what D
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,8 +18,9 @@ from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run as run_command
 
 from ..errors import BuildError, DockerError
+from .target import Engine
 
-__all__ = ["ContainerInfo", "Docker", "LineSink"]
+__all__ = ["ContainerInfo", "Docker", "LineSink", "context_endpoint"]
 
 T = TypeVar("T")
 LineSink = Callable[[str], None]
@@ -67,24 +71,77 @@ def _iso(value: Any) -> str | None:
     return None if text.startswith("0001-01-01") else text
 
 
-class Docker:
-    """Docker and Compose for one composekit stack (its compose files and project name)."""
+def context_endpoint(name: str | None) -> tuple[str, str]:
+    """(name, engine URL) of the Docker context ``name``, or of the current one when None."""
+    client = DockerClient()
+    argv = ["docker", "context", "inspect", *([name] if name else [])]
+    try:
+        found = client.context.inspect(name)
+        return str(found.name), str(found.endpoints["docker"].host)
+    except DockerException as exc:
+        said = _as_text(exc.stderr) or _as_text(exc.stdout)
+        hint = "`docker context ls` lists the contexts; --host also takes ssh://user@host[:port]"
+        raise DockerError(f"cannot read the Docker context {name or '(current)'}", argv, said, hint) from None
+    except (KeyError, IndexError, json.JSONDecodeError, AttributeError) as exc:
+        raise DockerError(f"the Docker context {name or '(current)'} has no Docker endpoint", argv, str(exc)) from None
 
-    def __init__(self, project_name: str, compose_files: list[Path], project_directory: Path | None = None) -> None:
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """``values`` in this process's environment while the block runs, for the Compose process it starts
+    (python-on-whales passes no environment of its own); the previous values come back afterwards."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+class Docker:
+    """Docker and Compose for one composekit stack (its compose files and project name), on one engine."""
+
+    def __init__(
+        self,
+        project_name: str,
+        compose_files: list[Path],
+        project_directory: Path | None = None,
+        engine: Engine | None = None,
+    ) -> None:
         self.project_name = project_name
         self.compose_files = compose_files
+        self.engine = engine or Engine.default()
+        # Variables only `docker compose up` reads (the database password of the stack's secret).
+        self.compose_environment: dict[str, str] = {}
         # Relative paths in the compose files resolve from here (default: the first file's directory).
         self.client = DockerClient(
             compose_files=list[str | Path](compose_files),
             compose_project_name=project_name,
             compose_project_directory=project_directory,
+            host=self.engine.host,
+            context=self.engine.context,
         )
+
+    def _failure(self, error: type[DockerError], summary: str, command: list[str], said: str, hint: str) -> DockerError:
+        """The error of a failed call, naming the engine; a lost SSH connection is said as such."""
+        lost = self.engine.lost()
+        if lost is not None:
+            hint = (
+                f"{lost}; run the command again once the server answers `ssh` (nothing else was changed by this call)"
+            )
+        named = self.engine.describe() if self.engine.target.url else None  # a chosen engine, not the default
+        return error(summary, command, said, hint, engine=named)
 
     def _call(self, summary: str, fn: Callable[[], T], hint: str = "", error: type[DockerError] = DockerError) -> T:
         try:
             return fn()
         except DockerException as exc:
-            raise error(summary, exc.docker_command, _as_text(exc.stderr) or _as_text(exc.stdout), hint) from None
+            said = _as_text(exc.stderr) or _as_text(exc.stdout)
+            raise self._failure(error, summary, exc.docker_command, said, hint) from None
         except FileNotFoundError as exc:
             raise DockerError(summary, [], f"{exc.filename}: not found", "install the Docker CLI") from None
 
@@ -105,7 +162,8 @@ class Docker:
                 if on_line is not None:
                     on_line(line)
         except DockerException as exc:
-            raise error(summary, exc.docker_command, "\n".join(lines[-40:]) or _as_text(exc.stderr), hint) from None
+            said = "\n".join(lines[-40:]) or _as_text(exc.stderr)
+            raise self._failure(error, summary, exc.docker_command, said, hint) from None
         return lines
 
     # engine -------------------------------------------------------------------------------------
@@ -193,6 +251,48 @@ class Docker:
             "the app image needs python3 on its PATH (its healthcheck uses it too)",
         )
 
+    def run_python(self, image: str, code: str, args: list[str], mounts: dict[str, str], network: str = "none") -> str:
+        """``python3 -c code args`` once in a throwaway container of ``image`` on the engine's machine, with no
+        capabilities (but NET_BIND_SERVICE on the host network) and ``mounts`` (source -> path, read-only): what
+        doctor and up ask about a remote server."""
+        return self._call(
+            f"cannot run a check container of {image} on the engine's machine",
+            lambda: str(
+                self.client.container.run(
+                    image,
+                    ["-I", "-c", code, *args],
+                    entrypoint="python3",
+                    user="0:0",
+                    remove=True,
+                    cap_drop=["ALL"],
+                    # binding a port below 1024 needs it, on the host network (the ports check)
+                    cap_add=["NET_BIND_SERVICE"] if network == "host" else [],
+                    networks=[network],
+                    read_only=True,
+                    security_options=["no-new-privileges:true"],
+                    volumes=[(source, target, "ro") for source, target in mounts.items()],
+                )
+            ),
+            "the check runs on images/python; pull it on the server (`docker pull IMAGE` there) or set images/python",
+        )
+
+    def ship_image(self, image: str, to: Docker) -> int:
+        """`docker save` ``image`` here, `docker load` it on ``to``'s engine (over its connection); bytes sent."""
+        sent = 0
+
+        def chunks() -> Iterator[bytes]:
+            nonlocal sent
+            for chunk in self.client.image.save(image) or ():
+                sent += len(chunk)
+                yield chunk
+
+        to._call(
+            f"cannot ship the image {image} to {to.engine.describe()}",
+            lambda: to.client.image.load(chunks(), quiet=True),
+            "the image is saved from this machine's engine and loaded on the target's; check both answer",
+        )
+        return sent
+
     # stack --------------------------------------------------------------------------------------
 
     def build(self, on_line: LineSink | None = None) -> None:
@@ -208,48 +308,58 @@ class Docker:
         self, services: list[str] | None = None, *, dependencies: bool = True, on_line: LineSink | None = None
     ) -> None:
         try:
-            self._stream(
-                "`docker compose up` failed",
-                lambda: self.client.compose.up(
-                    services,
-                    detach=True,
-                    remove_orphans=True,
-                    dependencies=dependencies,
-                    color=False,
-                    stream_logs=True,
-                ),
-                on_line,
-            )
+            with _environment(self.compose_environment):
+                self._up(services, dependencies, on_line)
         except DockerError as exc:
             if NETWORK_OVERLAP not in exc.stderr:
                 raise
             raise DockerError(
-                "`docker compose up` could not create the stack's network", exc.command, exc.stderr, NETWORK_HINT
+                "`docker compose up` could not create the stack's network",
+                exc.command,
+                exc.stderr,
+                NETWORK_HINT,
+                engine=exc.engine,
             ) from None
 
-    def start_beside(self, service: str, count: int, on_line: LineSink | None = None) -> None:
-        """Scale ``service`` to ``count`` containers without recreating the running ones: the new container runs
-        the current image and config beside the old ones (what each release's switch starts from)."""
+    def _up(self, services: list[str] | None, dependencies: bool, on_line: LineSink | None) -> None:
         self._stream(
-            f"`docker compose up --scale {service}={count} --no-recreate` failed",
+            "`docker compose up` failed",
             lambda: self.client.compose.up(
-                [service],
+                services,
                 detach=True,
-                scales={service: count},
-                recreate=False,
-                dependencies=False,
+                remove_orphans=True,
+                dependencies=dependencies,
                 color=False,
                 stream_logs=True,
             ),
             on_line,
         )
 
+    def start_beside(self, service: str, count: int, on_line: LineSink | None = None) -> None:
+        """Scale ``service`` to ``count`` containers without recreating the running ones: the new container runs
+        the current image and config beside the old ones (what each release's switch starts from)."""
+        with _environment(self.compose_environment):  # Compose reads the whole file, secrets included
+            self._stream(
+                f"`docker compose up --scale {service}={count} --no-recreate` failed",
+                lambda: self.client.compose.up(
+                    [service],
+                    detach=True,
+                    scales={service: count},
+                    recreate=False,
+                    dependencies=False,
+                    color=False,
+                    stream_logs=True,
+                ),
+                on_line,
+            )
+
     def config_hash(self, service: str) -> str:
         """The hash Compose labels ``service``'s containers with (com.docker.compose.config-hash)."""
-        out = self._call(
-            f"`docker compose config --hash {service}` failed",
-            lambda: str(run_command([*self.client.compose.docker_compose_cmd, "config", "--hash", service])),
-        )
+        with _environment(self.compose_environment):
+            out = self._call(
+                f"`docker compose config --hash {service}` failed",
+                lambda: str(run_command([*self.client.compose.docker_compose_cmd, "config", "--hash", service])),
+            )
         return out.split()[-1] if out.split() else ""
 
     def container_labels(self, container: str) -> dict[str, str]:

@@ -6,7 +6,7 @@ import errno
 import socket
 from collections.abc import Callable
 
-__all__ = ["port_is_free"]
+__all__ = ["SERVER_PORTS", "port_is_free", "server_ports_free"]
 
 
 def _bind(port: int, host: str) -> None:
@@ -45,3 +45,36 @@ def port_is_free(
             return not listens(port)
         raise
     return True
+
+
+# Run on a remote engine's machine, in a throwaway container on the host network: the same bind test there.
+SERVER_PORTS = (
+    "import errno, socket, sys\n"
+    "for port in sys.argv[1:]:\n"
+    "    s = socket.socket()\n"
+    "    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    "    try:\n"
+    "        s.bind(('0.0.0.0', int(port)))\n"
+    "        print(port, 'free')\n"
+    "    except OSError as exc:\n"
+    "        print(port, 'taken' if exc.errno == errno.EADDRINUSE else f'error {exc.strerror}')\n"
+    "    finally:\n"
+    "        s.close()\n"
+)
+ServerPython = Callable[[str, str, list[str], dict[str, str], str], str]  # image, code, args, mounts, network
+
+
+def server_ports_free(run: ServerPython, image: str, ports: tuple[int, ...]) -> Callable[[int], bool]:
+    """port_is_free on a remote engine's machine: one throwaway container of ``image`` answers for ``ports``."""
+    answers: dict[int, str] = {}
+    for line in run(image, SERVER_PORTS, [str(p) for p in ports], {}, "host").splitlines():
+        port, _, state = line.partition(" ")
+        answers[int(port)] = state
+
+    def free(port: int) -> bool:
+        state = answers.get(port, "error no answer")
+        if state.startswith("error"):
+            raise OSError(0, state[6:])
+        return state == "free"
+
+    return free

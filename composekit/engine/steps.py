@@ -17,18 +17,20 @@ from typing import Any
 
 from ..config.project import Project
 from ..errors import (
+    ConfigError,
     DockerError,
     HealthTimeoutError,
     HttpCheckError,
     MigrationError,
     PortInUseError,
 )
-from ..render.compose import app_image
+from ..render.compose import DB_PASSWORD_ENV, FILES_SERVICE, app_image
 from ..render.stack import COMPOSE_FILE, render_stack
 from ..render.traefik import GENERATION_HEADER
 from ..verify.http import Endpoint, HttpClient
 from .docker import ContainerInfo, Docker, LineSink
-from .ports import port_is_free
+from .ports import port_is_free, server_ports_free
+from .target import Engine, server_address
 from .wait import Deadline, Poll, poll_until
 
 __all__ = [
@@ -40,7 +42,9 @@ __all__ = [
     "SwitchAborted",
     "by_service",
     "check_ports",
+    "compose_secrets",
     "count_workers",
+    "deliver_files",
     "docker_for",
     "down",
     "fix_volume_owners",
@@ -70,15 +74,32 @@ _COUNT_WORKERS = (
 )
 
 
-def docker_for(project: Project) -> Docker:
+def docker_for(project: Project, engine: Engine | None = None) -> Docker:
     files = [project.out_dir / COMPOSE_FILE]
     if project.override_file is not None:
         files.append(project.override_file)
-    return Docker(project.config.name, files)
+    return Docker(project.config.name, files, engine=engine)
+
+
+def compose_secrets(project: Project) -> dict[str, str]:
+    """The environment `docker compose up` reads the stack's secrets from: the database password, read from
+    database/password_file here, on the deploying machine, and given to the Compose process only."""
+    database = project.config.database
+    if database is None:
+        return {}
+    path = project.from_root(database.password_file)
+    try:
+        return {DB_PASSWORD_ENV: path.read_text(encoding="utf-8")}
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a text file"
+        source = " + ".join(p.name for p in project.config_files)
+        raise ConfigError(
+            [f'{source}: database/password_file: cannot read "{database.password_file}" ({path}): {reason}']
+        ) from None
 
 
 @contextmanager
-def read_only_docker(project: Project) -> Iterator[Docker]:
+def read_only_docker(project: Project, engine: Engine | None = None) -> Iterator[Docker]:
     """Docker for commands that must not write the project (down, logs): the compose file is rendered into a
     temporary directory, and Compose resolves its relative paths from the output directory as usual
     (--project-directory), whether or not that directory exists."""
@@ -86,24 +107,38 @@ def read_only_docker(project: Project) -> Iterator[Docker]:
         compose = Path(tmp) / COMPOSE_FILE
         compose.write_text(render_stack(project).compose, encoding="utf-8")
         files = [compose] + ([project.override_file] if project.override_file is not None else [])
-        yield Docker(project.config.name, files, project_directory=project.out_dir)
+        yield Docker(project.config.name, files, project_directory=project.out_dir, engine=engine)
 
 
 def by_service(containers: list[ContainerInfo]) -> dict[str, ContainerInfo]:
     return {c.service: c for c in containers}
 
 
-def check_ports(project: Project, running: dict[str, ContainerInfo]) -> None:
-    """Refuse to start when another process holds ports/http or ports/https (our own running Traefik may)."""
+def check_ports(project: Project, running: dict[str, ContainerInfo], docker: Docker | None = None) -> None:
+    """Refuse to start when another process holds ports/http or ports/https (our own running Traefik may).
+    On a remote engine the ports are tested on its machine, by a throwaway container of images/python."""
     traefik = running.get("traefik")
     if traefik is not None and traefik.status == "running":
         return  # our own Traefik holds the ports; compose keeps or replaces it
-    for key, port in (("http", project.config.ports.http), ("https", project.config.ports.https)):
-        if not port_is_free(port):
+    ports = (project.config.ports.http, project.config.ports.https)
+    port_free: Callable[[int], bool] = port_is_free
+    where = ""
+    if docker is not None and docker.engine.is_remote:
+        port_free = server_ports_free(docker.run_python, project.config.images.python, ports)
+        where = f" on the server ({docker.engine.target.url})"
+    for key, port in zip(("http", "https"), ports, strict=True):
+        try:
+            free = port_free(port)
+        except OSError as exc:
             raise PortInUseError(
-                f"port {port} (ports/{key} in {project.source}) is already in use by another process, so Traefik "
-                f"cannot publish it; stop that process (`ss -ltnp 'sport = :{port}'` shows it) or choose another "
-                f"port under ports/{key}. Nothing was started or changed."
+                f"cannot test port {port} (ports/{key} in {project.source}){where}: {exc.strerror}. "
+                "Nothing was started or changed."
+            ) from None
+        if not free:
+            raise PortInUseError(
+                f"port {port} (ports/{key} in {project.source}) is already in use{where} by another process, so "
+                f"Traefik cannot publish it; stop that process (`ss -ltnp 'sport = :{port}'` shows it) or choose "
+                f"another port under ports/{key}. Nothing was started or changed."
             )
 
 
@@ -157,6 +192,34 @@ def fix_volume_owners(project: Project, docker: Docker, report: Report = lambda 
                 f"(uid:gid {parts[2]} -> {parts[3]}); nothing inside it was changed"
             )
     return changed
+
+
+def deliver_files(docker: Docker, deadline: Deadline, report: Report, on_line: LineSink | None) -> None:
+    """Run the one-shot `files` service (gunicorn.conf.py and the database password into the `files` volume) and
+    wait until it exited 0: the app's containers are started without their dependencies (--no-deps)."""
+    report("delivering gunicorn.conf.py and the database password into the files volume")
+    started = deadline.clock()
+    docker.up([FILES_SERVICE], dependencies=False, on_line=on_line)
+
+    def observe() -> Poll[ContainerInfo | None]:
+        c = by_service(docker.containers()).get(FILES_SERVICE)
+        return Poll(c, c is not None and c.status == "exited", False, c.status if c else "no container")
+
+    seen, timed_out = deadline.poll(observe)
+    if timed_out:
+        raise HealthTimeoutError(
+            f"{deadline.ran_out('the files service ran', started)}; it was still {seen.detail}.\n"
+            f"Last log lines of {FILES_SERVICE}:\n{_indent(docker.logs([FILES_SERVICE], tail=30))}\n"
+            "fix: check that the engine can start images/python, or raise --timeout"
+        )
+    c = seen.value
+    if c is not None and c.exit_code not in (0, None):
+        raise DockerError(
+            f"the {FILES_SERVICE} service failed (exit code {c.exit_code}), so the app was not started",
+            ["docker", "compose", "up", FILES_SERVICE],
+            docker.logs([FILES_SERVICE], tail=30),
+            "its output is above; run `composekit up` again once the cause is fixed",
+        )
 
 
 def migrate(
@@ -261,11 +324,12 @@ def wait_healthy(docker: Docker, services: list[str], deadline: Deadline) -> lis
     )
 
 
-def public_endpoint(project: Project) -> Endpoint:
+def public_endpoint(project: Project, engine: Engine | None = None) -> Endpoint:
     """Where composekit reaches the stack's public entrypoint (Traefik's published ports) to probe it: the one
-    place that says so. On this machine's engine that is loopback."""
+    place that says so, for every probe. The engine's server, at server_address(engine): loopback for a local
+    engine, the address an ssh:// host reaches otherwise."""
     config = project.config
-    return Endpoint(config.domain, "127.0.0.1", config.ports.http, config.ports.https)
+    return Endpoint(config.domain, server_address(engine), config.ports.http, config.ports.https)
 
 
 def wait_generation(
@@ -274,6 +338,7 @@ def wait_generation(
     deadline: Deadline,
     what: str,
     abort: Callable[[], str | None] = lambda: None,
+    engine: Engine | None = None,
 ) -> float:
     """Wait until Traefik has loaded the routes file of ``generation`` and its probe router reaches the app:
     a request naming the generation answers 200 with the generation echoed. Returns the seconds it took.
@@ -295,7 +360,7 @@ def wait_generation(
         return Poll(f"HTTP {answer.status}, generation {seen or 'none'}", answer.status == 200 and seen == generation)
 
     started = deadline.clock()
-    with HttpClient(public_endpoint(project), timeout=5) as client:
+    with HttpClient(public_endpoint(project, engine), timeout=5) as client:
         seen, _ = poll_until(
             observe, deadline.remaining(), first_delay=0.05, max_delay=0.2, clock=deadline.clock, sleep=deadline.sleep
         )
@@ -334,8 +399,11 @@ class ProbeStream:
     """A light stream of GETs of the health path through the public entrypoint (SNI = the domain), one every
     ``interval`` seconds from start() until stop(), at most ``max_seconds``: what a client saw during a switch."""
 
-    def __init__(self, project: Project, interval: float = 0.1, max_seconds: float = 900) -> None:
+    def __init__(
+        self, project: Project, interval: float = 0.1, max_seconds: float = 900, engine: Engine | None = None
+    ) -> None:
         self.project = project
+        self.engine = engine
         self.interval = interval
         self.max_seconds = max_seconds
         self.report = ProbeReport()
@@ -354,7 +422,7 @@ class ProbeStream:
     def _run(self) -> None:
         until = time.monotonic() + self.max_seconds
         path = self.project.config.app.health_path
-        with HttpClient(public_endpoint(self.project), timeout=5) as client:
+        with HttpClient(public_endpoint(self.project, self.engine), timeout=5) as client:
             while not self._stop.is_set() and time.monotonic() < until:
                 started = time.monotonic()
                 try:
@@ -373,14 +441,16 @@ class ProbeStream:
                 self._stop.wait(self.interval)
 
 
-def wait_routed(project: Project, deadline: Deadline) -> None:
-    """Wait until Traefik routes the domain to the app on this machine (its health path answers 200).
+def wait_routed(project: Project, deadline: Deadline, engine: Engine | None = None) -> None:
+    """Wait until Traefik routes the domain to the app on the engine's server (its health path answers 200),
+    reached at server_address(engine): 127.0.0.1 for a local engine.
 
     Healthy containers are not enough: Traefik picks the route up from Docker events a moment later.
     The certificate is not judged here (it may still be being issued); `composekit smoke` does that.
     """
     config = project.config
-    endpoint = public_endpoint(project)
+    endpoint = public_endpoint(project, engine)
+    where = "on this machine" if endpoint.address == "127.0.0.1" else f"at {endpoint.address}"
 
     def observe() -> Poll[str]:
         try:
@@ -395,7 +465,7 @@ def wait_routed(project: Project, deadline: Deadline) -> None:
     if not seen.done:
         raise HealthTimeoutError(
             f"{deadline.ran_out('waiting for Traefik to route the app', started)}: the app is healthy but "
-            f"https://{config.domain}{config.app.health_path} through Traefik on this machine did not answer 200; "
+            f"https://{config.domain}{config.app.health_path} through Traefik {where} did not answer 200; "
             f"last answer: {seen.value}\n"
             "fix: check Traefik's logs (`composekit logs traefik`) for the router of the app"
         )
@@ -405,9 +475,11 @@ def _indent(text: str) -> str:
     return "\n".join(f"    {line}" for line in text.splitlines()[-30:]) or "    (no output)"
 
 
-def down(project: Project, *, delete_volumes: bool = False, on_line: LineSink | None = None) -> list[str]:
+def down(
+    project: Project, *, delete_volumes: bool = False, on_line: LineSink | None = None, engine: Engine | None = None
+) -> list[str]:
     """Stop and remove the stack's containers; returns the volumes that are kept (or were deleted)."""
-    with read_only_docker(project) as docker:
+    with read_only_docker(project, engine) as docker:
         volumes = docker.volumes()
         docker.down(delete_volumes=delete_volumes, on_line=on_line)
     return volumes
@@ -430,6 +502,7 @@ class StackStatus:
     name: str
     url: str
     services: list[ServiceStatus] = field(default_factory=list)
+    engine: str = ""  # the Docker engine asked, and why that one (--host, host:, DOCKER_HOST, context)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -439,9 +512,9 @@ def count_workers(docker: Docker, container: str) -> int:
     return int(docker.exec(container, ["python3", "-c", _COUNT_WORKERS]).strip())
 
 
-def status(project: Project, docker: Docker | None = None) -> StackStatus:
+def status(project: Project, docker: Docker | None = None, engine: Engine | None = None) -> StackStatus:
     """Every container of the stack; a worker count that cannot be read is left unknown with a note."""
-    docker = docker or docker_for(project)
+    docker = docker or docker_for(project, engine)
     rows = []
     for c in docker.containers():
         workers: int | None = None
@@ -453,4 +526,4 @@ def status(project: Project, docker: Docker | None = None) -> StackStatus:
                 said = exc.stderr.splitlines()[-1] if isinstance(exc, DockerError) and exc.stderr else str(exc)
                 note = f"workers unknown: counting them in {c.name} failed" + (f" ({said})" if said else "")
         rows.append(ServiceStatus(c.service, c.name, c.status, c.health, c.exit_code, c.started_at, workers, note))
-    return StackStatus(project.config.name, f"https://{project.config.domain}/", rows)
+    return StackStatus(project.config.name, f"https://{project.config.domain}/", rows, docker.engine.describe())

@@ -144,12 +144,14 @@ def switch_app(
         and docker.container_labels(old[0].name).get("com.docker.compose.config-hash") == want_hash
     ):
         generation = write_routes(project, docker, [old[0].name], [old[0].name])
-        wait_generation(project, generation, deadline, "checking that Traefik routes to the running app")
+        wait_generation(
+            project, generation, deadline, "checking that Traefik routes to the running app", engine=docker.engine
+        )
         report(f"the app already runs this image and config ({old[0].name}); nothing recreated")
         return SwitchResult(release, [old[0].name], [], False, 0.0, want_hash)
 
     started = time.monotonic()
-    stream = ProbeStream(project).start() if old else None
+    stream = ProbeStream(project, engine=docker.engine).start() if old else None
     try:
         return _switch(project, docker, deadline, release, report, on_line, image, want_hash, old, started, stream)
     finally:
@@ -211,6 +213,7 @@ def _switch(
             deadline,
             "waiting for the new release to answer through Traefik",
             abort=lambda: _failure(docker, new),
+            engine=docker.engine,
         )
     except SwitchAborted as exc:
         raise give_up(str(exc)) from None
@@ -222,7 +225,7 @@ def _switch(
     report(f"switching Traefik to {new.name}")
     generation = write_routes(project, docker, [new.name], [new.name])
     try:
-        wait_generation(project, generation, deadline, "switching Traefik to the new release")
+        wait_generation(project, generation, deadline, "switching Traefik to the new release", engine=docker.engine)
     except HealthTimeoutError:
         if old:
             write_routes(project, docker, names, names)

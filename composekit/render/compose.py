@@ -1,5 +1,13 @@
-"""The compose file of a stack: services traefik, routes, app and (when configured) migrate and db, their
-networks, volumes and secrets. Pure: same project -> same document."""
+"""The compose file of a stack: services traefik, routes, files, app and (when configured) migrate and db, their
+networks, volumes, configs and secrets. Pure: same project -> same document.
+
+Nothing is bind-mounted from the deploying machine, so the document works unchanged against a remote engine:
+every file a container needs travels inside the document (top-level `configs` with `content:`) and the database
+password as a secret read from an environment variable of the Compose process (DB_PASSWORD_ENV). Compose refuses
+both in a read-only container, so the read-only app and migration get theirs from the `files` volume, which the
+one-shot `files` service fills from its own configs and secrets. Traefik's routes live in the `routes` volume,
+written through `docker exec` in the network-less `routes` container. Only named volumes are mounted: nothing in
+the stack mounts the Docker socket."""
 
 from __future__ import annotations
 
@@ -7,7 +15,8 @@ import hashlib
 import ipaddress
 import os
 import shlex
-from pathlib import Path, PurePosixPath
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from ..config.model import DATABASE_VOLUME, WORKER_VARIABLES, Config
@@ -15,9 +24,13 @@ from ..config.project import Project
 from .dockerfile import GUNICORN_CONF_PATH
 
 __all__ = [
+    "ACME_CA_DIR",
+    "DB_PASSWORD_ENV",
     "DB_SECRET",
     "DB_SERVICE",
     "DEFAULT_SUBNET_POOL",
+    "FILES_DIR",
+    "FILES_SERVICE",
     "RESOLVER",
     "ROUTES",
     "ROUTES_DIR",
@@ -65,6 +78,46 @@ TRAEFIK_DYNAMIC_DIR = "/etc/traefik/dynamic"
 
 # PID 1 of the routes container: waits, and exits at once on SIGTERM (a bare pause would ignore it).
 _ROUTES_IDLE = "import signal, sys; signal.signal(signal.SIGTERM, lambda *_: sys.exit(0)); signal.pause()"
+
+
+# The one-shot service that copies the app's configs and secrets into the `files` volume, and where the app and
+# the migration mount that volume (read-only). The database password reaches Compose in this variable only.
+FILES_SERVICE = "files"
+
+
+FILES_VOLUME = "files"
+
+
+FILES_DIR = "/etc/composekit"
+
+
+DB_PASSWORD_ENV = "COMPOSEKIT_DB_PASSWORD"
+
+
+# Traefik's static configuration; its middlewares and TLS options travel in the routes file (render/traefik.py).
+TRAEFIK_CONFIGS = {"traefik.yml": "/etc/traefik/traefik.yml"}
+
+
+# Copies each given file into /files under its own name: written beside, mode 0444 (the app's user reads it),
+# then renamed, so a running app never sees half a file. Names it was not given are removed (a dropped secret).
+_COPY_FILES = (
+    "import os, sys\n"
+    "names = set()\n"
+    "for src in sys.argv[1:]:\n"
+    "    name = os.path.basename(src)\n"
+    "    names.add(name)\n"
+    "    with open(src, 'rb') as f:\n"
+    "        data = f.read()\n"
+    "    tmp = os.path.join('/files', '.' + name + '.tmp')\n"
+    "    with open(tmp, 'wb') as f:\n"
+    "        f.write(data)\n"
+    "    os.chmod(tmp, 0o444)\n"
+    "    os.replace(tmp, os.path.join('/files', name))\n"
+    "    print('copied', name, len(data), 'bytes')\n"
+    "for name in sorted(set(os.listdir('/files')) - names):\n"
+    "    os.remove(os.path.join('/files', name))\n"
+    "    print('removed', name)\n"
+)
 
 
 # Default subnets of `web`: a /24 per project name in a range Docker's default address pools never use
@@ -136,27 +189,36 @@ def _healthcheck_cmd(port: int, path: str) -> list[str]:
     return ["CMD", "python3", "-c", probe]
 
 
-def _traefik_service(project: Project) -> dict[str, Any]:
+def acme_ca_name(index: int) -> str:
+    """The name (in RenderedStack.configs and the compose file) of the index-th file of acme/ca_certificates."""
+    return f"acme-ca-{index}.pem"
+
+
+def _config_hash(contents: Mapping[str, str], names: list[str]) -> str:
+    """A label value that changes with the content of the configs a service reads, so that Compose recreates the
+    service when one changes (Compose itself compares the service definition only)."""
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update(f"{name}\0{len(contents[name])}\0{contents[name]}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _traefik_service(project: Project, contents: Mapping[str, str]) -> dict[str, Any]:
     config = project.config
-    volumes = [
-        "./traefik.yml:/etc/traefik/traefik.yml:ro",
-        f"{ROUTES}:{TRAEFIK_DYNAMIC_DIR}:ro",
-        "acme:/acme",
-    ]
+    configs = [{"source": name, "target": target} for name, target in TRAEFIK_CONFIGS.items()]
     ca_paths: list[str] = []
-    for i, ca in enumerate(config.acme.ca_certificates):
+    for i in range(len(config.acme.ca_certificates)):
         target = f"{ACME_CA_DIR}/{i}.pem"
-        source = ca if PurePosixPath(ca).is_absolute() else project.rel(project.from_root(ca))
-        if not source.startswith(("/", ".")):
-            source = f"./{source}"
-        volumes.append(f"{source}:{target}:ro")
+        configs.append({"source": acme_ca_name(i), "target": target})
         ca_paths.append(target)
     service: dict[str, Any] = {
         "image": config.images.traefik,
         "command": ["--configFile=/etc/traefik/traefik.yml"],
         "restart": "always",
         "ports": [f"{config.ports.http}:80", f"{config.ports.https}:443"],
-        "volumes": volumes,
+        "configs": configs,
+        "volumes": [f"{ROUTES}:{TRAEFIK_DYNAMIC_DIR}:ro", "acme:/acme"],
+        "labels": {"composekit.config-hash": _config_hash(contents, [str(c["source"]) for c in configs])},
     }
     if ca_paths:
         service["environment"] = {"LEGO_CA_CERTIFICATES": ":".join(ca_paths)}
@@ -237,7 +299,7 @@ def _database_environment(config: Config) -> dict[str, str]:
         "DATABASE_PORT": str(DB_PORT),
         "DATABASE_NAME": db.name,
         "DATABASE_USER": db.user,
-        "DATABASE_PASSWORD_FILE": f"/run/secrets/{DB_SECRET}",
+        "DATABASE_PASSWORD_FILE": f"{FILES_DIR}/{DB_SECRET}",
     }
 
 
@@ -245,7 +307,45 @@ def _networks(config: Config) -> list[str]:
     return ["web", "db"] if config.database is not None else ["web"]
 
 
-def _app_service(project: Project) -> dict[str, Any]:
+def _files_mount() -> dict[str, Any]:
+    """The `files` volume, read-only; nocopy: never seeded from what the image has at that path."""
+    return {
+        "type": "volume",
+        "source": FILES_VOLUME,
+        "target": FILES_DIR,
+        "read_only": True,
+        "volume": {"nocopy": True},
+    }
+
+
+def _files_service(config: Config) -> dict[str, Any]:
+    """Copies gunicorn.conf.py and the database password into the `files` volume for the read-only app and
+    migration. Root without capabilities: it owns the fresh volume, which is all it writes."""
+    sources = [GUNICORN_CONF_PATH]
+    service: dict[str, Any] = {
+        "image": config.images.python,
+        "command": ["python3", "-I", "-B", "-c", _COPY_FILES],
+        "restart": "no",
+        "user": "0:0",
+        "configs": [{"source": "gunicorn.conf.py", "target": GUNICORN_CONF_PATH}],
+    }
+    if config.database is not None:
+        service["secrets"] = [DB_SECRET]
+        sources.append(f"/run/secrets/{DB_SECRET}")
+    service["command"] = service["command"] + sources
+    service.update(
+        {
+            "volumes": [f"{FILES_VOLUME}:/files"],
+            "network_mode": "none",
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges:true"],
+            "pids_limit": 16,
+        }
+    )
+    return service
+
+
+def _app_service(project: Project, contents: Mapping[str, str]) -> dict[str, Any]:
     config = project.config
     app = config.app
     context = project.rel(project.app_dir)
@@ -264,7 +364,8 @@ def _app_service(project: Project) -> dict[str, Any]:
     if app.env_file:
         service["env_file"] = [project.rel(project.from_root(app.env_file))]
     service["environment"] = _app_environment(config)
-    service["volumes"] = ["./gunicorn.conf.py:" + GUNICORN_CONF_PATH + ":ro", *_data_volumes(config)]
+    service["volumes"] = [_files_mount(), *_data_volumes(config)]
+    service["labels"] = {"composekit.config-hash": _config_hash(contents, ["gunicorn.conf.py"])}
     service["healthcheck"] = {
         "test": _healthcheck_cmd(app.port, app.health_path),
         "interval": HEALTH_INTERVAL,
@@ -273,14 +374,12 @@ def _app_service(project: Project) -> dict[str, Any]:
         "start_period": "30s",
     }
     service["stop_grace_period"] = f"{GRACEFUL_TIMEOUT + 10}s"
-    depends_on: dict[str, Any] = {}
+    depends_on: dict[str, Any] = {FILES_SERVICE: {"condition": "service_completed_successfully"}}
     if config.database is not None:
         depends_on[DB_SERVICE] = {"condition": "service_healthy"}
-        service["secrets"] = [DB_SECRET]
     if config.migrate.command is not None:
         depends_on["migrate"] = {"condition": "service_completed_successfully"}
-    if depends_on:
-        service["depends_on"] = depends_on
+    service["depends_on"] = depends_on
     limits: dict[str, str | int] = {}
     if app.cpus is not None:
         limits["cpus"] = f"{app.cpus:g}"
@@ -315,12 +414,10 @@ def _migrate_service(project: Project) -> dict[str, Any]:
     environment.update({k: config.app.environment[k] for k in sorted(config.app.environment)})
     if environment:
         service["environment"] = environment
-    volumes = _data_volumes(config)
-    if volumes:
-        service["volumes"] = volumes
+    service["volumes"] = [_files_mount(), *_data_volumes(config)]
+    service["depends_on"] = {FILES_SERVICE: {"condition": "service_completed_successfully"}}
     if config.database is not None:
-        service["secrets"] = [DB_SECRET]
-        service["depends_on"] = {DB_SERVICE: {"condition": "service_healthy"}}
+        service["depends_on"][DB_SERVICE] = {"condition": "service_healthy"}
     service["deploy"] = {"resources": {"limits": {"pids": config.app.pids_limit}}}
     service["security_opt"] = ["no-new-privileges:true"]
     service.update(_confinement(config))
@@ -371,15 +468,20 @@ def _db_service(config: Config) -> dict[str, Any]:
     }
 
 
-def render_compose(project: Project) -> dict[str, Any]:
+def render_compose(project: Project, contents: Mapping[str, str]) -> dict[str, Any]:
+    """The compose document; ``contents`` are the files it delivers (RenderedStack.configs), by name."""
     config = project.config
-    services: dict[str, Any] = {"traefik": _traefik_service(project), ROUTES: _routes_service(config)}
+    services: dict[str, Any] = {
+        "traefik": _traefik_service(project, contents),
+        ROUTES: _routes_service(config),
+        FILES_SERVICE: _files_service(config),
+    }
     if config.database is not None:
         services[DB_SERVICE] = _db_service(config)
     if config.migrate.command is not None:
         services["migrate"] = _migrate_service(project)
-    services["app"] = _app_service(project)
-    volumes: dict[str, Any] = {"acme": {}, ROUTES: {}}
+    services["app"] = _app_service(project, contents)
+    volumes: dict[str, Any] = {"acme": {}, ROUTES: {}, FILES_VOLUME: {}}
     for name in sorted(config.app.volumes):
         volumes[name] = {}
     networks: dict[str, Any] = {"web": _web_network(config)}
@@ -387,7 +489,12 @@ def render_compose(project: Project) -> dict[str, Any]:
     if config.database is not None:
         networks["db"] = {"internal": True}  # the database is reachable from the app and migrate only
         volumes[DATABASE_VOLUME] = {}
-        doc["secrets"] = {DB_SECRET: {"file": project.rel(project.from_root(config.database.password_file))}}
+    names = [*TRAEFIK_CONFIGS, *(acme_ca_name(i) for i in range(len(config.acme.ca_certificates))), "gunicorn.conf.py"]
+    doc["configs"] = {name: {"content": contents[name]} for name in names}
+    if config.database is not None:
+        # Read by Compose from its own environment: composekit sets it from database/password_file for the
+        # Compose process only, so the password is in no rendered file.
+        doc["secrets"] = {DB_SECRET: {"environment": DB_PASSWORD_ENV}}
     for service in services.values():
         service.setdefault("logging", _logging(config))
     return doc

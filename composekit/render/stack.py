@@ -3,10 +3,13 @@ check_stack compares them with the files on disk, write_stack writes them.
 
 Rendered files (paths relative to the output directory, which the compose file's relative paths
 are resolved from):
-  compose.yaml            (render/compose.py) services traefik, routes, app, and migrate and db when
-                          configured
-  traefik.yml             (render/traefik.py) Traefik's static configuration (entrypoints, ACME resolver, providers)
-  gunicorn.conf.py        gunicorn settings; sizes workers at container start from the cgroup
+  compose.yaml            (render/compose.py) services traefik, routes, files, app, and migrate and db when
+                          configured; it carries every file its containers read (RenderedStack.configs):
+      traefik.yml             (render/traefik.py) Traefik's static configuration (entrypoints, ACME resolver,
+                              providers)
+      acme-ca-N.pem           the files of acme/ca_certificates, read from the deploying machine
+      gunicorn.conf.py        gunicorn settings; sizes workers at container start from the cgroup
+  (Traefik's routes, middlewares and TLS options are not rendered here: `up` writes them into the routes volume.)
   Dockerfile              (render/dockerfile.py) only when the app has none (+ Dockerfile.dockerignore)
 """
 
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,11 +26,19 @@ import yaml
 
 from ..config.project import Project
 from ..errors import ConfigError
-from .compose import render_compose
+from .compose import acme_ca_name, render_compose
 from .dockerfile import dockerignore, dockerignore_excludes, render_dockerfile
 from .traefik import traefik_static
 
-__all__ = ["COMPOSE_FILE", "OPTIONAL_FILES", "RenderedStack", "check_stack", "render_stack", "write_stack"]
+__all__ = [
+    "COMPOSE_FILE",
+    "OPTIONAL_FILES",
+    "RenderedStack",
+    "check_stack",
+    "render_stack",
+    "stack_configs",
+    "write_stack",
+]
 
 
 COMPOSE_FILE = "compose.yaml"
@@ -44,6 +55,7 @@ class RenderedStack:
     """The files of a stack, in a stable order, keyed by path relative to the output directory."""
 
     files: dict[str, str]
+    configs: dict[str, str] = field(default_factory=dict)  # what compose.yaml delivers into containers, by name
 
     @property
     def compose(self) -> str:
@@ -62,8 +74,43 @@ def _literal(value: Any) -> Any:
     return value
 
 
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (the configs' contents) as literal blocks, so compose.yaml stays readable."""
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+
+_Dumper.add_representer(str, _text)
+
+
 def _dump(doc: Any) -> str:
-    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=1000, allow_unicode=True)
+    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000, allow_unicode=True)
+
+
+def stack_configs(project: Project) -> dict[str, str]:
+    """The files the stack's containers read, by name, as compose.yaml carries them (`configs` with `content:`):
+    nothing is read from the deploying machine's disk once the document is rendered."""
+    config = project.config
+    header = _HEADER.format(source=", ".join(p.name for p in project.config_files))
+    runtime = resources.files("composekit.runtime")
+    contents = {
+        "traefik.yml": header + _dump(traefik_static(config)),
+    }
+    problems: list[str] = []
+    source = " + ".join(p.name for p in project.config_files)
+    for i, ca in enumerate(config.acme.ca_certificates):
+        path = project.from_root(ca)
+        try:
+            contents[acme_ca_name(i)] = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a PEM text file"
+            problems.append(f'{source}: acme/ca_certificates/{i}: cannot read "{ca}" ({path}): {reason}')
+    if problems:
+        raise ConfigError(problems)
+    contents["gunicorn.conf.py"] = runtime.joinpath("gunicorn_conf.py").read_text()
+    return contents
 
 
 def render_stack(project: Project) -> RenderedStack:
@@ -71,11 +118,8 @@ def render_stack(project: Project) -> RenderedStack:
     _check_own_dockerignore(project)
     config = project.config
     header = _HEADER.format(source=", ".join(p.name for p in project.config_files))
-    files: dict[str, str] = {
-        COMPOSE_FILE: header + _dump(_literal(render_compose(project))),
-        "traefik.yml": header + _dump(traefik_static(config)),
-        "gunicorn.conf.py": resources.files("composekit.runtime").joinpath("gunicorn_conf.py").read_text(),
-    }
+    configs = stack_configs(project)
+    files: dict[str, str] = {COMPOSE_FILE: header + _dump(_literal(render_compose(project, configs)))}
     if project.dockerfile is None:
         assert project.dependencies is not None
         files["Dockerfile"] = render_dockerfile(
@@ -86,7 +130,7 @@ def render_stack(project: Project) -> RenderedStack:
             volume_paths=list(config.app.volumes.values()),
         )
         files["Dockerfile.dockerignore"] = dockerignore(_ignored_secrets(project))
-    return RenderedStack(files=files)
+    return RenderedStack(files=files, configs=configs)
 
 
 def _secret_files(project: Project) -> list[tuple[str, str, Path]]:
@@ -147,10 +191,17 @@ def _check_own_dockerignore(project: Project) -> None:
         raise ConfigError(problems)
 
 
-# Rendered only for some configs; a leftover copy on disk is stale (write_stack removes it).
-OPTIONAL_FILES = ("Dockerfile", "Dockerfile.dockerignore")  # rendered only when the app has no Dockerfile
-# Rendered by earlier versions, no longer used: Traefik's routes now live in the routes volume, and no socket proxy.
-RETIRED_FILES = ("traefik-dynamic.yml", "socket-proxy.py")
+# Rendered only for some configs, or no longer rendered (the files compose.yaml now carries, and those of earlier
+# versions: Traefik's routes now live in the routes volume, and there is no socket proxy); a leftover copy on
+# disk is stale: write_stack removes it and check_stack reports it.
+OPTIONAL_FILES = (
+    "Dockerfile",  # rendered only when the app has no Dockerfile
+    "Dockerfile.dockerignore",
+    "traefik.yml",  # bind-mounted before composekit delivered them inside compose.yaml
+    "traefik-dynamic.yml",
+    "gunicorn.conf.py",
+    "socket-proxy.py",
+)
 
 
 def check_stack(project: Project, stack: RenderedStack | None = None) -> str:
@@ -193,7 +244,7 @@ def write_stack(project: Project, stack: RenderedStack | None = None) -> Rendere
         if not path.is_file() or path.read_text() != content:
             path.write_text(content)
     # A stale generated file (a Dockerfile after the app got its own) is removed.
-    for name in (*OPTIONAL_FILES, *RETIRED_FILES):
+    for name in OPTIONAL_FILES:
         if name not in stack.files and (out / name).is_file():
             (out / name).unlink()
     return stack

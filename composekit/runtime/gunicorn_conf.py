@@ -1,4 +1,4 @@
-"""Gunicorn settings for a composekit app container, rendered as ``gunicorn.conf.py``.
+"""Gunicorn settings for a composekit app container, delivered as ``/etc/composekit/gunicorn.conf.py``.
 
 Workers are sized here, at container start, from the CPUs and memory the container really has
 (cgroup v1 or v2 CPU quota and cpuset, memory limit), not from the host's core count: a container

@@ -23,8 +23,9 @@ from typing import Any, Protocol
 from ..config import CONFIG_FILENAME, Config, load_config
 from ..config.project import load_project
 from ..engine.docker import ContainerInfo, Docker
-from ..engine.ports import port_is_free
+from ..engine.ports import ServerPython, port_is_free, server_ports_free
 from ..engine.settings import SWARM_REFUSAL, EngineSettings, LocalDaemon, local_daemon_for, read_engine_settings
+from ..engine.target import Engine
 from ..errors import ConfigError, DockerError, HttpCheckError
 from .checks import CheckResult, Report
 from .http import resolve
@@ -412,9 +413,74 @@ def _load(files: tuple[Path, ...]) -> tuple[Config | None, CheckResult]:
         return None, failed
 
 
+_SERVER_DISK = "import shutil; print(*shutil.disk_usage('/docker-root'))"
+_SERVER_ACME = (
+    "import json, os, stat\n"
+    "path = '/acme/acme.json'\n"
+    "if not os.path.exists(path):\n"
+    "    print('missing')\n"
+    "else:\n"
+    "    mode = stat.S_IMODE(os.stat(path).st_mode)\n"
+    "    try:\n"
+    "        data = json.load(open(path)) or {}\n"
+    "        n = sum(len(v.get('Certificates') or []) for v in data.values() if isinstance(v, dict))\n"
+    "    except (ValueError, AttributeError):\n"
+    "        n = -1\n"
+    "    print(oct(mode)[2:], n)\n"
+)
+
+
+@dataclass(frozen=True)
+class ServerChecks:
+    """Ports, disk and acme.json checked on a remote engine's machine, through throwaway containers."""
+
+    run: ServerPython
+    image: str
+    address: str
+
+    def port_free(self, ports: tuple[int, ...]) -> Callable[[int], bool]:
+        return server_ports_free(self.run, self.image, ports)
+
+    def disk_usage(self, root: str) -> tuple[int, int, int]:
+        total, used, free = self.run(self.image, _SERVER_DISK, [], {root: "/docker-root"}, "none").split()
+        return int(total), int(used), int(free)
+
+    def acme_file(self, volume: str, exists: bool) -> CheckResult:
+        name = "acme.json"
+        if not exists:
+            return CheckResult.ok(name, f"volume {volume} does not exist yet: the first `composekit up` creates it")
+        answer = self.run(self.image, _SERVER_ACME, [], {volume: "/acme"}, "none").split()
+        if answer == ["missing"]:
+            return CheckResult.ok(
+                name, f"not created yet in volume {volume}: Traefik writes it with the first certificate"
+            )
+        mode, count = answer[0], int(answer[1])
+        if mode != "600":
+            return CheckResult.fail(
+                name,
+                f"acme.json in volume {volume} has mode {mode}: Traefik refuses it and serves its default certificate",
+                f"on the server: chmod 600 $(docker volume inspect -f '{{{{.Mountpoint}}}}' {volume})/acme.json",
+            )
+        if count < 0:
+            return CheckResult.warn(
+                name,
+                f"acme.json in volume {volume} (mode 600) is not valid JSON",
+                "stop the stack, move the file aside and start it: Traefik requests the "
+                "certificates again (mind the CA's rate limits)",
+            )
+        return CheckResult.ok(name, f"acme.json in volume {volume} on the server: mode 600, {count} certificate(s)")
+
+
 def _docker_failure(name: str, exc: DockerError) -> CheckResult:
     said = exc.stderr.splitlines()[-1] if exc.stderr else ""
     return CheckResult.fail(name, f"{exc.summary}" + (f": {said}" if said else ""), exc.hint)
+
+
+def _unknown_port(why: str) -> Callable[[int], bool]:
+    def fail(port: int) -> bool:
+        raise OSError(0, why)
+
+    return fail
 
 
 def run_doctor(
@@ -426,6 +492,8 @@ def run_doctor(
     port_free: Callable[[int], bool] = port_is_free,
     disk_usage: Callable[[str], tuple[int, int, int]] = shutil.disk_usage,
     local_daemon: Callable[[Mapping[str, Any]], LocalDaemon | None] = local_daemon_for,
+    server: Engine | None = None,
+    server_python: ServerPython | None = None,
 ) -> Report:
     files = tuple(Path(os.path.abspath(f)) for f in (opts.config_files or (Path(CONFIG_FILENAME),)))
     config, config_check = _load(files)
@@ -459,13 +527,27 @@ def run_doctor(
             containers = engine.containers() if config else None
         except DockerError as exc:
             results.append(_docker_failure("traefik / engine api", exc))
+    remote: ServerChecks | None = None
+    if server is not None and server.is_remote and server_python is not None and engine_up:
+        # The server is not this machine: ports, disk and acme.json are read there, and DNS must point at it.
+        remote = ServerChecks(server_python, config.images.python if config else "python:3.13-slim", server.address)
+        disk_usage = remote.disk_usage
+        opts = DoctorOptions(opts.config_files, opts.expect_ips or (server.address,))
     if config is not None:
+        if remote is not None:
+            try:
+                port_free = remote.port_free((config.ports.http, config.ports.https))
+            except DockerError as exc:
+                port_free = _unknown_port(_docker_failure("ports", exc).detail)
         results.extend(check_ports(config, containers, port_free))
         results.append(check_dns(config.domain, opts.expect_ips, resolver, is_local))
         if engine_up:
             volume = f"{config.name}_{ACME_VOLUME}"
             try:
-                results.append(check_acme_file(volume, engine.volume_mountpoint(volume)))
+                if remote is not None:
+                    results.append(remote.acme_file(volume, engine.volume_mountpoint(volume) is not None))
+                else:
+                    results.append(check_acme_file(volume, engine.volume_mountpoint(volume)))
             except DockerError as exc:
                 results.append(_docker_failure("acme.json", exc))
         results.append(check_email(config))
@@ -479,5 +561,6 @@ def run_doctor(
             results.extend(check_engine_settings(read_engine_settings(info, local_daemon(info))))
         except DockerError as exc:
             results.append(_docker_failure("engine settings", exc))
-    subject = f"{config.name} ({config.domain}) on {socket.gethostname()}" if config else socket.gethostname()
+    where = server.describe() if server is not None and server.is_remote else socket.gethostname()
+    subject = f"{config.name} ({config.domain}) on {where}" if config else where
     return Report("doctor", subject, tuple(results))

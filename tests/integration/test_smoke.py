@@ -160,13 +160,12 @@ def test_unreachable_acme_ca_names_traefik_default_certificate(make_stack: Any, 
 def test_missing_redirect_is_caught(make_stack: Any, testenv: TestEnv) -> None:
     stack = make_stack(APP, "smoke-noredirect", **smoke_settings(testenv.roots))
     stack.ck("render")
-    static = yaml.safe_load((stack.dir / ".composekit" / "traefik.yml").read_text())
+    compose = yaml.safe_load((stack.dir / ".composekit" / "compose.yaml").read_text())
+    static = yaml.safe_load(compose["configs"]["traefik.yml"]["content"])
     del static["entryPoints"]["web"]["http"]
-    no_redirect = stack.dir / "traefik-noredirect.yml"
-    no_redirect.write_text(yaml.safe_dump(static))
-    # Compose merges `volumes` by container path: this mount replaces the rendered traefik.yml.
+    # Compose merges top-level `configs` by name: this content replaces the rendered traefik.yml.
     (stack.dir / "composekit.override.yaml").write_text(
-        yaml.safe_dump({"services": {"traefik": {"volumes": [f"{no_redirect}:/etc/traefik/traefik.yml:ro"]}}})
+        yaml.safe_dump({"configs": {"traefik.yml": {"content": yaml.safe_dump(static)}}})
     )
     stack.ck("up", "--no-smoke")
     stack.wait_https("/health")

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from composekit.cli import app as cli
 from composekit.engine import steps as deploy
 from composekit.engine.steps import ServiceStatus, StackStatus
+from composekit.engine.target import Engine
 
 CONFIG = {"name": "shop", "domain": "shop.example.com", "app": {"module": "app.main:app", "env_file": "app.env"}}
 COMPOSEKIT = Path(sys.executable).parent / "composekit"
@@ -61,8 +62,12 @@ def test_status_prints_the_row_and_the_note_when_the_worker_count_failed(
         ),
         ServiceStatus("traefik", "shop-traefik-1", "running", "healthy", 0, "2026-01-01T00:00:00"),
     ]
-    monkeypatch.setattr(deploy, "status", lambda project: StackStatus("shop", "https://shop.example.com/", rows))
-    result = CliRunner().invoke(cli, ["status"], env={"COLUMNS": "200"})
+
+    def status(project: object, engine: Engine) -> StackStatus:
+        return StackStatus("shop", "https://shop.example.com/", rows, engine.describe())
+
+    monkeypatch.setattr(deploy, "status", status)
+    result = CliRunner().invoke(cli, ["--host", "unix:///var/run/docker.sock", "status"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     app_row = next(line for line in result.stdout.splitlines() if "shop-app-1" in line)
     assert [cell.strip() for cell in app_row.strip("│ ").split("│")][:5] == [
@@ -73,6 +78,7 @@ def test_status_prints_the_row_and_the_note_when_the_worker_count_failed(
         "?",
     ]
     assert result.stderr == (
+        "composekit: engine: unix:///var/run/docker.sock (from --host)\n"
         "composekit: app: workers unknown: counting them in shop-app-1 failed (container is restarting)\n"
     )
 

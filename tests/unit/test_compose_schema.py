@@ -124,7 +124,8 @@ def test_every_option_renders_a_valid_compose_file(tmp_path: Path) -> None:
         (
             ("services", "app", "depends_on", "migrate", "condition"),
             "service_finished",
-            "services/app/depends_on: {'migrate': {'condition': 'service_finished'}} is not valid under any",
+            "services/app/depends_on: {'files': {'condition': 'service_completed_successfully'}, "
+            "'migrate': {'condition': 'service_finished'}} is not valid under any",
         ),
         (
             ("services", "app", "helthcheck"),

@@ -66,13 +66,18 @@ def test_staging_alias_and_custom_ca() -> None:
         ),
         (
             {"volumes": {"acme": "/x"}},
-            'composekit.yaml: app/volumes: expected volume names of letters, digits, "_", "-", "." (not "acme" or '
-            '"routes"), got "acme"',
+            'composekit.yaml: app/volumes: expected volume names of letters, digits, "_", "-", "." (not "acme", '
+            '"routes" or "files"), got "acme"',
         ),
         (
             {"volumes": {"routes": "/x"}},
-            'composekit.yaml: app/volumes: expected volume names of letters, digits, "_", "-", "." (not "acme" or '
-            '"routes"), got "routes"',
+            'composekit.yaml: app/volumes: expected volume names of letters, digits, "_", "-", "." (not "acme", '
+            '"routes" or "files"), got "routes"',
+        ),
+        (
+            {"volumes": {"files": "/x"}},
+            'composekit.yaml: app/volumes: expected volume names of letters, digits, "_", "-", "." (not "acme", '
+            '"routes" or "files"), got "files"',
         ),
         (
             {"environment": {"DB_PASSWORD": "x"}},
@@ -104,7 +109,7 @@ def test_top_level_errors_all_at_once() -> None:
         "composekit.yaml: app/module: required key is missing",
         'composekit.yaml: app/workers: expected "auto" or a positive integer, got "many"',
         "composekit.yaml: extra: unknown key (expected one of: name, domain, acme, app, migrate, database, images, "
-        "ports, smoke, logging, network, releases)",
+        "ports, smoke, logging, network, releases, host)",
     ]
 
 

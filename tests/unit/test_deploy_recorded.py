@@ -27,8 +27,9 @@ from composekit.deploy import up
 from composekit.engine import steps as deploy
 from composekit.engine.docker import ContainerInfo, Docker, LineSink
 from composekit.engine.switch import SwitchResult
+from composekit.engine.target import Engine
 from composekit.engine.wait import Deadline
-from composekit.errors import HealthTimeoutError, MigrationError
+from composekit.errors import DockerError, HealthTimeoutError, MigrationError
 from composekit.verify.checks import CheckResult, Report
 from composekit.verify.smoke import SmokeOptions
 
@@ -137,6 +138,8 @@ class FakeDocker(Docker):
     def __init__(self, *states: list[ContainerInfo], logs: str = "", workers: str = "2\n") -> None:
         self.project_name = PROJECT
         self.compose_files = []
+        self.engine = Engine.default()
+        self.compose_environment = {}
         self.states = list(states)
         self.calls: list[tuple[Any, ...]] = []
         self._logs = logs
@@ -255,9 +258,11 @@ def deploy_with(monkeypatch: pytest.MonkeyPatch) -> Callable[[FakeDocker], list[
 
     def install(fake: FakeDocker) -> list[str]:
         routed: list[str] = []
-        monkeypatch.setattr(deploy, "docker_for", lambda project: fake)
+        monkeypatch.setattr(deploy, "docker_for", lambda project, engine=None: fake)
         monkeypatch.setattr(deploy, "port_is_free", lambda port: True)
         monkeypatch.setattr(deploy, "wait_routed", lambda project, *_, **__: routed.append(project.config.domain))
+        # The recorded states have no `files` container; deliver_files has its own tests below.
+        monkeypatch.setattr(deploy, "deliver_files", lambda docker, *_: fake.calls.append(("deliver_files",)))
         # The switch itself runs against the real engine (tests/integration/test_redeploy.py).
         monkeypatch.setattr(
             composekit.deploy,
@@ -372,3 +377,29 @@ def test_status_of_a_recorded_stack(project: Project, deploy_with: Callable[[Fak
     # Workers are counted in the app's container only, with the script that reads /proc there.
     assert fake.asked("exec") == [("exec", "checks-rec-app-1", ["python3", "-c", deploy._COUNT_WORKERS])]
     assert seen.as_dict()["services"][0]["workers"] == int(workers)
+
+
+def _files(status: str, exit_code: int | None) -> ContainerInfo:
+    return ContainerInfo("f1", f"{PROJECT}-files-1", "files", status, None, exit_code, 0, None, None, None, "py")
+
+
+def test_deliver_files_runs_the_one_shot_alone_and_waits_until_it_exited() -> None:
+    fake = FakeDocker([], [_files("running", None)], [_files("exited", 0)])
+    said: list[str] = []
+    deploy.deliver_files(fake, Deadline(5), said.append, None)
+    assert fake.asked("up") == [("up", ["files"], False)]
+    assert len(fake.asked("containers")) == 3  # polled until it exited
+    assert said == ["delivering gunicorn.conf.py and the database password into the files volume"]
+
+
+def test_deliver_files_refuses_a_failed_copy_with_its_output() -> None:
+    fake = FakeDocker([_files("exited", 1)], logs="files-1  | PermissionError: [Errno 13] /files/.x.tmp")
+    with pytest.raises(DockerError) as caught:
+        deploy.deliver_files(fake, Deadline(5), lambda _: None, None)
+    assert str(caught.value) == (
+        "the files service failed (exit code 1), so the app was not started\n"
+        "  command: docker compose up files\n"
+        "  docker said:\n"
+        "    files-1  | PermissionError: [Errno 13] /files/.x.tmp\n"
+        "  fix: its output is above; run `composekit up` again once the cause is fixed"
+    )

@@ -114,12 +114,13 @@ def test_nothing_mounts_the_docker_socket_and_traefik_reads_its_routes_from_the_
     assert routes["restart"] == "always" and routes["pids_limit"] <= 32
     assert "ports" not in routes and "expose" not in routes
     assert [m for m in services["app"].get("labels", {}) if m.startswith("traefik.")] == []
-    static = yaml.safe_load(files["traefik.yml"])
+    static = yaml.safe_load(doc["configs"]["traefik.yml"]["content"])
     assert static["providers"] == {
         "providersThrottleDuration": "0s",
         "file": {"directory": "/etc/traefik/dynamic", "watch": True},
     }
-    assert "traefik-dynamic.yml" not in files and "socket-proxy.py" not in files
+    assert "traefik-dynamic.yml" not in doc["configs"] and "socket-proxy.py" not in doc["configs"]
+    assert "traefik.yml" not in files  # delivered inside compose.yaml, not bind-mounted
 
 
 def test_a_subnet_collision_names_the_key_that_fixes_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -29,6 +29,7 @@ class Engine:
         self.serving = serving
         self.images = {"shop-app:latest": serving} | {f"shop-app:{r['id']}": r["image"] for r in releases}
         self.untagged: list[str] = []
+        self.compose_environment: dict[str, str] = {}  # rollback gives Compose the stack's secrets
 
     def engine_version(self) -> str:
         return "20.10.24"

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from composekit.config.project import load_project
+from composekit.errors import ConfigError
 from composekit.render.stack import render_stack
 
 from .golden import assert_matches_golden
@@ -52,7 +53,7 @@ def test_security_defaults(tmp_path: Path) -> None:
     assert not any("docker.sock" in volume for volume in traefik["volumes"])  # nothing holds it
     assert traefik["restart"] == app["restart"] == "always"
     assert "8080" not in str(traefik["ports"])  # no dashboard/API port published
-    static = yaml.safe_load(render_stack(project_in(tmp_path, BASE)).files["traefik.yml"])
+    static = yaml.safe_load(render_stack(project_in(tmp_path, BASE)).configs["traefik.yml"])
     assert "api" not in static
     assert list(static["providers"]) == ["providersThrottleDuration", "file"]  # no Docker provider
     assert static["entryPoints"]["web"]["http"]["redirections"]["entryPoint"] == {
@@ -68,7 +69,7 @@ def test_security_defaults(tmp_path: Path) -> None:
 def test_no_migration_service_without_a_command(tmp_path: Path) -> None:
     doc = compose(tmp_path)
     assert "migrate" not in doc["services"]
-    assert "depends_on" not in doc["services"]["app"]
+    assert doc["services"]["app"]["depends_on"] == {"files": {"condition": "service_completed_successfully"}}
 
 
 def test_migration_runs_before_the_app_on_the_same_image(tmp_path: Path) -> None:
@@ -80,8 +81,11 @@ def test_migration_runs_before_the_app_on_the_same_image(tmp_path: Path) -> None
     assert migrate["command"] == ["alembic", "upgrade", "head"]
     assert migrate["image"] == app["image"]
     assert migrate["restart"] == "no"
-    assert migrate["volumes"] == ["data:/data"]
-    assert app["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
+    assert migrate["volumes"] == [FILES_MOUNT, "data:/data"]
+    assert app["depends_on"] == {
+        "files": {"condition": "service_completed_successfully"},
+        "migrate": {"condition": "service_completed_successfully"},
+    }
 
 
 def test_limits_and_worker_settings(tmp_path: Path) -> None:
@@ -103,19 +107,41 @@ def test_stop_grace_period_exceeds_graceful_timeout(tmp_path: Path) -> None:
     assert int(app["stop_grace_period"].rstrip("s")) > int(app["environment"]["GRACEFUL_TIMEOUT"])
 
 
-def test_private_ca_is_mounted_and_trusted(tmp_path: Path) -> None:
-    (tmp_path / "ca.pem").write_text("pem")
+FILES_MOUNT = {
+    "type": "volume",
+    "source": "files",
+    "target": "/etc/composekit",
+    "read_only": True,
+    "volume": {"nocopy": True},
+}
+
+
+def test_private_ca_travels_in_the_compose_file_and_is_trusted(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\nMIIB$x\n-----END CERTIFICATE-----\n")
     doc = compose(
         tmp_path,
         BASE
         + "acme: {ca_server: 'https://host.docker.internal:14000/dir', ca_certificates: [ca.pem], challenge: tls}\n",
     )
     traefik = doc["services"]["traefik"]
-    assert "../ca.pem:/etc/composekit/acme-ca/0.pem:ro" in traefik["volumes"]
+    assert traefik["volumes"] == ["routes:/etc/traefik/dynamic:ro", "acme:/acme"]  # named volumes only
+    assert {"source": "acme-ca-0.pem", "target": "/etc/composekit/acme-ca/0.pem"} in traefik["configs"]
+    assert doc["configs"]["acme-ca-0.pem"] == {
+        "content": "-----BEGIN CERTIFICATE-----\nMIIB$$x\n-----END CERTIFICATE-----\n"
+    }
     assert traefik["environment"] == {"LEGO_CA_CERTIFICATES": "/etc/composekit/acme-ca/0.pem"}
     assert traefik["extra_hosts"] == ["host.docker.internal:host-gateway"]
-    static = yaml.safe_load(render_stack(load_project((tmp_path / "composekit.yaml",))).files["traefik.yml"])
+    static = yaml.safe_load(render_stack(load_project((tmp_path / "composekit.yaml",))).configs["traefik.yml"])
     assert static["certificatesResolvers"]["composekit"]["acme"]["tlsChallenge"] == {}
+
+
+def test_an_unreadable_ca_file_names_the_key(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_bytes(b"\xff\xfe not text")
+    with pytest.raises(ConfigError) as caught:
+        compose(tmp_path, BASE + "acme: {ca_certificates: [ca.pem]}\n")
+    assert caught.value.problems == [
+        f'composekit.yaml: acme/ca_certificates/0: cannot read "ca.pem" ({tmp_path}/ca.pem): not a PEM text file'
+    ]
 
 
 def test_own_dockerfile_is_used_and_none_generated(tmp_path: Path) -> None:

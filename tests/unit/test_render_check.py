@@ -76,9 +76,13 @@ def test_db_service_follows_the_official_image_interface(tmp_path: Path) -> None
 def test_start_order_db_healthy_then_migration_then_app(tmp_path: Path) -> None:
     doc = compose(tmp_path, BASE + DATABASE + "migrate: {command: alembic upgrade head}\n")
     services = doc["services"]
-    assert list(services) == ["traefik", "routes", "db", "migrate", "app"]
-    assert services["migrate"]["depends_on"] == {"db": {"condition": "service_healthy"}}
+    assert list(services) == ["traefik", "routes", "files", "db", "migrate", "app"]
+    assert services["migrate"]["depends_on"] == {
+        "files": {"condition": "service_completed_successfully"},
+        "db": {"condition": "service_healthy"},
+    }
     assert services["app"]["depends_on"] == {
+        "files": {"condition": "service_completed_successfully"},
         "db": {"condition": "service_healthy"},
         "migrate": {"condition": "service_completed_successfully"},
     }
@@ -91,19 +95,33 @@ def test_app_and_migration_get_the_connection_settings_and_the_secret(tmp_path: 
         "DATABASE_PORT": "5432",
         "DATABASE_NAME": "shop",
         "DATABASE_USER": "shop_app",
-        "DATABASE_PASSWORD_FILE": "/run/secrets/db_password",
+        "DATABASE_PASSWORD_FILE": "/etc/composekit/db_password",
+    }
+    files_mount = {
+        "type": "volume",
+        "source": "files",
+        "target": "/etc/composekit",
+        "read_only": True,
+        "volume": {"nocopy": True},
     }
     for name in ("app", "migrate"):
         assert expected.items() <= services[name]["environment"].items()
-        assert services[name]["secrets"] == ["db_password"]
+        # Compose delivers no secret into a read-only container: the `files` service copies it into their volume.
+        assert "secrets" not in services[name]
+        assert services[name]["volumes"][0] == files_mount
         assert services[name]["networks"] == ["web", "db"]
+    files = services["files"]
+    assert files["secrets"] == ["db_password"]
+    assert files["command"][-2:] == ["/etc/composekit/gunicorn.conf.py", "/run/secrets/db_password"]
+    assert files["volumes"] == ["files:/files"]
+    assert (files["network_mode"], files["cap_drop"], files["user"]) == ("none", ["ALL"], "0:0")
 
 
-def test_password_is_a_secret_file_never_a_value(tmp_path: Path) -> None:
+def test_password_is_a_secret_from_the_compose_process_environment_never_a_value(tmp_path: Path) -> None:
     stack = render_stack(project_in(tmp_path))
     doc = yaml.safe_load(stack.compose)
-    assert doc["secrets"] == {"db_password": {"file": "../secrets/db_password"}}
-    assert not any("hunter2" in content for content in stack.files.values())
+    assert doc["secrets"] == {"db_password": {"environment": "COMPOSEKIT_DB_PASSWORD"}}
+    assert not any("hunter2" in content for content in [*stack.files.values(), *stack.configs.values()])
     assert "secrets/db_password" in stack.files["Dockerfile.dockerignore"].splitlines()
 
 
@@ -113,7 +131,7 @@ def test_database_network_is_internal_and_traefik_stays_off_it(tmp_path: Path) -
     assert doc["networks"]["db"] == {"internal": True}
     assert list(doc["services"]["traefik"]["networks"]) == ["web"]
     assert doc["services"]["db"]["networks"] == ["db"]
-    assert doc["volumes"] == {"acme": {}, "routes": {}, "db-data": {}}
+    assert doc["volumes"] == {"acme": {}, "routes": {}, "files": {}, "db-data": {}}
 
 
 def test_no_database_no_db_service(tmp_path: Path) -> None:
@@ -152,20 +170,22 @@ def test_check_catches_a_changed_config(tmp_path: Path) -> None:
 
 def test_check_catches_a_hand_edited_file(tmp_path: Path) -> None:
     project = rendered(tmp_path)
-    path = project.out_dir / "traefik.yml"
+    path = project.out_dir / "compose.yaml"
     path.write_text(path.read_text().replace("level: INFO", "level: DEBUG"))
     diff = check_stack(project)
-    assert "-  level: DEBUG\n+  level: INFO\n" in diff
+    assert "-        level: DEBUG\n+        level: INFO\n" in diff
     assert diff.count("+++ ") == 1
 
 
 def test_check_catches_missing_and_stale_files(tmp_path: Path) -> None:
     project = rendered(tmp_path)
-    (project.out_dir / "gunicorn.conf.py").unlink()
+    (project.out_dir / "compose.yaml").unlink()
+    (project.out_dir / "traefik.yml").write_text("bind-mounted by an older composekit\n")
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")  # the app now has its own: the generated one is stale
     (tmp_path / ".dockerignore").write_text("secrets/\n")  # with its own Dockerfile the app keeps secrets out itself
     diff = check_stack(load_project((tmp_path / "composekit.yaml",)))
-    assert "--- /dev/null\n+++ .composekit/gunicorn.conf.py (rendered)\n" in diff
+    assert "--- /dev/null\n+++ .composekit/compose.yaml (rendered)\n" in diff
+    assert "--- .composekit/traefik.yml (on disk)\n+++ /dev/null\n" in diff
     assert "--- .composekit/Dockerfile (on disk)\n+++ /dev/null\n" in diff
 
 

@@ -77,11 +77,12 @@ def test_healthcheck_command_is_escaped(tmp_path: Path) -> None:
 def test_the_app_has_no_traefik_labels_the_routes_file_carries_the_router(tmp_path: Path) -> None:
     """Traefik has no Docker provider: labels would be dead weight, and "$" in them would need escaping."""
     project = project_in(tmp_path, BASE + "app: {module: app.main:app}\n")
-    assert "labels" not in compose_of(project)["services"]["app"]
+    labels = compose_of(project)["services"]["app"]["labels"]
+    assert list(labels) == ["composekit.config-hash"]  # recreated when gunicorn.conf.py changes; no traefik.*
 
 
 def test_paths_are_escaped(tmp_path: Path) -> None:
-    files = {"sr$c/requirements.txt": "fastapi\n", "conf$/prod.env": "A=1\n", "secret$/pw": "x\n", "c$a.pem": "pem"}
+    files = {"sr$c/requirements.txt": "fastapi\n", "conf$/prod.env": "A=1\n", "secret$/pw": "x\n", "c$a.pem": "p$m"}
     doc = compose(
         tmp_path,
         BASE + "app: {module: app.main:app, path: sr$c, env_file: conf$/prod.env, volumes: {data: /da$ta}}\n"
@@ -93,9 +94,9 @@ def test_paths_are_escaped(tmp_path: Path) -> None:
     app, migrate = doc["services"]["app"], doc["services"]["migrate"]
     assert app["build"]["context"] == "../sr$$c"
     assert app["env_file"] == migrate["env_file"] == ["../conf$$/prod.env"]
-    assert "data:/da$$ta" in app["volumes"] and migrate["volumes"] == ["data:/da$$ta"]
-    assert doc["secrets"]["db_password"]["file"] == "../secret$$/pw"
-    assert "../c$$a.pem:/etc/composekit/acme-ca/0.pem:ro" in doc["services"]["traefik"]["volumes"]
+    assert "data:/da$$ta" in app["volumes"] and migrate["volumes"][1:] == ["data:/da$$ta"]
+    assert doc["secrets"]["db_password"] == {"environment": "COMPOSEKIT_DB_PASSWORD"}  # the path is not in it
+    assert doc["configs"]["acme-ca-0.pem"] == {"content": "p$$m"}  # the CA file's content travels, escaped
     assert lone_dollars(doc) == []
 
 
@@ -106,15 +107,17 @@ def test_every_string_of_the_compose_document_is_escaped_and_nothing_else(tmp_pa
         "migrate: {command: [echo, $m]}\nacme: {ca_server: 'https://ca.example/dir?$q'}\n",
     )
     stack = render_stack(project)
-    raw = render_compose(project)
+    raw = render_compose(project, stack.configs)
     loaded = yaml.safe_load(stack.compose)
     assert lone_dollars(loaded) == []
     assert loaded["services"]["app"]["environment"]["B"] == "$$$$b"
     assert loaded["name"] == raw["name"] and list(loaded["services"]) == list(raw["services"])  # keys untouched
     # traefik.yml is read by Traefik, not interpolated by Compose: it keeps the value as configured.
-    assert yaml.safe_load(stack.files["traefik.yml"])["certificatesResolvers"]["composekit"]["acme"]["caServer"] == (
+    assert yaml.safe_load(stack.configs["traefik.yml"])["certificatesResolvers"]["composekit"]["acme"]["caServer"] == (
         "https://ca.example/dir?$q"
     )
+    # inside compose.yaml it is escaped once, and Compose's interpolation gives Traefik the configured value
+    assert "caServer: https://ca.example/dir?$$q" in loaded["configs"]["traefik.yml"]["content"]
 
 
 # env and secret files stay out of the build context ---------------------------------------------
@@ -263,7 +266,7 @@ FULL = (
 
 def test_every_service_rotates_its_logs_by_default(tmp_path: Path) -> None:
     services = compose(tmp_path, FULL, {"secrets/db": "pw\n"})["services"]
-    assert sorted(services) == ["app", "db", "migrate", "routes", "traefik"]
+    assert sorted(services) == ["app", "db", "files", "migrate", "routes", "traefik"]
     assert {name: s["logging"] for name, s in services.items()} == dict.fromkeys(services, DEFAULT_LOGGING)
 
 

@@ -18,6 +18,7 @@ from composekit.deploy import up
 from composekit.engine import steps as deploy
 from composekit.engine.docker import ContainerInfo
 from composekit.engine.steps import fix_volume_owners, status
+from composekit.engine.target import Engine
 from composekit.engine.wait import Deadline
 from composekit.errors import DockerError, HealthTimeoutError, HttpCheckError
 
@@ -69,6 +70,8 @@ class FakeDocker:
         self.migration_started: float | None = None
         self.chowns: list[tuple[str, list[str], dict[str, str]]] = []
         self.exec_error: Exception | None = None
+        self.engine = Engine.default()
+        self.compose_environment: dict[str, str] = {}
 
     def create_lock(self, name: str, image: str, labels: dict[str, str]) -> bool:
         return True
@@ -123,13 +126,14 @@ class FakeDocker:
             self.migration_started = self.clock.now
 
     def services(self) -> list[str]:
-        return ["app", "migrate", "routes", "traefik"]
+        return ["app", "files", "migrate", "routes", "traefik"]
 
     def containers(self) -> list[ContainerInfo]:
+        found = [container("files", "exited", exit_code=0)] if "up ['files']" in self.calls else []
         if self.migration_started is None:
-            return []
+            return found
         done = self.clock.now >= self.migration_started + self.migration_done_after
-        found = [container("migrate", "exited" if done else "running", exit_code=0 if done else None)]
+        found += [container("migrate", "exited" if done else "running", exit_code=0 if done else None)]
         if any(c.startswith("up ['routes'") for c in self.calls):
             found += [container("traefik", health="healthy"), container("routes")]
         if any(c.startswith("start_beside app") for c in self.calls):

@@ -1,0 +1,173 @@
+"""Which Docker engine a command drives, and where its server is reached.
+
+In order: `--host`, `host:` in the config, DOCKER_HOST, the current Docker context (DOCKER_CONTEXT or the
+CLI's own choice). A value is ssh://[user@]host[:port] (an SSH config alias works as host), unix:///path,
+tcp://host:port, or the name of a Docker context (resolved to its endpoint).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from ..config.model import HOST_FORMS, host_problem
+from ..errors import UserError
+from .ssh import SshTunnel, parse_ssh_url, ssh_settings
+
+__all__ = [
+    "HOST_FORMS",
+    "LOCAL_ADDRESS",
+    "Engine",
+    "Target",
+    "choose_target",
+    "connect",
+    "host_problem",
+    "resolve_address",
+    "server_address",
+    "target_address",
+]
+
+LOCAL_ADDRESS = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Target:
+    """The engine of one command: its URL, and why it was chosen (named in status and every error)."""
+
+    url: str  # ssh://..., unix://..., tcp://...; "" for the Docker CLI's own choice
+    source: str  # --host | <config file>: host | DOCKER_HOST | docker context "NAME"
+    context: str | None = None  # the Docker context it came from, if any
+
+    @property
+    def is_ssh(self) -> bool:
+        return self.url.startswith("ssh://")
+
+    @property
+    def is_local(self) -> bool:
+        return self.url.startswith("unix://") or self.url.startswith("npipe://")
+
+    def describe(self) -> str:
+        return f"{self.url} (from {self.source})" if self.url else self.source
+
+
+def choose_target(
+    option: str | None,
+    config_host: str | None,
+    config_source: str,
+    environ: Mapping[str, str],
+    context_endpoint: Callable[[str | None], tuple[str, str]],
+) -> Target:
+    """The engine for this command. ``context_endpoint(name)`` returns (context name, its engine URL); with
+    None it answers for the current context."""
+    for value, source in (
+        (option, "--host"),
+        (config_host, f"{config_source}: host"),
+        (environ.get("DOCKER_HOST") or None, "DOCKER_HOST"),
+    ):
+        if value:
+            if "://" in value:
+                return Target(value, source)
+            name, url = context_endpoint(value)
+            return Target(url, f'{source} (docker context "{name}")', name)
+    name, url = context_endpoint(environ.get("DOCKER_CONTEXT") or None)
+    return Target(url, f'docker context "{name}"', name)
+
+
+def resolve_address(host: str, lookup: Callable[[str], str] = socket.gethostbyname) -> str:
+    """An IP literal as is, a name through the resolver (IPv4, as Traefik's ports are published)."""
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return lookup(host)
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A target engine, connected: what the Docker module hands the CLI (host or context), where the server is
+    reached (``address``: the probes, DNS and smoke checks use it), and the SSH tunnel when there is one."""
+
+    target: Target
+    host: str | None = None
+    context: str | None = None
+    address: str = LOCAL_ADDRESS
+    tunnel: SshTunnel | None = None
+
+    @classmethod
+    def default(cls) -> Engine:
+        return cls(Target("", "the Docker CLI's default engine"))
+
+    @property
+    def is_remote(self) -> bool:
+        return not (self.target.url == "" or self.target.is_local)
+
+    def describe(self) -> str:
+        via = f", through one SSH connection (ssh pid {self.tunnel.pid})" if self.tunnel is not None else ""
+        return self.target.describe() + via
+
+    def lost(self) -> str | None:
+        """Why the engine became unreachable mid-command (the SSH connection died), or None."""
+        return self.tunnel.lost() if self.tunnel is not None else None
+
+
+def server_address(engine: Engine | None) -> str:
+    """Where the server of ``engine`` is reached from here: the one answer for every probe, smoke and DNS
+    check (the wait-until-routed probe included). 127.0.0.1 for a local engine."""
+    return engine.address if engine is not None else LOCAL_ADDRESS
+
+
+def target_address(target: Target, environ: Mapping[str, str] = os.environ) -> str:
+    """Where ``target``'s server is reached, without connecting: `ssh -G` says which host an ssh:// URL (or
+    alias) reaches; a unix socket is this machine."""
+    if target.is_ssh:
+        dest = parse_ssh_url(target.url, environ)
+        return _address_of(ssh_settings(dest).get("hostname", dest.host))
+    if target.url and not target.is_local:
+        return _address_of(urlsplit(target.url).hostname or "")
+    return LOCAL_ADDRESS
+
+
+def _address_of(host: str) -> str:
+    try:
+        return resolve_address(host)
+    except OSError:
+        return host  # unresolvable from here: the checks that use it say so themselves
+
+
+@contextmanager
+def connect(target: Target, environ: Mapping[str, str] = os.environ) -> Iterator[Engine]:
+    """The engine of ``target`` for the duration of one command; an ssh:// target holds one SSH connection
+    (a tunnel to the server's Docker socket) until the block ends. A UserError raised inside is tagged with
+    the engine, so every error names it."""
+    if target.is_ssh:
+        dest = parse_ssh_url(target.url, environ)
+        settings = ssh_settings(dest)
+        with SshTunnel(dest, settings) as tunnel:
+            engine = Engine(
+                target, host=tunnel.engine_url, address=_address_of(settings.get("hostname", dest.host)), tunnel=tunnel
+            )
+            with _naming(engine):
+                yield engine
+        return
+    if target.context is not None:
+        engine = Engine(target, context=target.context)
+    else:
+        engine = Engine(target, host=target.url or None)
+    if not target.is_local and target.url:
+        engine = Engine(engine.target, engine.host, engine.context, _address_of(urlsplit(target.url).hostname or ""))
+    with _naming(engine):
+        yield engine
+
+
+@contextmanager
+def _naming(engine: Engine) -> Iterator[None]:
+    try:
+        yield
+    except UserError as exc:
+        if exc.engine is None:
+            exc.engine = engine.describe()
+        raise
