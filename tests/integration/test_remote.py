@@ -3,9 +3,10 @@ key-only, with its host key checked, in front of this machine's engine. composek
 `host: ssh://composekit-test` (an alias of the ssh config in COMPOSEKIT_SSH_CONFIG) through one SSH tunnel.
 
 One deployment of the PostgreSQL example (module-scoped) carries the checks, in order: the first deploy with a
-Pebble certificate, what is mounted (named volumes and the socket proxy's socket only), the files that travel
-inside compose.yaml arriving byte-identical, status, logs, doctor, a connection lost mid-deploy, a code
-redeploy, the SSH errors (unknown host key, refused key) and down.
+Pebble certificate, what is mounted (named volumes only: no container mounts the Docker socket), the files that
+travel inside compose.yaml arriving byte-identical, the routes file written over the same connection, status,
+logs, doctor, a connection lost mid-deploy, a code redeploy, the SSH errors (unknown host key, refused key) and
+down.
 """
 
 from __future__ import annotations
@@ -83,16 +84,18 @@ def test_first_deploy_over_ssh_serves_https_with_a_pebble_certificate(remote: St
     assert "Pebble" in issuer.get("commonName", "")
 
 
-def test_only_named_volumes_and_the_proxy_socket_are_mounted(remote: Stack) -> None:
+def test_only_named_volumes_are_mounted_and_no_container_holds_the_socket(remote: Stack) -> None:
     containers = remote.containers()
-    assert {"traefik", "socket-proxy", "files", "db", "migrate", "app"} <= set(containers)
+    assert {"traefik", "routes", "files", "db", "migrate", "app"} <= set(containers)
+    assert "socket-proxy" not in containers
     for service, container in containers.items():
         for mount in container.mounts:
-            if service == "socket-proxy" and mount.type == "bind":
-                assert (mount.source, mount.destination) == ("/var/run/docker.sock", "/var/run/docker.sock")
-            else:
-                assert mount.type == "volume", (service, mount)
-                assert str(mount.name).startswith("remote-pg_"), (service, mount)
+            assert mount.type == "volume", (service, mount)
+            assert str(mount.name).startswith("remote-pg_"), (service, mount)
+            assert "docker.sock" not in str(mount.destination), (service, mount)
+    # The routes container writes Traefik's routes and sees nothing else: never the files volume (the password).
+    routes = containers["routes"]
+    assert [(str(m.name), str(m.destination)) for m in routes.mounts] == [("remote-pg_routes", "/routes")]
 
 
 def _exec(stack: Stack, service: str, argv: list[str], user: str | None = None) -> str:
@@ -108,7 +111,6 @@ def test_the_files_arrive_byte_identical_and_readable_by_their_users(remote: Sta
     # Traefik: root without capabilities (no CAP_DAC_OVERRIDE), reading files it does not own.
     for path, name in (
         ("/etc/traefik/traefik.yml", "traefik.yml"),
-        ("/etc/traefik/dynamic/composekit.yml", "traefik-dynamic.yml"),
         ("/etc/composekit/acme-ca/0.pem", "acme-ca-0.pem"),
     ):
         # (python-on-whales strips the output's final newline)
@@ -119,9 +121,12 @@ def test_the_files_arrive_byte_identical_and_readable_by_their_users(remote: Sta
     conf = _exec(remote, "app", [*cat, "/etc/composekit/gunicorn.conf.py"])
     assert conf == runtime.joinpath("gunicorn_conf.py").read_text().rstrip("\n")
     assert _exec(remote, "app", [*cat, "/etc/composekit/db_password"]) == PASSWORD.rstrip("\n")
-    # The socket proxy runs its script as its command, unescaped by Compose.
-    proxy = remote.containers()["socket-proxy"]
-    assert proxy.config.cmd[-1] == runtime.joinpath("socket_proxy.py").read_text()
+    # The routes file (middlewares, TLS options, the app's router) was written over the same SSH connection
+    # through `docker exec` in the routes container, and Traefik reads it from the routes volume.
+    routes = yaml.safe_load(_exec(remote, "traefik", ["cat", "/etc/traefik/dynamic/composekit.yml"]))
+    assert "security-headers" in routes["http"]["middlewares"]
+    assert routes["tls"]["options"]["default"]["minVersion"] == "VersionTLS12"
+    assert routes["http"]["routers"][remote.name]["rule"] == f"Host(`{remote.domain}`)"
 
 
 def test_status_names_the_engine(remote: Stack) -> None:
