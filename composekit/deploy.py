@@ -138,7 +138,7 @@ def _deploy(
     if build_local:
         # Built by the engine the Docker CLI uses here by default, then shipped without a registry.
         here = steps.docker_for(project)
-        report(f"building the app image on this machine (release {release}, --build-local)")
+        report(f"building the app image on this machine (--build-local), release {release}")
         here.build(on_line)
         image = app_image(project.config)
         sent = here.ship_image(image, docker)
