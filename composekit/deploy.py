@@ -157,7 +157,9 @@ def _deploy(
     infra = [name for name in docker.services() if name not in (FILES_SERVICE, steps.MIGRATE, APP)]
     docker.up(infra, dependencies=False, on_line=on_line)
     steps.wait_healthy(docker, ["traefik"], deadline)
-    switched = switch_app(project, docker, deadline, release, report, on_line)
+    recorded = read_releases(docker)
+    serving_hash = recorded[-1].config_hash if recorded else None
+    switched = switch_app(project, docker, deadline, release, report, on_line, serving_hash=serving_hash)
     _self_check(project, docker, deadline, switched, report, on_line, rollback_on_error)
     steps.wait_routed(project, deadline, docker.engine)
     if switched.changed:

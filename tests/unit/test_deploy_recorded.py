@@ -267,8 +267,9 @@ def deploy_with(monkeypatch: pytest.MonkeyPatch) -> Callable[[FakeDocker], list[
         monkeypatch.setattr(
             composekit.deploy,
             "switch_app",
-            lambda project, docker, deadline, release, *_: SwitchResult(release, [], [], False, 0.0),
+            lambda project, docker, deadline, release, *_, **__: SwitchResult(release, [], [], False, 0.0),
         )
+        monkeypatch.setattr(composekit.deploy, "read_releases", lambda docker: [])
         return routed
 
     return install

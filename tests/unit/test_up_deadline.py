@@ -147,6 +147,8 @@ class FakeDocker:
         self.calls.append("down")
 
     def exec(self, name: str, argv: list[str]) -> str:
+        if name == "shop-routes-1" and any("print(open(path).read()" in a for a in argv):
+            return "[]"  # the release history: a first deploy
         if name == "shop-routes-1":
             self.calls.append("write routes")
             return ""
