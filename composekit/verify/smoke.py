@@ -364,9 +364,9 @@ def check_extra(client: SmokeClient, check: SmokeCheck, verify: bool) -> CheckRe
 
 
 _MIDDLEWARE_FIX = (
-    "composekit's security-headers@file middleware is not applied to this response: the app's router must carry "
-    "the label traefik.http.routers.<name>.middlewares=security-headers@file and traefik-dynamic.yml must be "
-    "mounted; a composekit.override.yaml may replace them (re-render with `composekit render` and compare)"
+    "composekit's security-headers middleware is not applied to this response: the app's router in the routes "
+    "file (composekit.yml in the routes volume, rewritten at every `composekit up`) must list it; run `composekit up` "
+    "again, and check that no composekit.override.yaml replaces Traefik's configuration"
 )
 
 

@@ -153,6 +153,13 @@ class Stack:
         ):
             return tls.getpeercert()  # type: ignore[return-value]
 
+    def break_stale_lock(self) -> None:
+        """A deploy lock left by an earlier, interrupted run of this test-owned stack (the lock is a container
+        that outlives dockerd restarts) would refuse every deploy of this run."""
+        lock = f"{self.name}-deploy-lock"
+        if self.docker.container.exists(lock):
+            self.docker.container.remove(lock, force=True)
+
     def containers(self) -> dict[str, Any]:
         found = self.docker.container.list(all=True, filters=[("label", f"com.docker.compose.project={self.name}")])
         return {(c.config.labels or {})["com.docker.compose.service"]: c for c in found}
@@ -205,6 +212,7 @@ def make_stack(testenv: TestEnv, tmp_path_factory: pytest.TempPathFactory, host_
         overlay = testenv.overlay(name=name, domain=domain, **overrides)
         (target / "local.yaml").write_text(yaml.safe_dump(overlay, sort_keys=False))
         stack = Stack(dir=target, name=name, domain=domain, env=testenv)
+        stack.break_stale_lock()
         made.append(stack)
         return stack
 
@@ -212,3 +220,4 @@ def make_stack(testenv: TestEnv, tmp_path_factory: pytest.TempPathFactory, host_
     for stack in made:
         # Test-owned stacks only: their volumes hold nothing but test data.
         stack.ck("down", "--delete-volumes", check=False, timeout=120)
+        stack.break_stale_lock()
