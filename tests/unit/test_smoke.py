@@ -451,7 +451,10 @@ def test_security_headers_missing_are_listed() -> None:
         "on https://shop.example.com/health: Strict-Transport-Security missing; X-Frame-Options is 'SAMEORIGIN', "
         "expected 'DENY'; Referrer-Policy missing"
     )
-    assert "security-headers middleware is not applied" in result.fix and "composekit.yml in the routes volume" in result.fix
+    assert (
+        "security-headers middleware is not applied" in result.fix
+        and "composekit.yml in the routes volume" in result.fix
+    )
 
 
 def test_hsts_needs_positive_max_age() -> None:
