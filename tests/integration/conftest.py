@@ -213,6 +213,9 @@ def make_stack(testenv: TestEnv, tmp_path_factory: pytest.TempPathFactory, host_
         (target / "local.yaml").write_text(yaml.safe_dump(overlay, sort_keys=False))
         stack = Stack(dir=target, name=name, domain=domain, env=testenv)
         stack.break_stale_lock()
+        # Leftovers of an interrupted earlier run of this test-owned project (a database volume initialised with
+        # another password, say) must not decide this run.
+        stack.ck("down", "--delete-volumes", check=False, timeout=120)
         made.append(stack)
         return stack
 
