@@ -201,11 +201,7 @@ def deliver_files(docker: Docker, deadline: Deadline, report: Report, on_line: L
     started = deadline.clock()
     docker.up([FILES_SERVICE], dependencies=False, on_line=on_line)
 
-    def observe() -> Poll[ContainerInfo | None]:
-        c = by_service(docker.containers()).get(FILES_SERVICE)
-        return Poll(c, c is not None and c.status == "exited", False, c.status if c else "no container")
-
-    seen, timed_out = deadline.poll(observe)
+    seen, timed_out = _wait_exited(docker, FILES_SERVICE, deadline)
     if timed_out:
         raise HealthTimeoutError(
             f"{deadline.ran_out('the files service ran', started)}; it was still {seen.detail}.\n"
@@ -220,6 +216,16 @@ def deliver_files(docker: Docker, deadline: Deadline, report: Report, on_line: L
             docker.logs([FILES_SERVICE], tail=30),
             "its output is above; run `composekit up` again once the cause is fixed",
         )
+
+
+def _wait_exited(docker: Docker, service: str, deadline: Deadline) -> tuple[Poll[ContainerInfo | None], bool]:
+    """Poll a one-shot service until its container exited (or the deadline passed)."""
+
+    def observe() -> Poll[ContainerInfo | None]:
+        c = by_service(docker.containers()).get(service)
+        return Poll(c, c is not None and c.status == "exited", False, c.status if c else "no container")
+
+    return deadline.poll(observe)
 
 
 def migrate(
@@ -242,11 +248,7 @@ def migrate(
         _raise_if_migration_failed(project, docker, before, exc)
         raise
 
-    def observe() -> Poll[ContainerInfo | None]:
-        c = by_service(docker.containers()).get(MIGRATE)
-        return Poll(c, c is not None and c.status == "exited", False, c.status if c else "no container")
-
-    seen, timed_out = deadline.poll(observe)
+    seen, timed_out = _wait_exited(docker, MIGRATE, deadline)
     if timed_out:
         raise HealthTimeoutError(
             f"{deadline.ran_out('the migration ran', started)}; the migration was still {seen.detail} and the "
