@@ -7,10 +7,11 @@ from rich.table import Table
 from rich.text import Text
 
 from ..engine.steps import StackStatus
+from ..engine.swarm import SwarmStatus
 from ..verify.checks import Report, Status
 from .app import err
 
-__all__ = ["render_table", "smoke_retrying", "status_table"]
+__all__ = ["render_table", "smoke_retrying", "status_table", "swarm_status_table"]
 
 _STYLES = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "bold red"}
 
@@ -42,6 +43,21 @@ def status_table(st: StackStatus) -> Table:
         state_text = s.status if s.exit_code in (None, 0) or s.status == "running" else f"{s.status} ({s.exit_code})"
         workers = "?" if s.note else "-" if s.workers is None else str(s.workers)
         table.add_row(s.service, s.container, state_text, s.health or "-", workers, s.started_at or "-")
+    return table
+
+
+def swarm_status_table(st: SwarmStatus) -> Table:
+    """mode: swarm: one row per service (running/desired, Swarm's update state), then one per current task."""
+    table = Table(title=f"{st.name}  {st.url}  (Swarm)")
+    for col in ("service / task", "node", "state", "health", "since"):
+        table.add_column(col)
+    for s in st.services:
+        desired = "-" if s.desired is None else str(s.desired)
+        update = f", update {s.update}" if s.update else ""
+        table.add_row(Text(s.service, style="bold"), "", f"{s.running}/{desired} running{update}", "", "")
+        for t in s.tasks:
+            state = f"{t.state} ({t.error})" if t.error else t.state
+            table.add_row(f"  {t.task}", t.node, state, t.health or "-", t.since)
     return table
 
 

@@ -595,6 +595,9 @@ class Docker:
         )
         return sorted(v.name for v in found)
 
+    def remove_volume(self, name: str) -> None:
+        self._call(f"cannot remove volume {name}", lambda: self.client.volume.remove(name))
+
     def push(self, image: str) -> None:
         self._call(
             f"cannot push {image}",

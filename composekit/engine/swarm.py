@@ -12,6 +12,8 @@ is healthy, and fails it when the container turns unhealthy, so ``running`` mean
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
@@ -19,8 +21,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from ..config.project import Project
 from ..errors import HealthTimeoutError, MigrationError, UserError
-from .docker import Docker, context_endpoint
+from .docker import Docker, LineSink, context_endpoint
 from .target import Engine, Target, connect
 from .wait import Deadline, Poll
 
@@ -34,6 +39,8 @@ __all__ = [
     "SwarmTaskRow",
     "TaskInfo",
     "UpdateState",
+    "build_image",
+    "down",
     "job_finished_at",
     "node_engines",
     "parse_node",
@@ -257,6 +264,29 @@ def require_manager(docker: Docker) -> SwarmState:
             "`docker node ls` on a manager lists them"
         )
     return state
+
+
+# the image ---------------------------------------------------------------------------------------------------
+
+
+def build_file(project: Project, image: str) -> str:
+    """A Compose file with only the app's build, tagged ``image``: Swarm does not build, and `docker compose
+    build` is the builder that works everywhere (BuildKit, cache mounts) where a plain `docker build` may not."""
+    dockerfile = project.dockerfile if project.dockerfile is not None else project.out_dir / "Dockerfile"
+    build = {
+        "context": str(project.app_dir.resolve()),
+        "dockerfile": os.path.relpath(dockerfile.resolve(), project.app_dir.resolve()),
+        "args": {"PYTHON_IMAGE": project.config.images.python},
+    }
+    return yaml.safe_dump({"services": {"app": {"build": build, "image": image}}}, sort_keys=False)
+
+
+def build_image(project: Project, docker: Docker, image: str, on_line: LineSink | None = None) -> None:
+    """Build the release image ``image`` on ``docker``'s engine (the manager)."""
+    with tempfile.TemporaryDirectory(prefix="composekit-build-") as tmp:
+        path = Path(tmp) / "build.yaml"
+        path.write_text(build_file(project, image), encoding="utf-8")
+        Docker(project.config.name, [path], project_directory=project.out_dir, engine=docker.engine).build(on_line)
 
 
 # the image on every node ------------------------------------------------------------------------------
@@ -589,6 +619,16 @@ def remove_stack(docker: Docker, stack: str, deadline: Deadline) -> list[str]:
             f"{seen.detail}\nfix: `docker stack ps {stack}` shows tasks that have not stopped yet; "
             "run `composekit down` again once they have"
         )
+    return volumes
+
+
+def down(docker: Docker, stack: str, delete_volumes: bool, deadline: Deadline) -> list[str]:
+    """`composekit down` in mode: swarm: remove the stack, wait for its networks to go; with ``delete_volumes``
+    also delete its volumes on this engine's node (the manager's: acme.json and the database's data)."""
+    volumes = remove_stack(docker, stack, deadline)
+    if delete_volumes:
+        for name in volumes:
+            docker.remove_volume(name)
     return volumes
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..engine.docker import Docker
-from ..engine.swarm import NodeInfo, SwarmState, node_engines, parse_node, swarm_state
+from ..engine.swarm import NodeInfo, SwarmState, node_engines, parse_node, parse_task, swarm_state
 from ..engine.target import Engine, Target, connect
 from ..errors import DockerError, UserError
 from .checks import CheckResult
@@ -29,6 +29,7 @@ class SwarmFacts:
     image: str = ""
     registry: str | None = None
     error: str = ""  # why nodes/networks could not be read
+    traefik: str | None = None  # the stack's Traefik task running on this engine's node (it holds the ports)
 
 
 def _node_check(node: NodeInfo) -> CheckResult:
@@ -152,4 +153,14 @@ def gather_swarm(
                 images[node.hostname] = (
                     f"its engine ({node_addresses[node.hostname]}) did not answer: " + (str(exc).splitlines()[0])
                 )
-    return SwarmFacts(state, nodes, networks, images, image, registry)
+    return SwarmFacts(state, nodes, networks, images, image, registry, traefik=_traefik_here(docker, stack, state))
+
+
+def _traefik_here(docker: Docker, stack: str, state: SwarmState) -> str | None:
+    service = f"{stack}_traefik"
+    if docker.service_inspect(service) is None:
+        return None
+    for task in map(parse_task, docker.service_tasks(service)):
+        if task.node_id == state.node_id and task.desired == "running" and task.state == "running":
+            return f"{service}.{task.slot or 1}"
+    return None

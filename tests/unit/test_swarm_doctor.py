@@ -117,3 +117,13 @@ def test_gather_says_why_a_node_cannot_be_asked() -> None:
         "no engine address for it under swarm/nodes and no registry set"
     )
     assert "node2" not in gather_swarm(docker, STACK, IMAGE, {}, "registry.example.com/team", fake_connect).images
+
+
+def test_the_stacks_traefik_running_here_is_found_for_the_ports_check() -> None:
+    traefik = load("service-web-completed.json")[0]  # a recorded service standing in for swrec_traefik
+    docker = RecordedSwarm(
+        services={f"{STACK}_traefik": [traefik]}, task_lists={f"{STACK}_traefik": [load("tasks-web-completed.json")]}
+    )
+    docker.image_exists = lambda image: True  # type: ignore[method-assign]
+    assert gather_swarm(docker, STACK, IMAGE, {}, None, fake_connect).traefik == "swrec_traefik.1"
+    assert gather_swarm(RecordedSwarm(), STACK, IMAGE, {}, None, fake_connect).traefik is None

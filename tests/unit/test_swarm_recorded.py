@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from composekit.engine import swarm
 from composekit.engine.docker import Docker
@@ -92,6 +93,9 @@ class RecordedSwarm(Docker):
 
     def engine_info(self) -> dict[str, Any]:
         return self.info
+
+    def image_exists(self, image: str) -> bool:
+        return False
 
     def service_inspect(self, service: str) -> dict[str, Any] | None:
         self.calls.append(("inspect", service))
@@ -483,3 +487,38 @@ def test_job_finished_at_is_the_completed_tasks_last_state_change() -> None:
     finished = swarm.job_finished_at(tasks("migrate-complete"))
     assert finished is not None and finished.isoformat() == "2026-11-30T05:25:56.597697+00:00"
     assert swarm.job_finished_at(tasks("migrate-failed")) is None
+
+
+def test_down_with_delete_volumes_deletes_the_stacks_volumes_on_the_manager() -> None:
+    docker = RecordedSwarm(services={WEB: [service("web-completed")]})
+    docker.networks = [[]]
+    removed: list[str] = []
+    docker.remove_volume = removed.append  # type: ignore[method-assign]
+    assert swarm.down(docker, STACK, False, deadline()) == ["swrec_acme", "swrec_db-data"]
+    assert removed == []
+    swarm.down(docker, STACK, True, deadline())
+    assert removed == ["swrec_acme", "swrec_db-data"]
+
+
+def test_build_file_builds_the_app_with_its_dockerfile_and_tags_the_release(tmp_path: Path) -> None:
+    from composekit.config.project import load_project
+
+    (tmp_path / "app").mkdir()
+    (tmp_path / "requirements.txt").write_text("fastapi\n")
+    (tmp_path / "composekit.yaml").write_text(
+        "name: shop\ndomain: shop.example.com\nacme: {email: ops@example.com}\napp: {module: app.main:app}\n"
+    )
+    project = load_project((tmp_path / "composekit.yaml",))
+    doc = yaml.safe_load(swarm.build_file(project, "shop-app:r1"))
+    assert doc == {
+        "services": {
+            "app": {
+                "build": {
+                    "context": str(tmp_path.resolve()),
+                    "dockerfile": ".composekit/Dockerfile",
+                    "args": {"PYTHON_IMAGE": project.config.images.python},
+                },
+                "image": "shop-app:r1",
+            }
+        }
+    }
