@@ -493,7 +493,7 @@ def test_down_with_delete_volumes_deletes_the_stacks_volumes_on_the_manager() ->
     docker = RecordedSwarm(services={WEB: [service("web-completed")]})
     docker.networks = [[]]
     removed: list[str] = []
-    docker.remove_volume = removed.append  # type: ignore[method-assign]
+    docker.remove_volume = removed.append  # type: ignore[method-assign,assignment]
     assert swarm.down(docker, STACK, False, deadline()) == ["swrec_acme", "swrec_db-data"]
     assert removed == []
     swarm.down(docker, STACK, True, deadline())
