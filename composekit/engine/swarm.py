@@ -25,7 +25,7 @@ import yaml
 
 from ..config.project import Project
 from ..errors import HealthTimeoutError, MigrationError, UserError
-from .docker import Docker, LineSink, context_endpoint
+from .docker import ContainerInfo, Docker, LineSink, context_endpoint
 from .target import Engine, Target, connect
 from .wait import Deadline, Poll
 
@@ -52,6 +52,7 @@ __all__ = [
     "ship_image",
     "swarm_state",
     "swarm_status",
+    "traefik_here",
     "wait_converged",
 ]
 
@@ -594,6 +595,19 @@ def swarm_status(docker: Docker, stack: str, url: str) -> SwarmStatus:
         for raw in sorted(docker.stack_services(stack), key=lambda r: str((r.get("Spec") or {}).get("Name")))
     ]
     return SwarmStatus(stack, url, rows, docker.engine.describe())
+
+
+def traefik_here(docker: Docker, stack: str, traefik: str = "traefik") -> ContainerInfo | None:
+    """The stack's Traefik task running on this engine's node (it holds the published ports), as a container."""
+    service = f"{stack}_{traefik}"
+    if docker.service_inspect(service) is None:
+        return None
+    me = swarm_state(docker.engine_info()).node_id
+    for task in map(parse_task, docker.service_tasks(service)):
+        if task.node_id == me and task.desired == "running" and task.state == "running":
+            name = f"{service}.{task.slot or 1}"
+            return ContainerInfo(task.container_id, name, traefik, "running", None, None, 0, None, None, None, "")
+    return None
 
 
 # down ---------------------------------------------------------------------------------------------------------

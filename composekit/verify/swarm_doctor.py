@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..engine.docker import Docker
-from ..engine.swarm import NodeInfo, SwarmState, node_engines, parse_node, parse_task, swarm_state
+from ..engine.swarm import NodeInfo, SwarmState, node_engines, parse_node, swarm_state, traefik_here
 from ..engine.target import Engine, Target, connect
 from ..errors import DockerError, UserError
 from .checks import CheckResult
@@ -153,14 +153,9 @@ def gather_swarm(
                 images[node.hostname] = (
                     f"its engine ({node_addresses[node.hostname]}) did not answer: " + (str(exc).splitlines()[0])
                 )
-    return SwarmFacts(state, nodes, networks, images, image, registry, traefik=_traefik_here(docker, stack, state))
+    return SwarmFacts(state, nodes, networks, images, image, registry, traefik=_traefik_name(docker, stack))
 
 
-def _traefik_here(docker: Docker, stack: str, state: SwarmState) -> str | None:
-    service = f"{stack}_traefik"
-    if docker.service_inspect(service) is None:
-        return None
-    for task in map(parse_task, docker.service_tasks(service)):
-        if task.node_id == state.node_id and task.desired == "running" and task.state == "running":
-            return f"{service}.{task.slot or 1}"
-    return None
+def _traefik_name(docker: Docker, stack: str) -> str | None:
+    found = traefik_here(docker, stack)
+    return found.name if found is not None else None
