@@ -52,9 +52,9 @@ def swarm_status_table(st: SwarmStatus) -> Table:
     for col in ("service / task", "node", "state", "health", "since"):
         table.add_column(col)
     for s in st.services:
-        desired = "-" if s.desired is None else str(s.desired)
         update = f", update {s.update}" if s.update else ""
-        table.add_row(Text(s.service, style="bold"), "", f"{s.running}/{desired} running{update}", "", "")
+        summary = s.mode if s.desired is None else f"{s.running}/{s.desired} running{update}"
+        table.add_row(Text(s.service, style="bold"), "", summary, "", "")
         for t in s.tasks:
             state = f"{t.state} ({t.error})" if t.error else t.state
             table.add_row(f"  {t.task}", t.node, state, t.health or "-", t.since)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -27,7 +28,7 @@ from ..config.project import Project
 from ..errors import HealthTimeoutError, MigrationError, UserError
 from .docker import ContainerInfo, Docker, LineSink, context_endpoint
 from .target import Engine, Target, connect
-from .wait import Deadline, Poll
+from .wait import Deadline, Poll, poll_until
 
 __all__ = [
     "NodeInfo",
@@ -63,6 +64,7 @@ ROLLED_BACK = ("rollback_started", "rollback_completed", "rollback_paused", "pau
 FAILED_STATES = ("failed", "rejected", "orphaned")
 # A slot whose tasks failed this often since the deploy is crash-looping: no point waiting for the deadline.
 FAILURES_PER_SLOT = 3
+LOGS_WAIT = 5.0
 
 
 def _time(text: str | None) -> datetime | None:
@@ -411,11 +413,12 @@ def run_job(
     seen, timed_out = deadline.poll(observe)
     if seen.done and seen.value is not None:
         return JobResult(name, seen.value, deadline.clock() - started)
+    ran_out = deadline.ran_out("the migration job ran", started)
     nodes = _node_names(docker)
-    logs = docker.service_logs(name, tail=40)
+    logs = _logs(docker, name, deadline, tail=40)
     if timed_out:
         raise HealthTimeoutError(
-            f"{deadline.ran_out('the migration job ran', started)}; its task was still {seen.detail} and the app "
+            f"{ran_out}; its task was still {seen.detail} and the app "
             f"was not touched.\nLast log lines of {name}:\n{_indent(logs)}\n"
             "fix: make the migration finish (is it waiting for the database?) or raise --timeout"
         )
@@ -431,6 +434,20 @@ def run_job(
 
 
 # convergence ------------------------------------------------------------------------------------------------
+
+
+def _logs(docker: Docker, service: str, deadline: Deadline, tail: int = 30) -> str:
+    """`docker service logs` of a service or task; a task that just ended on another node may need a moment
+    before the manager has its output, so an empty answer is asked again for up to LOGS_WAIT seconds."""
+    seen, _ = poll_until(
+        lambda: (lambda text: Poll(text, bool(text.strip())))(docker.service_logs(service, tail=tail)),
+        min(LOGS_WAIT, max(deadline.remaining(), 1.0)),
+        first_delay=0.5,
+        max_delay=1.0,
+        clock=deadline.clock,
+        sleep=deadline.sleep,
+    )
+    return seen.value
 
 
 def _failed_since(tasks: list[TaskInfo], since: str) -> list[TaskInfo]:
@@ -457,7 +474,7 @@ def wait_converged(
         if raw is None:
             return Poll((None, []), False, True, f"service {service} does not exist")
         svc = parse_service(raw)
-        since = since or (svc.updated_at if previous is not None else svc.created_at)
+        since = since or (previous.updated_at if previous is not None else svc.created_at)
         changed = expect_update and previous is not None and svc.template != previous.template
         old_start = previous.update.started_at if previous is not None and previous.update else ""
         u = svc.update
@@ -492,28 +509,32 @@ def wait_converged(
     svc, tasks = seen.value
     if seen.done and svc is not None:
         return svc
-    nodes = _node_names(docker)
-    if not tasks:
-        tasks = [parse_task(t) for t in docker.service_tasks(service)] if svc is not None else []
-    failed = _failed_since(tasks, since)
-    lines = [_describe_task(t, nodes) for t in sorted(failed, key=lambda t: t.timestamp)[-5:]]
-    failures = "\n".join(f"    {line}" for line in lines) or "    (no failed task)"
-    logs = docker.service_logs(service, tail=30) if svc is not None else ""
-    if seen.failed and seen.detail.startswith("UpdateStatus"):
-        raise HealthTimeoutError(
-            f"Swarm rolled back the new version of {what}: {seen.detail}. The previous version is serving again.\n"
-            f"Failed tasks:\n{failures}\nLast log lines of {service}:\n{_indent(logs)}\n"
-            f"fix: make the new version start and pass its healthcheck (`composekit logs app`), then run "
-            "`composekit up` again"
-        )
     head = (
         f"{deadline.ran_out(f'waiting for {what} to converge', started)}"
         if timed_out
         else f"{what} did not start: {seen.detail}"
     )
+    nodes = _node_names(docker)
+    if not tasks:
+        tasks = [parse_task(t) for t in docker.service_tasks(service)] if svc is not None else []
+    # Swarm names the task that made it roll back; its logs say more than the whole service's.
+    named = set(re.findall(r"\btask ([a-z0-9]{25})\b", seen.detail))
+    failed = [t for t in tasks if t.id in named or t in _failed_since(tasks, since)]
+    lines = [_describe_task(t, nodes) for t in sorted(failed, key=lambda t: t.timestamp)[-5:]]
+    failures = "\n".join(f"    {line}" for line in lines) or "    (no failed task)"
+    culprit = next((t.id for t in failed if t.id in named), None)
+    logs = _logs(docker, culprit or service, deadline) if svc is not None else ""
+    source = f"task {culprit[:12]} of {service}" if culprit else service
+    if seen.failed and seen.detail.startswith("UpdateStatus"):
+        raise HealthTimeoutError(
+            f"Swarm rolled back the new version of {what}: {seen.detail}. The previous version is serving again.\n"
+            f"Failed tasks:\n{failures}\nLast log lines of {source}:\n{_indent(logs)}\n"
+            f"fix: make the new version start and pass its healthcheck (`composekit logs app`), then run "
+            "`composekit up` again"
+        )
     raise HealthTimeoutError(
         f"{head}. Last status: {seen.detail}\nFailed tasks:\n{failures}\n"
-        f"Last log lines of {service}:\n{_indent(logs)}\n"
+        f"Last log lines of {source}:\n{_indent(logs)}\n"
         "fix: check that the service starts and passes its healthcheck (`composekit status` shows its tasks); "
         "volumes are kept, nothing was deleted"
     )

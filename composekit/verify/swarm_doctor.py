@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..engine.docker import Docker
-from ..engine.swarm import NodeInfo, SwarmState, node_engines, parse_node, swarm_state, traefik_here
+from ..engine.swarm import NodeInfo, SwarmState, node_engines, parse_node, parse_service, swarm_state, traefik_here
 from ..engine.target import Engine, Target, connect
 from ..errors import DockerError, UserError
 from .checks import CheckResult
@@ -123,17 +123,22 @@ def gather_swarm(
     registry: str | None,
     connector: Callable[[Target], Any] = connect,
     node_docker: Callable[[Engine], Docker] | None = None,
+    app: str = "app",
 ) -> SwarmFacts:
     """Ask the manager for the Swarm, its nodes and the stack's networks, and each node's engine (swarm/nodes)
-    whether it holds ``image``; a node that cannot be asked is said so, not a failure of doctor."""
+    whether it holds the image the app service runs (``image``, the release a deploy would build, when the stack
+    is not deployed); a node that cannot be asked is said so, not a failure of doctor."""
     state = swarm_state(docker.engine_info())
     if not (state.active and state.manager):
         return SwarmFacts(state, image=image, registry=registry)
     try:
         nodes = [parse_node(raw) for raw in docker.nodes()]
         networks = docker.stack_networks(stack)
+        running = docker.service_inspect(f"{stack}_{app}")
     except DockerError as exc:
         return SwarmFacts(state, image=image, registry=registry, error=exc.summary)
+    if running is not None:  # the release the app service runs is the current one (a build may be newer)
+        image = parse_service(running).image
     images: dict[str, ImageState] = {}
     make = node_docker or (lambda engine: Docker(stack, [], engine=engine))
     for node in nodes:

@@ -127,3 +127,17 @@ def test_the_stacks_traefik_running_here_is_found_for_the_ports_check() -> None:
     docker.image_exists = lambda image: True  # type: ignore[method-assign]
     assert gather_swarm(docker, STACK, IMAGE, {}, None, fake_connect).traefik == "swrec_traefik.1"
     assert gather_swarm(RecordedSwarm(), STACK, IMAGE, {}, None, fake_connect).traefik is None
+
+
+def test_the_image_checked_is_the_one_the_deployed_app_service_runs() -> None:
+    app = load("service-web-completed.json")[0]  # a recorded service standing in for swrec_app
+    docker = RecordedSwarm(services={f"{STACK}_app": [app]})
+    asked: list[str] = []
+
+    def image_exists(image: str) -> bool:
+        asked.append(image)
+        return True
+
+    docker.image_exists = image_exists  # type: ignore[method-assign]
+    facts = gather_swarm(docker, STACK, IMAGE, {}, None, fake_connect)
+    assert (facts.image, asked) == ("composekit-test/python:3.11", ["composekit-test/python:3.11"])
