@@ -54,7 +54,10 @@ usage() { sed -n '2,23s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 # --- state file: "key=value" lines, appended as each step is done; the last value of a key wins ---------------
 record() { mkdir -p "$STATE_DIR" && echo "$1=$2" >>"$STATE"; }
-recorded() { [[ -f $STATE ]] || return 0; awk -F= -v k="$1" '$1 == k { v = substr($0, length(k) + 2) } END { print v }' "$STATE"; }
+recorded() {
+    [[ -f $STATE ]] || return 0
+    awk -F= -v k="$1" '$1 == k { v = substr($0, length(k) + 2) } END { print v }' "$STATE"
+}
 
 main_docker() { timeout 60 docker "$@"; }
 node2_docker() { timeout 60 docker -H "$NODE2_HOST" "$@"; }
@@ -105,14 +108,17 @@ check_subnets_free() {
         [[ $line == *" dev $HOST_IF "* || $line == *" dev $HOST_IF" ]] && continue
         # shellcheck disable=SC2086  # split the route into its words
         set -- $line
-        case $1 in unicast | local | broadcast | multicast | anycast | throw | unreachable | prohibit | blackhole | nat) shift ;; esac
+        if [[ $1 =~ ^(unicast|local|broadcast|multicast|anycast|throw|unreachable|prohibit|blackhole|nat)$ ]]; then
+            shift
+        fi
         dest=$1
         [[ $dest == default ]] && continue
         [[ $dest == */* ]] || dest=$dest/32
         [[ $dest =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+/[0-9]+$ ]] || continue
         for want in "$SUBNET" "$BIP"; do
             if overlaps "$dest" "$want"; then
-                ck_die "the subnet $want of the test swarm collides with the route '$line' on this machine; free it or change SUBNET/BIP in scripts/swarm.sh"
+                ck_die "the subnet $want of the test swarm collides with the route '$line' on this machine;" \
+                    "free it or change SUBNET/BIP in scripts/swarm.sh"
             fi
         done
     done < <(ip -4 -o route show table all)
@@ -121,12 +127,15 @@ check_subnets_free() {
 check_main_engine() {
     main_docker info >/dev/null 2>&1 || ck_die "the main Docker engine does not answer (docker info); start it first"
     if [[ $(main_docker info --format '{{.LiveRestoreEnabled}}') == true ]]; then
-        ck_die "the main engine runs with live-restore, which Swarm refuses; restart it without (for the test engine: bash scripts/dockerd-restart.sh --original; elsewhere: drop \"live-restore\" from its daemon.json and restart dockerd)"
+        ck_die "the main engine runs with live-restore, which Swarm refuses; restart it without" \
+            "(the test engine: bash scripts/dockerd-restart.sh --original; elsewhere: drop \"live-restore\"" \
+            "from its daemon.json and restart dockerd)"
     fi
     local st
     st=$(main_swarm_state)
     if [[ $st != inactive ]] && ! main_in_our_swarm; then
-        ck_die "the main engine is already in a swarm (state $st, cluster $(main_cluster_id)) that scripts/swarm.sh did not make; refusing to touch it (leave it with docker swarm leave --force if it is yours)"
+        ck_die "the main engine is already in a swarm (state $st, cluster $(main_cluster_id)) that" \
+            "scripts/swarm.sh did not make; refusing to touch it (docker swarm leave --force, if it is yours)"
     fi
 }
 
@@ -151,17 +160,20 @@ lock_held_by_caller() {
 
 check_lock_held() {
     if ! lock_held_by_caller; then
-        ck_die "the caller does not hold $INTEGRATION_LOCK: the main engine may be in a swarm only under it (tests: the host_ports fixture; by hand: flock $INTEGRATION_LOCK bash, then run this script in that shell)"
+        ck_die "the caller does not hold $INTEGRATION_LOCK: the main engine may be in a swarm only under it" \
+            "(tests: the host_ports fixture; by hand: flock $INTEGRATION_LOCK bash, then run this script in that shell)"
     fi
 }
 
 # Anything named like ours that no run of this script recorded is someone else's: do not take it over.
 check_no_foreign_leftovers() {
     if netns_exists && [[ -z $(recorded netns) ]]; then
-        ck_die "network namespace $NETNS exists but scripts/swarm.sh did not make it (no record in $STATE); remove it by hand (ip netns del $NETNS) if it is a leftover"
+        ck_die "network namespace $NETNS exists but scripts/swarm.sh did not make it (no record in $STATE);" \
+            "remove it by hand (ip netns del $NETNS) if it is a leftover"
     fi
     if link_exists && [[ -z $(recorded veth) ]]; then
-        ck_die "interface $HOST_IF exists but scripts/swarm.sh did not make it; remove it by hand (ip link del $HOST_IF) if it is a leftover"
+        ck_die "interface $HOST_IF exists but scripts/swarm.sh did not make it;" \
+            "remove it by hand (ip link del $HOST_IF) if it is a leftover"
     fi
     if [[ -S $NODE2_SOCK ]] && docker -H "$NODE2_HOST" info >/dev/null 2>&1; then
         ck_die "an engine not started by this script answers on $NODE2_SOCK; stop it first"
@@ -214,7 +226,9 @@ stop_node2_dockerd() {
         pid=$(<"$EXEC_ROOT/containerd/containerd.pid")
         ck_log "node2: stopping the containerd its dockerd left (pid $pid)"
         kill -TERM "$pid" 2>/dev/null || true
-        ck_wait_until 10 "containerd (pid $pid) to exit" bash -c "! kill -0 $pid" || kill -KILL "$pid" 2>/dev/null || true
+        if ! ck_wait_until 10 "containerd (pid $pid) to exit" bash -c "! kill -0 $pid"; then
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
     fi
     for p in /proc/[0-9]*; do
         if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "-address $shim_addr "; then
@@ -258,7 +272,8 @@ do_stop() {
         local id
         id=$(recorded manager_cluster_id)
         if ! main_docker info >/dev/null 2>&1; then
-            ck_log "error: the main engine does not answer: it may still be in the test swarm; run scripts/swarm.sh stop again"
+            ck_log "error: the main engine does not answer: it may still be in the test swarm;" \
+                "run scripts/swarm.sh stop again"
             rc=1
         elif [[ $(main_swarm_state) == inactive ]]; then
             :
@@ -388,7 +403,9 @@ cmd_status() {
     fi
     if main_in_our_swarm; then
         echo "main engine: manager of the test swarm $(recorded manager_cluster_id)"
-        while read -r line; do echo "  $line"; done < <(main_docker node ls --format '{{.Hostname}} {{.Status}} {{.ManagerStatus}}')
+        while read -r line; do
+            echo "  $line"
+        done < <(main_docker node ls --format '{{.Hostname}} {{.Status}} {{.ManagerStatus}}')
         two_ready_nodes || rc=3
     else
         echo "main engine: not in the test swarm (swarm state $(main_swarm_state || echo unknown))"
