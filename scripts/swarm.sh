@@ -231,7 +231,8 @@ stop_node2_dockerd() {
         fi
     fi
     for p in /proc/[0-9]*; do
-        if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "-address $shim_addr "; then
+        # A process may exit between the glob and the read: no message for that.
+        if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -qF -- "-address $shim_addr "; then
             ck_log "node2: killing leftover shim ${p#/proc/}"
             kill -KILL "${p#/proc/}" 2>/dev/null || true
         fi
