@@ -151,3 +151,22 @@ def test_one_task_on_each_node_and_they_reach_each_other_over_the_overlay(
     # Across the overlay, both ways: the manager's task fetches from node2's, and back.
     assert _python_in(swarm_cluster, False, on_manager, FETCH, node2_addr) == "200"
     assert _python_in(swarm_cluster, True, on_node2, FETCH, manager_addr) == "200"
+
+
+def _node2_row(cluster: SwarmCluster) -> tuple[str, str]:
+    """(ID, status) of node2 in `docker node ls` on the manager."""
+    rows = cluster.manager("node", "ls", "--format", "{{.Hostname}} {{.ID}} {{.Status}}").stdout.splitlines()
+    found = [row.split()[1:] for row in rows if row.split()[0] == cluster.node2_hostname]
+    assert len(found) == 1, rows
+    return found[0][0], found[0][1]
+
+
+def test_node2_stops_and_comes_back_as_the_same_node(swarm_cluster: SwarmCluster) -> None:  # noqa: F811
+    """stop_node2/start_node2, the node failure of the rescheduling tests: Down, then Ready again with its ID."""
+    node_id, status = _node2_row(swarm_cluster)
+    assert status == "Ready"
+    swarm_cluster.stop_node2()
+    _wait("node2 to be Down in docker node ls", 60, lambda: _node2_row(swarm_cluster) == (node_id, "Down"))
+    swarm_cluster.start_node2()
+    assert _node2_row(swarm_cluster) == (node_id, "Ready")
+    assert len(swarm_cluster.manager("node", "ls", "-q").stdout.split()) == 2
