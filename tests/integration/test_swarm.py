@@ -1,0 +1,381 @@
+"""mode: swarm on a real two-node Swarm (scripts/swarm.sh via the `swarm_cluster` fixture): the main engine is the
+manager, node2 a second dockerd in its own network namespace, joined as a worker.
+
+One deployment of tests/integration/apps/swarm-app (no per-node state, so its tasks can run on any node; every
+answer names the container that gave it) with 3 replicas is shared by the tests, in order: it serves HTTPS with
+Pebble's certificate from both nodes, one Uvicorn process per task, the migration job before the app; a code
+change rolls out start-first under load; a failing migration and an unhealthy version leave the running version
+serving; a killed task and a stopped node are replaced. The figures are printed (run with -s to see them).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import ssl
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from .conftest import REPO, Stack
+from .restart_load import HttpsLoad
+from .swarm_cluster import SwarmCluster, swarm_cluster  # noqa: F401 (the fixture)
+
+pytestmark = pytest.mark.integration
+
+APP = REPO / "tests" / "integration" / "apps" / "swarm-app"
+NAME = "sw-app"
+SERVICE = f"{NAME}_app"
+REPLICAS = 3
+
+
+@dataclass
+class Deployed:
+    stack: Stack
+    cluster: SwarmCluster
+    up_stderr: str
+
+
+def _time(text: str) -> datetime:
+    head, _, rest = text.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{head}.{(rest + '000000')[:6]}+00:00")
+
+
+def set_version(stack: Stack, version: str) -> None:
+    main = stack.dir / "app" / "main.py"
+    main.write_text(re.sub(r'VERSION = "[^"]*"', f'VERSION = "{version}"', main.read_text()))
+
+
+def tasks(d: Deployed, service: str = SERVICE, running: bool = True) -> list[dict[str, Any]]:
+    """`docker inspect` of the service's tasks (desired running only, by default), each with its node's hostname
+    under "_node"."""
+    args = ["service", "ps", "--quiet", "--no-trunc", *(["--filter", "desired-state=running"] if running else [])]
+    ids = d.cluster.manager(*args, service).stdout.split()
+    if not ids:
+        return []
+    found: list[dict[str, Any]] = json.loads(d.cluster.manager("inspect", "--type", "task", *ids).stdout)
+    nodes = {
+        n["ID"]: n["Description"]["Hostname"]
+        for n in json.loads(d.cluster.manager("node", "inspect", *node_ids(d)).stdout)
+    }
+    for t in found:
+        t["_node"] = nodes.get(t["NodeID"], t["NodeID"])
+    return found
+
+
+def node_ids(d: Deployed) -> list[str]:
+    return d.cluster.manager("node", "ls", "--quiet").stdout.split()
+
+
+def running_tasks(d: Deployed) -> list[dict[str, Any]]:
+    return [t for t in tasks(d) if t["Status"]["State"] == "running"]
+
+
+def on_node(d: Deployed, task: dict[str, Any], *args: str) -> str:
+    """A docker command on the engine of the node ``task`` runs on."""
+    engine = d.cluster.node2 if task["_node"] == d.cluster.node2_hostname else d.cluster.manager
+    return engine(*args).stdout
+
+
+def wait_full_capacity(d: Deployed, timeout: float = 180, nodes: set[str] | None = None) -> float:
+    """Seconds until REPLICAS tasks run (on ``nodes`` only, when given)."""
+    started = time.monotonic()
+    last: list[tuple[str, str]] = []
+    while time.monotonic() - started < timeout:
+        current = tasks(d)
+        last = [(t["_node"], t["Status"]["State"]) for t in current]
+        up = [n for n, s in last if s == "running" and (nodes is None or n in nodes)]
+        if len(up) == REPLICAS and len(current) == REPLICAS:
+            return time.monotonic() - started
+        time.sleep(0.5)
+    raise AssertionError(f"{SERVICE} did not get back to {REPLICAS} running tasks in {timeout:.0f} s: {last}")
+
+
+class TimedLoad(HttpsLoad):
+    """HttpsLoad that also keeps each request's latency (for p99) and which container answered."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.latencies: list[float] = []
+        self.hosts: dict[str, int] = {}
+
+    def __enter__(self) -> TimedLoad:
+        super().__enter__()
+        return self
+
+    def _run(self) -> None:
+        verify = ssl.create_default_context(cafile=str(self.roots))
+        deadline = self._started + self.max_seconds
+        with httpx.Client(verify=verify, timeout=5) as client:
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                error, host = None, None
+                began = time.monotonic()
+                try:
+                    response = client.get(
+                        f"https://127.0.0.1{self.path}",
+                        headers={"Host": self.domain},
+                        extensions={"sni_hostname": self.domain},
+                    )
+                    if response.status_code != 200:
+                        error = f"HTTP {response.status_code}"
+                    else:
+                        host = str(response.json().get("host"))
+                except (httpx.HTTPError, ssl.SSLError, OSError, ValueError) as exc:
+                    error = type(exc).__name__
+                took = time.monotonic() - began
+                with self._lock:
+                    if self.result.sent >= self.max_requests:
+                        return
+                    self.result.sent += 1
+                    self.latencies.append(took)
+                    if host:
+                        self.hosts[host] = self.hosts.get(host, 0) + 1
+                    if error:
+                        self.result.failed += 1
+                        self.result.errors[error] += 1
+                        self.result.last_failure = time.monotonic()
+                if error:
+                    time.sleep(0.01)
+
+    def p99_ms(self) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000 if ordered else 0.0
+
+
+def figures(label: str, load: TimedLoad, **more: Any) -> None:
+    extra = "".join(f", {k.replace('_', ' ')} {v}" for k, v in more.items())
+    print(
+        f"\nSWARM FIGURES {label}: sent {load.result.sent}, failed {load.result.failed}, "
+        f"p99 {load.p99_ms():.0f} ms{extra}; errors {dict(load.result.errors)}"
+    )
+
+
+@pytest.fixture(scope="module")
+def deployed(swarm_cluster: SwarmCluster, make_stack: Any) -> Deployed:  # noqa: F811
+    stack: Stack = make_stack(
+        APP,
+        NAME,
+        mode="swarm",
+        app={"replicas": REPLICAS},
+        swarm={"nodes": {swarm_cluster.node2_hostname: swarm_cluster.node2_host}},
+    )
+    for image in stack.docker.image.list(f"{NAME}-app"):  # release images of earlier runs (this test's own)
+        for tag in image.repo_tags:
+            stack.docker.image.remove(tag, force=True)
+    left = swarm_cluster.node2("image", "ls", "--quiet", f"{NAME}-app").stdout.split()  # node2 keeps its images
+    if left:
+        swarm_cluster.node2("image", "rm", "--force", *sorted(set(left)))
+    result = stack.ck("up", "--timeout", "600", timeout=900)
+    return Deployed(stack, swarm_cluster, result.stderr)
+
+
+# 1. the deployment ----------------------------------------------------------------------------------------------
+
+
+def test_up_shipped_the_image_to_node2_and_said_how_many_bytes(deployed: Deployed) -> None:
+    c = deployed.cluster
+    said = re.search(
+        rf"shipped {NAME}-app:(\S+) to node {c.node2_hostname} \({re.escape(c.node2_host)}\): ([\d,]+) bytes sent",
+        deployed.up_stderr,
+    )
+    assert said is not None, deployed.up_stderr[-3000:]
+    sent = int(said.group(2).replace(",", ""))
+    print(f"\nSWARM FIGURES shipped to {c.node2_hostname}: {sent} bytes")
+    assert sent > 10_000_000  # a whole image (base layers included): node2 had none of it
+    assert c.node2("image", "inspect", f"{NAME}-app:{said.group(1)}").stdout
+
+
+def test_serves_https_with_a_certificate_from_pebble(deployed: Deployed) -> None:
+    answer = deployed.stack.wait_https("/")
+    assert answer.status_code == 200 and answer.json()["version"] == "v1"
+    issuer = dict(x[0] for x in deployed.stack.peer_certificate()["issuer"])
+    assert "Pebble" in issuer.get("commonName", ""), issuer
+    assert deployed.stack.http("/").status_code in (301, 302, 307, 308)
+
+
+def test_three_replicas_spread_over_both_nodes(deployed: Deployed) -> None:
+    running = running_tasks(deployed)
+    assert len(running) == REPLICAS
+    assert {t["_node"] for t in running} == {deployed.cluster.manager_hostname, deployed.cluster.node2_hostname}
+
+
+def test_each_task_runs_exactly_one_uvicorn_process(deployed: Deployed) -> None:
+    for task in running_tasks(deployed):
+        container = task["Status"]["ContainerStatus"]["ContainerID"]
+        listing = on_node(deployed, task, "top", container).splitlines()[1:]  # engine 20.10: plain `docker top`
+        assert len(listing) == 1, (task["_node"], listing)
+        assert "uvicorn" in listing[0] and "--workers 1" in listing[0], listing
+
+
+def test_the_migration_job_completed_before_the_app_tasks_started(deployed: Deployed) -> None:
+    (job,) = tasks(deployed, f"{NAME}_migrate", running=False)
+    assert job["Status"]["State"] == "complete"
+    finished = _time(job["Status"]["Timestamp"])
+    app_created = [_time(t["CreatedAt"]) for t in tasks(deployed, running=False)]
+    assert app_created and finished < min(app_created), (finished, sorted(app_created))
+
+
+def test_traefik_on_the_manager_reaches_the_tasks_on_node2(deployed: Deployed) -> None:
+    (traefik,) = running_tasks_of(deployed, f"{NAME}_traefik")
+    assert traefik["_node"] == deployed.cluster.manager_hostname
+    node2_containers = {
+        t["Status"]["ContainerStatus"]["ContainerID"][:12]
+        for t in running_tasks(deployed)
+        if t["_node"] == deployed.cluster.node2_hostname
+    }
+    assert node2_containers
+    seen: dict[str, int] = {}
+    for _ in range(60):
+        host = deployed.stack.https("/").json()["host"]
+        seen[host] = seen.get(host, 0) + 1
+    assert node2_containers & set(seen), (node2_containers, seen)
+    assert len(seen) == REPLICAS, seen
+
+
+def running_tasks_of(d: Deployed, service: str) -> list[dict[str, Any]]:
+    return [t for t in tasks(d, service) if t["Status"]["State"] == "running"]
+
+
+def test_status_shows_each_task_with_its_node_and_health(deployed: Deployed) -> None:
+    st = json.loads(deployed.stack.ck("status", "--json").stdout)
+    app = next(s for s in st["services"] if s["service"] == "app")
+    assert (app["running"], app["desired"]) == (REPLICAS, REPLICAS)
+    assert sorted(t["node"] for t in app["tasks"]) == sorted(t["_node"] for t in running_tasks(deployed))
+    assert {(t["state"], t["health"]) for t in app["tasks"]} == {("running", "healthy")}
+
+
+def test_doctor_checks_the_swarm_its_nodes_and_the_image_on_each(deployed: Deployed) -> None:
+    report = json.loads(deployed.stack.ck("doctor", "--json", check=False).stdout)
+    checks = {c["name"]: c for c in report["checks"]}
+    c = deployed.cluster
+    assert checks["swarm"]["status"] == "ok" and "2 node(s)" in checks["swarm"]["detail"]
+    assert checks["swarm manager"]["status"] == "ok"
+    assert checks[f"swarm node {c.node2_hostname}"]["status"] == "ok"
+    assert checks[f"image on {c.node2_hostname}"]["status"] == "ok", checks[f"image on {c.node2_hostname}"]
+    assert checks["overlay networks"]["status"] == "ok"
+    assert all(checks[f"port {p}"]["status"] == "ok" for p in (80, 443)), checks
+
+
+# 2. a code change under load --------------------------------------------------------------------------------------
+
+
+def test_a_code_change_rolls_out_start_first_under_load_with_no_failed_request(deployed: Deployed) -> None:
+    stack = deployed.stack
+    set_version(stack, "v2")
+    before = {t["ID"] for t in running_tasks(deployed)}
+    with TimedLoad(stack.domain, stack.env.roots, threads=3, max_seconds=420) as load:
+        time.sleep(2)
+        started = time.monotonic()
+        stack.ck("up", "--no-smoke", "--timeout", "400", timeout=600)
+        rollout = time.monotonic() - started
+        time.sleep(2)
+        load.stop()
+    figures("rollout", load, rollout_s=f"{rollout:.1f}")
+    assert load.result.failed == 0, str(load.result)
+    assert load.result.sent > 100
+    assert stack.https("/").json()["version"] == "v2"
+    after = running_tasks(deployed)
+    assert len(after) == REPLICAS and not before & {t["ID"] for t in after}
+
+
+# 3. failures that must leave the running version serving --------------------------------------------------------
+
+
+def test_a_failing_migration_leaves_the_running_service_untouched(deployed: Deployed) -> None:
+    stack = deployed.stack
+    before = sorted(t["ID"] for t in running_tasks(deployed))
+    image = deployed.cluster.manager("service", "inspect", "-f", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", SERVICE)
+    marker = stack.dir / "app" / "FAIL_MIGRATION"
+    marker.write_text("")
+    set_version(stack, "v3-never")
+    try:
+        result = stack.ck("up", "--no-smoke", "--timeout", "300", check=False, timeout=600)
+    finally:
+        marker.unlink()
+        set_version(stack, "v2")
+    assert result.returncode == 1
+    assert f"the migration job {NAME}_migrate failed" in result.stderr
+    assert "migration failed on purpose (FAIL_MIGRATION)" in result.stderr
+    assert sorted(t["ID"] for t in running_tasks(deployed)) == before
+    after = deployed.cluster.manager("service", "inspect", "-f", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", SERVICE)
+    assert after.stdout == image.stdout
+    assert stack.https("/").json()["version"] == "v2"
+
+
+def test_an_unhealthy_version_is_rolled_back_by_swarm(deployed: Deployed) -> None:
+    stack = deployed.stack
+    marker = stack.dir / "app" / "BROKEN_HEALTH"
+    marker.write_text("")
+    set_version(stack, "v4-unhealthy")
+    try:
+        with TimedLoad(stack.domain, stack.env.roots, threads=2, max_seconds=420) as load:
+            result = stack.ck("up", "--no-smoke", "--timeout", "400", check=False, timeout=600)
+            load.stop()
+    finally:
+        marker.unlink()
+        set_version(stack, "v2")
+    figures("unhealthy version rolled back", load)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Swarm rolled back the new version of the app: UpdateStatus rollback_" in result.stderr, result.stderr[
+        -3000:
+    ]
+    assert stack.https("/").json()["version"] == "v2"
+    assert load.result.failed == 0, str(load.result)
+    wait_full_capacity(deployed)
+
+
+# 4. a killed task, a stopped node -------------------------------------------------------------------------------
+
+
+def test_a_killed_task_container_is_replaced_with_only_in_flight_failures(deployed: Deployed) -> None:
+    stack = deployed.stack
+    victim = next(t for t in running_tasks(deployed) if t["_node"] == deployed.cluster.manager_hostname)
+    threads = 3
+    with TimedLoad(stack.domain, stack.env.roots, threads=threads, max_seconds=240) as load:
+        time.sleep(2)
+        on_node(deployed, victim, "kill", victim["Status"]["ContainerStatus"]["ContainerID"])
+        killed = time.monotonic()
+        back = wait_full_capacity(deployed)
+        time.sleep(3)
+        load.stop()
+    figures("killed task", load, back_to_full_capacity_s=f"{back:.1f}")
+    assert victim["ID"] not in {t["ID"] for t in running_tasks(deployed)}
+    assert load.result.failed <= threads, str(load.result)
+    assert load.result.last_failure is None or load.result.last_failure - killed < 30
+
+
+def test_stopping_node2_reschedules_its_tasks_on_the_manager(deployed: Deployed) -> None:
+    stack, c = deployed.stack, deployed.cluster
+    assert any(t["_node"] == c.node2_hostname for t in running_tasks(deployed))
+    try:
+        with TimedLoad(stack.domain, stack.env.roots, threads=3, max_seconds=300) as load:
+            time.sleep(2)
+            stopped = time.monotonic()
+            c.stop_node2()
+            back = wait_full_capacity(deployed, timeout=240, nodes={c.manager_hostname})
+            time.sleep(3)
+            load.stop()
+        last = f"{load.result.last_failure - stopped:.1f}" if load.result.last_failure else "none"
+        figures("node2 stopped", load, back_to_full_capacity_s=f"{back:.1f}", last_failure_after_s=last)
+        assert {t["_node"] for t in running_tasks(deployed)} == {c.manager_hostname}
+        assert stack.https("/").status_code == 200
+    finally:
+        c.start_node2()
+
+
+def test_down_removes_the_stack_and_its_networks_and_keeps_the_volumes(deployed: Deployed) -> None:
+    result = deployed.stack.ck("down")
+    assert "stack is down" in result.stderr
+    assert deployed.cluster.manager("stack", "ls", "--format", "{{.Name}}").stdout.split().count(NAME) == 0
+    networks = deployed.cluster.manager(
+        "network", "ls", "--quiet", "--filter", f"label=com.docker.stack.namespace={NAME}"
+    ).stdout.split()
+    assert networks == []
+    volumes = deployed.cluster.manager(
+        "volume", "ls", "--quiet", "--filter", f"label=com.docker.stack.namespace={NAME}"
+    ).stdout.split()
+    assert f"{NAME}_acme" in volumes
