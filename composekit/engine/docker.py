@@ -581,11 +581,20 @@ class Docker:
         return self._inspect("cannot inspect the Swarm's nodes", ["node", "inspect"], ids)
 
     def stack_networks(self, stack: str) -> list[dict[str, Any]]:
+        """`docker network inspect` of the stack's networks; one removed meanwhile (by `docker stack rm`) is left
+        out."""
         ids = self._docker(
             f"cannot list the networks of stack {stack}",
             ["network", "ls", "--quiet", "--filter", f"label=com.docker.stack.namespace={stack}"],
         ).split()
-        return self._inspect(f"cannot inspect the networks of stack {stack}", ["network", "inspect"], ids)
+        found: list[dict[str, Any]] = []
+        for network in ids:
+            try:
+                found += self._inspect(f"cannot inspect network {network}", ["network", "inspect"], [network])
+            except DockerError as exc:
+                if "not found" not in exc.stderr:
+                    raise
+        return found
 
     def stack_volumes(self, stack: str) -> list[str]:
         """The volumes `docker stack deploy` created for ``stack`` on this engine's node."""

@@ -31,6 +31,7 @@ APP = REPO / "tests" / "integration" / "apps" / "swarm-app"
 NAME = "sw-app"
 SERVICE = f"{NAME}_app"
 REPLICAS = 3
+HEALTH_WINDOW = 6.0  # seconds: Traefik's health check interval + timeout (2 s + 2 s), with a margin
 
 
 @dataclass
@@ -362,7 +363,7 @@ def test_a_killed_task_container_is_replaced_with_only_in_flight_failures(deploy
     figures("killed task", load, back_to_full_capacity_s=f"{back:.1f}")
     assert victim["ID"] not in {t["ID"] for t in running_tasks(deployed)}
     assert load.result.failed <= threads, f"{load.result}\n{proxy_errors(deployed)}"
-    assert load.result.last_failure is None or load.result.last_failure - killed < 30
+    assert load.result.last_failure is None or load.result.last_failure - killed < HEALTH_WINDOW
 
 
 def test_stopping_node2_reschedules_its_tasks_on_the_manager(deployed: Deployed) -> None:
@@ -380,6 +381,9 @@ def test_stopping_node2_reschedules_its_tasks_on_the_manager(deployed: Deployed)
         figures("node2 stopped", load, back_to_full_capacity_s=f"{back:.1f}", last_failure_after_s=last)
         assert {t["_node"] for t in running_tasks(deployed)} == {c.manager_hostname}
         assert stack.https("/").status_code == 200
+        # Failures only while Traefik's active health check (every 2 s, 2 s timeout) has not yet dropped node2's
+        # tasks: requests in flight when its engine stopped, and new ones sent to its tasks meanwhile.
+        assert load.result.last_failure is None or load.result.last_failure - stopped < HEALTH_WINDOW, last
     finally:
         c.start_node2()
 

@@ -23,7 +23,7 @@ from composekit.engine import swarm
 from composekit.engine.docker import Docker
 from composekit.engine.target import Engine, Target
 from composekit.engine.wait import Deadline
-from composekit.errors import HealthTimeoutError, MigrationError, UserError
+from composekit.errors import DockerError, HealthTimeoutError, MigrationError, UserError
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "swarm"
 STACK = "swrec"
@@ -531,3 +531,23 @@ def test_the_output_of_a_task_that_just_ended_is_asked_for_again_while_empty() -
     with pytest.raises(MigrationError) as exc:
         swarm.run_job(docker, STACK, "migrate", Path("migrate.yml"), {}, deadline())
     assert exc.value.stderr == "migrating\nrelation users already exists"
+
+
+def test_a_network_removed_between_listing_and_inspecting_is_left_out() -> None:
+    """`docker stack rm` removes the networks while `down` polls them: a vanished one is not an error."""
+    docker = Docker(STACK, [])
+    answers = {"ls": "n1\nn2\n"}
+
+    def run(summary: str, args: list[str], *rest: Any, **kw: Any) -> str:
+        return answers["ls"]
+
+    def inspect(summary: str, kind: list[str], ids: list[str]) -> list[dict[str, Any]]:
+        if ids == ["n1"]:
+            raise DockerError(
+                "cannot inspect network n1", ["docker"], "Error response from daemon: network n1 not found"
+            )
+        return [{"Name": "swrec_web"}]
+
+    docker._docker = run  # type: ignore[method-assign]
+    docker._inspect = inspect  # type: ignore[method-assign]
+    assert docker.stack_networks(STACK) == [{"Name": "swrec_web"}]
