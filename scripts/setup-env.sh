@@ -32,6 +32,8 @@ RECIPE_LABEL=io.composekit.testenv.recipe
 PYTHON_RECIPE_VERSION=1
 BASE_PACKAGES=python3,python3-venv,ca-certificates,passwd
 
+# scripts/swarm.sh (the two-node Swarm the tests start) needs iproute2 (ip netns, veth) from this list; nsenter,
+# unshare, flock and findmnt come with util-linux (essential), iptables with docker.io. It starts nothing here.
 APT_PACKAGES=(docker.io debootstrap pebble openssl ca-certificates iproute2 curl openssh-server)
 
 rebuild=0

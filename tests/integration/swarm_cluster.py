@@ -1,0 +1,95 @@
+"""The `swarm_cluster` fixture: a real two-node Docker Swarm (scripts/swarm.sh) for the tests of one module.
+
+Use it from a test module with `from .swarm_cluster import swarm_cluster  # noqa: F401`. The main engine is the
+manager; node2 is a second dockerd in the network namespace ck-node2, a worker. The fixture holds the host ports
+lock (`host_ports`) for the whole module, because the main engine may be in a swarm only under it, and it ALWAYS
+runs `scripts/swarm.sh stop` at the end (the main engine leaves the swarm; node2, its veth and namespace go), also
+when a test failed. Tests remove the services and stacks they create themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from .conftest import REPO, TestEnv
+
+SWARM_SH = REPO / "scripts" / "swarm.sh"
+NODE2_HOST = "unix:///run/ck-node2.sock"
+
+
+def swarm_script(command: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """Run `scripts/swarm.sh COMMAND` (the caller holds the host ports lock: start checks it)."""
+    return subprocess.run(["bash", str(SWARM_SH), command], capture_output=True, text=True, timeout=timeout)
+
+
+def docker(*args: str, host: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`docker [-H host] ARGS`, checked: a failure raises with the command's stderr."""
+    cmd = ["docker", *(["-H", host] if host else []), *args]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {result.returncode}: {result.stderr.strip()[-2000:]}")
+    return result
+
+
+@dataclass(frozen=True)
+class SwarmCluster:
+    manager_host: str | None  # the main engine's DOCKER_HOST (None: the default socket)
+    node2_host: str
+    manager_hostname: str  # as in `docker node ls`
+    node2_hostname: str
+
+    def manager(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return docker(*args, host=self.manager_host, timeout=timeout)
+
+    def node2(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return docker(*args, host=self.node2_host, timeout=timeout)
+
+    def stop_node2(self) -> None:
+        """Stop node2's dockerd only (a node failure): the swarm, the namespace and node2's swarm state stay."""
+        _checked(swarm_script("stop-node2", timeout=90), "stop-node2")
+
+    def start_node2(self) -> None:
+        """Start node2's dockerd again; returns once `docker node ls` shows both nodes Ready."""
+        _checked(swarm_script("start-node2", timeout=150), "start-node2")
+
+
+def _checked(result: subprocess.CompletedProcess[str], what: str) -> None:
+    if result.returncode != 0:
+        raise AssertionError(f"scripts/swarm.sh {what} exited {result.returncode}:\n{result.stderr.strip()[-3000:]}")
+
+
+def _cannot_start(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"the two-node test swarm did not start in CI: {reason}", pytrace=False)
+    pytest.skip(f"the two-node test swarm did not start: {reason}")
+
+
+def main_engine_swarm_state() -> str:
+    return docker("info", "--format", "{{.Swarm.LocalNodeState}}").stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def swarm_cluster(host_ports: None, testenv: TestEnv) -> Iterator[SwarmCluster]:
+    try:
+        started = swarm_script("start")
+        if started.returncode != 0:
+            _cannot_start(f"scripts/swarm.sh start exited {started.returncode}: {started.stderr.strip()[-1500:]}")
+        nodes = docker("node", "ls", "--format", "{{.Self}} {{.Hostname}}").stdout.split()
+        hostnames = dict(zip(nodes[::2], nodes[1::2], strict=True))
+        yield SwarmCluster(
+            manager_host=os.environ.get("DOCKER_HOST") or None,
+            node2_host=NODE2_HOST,
+            manager_hostname=hostnames["true"],
+            node2_hostname=hostnames["false"],
+        )
+    finally:
+        stopped = swarm_script("stop")
+        _checked(stopped, "stop")
+        # The lock is released right after this: the main engine must be out of the swarm by then.
+        state = main_engine_swarm_state()
+        assert state == "inactive", f"the main engine is still in a swarm after scripts/swarm.sh stop: {state}"
