@@ -1,26 +1,29 @@
-"""A filtering proxy in front of the Docker socket, rendered as ``socket-proxy.py`` beside compose.yaml.
+"""A filtering proxy in front of the Docker socket for Traefik's Swarm provider (mode: swarm), shipped as the
+Swarm config ``socket_proxy.py`` of the stack's ``socket-proxy`` service (render/swarm.py).
 
-Traefik's Docker provider needs to read containers and events; the Docker API behind the socket also
-creates privileged containers, reads files out of them and execs into them, so whoever holds the socket
-holds the host. Traefik (internet-facing) talks to this proxy over a network only the two share; only
-this container mounts the socket, and only these read calls get through, each with or without a
-``/v1.NN`` prefix:
+The Swarm provider polls services, tasks, networks and nodes; the Docker API behind the socket also creates
+privileged containers and services, reads secrets and configs, and execs into containers, so whoever holds the
+socket holds the cluster. Traefik (internet-facing) talks to this proxy over an internal overlay network only
+the two share; only this container mounts the socket, and only these read calls get through, each with or
+without a ``/v1.NN`` prefix:
 
-  GET/HEAD  /_ping  /version  /events  /containers/json  /containers/{id}/json
+  GET/HEAD  /_ping  /version  /info  /services  /tasks  /networks  /nodes  /nodes/{id}
 
-Everything else answers 403. A container inspection reaches Traefik without ``Config.Env`` (the app's
-environment, env_file secrets included): Traefik reads labels and addresses, never the environment. Every
-request is judged: the proxy forwards one request per upstream
-connection with ``Connection: close``, relays the response, then closes both sides, so nothing that follows
-on a kept-alive connection reaches the engine unjudged. The request is forwarded in the normalized
-origin form that was judged (an absolute-URI target loses its authority), without a body.
+(what Traefik 3's Swarm provider calls: ServerVersion, ServiceList, NetworkList, TaskList, NodeInspect, and the
+client's /_ping). Everything else answers 403: no POST, no container exec or create, no secret or config
+content, no events. The service and task lists reach Traefik without the containers' environment
+(``ContainerSpec.Env``, which holds what `docker stack deploy` read from the app's env_file): Traefik reads
+labels, endpoints and task addresses, never the environment. Every request is judged: the proxy forwards one
+request per upstream connection with ``Connection: close``, relays the response, then closes both sides, so
+nothing that follows on a kept-alive connection reaches the engine unjudged. The request is forwarded in the
+normalized origin form that was judged (an absolute-URI target loses its authority), without a body.
 
 One line per request goes to stderr (method, path without query, peer, verdict); the container's own
 healthcheck (an allowed ``/_ping`` from 127.0.0.1) is not logged. Standard library only; it imports
 nothing from composekit.
 
 Environment (optional): SOCKET_PROXY_PORT (2375), DOCKER_SOCKET (/var/run/docker.sock).
-It runs on the app's Python image, which may be older than 3.11: hence ``asyncio.TimeoutError``.
+It runs on the configured Python image, which may be older than 3.11: hence ``asyncio.TimeoutError``.
 """
 
 from __future__ import annotations
@@ -38,17 +41,17 @@ MAX_HEAD_BYTES = 16 * 1024
 MAX_HEADERS = 64
 HEAD_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 5.0
-RESPONSE_IDLE_TIMEOUT = 60.0  # between upstream reads, except for the /events stream
+RESPONSE_IDLE_TIMEOUT = 60.0  # between upstream reads
 MAX_CONNECTIONS = 32
-MAX_INSPECT_BYTES = 4 * 1024 * 1024
+MAX_LIST_BYTES = 32 * 1024 * 1024  # a service or task list is read whole to filter it
 METHODS = frozenset({"GET", "HEAD"})
 
 _ID = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}"
-# What Traefik 3.7's Docker provider calls (seen in this proxy's log): HEAD /_ping, then with /v1.NN
-# version, containers/json, containers/{id}/json and the events stream. Not /info, not /networks.
-ALLOWED_PATH = re.compile(rf"(?:/v1\.[0-9]{{1,2}})?/(?:_ping|version|events|containers/json|containers/{_ID}/json)")
-_EVENTS = re.compile(r"(?:/v1\.[0-9]{1,2})?/events")
-_INSPECT = re.compile(rf"(?:/v1\.[0-9]{{1,2}})?/containers/{_ID}/json")
+_VERSION = r"(?:/v1\.[0-9]{1,2})?"
+# What Traefik 3's Swarm provider calls (pkg/provider/docker/pswarm.go), plus /info and the node list.
+ALLOWED_PATH = re.compile(rf"{_VERSION}/(?:_ping|version|info|services|tasks|networks|nodes|nodes/{_ID})")
+# Answers that carry containers' environments: read whole, filtered, then sent on.
+_FILTERED = re.compile(rf"{_VERSION}/(?:services|tasks)")
 _PATH_CHARS = re.compile(r"[A-Za-z0-9/_.-]*")
 _QUERY_CHARS = re.compile(r"[!-~]*")  # printable ASCII, no spaces
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -181,8 +184,21 @@ def _dechunk(body: bytes) -> bytes:
         body = body[size + 2 :]
 
 
+def _drop_environment(doc: object) -> None:
+    """Empty every ``ContainerSpec.Env`` (services: Spec and PreviousSpec .TaskTemplate; tasks: Spec), and a
+    container's ``Config.Env``, wherever it is in the document."""
+    if isinstance(doc, list):
+        for item in doc:
+            _drop_environment(item)
+    elif isinstance(doc, dict):
+        for key, value in doc.items():
+            if key in ("ContainerSpec", "Config") and isinstance(value, dict) and "Env" in value:
+                value["Env"] = []
+            _drop_environment(value)
+
+
 def without_environment(raw: bytes, head_only: bool = False) -> bytes:
-    """A whole upstream answer to a container inspection -> the same answer without ``Config.Env``.
+    """A whole upstream answer to a service or task list -> the same answer without any ``Env``.
 
     Error answers pass as they are; a 200 that cannot be read raises ValueError (nothing is forwarded).
     For a HEAD request only the head goes back, whatever the engine sent after it."""
@@ -204,8 +220,7 @@ def without_environment(raw: bytes, head_only: bool = False) -> bytes:
     elif "content-length" in by_name:
         body = body[: int(by_name["content-length"])]
     doc = json.loads(body)
-    if isinstance(doc, dict) and isinstance(doc.get("Config"), dict) and "Env" in doc["Config"]:
-        doc["Config"]["Env"] = []
+    _drop_environment(doc)
     data = json.dumps(doc).encode() + b"\n"
     dropped = {"content-length", "transfer-encoding", "connection"}
     kept = [f"{n}: {v}" for n, v in headers if n.lower() not in dropped]
@@ -297,31 +312,30 @@ class Proxy:
             up_writer.write(upstream_head(request, verdict))
             await up_writer.drain()
             quiet = host == "127.0.0.1" and verdict.path.endswith("/_ping")
-            if _INSPECT.fullmatch(verdict.path):
-                await self._inspect(writer, up_reader, what, head_only=request.method == "HEAD")
+            if _FILTERED.fullmatch(verdict.path):
+                await self._filtered(writer, up_reader, what, head_only=request.method == "HEAD")
             else:
-                stream = _EVENTS.fullmatch(verdict.path) is not None
-                await self._relay(reader, writer, up_reader, what, quiet, stream)
+                await self._relay(reader, writer, up_reader, what, quiet)
         finally:
             up_writer.close()
 
-    async def _inspect(
+    async def _filtered(
         self, writer: asyncio.StreamWriter, up_reader: asyncio.StreamReader, what: str, head_only: bool
     ) -> None:
         """Read the whole (bounded) answer, drop the environment, send it on."""
         raw = b""
         try:
-            while len(raw) <= MAX_INSPECT_BYTES:
+            while len(raw) <= MAX_LIST_BYTES:
                 chunk = await asyncio.wait_for(up_reader.read(65536), RESPONSE_IDLE_TIMEOUT)
                 if not chunk:
                     break
                 raw += chunk
             else:
-                raise ValueError(f"answer larger than {MAX_INSPECT_BYTES} bytes")
+                raise ValueError(f"answer larger than {MAX_LIST_BYTES} bytes")
             answer = without_environment(raw, head_only)
         except (ValueError, asyncio.TimeoutError) as exc:
-            log(f"error {what}: cannot filter the inspection: {str(exc) or 'timeout'}")
-            writer.write(response(502, "Bad Gateway", "the container inspection could not be filtered"))
+            log(f"error {what}: cannot filter the answer: {str(exc) or 'timeout'}")
+            writer.write(response(502, "Bad Gateway", "the answer could not be filtered"))
             return
         status = answer.split(b" ", 2)[1].decode("ascii", "replace") if answer.count(b" ") >= 2 else "?"
         log(f"allow {what} -> {_printable(status, 3)}")
@@ -335,7 +349,6 @@ class Proxy:
         up_reader: asyncio.StreamReader,
         what: str,
         quiet: bool,
-        stream: bool,
     ) -> None:
         """Upstream -> client until either side closes. Bytes the client sends meanwhile are discarded."""
 
@@ -353,7 +366,7 @@ class Proxy:
                 read = asyncio.ensure_future(up_reader.read(65536))
                 done, _ = await asyncio.wait(
                     {read, client_gone},
-                    timeout=None if stream else RESPONSE_IDLE_TIMEOUT,
+                    timeout=RESPONSE_IDLE_TIMEOUT,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
                 if read not in done:

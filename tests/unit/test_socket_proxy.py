@@ -1,5 +1,6 @@
-"""The Docker socket proxy: its filter policy as a table, its request parsing, and the proxy end to end
-against a fake engine on a unix socket (keep-alive cannot smuggle a second request, /events streams)."""
+"""The Docker socket proxy of mode: swarm: its filter policy as a table, its request parsing, and the proxy end to
+end against a fake engine on a unix socket (keep-alive cannot smuggle a second request, service and task lists
+lose the containers' environment)."""
 
 from __future__ import annotations
 
@@ -23,45 +24,65 @@ from composekit.runtime.socket_proxy import (
 
 CID = "3f4e1c0b9a8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f"
 
+NODE = "x3p8r0l5k2m9q1w7e4t6y0u2i"
+# What Traefik's Swarm provider calls (ServerVersion, ServiceList, NetworkList, TaskList, NodeInspect, /_ping).
 ALLOWED_PATHS = [
     "/_ping",
     "/version",
-    "/events",
-    "/containers/json",
-    f"/containers/{CID}/json",
-    "/containers/my-app_1.x/json",
+    "/info",
+    "/services",
+    "/tasks",
+    "/networks",
+    "/nodes",
+    f"/nodes/{NODE}",
+    "/nodes/worker-1.example",
 ]
 # Real API calls that must never get through, read or write.
 DENIED_PATHS = [
     "/containers/create",
+    "/containers/json",
+    f"/containers/{CID}/json",
     f"/containers/{CID}/archive",
     f"/containers/{CID}/exec",
     f"/containers/{CID}/logs",
     f"/containers/{CID}/export",
     f"/containers/{CID}/attach/ws",
-    f"/containers/{CID}/top",
     "/images/json",
     "/images/create",
     "/exec/abc/start",
     "/volumes",
     "/secrets",
+    f"/secrets/{NODE}",
+    "/secrets/create",
+    "/configs",
+    f"/configs/{NODE}",
+    "/configs/create",
+    "/services/create",
+    f"/services/{NODE}",
+    f"/services/{NODE}/update",
+    f"/services/{NODE}/logs",
+    f"/tasks/{NODE}",
+    f"/tasks/{NODE}/logs",
+    f"/networks/{NODE}",
+    "/networks/create",
+    f"/nodes/{NODE}/update",
+    "/events",
     "/swarm",
+    "/swarm/unlockkey",
+    "/swarm/join",
     "/plugins",
     "/build",
     "/session",
-    "/networks",
-    f"/networks/{CID}",
-    "/info",
     "/system/df",
-    "/containers",
-    "/containers/",
+    "/distribution/x/json",
     "/",
     "",
     "/v1.41",
-    "/containers/json/",
+    "/services/",
+    "/nodes/",
     "/_ping/",
     "/PING",
-    "/containers/JSON",
+    "/Services",
 ]
 
 
@@ -97,11 +118,11 @@ def test_other_paths_are_denied(method: str, path: str, prefix: str) -> None:
 @pytest.mark.parametrize(
     "target",
     [
-        "/v2.0/containers/json",
-        "/v1/containers/json",
-        "/v1.411/containers/json",
-        "/vx/containers/json",
-        "/v1.41/v1.41/containers/json",
+        "/v2.0/services",
+        "/v1/services",
+        "/v1.411/services",
+        "/vx/services",
+        "/v1.41/v1.41/services",
         "/v1.41.0/_ping",
     ],
 )
@@ -112,27 +133,27 @@ def test_only_a_v1_nn_prefix(target: str) -> None:
 @pytest.mark.parametrize(
     ("target", "reason"),
     [
-        ("/containers/json/../create", "path traversal or empty segment"),
-        ("/v1.41/containers/json/../create", "path traversal or empty segment"),
-        (f"/containers/{CID}/json/../archive", "path traversal or empty segment"),
-        ("/containers/../containers/json", "path traversal or empty segment"),
-        ("/containers/./json", "path traversal or empty segment"),
-        ("/containers/../json", "path traversal or empty segment"),
-        ("//containers/json", "path traversal or empty segment"),
-        ("/containers//json", "path traversal or empty segment"),
-        ("/containers/json/..", "path traversal or empty segment"),
-        ("/containers/json%2F..%2Fcreate", "bad characters in path"),
-        ("/containers/%2e%2e/json", "bad characters in path"),
-        ("/containers\\json", "bad characters in path"),
-        ("/containers/json;create", "bad characters in path"),
-        ("/contäiners/json", "bad characters in path"),
-        ("/containers/.hidden/json", "path not allowed"),
-        ("/containers/-x/json", "path not allowed"),
+        ("/services/../secrets", "path traversal or empty segment"),
+        ("/v1.41/services/../secrets", "path traversal or empty segment"),
+        (f"/nodes/{NODE}/../../secrets", "path traversal or empty segment"),
+        ("/secrets/../services", "path traversal or empty segment"),
+        ("/./services", "path traversal or empty segment"),
+        ("/nodes/..", "path traversal or empty segment"),
+        ("//services", "path traversal or empty segment"),
+        ("/v1.41//services", "path traversal or empty segment"),
+        ("/services/..", "path traversal or empty segment"),
+        ("/services%2F..%2Fsecrets", "bad characters in path"),
+        ("/nodes/%2e%2e/secrets", "bad characters in path"),
+        ("/nodes\\x", "bad characters in path"),
+        ("/services;create", "bad characters in path"),
+        ("/sërvices", "bad characters in path"),
+        ("/nodes/.hidden", "path not allowed"),
+        ("/nodes/-x", "path not allowed"),
         ("*", "bad request target"),
-        ("containers/json", "bad request target"),
-        ("docker:2375/containers/json", "bad request target"),
-        ("/containers/json#frag", "bad characters in path"),
-        ("/containers/json?a#frag", "bad query string"),
+        ("services", "bad request target"),
+        ("docker:2375/services", "bad request target"),
+        ("/services#frag", "bad characters in path"),
+        ("/services?a#frag", "bad query string"),
     ],
 )
 def test_traversal_encoding_and_odd_targets(target: str, reason: str) -> None:
@@ -144,37 +165,38 @@ def test_traversal_encoding_and_odd_targets(target: str, reason: str) -> None:
     ("target", "forwarded"),
     [
         (
-            "/containers/json?all=1&filters=%7B%22label%22%3A%5B%22a%3Db%22%5D%7D",
-            "/containers/json?all=1&filters=%7B%22label%22%3A%5B%22a%3Db%22%5D%7D",
+            "/v1.41/tasks?filters=%7B%22desired-state%22%3A%7B%22running%22%3Atrue%7D%7D",
+            "/v1.41/tasks?filters=%7B%22desired-state%22%3A%7B%22running%22%3Atrue%7D%7D",
         ),
-        ("/v1.41/events?filters=%7B%7D&since=1", "/v1.41/events?filters=%7B%7D&since=1"),
+        ("/v1.41/networks?filters=%7B%22scope%22%3A%7B%22swarm%22%3Atrue%7D%7D", None),
         ("/_ping?", "/_ping"),
         # The query never changes which endpoint is reached: the path is judged alone.
-        ("/containers/json?x=/../create", "/containers/json?x=/../create"),
+        ("/services?x=/../secrets", "/services?x=/../secrets"),
     ],
 )
-def test_query_strings_are_forwarded_with_the_judged_path(target: str, forwarded: str) -> None:
+def test_query_strings_are_forwarded_with_the_judged_path(target: str, forwarded: str | None) -> None:
     verdict = judge("GET", target)
-    assert (verdict.allowed, verdict.path, verdict.upstream_target) == (True, target.partition("?")[0], forwarded)
+    expected = forwarded if forwarded is not None else target
+    assert (verdict.allowed, verdict.path, verdict.upstream_target) == (True, target.partition("?")[0], expected)
 
 
 def test_a_query_cannot_turn_a_denied_path_into_an_allowed_one() -> None:
-    assert judge("GET", "/containers/create?/containers/json").reason == "path not allowed"
-    assert judge("POST", "/containers/json?method=GET").reason == "method not allowed"
+    assert judge("GET", "/secrets?/services").reason == "path not allowed"
+    assert judge("POST", "/services?method=GET").reason == "method not allowed"
 
 
 @pytest.mark.parametrize(
     ("target", "allowed", "forwarded"),
     [
-        ("http://docker/v1.41/containers/json?all=1", True, "/v1.41/containers/json?all=1"),
+        ("http://docker/v1.41/services?status=true", True, "/v1.41/services?status=true"),
         ("HTTP://docker:2375/_ping", True, "/_ping"),
-        ("https://evil.example/containers/json", True, "/containers/json"),
-        ("http://docker/containers/create", False, ""),
-        ("http://docker/containers/json/../create", False, ""),
+        ("https://evil.example/tasks", True, "/tasks"),
+        ("http://docker/secrets", False, ""),
+        ("http://docker/services/../secrets", False, ""),
         ("http://docker", False, ""),
-        ("http://docker/containers/json#x", False, ""),
-        ("http://[::1/containers/json", False, ""),
-        ("ftp://docker/containers/json", False, ""),
+        ("http://docker/services#x", False, ""),
+        ("http://[::1/services", False, ""),
+        ("ftp://docker/services", False, ""),
     ],
 )
 def test_absolute_uri_targets_are_judged_by_their_path_and_forwarded_in_origin_form(
@@ -186,12 +208,12 @@ def test_absolute_uri_targets_are_judged_by_their_path_and_forwarded_in_origin_f
 
 def test_parse_head() -> None:
     raw = (
-        b"GET /v1.41/containers/json?all=1 HTTP/1.1\r\nHost: socket-proxy:2375\r\n"
+        b"GET /v1.41/services?status=true HTTP/1.1\r\nHost: socket-proxy:2375\r\n"
         b"User-Agent: Go-http-client/1.1\r\n\r\n"
     )
     assert parse_head(raw) == Request(
         "GET",
-        "/v1.41/containers/json?all=1",
+        "/v1.41/services?status=true",
         "HTTP/1.1",
         (("Host", "socket-proxy:2375"), ("User-Agent", "Go-http-client/1.1")),
     )
@@ -238,12 +260,12 @@ def test_a_request_body_is_detected(header: str, body: bool) -> None:
 
 def test_upstream_head_forces_connection_close_and_drops_hop_by_hop_headers() -> None:
     request = parse_head(
-        b"GET http://docker/v1.41/events?filters=x HTTP/1.1\r\nHost: socket-proxy:2375\r\n"
+        b"GET http://docker/v1.41/tasks?filters=x HTTP/1.1\r\nHost: socket-proxy:2375\r\n"
         b"Connection: keep-alive, X-Secret-Hop\r\nKeep-Alive: timeout=5\r\nX-Secret-Hop: 1\r\n"
         b"Upgrade: tcp\r\nUser-Agent: Go-http-client/1.1\r\nAccept-Encoding: gzip\r\nContent-Length: 0\r\n\r\n"
     )
     assert upstream_head(request, judge(request.method, request.target)) == (
-        b"GET /v1.41/events?filters=x HTTP/1.1\r\nHost: docker\r\nUser-Agent: Go-http-client/1.1\r\n"
+        b"GET /v1.41/tasks?filters=x HTTP/1.1\r\nHost: docker\r\nUser-Agent: Go-http-client/1.1\r\n"
         b"Accept-Encoding: gzip\r\nConnection: close\r\n\r\n"
     )
 
@@ -258,7 +280,6 @@ class FakeEngine:
 
     def __init__(self) -> None:
         self.heads: list[bytes] = []
-        self.closed_by_peer = asyncio.Event()
 
     async def ok(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.heads.append(await reader.readuntil(b"\r\n\r\n"))
@@ -270,19 +291,6 @@ class FakeEngine:
             self.heads.append(extra)
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
         await writer.drain()
-        writer.close()
-
-    async def events(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.heads.append(await reader.readuntil(b"\r\n\r\n"))
-        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-        try:
-            for i in range(500):  # 10 s at most
-                event = f'{{"n":{i}}}\n'.encode()
-                writer.write(f"{len(event):x}\r\n".encode() + event + b"\r\n")
-                await writer.drain()
-                await asyncio.sleep(0.02)
-        except ConnectionError:  # the proxy closed our side
-            self.closed_by_peer.set()
         writer.close()
 
 
@@ -318,15 +326,15 @@ def test_keep_alive_cannot_smuggle_a_second_request(tmp_path: Path, capsys: pyte
         answers.append(
             await exchange(
                 port,
-                b"GET /v1.41/containers/json HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"
+                b"GET /v1.41/networks HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"
                 b"POST /v1.41/containers/create HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
             )
         )
 
     engine = asyncio.run(with_proxy(tmp_path, lambda e: e.ok, client))
-    assert engine.heads == [b"GET /v1.41/containers/json HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n"]
+    assert engine.heads == [b"GET /v1.41/networks HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n"]
     assert answers == [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"]
-    assert capsys.readouterr().err == "socket-proxy: allow GET /v1.41/containers/json from 127.0.0.1 -> 200\n"
+    assert capsys.readouterr().err == "socket-proxy: allow GET /v1.41/networks from 127.0.0.1 -> 200\n"
 
 
 def test_denied_requests_never_reach_the_engine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -335,7 +343,7 @@ def test_denied_requests_never_reach_the_engine(tmp_path: Path, capsys: pytest.C
     async def client(port: int, engine: FakeEngine) -> None:
         answers.append(await exchange(port, b"POST /v1.41/containers/create HTTP/1.1\r\nContent-Length: 0\r\n\r\n"))
         answers.append(await exchange(port, f"GET /containers/{CID}/archive?path=/etc HTTP/1.1\r\n\r\n".encode()))
-        answers.append(await exchange(port, b"GET /containers/json HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"))
+        answers.append(await exchange(port, b"GET /nodes HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"))
 
     engine = asyncio.run(with_proxy(tmp_path, lambda e: e.ok, client))
     assert engine.heads == []
@@ -348,28 +356,8 @@ def test_denied_requests_never_reach_the_engine(tmp_path: Path, capsys: pytest.C
     assert capsys.readouterr().err.splitlines() == [
         "socket-proxy: deny POST /v1.41/containers/create from 127.0.0.1: method not allowed",
         f"socket-proxy: deny GET /containers/{CID}/archive from 127.0.0.1: path not allowed",
-        "socket-proxy: deny GET /containers/json from 127.0.0.1: a request body is not allowed",
+        "socket-proxy: deny GET /nodes from 127.0.0.1: a request body is not allowed",
     ]
-
-
-def test_events_stream_through_until_the_client_closes(tmp_path: Path) -> None:
-    received: list[bytes] = []
-
-    async def client(port: int, engine: FakeEngine) -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"GET /v1.41/events?filters=%7B%7D HTTP/1.1\r\nHost: x\r\n\r\n")
-        data = b""
-        while data.count(b'{"n":') < 5:  # several events, arriving over time on one response
-            chunk = await reader.read(1024)
-            assert chunk, "the proxy closed the event stream"
-            data += chunk
-        received.append(data)
-        writer.close()
-        await asyncio.wait_for(engine.closed_by_peer.wait(), 10)
-
-    engine = asyncio.run(with_proxy(tmp_path, lambda e: e.events, client))
-    assert received[0].startswith(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-    assert engine.closed_by_peer.is_set()  # the client went away: the proxy closed the engine side too
 
 
 def test_oversized_and_slow_request_heads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -387,18 +375,40 @@ def test_oversized_and_slow_request_heads(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_the_logged_path_never_carries_the_query() -> None:
-    assert judge("GET", "containers/json?token=s3cret").path == "containers/json"
+    assert judge("GET", "services?token=s3cret").path == "services"
     assert judge("GET", "/images/json?token=s3cret").path == "/images/json"
     assert judge("GET", "http://u:pw@docker/containers/create?token=s3cret").path == "/containers/create"
 
 
-# Container inspections lose their environment --------------------------------------------------------
+# Service and task lists lose the containers' environment -------------------------------------------------
 
-INSPECT = {
-    "Id": CID,
-    "Config": {"Env": ["API_TOKEN=s3cret", "PATH=/usr/bin"], "Labels": {"traefik.enable": "true"}},
-    "NetworkSettings": {"Networks": {"shop_web": {"IPAddress": "10.1.2.130"}}},
-}
+SERVICES = [
+    {
+        "ID": "svc1",
+        "Spec": {
+            "Name": "shop_app",
+            "Labels": {"traefik.enable": "true"},
+            "TaskTemplate": {"ContainerSpec": {"Image": "shop-app:r1", "Env": ["API_TOKEN=s3cret", "PATH=/usr/bin"]}},
+            "EndpointSpec": {"Mode": "dnsrr"},
+        },
+        "PreviousSpec": {"Name": "shop_app", "TaskTemplate": {"ContainerSpec": {"Env": ["API_TOKEN=old-s3cret"]}}},
+    },
+    {"ID": "svc2", "Spec": {"Name": "shop_traefik", "TaskTemplate": {"ContainerSpec": {"Image": "traefik"}}}},
+]
+TASKS = [
+    {
+        "ID": "t1",
+        "Slot": 1,
+        "Spec": {"ContainerSpec": {"Env": ["API_TOKEN=s3cret"], "Labels": {"a": "b"}}},
+        "Status": {"State": "running"},
+        "NetworksAttachments": [{"Network": {"ID": "n1"}, "Addresses": ["10.0.1.5/24"]}],
+    }
+]
+
+
+def without_env(doc: object) -> object:
+    text = json.dumps(doc).replace('"API_TOKEN=s3cret", "PATH=/usr/bin"', "").replace('"API_TOKEN=s3cret"', "")
+    return json.loads(text.replace('"API_TOKEN=old-s3cret"', ""))
 
 
 def chunked(data: bytes, size: int = 100) -> bytes:
@@ -406,9 +416,10 @@ def chunked(data: bytes, size: int = 100) -> bytes:
     return b"".join(f"{len(p):x}\r\n".encode() + p + b"\r\n" for p in parts) + b"0\r\n\r\n"
 
 
+@pytest.mark.parametrize("doc", [SERVICES, TASKS], ids=["services", "tasks"])
 @pytest.mark.parametrize("framing", ["chunked", "length", "close"])
-def test_inspection_without_environment(framing: str) -> None:
-    body = json.dumps(INSPECT).encode() + b"\n"
+def test_lists_without_environment(framing: str, doc: object) -> None:
+    body = json.dumps(doc).encode() + b"\n"
     head = b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\n"
     if framing == "chunked":
         raw = head + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunked(body)
@@ -418,20 +429,21 @@ def test_inspection_without_environment(framing: str) -> None:
         raw = head + b"\r\n" + body
     answer = without_environment(raw)
     new_head, _, new_body = answer.partition(b"\r\n\r\n")
-    assert json.loads(new_body) == {**INSPECT, "Config": {"Env": [], "Labels": {"traefik.enable": "true"}}}
+    assert json.loads(new_body) == without_env(doc)
     assert new_head == (
         b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\n"
         + f"Content-Length: {len(new_body)}\r\nConnection: close".encode()
     )
     assert b"s3cret" not in answer
+    assert b"traefik.enable" in answer or b"10.0.1.5/24" in answer  # what Traefik reads is still there
 
 
-def test_inspection_errors_pass_and_unreadable_answers_are_refused() -> None:
-    missing = b'HTTP/1.1 404 Not Found\r\nContent-Length: 28\r\n\r\n{"message":"No such container"}'
+def test_errors_pass_and_unreadable_answers_are_refused() -> None:
+    missing = b'HTTP/1.1 503 Service Unavailable\r\nContent-Length: 30\r\n\r\n{"message":"not a swarm manager"}'
     assert without_environment(missing) == missing
     for raw, why in (
-        (b'HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n{"C', "^Unterminated string"),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nff\r\n{}", "^truncated chunked body$"),
+        (b'HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n[{"', "^Unterminated string"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nff\r\n[]", "^truncated chunked body$"),
         (b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\n\x1f\x8b", "^encoded response body$"),
         (b"HTTP/1.1 200 OK\r\n", "^incomplete response head$"),
     ):
@@ -439,21 +451,39 @@ def test_inspection_errors_pass_and_unreadable_answers_are_refused() -> None:
             without_environment(raw)
 
 
-def test_inspection_through_the_proxy_has_no_environment(tmp_path: Path) -> None:
+@pytest.mark.parametrize("path", ["/v1.41/services", "/tasks"])
+def test_lists_through_the_proxy_have_no_environment(tmp_path: Path, path: str) -> None:
     answers: list[bytes] = []
-    body = json.dumps(INSPECT).encode() + b"\n"
+    body = json.dumps(SERVICES).encode() + b"\n"
 
-    async def inspect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def engine(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
         writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(body, 7))
         await writer.drain()
         writer.close()
 
-    async def client(port: int, engine: FakeEngine) -> None:
-        answers.append(await exchange(port, f"GET /v1.41/containers/{CID}/json HTTP/1.1\r\n\r\n".encode()))
-        answers.append(await exchange(port, f"HEAD /v1.41/containers/{CID}/json HTTP/1.1\r\n\r\n".encode()))
+    async def client(port: int, fake: FakeEngine) -> None:
+        answers.append(await exchange(port, f"GET {path} HTTP/1.1\r\n\r\n".encode()))
+        answers.append(await exchange(port, f"HEAD {path} HTTP/1.1\r\n\r\n".encode()))
 
-    asyncio.run(with_proxy(tmp_path, lambda e: inspect, client))
+    asyncio.run(with_proxy(tmp_path, lambda e: engine, client))
     assert b"s3cret" not in answers[0]
-    assert json.loads(answers[0].partition(b"\r\n\r\n")[2])["Config"]["Labels"] == {"traefik.enable": "true"}
+    assert json.loads(answers[0].partition(b"\r\n\r\n")[2])[0]["Spec"]["Labels"] == {"traefik.enable": "true"}
     assert answers[1] == b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"  # HEAD: the head only
+
+
+def test_other_answers_are_relayed_untouched(tmp_path: Path) -> None:
+    answers: list[bytes] = []
+    node = b'{"ID":"n1","Status":{"Addr":"10.0.0.2"},"Spec":{"Labels":{"Env":"kept"}}}'
+
+    async def engine(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(node) + node)
+        await writer.drain()
+        writer.close()
+
+    async def client(port: int, fake: FakeEngine) -> None:
+        answers.append(await exchange(port, f"GET /v1.41/nodes/{NODE} HTTP/1.1\r\n\r\n".encode()))
+
+    asyncio.run(with_proxy(tmp_path, lambda e: engine, client))
+    assert answers == [b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(node) + node]
