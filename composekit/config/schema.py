@@ -107,7 +107,7 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     "unix:///path, tcp://host:port or a Docker context name. --host overrides it; unset: DOCKER_HOST, then the "
     "current Docker context.",
     ("Config", "mode"): '"compose" (one engine, `docker compose`) or "swarm" (a Swarm cluster, `docker stack '
-    'deploy`: replicas, a migration job, Traefik\'s Swarm provider; see the README\'s "Swarm mode").',
+    "deploy`: replicas, a migration job, Traefik's Swarm provider; see the README's \"Swarm mode\").",
     ("Config", "swarm"): "mode: swarm: the nodes of the cluster.",
     ("Config", "registry"): 'mode: swarm: an image repository prefix such as "registry.example.com/team"; the release '
     "image is pushed to <registry>/<name>-app instead of being shipped to each node's engine.",

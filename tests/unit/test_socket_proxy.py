@@ -208,8 +208,7 @@ def test_absolute_uri_targets_are_judged_by_their_path_and_forwarded_in_origin_f
 
 def test_parse_head() -> None:
     raw = (
-        b"GET /v1.41/services?status=true HTTP/1.1\r\nHost: socket-proxy:2375\r\n"
-        b"User-Agent: Go-http-client/1.1\r\n\r\n"
+        b"GET /v1.41/services?status=true HTTP/1.1\r\nHost: socket-proxy:2375\r\nUser-Agent: Go-http-client/1.1\r\n\r\n"
     )
     assert parse_head(raw) == Request(
         "GET",

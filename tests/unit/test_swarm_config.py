@@ -28,7 +28,11 @@ def test_every_swarm_key() -> None:
     config = parse_config(
         {
             **SWARM,
-            "app": {"module": "app.main:app", "replicas": 3, "placement": ["node.labels.zone == a", "node.role!=manager"]},
+            "app": {
+                "module": "app.main:app",
+                "replicas": 3,
+                "placement": ["node.labels.zone == a", "node.role!=manager"],
+            },
             "swarm": {"nodes": {"manager-1": "unix:///var/run/docker.sock", "worker-1": "ssh://root@10.0.0.2:2222"}},
             "registry": "registry.example.com:5000/team",
         }
@@ -100,7 +104,8 @@ def test_swarm_keys_are_refused_in_compose_mode(extra: dict[str, object], messag
         ),
         (
             {"swarm": {"nodes": ["worker-1"]}},
-            "composekit.yaml: swarm/nodes: expected a mapping of node hostname: Docker engine address, got ['worker-1']",
+            "composekit.yaml: swarm/nodes: expected a mapping of node hostname: Docker engine address, "
+            "got ['worker-1']",
         ),
         ({"swarm": {"node": {}}}, "composekit.yaml: swarm/node: unknown key (expected one of: nodes)"),
     ],
