@@ -161,11 +161,15 @@ def swarm_warnings(config: Config) -> list[str]:
     warnings: list[str] = []
     app = config.app
     if _explicit_workers(config):
-        what = "sized from each container's CPUs and memory" if app.workers == "auto" else str(app.workers)
+        what = (
+            "as many worker processes as its CPUs and memory allow"
+            if app.workers == "auto"
+            else f"{app.workers} worker processes"
+        )
         warnings.append(
-            f"app/workers: {app.workers} runs gunicorn with {what} worker processes in each of the app's containers; "
-            "in mode: swarm, Swarm replicates containers (app/replicas), so one process per container is the usual "
-            "choice: remove app/workers to run one uvicorn process per container"
+            f"app/workers: {app.workers} runs gunicorn with {what} in each of the app's containers; in mode: swarm, "
+            "Swarm replicates containers (app/replicas), so one process per container is the usual choice: remove "
+            "app/workers to run one uvicorn process per container"
         )
     if app.volumes:
         names = ", ".join(sorted(app.volumes))

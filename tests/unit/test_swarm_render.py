@@ -325,8 +325,8 @@ def test_warnings_for_auto_workers_and_volumes(tmp_path: Path) -> None:
         text.replace("  replicas: 3\n", "  replicas: 3\n  workers: auto\n  volumes: {data: /data}\n")
     )
     assert swarm_warnings(load_project((copy / FASTAPI.name,)).config) == [
-        "app/workers: auto runs gunicorn with sized from each container's CPUs and memory worker processes in each "
-        "of the app's containers; in mode: swarm, Swarm replicates containers (app/replicas), so one process per "
+        "app/workers: auto runs gunicorn with as many worker processes as its CPUs and memory allow in each of "
+        "the app's containers; in mode: swarm, Swarm replicates containers (app/replicas), so one process per "
         "container is the usual choice: remove app/workers to run one uvicorn process per container",
         "app/volumes: data: in mode: swarm a named volume is local to the node a task runs on; replicas on different "
         "nodes do not share it (pin the app to one node with app/placement, or keep the data in the database)",
