@@ -68,11 +68,17 @@ def traefik_static(config: Config) -> dict[str, Any]:
 SWARM_DYNAMIC_FILE = "/etc/traefik/dynamic.yml"
 
 
+SWARM_DIAL_TIMEOUT = "1s"
+
+
 def traefik_swarm_static(config: Config, endpoint: str, network: str) -> dict[str, Any]:
     """traefik.yml for mode: swarm: the same entrypoints and ACME resolver, but the routes come from the Swarm
     provider (services' deploy.labels, polled through ``endpoint``, the read-only socket proxy; only services
     labelled traefik.enable=true) and the middlewares and TLS options from a file that never changes at runtime."""
     static = traefik_static(config)
+    # A task that Swarm just stopped can leave an address that no longer answers at all until Traefik's next poll:
+    # a short dial timeout turns that into an error the retry middleware sends to another task.
+    static["serversTransport"]["forwardingTimeouts"]["dialTimeout"] = SWARM_DIAL_TIMEOUT
     static["providers"] = {
         "providersThrottleDuration": "0s",
         "swarm": {

@@ -232,6 +232,7 @@ def test_traefik_on_the_manager_with_host_ports_and_no_socket() -> None:
         "watch": True,
     }
     assert "docker" not in static["providers"] and "api" not in static
+    assert static["serversTransport"]["forwardingTimeouts"]["dialTimeout"] == "1s"  # then the retry middleware
 
 
 def test_database_on_the_manager_with_a_versioned_secret() -> None:
