@@ -16,6 +16,7 @@ from ..deploy import up as up_stack
 from ..engine import steps as deploy
 from ..errors import UserError
 from ..render.stack import check_stack, render_stack, write_stack
+from ..render.swarm import swarm_warnings
 from ..verify.smoke import SmokeOptions, parse_resolve
 from .app import app, engine_for, err, out, run, state
 from .display import render_table, smoke_retrying, status_table
@@ -93,7 +94,8 @@ def render(
             return
         if out_dir == "-":
             project = _project()
-            sys.stdout.write(_for_reading(project) + render_stack(project).compose)
+            rendered = render_stack(project)
+            sys.stdout.write(_for_reading(project).replace("compose.yaml", rendered.main_file) + rendered.main)
             err.print(
                 f"note: printed for reading; its relative paths resolve from {_shown(project.out_dir)}/ only. "
                 "For a runnable stack run `composekit render` (writes it there with the files it refers to)",
@@ -102,6 +104,8 @@ def render(
             )
             return
         project = _project(Path(out_dir) if out_dir else None)
+        for warning in swarm_warnings(project.config):
+            err.print(f"warning: {warning}", soft_wrap=True, markup=False)
         stack = write_stack(project)
         for name in stack.files:
             err.print(f"wrote {project.out_dir / name}")

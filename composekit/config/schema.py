@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from .model import (
     _ENV_KEY_RE,
+    _NODE_NAME_RE,
     _VOLUME_NAME_RE,
     LINUX_CAPABILITIES,
     Config,
@@ -67,6 +68,16 @@ OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
             _NULL,
         ]
     },
+    ("Swarm", "nodes"): {
+        "type": "object",
+        "propertyNames": {"pattern": _NODE_NAME_RE.pattern},
+        "additionalProperties": {
+            "anyOf": [
+                {"type": "string", "pattern": r"^(ssh://[^/?#\s]+/?|unix:///\S+|tcp://[^/?#\s]+/?)$"},
+                {"type": "string", "pattern": r"^[a-zA-Z0-9][a-zA-Z0-9_.+-]*$"},
+            ]
+        },
+    },
     ("Logging", "max_size"): _MEMORY,
     ("Migrate", "command"): {
         "anyOf": [
@@ -95,6 +106,16 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("Config", "host"): "The Docker engine to deploy to: ssh://[user@]host[:port] (an SSH config alias works), "
     "unix:///path, tcp://host:port or a Docker context name. --host overrides it; unset: DOCKER_HOST, then the "
     "current Docker context.",
+    ("Config", "mode"): '"compose" (one engine, `docker compose`) or "swarm" (a Swarm cluster, `docker stack '
+    "deploy`: replicas, a migration job, Traefik's Swarm provider; see the README's \"Swarm mode\").",
+    ("Config", "swarm"): "mode: swarm: the nodes of the cluster.",
+    ("Config", "registry"): 'mode: swarm: an image repository prefix such as "registry.example.com/team"; the release '
+    "image is pushed to <registry>/<name>-app instead of being shipped to each node's engine.",
+    ("Swarm", "nodes"): "Node hostname -> its Docker engine (ssh://, unix://, tcp:// or a context name), through which "
+    "composekit ships the release image to that node when no registry is set.",
+    ("App", "replicas"): "mode: swarm: tasks of the app service, one process each (COMPOSEKIT_APP_REPLICAS "
+    "overrides it at deploy).",
+    ("App", "placement"): 'mode: swarm: Swarm placement constraints of the app, such as "node.labels.zone == a".',
     ("Config", "migrate"): "A one-shot command run on the app image before the app starts, on every deploy.",
     ("Config", "database"): "A PostgreSQL service (`db`) with a named volume; the password comes from a file "
     "mounted as a Docker secret and never appears in the rendered files.",
