@@ -76,8 +76,8 @@ def test_a_release_is_recorded_and_older_images_beyond_keep_are_untagged(tmp_pat
     removed = record_release(project(tmp_path, {"releases": {"keep": 2}}), engine, "r3", "h3", now=NOW)  # type: ignore[arg-type]
     assert removed == ["shop-app:r1"] and engine.untagged == ["shop-app:r1"]
     assert json.loads(engine.files[RELEASES_FILE]) == [
-        release("r2", "sha256:2"),
-        {"id": "r3", "image": "sha256:3", "created": "2026-11-30T03:04:05Z", "config_hash": "h3"},
+        release("r2", "sha256:2") | {"migration": None},  # written before migration states: unknown
+        {"id": "r3", "image": "sha256:3", "created": "2026-11-30T03:04:05Z", "config_hash": "h3", "migration": None},
     ]
 
 
