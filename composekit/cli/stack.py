@@ -146,11 +146,14 @@ def up(
         typer.Option("--break-lock", help="Remove the deploy lock a deploy that died left on the engine, then deploy."),
     ] = False,
     rollback_on_error: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            "--rollback-on-error", help="Switch back to the previous release when a probe fails during the switch."
+            "--rollback-on-error/--no-rollback-on-error",
+            help="Switch back to the previous release when a probe fails during the switch "
+            "(default: releases/rollback_on_error, false).",
+            show_default=False,
         ),
-    ] = False,
+    ] = None,
     build_local: Annotated[
         bool,
         typer.Option(
@@ -281,7 +284,7 @@ def show_config() -> None:
 def releases(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")] = False,
 ) -> None:
-    """The releases recorded on the engine, oldest first, and which one serves."""
+    """The releases recorded on the engine, oldest first, which one serves, and the migration state each left."""
 
     def do() -> None:
         project = _project()
@@ -295,6 +298,7 @@ def releases(
                     "image": r.release.image,
                     "tag": r.tag,
                     "current": r.current,
+                    "migration": r.release.migration,
                 }
                 for r in rows
             ]
@@ -304,7 +308,10 @@ def releases(
             _progress("no release recorded yet (`composekit up` records one)")
         for r in rows:
             mark = "*" if r.current else " "
-            out.print(f"{mark} {r.release.id:<20} {r.release.created}  {r.release.image.removeprefix('sha256:')[:12]}")
+            image = r.release.image.removeprefix("sha256:")[:12]
+            out.print(
+                f"{mark} {r.release.id:<20} {r.release.created}  {image}  {r.release.migration or '-'}", markup=False
+            )
 
     run(do)
 
@@ -318,6 +325,14 @@ def rollback(
     break_lock: Annotated[
         bool, typer.Option("--break-lock", help="Remove a deploy lock a deploy that died left on the engine.")
     ] = False,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes",
+            help="Roll back even though the database was migrated since that release (refused anyway when "
+            "migrate/backward_compatible is false).",
+        ),
+    ] = False,
 ) -> None:
     """Switch back to an earlier release with no failed request: no build, no migration (they are not reversed)."""
 
@@ -327,7 +342,7 @@ def rollback(
             if engine.is_remote:
                 _progress(f"engine: {engine.describe()}")
             result = rollback_stack(
-                project, release, timeout=timeout, report=_progress, break_lock=break_lock, engine=engine
+                project, release, timeout=timeout, report=_progress, break_lock=break_lock, engine=engine, yes=yes
             )
         _progress(f"release {result.release} serving; switch took {result.switch_seconds:.1f}s")
 

@@ -21,6 +21,7 @@ from pydantic import (
     Strict,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -397,8 +398,13 @@ class App(_Model):
 
 class Migrate(_Model):
     command: str | tuple[str, ...] | None = None
+    # Prints the database's migration state once the migration ran (recorded with the release, compared by
+    # `composekit rollback`); None: `alembic current` when command runs alembic, else the state is unknown.
+    state_command: str | tuple[str, ...] | None = None
+    # False: a release's code needs the migration state it was deployed at, so rollback refuses to cross a migration.
+    backward_compatible: Flag = True
 
-    @field_validator("command", mode="before")
+    @field_validator("command", "state_command", mode="before")
     @classmethod
     def _command(cls, v: Any) -> Any:
         if v is None or (isinstance(v, str) and v.strip()):
@@ -406,6 +412,16 @@ class Migrate(_Model):
         if isinstance(v, list) and v and all(isinstance(x, str) for x in v):
             return tuple(v)
         raise ValueError(f"expected a command line or a list of arguments, got {got(v)}")
+
+    @field_validator("state_command")
+    @classmethod
+    def _state_needs_command(cls, v: Any, info: ValidationInfo) -> Any:
+        if v is not None and "command" in info.data and info.data["command"] is None:
+            raise ValueError(
+                "it runs in a container of the migration's service, and there is none: set migrate/command too, "
+                "or remove migrate/state_command"
+            )
+        return v
 
 
 class Database(_Model):
@@ -558,6 +574,8 @@ class Swarm(_Model):
 
 class Releases(_Model):
     keep: Annotated[int, Strict(), Field(ge=1, le=100), Expected("an integer from 1 to 100")] = 5
+    # `up --rollback-on-error` by default (`--no-rollback-on-error` overrides it for one deploy).
+    rollback_on_error: Flag = False
 
 
 class Config(_Model):

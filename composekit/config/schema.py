@@ -41,6 +41,13 @@ _MEMORY: dict[str, Any] = {
     ]
 }
 _IMAGE: dict[str, Any] = {"type": "string", "pattern": r"^\w[\w./:@-]*$"}
+_COMMAND: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "pattern": r"\S"},
+        {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        _NULL,
+    ]
+}
 
 # (model, field) -> the schema of what the field's before-validator accepts; replaces pydantic's derived one.
 OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
@@ -79,13 +86,8 @@ OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
         },
     },
     ("Logging", "max_size"): _MEMORY,
-    ("Migrate", "command"): {
-        "anyOf": [
-            {"type": "string", "pattern": r"\S"},
-            {"type": "array", "items": {"type": "string"}, "minItems": 1},
-            _NULL,
-        ]
-    },
+    ("Migrate", "command"): _COMMAND,
+    ("Migrate", "state_command"): _COMMAND,
     ("Database", "password_file"): {"type": "string", "pattern": r"\S"},
     ("Images", "python"): _IMAGE,
     ("Images", "traefik"): _IMAGE,
@@ -149,10 +151,16 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("Config", "logging"): "Log rotation of every service.",
     ("Config", "releases"): "Release history kept on the engine (`composekit releases`, `composekit rollback`).",
     ("Releases", "keep"): "Release images kept; older ones are untagged after each deploy (the serving one never).",
+    ("Releases", "rollback_on_error"): "Switch back to the previous release when a probe fails during the switch "
+    "(`up --rollback-on-error`); the flag --rollback-on-error/--no-rollback-on-error overrides it.",
     ("Logging", "driver"): '"json-file" or "local": where the engine keeps the logs.',
     ("Logging", "max_size"): 'Size of one log file before rotation, such as "10m".',
     ("Logging", "max_file"): "Log files kept per container (the current one included).",
     ("Migrate", "command"): 'A command line or argument list, such as "alembic upgrade head".',
+    ("Migrate", "state_command"): "Prints the database's migration state after the migration, recorded with the "
+    "release (run like the migration). Default: `alembic current` when command runs alembic, else unknown.",
+    ("Migrate", "backward_compatible"): "Whether older releases' code runs on a database migrated since: false makes "
+    "`composekit rollback` refuse to cross a migration, even with --yes.",
     ("Database", "engine"): "The database server; postgres (the official image's interface).",
     ("Database", "name"): "Database created at the first start (POSTGRES_DB); the app gets DATABASE_NAME.",
     ("Database", "user"): "Owner of the database (POSTGRES_USER); the app gets DATABASE_USER.",
