@@ -12,7 +12,7 @@ from .config.project import Project
 from .engine import steps
 from .engine.docker import ContainerInfo, Docker, LineSink
 from .engine.lock import deploy_lock
-from .engine.releases import ReleaseRow, list_releases, read_releases, record_release
+from .engine.releases import ReleaseRow, list_releases, read_releases, record_release, rollback_guard
 from .engine.steps import down, status
 from .engine.switch import APP, SwitchResult, release_id, switch_app
 from .engine.target import Engine
@@ -23,7 +23,7 @@ from .render.stack import write_stack
 from .verify.checks import Report
 from .verify.smoke import SmokeOptions, smoke
 
-__all__ = ["ReleaseRow", "UpResult", "down", "list_releases", "rollback", "status", "up"]
+__all__ = ["ReleaseRow", "UpResult", "down", "list_releases", "rollback", "rollback_on_error_setting", "status", "up"]
 
 Progress = Callable[[str], None]
 
@@ -43,6 +43,12 @@ class UpResult:
         return self.smoke is None or self.smoke.passed
 
 
+def rollback_on_error_setting(project: Project, flag: bool | None) -> bool:
+    """Whether a failed self-check switches back: the --rollback-on-error/--no-rollback-on-error flag when given,
+    else releases/rollback_on_error."""
+    return project.config.releases.rollback_on_error if flag is None else flag
+
+
 def up(
     project: Project,
     *,
@@ -55,7 +61,7 @@ def up(
     smoke_options: SmokeOptions | None = None,
     on_smoke_retry: Callable[[Report], None] = lambda _: None,
     break_lock: bool = False,
-    rollback_on_error: bool = False,
+    rollback_on_error: bool | None = None,
     engine: Engine | None = None,
     build_local: bool = False,
 ) -> UpResult:
@@ -66,7 +72,8 @@ def up(
     ``timeout`` bounds the engine part: the migration, the health wait and the routing wait share one deadline.
     A failed step raises (a ComposekitError); a failed smoke does not (the stack is up): see ``UpResult.passed``.
     ``smoke_options`` default to the config's (SmokeOptions.from_config). The deploy holds the stack's lock on
-    the engine (engine.lock); ``break_lock`` first removes one left by a deploy that died.
+    the engine (engine.lock); ``break_lock`` first removes one left by a deploy that died. ``rollback_on_error``
+    None follows releases/rollback_on_error.
     """
     deadline = deadline or Deadline(timeout)
     docker = docker or steps.docker_for(project, engine)
@@ -74,7 +81,8 @@ def up(
     docker.engine_version()
     docker.compose_version()
     with deploy_lock(project, docker, "up", break_lock=break_lock, report=report):
-        containers, switched = _deploy(project, docker, deadline, report, on_line, rollback_on_error, build_local)
+        back = rollback_on_error_setting(project, rollback_on_error)
+        containers, switched = _deploy(project, docker, deadline, report, on_line, back, build_local)
     url = f"https://{project.config.domain}/"
     if switched.changed:
         report(f"release {switched.release} serving at {url}; switch took {switched.switch_seconds:.1f}s")
@@ -97,8 +105,10 @@ def _self_check(
     report: Progress,
     on_line: LineSink | None,
     rollback_on_error: bool,
+    migration: str | None = None,
 ) -> None:
-    """Report the probe stream of the switch; a failed probe is an error, switched back with ``rollback_on_error``."""
+    """Report the probe stream of the switch; a failed probe is an error, switched back with ``rollback_on_error``.
+    ``migration``: the state the new release's migration left (it is not reversed by switching back)."""
     probes = switched.probes
     if probes is None:
         return
@@ -107,14 +117,22 @@ def _self_check(
         return
     what = f"the self-check failed: {probes.summary()} (first: {'; '.join(probes.failures)})"
     if rollback_on_error and switched.previous_image is not None:
-        report("switching back to the previous release (--rollback-on-error)")
-        previous = next((r.id for r in read_releases(docker) if r.image == switched.previous_image), "previous")
+        found = next((r for r in read_releases(docker) if r.image == switched.previous_image), None)
+        previous = found.id if found is not None else "previous"
+        stays = ""
+        if found is not None and None not in (migration, found.migration) and migration != found.migration:
+            stays = (
+                f"; the database stays at the new migration state {migration} (release {previous} was deployed at "
+                f"{found.migration}): switching back does not reverse the migration"
+            )
+        report(f"switching back to the previous release (--rollback-on-error){stays}")
         docker.tag(switched.previous_image, app_image(project.config))
         back = switch_app(project, docker, deadline, previous, report, on_line)
         raise SelfCheckError(
             f"{what}; switched back to release {previous} ({', '.join(back.serving)}) because of --rollback-on-error"
+            f"{stays}"
         )
-    record_release(project, docker, switched.release, switched.config_hash)
+    record_release(project, docker, switched.release, switched.config_hash, migration=migration)
     raise SelfCheckError(
         f"{what}; release {switched.release} is serving: `composekit rollback` switches back "
         "(`up --rollback-on-error` does it by itself)"
@@ -148,9 +166,11 @@ def _deploy(
         docker.build(on_line)
     steps.fix_volume_owners(project, docker, report)
     steps.deliver_files(docker, deadline, report, on_line)
+    migration: str | None = None
     if project.config.migrate.command is not None:
         # On the NEW image, before the app changes: a failing migration leaves the running release serving.
         steps.migrate(project, docker, before, deadline, report, on_line)
+        migration = steps.read_migration_state(project, docker, deadline, report)
     report("starting Traefik and the services beside the app")
     # --no-deps: the files and the migration already ran; the app is switched by switch_app, never recreated
     # in place.
@@ -160,10 +180,10 @@ def _deploy(
     recorded = read_releases(docker)
     serving_hash = recorded[-1].config_hash if recorded else None
     switched = switch_app(project, docker, deadline, release, report, on_line, serving_hash=serving_hash)
-    _self_check(project, docker, deadline, switched, report, on_line, rollback_on_error)
+    _self_check(project, docker, deadline, switched, report, on_line, rollback_on_error, migration)
     steps.wait_routed(project, deadline, docker.engine)
     if switched.changed:
-        for tag in record_release(project, docker, release, switched.config_hash):
+        for tag in record_release(project, docker, release, switched.config_hash, migration=migration):
             report(f"pruned {tag} (releases/keep is {project.config.releases.keep})")
     containers = docker.containers()
     return containers, switched
@@ -179,9 +199,14 @@ def rollback(
     break_lock: bool = False,
     docker: Docker | None = None,
     engine: Engine | None = None,
+    yes: bool = False,
 ) -> SwitchResult:
     """Switch back to ``target`` (a release id or a unique prefix of one; default: the newest release before the
-    serving one) with the same zero-downtime switch as `up`, without building or migrating anything."""
+    serving one) with the same zero-downtime switch as `up`, without building or migrating anything.
+
+    Migrations are not reversed: when the database was migrated since ``target`` (its recorded migration state
+    differs from the newest release's), the rollback is refused unless ``yes``, and always when
+    migrate/backward_compatible is false (releases.rollback_guard)."""
     deadline = Deadline(timeout)
     docker = docker or steps.docker_for(project, engine)
     docker.compose_environment.update(steps.compose_secrets(project))
@@ -204,6 +229,18 @@ def rollback(
             raise UserError(f"release {chosen.release.id} is already serving")
         if not docker.image_exists(chosen.tag):
             raise UserError(f"the image of release {chosen.release.id} ({chosen.tag}) is no longer on the engine")
+        migrate = project.config.migrate
+        guard = rollback_guard(
+            chosen.release,
+            rows[-1].release,  # the newest recorded release migrated last: a rollback migrates nothing
+            migrates=migrate.command is not None,
+            backward_compatible=migrate.backward_compatible,
+            yes=yes,
+        )
+        if not guard.proceed:
+            raise UserError(guard.message or "refused")
+        if guard.message is not None:
+            report(f"warning: {guard.message}")
         write_stack(project)
         report(f"rolling back to release {chosen.release.id} (no build, no migration)")
         docker.tag(chosen.tag, app_image(project.config))

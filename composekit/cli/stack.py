@@ -16,6 +16,7 @@ from ..deploy import up as up_stack
 from ..engine import steps as deploy
 from ..errors import UserError
 from ..render.stack import check_stack, render_stack, write_stack
+from ..render.swarm import swarm_warnings
 from ..verify.smoke import SmokeOptions, parse_resolve
 from .app import app, engine_for, err, out, run, state
 from .display import render_table, smoke_retrying, status_table
@@ -93,7 +94,8 @@ def render(
             return
         if out_dir == "-":
             project = _project()
-            sys.stdout.write(_for_reading(project) + render_stack(project).compose)
+            rendered = render_stack(project)
+            sys.stdout.write(_for_reading(project).replace("compose.yaml", rendered.main_file) + rendered.main)
             err.print(
                 f"note: printed for reading; its relative paths resolve from {_shown(project.out_dir)}/ only. "
                 "For a runnable stack run `composekit render` (writes it there with the files it refers to)",
@@ -102,6 +104,8 @@ def render(
             )
             return
         project = _project(Path(out_dir) if out_dir else None)
+        for warning in swarm_warnings(project.config):
+            err.print(f"warning: {warning}", soft_wrap=True, markup=False)
         stack = write_stack(project)
         for name in stack.files:
             err.print(f"wrote {project.out_dir / name}")
@@ -142,11 +146,14 @@ def up(
         typer.Option("--break-lock", help="Remove the deploy lock a deploy that died left on the engine, then deploy."),
     ] = False,
     rollback_on_error: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            "--rollback-on-error", help="Switch back to the previous release when a probe fails during the switch."
+            "--rollback-on-error/--no-rollback-on-error",
+            help="Switch back to the previous release when a probe fails during the switch "
+            "(default: releases/rollback_on_error, false).",
+            show_default=False,
         ),
-    ] = False,
+    ] = None,
     build_local: Annotated[
         bool,
         typer.Option(
@@ -277,7 +284,7 @@ def show_config() -> None:
 def releases(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")] = False,
 ) -> None:
-    """The releases recorded on the engine, oldest first, and which one serves."""
+    """The releases recorded on the engine, oldest first, which one serves, and the migration state each left."""
 
     def do() -> None:
         project = _project()
@@ -291,6 +298,7 @@ def releases(
                     "image": r.release.image,
                     "tag": r.tag,
                     "current": r.current,
+                    "migration": r.release.migration,
                 }
                 for r in rows
             ]
@@ -300,7 +308,10 @@ def releases(
             _progress("no release recorded yet (`composekit up` records one)")
         for r in rows:
             mark = "*" if r.current else " "
-            out.print(f"{mark} {r.release.id:<20} {r.release.created}  {r.release.image.removeprefix('sha256:')[:12]}")
+            image = r.release.image.removeprefix("sha256:")[:12]
+            out.print(
+                f"{mark} {r.release.id:<20} {r.release.created}  {image}  {r.release.migration or '-'}", markup=False
+            )
 
     run(do)
 
@@ -314,6 +325,14 @@ def rollback(
     break_lock: Annotated[
         bool, typer.Option("--break-lock", help="Remove a deploy lock a deploy that died left on the engine.")
     ] = False,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes",
+            help="Roll back even though the database was migrated since that release (refused anyway when "
+            "migrate/backward_compatible is false).",
+        ),
+    ] = False,
 ) -> None:
     """Switch back to an earlier release with no failed request: no build, no migration (they are not reversed)."""
 
@@ -323,7 +342,7 @@ def rollback(
             if engine.is_remote:
                 _progress(f"engine: {engine.describe()}")
             result = rollback_stack(
-                project, release, timeout=timeout, report=_progress, break_lock=break_lock, engine=engine
+                project, release, timeout=timeout, report=_progress, break_lock=break_lock, engine=engine, yes=yes
             )
         _progress(f"release {result.release} serving; switch took {result.switch_seconds:.1f}s")
 

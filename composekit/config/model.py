@@ -21,6 +21,7 @@ from pydantic import (
     Strict,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "Releases",
     "Smoke",
     "SmokeCheck",
+    "Swarm",
     "check_value",
     "got",
     "parse_memory",
@@ -125,6 +127,16 @@ WORKER_VARIABLES: dict[str, str] = {
 }
 _VOLUME_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _PG_IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# A Swarm placement constraint as `docker service create --constraint` takes it: an attribute, == or !=, a value.
+_CONSTRAINT_RE = re.compile(
+    r"^(node\.(id|hostname|role|platform\.os|platform\.arch)|(node|engine)\.labels\.[A-Za-z0-9_.-]+)"
+    r" *(==|!=) *[A-Za-z0-9_.:/-]+$"
+)
+# An image repository prefix (host[:port][/path]), lowercase as Docker requires; no tag: composekit adds
+# /<name>-app:<release>.
+_REGISTRY_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+_NODE_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,253}[A-Za-z0-9])?$")
+SWARM_ONLY = "applies to mode: swarm only; set `mode: swarm` or remove the key"
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _CA_ALIASES = {
     "production": "https://acme-v02.api.letsencrypt.org/directory",
@@ -300,6 +312,18 @@ class App(_Model):
         Expected(f"an integer from {MIN_PIDS_LIMIT} to {MAX_PIDS_LIMIT}"),
     ] = DEFAULT_PIDS_LIMIT
     cap_add: tuple[str, ...] = ()
+    # mode: swarm only (Config._swarm_only refuses them in compose mode): tasks of the app service, and where
+    # Swarm may place them.
+    replicas: PositiveInt = 2
+    placement: tuple[
+        Annotated[
+            str,
+            Strict(),
+            Field(pattern=_CONSTRAINT_RE.pattern, examples=["node.labels.zone == a"]),
+            Expected('a Swarm placement constraint such as "node.labels.zone == a" or "node.role != manager"'),
+        ],
+        ...,
+    ] = ()
 
     @field_validator("health_path", mode="before")
     @classmethod
@@ -374,8 +398,13 @@ class App(_Model):
 
 class Migrate(_Model):
     command: str | tuple[str, ...] | None = None
+    # Prints the database's migration state once the migration ran (recorded with the release, compared by
+    # `composekit rollback`); None: `alembic current` when command runs alembic, else the state is unknown.
+    state_command: str | tuple[str, ...] | None = None
+    # False: a release's code needs the migration state it was deployed at, so rollback refuses to cross a migration.
+    backward_compatible: Flag = True
 
-    @field_validator("command", mode="before")
+    @field_validator("command", "state_command", mode="before")
     @classmethod
     def _command(cls, v: Any) -> Any:
         if v is None or (isinstance(v, str) and v.strip()):
@@ -383,6 +412,16 @@ class Migrate(_Model):
         if isinstance(v, list) and v and all(isinstance(x, str) for x in v):
             return tuple(v)
         raise ValueError(f"expected a command line or a list of arguments, got {got(v)}")
+
+    @field_validator("state_command")
+    @classmethod
+    def _state_needs_command(cls, v: Any, info: ValidationInfo) -> Any:
+        if v is not None and "command" in info.data and info.data["command"] is None:
+            raise ValueError(
+                "it runs in a container of the migration's service, and there is none: set migrate/command too, "
+                "or remove migrate/state_command"
+            )
+        return v
 
 
 class Database(_Model):
@@ -514,8 +553,29 @@ class Logging(_Model):
         return size
 
 
+class Swarm(_Model):
+    """mode: swarm: the engine of each node, through which composekit ships the release image (no registry)."""
+
+    nodes: dict[str, str] = {}
+
+    @field_validator("nodes", mode="before")
+    @classmethod
+    def _nodes(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            raise ValueError(f"expected a mapping of node hostname: Docker engine address, got {got(v)}")
+        for node, address in v.items():
+            if not isinstance(node, str) or not _NODE_NAME_RE.match(node):
+                raise ValueError(f"expected node hostnames such as worker-1, got {got(node)}")
+            problem = host_problem(address) if isinstance(address, str) else f"expected {HOST_FORMS}"
+            if problem is not None:
+                raise ValueError(f"{node}: {problem}, got {got(address)}")
+        return v
+
+
 class Releases(_Model):
     keep: Annotated[int, Strict(), Field(ge=1, le=100), Expected("an integer from 1 to 100")] = 5
+    # `up --rollback-on-error` by default (`--no-rollback-on-error` overrides it for one deploy).
+    rollback_on_error: Flag = False
 
 
 class Config(_Model):
@@ -543,6 +603,19 @@ class Config(_Model):
     releases: Releases = Releases()
     # The Docker engine to deploy to (--host overrides it); None: DOCKER_HOST, else the current Docker context.
     host: str | None = None
+    # compose: one engine, `docker compose`; swarm: a Swarm cluster, `docker stack deploy` (render/swarm.py).
+    mode: Literal["compose", "swarm"] = "compose"
+    swarm: Swarm = Swarm()
+    # mode: swarm: push the release image to <registry>/<name>-app instead of shipping it to each node.
+    registry: (
+        Annotated[
+            str,
+            Strict(),
+            Field(pattern=_REGISTRY_RE.pattern, examples=["registry.example.com/team"]),
+            Expected('an image repository prefix such as "registry.example.com/team" (lowercase, no tag)'),
+        ]
+        | None
+    ) = None
 
     @field_validator("host", mode="before")
     @classmethod
@@ -553,6 +626,16 @@ class Config(_Model):
         if problem is not None:
             raise ValueError(f"{problem}, got {got(v)}")
         return v
+
+    @model_validator(mode="after")
+    def _swarm_only(self) -> Config:
+        if self.mode == "swarm":
+            return self
+        keys = [f"app/{key}" for key in ("replicas", "placement") if key in self.app.model_fields_set]
+        keys += ["swarm"] * ("swarm" in self.model_fields_set) + ["registry"] * ("registry" in self.model_fields_set)
+        if keys:  # the first one; the next shows once it is fixed, as for the other checks across sections
+            raise ValueError(f"{keys[0]}: {SWARM_ONLY}")
+        return self
 
     @model_validator(mode="after")
     def _database_variables(self) -> Config:

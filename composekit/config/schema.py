@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from .model import (
     _ENV_KEY_RE,
+    _NODE_NAME_RE,
     _VOLUME_NAME_RE,
     LINUX_CAPABILITIES,
     Config,
@@ -40,6 +41,13 @@ _MEMORY: dict[str, Any] = {
     ]
 }
 _IMAGE: dict[str, Any] = {"type": "string", "pattern": r"^\w[\w./:@-]*$"}
+_COMMAND: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "pattern": r"\S"},
+        {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        _NULL,
+    ]
+}
 
 # (model, field) -> the schema of what the field's before-validator accepts; replaces pydantic's derived one.
 OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
@@ -67,14 +75,19 @@ OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
             _NULL,
         ]
     },
-    ("Logging", "max_size"): _MEMORY,
-    ("Migrate", "command"): {
-        "anyOf": [
-            {"type": "string", "pattern": r"\S"},
-            {"type": "array", "items": {"type": "string"}, "minItems": 1},
-            _NULL,
-        ]
+    ("Swarm", "nodes"): {
+        "type": "object",
+        "propertyNames": {"pattern": _NODE_NAME_RE.pattern},
+        "additionalProperties": {
+            "anyOf": [
+                {"type": "string", "pattern": r"^(ssh://[^/?#\s]+/?|unix:///\S+|tcp://[^/?#\s]+/?)$"},
+                {"type": "string", "pattern": r"^[a-zA-Z0-9][a-zA-Z0-9_.+-]*$"},
+            ]
+        },
     },
+    ("Logging", "max_size"): _MEMORY,
+    ("Migrate", "command"): _COMMAND,
+    ("Migrate", "state_command"): _COMMAND,
     ("Database", "password_file"): {"type": "string", "pattern": r"\S"},
     ("Images", "python"): _IMAGE,
     ("Images", "traefik"): _IMAGE,
@@ -95,6 +108,16 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("Config", "host"): "The Docker engine to deploy to: ssh://[user@]host[:port] (an SSH config alias works), "
     "unix:///path, tcp://host:port or a Docker context name. --host overrides it; unset: DOCKER_HOST, then the "
     "current Docker context.",
+    ("Config", "mode"): '"compose" (one engine, `docker compose`) or "swarm" (a Swarm cluster, `docker stack '
+    "deploy`: replicas, a migration job, Traefik's Swarm provider; see the README's \"Swarm mode\").",
+    ("Config", "swarm"): "mode: swarm: the nodes of the cluster.",
+    ("Config", "registry"): 'mode: swarm: an image repository prefix such as "registry.example.com/team"; the release '
+    "image is pushed to <registry>/<name>-app instead of being shipped to each node's engine.",
+    ("Swarm", "nodes"): "Node hostname -> its Docker engine (ssh://, unix://, tcp:// or a context name), through which "
+    "composekit ships the release image to that node when no registry is set.",
+    ("App", "replicas"): "mode: swarm: tasks of the app service, one process each (COMPOSEKIT_APP_REPLICAS "
+    "overrides it at deploy).",
+    ("App", "placement"): 'mode: swarm: Swarm placement constraints of the app, such as "node.labels.zone == a".',
     ("Config", "migrate"): "A one-shot command run on the app image before the app starts, on every deploy.",
     ("Config", "database"): "A PostgreSQL service (`db`) with a named volume; the password comes from a file "
     "mounted as a Docker secret and never appears in the rendered files.",
@@ -128,10 +151,16 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("Config", "logging"): "Log rotation of every service.",
     ("Config", "releases"): "Release history kept on the engine (`composekit releases`, `composekit rollback`).",
     ("Releases", "keep"): "Release images kept; older ones are untagged after each deploy (the serving one never).",
+    ("Releases", "rollback_on_error"): "Switch back to the previous release when a probe fails during the switch "
+    "(`up --rollback-on-error`); the flag --rollback-on-error/--no-rollback-on-error overrides it.",
     ("Logging", "driver"): '"json-file" or "local": where the engine keeps the logs.',
     ("Logging", "max_size"): 'Size of one log file before rotation, such as "10m".',
     ("Logging", "max_file"): "Log files kept per container (the current one included).",
     ("Migrate", "command"): 'A command line or argument list, such as "alembic upgrade head".',
+    ("Migrate", "state_command"): "Prints the database's migration state after the migration, recorded with the "
+    "release (run like the migration). Default: `alembic current` when command runs alembic, else unknown.",
+    ("Migrate", "backward_compatible"): "Whether older releases' code runs on a database migrated since: false makes "
+    "`composekit rollback` refuse to cross a migration, even with --yes.",
     ("Database", "engine"): "The database server; postgres (the official image's interface).",
     ("Database", "name"): "Database created at the first start (POSTGRES_DB); the app gets DATABASE_NAME.",
     ("Database", "user"): "Owner of the database (POSTGRES_USER); the app gets DATABASE_USER.",

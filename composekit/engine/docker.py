@@ -393,6 +393,30 @@ class Docker:
         self._call(f"cannot stop container {container}", lambda: self.client.container.stop(container))
         self._call(f"cannot remove container {container}", lambda: self.client.container.remove(container))
 
+    def run_one_off(self, service: str, argv: list[str], name: str) -> None:
+        """Start ``argv`` detached in a one-off container ``name`` of ``service`` (`docker compose run -d -T
+        --no-deps`): the service's image, environment, secrets, volumes and networks; what it depends on must
+        already run. Wait for it with containers(), read it with container_output(), then remove_now() it."""
+        with _environment(self.compose_environment):  # Compose reads the whole file, secrets included
+            self._call(
+                f"`docker compose run {service}` failed",
+                lambda: self.client.compose.run(service, argv, detach=True, tty=False, dependencies=False, name=name),
+            )
+
+    def container_output(self, container: str) -> tuple[str, str]:
+        """What ``container`` wrote to its stdout and to its stderr, apart."""
+        out: list[str] = []
+        err: list[str] = []
+
+        def read() -> None:
+            chunks = self.client.container.logs(container, stream=True)
+            assert not isinstance(chunks, str)  # stream=True yields (source, bytes)
+            for source, raw in chunks:
+                (out if source == "stdout" else err).append(_as_text(raw))
+
+        self._call(f"cannot read the output of {container}", read)
+        return "".join(out), "".join(err)
+
     def remove_now(self, container: str) -> None:
         self._call(f"cannot remove container {container}", lambda: self.client.container.remove(container, force=True))
 

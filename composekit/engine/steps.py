@@ -6,6 +6,7 @@ Nothing here deletes a volume unless the caller passed ``delete_volumes=True``.
 
 from __future__ import annotations
 
+import shlex
 import tempfile
 import threading
 import time
@@ -29,6 +30,7 @@ from ..render.stack import COMPOSE_FILE, render_stack
 from ..render.traefik import GENERATION_HEADER
 from ..verify.http import Endpoint, HttpClient
 from .docker import ContainerInfo, Docker, LineSink
+from .migration_state import parse_alembic_current, state_command
 from .ports import port_is_free, server_ports_free
 from .target import Engine, server_address
 from .wait import Deadline, Poll, poll_until
@@ -50,6 +52,7 @@ __all__ = [
     "fix_volume_owners",
     "migrate",
     "public_endpoint",
+    "read_migration_state",
     "read_only_docker",
     "status",
     "wait_generation",
@@ -59,6 +62,7 @@ __all__ = [
 
 Report = Callable[[str], None]
 MIGRATE = "migrate"
+STATE_TIMEOUT = 60.0  # seconds the migration state read may take (at most what is left of the deadline)
 
 # Counts the gunicorn workers: the children of PID 1 (the gunicorn master) that are not zombies.
 _COUNT_WORKERS = (
@@ -257,6 +261,55 @@ def migrate(
             "fix: make the migration finish (is it waiting for a database?) or raise --timeout"
         )
     _raise_if_migration_failed(project, docker, before, None)
+
+
+def read_migration_state(project: Project, docker: Docker, deadline: Deadline, report: Report) -> str | None:
+    """The database's migration state once the migration exited 0, read on the same (new) image: migrate/
+    state_command, or `alembic current` derived from migrate/command, in a one-shot container of the migrate
+    service. None when there is no such command, or it failed: the migration did its work, so the deploy goes
+    on and the release records the state as unknown (the warning says why)."""
+    command = state_command(project.config.migrate)
+    if command is None:
+        return None
+    shown = shlex.join(command.argv)
+    name = f"{project.config.name}-{MIGRATE}-state"
+
+    def find() -> ContainerInfo | None:
+        return next((c for c in docker.containers() if c.name == name), None)
+
+    def observe() -> Poll[ContainerInfo | None]:
+        c = find()
+        return Poll(c, c is not None and c.status == "exited", c is None, c.status if c else "its container is gone")
+
+    if find() is not None:
+        docker.remove_now(name)  # left by an interrupted deploy
+    report(f"reading the migration state (`{shown}`)")
+    limit = min(deadline.remaining(), STATE_TIMEOUT)
+    try:
+        docker.run_one_off(MIGRATE, list(command.argv), name)
+        seen, _ = poll_until(observe, limit, clock=deadline.clock, sleep=deadline.sleep)
+        c = seen.value
+        if not seen.done or c is None:
+            why = f"it did not exit within {limit:.0f}s; last seen: {seen.detail}"
+        elif c.exit_code not in (0, None):
+            stdout, stderr = docker.container_output(name)
+            last = (stderr.strip() or stdout.strip()).splitlines()[-1:]
+            why = f"it exited {c.exit_code}" + (f": {last[0].strip()}" if last else "")
+        else:
+            stdout, _ = docker.container_output(name)
+            state = parse_alembic_current(stdout) if command.alembic else (stdout.strip() or None)
+            if state is None:
+                report(f"`{shown}` printed no migration state; the release records it as unknown")
+            else:
+                report(f"migration state: {state}")
+            return state
+    except DockerError as exc:
+        why = exc.summary
+    finally:
+        if find() is not None:
+            docker.remove_now(name)
+    report(f"warning: could not read the migration state with `{shown}` ({why}); the release records it as unknown")
+    return None
 
 
 def _raise_if_migration_failed(

@@ -189,6 +189,43 @@ def _healthcheck_cmd(port: int, path: str) -> list[str]:
     return ["CMD", "python3", "-c", probe]
 
 
+# How long the app may take to turn healthy; Swarm's update monitor (render/swarm.py) waits at least this long.
+APP_START_PERIOD = 30
+
+
+def app_healthcheck(config: Config) -> dict[str, Any]:
+    """The app's healthcheck (the same in compose and swarm mode): GET health_path answers 200."""
+    return {
+        "test": _healthcheck_cmd(config.app.port, config.app.health_path),
+        "interval": HEALTH_INTERVAL,
+        "timeout": "4s",
+        "retries": 3,
+        "start_period": f"{APP_START_PERIOD}s",
+    }
+
+
+def traefik_healthcheck() -> dict[str, Any]:
+    return {
+        "test": ["CMD", "traefik", "healthcheck", "--configFile=/etc/traefik/traefik.yml"],
+        "interval": HEALTH_INTERVAL,
+        "timeout": "3s",
+        "retries": 3,
+        "start_period": "10s",
+    }
+
+
+def app_limits(config: Config) -> dict[str, str | int]:
+    """deploy.resources.limits of the app: cpus and memory when configured, processes always."""
+    app = config.app
+    limits: dict[str, str | int] = {}
+    if app.cpus is not None:
+        limits["cpus"] = f"{app.cpus:g}"
+    if app.memory is not None:
+        limits["memory"] = _memory(app.memory)
+    limits["pids"] = app.pids_limit
+    return limits
+
+
 def acme_ca_name(index: int) -> str:
     """The name (in RenderedStack.configs and the compose file) of the index-th file of acme/ca_certificates."""
     return f"acme-ca-{index}.pem"
@@ -226,13 +263,7 @@ def _traefik_service(project: Project, contents: Mapping[str, str]) -> dict[str,
         service["extra_hosts"] = ["host.docker.internal:host-gateway"]
     service.update(
         {
-            "healthcheck": {
-                "test": ["CMD", "traefik", "healthcheck", "--configFile=/etc/traefik/traefik.yml"],
-                "interval": HEALTH_INTERVAL,
-                "timeout": "3s",
-                "retries": 3,
-                "start_period": "10s",
-            },
+            "healthcheck": traefik_healthcheck(),
             "security_opt": ["no-new-privileges:true"],
             "cap_drop": ["ALL"],
             "cap_add": ["NET_BIND_SERVICE"],  # binds :80 and :443
@@ -366,13 +397,7 @@ def _app_service(project: Project, contents: Mapping[str, str]) -> dict[str, Any
     service["environment"] = _app_environment(config)
     service["volumes"] = [_files_mount(), *_data_volumes(config)]
     service["labels"] = {"composekit.config-hash": _config_hash(contents, ["gunicorn.conf.py"])}
-    service["healthcheck"] = {
-        "test": _healthcheck_cmd(app.port, app.health_path),
-        "interval": HEALTH_INTERVAL,
-        "timeout": "4s",
-        "retries": 3,
-        "start_period": "30s",
-    }
+    service["healthcheck"] = app_healthcheck(config)
     service["stop_grace_period"] = f"{GRACEFUL_TIMEOUT + 10}s"
     depends_on: dict[str, Any] = {FILES_SERVICE: {"condition": "service_completed_successfully"}}
     if config.database is not None:
@@ -380,13 +405,7 @@ def _app_service(project: Project, contents: Mapping[str, str]) -> dict[str, Any
     if config.migrate.command is not None:
         depends_on["migrate"] = {"condition": "service_completed_successfully"}
     service["depends_on"] = depends_on
-    limits: dict[str, str | int] = {}
-    if app.cpus is not None:
-        limits["cpus"] = f"{app.cpus:g}"
-    if app.memory is not None:
-        limits["memory"] = _memory(app.memory)
-    limits["pids"] = app.pids_limit
-    service["deploy"] = {"resources": {"limits": limits}}
+    service["deploy"] = {"resources": {"limits": app_limits(config)}}
     service["security_opt"] = ["no-new-privileges:true"]
     service.update(_confinement(config))
     service["networks"] = _networks(config)

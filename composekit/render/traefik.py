@@ -11,7 +11,14 @@ import yaml
 from ..config.model import Config
 from .compose import RESOLVER, TRAEFIK_DYNAMIC_DIR
 
-__all__ = ["GENERATION_HEADER", "routes_file", "traefik_dynamic", "traefik_static"]
+__all__ = [
+    "GENERATION_HEADER",
+    "SWARM_DYNAMIC_FILE",
+    "routes_file",
+    "traefik_dynamic",
+    "traefik_static",
+    "traefik_swarm_static",
+]
 
 # A request carrying this header with the generation of the routes file is answered by the probe router of that
 # generation only, which adds the same header to the answer: seeing it proves Traefik has loaded that file.
@@ -55,6 +62,35 @@ def traefik_static(config: Config) -> dict[str, Any]:
         },
         "certificatesResolvers": {RESOLVER: {"acme": acme}},
     }
+
+
+# In swarm mode the middlewares and TLS options of traefik_dynamic() travel as a Swarm config mounted here.
+SWARM_DYNAMIC_FILE = "/etc/traefik/dynamic.yml"
+
+
+SWARM_DIAL_TIMEOUT = "1s"
+
+
+def traefik_swarm_static(config: Config, endpoint: str, network: str) -> dict[str, Any]:
+    """traefik.yml for mode: swarm: the same entrypoints and ACME resolver, but the routes come from the Swarm
+    provider (services' deploy.labels, polled through ``endpoint``, the read-only socket proxy; only services
+    labelled traefik.enable=true) and the middlewares and TLS options from a file that never changes at runtime."""
+    static = traefik_static(config)
+    # A task that Swarm just stopped can leave an address that no longer answers at all until Traefik's next poll:
+    # a short dial timeout turns that into an error the retry middleware sends to another task.
+    static["serversTransport"]["forwardingTimeouts"]["dialTimeout"] = SWARM_DIAL_TIMEOUT
+    static["providers"] = {
+        "providersThrottleDuration": "0s",
+        "swarm": {
+            "endpoint": endpoint,
+            "exposedByDefault": False,
+            "network": network,
+            "refreshSeconds": "5s",
+            "watch": True,
+        },
+        "file": {"filename": SWARM_DYNAMIC_FILE, "watch": False},
+    }
+    return static
 
 
 def traefik_dynamic() -> dict[str, Any]:

@@ -9,12 +9,14 @@ Outside CI a missing environment skips the suite with the command that prepares 
 from __future__ import annotations
 
 import fcntl
+import getpass
 import os
 import shutil
 import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -177,13 +179,71 @@ class Stack:
         raise AssertionError(f"https://{self.domain}{path} never answered with a trusted certificate: {last!r}")
 
 
+HOST_PORTS = (80, 443)
+
+
+def _holders(docker: DockerClient) -> dict[str, tuple[str, str]]:
+    """Containers publishing a host port the suite needs: name -> (compose project, its working dir)."""
+    found = {}
+    for port in HOST_PORTS:
+        for c in docker.container.list(filters=[("publish", str(port))]):
+            labels = c.config.labels or {}
+            found[c.name] = (
+                labels.get("com.docker.compose.project", ""),
+                labels.get("com.docker.compose.project.working_dir", ""),
+            )
+    return found
+
+
+def free_host_ports(docker: DockerClient) -> None:
+    """Before a module takes ports 80/443: a stack left by an interrupted test run (its compose working dir is a
+    pytest tmp dir, so it holds test data only) is taken down with its volumes and its deploy lock; anything
+    else holding them stops the whole run with what holds them and how to free them, instead of failing every
+    test that deploys."""
+    tmp_root = Path(tempfile.gettempdir()) / f"pytest-of-{getpass.getuser()}"
+    for project, workdir in set(_holders(docker).values()):
+        if project and project not in RESERVED_PROJECTS and Path(workdir).is_relative_to(tmp_root):
+            print(f"conftest: taking down {project!r}, left running by an interrupted test run ({workdir})")
+            subprocess.run(
+                ["docker", "compose", "-p", project, "down", "--volumes", "--remove-orphans", "--timeout", "5"],
+                capture_output=True,
+                timeout=120,
+                check=False,
+            )
+            lock = f"{project}-deploy-lock"
+            if docker.container.exists(lock):
+                docker.container.remove(lock, force=True)
+    left = _holders(docker)
+    if left:
+        name, (project, workdir) = next(iter(left.items()))
+        fix = RESERVED_PROJECTS.get(project)
+        how = f"`composekit down` for it ({fix} started it)" if fix else "`docker stop " + name + "`"
+        pytest.exit(
+            f"container {name} (compose project {project or '-'}, {workdir or 'no compose working dir'}) publishes "
+            f"port 80 or 443, which the integration suite needs (Pebble validates there); stop it: {how}",
+            returncode=1,
+        )
+    for port in HOST_PORTS:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("0.0.0.0", port))
+            except OSError as exc:
+                pytest.exit(
+                    f"port {port} is held by a process outside Docker ({exc.strerror}), and the integration suite "
+                    f"needs it (Pebble validates there): `ss -ltnp 'sport = :{port}'` shows which; stop it",
+                    returncode=1,
+                )
+
+
 @pytest.fixture(scope="module")
-def host_ports() -> Iterator[None]:
+def host_ports(testenv: TestEnv) -> Iterator[None]:
     """Stacks publish the host's ports 80/443 (where Pebble validates): one test module holds them at a
-    time, across concurrent pytest runs too."""
+    time, across concurrent pytest runs too. Holding the lock, it frees them of an interrupted run's leftovers."""
     with open("/tmp/composekit-integration.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
+            free_host_ports(DockerClient())
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)

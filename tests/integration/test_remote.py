@@ -59,7 +59,8 @@ def ssh_config() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def remote(make_stack: Any, testenv: Any, ssh_config: Path) -> Stack:
+def remote(ssh_config: Path, make_stack: Any, testenv: Any) -> Stack:
+    # ssh_config first: set up before make_stack, so torn down after it (make_stack's `down` goes over SSH too).
     stack: Stack = make_stack(EXAMPLE, "remote-pg", host=ALIAS, images={"postgres": testenv.postgres_image})
     (stack.dir / "secrets").mkdir()
     (stack.dir / "secrets" / "db_password").write_text(PASSWORD)

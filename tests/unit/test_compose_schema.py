@@ -24,6 +24,8 @@ from composekit.render.stack import render_stack
 TESTS = Path(__file__).resolve().parents[1]
 REPO = TESTS.parent
 GOLDEN = sorted(TESTS.glob("golden/*/compose.yaml"))
+# mode: swarm's stack files (the compose-spec covers the deploy keys `docker stack deploy` reads).
+SWARM_GOLDEN = sorted([*TESTS.glob("golden/*/stack.yml"), *TESTS.glob("golden/*/migrate.yml")])
 TEMPLATES = sorted(REPO.glob("stacks/*/composekit.yaml"))
 
 
@@ -61,6 +63,20 @@ def test_there_is_something_to_check() -> None:
 
 @pytest.mark.parametrize("golden", GOLDEN, ids=lambda p: p.parent.name)
 def test_golden_compose_file_is_valid(golden: Path) -> None:
+    assert violations(golden.read_text()) == []
+
+
+def test_there_are_swarm_files_to_check() -> None:
+    assert {f"{p.parent.name}/{p.name}" for p in SWARM_GOLDEN} >= {
+        "swarm-fastapi/stack.yml",
+        "swarm-fastapi/migrate.yml",
+        "swarm-fastapi-postgres/stack.yml",
+        "swarm-fastapi-postgres/migrate.yml",
+    }
+
+
+@pytest.mark.parametrize("golden", SWARM_GOLDEN, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_golden_swarm_file_is_valid(golden: Path) -> None:
     assert violations(golden.read_text()) == []
 
 

@@ -88,7 +88,7 @@ def test_staging_alias_and_custom_ca() -> None:
             {"bogus": 1},
             "composekit.yaml: app/bogus: unknown key (expected one of: path, dockerfile, module, port, health_path, "
             "workers, workers_per_core, max_workers, worker_memory, cpus, memory, env_file, environment, volumes, "
-            "read_only, pids_limit, cap_add)",
+            "read_only, pids_limit, cap_add, replicas, placement)",
         ),
     ],
 )
@@ -109,7 +109,7 @@ def test_top_level_errors_all_at_once() -> None:
         "composekit.yaml: app/module: required key is missing",
         'composekit.yaml: app/workers: expected "auto" or a positive integer, got "many"',
         "composekit.yaml: extra: unknown key (expected one of: name, domain, acme, app, migrate, database, images, "
-        "ports, smoke, logging, network, releases, host)",
+        "ports, smoke, logging, network, releases, host, mode, swarm, registry)",
     ]
 
 

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
+import composekit.deploy
+import composekit.engine.steps
 from composekit.config.project import Project, load_project
 from composekit.deploy import rollback
 from composekit.engine.docker import ContainerInfo
@@ -24,12 +26,14 @@ def container(service: str, image: str) -> ContainerInfo:
 
 
 class Engine:
-    def __init__(self, releases: list[dict[str, str]], serving: str = "sha256:b") -> None:
+    def __init__(self, releases: list[dict[str, Any]], serving: str = "sha256:b") -> None:
         self.files = {RELEASES_FILE: json.dumps(releases)}
         self.serving = serving
         self.images = {"shop-app:latest": serving} | {f"shop-app:{r['id']}": r["image"] for r in releases}
         self.untagged: list[str] = []
+        self.tagged: list[tuple[str, str]] = []
         self.compose_environment: dict[str, str] = {}  # rollback gives Compose the stack's secrets
+        self.engine = None  # the local one (wait_routed is faked where a rollback gets that far)
 
     def engine_version(self) -> str:
         return "20.10.24"
@@ -51,13 +55,16 @@ class Engine:
         return self.files.get(argv[4], "[]")  # python3 -I -c READER path
 
     def image_id(self, image: str) -> str:
-        return self.images[image]
+        return str(self.images[image])
 
     def image_exists(self, image: str) -> bool:
         return image in self.images
 
     def untag(self, tag: str) -> None:
         self.untagged.append(tag)
+
+    def tag(self, image: str, tag: str) -> None:
+        self.tagged.append((image, tag))
 
 
 def release(id: str, image: str) -> dict[str, str]:
@@ -76,8 +83,8 @@ def test_a_release_is_recorded_and_older_images_beyond_keep_are_untagged(tmp_pat
     removed = record_release(project(tmp_path, {"releases": {"keep": 2}}), engine, "r3", "h3", now=NOW)  # type: ignore[arg-type]
     assert removed == ["shop-app:r1"] and engine.untagged == ["shop-app:r1"]
     assert json.loads(engine.files[RELEASES_FILE]) == [
-        release("r2", "sha256:2"),
-        {"id": "r3", "image": "sha256:3", "created": "2026-11-30T03:04:05Z", "config_hash": "h3"},
+        release("r2", "sha256:2") | {"migration": None},  # written before migration states: unknown
+        {"id": "r3", "image": "sha256:3", "created": "2026-11-30T03:04:05Z", "config_hash": "h3", "migration": None},
     ]
 
 
@@ -119,3 +126,61 @@ def test_rollback_refuses_a_release_whose_image_was_pruned(tmp_path: Path) -> No
     with pytest.raises(UserError) as caught:
         rollback(project(tmp_path), docker=engine)  # type: ignore[arg-type]
     assert str(caught.value) == "the image of release r1 (shop-app:r1) is no longer on the engine"
+
+
+def migrated(id: str, image: str, migration: str | None) -> dict[str, Any]:
+    return release(id, image) | {"migration": migration}
+
+
+def test_rollback_across_a_migration_is_refused_without_yes(tmp_path: Path) -> None:
+    engine = Engine([migrated("r1", "sha256:a", "0001"), migrated("r2", "sha256:b", "0002")])
+    with pytest.raises(UserError) as caught:
+        rollback(project(tmp_path, {"migrate": {"command": "alembic upgrade head"}}), docker=engine)  # type: ignore[arg-type]
+    assert str(caught.value).startswith(
+        "the database was migrated since release r1: it is at migration state 0002 (recorded by release r2, the last "
+        "deployed), release r1 was deployed at 0001. A rollback does not reverse migrations"
+    )
+
+
+def test_rollback_compares_with_the_newest_release_not_the_serving_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a rollback to r1 (--yes), the database is still at r2's state: going back further to r0 (deployed at
+    r1's state) is a rollback across r2's migration, and going forward to r2 is none."""
+    history = [
+        migrated("r0", "sha256:z", "0001"),
+        migrated("r1", "sha256:a", "0001"),
+        migrated("r2", "sha256:b", "0002"),
+    ]
+    alembic = project(tmp_path, {"migrate": {"command": "alembic upgrade head"}})
+    with pytest.raises(UserError) as caught:
+        rollback(alembic, "r0", docker=Engine(history, serving="sha256:a"))  # type: ignore[arg-type]
+    assert "the database was migrated since release r0: it is at migration state 0002" in str(caught.value)
+    switched: list[str] = []
+    monkeypatch.setattr(
+        composekit.deploy, "switch_app", lambda project, docker, deadline, release, *a: switched.append(release)
+    )
+    monkeypatch.setattr(composekit.engine.steps, "wait_routed", lambda *a, **k: None)
+    engine = Engine(history, serving="sha256:a")
+    said: list[str] = []
+    rollback(alembic, "r2", docker=engine, report=said.append)  # type: ignore[arg-type]
+    assert switched == ["r2"] and not [line for line in said if line.startswith("warning:")]
+
+
+def test_rollback_with_yes_goes_on_and_warns_that_the_database_stays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    switched: list[str] = []
+    monkeypatch.setattr(
+        composekit.deploy, "switch_app", lambda project, docker, deadline, release, *a: switched.append(release)
+    )
+    monkeypatch.setattr(composekit.engine.steps, "wait_routed", lambda *a, **k: None)
+    engine = Engine([migrated("r1", "sha256:a", "0001"), migrated("r2", "sha256:b", "0002")])
+    said: list[str] = []
+    alembic = project(tmp_path, {"migrate": {"command": "alembic upgrade head"}})
+    rollback(alembic, docker=engine, report=said.append, yes=True)  # type: ignore[arg-type]
+    assert switched == ["r1"] and engine.tagged == [("shop-app:r1", "shop-app:latest")]
+    assert (
+        "warning: the database stays at migration state 0002 (release r2); release r1 was deployed at 0001 (--yes)"
+        in said
+    )

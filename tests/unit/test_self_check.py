@@ -80,7 +80,7 @@ def test_failed_probes_without_the_flag_keep_the_release_and_say_how_to_go_back(
 ) -> None:
     recorded: list[str] = []
     monkeypatch.setattr(
-        composekit.deploy, "record_release", lambda project, docker, release, h: recorded.append(release)
+        composekit.deploy, "record_release", lambda project, docker, release, h, **_: recorded.append(release)
     )
     with pytest.raises(SelfCheckError) as caught:
         composekit.deploy._self_check(

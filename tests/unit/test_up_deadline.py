@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -157,6 +158,17 @@ class FakeDocker:
         return "3\n"
 
 
+def _unused_ports() -> tuple[int, int]:
+    """Two ports nothing listens on right now: the fake deploy's port check and its probes really run on 127.0.0.1."""
+    with socket.socket() as a, socket.socket() as b:
+        a.bind(("127.0.0.1", 0))
+        b.bind(("127.0.0.1", 0))
+        return int(a.getsockname()[1]), int(b.getsockname()[1])
+
+
+HTTP_PORT, HTTPS_PORT = _unused_ports()
+
+
 def project(tmp_path: Path, **app: Any) -> Project:
     (tmp_path / "requirements.txt").write_text("fastapi\n")
     config = {
@@ -164,7 +176,7 @@ def project(tmp_path: Path, **app: Any) -> Project:
         "domain": "shop.example.com",
         "app": {"module": "app.main:app", **app},
         "migrate": {"command": "python3 -m app.migrate"},
-        "ports": {"http": 18080, "https": 18443},
+        "ports": {"http": HTTP_PORT, "https": HTTPS_PORT},
     }
     (tmp_path / "composekit.yaml").write_text(yaml.safe_dump(config))
     return load_project((tmp_path / "composekit.yaml",))
@@ -195,7 +207,8 @@ def test_the_health_wait_gets_only_what_is_left_of_one_deadline(tmp_path: Path) 
         "the new release R (shop-app-1) was removed: `up` ran out of its --timeout of 100s while waiting for the new "
         "release to answer through Traefik (after 100s in total, 28s of them in this step): Traefik did not answer "
         "a probe of routes generation G with 200 (https://shop.example.com/health); last answer: GET "
-        "https://shop.example.com:18443/health (at 127.0.0.1 port 18443) failed: [Errno 111] Connection refused. "
+        f"https://shop.example.com:{HTTPS_PORT}/health (at 127.0.0.1 port {HTTPS_PORT}) failed: [Errno 111] Connection "
+        "refused. "
         "Nothing was serving before; volumes are kept."
     )
 

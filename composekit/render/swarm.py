@@ -1,0 +1,528 @@
+"""The files of a Swarm stack (mode: swarm): stack.yml for `docker stack deploy`, migrate.yml (the migration as a
+job), and the files they turn into Swarm configs, under swarm/. Pure: same project -> same bytes; it reads the
+config, the CA files it names and (deploy_variables only) the database password file, and writes nothing.
+
+Rendered files (paths relative to the output directory, where stack.yml's relative paths are resolved from):
+  stack.yml               services traefik, socket-proxy, app, and db when configured
+  migrate.yml             only when migrate/command is set: the service `migrate` as a replicated job
+  swarm/traefik.yml       Traefik's static configuration: the Swarm provider through the socket proxy
+  swarm/traefik-dynamic.yml   its middlewares and TLS options (a file provider that never changes at runtime)
+  swarm/socket_proxy.py   composekit/runtime/socket_proxy.py, verbatim
+  swarm/acme-ca-N.pem     the files of acme/ca_certificates
+  swarm/gunicorn.conf.py  only when app/workers is set explicitly (gunicorn; else one uvicorn process)
+
+Why it looks the way it does:
+- One process per container: Swarm replicates containers, so the app runs plain uvicorn (`--workers 1`, visible in
+  the command) unless app/workers is set (then gunicorn with it, and swarm_warnings says so).
+- No virtual IPs (`endpoint_mode: dnsrr` everywhere): Traefik's Swarm provider routes to task addresses itself,
+  and the services reach each other by DNS round robin (engines without IPVS have no virtual IPs at all).
+- Traefik publishes 80/443 in `mode: host` on the manager it is pinned to (client addresses survive, no routing
+  mesh); its ACME storage is the `acme` volume of that manager: single-node (a shared store is future work).
+- Nothing internet-facing holds the Docker socket: Traefik asks the socket proxy (read-only calls only) over the
+  internal `api` network.
+- Every config and secret has a content-hashed name, so a change creates a new Swarm object and rolls out (a
+  Swarm object is immutable). The database password's secret is versioned by ${COMPOSEKIT_DB_SECRET_VERSION}, a
+  slow hash of the password computed at deploy time (deploy_variables), so no rendered file depends on it.
+- Every string is passed on literally ("$" doubled) except the deliberate ${COMPOSEKIT_...} variables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from importlib import resources
+from typing import Any
+
+from ..config.model import DATABASE_VOLUME, Config
+from ..config.project import Project
+from ..errors import ConfigError
+from .compose import (
+    ACME_CA_DIR,
+    APP_START_PERIOD,
+    DB_SECRET,
+    DB_SERVICE,
+    GRACEFUL_TIMEOUT,
+    RESOLVER,
+    _app_environment,
+    _confinement,
+    _data_volumes,
+    _db_service,
+    _logging,
+    acme_ca_name,
+    app_healthcheck,
+    app_limits,
+    traefik_healthcheck,
+)
+from .dockerfile import GUNICORN_CONF_PATH
+from .text import acme_ca_files, dump, header, literal
+from .traefik import SWARM_DYNAMIC_FILE, traefik_dynamic, traefik_swarm_static
+
+__all__ = [
+    "APP_SERVICE",
+    "DB_SECRET_VARIABLE",
+    "MIGRATE_FILE",
+    "MIGRATE_SERVICE",
+    "RELEASE_VARIABLE",
+    "REPLICAS_VARIABLE",
+    "SOCKET_PROXY_SERVICE",
+    "STACK_FILE",
+    "SWARM_DIR",
+    "TRAEFIK_SERVICE",
+    "app_command",
+    "config_name",
+    "db_secret_version",
+    "deploy_variables",
+    "render_swarm",
+    "swarm_image",
+    "swarm_warnings",
+]
+
+STACK_FILE = "stack.yml"
+MIGRATE_FILE = "migrate.yml"
+SWARM_DIR = "swarm"
+APP_SERVICE = "app"
+MIGRATE_SERVICE = "migrate"
+TRAEFIK_SERVICE = "traefik"
+SOCKET_PROXY_SERVICE = "socket-proxy"
+SOCKET_PROXY_PORT = 2375
+SOCKET_PROXY_PATH = "/etc/composekit/socket_proxy.py"
+DOCKER_SOCKET = "/var/run/docker.sock"
+
+# The only variables of the stack files; `docker stack deploy` substitutes them from its environment, which the
+# deploying side fills from deploy_variables().
+RELEASE_VARIABLE = "COMPOSEKIT_RELEASE"
+REPLICAS_VARIABLE = "COMPOSEKIT_APP_REPLICAS"
+DB_SECRET_VARIABLE = "COMPOSEKIT_DB_SECRET_VERSION"
+
+# The compose file format `docker stack deploy` reads (the Docker CLI's own loader, not the Compose plugin).
+STACK_VERSION = "3.9"
+# deploy_variables' hash of the database password: PBKDF2-HMAC-SHA256, salted with the stack name.
+DB_SECRET_KDF_ITERATIONS = 200_000
+DB_SECRET_VERSION_LENGTH = 12
+# Seconds Traefik waits between two active health checks of a task, and for one answer.
+TRAEFIK_HEALTH_INTERVAL = "2s"
+TRAEFIK_HEALTH_TIMEOUT = "2s"
+# Keep-alive of the app's connections, above Traefik's idle timeout towards it (60s, render/traefik.py).
+KEEP_ALIVE = 75
+
+_MANAGER = "node.role == manager"
+
+
+def swarm_image(config: Config, release: str) -> str:
+    """The release image as the cluster's nodes know it: <name>-app:<release>, under registry/ when one is set."""
+    repository = f"{config.name}-app" if config.registry is None else f"{config.registry}/{config.name}-app"
+    return f"{repository}:{release}"
+
+
+def config_name(config: Config, key: str, content: str) -> str:
+    """A Swarm config's name: the stack, the file, and 8 hex digits of the content's SHA-256 (a change of content
+    is a new object, which Swarm rolls out; an unchanged one keeps its name, so nothing restarts)."""
+    return f"{config.name}_{key}-{hashlib.sha256(content.encode()).hexdigest()[:8]}"
+
+
+def _config_key(filename: str) -> str:
+    """traefik.yml -> traefik-yml: the key of a file in stack.yml's `configs`."""
+    return filename.replace(".", "-").replace("_", "-")
+
+
+def _explicit_workers(config: Config) -> bool:
+    return "workers" in config.app.model_fields_set
+
+
+def app_command(config: Config) -> list[str]:
+    """One process: uvicorn with --workers 1 (WEB_CONCURRENCY from an env file cannot change it). The network
+    `web` is the stack's own overlay where only Traefik reaches the app, hence --forwarded-allow-ips=*.
+    With app/workers set: gunicorn with gunicorn.conf.py, which sizes the workers as in compose mode."""
+    app = config.app
+    if _explicit_workers(config):
+        return ["gunicorn", "--config", GUNICORN_CONF_PATH, app.module]
+    return [
+        "uvicorn",
+        app.module,
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(app.port),
+        "--workers",
+        "1",
+        "--proxy-headers",
+        "--forwarded-allow-ips=*",
+        "--timeout-keep-alive",
+        str(KEEP_ALIVE),
+        "--timeout-graceful-shutdown",
+        str(GRACEFUL_TIMEOUT),
+    ]
+
+
+def swarm_warnings(config: Config) -> list[str]:
+    """What the CLI prints on stderr before rendering or deploying a swarm stack; [] in compose mode."""
+    if config.mode != "swarm":
+        return []
+    warnings: list[str] = []
+    app = config.app
+    if _explicit_workers(config):
+        what = (
+            "as many worker processes as its CPUs and memory allow"
+            if app.workers == "auto"
+            else f"{app.workers} worker processes"
+        )
+        warnings.append(
+            f"app/workers: {app.workers} runs gunicorn with {what} in each of the app's containers; in mode: swarm, "
+            "Swarm replicates containers (app/replicas), so one process per container is the usual choice: remove "
+            "app/workers to run one uvicorn process per container"
+        )
+    if app.volumes:
+        names = ", ".join(sorted(app.volumes))
+        warnings.append(
+            f"app/volumes: {names}: in mode: swarm a named volume is local to the node a task runs on; replicas on "
+            "different nodes do not share it (pin the app to one node with app/placement, or keep the data in the "
+            "database)"
+        )
+    return warnings
+
+
+def _swarm_files(project: Project) -> dict[str, str]:
+    """The files under swarm/ by name, as Swarm configs carry them."""
+    config = project.config
+    runtime = resources.files("composekit.runtime")
+    network = f"{config.name}_web"  # the stack's `web` overlay, as `docker stack deploy <name>` names it
+    static = traefik_swarm_static(config, f"tcp://{SOCKET_PROXY_SERVICE}:{SOCKET_PROXY_PORT}", network)
+    files = {
+        "traefik.yml": header(project) + dump(static),
+        "traefik-dynamic.yml": header(project) + dump(traefik_dynamic()),
+        "socket_proxy.py": runtime.joinpath("socket_proxy.py").read_text(),
+    }
+    files.update(acme_ca_files(project))
+    if _explicit_workers(config):
+        files["gunicorn.conf.py"] = runtime.joinpath("gunicorn_conf.py").read_text()
+    return files
+
+
+def _configs_of(files: dict[str, str], targets: dict[str, str]) -> list[dict[str, Any]]:
+    return [{"source": _config_key(name), "target": target} for name, target in targets.items() if name in files]
+
+
+def _deploy(replicas: int | str, placement: list[str], **more: Any) -> dict[str, Any]:
+    deploy: dict[str, Any] = {"mode": "replicated", "replicas": replicas, "endpoint_mode": "dnsrr"}
+    if placement:
+        deploy["placement"] = {"constraints": placement}
+    deploy.update(more)
+    return deploy
+
+
+def _restart_any() -> dict[str, Any]:
+    return {"condition": "any", "delay": "5s", "window": "30s"}
+
+
+def _traefik_service(project: Project, files: dict[str, str]) -> dict[str, Any]:
+    config = project.config
+    targets = {"traefik.yml": "/etc/traefik/traefik.yml", "traefik-dynamic.yml": SWARM_DYNAMIC_FILE}
+    cas = [acme_ca_name(i) for i in range(len(config.acme.ca_certificates))]
+    targets.update({name: f"{ACME_CA_DIR}/{i}.pem" for i, name in enumerate(cas)})
+    service: dict[str, Any] = {
+        "image": config.images.traefik,
+        "command": ["--configFile=/etc/traefik/traefik.yml"],
+        # Published on the manager's own interfaces (no routing mesh): client addresses reach Traefik unchanged.
+        "ports": [
+            {"target": 80, "published": config.ports.http, "protocol": "tcp", "mode": "host"},
+            {"target": 443, "published": config.ports.https, "protocol": "tcp", "mode": "host"},
+        ],
+        "configs": _configs_of(files, targets),
+        "volumes": ["acme:/acme"],  # local to the manager Traefik is pinned to: ACME storage is single-node
+    }
+    if cas:
+        service["environment"] = {"LEGO_CA_CERTIFICATES": ":".join(f"{ACME_CA_DIR}/{i}.pem" for i in range(len(cas)))}
+    if "://host.docker.internal" in config.acme.directory_url:
+        service["extra_hosts"] = ["host.docker.internal:host-gateway"]
+    service.update(
+        {
+            "healthcheck": traefik_healthcheck(),
+            "cap_drop": ["ALL"],
+            "cap_add": ["NET_BIND_SERVICE"],  # binds :80 and :443
+            "networks": ["web", "api"],
+            "logging": _logging(config),
+            # stop-first: a second Traefik could not bind the same host ports on the one manager.
+            "deploy": _deploy(
+                1,
+                [_MANAGER],
+                update_config={"parallelism": 1, "order": "stop-first", "failure_action": "rollback"},
+                restart_policy=_restart_any(),
+            ),
+        }
+    )
+    return service
+
+
+def _socket_proxy_service(config: Config) -> dict[str, Any]:
+    """Root without capabilities: it owns nothing but may connect to the root-owned socket. Read-only root, no
+    network but `api`, a handful of processes."""
+    probe = (
+        "import sys, urllib.request as u; "
+        f"sys.exit(0 if u.urlopen('http://127.0.0.1:{SOCKET_PROXY_PORT}/_ping', timeout=3).status == 200 else 1)"
+    )
+    return {
+        "image": config.images.python,
+        "command": ["python3", "-I", "-B", SOCKET_PROXY_PATH],
+        "user": "0:0",
+        "environment": {"SOCKET_PROXY_PORT": str(SOCKET_PROXY_PORT), "DOCKER_SOCKET": DOCKER_SOCKET},
+        "configs": [{"source": _config_key("socket_proxy.py"), "target": SOCKET_PROXY_PATH}],
+        "volumes": [{"type": "bind", "source": DOCKER_SOCKET, "target": DOCKER_SOCKET, "read_only": True}],
+        "read_only": True,
+        "cap_drop": ["ALL"],
+        "healthcheck": {"test": ["CMD", "python3", "-c", probe], "interval": "5s", "timeout": "4s", "retries": 3},
+        "networks": ["api"],
+        "logging": _logging(config),
+        "deploy": _deploy(1, [_MANAGER], restart_policy=_restart_any(), resources={"limits": {"pids": 64}}),
+    }
+
+
+def _traefik_labels(config: Config) -> dict[str, str]:
+    """The app's route (Swarm provider labels, under deploy.labels): HTTPS on the domain with the ACME resolver
+    (HTTP redirects to HTTPS at Traefik's `web` entrypoint), an active health check so a task that stops
+    answering leaves the pool within seconds, and retries of requests that found a task already gone."""
+    name = config.name
+    router, service, retry = f"traefik.http.routers.{name}", f"traefik.http.services.{name}", f"{name}-retry"
+    return {
+        "traefik.enable": "true",
+        "traefik.swarm.network": f"{name}_web",
+        f"{router}.rule": f"Host(`{config.domain}`)",
+        f"{router}.entrypoints": "websecure",
+        f"{router}.tls.certresolver": RESOLVER,
+        f"{router}.middlewares": f"security-headers@file,{retry}@swarm",
+        f"{router}.service": name,
+        f"{service}.loadbalancer.server.port": str(config.app.port),
+        f"{service}.loadbalancer.healthcheck.path": config.app.health_path,
+        f"{service}.loadbalancer.healthcheck.interval": TRAEFIK_HEALTH_INTERVAL,
+        f"{service}.loadbalancer.healthcheck.timeout": TRAEFIK_HEALTH_TIMEOUT,
+        f"traefik.http.middlewares.{retry}.retry.attempts": "3",
+        f"traefik.http.middlewares.{retry}.retry.initialinterval": "100ms",
+    }
+
+
+def _environment(config: Config) -> dict[str, str]:
+    """The compose render's variables, with what differs in Swarm: proxy headers trusted on the stack's own
+    network (Traefik's address there is not fixed) and the password where Swarm mounts secrets."""
+    env = _app_environment(config)
+    env["FORWARDED_ALLOW_IPS"] = "*"
+    if config.database is not None:
+        env["DATABASE_PASSWORD_FILE"] = f"/run/secrets/{DB_SECRET}"
+    return env
+
+
+def _volumes(config: Config) -> list[Any]:
+    """Swarm ignores `tmpfs:`; a tmpfs mount gives the read-only app its writable /tmp."""
+    tmp: list[Any] = [{"type": "tmpfs", "target": "/tmp"}] if config.app.read_only else []
+    return tmp + _data_volumes(config)
+
+
+def _confined(config: Config) -> dict[str, Any]:
+    out = _confinement(config)
+    out.pop("tmpfs", None)
+    return out
+
+
+def _networks(config: Config) -> list[str]:
+    return ["web", DB_SERVICE] if config.database is not None else ["web"]
+
+
+def _app_service(project: Project, files: dict[str, str]) -> dict[str, Any]:
+    config = project.config
+    app = config.app
+    service: dict[str, Any] = {"image": "", "command": app_command(config)}  # image: set after escaping
+    if app.env_file:
+        service["env_file"] = [project.rel(project.from_root(app.env_file))]
+    service["environment"] = _environment(config)
+    configs = _configs_of(files, {"gunicorn.conf.py": GUNICORN_CONF_PATH})
+    if configs:
+        service["configs"] = configs
+    if config.database is not None:
+        service["secrets"] = [DB_SECRET]
+    volumes = _volumes(config)
+    if volumes:
+        service["volumes"] = volumes
+    service["healthcheck"] = app_healthcheck(config)
+    service["stop_grace_period"] = f"{GRACEFUL_TIMEOUT + 10}s"
+    service.update(_confined(config))
+    service["networks"] = _networks(config)
+    service["logging"] = _logging(config)
+    service["deploy"] = _deploy(
+        0,  # replicas: set after escaping
+        list(app.placement),
+        labels=_traefik_labels(config),
+        # A new task starts and turns healthy before an old one stops; Swarm watches each new task for at least
+        # its healthcheck's start window and rolls the whole update back when one fails.
+        update_config={
+            "parallelism": 1,
+            "delay": "0s",
+            "order": "start-first",
+            "failure_action": "rollback",
+            "monitor": f"{APP_START_PERIOD}s",
+            "max_failure_ratio": 0,
+        },
+        rollback_config={"parallelism": 1, "order": "start-first", "failure_action": "pause"},
+        restart_policy=_restart_any(),
+        resources={"limits": app_limits(config)},
+    )
+    return service
+
+
+def _migrate_service(project: Project) -> dict[str, Any]:
+    """The migration: a job of one task on the release image, with the app's environment, secrets and networks;
+    never restarted (a failed migration stays failed: the deploy stops before the app is updated)."""
+    config = project.config
+    command = config.migrate.command
+    assert command is not None
+    service: dict[str, Any] = {
+        "image": "",
+        "command": shlex.split(command) if isinstance(command, str) else list(command),
+    }
+    if config.app.env_file:
+        service["env_file"] = [project.rel(project.from_root(config.app.env_file))]
+    service["environment"] = _environment(config)
+    if config.database is not None:
+        service["secrets"] = [DB_SECRET]
+    volumes = _volumes(config)
+    if volumes:
+        service["volumes"] = volumes
+    service.update(_confined(config))
+    service["networks"] = _networks(config)
+    service["logging"] = _logging(config)
+    deploy: dict[str, Any] = {"mode": "replicated-job", "restart_policy": {"condition": "none"}}
+    if config.app.placement:
+        deploy["placement"] = {"constraints": list(config.app.placement)}
+    deploy["resources"] = {"limits": app_limits(config)}
+    service["deploy"] = deploy
+    return service
+
+
+def _db_swarm_service(config: Config) -> dict[str, Any]:
+    """The compose render's PostgreSQL on the manager (its volume is local there), one task, stop-first."""
+    service = _db_service(config)
+    for unsupported in ("restart", "security_opt"):  # `docker stack deploy` ignores them
+        service.pop(unsupported, None)
+    service["logging"] = _logging(config)
+    service["deploy"] = _deploy(
+        1,
+        [_MANAGER],
+        update_config={"parallelism": 1, "order": "stop-first", "failure_action": "rollback"},
+        restart_policy=_restart_any(),
+    )
+    return service
+
+
+def _networks_doc(config: Config) -> dict[str, Any]:
+    networks: dict[str, Any] = {
+        "web": {"driver": "overlay"},  # Traefik and the app (not attachable: nothing outside the stack joins it)
+        "api": {"driver": "overlay", "internal": True},  # Traefik and the socket proxy only
+    }
+    if config.database is not None:
+        networks[DB_SERVICE] = {"driver": "overlay", "internal": True}  # the app and the migration only
+    return networks
+
+
+def _secrets_doc(project: Project) -> dict[str, Any]:
+    """The database password: read by `docker stack deploy` from the password file; its name carries a version
+    from deploy_variables, so a new password is a new secret (Swarm secrets are immutable)."""
+    database = project.config.database
+    if database is None:
+        return {}
+    return {DB_SECRET: {"name": "", "file": project.rel(project.from_root(database.password_file))}}
+
+
+def _variables(doc: dict[str, Any], config: Config) -> None:
+    """Put the deliberate ${COMPOSEKIT_...} variables in place, after every other string was escaped."""
+    image = swarm_image(config, f"${{{RELEASE_VARIABLE}:?set by composekit: the release to deploy}}")
+    for name, service in doc["services"].items():
+        if name in (APP_SERVICE, MIGRATE_SERVICE):
+            service["image"] = image
+        if name == APP_SERVICE:
+            service["deploy"]["replicas"] = f"${{{REPLICAS_VARIABLE}:-{config.app.replicas}}}"
+    if DB_SECRET in doc.get("secrets", {}):
+        version = f"${{{DB_SECRET_VARIABLE}:?set by composekit: a hash of the password}}"
+        doc["secrets"][DB_SECRET]["name"] = f"{config.name}_{DB_SECRET}-{version}"
+
+
+def _document(project: Project, services: dict[str, Any], files: dict[str, str], uses: set[str]) -> str:
+    """A stack file: ``services``, and the networks, volumes, configs and secrets that ``uses`` names."""
+    config = project.config
+    doc: dict[str, Any] = {"version": STACK_VERSION, "services": services}
+    doc["networks"] = {k: v for k, v in _networks_doc(config).items() if k in uses}
+    volumes: dict[str, Any] = {n: {} for n in ["acme", *sorted(config.app.volumes), DATABASE_VOLUME] if n in uses}
+    if volumes:
+        doc["volumes"] = volumes
+    configs = {
+        _config_key(name): {"name": config_name(config, _config_key(name), content), "file": f"{SWARM_DIR}/{name}"}
+        for name, content in files.items()
+        if _config_key(name) in uses
+    }
+    if configs:
+        doc["configs"] = configs
+    secrets = {k: v for k, v in _secrets_doc(project).items() if k in uses}
+    if secrets:
+        doc["secrets"] = secrets
+    doc = literal(doc)
+    _variables(doc, config)
+    return header(project) + dump(doc)
+
+
+def _uses(services: dict[str, Any]) -> set[str]:
+    """Every network, named volume, config and secret the services refer to."""
+    used: set[str] = set()
+    for service in services.values():
+        used.update(service.get("networks", []))
+        used.update(str(c["source"]) for c in service.get("configs", []))
+        used.update(str(s) for s in service.get("secrets", []))
+        used.update(v.split(":")[0] for v in service.get("volumes", []) if isinstance(v, str))
+    return used
+
+
+def render_swarm(project: Project) -> dict[str, str]:
+    """Every file of the swarm stack by path relative to the output directory (stack.yml, migrate.yml when a
+    migration is configured, swarm/...). The app image's Dockerfile, when composekit generates one, is rendered by
+    render/stack.py as in compose mode. Same project -> byte-identical output."""
+    config = project.config
+    files = _swarm_files(project)
+    services: dict[str, Any] = {
+        TRAEFIK_SERVICE: _traefik_service(project, files),
+        SOCKET_PROXY_SERVICE: _socket_proxy_service(config),
+        APP_SERVICE: _app_service(project, files),
+    }
+    if config.database is not None:
+        services[DB_SERVICE] = _db_swarm_service(config)
+    out = {STACK_FILE: _document(project, services, files, _uses(services))}
+    if config.migrate.command is not None:
+        migrate = {MIGRATE_SERVICE: _migrate_service(project)}
+        out[MIGRATE_FILE] = _document(project, migrate, files, _uses(migrate))
+    out.update({f"{SWARM_DIR}/{name}": content for name, content in files.items()})
+    return out
+
+
+def db_secret_version(project: Project) -> str:
+    """A version of the database password for its secret's name: PBKDF2-HMAC-SHA256 of the password file's bytes,
+    salted with the stack name, DB_SECRET_KDF_ITERATIONS rounds, the first DB_SECRET_VERSION_LENGTH hex digits.
+    It changes when the password changes; slow on purpose, as the name is visible to whoever lists secrets."""
+    database = project.config.database
+    assert database is not None
+    path = project.from_root(database.password_file)
+    try:
+        password = path.read_bytes()
+    except OSError as exc:
+        source = " + ".join(p.name for p in project.config_files)
+        raise ConfigError(
+            [f'{source}: database/password_file: cannot read "{database.password_file}" ({path}): {exc.strerror}']
+        ) from None
+    salt = f"composekit-swarm-secret:{project.config.name}".encode()
+    digest = hashlib.pbkdf2_hmac("sha256", password, salt, DB_SECRET_KDF_ITERATIONS)
+    return digest.hex()[:DB_SECRET_VERSION_LENGTH]
+
+
+def deploy_variables(project: Project, release: str, replicas: int | None = None) -> dict[str, str]:
+    """The environment of `docker stack deploy` for stack.yml and migrate.yml: the release, the app's replicas
+    (``replicas``, else app/replicas) and, with a database, the version of its password's secret."""
+    variables = {
+        RELEASE_VARIABLE: release,
+        REPLICAS_VARIABLE: str(replicas if replicas is not None else project.config.app.replicas),
+    }
+    if project.config.database is not None:
+        variables[DB_SECRET_VARIABLE] = db_secret_version(project)
+    return variables
