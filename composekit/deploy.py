@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .config.project import Project
-from .engine import steps
+from .engine import steps, swarm
 from .engine.docker import ContainerInfo, Docker, LineSink
 from .engine.lock import deploy_lock
 from .engine.releases import ReleaseRow, list_releases, read_releases, record_release, rollback_guard
@@ -20,6 +21,16 @@ from .engine.wait import Deadline
 from .errors import SelfCheckError, UserError
 from .render.compose import FILES_SERVICE, app_image
 from .render.stack import write_stack
+from .render.swarm import (
+    APP_SERVICE,
+    MIGRATE_FILE,
+    MIGRATE_SERVICE,
+    STACK_FILE,
+    TRAEFIK_SERVICE,
+    deploy_variables,
+    swarm_image,
+    swarm_warnings,
+)
 from .verify.checks import Report
 from .verify.smoke import SmokeOptions, smoke
 
@@ -76,6 +87,25 @@ def up(
     None follows releases/rollback_on_error.
     """
     deadline = deadline or Deadline(timeout)
+    if project.config.mode == "swarm":
+        if build_local or rollback_on_error:
+            option = "--build-local" if build_local else "--rollback-on-error"
+            raise UserError(
+                f"up {option} applies to mode: compose only: in mode: swarm composekit builds on the manager and "
+                "ships the image to the nodes, and Swarm rolls a failed update back by itself"
+            )
+        return up_swarm(
+            project,
+            deadline=deadline,
+            report=report,
+            on_line=on_line,
+            docker=docker,
+            smoke_wait=smoke_wait,
+            smoke_options=smoke_options,
+            on_smoke_retry=on_smoke_retry,
+            break_lock=break_lock,
+            engine=engine,
+        )
     docker = docker or steps.docker_for(project, engine)
     docker.compose_environment.update(steps.compose_secrets(project))
     docker.engine_version()
@@ -95,6 +125,87 @@ def up(
     return UpResult(
         url=url, containers=containers, smoke=smoke(opts, wait=smoke_wait, on_retry=on_smoke_retry), switch=switched
     )
+
+
+def up_swarm(
+    project: Project,
+    *,
+    deadline: Deadline,
+    report: Progress = lambda _: None,
+    on_line: LineSink | None = None,
+    docker: Docker | None = None,
+    smoke_wait: float | None = 90,
+    smoke_options: SmokeOptions | None = None,
+    on_smoke_retry: Callable[[Report], None] = lambda _: None,
+    break_lock: bool = False,
+    engine: Engine | None = None,
+) -> UpResult:
+    """`up` in mode: swarm, on a Swarm manager: render, build the release image, ship it to each node (or push it
+    to the registry), run the migration job before the app is updated, deploy the stack, wait until Swarm has
+    converged every service (a version Swarm rolled back is an error), wait until Traefik routes, smoke."""
+    config = project.config
+    docker = docker or Docker(config.name, [], engine=engine)
+    docker.engine_version()
+    swarm.require_manager(docker)
+    for warning in swarm_warnings(config):
+        report(f"warning: {warning}")
+    with deploy_lock(project, docker, "up", break_lock=break_lock, report=report):
+        _deploy_swarm(project, docker, deadline, report, on_line)
+    url = f"https://{config.domain}/"
+    report(f"healthy: {url}")
+    if smoke_wait is None:
+        return UpResult(url=url, containers=[])
+    opts = smoke_options or SmokeOptions.from_config(config, project.root)
+    report(f"smoke-testing the deployment (retrying for up to {smoke_wait:g}s)")
+    return UpResult(url=url, containers=[], smoke=smoke(opts, wait=smoke_wait, on_retry=on_smoke_retry))
+
+
+def _deploy_swarm(
+    project: Project, docker: Docker, deadline: Deadline, report: Progress, on_line: LineSink | None
+) -> None:
+    config = project.config
+    stack = config.name
+    traefik = swarm.traefik_here(docker, stack, TRAEFIK_SERVICE)
+    steps.check_ports(project, {"traefik": traefik} if traefik is not None else {}, docker)
+    write_stack(project)
+    report(f"rendered the stack into {project.out_dir}")
+    release = release_id(project.app_dir)
+    image = swarm_image(config, release)
+    report(f"building the app image {image} (release {release})")
+    swarm.build_image(project, docker, image, on_line)
+    if config.registry:
+        report(f"pushing {image}")
+        docker.push(image)
+    else:
+        swarm.ship_image(docker, image, config.swarm.nodes, project.source, report)
+    variables = deploy_variables(project, release)
+    stack_file = project.out_dir / STACK_FILE
+    app = f"{stack}_{APP_SERVICE}"
+    if docker.service_inspect(app) is None:
+        # First deploy: the networks, Traefik and the database come up with no app task, so the migration job
+        # has its database, and the app starts only once the job completed.
+        report("first deploy: creating the stack with the app at 0 replicas")
+        docker.stack_deploy(stack, stack_file, deploy_variables(project, release, replicas=0))
+        _wait_services(docker, stack, {}, deadline, report)
+    if config.migrate.command is not None:
+        job = swarm.run_job(docker, stack, MIGRATE_SERVICE, project.out_dir / MIGRATE_FILE, variables, deadline, report)
+        report(f"migration job completed in {job.seconds:.1f}s")
+    before = {str(raw["Spec"]["Name"]): raw for raw in docker.stack_services(stack)}
+    report(f"deploying release {release} ({config.app.replicas} app replicas, start-first)")
+    docker.stack_deploy(stack, stack_file, variables)
+    _wait_services(docker, stack, before, deadline, report)
+    steps.wait_routed(project, deadline, docker.engine)
+
+
+def _wait_services(docker: Docker, stack: str, before: dict[str, Any], deadline: Deadline, report: Progress) -> None:
+    """Wait until every service of the stack (but the migration job) has converged; the app last."""
+    names = sorted(str(raw["Spec"]["Name"]) for raw in docker.stack_services(stack))
+    app = f"{stack}_{APP_SERVICE}"
+    for name in sorted((n for n in names if n != f"{stack}_{MIGRATE_SERVICE}"), key=lambda n: n == app):
+        short = name.removeprefix(f"{stack}_")
+        svc = swarm.wait_converged(docker, name, before.get(name), deadline, "the app" if name == app else short)
+        if svc.replicas:
+            report(f"{short}: {svc.replicas}/{svc.replicas} tasks running")
 
 
 def _self_check(

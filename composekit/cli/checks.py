@@ -11,13 +11,17 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ..config import CONFIG_FILENAME, load_config
+from ..config import CONFIG_FILENAME, Config, load_config
+from ..config.project import load_project
 from ..engine.docker import Docker, context_endpoint
+from ..engine.switch import release_id
 from ..engine.target import choose_target, connect, target_address
 from ..errors import UserError
+from ..render.swarm import swarm_image
 from ..verify.checks import Report, render_json
 from ..verify.doctor import DoctorOptions, run_doctor
 from ..verify.smoke import SmokeOptions, parse_resolve, smoke
+from ..verify.swarm_doctor import SwarmFacts, gather_swarm
 from .app import app, out, run, state
 from .display import render_table, smoke_retrying
 
@@ -145,8 +149,18 @@ def doctor_command(
         source = " + ".join(f.name for f in files)
         with connect(choose_target(state.host, config_host, source, os.environ, context_endpoint)) as engine:
             docker = Docker("composekit", [], engine=engine)
+
+            def swarm_facts(config: Config) -> SwarmFacts:
+                image = swarm_image(config, release_id(load_project(files).app_dir))
+                manager = Docker(config.name, [], engine=engine)
+                return gather_swarm(manager, config.name, image, config.swarm.nodes, config.registry)
+
             report = run_doctor(
-                opts, probe=lambda name: Docker(name, [], engine=engine), server=engine, server_python=docker.run_python
+                opts,
+                probe=lambda name: Docker(name, [], engine=engine),
+                server=engine,
+                server_python=docker.run_python,
+                swarm_facts=swarm_facts,
             )
         print_report(report, as_json, out)
         return report

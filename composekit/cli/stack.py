@@ -14,14 +14,20 @@ from ..deploy import list_releases
 from ..deploy import rollback as rollback_stack
 from ..deploy import up as up_stack
 from ..engine import steps as deploy
+from ..engine import swarm
+from ..engine.docker import Docker
+from ..engine.wait import Deadline
 from ..errors import UserError
 from ..render.stack import check_stack, render_stack, write_stack
 from ..render.swarm import swarm_warnings
 from ..verify.smoke import SmokeOptions, parse_resolve
 from .app import app, engine_for, err, out, run, state
-from .display import render_table, smoke_retrying, status_table
+from .display import render_table, smoke_retrying, status_table, swarm_status_table
 
 __all__ = ["down", "logs", "render", "show_config", "status", "up"]
+
+
+SWARM_DOWN_TIMEOUT = 120  # seconds for Swarm to stop the stack's tasks and remove its networks
 
 
 def _project(out_dir: Path | None = None) -> Project:
@@ -214,7 +220,12 @@ def down(
     def do() -> None:
         project = _project()
         with engine_for(project) as engine:
-            volumes = deploy.down(project, delete_volumes=delete_volumes, on_line=_docker_line, engine=engine)
+            if project.config.mode == "swarm":
+                docker = Docker(project.config.name, [], engine=engine)
+                swarm.require_manager(docker)
+                volumes = swarm.down(docker, project.config.name, delete_volumes, Deadline(SWARM_DOWN_TIMEOUT))
+            else:
+                volumes = deploy.down(project, delete_volumes=delete_volumes, on_line=_docker_line, engine=engine)
         if volumes and delete_volumes:
             _progress(f"deleted volumes: {', '.join(volumes)}")
         elif volumes:
@@ -230,6 +241,9 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
 
     def do() -> None:
         project = _project()
+        if project.config.mode == "swarm":
+            _swarm_status(project, as_json)
+            return
         with engine_for(project) as engine:
             st = deploy.status(project, engine=engine)
         if as_json:
@@ -247,6 +261,21 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
     run(do)
 
 
+def _swarm_status(project: Project, as_json: bool) -> None:
+    with engine_for(project) as engine:
+        docker = Docker(project.config.name, [], engine=engine)
+        swarm.require_manager(docker)
+        st = swarm.swarm_status(docker, project.config.name, f"https://{project.config.domain}/")
+    if as_json:
+        sys.stdout.write(json.dumps(st.as_dict(), indent=2) + "\n")
+        return
+    _progress(f"engine: {st.engine}")
+    if not st.services:
+        _progress(f"stack {st.name} is not deployed (`composekit up` deploys it)")
+        return
+    out.print(swarm_status_table(st))
+
+
 @app.command()
 def logs(
     service: Annotated[str | None, typer.Argument(help="traefik, migrate or app (default: all).")] = None,
@@ -257,6 +286,9 @@ def logs(
 
     def do() -> None:
         project = _project()
+        if project.config.mode == "swarm":
+            _swarm_logs(project, service, tail, follow)
+            return
         with engine_for(project) as engine, deploy.read_only_docker(project, engine) as docker:
             try:
                 for line in docker.follow_logs([service] if service else [], tail, follow):
@@ -266,6 +298,26 @@ def logs(
                 pass
 
     run(do)
+
+
+def _swarm_logs(project: Project, service: str | None, tail: int | None, follow: bool) -> None:
+    """`docker service logs` of one service of the stack, or of each in turn (--follow needs one service)."""
+    stack = project.config.name
+    with engine_for(project) as engine:
+        docker = Docker(stack, [], engine=engine)
+        if service is None and follow:
+            raise UserError("logs --follow in mode: swarm follows one service: name it (`composekit logs -f app`)")
+        names = (
+            [f"{stack}_{service}"]
+            if service
+            else sorted(str(raw["Spec"]["Name"]) for raw in docker.stack_services(stack))
+        )
+        try:
+            for line in docker.follow_service_logs(names, tail, follow):
+                sys.stdout.write(line + "\n")
+                sys.stdout.flush()
+        except KeyboardInterrupt:
+            pass
 
 
 @app.command("config")

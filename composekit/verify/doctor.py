@@ -29,6 +29,7 @@ from ..engine.target import Engine
 from ..errors import ConfigError, DockerError, HttpCheckError
 from .checks import CheckResult, Report
 from .http import resolve
+from .swarm_doctor import SwarmFacts, swarm_checks
 
 __all__ = [
     "DoctorOptions",
@@ -471,6 +472,10 @@ class ServerChecks:
         return CheckResult.ok(name, f"acme.json in volume {volume} on the server: mode 600, {count} certificate(s)")
 
 
+def _swarm_traefik(task: str) -> ContainerInfo:
+    return ContainerInfo(task, task, "traefik", "running", None, None, 0, None, None, None, "")
+
+
 def _docker_failure(name: str, exc: DockerError) -> CheckResult:
     said = exc.stderr.splitlines()[-1] if exc.stderr else ""
     return CheckResult.fail(name, f"{exc.summary}" + (f": {said}" if said else ""), exc.hint)
@@ -494,6 +499,7 @@ def run_doctor(
     local_daemon: Callable[[Mapping[str, Any]], LocalDaemon | None] = local_daemon_for,
     server: Engine | None = None,
     server_python: ServerPython | None = None,
+    swarm_facts: Callable[[Config], SwarmFacts] | None = None,
 ) -> Report:
     files = tuple(Path(os.path.abspath(f)) for f in (opts.config_files or (Path(CONFIG_FILENAME),)))
     config, config_check = _load(files)
@@ -527,6 +533,12 @@ def run_doctor(
             containers = engine.containers() if config else None
         except DockerError as exc:
             results.append(_docker_failure("traefik / engine api", exc))
+    facts: SwarmFacts | None = None
+    if config is not None and config.mode == "swarm" and engine_up and swarm_facts is not None:
+        # Swarm's own checks; Traefik is a Swarm task, not a Compose container, when it holds the ports.
+        facts = swarm_facts(config)
+        results.extend(swarm_checks(facts, config.name))
+        containers = [_swarm_traefik(facts.traefik)] if facts.traefik else []
     remote: ServerChecks | None = None
     if server is not None and server.is_remote and server_python is not None and engine_up:
         # The server is not this machine: ports, disk and acme.json are read there, and DNS must point at it.

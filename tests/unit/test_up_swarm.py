@@ -1,0 +1,171 @@
+"""`up` in mode: swarm (composekit.deploy.up_swarm): the order of the steps and what each is given.
+
+The engine's Swarm operations are tested on recorded JSON (test_swarm_recorded.py); here they are replaced by
+recorders, so this file checks only the orchestration: ports, render, build, ship, a first deploy with the app at
+0 replicas, the migration job BEFORE the app's deploy, convergence, routing.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import composekit.deploy
+from composekit.config.project import Project, load_project
+from composekit.deploy import up
+from composekit.engine import steps as engine_steps
+from composekit.engine import swarm as engine_swarm
+from composekit.engine.docker import Docker
+from composekit.engine.swarm import Shipment
+from composekit.engine.wait import Deadline
+from composekit.errors import MigrationError, UserError
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "swarm" / "fastapi.yaml"
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    shutil.copytree(REPO / "stacks" / "fastapi", tmp_path / "app")
+    config = (
+        FIXTURE.read_text().replace("path: ../../../stacks/fastapi", "path: app").replace("  env_file: app.env\n", "")
+    )
+    config = config.replace("  ca_certificates: [ca.pem]\n", "")
+    (tmp_path / "composekit.yaml").write_text(config)
+    return load_project((tmp_path / "composekit.yaml",))
+
+
+class Recorder(Docker):
+    def __init__(self, existing: bool) -> None:
+        super().__init__("shop", [])
+        self.existing = existing
+        self.steps: list[tuple[Any, ...]] = []
+
+    def engine_version(self) -> str:
+        return "20.10.24"
+
+    def service_inspect(self, service: str) -> dict[str, Any] | None:
+        self.steps.append(("inspect", service))
+        return {"ID": "x", "Spec": {"Name": service}} if self.existing else None
+
+    def stack_deploy(self, stack: str, file: Path, variables: Any) -> str:
+        self.steps.append(("deploy", stack, file.name, variables["COMPOSEKIT_APP_REPLICAS"]))
+        return ""
+
+    def stack_services(self, stack: str) -> list[dict[str, Any]]:
+        return [{"ID": "1", "Spec": {"Name": f"{stack}_app"}}, {"ID": "2", "Spec": {"Name": f"{stack}_traefik"}}]
+
+
+@pytest.fixture
+def recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    steps: list[tuple[Any, ...]] = []
+    swarm = engine_swarm
+    monkeypatch.setattr(swarm, "require_manager", lambda docker: steps.append(("manager",)))
+    monkeypatch.setattr(swarm, "traefik_here", lambda docker, stack, name: None)
+    monkeypatch.setattr(engine_steps, "check_ports", lambda p, running, docker: steps.append(("ports",)))
+    monkeypatch.setattr(swarm, "build_image", lambda p, docker, image, on_line: steps.append(("build", image)))
+
+    def ship(docker: Docker, image: str, nodes: Any, source: str, report: Any) -> list[Shipment]:
+        steps.append(("ship", image))
+        return [Shipment("n2", 1, "shipped")]
+
+    monkeypatch.setattr(swarm, "ship_image", ship)
+
+    def job(docker: Recorder, stack: str, service: str, file: Path, variables: Any, deadline: Any, report: Any) -> Any:
+        docker.steps.append(("job", service, file.name, variables["COMPOSEKIT_RELEASE"]))
+
+        class Done:
+            seconds = 1.0
+
+        return Done()
+
+    monkeypatch.setattr(swarm, "run_job", job)
+    monkeypatch.setattr(
+        swarm,
+        "wait_converged",
+        lambda docker, name, before, deadline, what: (
+            docker.steps.append(("converged", name, before is not None)) or type("S", (), {"replicas": 3})()
+        ),
+    )
+    monkeypatch.setattr(engine_steps, "wait_routed", lambda p, d, e: steps.append(("routed",)))
+    monkeypatch.setattr(composekit.deploy, "release_id", lambda app_dir: "r1")
+    monkeypatch.setattr(composekit.deploy, "deploy_lock", _no_lock)
+    return steps
+
+
+class _no_lock:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+def test_a_first_deploy_creates_the_stack_at_0_replicas_then_migrates_then_deploys_the_app(
+    project: Project, recorded: list[tuple[Any, ...]]
+) -> None:
+    docker = Recorder(existing=False)
+    said: list[str] = []
+    result = up(project, docker=docker, smoke_wait=None, report=said.append)
+    assert result.url == "https://shop.example.com/"
+    assert recorded == [("manager",), ("ports",), ("build", "shop-app:r1"), ("ship", "shop-app:r1"), ("routed",)]
+    assert docker.steps == [
+        ("inspect", "shop_app"),
+        ("deploy", "shop", "stack.yml", "0"),
+        ("converged", "shop_traefik", False),
+        ("converged", "shop_app", False),
+        ("job", "migrate", "migrate.yml", "r1"),
+        ("deploy", "shop", "stack.yml", "3"),
+        ("converged", "shop_traefik", True),
+        ("converged", "shop_app", True),
+    ]
+    assert (project.out_dir / "stack.yml").is_file()
+    assert "first deploy: creating the stack with the app at 0 replicas" in said
+
+
+def test_a_later_deploy_migrates_first_and_never_scales_the_app_down(
+    project: Project, recorded: list[tuple[Any, ...]]
+) -> None:
+    docker = Recorder(existing=True)
+    up(project, docker=docker, smoke_wait=None)
+    assert [s for s in docker.steps if s[0] in ("deploy", "job")] == [
+        ("job", "migrate", "migrate.yml", "r1"),
+        ("deploy", "shop", "stack.yml", "3"),
+    ]
+
+
+def test_a_failed_migration_job_stops_before_the_app_is_deployed(
+    project: Project, recorded: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fails(*args: Any) -> Any:
+        raise MigrationError("the migration job shop_migrate failed")
+
+    monkeypatch.setattr(engine_swarm, "run_job", fails)
+    docker = Recorder(existing=True)
+    with pytest.raises(MigrationError):
+        up(project, docker=docker, smoke_wait=None)
+    assert not [s for s in docker.steps if s[0] == "deploy"]
+
+
+@pytest.mark.parametrize("option", ["build_local", "rollback_on_error"])
+def test_compose_only_options_are_refused_in_swarm_mode(project: Project, option: str) -> None:
+    with pytest.raises(UserError) as exc:
+        up(
+            project,
+            docker=Recorder(existing=True),
+            smoke_wait=None,
+            deadline=Deadline(10),
+            build_local=option == "build_local",
+            rollback_on_error=option == "rollback_on_error",
+        )
+    flag = "--" + option.replace("_", "-")
+    assert str(exc.value) == (
+        f"up {flag} applies to mode: compose only: in mode: swarm composekit builds on the manager and ships the "
+        "image to the nodes, and Swarm rolls a failed update back by itself"
+    )
