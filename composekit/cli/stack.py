@@ -303,10 +303,10 @@ def logs(
 def _swarm_logs(project: Project, service: str | None, tail: int | None, follow: bool) -> None:
     """`docker service logs` of one service of the stack, or of each in turn (--follow needs one service)."""
     stack = project.config.name
+    if service is None and follow:
+        raise UserError("logs --follow in mode: swarm follows one service: name it (`composekit logs -f app`)")
     with engine_for(project) as engine:
         docker = Docker(stack, [], engine=engine)
-        if service is None and follow:
-            raise UserError("logs --follow in mode: swarm follows one service: name it (`composekit logs -f app`)")
         names = (
             [f"{stack}_{service}"]
             if service

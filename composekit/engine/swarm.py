@@ -650,9 +650,9 @@ def remove_stack(docker: Docker, stack: str, deadline: Deadline) -> list[str]:
     seen, timed_out = deadline.poll(observe)
     if timed_out:
         raise HealthTimeoutError(
-            f"{deadline.ran_out(f'waiting for the networks of stack {stack} to go', started)}: still there: "
-            f"{seen.detail}\nfix: `docker stack ps {stack}` shows tasks that have not stopped yet; "
-            "run `composekit down` again once they have"
+            f"the networks of stack {stack} were still there {deadline.clock() - started:.0f}s after "
+            f"`docker stack rm {stack}`: {seen.detail}\nfix: `docker stack ps {stack}` shows tasks that have not "
+            "stopped yet; run `composekit down` again once they have"
         )
     return volumes
 

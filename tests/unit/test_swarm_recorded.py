@@ -431,7 +431,17 @@ def test_a_crash_looping_new_service_fails_early() -> None:
     clock = deadline(300)
     with pytest.raises(HealthTimeoutError) as exc:
         swarm.wait_converged(docker, WEB, None, clock, what="the app")
-    assert str(exc.value).startswith("the app did not start: its tasks keep failing (3 failed since the deploy).")
+    assert str(exc.value) == (
+        "the app did not start: its tasks keep failing (3 failed since the deploy). Last status: its tasks keep "
+        "failing (3 failed since the deploy)\nFailed tasks:\n"
+        + "".join(
+            f"    task failedtask{i}x on vm: failed (task: non-zero exit (137): dockerexec: unhealthy container)\n"
+            for i in range(3)
+        )
+        + "Last log lines of swrec_web:\n    (no output)\n"
+        "fix: check that the service starts and passes its healthcheck (`composekit status` shows its tasks); "
+        "volumes are kept, nothing was deleted"
+    )
     assert clock.elapsed() <= swarm.LOGS_WAIT  # no waiting for the deadline: only for the (empty) logs
 
 
@@ -478,8 +488,10 @@ def test_down_times_out_naming_the_networks_left() -> None:
     docker.networks = [load("networks.json")]
     with pytest.raises(HealthTimeoutError) as exc:
         swarm.remove_stack(docker, STACK, deadline(5))
-    assert "still there: swrec_web\nfix: `docker stack ps swrec` shows tasks that have not stopped yet" in str(
-        exc.value
+    assert str(exc.value) == (
+        "the networks of stack swrec were still there 5s after `docker stack rm swrec`: swrec_web\n"
+        "fix: `docker stack ps swrec` shows tasks that have not stopped yet; run `composekit down` again once they "
+        "have"
     )
 
 
