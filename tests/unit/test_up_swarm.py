@@ -169,3 +169,18 @@ def test_compose_only_options_are_refused_in_swarm_mode(project: Project, option
         f"up {flag} applies to mode: compose only: in mode: swarm composekit builds on the manager and ships the "
         "image to the nodes, and Swarm rolls a failed update back by itself"
     )
+
+
+def test_with_a_registry_the_image_is_pushed_not_shipped(
+    project: Project, recorded: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = (project.root / "composekit.yaml").read_text() + "registry: registry.example.com/team\n"
+    (project.root / "composekit.yaml").write_text(text)
+    project = load_project((project.root / "composekit.yaml",))
+    docker = Recorder(existing=True)
+    pushed: list[str] = []
+    docker.push = pushed.append  # type: ignore[method-assign,assignment]
+    up(project, docker=docker, smoke_wait=None)
+    assert pushed == ["registry.example.com/team/shop-app:r1"]
+    assert ("build", "registry.example.com/team/shop-app:r1") in recorded
+    assert not [s for s in recorded if s[0] == "ship"]
