@@ -42,7 +42,6 @@ __all__ = [
     "UpdateState",
     "build_image",
     "down",
-    "job_finished_at",
     "node_engines",
     "parse_node",
     "parse_service",
@@ -665,14 +664,3 @@ def down(docker: Docker, stack: str, delete_volumes: bool, deadline: Deadline) -
         for name in volumes:
             docker.remove_volume(name)
     return volumes
-
-
-def job_finished_at(raw_tasks: Sequence[Mapping[str, Any]]) -> datetime | None:
-    """When the newest completed task of a job finished (its last state change)."""
-    times = [_time(t.timestamp) for t in map(parse_task, raw_tasks) if t.state == "complete"]
-    return max((t for t in times if t is not None), default=None)
-
-
-def task_started_at(raw: Mapping[str, Any]) -> datetime | None:
-    """When a task's container started, as far as Swarm says: the task's creation time."""
-    return _time(parse_task(raw).created_at)

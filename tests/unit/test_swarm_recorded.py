@@ -495,12 +495,6 @@ def test_down_times_out_naming_the_networks_left() -> None:
     )
 
 
-def test_job_finished_at_is_the_completed_tasks_last_state_change() -> None:
-    finished = swarm.job_finished_at(tasks("migrate-complete"))
-    assert finished is not None and finished.isoformat() == "2026-11-30T05:25:56.597697+00:00"
-    assert swarm.job_finished_at(tasks("migrate-failed")) is None
-
-
 def test_down_with_delete_volumes_deletes_the_stacks_volumes_on_the_manager() -> None:
     docker = RecordedSwarm(services={WEB: [service("web-completed")]})
     docker.networks = [[]]
