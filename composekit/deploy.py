@@ -146,6 +146,7 @@ def up_swarm(
     config = project.config
     docker = docker or Docker(config.name, [], engine=engine)
     docker.engine_version()
+    docker.compose_version()  # the release image is built with `docker compose build`
     swarm.require_manager(docker)
     for warning in swarm_warnings(config):
         report(f"warning: {warning}")

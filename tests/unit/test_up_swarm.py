@@ -47,6 +47,9 @@ class Recorder(Docker):
     def engine_version(self) -> str:
         return "20.10.24"
 
+    def compose_version(self) -> str:
+        return "Docker Compose version v2.40.3"
+
     def service_inspect(self, service: str) -> dict[str, Any] | None:
         self.steps.append(("inspect", service))
         return {"ID": "x", "Spec": {"Name": service}} if self.existing else None
