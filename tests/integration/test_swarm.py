@@ -150,7 +150,7 @@ class TimedLoad(HttpsLoad):
 def proxy_errors(d: Deployed) -> str:
     """Traefik's access log lines of failed requests (5xx), to say where a failure came from."""
     logs = d.cluster.manager("service", "logs", "--raw", f"{NAME}_traefik").stdout
-    return "\n".join(line for line in logs.splitlines() if re.search(r'" 5\d\d ', line))[-3000:]
+    return "\n".join(line for line in logs.splitlines() if re.search(r' HTTP/[\d.]+" 5\d\d ', line))[-3000:]
 
 
 def figures(label: str, load: TimedLoad, **more: Any) -> None:
