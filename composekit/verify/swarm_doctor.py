@@ -75,7 +75,8 @@ def swarm_checks(facts: SwarmFacts, stack: str) -> list[CheckResult]:
                 "`docker swarm init` on the manager, `docker swarm join` on the other nodes; or set mode: compose",
             )
         ]
-    results = [CheckResult.ok("swarm", f"active: {s.nodes} node(s), {s.managers} manager(s)")]
+    counts = f": {s.nodes} node(s), {s.managers} manager(s)" if s.manager else " (node counts: ask a manager)"
+    results = [CheckResult.ok("swarm", "active" + counts)]
     if not s.manager:
         results.append(
             CheckResult.fail(

@@ -202,10 +202,8 @@ def test_require_manager_refuses_an_engine_outside_a_swarm() -> None:
 
 
 def test_require_manager_refuses_a_worker() -> None:
-    info = load("info-swarm-manager.json")
-    info["ControlAvailable"] = False  # what a worker's `docker info` says (edited from the manager's)
     with pytest.raises(UserError) as exc:
-        swarm.require_manager(RecordedSwarm(info={"Swarm": info}))
+        swarm.require_manager(RecordedSwarm(info={"Swarm": load("info-swarm-worker.json")}))
     assert str(exc.value) == (
         "mode: swarm deploys through a Swarm manager, but the engine unix:///run/manager.sock (from --host) is a "
         "worker node. Fix: point composekit at a manager (--host, host: in composekit.yaml, DOCKER_HOST or a docker "
@@ -217,15 +215,21 @@ def test_require_manager_refuses_a_worker() -> None:
 # shipping the image ------------------------------------------------------------------------------------------
 
 
+MANAGER2 = "b1kokhpp8x88nlridc4voejwk"  # the manager's node id in the two-node recordings (record-nodes.sh)
+
+
 def two_nodes(state: str = "ready") -> list[dict[str, Any]]:
-    """The recorded manager and a worker node2 (the manager's record, edited: id, hostname, role, state)."""
-    manager = load("nodes.json")[0]
-    worker = copy.deepcopy(manager)
-    worker.update(ID="node2idnode2idnode2idnode2", ManagerStatus=None)
-    worker["Description"]["Hostname"] = "node2"
-    worker["Spec"]["Role"] = "worker"
-    worker["Status"] = {"State": state, "Addr": "10.77.0.2"}
-    return [manager, worker]
+    """The two-node Swarm as recorded: the manager vm and the worker ck-node2, Ready or (its engine stopped) Down."""
+    found: list[dict[str, Any]] = load("nodes-two.json" if state == "ready" else "nodes-node2-down.json")
+    return sorted(found, key=lambda n: n["ID"] != MANAGER2)
+
+
+def two_node_info() -> dict[str, Any]:
+    """The manager's `docker info` Swarm part for the two-node recordings: the one-node recording's, edited to the
+    two-node manager's id, address and node count (record-nodes.sh records the nodes, not the manager's info)."""
+    info: dict[str, Any] = load("info-swarm-manager.json")
+    info.update(NodeID=MANAGER2, NodeAddr="10.231.7.1", Nodes=2)
+    return {"Swarm": info}
 
 
 class NodeDocker(RecordedSwarm):
@@ -244,7 +248,7 @@ def fake_connect(target: Target) -> Any:
 
 
 def test_ship_image_sends_the_image_to_a_node_that_lacks_it() -> None:
-    manager = RecordedSwarm(nodes=two_nodes())
+    manager = RecordedSwarm(nodes=two_nodes(), info=two_node_info())
     sent: list[tuple[str, str]] = []
 
     def ship(image: str, to: Docker) -> int:
@@ -256,46 +260,50 @@ def test_ship_image_sends_the_image_to_a_node_that_lacks_it() -> None:
     shipments = swarm.ship_image(
         manager,
         "shop-app:abc",
-        {"node2": "unix:///run/ck-node2.sock"},
+        {"ck-node2": "unix:///run/ck-node2.sock"},
         "composekit.yaml",
         said.append,
         node_docker=lambda engine: NodeDocker(False, engine),
         connector=fake_connect,
     )
-    assert shipments == [swarm.Shipment("vm", 0, "built here"), swarm.Shipment("node2", 123_456, "shipped")]
+    assert shipments == [swarm.Shipment("vm", 0, "built here"), swarm.Shipment("ck-node2", 123_456, "shipped")]
     assert sent == [("shop-app:abc", "unix:///run/ck-node2.sock")]
-    assert said == ["shipped shop-app:abc to node node2 (unix:///run/ck-node2.sock): 123,456 bytes sent"]
+    assert said == ["shipped shop-app:abc to node ck-node2 (unix:///run/ck-node2.sock): 123,456 bytes sent"]
 
 
 def test_ship_image_skips_a_node_that_has_it_and_one_that_is_down() -> None:
-    manager = RecordedSwarm(nodes=two_nodes())
+    manager = RecordedSwarm(nodes=two_nodes(), info=two_node_info())
     manager.ship_image = lambda image, to: pytest.fail("shipped")  # type: ignore[method-assign]
     shipments = swarm.ship_image(
         manager,
         "shop-app:abc",
-        {"node2": "unix:///x"},
+        {"ck-node2": "unix:///x"},
         "c.yaml",
         node_docker=lambda e: NodeDocker(True),
         connector=fake_connect,
     )
-    assert shipments[1] == swarm.Shipment("node2", 0, "already had it")
-    down = RecordedSwarm(nodes=two_nodes("down"))
+    assert shipments[1] == swarm.Shipment("ck-node2", 0, "already had it")
+    down = RecordedSwarm(nodes=two_nodes("down"), info=two_node_info())
     said: list[str] = []
     assert swarm.ship_image(down, "shop-app:abc", {}, "c.yaml", said.append, connector=fake_connect)[1] == (
-        swarm.Shipment("node2", 0, "down: skipped")
+        swarm.Shipment("ck-node2", 0, "down: skipped")
     )
-    assert said == ["node node2 is down: the image is not shipped there (Swarm schedules nothing)"]
+    assert said == ["node ck-node2 is down: the image is not shipped there (Swarm schedules nothing)"]
 
 
 def test_a_node_without_an_engine_address_is_an_error_naming_it_and_the_key() -> None:
     with pytest.raises(UserError) as exc:
         swarm.ship_image(
-            RecordedSwarm(nodes=two_nodes()), "shop-app:abc", {}, "composekit.yaml", connector=fake_connect
+            RecordedSwarm(nodes=two_nodes(), info=two_node_info()),
+            "shop-app:abc",
+            {},
+            "composekit.yaml",
+            connector=fake_connect,
         )
     assert str(exc.value) == (
-        "Swarm node node2 can only run the app if the app image reaches it, but composekit.yaml has no engine "
-        "address for it under swarm/nodes and no registry is set. Fix: add it, e.g. swarm: {nodes: {node2: "
-        '"ssh://user@node2"}} (any Docker host or context name works), or set registry: to push the image there '
+        "Swarm node ck-node2 can only run the app if the app image reaches it, but composekit.yaml has no engine "
+        "address for it under swarm/nodes and no registry is set. Fix: add it, e.g. swarm: {nodes: {ck-node2: "
+        '"ssh://user@ck-node2"}} (any Docker host or context name works), or set registry: to push the image there '
         "instead"
     )
 
