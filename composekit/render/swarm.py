@@ -10,6 +10,7 @@ Rendered files (paths relative to the output directory, where stack.yml's relati
   swarm/socket_proxy.py   composekit/runtime/socket_proxy.py, verbatim
   swarm/acme-ca-N.pem     the files of acme/ca_certificates
   swarm/gunicorn.conf.py  only when app/workers is set explicitly (gunicorn; else one uvicorn process)
+  swarm/uvicorn_drain.py  composekit/runtime/uvicorn_drain.py, verbatim, when uvicorn runs (no app/workers)
 
 Why it looks the way it does:
 - One process per container: Swarm replicates containers, so the app runs plain uvicorn (`--workers 1`, visible in
@@ -55,7 +56,7 @@ from .compose import (
 )
 from .dockerfile import GUNICORN_CONF_PATH
 from .text import acme_ca_files, dump, header, literal
-from .traefik import SWARM_DYNAMIC_FILE, traefik_dynamic, traefik_swarm_static
+from .traefik import SWARM_DYNAMIC_FILE, SWARM_REFRESH_SECONDS, traefik_dynamic, traefik_swarm_static
 
 __all__ = [
     "APP_SERVICE",
@@ -86,6 +87,7 @@ TRAEFIK_SERVICE = "traefik"
 SOCKET_PROXY_SERVICE = "socket-proxy"
 SOCKET_PROXY_PORT = 2375
 SOCKET_PROXY_PATH = "/etc/composekit/socket_proxy.py"
+DRAIN_RUNNER_PATH = "/etc/composekit/uvicorn_drain.py"
 DOCKER_SOCKET = "/var/run/docker.sock"
 
 # The only variables of the stack files; `docker stack deploy` substitutes them from its environment, which the
@@ -104,6 +106,10 @@ TRAEFIK_HEALTH_INTERVAL = "2s"
 TRAEFIK_HEALTH_TIMEOUT = "2s"
 # Keep-alive of the app's connections, above Traefik's idle timeout towards it (60s, render/traefik.py).
 KEEP_ALIVE = 75
+# How long a task Swarm stops keeps serving before its graceful stop (runtime/uvicorn_drain.py): Traefik's Swarm
+# provider drops a task whose desired state is no longer "running" at its next poll (SWARM_REFRESH_SECONDS), plus
+# a margin for the poll itself and the engine's answer.
+DRAIN_SECONDS = SWARM_REFRESH_SECONDS + 2
 
 _MANAGER = "node.role == manager"
 
@@ -130,14 +136,18 @@ def _explicit_workers(config: Config) -> bool:
 
 
 def app_command(config: Config) -> list[str]:
-    """One process: uvicorn with --workers 1 (WEB_CONCURRENCY from an env file cannot change it). The network
-    `web` is the stack's own overlay where only Traefik reaches the app, hence --forwarded-allow-ips=*.
+    """One process: uvicorn with --workers 1 (WEB_CONCURRENCY from an env file cannot change it), run by
+    runtime/uvicorn_drain.py in the same process, which keeps a stopping task serving until Traefik has dropped it.
+    The network `web` is the stack's own overlay where only Traefik reaches the app, hence --forwarded-allow-ips=*.
     With app/workers set: gunicorn with gunicorn.conf.py, which sizes the workers as in compose mode."""
     app = config.app
     if _explicit_workers(config):
         return ["gunicorn", "--config", GUNICORN_CONF_PATH, app.module]
     return [
-        "uvicorn",
+        "python3",
+        DRAIN_RUNNER_PATH,
+        "--drain-seconds",
+        str(DRAIN_SECONDS),
         app.module,
         "--host",
         "0.0.0.0",
@@ -195,6 +205,8 @@ def _swarm_files(project: Project) -> dict[str, str]:
     files.update(acme_ca_files(project))
     if _explicit_workers(config):
         files["gunicorn.conf.py"] = runtime.joinpath("gunicorn_conf.py").read_text()
+    else:
+        files["uvicorn_drain.py"] = runtime.joinpath("uvicorn_drain.py").read_text()
     return files
 
 
@@ -332,7 +344,7 @@ def _app_service(project: Project, files: dict[str, str]) -> dict[str, Any]:
     if app.env_file:
         service["env_file"] = [project.rel(project.from_root(app.env_file))]
     service["environment"] = _environment(config)
-    configs = _configs_of(files, {"gunicorn.conf.py": GUNICORN_CONF_PATH})
+    configs = _configs_of(files, {"gunicorn.conf.py": GUNICORN_CONF_PATH, "uvicorn_drain.py": DRAIN_RUNNER_PATH})
     if configs:
         service["configs"] = configs
     if config.database is not None:
@@ -341,7 +353,7 @@ def _app_service(project: Project, files: dict[str, str]) -> dict[str, Any]:
     if volumes:
         service["volumes"] = volumes
     service["healthcheck"] = app_healthcheck(config)
-    service["stop_grace_period"] = f"{GRACEFUL_TIMEOUT + 10}s"
+    service["stop_grace_period"] = f"{GRACEFUL_TIMEOUT + (0 if _explicit_workers(config) else DRAIN_SECONDS) + 10}s"
     service.update(_confined(config))
     service["networks"] = _networks(config)
     service["logging"] = _logging(config)

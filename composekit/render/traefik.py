@@ -69,6 +69,8 @@ SWARM_DYNAMIC_FILE = "/etc/traefik/dynamic.yml"
 
 
 SWARM_DIAL_TIMEOUT = "1s"
+# How often Traefik's Swarm provider asks the engine for the services and tasks (render/swarm.py's drain follows it).
+SWARM_REFRESH_SECONDS = 5
 
 
 def traefik_swarm_static(config: Config, endpoint: str, network: str) -> dict[str, Any]:
@@ -85,7 +87,7 @@ def traefik_swarm_static(config: Config, endpoint: str, network: str) -> dict[st
             "endpoint": endpoint,
             "exposedByDefault": False,
             "network": network,
-            "refreshSeconds": "5s",
+            "refreshSeconds": f"{SWARM_REFRESH_SECONDS}s",
             "watch": True,
         },
         "file": {"filename": SWARM_DYNAMIC_FILE, "watch": False},

@@ -225,7 +225,8 @@ def test_each_task_runs_exactly_one_uvicorn_process(deployed: Deployed) -> None:
         listing = on_node(deployed, task, "exec", container, "python3", "-c", PROCESSES).splitlines()
         assert len(listing) == 1, (task["_node"], listing)
         pid, command = listing[0].split(" ", 1)
-        assert pid == "1" and re.search(r"\buvicorn\b", command), listing
+        # uvicorn's own command line, run in this one process by composekit's drain runner (runtime/uvicorn_drain.py)
+        assert pid == "1" and command.startswith("python3 /etc/composekit/uvicorn_drain.py --drain-seconds "), listing
         assert "--workers 1" in command, listing
 
 

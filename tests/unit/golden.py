@@ -18,6 +18,7 @@ VERBATIM = {
 VERBATIM_FILES = {
     "swarm/socket_proxy.py": ("composekit.runtime", "socket_proxy.py"),
     "swarm/gunicorn.conf.py": ("composekit.runtime", "gunicorn_conf.py"),
+    "swarm/uvicorn_drain.py": ("composekit.runtime", "uvicorn_drain.py"),
 }
 
 

@@ -68,6 +68,7 @@ def test_the_files_of_the_stack() -> None:
         "swarm/socket_proxy.py",
         "swarm/traefik-dynamic.yml",
         "swarm/traefik.yml",
+        "swarm/uvicorn_drain.py",
     ]
     assert sorted(render_swarm(load_project((POSTGRES,)))) == [
         "migrate.yml",
@@ -97,6 +98,7 @@ def test_config_names_change_when_and_only_when_their_content_changes(tmp_path: 
         "traefik-dynamic-yml": before["traefik-dynamic-yml"],
         "socket-proxy-py": before["socket-proxy-py"],
         "acme-ca-0-pem": before["acme-ca-0-pem"],
+        "uvicorn-drain-py": before["uvicorn-drain-py"],
     }
     assert all(re.fullmatch(rf"shop_{key}-[0-9a-f]{{8}}", name) for key, name in before.items())
     # Nothing any config holds: no name changes.
@@ -159,7 +161,10 @@ def test_swarm_image() -> None:
 def test_one_process_per_container_unless_workers_is_set() -> None:
     config = load_project((FASTAPI,)).config
     assert app_command(config) == [
-        "uvicorn",
+        "python3",
+        "/etc/composekit/uvicorn_drain.py",  # uvicorn's command line, in this one process, with a drain delay
+        "--drain-seconds",
+        "7",
         "app.main:app",
         "--host",
         "0.0.0.0",
@@ -179,6 +184,11 @@ def test_one_process_per_container_unless_workers_is_set() -> None:
     assert app["command"] == ["gunicorn", "--config", "/etc/composekit/gunicorn.conf.py", "app.main:app"]
     assert app["environment"]["WEB_CONCURRENCY"] == "2"
     assert app["configs"] == [{"source": "gunicorn-conf-py", "target": "/etc/composekit/gunicorn.conf.py"}]
+    assert app["stop_grace_period"] == "40s"
+    uvicorn = doc(render_swarm(load_project((FASTAPI,))))["services"][APP_SERVICE]
+    assert uvicorn["configs"] == [{"source": "uvicorn-drain-py", "target": "/etc/composekit/uvicorn_drain.py"}]
+    # The drain (7 s: Traefik's 5 s poll + 2) comes before uvicorn's graceful stop (30 s), both inside Swarm's wait.
+    assert uvicorn["stop_grace_period"] == "47s"
 
 
 def test_rolling_updates_and_restarts() -> None:
