@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,6 +29,26 @@ __all__ = ["down", "logs", "render", "show_config", "status", "up"]
 
 
 SWARM_DOWN_TIMEOUT = 120  # seconds for Swarm to stop the stack's tasks and remove its networks
+
+
+# `up` and `rollback` lower their CPU priority (and their docker, compose and ssh children's) by default: on a small
+# server the deploy's own processes then yield the CPU to the stack that serves requests while they run.
+NICE_DEFAULT = 10
+NiceOption = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        max=19,
+        help="Lower this command's CPU priority (and its docker/compose/ssh children's) by N while it deploys, so "
+        "the serving stack keeps its latency on a small server (the engine's own build is not affected); 0 keeps it.",
+    ),
+]
+
+
+def yield_cpu(increment: int) -> None:
+    """Lower this process's CPU priority by ``increment`` (nice), which the processes it starts inherit."""
+    if increment > 0:
+        os.nice(increment)
 
 
 def _project(out_dir: Path | None = None) -> Project:
@@ -168,10 +189,12 @@ def up(
             "(docker save | load over its connection, no registry); prints the bytes sent.",
         ),
     ] = False,
+    nice: NiceOption = NICE_DEFAULT,
 ) -> None:
     """Render, build the app image, run the migration, start the stack, wait until it is healthy, smoke-test it."""
 
     def do() -> bool:
+        yield_cpu(nice)
         project = _project()
         with engine_for(project) as engine:
             if engine.is_remote:
@@ -385,10 +408,12 @@ def rollback(
             "migrate/backward_compatible is false).",
         ),
     ] = False,
+    nice: NiceOption = NICE_DEFAULT,
 ) -> None:
     """Switch back to an earlier release with no failed request: no build, no migration (they are not reversed)."""
 
     def do() -> None:
+        yield_cpu(nice)
         project = _project()
         with engine_for(project) as engine:
             if engine.is_remote:
