@@ -82,26 +82,35 @@ class HttpsLoad:
         self.result.seconds = time.monotonic() - self._started
         return self.result
 
+    def _judge(self, response: httpx.Response) -> str | None:
+        """The error a response counts as, or None."""
+        return None if response.status_code == 200 else f"HTTP {response.status_code}"
+
+    def _counted(self, took: float) -> None:
+        """Called under the lock for each counted request, with its duration."""
+
     def _run(self) -> None:
         verify = ssl.create_default_context(cafile=str(self.roots))
         deadline = self._started + self.max_seconds
         with httpx.Client(verify=verify, timeout=5) as client:
             while not self._stop.is_set() and time.monotonic() < deadline:
                 error = None
+                began = time.monotonic()
                 try:
                     response = client.get(
                         f"https://127.0.0.1{self.path}",
                         headers={"Host": self.domain},
                         extensions={"sni_hostname": self.domain},
                     )
-                    if response.status_code != 200:
-                        error = f"HTTP {response.status_code}"
-                except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
+                    error = self._judge(response)
+                except (httpx.HTTPError, ssl.SSLError, OSError, ValueError) as exc:
                     error = type(exc).__name__
+                took = time.monotonic() - began
                 with self._lock:
                     if self.result.sent >= self.max_requests:
                         return
                     self.result.sent += 1
+                    self._counted(took)
                     if error:
                         self.result.failed += 1
                         self.result.errors[error] += 1
