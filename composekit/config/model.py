@@ -108,6 +108,7 @@ APP_VARIABLES: dict[str, str] = {
     "MAX_WORKERS": "set app/max_workers instead",
     "WEB_CONCURRENCY": "set app/workers instead",
     "FORWARDED_ALLOW_IPS": "composekit limits it to Traefik's network; it cannot be changed",
+    "DRAIN_SECONDS": "composekit sets it in mode: swarm to match Traefik's poll of the engine; it cannot be changed",
 }
 # Set in the app and the migration when a database is configured.
 DATABASE_VARIABLES: dict[str, str] = {

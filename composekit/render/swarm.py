@@ -139,7 +139,8 @@ def app_command(config: Config) -> list[str]:
     """One process: uvicorn with --workers 1 (WEB_CONCURRENCY from an env file cannot change it), run by
     runtime/uvicorn_drain.py in the same process, which keeps a stopping task serving until Traefik has dropped it.
     The network `web` is the stack's own overlay where only Traefik reaches the app, hence --forwarded-allow-ips=*.
-    With app/workers set: gunicorn with gunicorn.conf.py, which sizes the workers as in compose mode."""
+    With app/workers set: gunicorn with gunicorn.conf.py, which sizes the workers as in compose mode and drains
+    the same way (DRAIN_SECONDS in the environment)."""
     app = config.app
     if _explicit_workers(config):
         return ["gunicorn", "--config", GUNICORN_CONF_PATH, app.module]
@@ -344,6 +345,8 @@ def _app_service(project: Project, files: dict[str, str]) -> dict[str, Any]:
     if app.env_file:
         service["env_file"] = [project.rel(project.from_root(app.env_file))]
     service["environment"] = _environment(config)
+    if _explicit_workers(config):  # gunicorn.conf.py's drain; uvicorn_drain.py takes it as an argument
+        service["environment"]["DRAIN_SECONDS"] = str(DRAIN_SECONDS)
     configs = _configs_of(files, {"gunicorn.conf.py": GUNICORN_CONF_PATH, "uvicorn_drain.py": DRAIN_RUNNER_PATH})
     if configs:
         service["configs"] = configs
@@ -353,7 +356,7 @@ def _app_service(project: Project, files: dict[str, str]) -> dict[str, Any]:
     if volumes:
         service["volumes"] = volumes
     service["healthcheck"] = app_healthcheck(config)
-    service["stop_grace_period"] = f"{GRACEFUL_TIMEOUT + (0 if _explicit_workers(config) else DRAIN_SECONDS) + 10}s"
+    service["stop_grace_period"] = f"{GRACEFUL_TIMEOUT + DRAIN_SECONDS + 10}s"
     service.update(_confined(config))
     service["networks"] = _networks(config)
     service["logging"] = _logging(config)

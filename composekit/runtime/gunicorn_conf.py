@@ -17,15 +17,20 @@ Environment (all optional):
   FORWARDED_ALLOW_IPS proxies whose X-Forwarded-* headers are trusted (composekit sets Traefik's address;
                       default 127.0.0.1)
   GRACEFUL_TIMEOUT    seconds a worker gets to finish requests on shutdown (default 30)
+  DRAIN_SECONDS       set in mode: swarm: on the first SIGTERM (or SIGINT) keep serving this long before
+                      gunicorn's graceful stop, so Traefik's Swarm provider drops the task first (default 0)
 """
 
 from __future__ import annotations
 
 import math
 import os
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 _UNLIMITED_MEMORY = 1 << 60
 
@@ -218,6 +223,50 @@ def compute_workers(resources: Resources, env: dict[str, str]) -> tuple[int, str
     return workers, "; ".join(why)
 
 
+def drain_seconds(env: dict[str, str]) -> float:
+    raw = env.get("DRAIN_SECONDS", "").strip() or "0"
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 600:
+        raise ValueError(f"DRAIN_SECONDS must be 0 to 600 seconds, got {raw!r}")
+    return seconds
+
+
+def drain_hook(seconds: float) -> Any:
+    """Gunicorn's `when_ready` hook (it runs in the master after gunicorn has installed its signal handlers):
+    the first SIGTERM or SIGINT starts a timer that hands the signal to gunicorn after ``seconds``; until then
+    the workers keep serving. A second signal during the delay goes to gunicorn at once."""
+
+    def when_ready(_server: Any) -> None:
+        draining: list[threading.Timer] = []  # the one drain, whichever signal started it
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            handover = signal.getsignal(sig)
+            if not callable(handover):
+                continue
+
+            def delayed(signum: int, frame: Any, handover: Any = handover) -> None:
+                if draining:
+                    draining[0].cancel()
+                    handover(signum, frame)
+                    return
+                # A signal handler: no logging module (its locks), one write to stderr.
+                os.write(
+                    2,
+                    f"composekit: signal {signum}: serving {seconds:g}s more while the proxy drops this task, then "
+                    "stopping\n".encode(),
+                )
+                timer = threading.Timer(seconds, handover, (signum, frame))
+                timer.daemon = True
+                draining.append(timer)
+                timer.start()
+
+            signal.signal(sig, delayed)
+
+    return when_ready
+
+
 def _fmt(value: float | int | None) -> str:
     return "none" if value is None else f"{value:g}"
 
@@ -227,7 +276,10 @@ def settings(env: dict[str, str], resources: Resources) -> dict[str, object]:
     workers, why = compute_workers(resources, env)
     # Only the proxy's own address: every other container on the app's networks could forge X-Forwarded-*.
     forwarded = env.get("FORWARDED_ALLOW_IPS") or "127.0.0.1"
+    drain = drain_seconds(env)
+    hooks: dict[str, object] = {"when_ready": drain_hook(drain)} if drain else {}
     return {
+        **hooks,
         "bind": f"0.0.0.0:{env.get('APP_PORT', '8000')}",
         "workers": workers,
         "worker_class": "uvicorn_worker.UvicornWorker",
@@ -241,7 +293,8 @@ def settings(env: dict[str, str], resources: Resources) -> dict[str, object]:
         "errorlog": "-",
         "loglevel": env.get("LOG_LEVEL", "info"),
         "capture_output": True,
-        "_explanation": f"composekit: workers={workers} ({why}); forwarded_allow_ips={forwarded}",
+        "_explanation": f"composekit: workers={workers} ({why}); forwarded_allow_ips={forwarded}"
+        + (f"; drain {drain:g}s before a graceful stop" if drain else ""),
     }
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "check_dns",
     "check_engine_settings",
     "check_traefik_api",
+    "check_traefik_image",
     "is_local_address",
     "run_doctor",
     "traefik_version",
@@ -205,9 +206,7 @@ def _gib(n: int) -> str:
 # checks ---------------------------------------------------------------------------------------------
 
 
-def check_traefik_api(image: str, api: str, min_api: str, present: bool | None) -> CheckResult:
-    """The engine's API must serve the Traefik image's Docker provider."""
-    name = "traefik / engine api"
+def _traefik_seen(image: str, present: bool | None) -> tuple[tuple[int, ...], str]:
     version = traefik_version(image)
     shown = ".".join(map(str, version)) if version else "unknown (tag has no version)"
     where = {
@@ -215,7 +214,26 @@ def check_traefik_api(image: str, api: str, min_api: str, present: bool | None) 
         False: "not on this machine yet: `composekit up` pulls it",
         None: "presence unknown",
     }[present]
-    seen = f"engine API {api} (minimum {min_api}); image {image} ({where}), Traefik {shown}"
+    return version, f"image {image} ({where}), Traefik {shown}"
+
+
+def check_traefik_image(image: str, present: bool | None) -> CheckResult:
+    """Compose mode: Traefik reads its routes from files composekit writes and never calls the engine's API, so
+    only the image's major version matters."""
+    name = "traefik image"
+    version, seen = _traefik_seen(image, present)
+    if version and version[0] < 3:
+        return CheckResult.fail(
+            name, seen, 'composekit renders Traefik v3 configuration: set images/traefik to "traefik:v3.7"'
+        )
+    return CheckResult.ok(name, seen)
+
+
+def check_traefik_api(image: str, api: str, min_api: str, present: bool | None) -> CheckResult:
+    """Swarm mode: the engine's API (through composekit's read-only proxy) must serve Traefik's Swarm provider."""
+    name = "traefik / engine api"
+    version, image_seen = _traefik_seen(image, present)
+    seen = f"engine API {api} (minimum {min_api}); {image_seen}"
     engine_min = _version_tuple(min_api)
     if _version_tuple(api) < TRAEFIK_LEGACY_API:
         return CheckResult.fail(
@@ -526,13 +544,19 @@ def run_doctor(
 
     containers: list[ContainerInfo] | None = None
     if engine_up:
+        # Only Swarm mode's Traefik talks to the engine's API (its Swarm provider); in Compose mode it reads files.
+        swarm = config is not None and config.mode == "swarm"
+        name = "traefik / engine api" if swarm else "traefik image"
         try:
-            api, min_api = engine.api_versions()
             image = config.images.traefik if config else "traefik:v3.7"
-            results.append(check_traefik_api(image, api, min_api, engine.image_exists(image)))
+            if swarm:
+                api, min_api = engine.api_versions()
+                results.append(check_traefik_api(image, api, min_api, engine.image_exists(image)))
+            else:
+                results.append(check_traefik_image(image, engine.image_exists(image)))
             containers = engine.containers() if config else None
         except DockerError as exc:
-            results.append(_docker_failure("traefik / engine api", exc))
+            results.append(_docker_failure(name, exc))
     facts: SwarmFacts | None = None
     if config is not None and config.mode == "swarm" and engine_up and swarm_facts is not None:
         # Swarm's own checks; Traefik is a Swarm task, not a Compose container, when it holds the ports.

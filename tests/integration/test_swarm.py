@@ -5,7 +5,8 @@ One deployment of tests/integration/apps/swarm-app (no per-node state, so its ta
 answer names the container that gave it) with 3 replicas is shared by the tests, in order: it serves HTTPS with
 Pebble's certificate from both nodes, one Uvicorn process per task, the migration job before the app; a code
 change rolls out start-first under load; a failing migration and an unhealthy version leave the running version
-serving; a killed task and a stopped node are replaced. The figures are printed (run with -s to see them).
+serving; a killed task and a stopped node are replaced; with app/workers set, gunicorn tasks roll out with no failed
+request too. The figures are printed (run with -s to see them).
 """
 
 from __future__ import annotations
@@ -250,6 +251,9 @@ def test_doctor_checks_the_swarm_its_nodes_and_the_image_on_each(deployed: Deplo
     assert checks[f"image on {c.node2_hostname}"]["status"] == "ok", checks[f"image on {c.node2_hostname}"]
     assert checks["overlay networks"]["status"] == "ok"
     assert all(checks[f"port {p}"]["status"] == "ok" for p in (80, 443)), checks
+    # Swarm mode's Traefik reads the engine's API (through the read-only proxy): doctor checks that it can.
+    assert checks["traefik / engine api"]["status"] == "ok", checks["traefik / engine api"]
+    assert "traefik image" not in checks
 
 
 # 2. a code change under load --------------------------------------------------------------------------------------
@@ -373,6 +377,54 @@ def test_stopping_node2_reschedules_its_tasks_on_the_manager(deployed: Deployed)
         assert load.result.last_failure is None or load.result.last_failure - stopped < HEALTH_WINDOW, last
     finally:
         c.start_node2()
+
+
+# 5. app/workers set: gunicorn in each task, which drains the same way -------------------------------------------
+
+
+DRAIN_LINE = "serving 7s more while the proxy drops this task"
+
+
+def container_output(d: Deployed, task: dict[str, Any]) -> str:
+    """stdout and stderr of a task's container (running or exited), from its node's engine."""
+    engine = d.cluster.node2 if task["_node"] == d.cluster.node2_hostname else d.cluster.manager
+    container = task["Status"]["ContainerStatus"]["ContainerID"]
+    found = engine("logs", container)
+    return found.stdout + found.stderr
+
+
+def test_with_app_workers_gunicorn_tasks_drain_and_a_rollout_fails_no_request(deployed: Deployed) -> None:
+    stack = deployed.stack
+    (stack.dir / "workers.yaml").write_text("app:\n  workers: 2\n")
+    workers = ("workers.yaml",)
+    # From one uvicorn process per task to gunicorn with 2 workers (the uvicorn tasks drain as they stop).
+    stack.ck("up", "--no-smoke", "--timeout", "400", extra_config=workers, timeout=600)
+    wait_full_capacity(deployed)
+    gunicorn_tasks = running_tasks(deployed)
+    for task in gunicorn_tasks:
+        container = task["Status"]["ContainerStatus"]["ContainerID"]
+        listing = on_node(deployed, task, "exec", container, "python3", "-c", PROCESSES).splitlines()
+        assert len(listing) == 3 and listing[0].startswith("1 ") and "gunicorn" in listing[0], (task["_node"], listing)
+        assert "drain 7s before a graceful stop" in container_output(deployed, task)
+    # A code change under load: now gunicorn tasks are the ones stopped, each after its drain.
+    set_version(stack, "v-gunicorn")
+    with TimedLoad(stack.domain, stack.env.roots, threads=3, max_seconds=420) as load:
+        time.sleep(2)
+        started = time.monotonic()
+        stack.ck("up", "--no-smoke", "--timeout", "400", extra_config=workers, timeout=600)
+        rollout = time.monotonic() - started
+        time.sleep(2)
+        load.stop()
+    figures("rollout with app/workers: 2 (gunicorn)", load, rollout_s=f"{rollout:.1f}")
+    assert load.result.failed == 0, f"{load.result}\n{proxy_errors(deployed)}"
+    assert load.result.sent > 100
+    assert stack.https("/").json()["version"] == "v-gunicorn"
+    stopped = {t["ID"]: t for t in tasks(deployed, running=False)}
+    for task in gunicorn_tasks:
+        old = stopped[task["ID"]]
+        assert old["Status"]["State"] == "shutdown", old["Status"]
+        said = container_output(deployed, old)
+        assert DRAIN_LINE in said, said[-2000:]
 
 
 def test_down_removes_the_stack_and_its_networks_and_keeps_the_volumes(deployed: Deployed) -> None:

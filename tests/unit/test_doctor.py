@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from composekit.config import Config
 from composekit.engine.docker import COMPOSE_HINT, ENGINE_HINT, ContainerInfo
 from composekit.engine.settings import LocalDaemon
+from composekit.engine.swarm import swarm_state
 from composekit.errors import DockerError, HttpCheckError
 from composekit.verify.checks import Report, Status
 from composekit.verify.doctor import (
@@ -23,6 +26,7 @@ from composekit.verify.doctor import (
     run_doctor,
     traefik_version,
 )
+from composekit.verify.swarm_doctor import SwarmFacts
 
 CONFIG = """\
 name: shop
@@ -107,6 +111,7 @@ def doctor(
     config: str = CONFIG,
     listening: frozenset[int] | set[int] | None = None,
     daemon: LocalDaemon | None = None,
+    swarm_facts: Callable[[Config], SwarmFacts] | None = None,
 ) -> Report:
     def resolver(domain: str) -> list[str]:
         if records is None:
@@ -121,6 +126,7 @@ def doctor(
         port_free=lambda port: port not in taken,
         disk_usage=lambda path: (100 * 1024**3, 0, free_bytes),
         # The machine's own state (who may bind, what listens) must not leak into these tests.
+        swarm_facts=swarm_facts,
         local_daemon=lambda info: (
             daemon or LocalDaemon(1, ("dockerd", "--userland-proxy=false"), "/etc/docker/daemon.json", None)
         ),
@@ -137,10 +143,7 @@ def test_healthy_machine(tmp_path: Path) -> None:
         "config": ("ok", f"{tmp_path / 'composekit.yaml'} is valid"),
         "docker engine": ("ok", "Docker Engine 27.3.1 reachable"),
         "compose": ("ok", "Docker Compose version v2.40.3"),
-        "traefik / engine api": (
-            "ok",
-            "engine API 1.47 (minimum 1.24); image traefik:v3.7 (present on this machine), Traefik 3.7",
-        ),
+        "traefik image": ("ok", "image traefik:v3.7 (present on this machine), Traefik 3.7"),
         "port 80": ("ok", "free (ports/http)"),
         "port 443": ("ok", "free (ports/https)"),
         "dns": ("ok", f"shop.example.com -> {PUBLIC_IP}: this machine"),
@@ -263,7 +266,7 @@ def test_invalid_config_still_checks_the_engine(tmp_path: Path) -> None:
         "config",
         "docker engine",
         "compose",
-        "traefik / engine api",
+        "traefik image",
         "disk space",
         "engine live-restore",
         "engine userland-proxy",
@@ -412,6 +415,42 @@ def test_old_traefik_against_engine_29() -> None:
     assert check_traefik_api("traefik:v3.6.1", "1.52", "1.44", True).status is Status.OK
     assert check_traefik_api("traefik:latest", "1.52", "1.44", True).status is Status.WARN
     assert check_traefik_api("traefik:v3.0", "1.41", "1.12", True).status is Status.OK
+
+
+OLD_TRAEFIK = CONFIG + "images:\n  traefik: traefik:v3.6.0\n"
+
+
+def test_compose_mode_checks_the_traefik_image_not_the_engine_api(tmp_path: Path) -> None:
+    """In compose mode Traefik reads files composekit writes: a Traefik that cannot speak this engine's API is fine."""
+    engine = FakeEngine(api=("1.52", "1.44"), images={"traefik:v3.6.0"})
+    report = by_name(doctor(tmp_path, engine, records=[PUBLIC_IP], config=OLD_TRAEFIK))
+    assert "traefik / engine api" not in report
+    assert report["traefik image"] == ("ok", "image traefik:v3.6.0 (present on this machine), Traefik 3.6.0")
+    v2 = by_name(doctor(tmp_path, records=[PUBLIC_IP], config=CONFIG + "images:\n  traefik: traefik:v2.11\n"))
+    assert v2["traefik image"] == (
+        "fail",
+        "image traefik:v2.11 (not on this machine yet: `composekit up` pulls it), Traefik 2.11",
+    )
+
+
+def test_swarm_mode_checks_that_the_engine_api_serves_traefiks_swarm_provider(tmp_path: Path) -> None:
+    engine = FakeEngine(api=("1.52", "1.44"), images={"traefik:v3.6.0"})
+    inactive = SwarmFacts(swarm_state({"Swarm": {"LocalNodeState": "inactive"}}))
+    report = by_name(
+        doctor(
+            tmp_path,
+            engine,
+            records=[PUBLIC_IP],
+            config=OLD_TRAEFIK + "mode: swarm\n",
+            swarm_facts=lambda config: inactive,
+        )
+    )
+    assert "traefik image" not in report
+    assert report["traefik / engine api"] == (
+        "fail",
+        "engine API 1.52 (minimum 1.44); image traefik:v3.6.0 (present on this machine), Traefik 3.6.0: "
+        "this Traefik asks for Docker API 1.24, which the engine refuses",
+    )
 
 
 def test_traefik_v2_and_ancient_engine_fail() -> None:

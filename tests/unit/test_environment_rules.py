@@ -16,6 +16,8 @@ from composekit.config.project import load_project
 from composekit.errors import ConfigError
 from composekit.render.compose import _app_environment
 from composekit.render.stack import render_stack
+from composekit.render.swarm import _app_service as _swarm_app_service
+from composekit.render.swarm import _swarm_files
 
 MINIMAL = {"name": "shop", "domain": "shop.example.com", "app": {"module": "app.main:app"}}
 USE_ENV_FILE = "put it in app/env_file, so it never lands in the rendered files or `composekit config`"
@@ -149,7 +151,12 @@ def test_render_sets_exactly_the_shared_list_of_composekit_variables(tmp_path: P
     project = project_in(tmp_path, everything, database={"password_file": "app.env"}, env_file="")
     env = _app_environment(project.config)
     assert set(env) <= set(APP_VARIABLES) | set(DATABASE_VARIABLES)
-    assert set(env) >= set(APP_VARIABLES) - {"FORWARDED_ALLOW_IPS"} | set(DATABASE_VARIABLES)
+    swarm_only = {"DRAIN_SECONDS"}
+    assert set(env) >= set(APP_VARIABLES) - {"FORWARDED_ALLOW_IPS"} - swarm_only | set(DATABASE_VARIABLES)
+    # mode: swarm with app/workers: gunicorn's drain before its graceful stop, also composekit's own.
+    swarm = project_in(tmp_path, everything, database={"password_file": "app.env"}, env_file="", mode="swarm")
+    swarm_env = _swarm_app_service(swarm, _swarm_files(swarm))["environment"]
+    assert swarm_only <= set(swarm_env) <= set(APP_VARIABLES) | set(DATABASE_VARIABLES) | {"DATABASE_PASSWORD_FILE"}
 
 
 def test_worker_settings_left_at_their_defaults_are_not_rendered(tmp_path: Path) -> None:

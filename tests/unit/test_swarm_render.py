@@ -184,9 +184,14 @@ def test_one_process_per_container_unless_workers_is_set() -> None:
     assert app["command"] == ["gunicorn", "--config", "/etc/composekit/gunicorn.conf.py", "app.main:app"]
     assert app["environment"]["WEB_CONCURRENCY"] == "2"
     assert app["configs"] == [{"source": "gunicorn-conf-py", "target": "/etc/composekit/gunicorn.conf.py"}]
-    assert app["stop_grace_period"] == "40s"
+    # gunicorn drains too: gunicorn.conf.py reads DRAIN_SECONDS and delays the master's first SIGTERM by it.
+    assert app["environment"]["DRAIN_SECONDS"] == "7"
+    assert app["stop_grace_period"] == "47s"
+    migrate = doc(files, "migrate.yml")["services"]["migrate"]
+    assert "DRAIN_SECONDS" not in migrate["environment"]
     uvicorn = doc(render_swarm(load_project((FASTAPI,))))["services"][APP_SERVICE]
     assert uvicorn["configs"] == [{"source": "uvicorn-drain-py", "target": "/etc/composekit/uvicorn_drain.py"}]
+    assert "DRAIN_SECONDS" not in uvicorn["environment"]
     # The drain (7 s: Traefik's 5 s poll + 2) comes before uvicorn's graceful stop (30 s), both inside Swarm's wait.
     assert uvicorn["stop_grace_period"] == "47s"
 
@@ -273,8 +278,10 @@ def test_migrate_file_declares_what_it_uses_as_the_stack_does() -> None:
             for key, value in migrate.get(section, {}).items():
                 assert stack[section][key] == value, (section, key)
         app = stack["services"][APP_SERVICE]
+        # The app's environment but for its gunicorn's drain (DRAIN_SECONDS), which the job has no use for.
+        app_environment = {k: v for k, v in app["environment"].items() if k != "DRAIN_SECONDS"}
         assert (job["environment"], job.get("secrets"), job["networks"]) == (
-            app["environment"],
+            app_environment,
             app.get("secrets"),
             app["networks"],
         )
