@@ -444,6 +444,12 @@ class Docker:
             return None
         return self.container_labels(name)
 
+    def lock_id(self, name: str) -> str | None:
+        """The container ID of the lock ``name``; None when there is none."""
+        if not self._call(f"cannot inspect {name}", lambda: self.client.container.exists(name), ENGINE_HINT):
+            return None
+        return self._call(f"cannot inspect {name}", lambda: str(self.client.container.inspect(name).id), ENGINE_HINT)
+
     def remove_lock(self, name: str) -> None:
         if self._call(f"cannot inspect {name}", lambda: self.client.container.exists(name), ENGINE_HINT):
             self.remove_now(name)

@@ -1,23 +1,65 @@
 """The deploy lock, held on the engine: a never-started container named after the stack. The engine creates
-a name once, atomically, so two deploys of one stack (from one machine or two) exclude each other."""
+a name once, atomically, so two deploys of one stack (from one machine or two) exclude each other.
+
+A deploy that dies without releasing it (killed, or its SSH connection to the engine lost) leaves the lock behind.
+The lock records where its holder runs: on Linux, the kernel's boot id, the PID namespace and the host name, with
+the holder's PID and its start time. A later deploy from that same place, which can see that the holder's
+process is gone, removes the lock itself and says so. Anywhere else (another machine, a container with its own
+PID namespace, or a system without /proc) it cannot tell, and it refuses until --break-lock.
+"""
 
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 from ..config.project import Project
-from ..errors import LockedError
+from ..errors import DockerError, LockedError
 from .docker import Docker
 
-__all__ = ["HOLDER_LABEL", "SINCE_LABEL", "deploy_lock", "lock_name"]
+__all__ = ["HOLDER_LABEL", "PLACE_LABEL", "PROCESS_LABEL", "SINCE_LABEL", "deploy_lock", "lock_name"]
 
 HOLDER_LABEL = "composekit.lock.holder"
 SINCE_LABEL = "composekit.lock.since"
+PLACE_LABEL = "composekit.lock.place"  # where the holder runs: a hash of boot id, PID namespace and host name
+PROCESS_LABEL = "composekit.lock.process"  # "<pid> <start time in clock ticks after boot>"
+
+
+def _place(proc: Path) -> str | None:
+    """Where this process runs, as far as its PIDs mean anything: None without /proc (not Linux)."""
+    try:
+        boot = (proc / "sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.readlink(proc / "self/ns/pid")
+    except OSError:
+        return None
+    return hashlib.sha256(f"{boot}\0{namespace}\0{socket.gethostname()}".encode()).hexdigest()[:24]
+
+
+def _started(proc: Path, pid: int) -> str | None:
+    """The start time of process ``pid`` (field 22 of /proc/PID/stat), None when there is no such process."""
+    try:
+        stat = (proc / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    return stat.rpartition(")")[2].split()[19]  # after the command, which may hold spaces; fields 3.. follow
+
+
+def _died_here(labels: dict[str, str], proc: Path) -> bool:
+    """True only when the lock's holder ran where this process runs and its process is gone (or its PID now
+    belongs to a process started later)."""
+    place = _place(proc)
+    if place is None or labels.get(PLACE_LABEL) != place:
+        return False
+    pid, _, started = labels.get(PROCESS_LABEL, "").partition(" ")
+    if not pid.isdigit() or not started:
+        return False
+    return _started(proc, int(pid)) != started
 
 
 def lock_name(project: Project) -> str:
@@ -41,9 +83,10 @@ def deploy_lock(
     break_lock: bool = False,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     report: Callable[[str], None] = lambda _: None,
+    proc: Path = Path("/proc"),
 ) -> Iterator[None]:
     """Hold the stack's deploy lock for the duration; ``break_lock`` first removes a lock left by a deploy
-    that died (its holder and age are reported)."""
+    that died (its holder and age are reported). A lock whose holder ran here and is gone is removed without it."""
     name = lock_name(project)
     if break_lock:
         labels = docker.lock_labels(name)
@@ -57,8 +100,30 @@ def deploy_lock(
         SINCE_LABEL: now().strftime("%Y-%m-%dT%H:%M:%SZ"),
         "composekit.lock": project.config.name,
     }
-    if not docker.create_lock(name, project.config.images.python, labels):
-        held = docker.lock_labels(name) or {}
+    place, started = _place(proc), _started(proc, os.getpid())
+    if place is not None and started is not None:
+        labels[PLACE_LABEL] = place
+        labels[PROCESS_LABEL] = f"{os.getpid()} {started}"
+    created = docker.create_lock(name, project.config.images.python, labels)
+    held: dict[str, str] = {}
+    if not created:
+        stale = docker.lock_id(name)
+        held = docker.container_labels(stale) if stale else {}
+        if stale and _died_here(held, proc):
+            report(
+                f"removing the deploy lock left by {held.get(HOLDER_LABEL, '?')} since {held.get(SINCE_LABEL, '?')}: "
+                "that deploy ran on this machine and its process is gone"
+            )
+            # By ID: should another deploy have replaced the stale lock meanwhile, its lock stays.
+            try:
+                docker.remove_now(stale)
+            except DockerError:
+                if docker.lock_id(name) == stale:
+                    raise
+                # another deploy removed it first; the create below tells who holds the lock now
+            created = docker.create_lock(name, project.config.images.python, labels)
+            held = {} if created else docker.lock_labels(name) or {}
+    if not created:
         raise LockedError(
             f"another deploy of {project.config.name} holds the deploy lock (container {name}) since "
             f"{held.get(SINCE_LABEL, '?')}: {held.get(HOLDER_LABEL, '?')}. Wait for it to finish; if that deploy "
