@@ -271,8 +271,8 @@ def _deploy(
         report(f"building the app image on this machine (--build-local), release {release}")
         here.build(on_line)
         image = app_image(project.config)
-        sent = here.ship_image(image, docker)
-        report(f"shipped {image} to {docker.engine.describe()}: {sent:,} bytes sent")
+        shipped = here.ship_image(image, docker)
+        report(f"shipped {image} to {docker.engine.describe()}: {shipped.describe()}")
     else:
         report(f"building the app image (release {release})")
         docker.build(on_line)

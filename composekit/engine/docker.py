@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,13 +15,34 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from python_on_whales import DockerClient
+from python_on_whales.components.image.models import ImageRootFS
 from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run as run_command
 
 from ..errors import BuildError, DockerError
+from .image_archive import shared_layers, thin_archive
 from .target import Engine
 
-__all__ = ["SWARM_HINT", "ContainerInfo", "Docker", "LineSink", "context_endpoint"]
+__all__ = ["SWARM_HINT", "ContainerInfo", "Docker", "LineSink", "Shipped", "context_endpoint"]
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """What ship_image sent: bytes, and how many of the image's layers the target already had."""
+
+    sent: int
+    layers: int
+    reused: int
+    note: str = ""  # why the whole image went after all
+
+    def describe(self) -> str:
+        """ "52,428,800 bytes sent (2 of 5 layers; it had the other 3)" """
+        if self.reused == 0:
+            what = f"all {self.layers} layers" if self.layers != 1 else "its 1 layer"
+        else:
+            what = f"{self.layers - self.reused} of {self.layers} layers; it had the other {self.reused}"
+        return f"{self.sent:,} bytes sent ({what}){f'; {self.note}' if self.note else ''}"
+
 
 T = TypeVar("T")
 LineSink = Callable[[str], None]
@@ -39,6 +61,7 @@ SWARM_HINT = (
     "(`docker swarm init` makes one)"
 )
 
+_NO_ROOT_FS = ImageRootFS()
 NETWORK_OVERLAP = "Pool overlaps with other one on this address space"
 NETWORK_HINT = (
     "the subnet of the stack's `web` network overlaps a network that already exists on this machine (another "
@@ -281,8 +304,53 @@ class Docker:
             "the check runs on images/python; pull it on the server (`docker pull IMAGE` there) or set images/python",
         )
 
-    def ship_image(self, image: str, to: Docker) -> int:
-        """`docker save` ``image`` here, `docker load` it on ``to``'s engine (over its connection); bytes sent."""
+    def image_layers(self, image: str) -> list[str]:
+        """The image's layers (RootFS diff IDs), base first."""
+        return self._call(
+            f"cannot inspect image {image}",
+            lambda: list((self.client.image.inspect(image).root_fs or _NO_ROOT_FS).layers or []),
+            ENGINE_HINT,
+        )
+
+    def all_image_layers(self) -> list[list[str]]:
+        """The layers of every image on the engine, intermediate ones included: the chains it can reuse."""
+
+        def read() -> list[list[str]]:
+            images = self.client.image.list(all=True)
+            return [list((i.root_fs or _NO_ROOT_FS).layers or []) for i in images]
+
+        return self._call("cannot list the images", read, ENGINE_HINT)
+
+    def stores_layers_in_containerd(self) -> bool:
+        """True when the engine keeps images in containerd's store (a snapshotter, not a graph driver): its
+        `docker load` wants every layer in the archive."""
+        rows = self.engine_info().get("DriverStatus") or []
+        return any(isinstance(row, list) and "io.containerd.snapshotter.v1" in row for row in rows)
+
+    def ship_image(self, image: str, to: Docker) -> Shipped:
+        """`docker save` ``image`` here, `docker load` it on ``to``'s engine (over its connection), leaving out the
+        bottom layers ``to`` already has (engine/image_archive.py). An engine that refuses such an archive, or keeps
+        its images in containerd, gets the whole image."""
+        where = to.engine.describe()
+        hint = "the image is saved from this machine's engine and loaded on the target's; check both answer"
+        layers = self.image_layers(image)
+        shared = 0 if to.stores_layers_in_containerd() else shared_layers(layers, to.all_image_layers())
+        if shared == 0:
+            return Shipped(self._stream_image(image, to, hint), len(layers), 0)
+        with tempfile.TemporaryDirectory(prefix="composekit-ship-") as tmp:
+            saved, thin = Path(tmp) / "image.tar", Path(tmp) / "thin.tar"
+            self._call(f"cannot save the image {image}", lambda: self.client.image.save(image, output=saved), hint)
+            thinned = thin_archive(saved, thin, shared)
+            try:
+                to._call(f"cannot ship the image {image} to {where}", lambda: to.client.image.load(thin, quiet=True))
+                return Shipped(thin.stat().st_size, len(layers), thinned.left_out)
+            except DockerError as exc:
+                refused = (exc.stderr.splitlines() or [exc.summary])[-1]
+            to._call(f"cannot ship the image {image} to {where}", lambda: to.client.image.load(saved, quiet=True), hint)
+            note = f"the engine refused the archive without the layers it has ({refused}): sent the whole image"
+            return Shipped(thin.stat().st_size + saved.stat().st_size, len(layers), 0, note)
+
+    def _stream_image(self, image: str, to: Docker, hint: str) -> int:
         sent = 0
 
         def chunks() -> Iterator[bytes]:
@@ -294,7 +362,7 @@ class Docker:
         to._call(
             f"cannot ship the image {image} to {to.engine.describe()}",
             lambda: to.client.image.load(chunks(), quiet=True),
-            "the image is saved from this machine's engine and loaded on the target's; check both answer",
+            hint,
         )
         return sent
 

@@ -363,9 +363,9 @@ def ship_image(
                 shipments.append(Shipment(node.hostname, 0, "already had it"))
                 report(f"node {node.hostname} already has {image}")
                 continue
-            sent = docker.ship_image(image, there)
-            shipments.append(Shipment(node.hostname, sent, "shipped"))
-            report(f"shipped {image} to node {node.hostname} ({nodes[node.hostname]}): {sent:,} bytes sent")
+            shipped = docker.ship_image(image, there)
+            shipments.append(Shipment(node.hostname, shipped.sent, "shipped"))
+            report(f"shipped {image} to node {node.hostname} ({nodes[node.hostname]}): {shipped.describe()}")
     return shipments
 
 

@@ -49,6 +49,39 @@ class SwarmCluster:
     def node2(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return docker(*args, host=self.node2_host, timeout=timeout)
 
+    def node2_image_id(self, image: str) -> str:
+        """The ID of ``image`` on node2's engine; "" when node2 does not have it."""
+        found = subprocess.run(
+            ["docker", "-H", self.node2_host, "image", "inspect", "--format", "{{.Id}}", image],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return found.stdout.strip() if found.returncode == 0 else ""
+
+    def give_node2(self, image: str) -> None:
+        """Make node2 hold the main engine's ``image`` (`docker save | docker -H node2 load`: no registry here)
+        unless it already has the same image; node2 keeps its images between runs."""
+        wanted = self.manager("image", "inspect", "--format", "{{.Id}}", image).stdout.strip()
+        if self.node2_image_id(image) == wanted:
+            return
+        manager = ["docker", *(["-H", self.manager_host] if self.manager_host else [])]
+        save = subprocess.Popen([*manager, "save", image], stdout=subprocess.PIPE)
+        assert save.stdout is not None
+        try:
+            load = subprocess.run(
+                ["docker", "-H", self.node2_host, "load"],
+                stdin=save.stdout,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+        finally:
+            save.stdout.close()
+            saved = save.wait(timeout=60)
+        assert (saved, load.returncode) == (0, 0), load.stderr
+        assert self.node2_image_id(image) == wanted
+
     def stop_node2(self) -> None:
         """Stop node2's dockerd only (a node failure): the swarm, the namespace and node2's swarm state stay."""
         _checked(swarm_script("stop-node2", timeout=90), "stop-node2")

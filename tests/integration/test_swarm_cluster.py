@@ -37,31 +37,6 @@ def _wait(what: str, timeout: float, probe: Callable[[], object]) -> None:
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last seen: {last!r}")
 
 
-def _node2_image_id(cluster: SwarmCluster, image: str) -> str:
-    found = subprocess.run(
-        ["docker", "-H", cluster.node2_host, "image", "inspect", "--format", "{{.Id}}", image],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return found.stdout.strip() if found.returncode == 0 else ""
-
-
-def _ship_image(cluster: SwarmCluster, image: str) -> None:
-    """`docker save IMAGE | docker -H node2 load`: node2 has no registry either."""
-    manager = ["docker", *(["-H", cluster.manager_host] if cluster.manager_host else [])]
-    save = subprocess.Popen([*manager, "save", image], stdout=subprocess.PIPE)
-    assert save.stdout is not None
-    try:
-        load = subprocess.run(
-            ["docker", "-H", cluster.node2_host, "load"], stdin=save.stdout, capture_output=True, text=True, timeout=300
-        )
-    finally:
-        save.stdout.close()
-        saved = save.wait(timeout=60)
-    assert (saved, load.returncode) == (0, 0), load.stderr
-
-
 def _task_containers(cluster: SwarmCluster) -> tuple[list[str], list[str]]:
     """IDs of the running task containers of the probe on (the main engine, node2)."""
     args = ("ps", "-q", "--filter", f"label=com.docker.swarm.service.name={SERVICE}")
@@ -94,10 +69,7 @@ def probe(swarm_cluster: SwarmCluster, testenv: TestEnv) -> Iterator[tuple[str, 
     """The service ckenv-probe (2 replicas, at most one per node, dnsrr, `python3 -m http.server 8000`) on the
     overlay network ckenv-probe-net; yields its running task containers (on the main engine, on node2)."""
     image = testenv.python_image
-    wanted = swarm_cluster.manager("image", "inspect", "--format", "{{.Id}}", image).stdout.strip()
-    if _node2_image_id(swarm_cluster, image) != wanted:  # node2 keeps its images between runs
-        _ship_image(swarm_cluster, image)
-    assert _node2_image_id(swarm_cluster, image) == wanted
+    swarm_cluster.give_node2(image)
     # Test-owned leftovers of an interrupted earlier run (the swarm is new, so only after a crash mid-module).
     if not _gone(swarm_cluster, "service", SERVICE):
         swarm_cluster.manager("service", "rm", SERVICE)

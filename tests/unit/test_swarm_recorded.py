@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from composekit.engine import swarm
-from composekit.engine.docker import Docker
+from composekit.engine.docker import Docker, Shipped
 from composekit.engine.target import Engine, Target
 from composekit.engine.wait import Deadline
 from composekit.errors import DockerError, HealthTimeoutError, MigrationError, UserError
@@ -251,9 +251,9 @@ def test_ship_image_sends_the_image_to_a_node_that_lacks_it() -> None:
     manager = RecordedSwarm(nodes=two_nodes(), info=two_node_info())
     sent: list[tuple[str, str]] = []
 
-    def ship(image: str, to: Docker) -> int:
+    def ship(image: str, to: Docker) -> Shipped:
         sent.append((image, to.engine.target.url))
-        return 123_456
+        return Shipped(123_456, 5, 3)
 
     manager.ship_image = ship  # type: ignore[method-assign]
     said: list[str] = []
@@ -268,7 +268,10 @@ def test_ship_image_sends_the_image_to_a_node_that_lacks_it() -> None:
     )
     assert shipments == [swarm.Shipment("vm", 0, "built here"), swarm.Shipment("ck-node2", 123_456, "shipped")]
     assert sent == [("shop-app:abc", "unix:///run/ck-node2.sock")]
-    assert said == ["shipped shop-app:abc to node ck-node2 (unix:///run/ck-node2.sock): 123,456 bytes sent"]
+    assert said == [
+        "shipped shop-app:abc to node ck-node2 (unix:///run/ck-node2.sock): 123,456 bytes sent (2 of 5 layers; it "
+        "had the other 3)"
+    ]
 
 
 def test_ship_image_skips_a_node_that_has_it_and_one_that_is_down() -> None:
