@@ -150,6 +150,8 @@ def deployed(swarm_cluster: SwarmCluster, make_stack: Any) -> Deployed:  # noqa:
     left = swarm_cluster.node2("image", "ls", "--quiet", f"{NAME}-app").stdout.split()  # node2 keeps its images
     if left:
         swarm_cluster.node2("image", "rm", "--force", *sorted(set(left)))
+    # Untagged images of earlier runs (a release whose tag moved on) would still hold the app's lower layers.
+    swarm_cluster.node2("image", "prune", "--force")
     # As on a real node that ran anything Python before: node2 has the base image the app is built FROM, so
     # composekit ships only the app's own layers.
     swarm_cluster.give_node2(stack.env.python_image)
