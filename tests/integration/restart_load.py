@@ -35,6 +35,7 @@ class LoadResult:
     errors: collections.Counter[str] = field(default_factory=collections.Counter)
     seconds: float = 0.0
     last_failure: float | None = None  # time.monotonic() of the last failed request
+    last_failed_sent: float | None = None  # time.monotonic() when the last failed request was sent
 
     def __str__(self) -> str:
         kinds = ", ".join(f"{k} x{n}" for k, n in self.errors.most_common(4))
@@ -115,6 +116,7 @@ class HttpsLoad:
                         self.result.failed += 1
                         self.result.errors[error] += 1
                         self.result.last_failure = time.monotonic()
+                        self.result.last_failed_sent = max(began, self.result.last_failed_sent or began)
                 if error:
                     time.sleep(0.01)
 
