@@ -147,15 +147,13 @@ def deployed(swarm_cluster: SwarmCluster, make_stack: Any) -> Deployed:  # noqa:
     for image in stack.docker.image.list(f"{NAME}-app"):  # release images of earlier runs (this test's own)
         for tag in image.repo_tags:
             stack.docker.image.remove(tag, force=True)
-    left = swarm_cluster.node2("image", "ls", "--quiet", f"{NAME}-app").stdout.split()  # node2 keeps its images
-    if left:
-        swarm_cluster.node2("image", "rm", "--force", *sorted(set(left)))
-    # Exited task containers of earlier runs (node2 may stop before Swarm removes them) and the untagged images
-    # they or a moved tag left would still hold the app's lower layers.
+    # node2 keeps its images between runs; it is the test environment's own engine, so empty it: exited task
+    # containers of earlier runs (node2 may stop before Swarm removes them) and every image, whose lower layers
+    # (earlier releases, other test apps with the same requirements) composekit would otherwise reuse.
     swarm_cluster.node2("container", "prune", "--force")
-    swarm_cluster.node2("image", "prune", "--force")
-    # As on a real node that ran anything Python before: node2 has the base image the app is built FROM, so
-    # composekit ships only the app's own layers.
+    swarm_cluster.node2("image", "prune", "--all", "--force")
+    # Then, as on a real node that ran anything Python before, the base image the app is built FROM: composekit
+    # ships only the app's own layers.
     swarm_cluster.give_node2(stack.env.python_image)
     result = stack.ck("up", "--timeout", "600", timeout=900)
     return Deployed(stack, swarm_cluster, result.stderr)
