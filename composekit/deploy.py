@@ -13,7 +13,15 @@ from .config.project import Project
 from .engine import steps, swarm
 from .engine.docker import ContainerInfo, Docker, LineSink
 from .engine.lock import deploy_lock
-from .engine.releases import ReleaseRow, list_releases, read_releases, record_release, rollback_guard
+from .engine.releases import (
+    ReleaseRow,
+    list_releases,
+    read_last_migration,
+    read_releases,
+    record_migration,
+    record_release,
+    rollback_guard,
+)
 from .engine.steps import down, status
 from .engine.switch import APP, SwitchResult, release_id, switch_app
 from .engine.target import Engine
@@ -289,6 +297,9 @@ def _deploy(
     infra = [name for name in docker.services() if name not in (FILES_SERVICE, steps.MIGRATE, APP)]
     docker.up(infra, dependencies=False, on_line=on_line)
     steps.wait_healthy(docker, ["traefik"], deadline)
+    if project.config.migrate.command is not None:
+        # Before the switch: should this release never go live, the database is still where its migration left it.
+        record_migration(docker, release, migration)
     recorded = read_releases(docker)
     serving_hash = recorded[-1].config_hash if recorded else None
     switched = switch_app(project, docker, deadline, release, report, on_line, serving_hash=serving_hash)
@@ -317,8 +328,8 @@ def rollback(
     serving one) with the same zero-downtime switch as `up`, without building or migrating anything.
 
     Migrations are not reversed: when the database was migrated since ``target`` (its recorded migration state
-    differs from the newest release's), the rollback is refused unless ``yes``, and always when
-    migrate/backward_compatible is false (releases.rollback_guard)."""
+    differs from the one the last migration composekit ran left, or else the newest release's), the rollback is
+    refused unless ``yes``, and always when migrate/backward_compatible is false (releases.rollback_guard)."""
     deadline = Deadline(timeout)
     docker = docker or steps.docker_for(project, engine)
     docker.compose_environment.update(steps.compose_secrets(project))
@@ -348,6 +359,7 @@ def rollback(
             migrates=migrate.command is not None,
             backward_compatible=migrate.backward_compatible,
             yes=yes,
+            last=read_last_migration(docker),  # also a migration whose release never went live
         )
         if not guard.proceed:
             raise UserError(guard.message or "refused")

@@ -20,19 +20,27 @@ from .docker import Docker
 from .switch import APP, WRITE_FILE, routes_container
 
 __all__ = [
+    "MIGRATION_FILE",
     "RELEASES_FILE",
     "Guard",
+    "LastMigration",
     "Release",
     "ReleaseRow",
     "list_releases",
+    "read_last_migration",
     "read_releases",
+    "record_migration",
     "record_release",
     "rollback_guard",
 ]
 
 RELEASES_FILE = f"{ROUTES_DIR}/releases.json"
+# The last migration composekit ran on this stack's database: release, state, when. Written once the migration
+# exited 0 and before the switch, so it holds even when that release never goes live (it is then in no record).
+MIGRATION_FILE = f"{ROUTES_DIR}/migration.json"
 
 _READ = "import os, sys\npath = sys.argv[1]\nprint(open(path).read() if os.path.exists(path) else '[]')\n"
+_READ_OR_NULL = "import os, sys\npath = sys.argv[1]\nprint(open(path).read() if os.path.exists(path) else 'null')\n"
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,30 @@ def record_release(
     return removed
 
 
+@dataclass(frozen=True)
+class LastMigration:
+    release: str  # the release whose migration it was (it may never have gone live)
+    state: str | None  # the database's migration state it left; None: unknown
+    at: str  # UTC, ISO 8601
+
+
+def record_migration(docker: Docker, release_id: str, state: str | None, now: datetime | None = None) -> None:
+    """Record the migration that just ran (release ``release_id``'s), before its release goes live or fails to."""
+    at = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    text = json.dumps(asdict(LastMigration(release_id, state, at)), indent=1) + "\n"
+    docker.exec(routes_container(docker), ["python3", "-I", "-c", WRITE_FILE, MIGRATION_FILE, text])
+
+
+def read_last_migration(docker: Docker) -> LastMigration | None:
+    """The last migration composekit ran on this stack's database; None before the first one recorded."""
+    text = docker.exec(routes_container(docker), ["python3", "-I", "-c", _READ_OR_NULL, MIGRATION_FILE])
+    try:
+        found = json.loads(text)
+        return None if found is None else LastMigration(**found)
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"{MIGRATION_FILE} in the routes volume is not a migration record ({exc})") from None
+
+
 def list_releases(project: Project, docker: Docker) -> list[ReleaseRow]:
     """Oldest first; ``current`` is the release whose image the running app container runs."""
     running = {c.image for c in docker.containers() if c.service == APP and c.status == "running"}
@@ -110,31 +142,45 @@ class Guard:
 
 
 def rollback_guard(
-    target: Release, database: Release | None, *, migrates: bool, backward_compatible: bool, yes: bool
+    target: Release,
+    database: Release | None,
+    *,
+    migrates: bool,
+    backward_compatible: bool,
+    yes: bool,
+    last: LastMigration | None = None,
 ) -> Guard:
-    """Decide a rollback to ``target`` from the migration states: ``database`` is the release whose migration ran
-    last (the newest recorded: rollbacks migrate nothing), so its state is the database's.
+    """Decide a rollback to ``target`` from the migration states. The database's state is the one ``last``, the
+    last migration composekit ran, left; without that record, the one ``database`` recorded, the newest release
+    (rollbacks migrate nothing). Only ``last`` knows a deploy whose migration ran but that never went live.
 
     Same state: go. Different: refuse unless ``yes``, and always when migrations are not ``backward_compatible``.
     Unknown on either side: go, with a warning (nothing to compare), except when the stack has no migration at all.
     """
-    if database is None or database.id == target.id:
+    if last is not None:
+        state: str | None = last.state
+        source = f"left by the last migration, release {last.release}'s"
+        known_as = f"the last migration (release {last.release}'s)"
+    elif database is None or database.id == target.id:
         return Guard(True)
-    if target.migration is None or database.migration is None:
-        if not migrates and target.migration is None and database.migration is None:
+    else:
+        state = database.migration
+        source = f"recorded by release {database.id}, the last deployed"
+        known_as = f"release {database.id}, the last deployed"
+    if target.migration is None or state is None:
+        if not migrates and target.migration is None and state is None:
             return Guard(True)
         return Guard(
             True,
             f"the migration state is unknown (release {target.id}: {target.migration or 'unknown'}, "
-            f"release {database.id}, the last deployed: {database.migration or 'unknown'}), so composekit cannot tell "
-            f"whether the database was migrated since release {target.id}; rolling back anyway",
+            f"{known_as}: {state or 'unknown'}), so composekit cannot tell whether the database was migrated since "
+            f"release {target.id}; rolling back anyway",
         )
-    if target.migration == database.migration:
+    if target.migration == state:
         return Guard(True)
     states = (
-        f"the database was migrated since release {target.id}: it is at migration state {database.migration} "
-        f"(recorded by release {database.id}, the last deployed), release {target.id} was deployed at "
-        f"{target.migration}"
+        f"the database was migrated since release {target.id}: it is at migration state {state} ({source}), "
+        f"release {target.id} was deployed at {target.migration}"
     )
     if not backward_compatible:
         return Guard(
@@ -148,11 +194,11 @@ def rollback_guard(
         return Guard(
             False,
             f"{states}. A rollback does not reverse migrations: release {target.id}'s code would run on the database "
-            f"at {database.migration}. Run `composekit rollback {target.id} --yes` if it works with that state "
+            f"at {state}. Run `composekit rollback {target.id} --yes` if it works with that state "
             "(migrate/backward_compatible: true says it should)",
         )
     return Guard(
         True,
-        f"the database stays at migration state {database.migration} (release {database.id}); release {target.id} "
-        f"was deployed at {target.migration} (--yes)",
+        f"the database stays at migration state {state} ({source}); release {target.id} was deployed at "
+        f"{target.migration} (--yes)",
     )

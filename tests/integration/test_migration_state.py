@@ -4,12 +4,14 @@ The fastapi-postgres template, made to migrate with Alembic in this copy (`alemb
 creating what its own migration creates): release A at 0001, then a new revision file (0002) and release B.
 Each release records the revision `alembic current` reports after its migration; a rollback from B to A is
 refused without --yes (B keeps serving, same container), refused even with --yes when migrate/backward_compatible
-is false, and with --yes switches to A's image. One stack, two deploys.
+is false, and with --yes switches to A's image. Then release C migrates to 0003 and never starts: a rollback to B
+(recorded at 0002) is refused, from the record of the last migration. One stack, three deploys.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -179,9 +181,10 @@ def test_each_release_records_the_alembic_revision_its_migration_left(stack: Sta
 
 
 def refused_message(a: str, b: str) -> str:
+    # The database's state: the one the last migration composekit ran left (migration.json in the routes volume).
     return (
-        f"the database was migrated since release {a}: it is at migration state 0002 (recorded by release {b}, "
-        f"the last deployed), release {a} was deployed at 0001"
+        f"the database was migrated since release {a}: it is at migration state 0002 (left by the last migration, "
+        f"release {b}'s), release {a} was deployed at 0001"
     )
 
 
@@ -218,9 +221,50 @@ def test_a_rollback_with_yes_switches_to_the_older_image_and_says_the_database_s
     a, b = rows[0]["id"], rows[1]["id"]
     done = stack.ck("rollback", "--yes", timeout=300)
     assert (
-        f"warning: the database stays at migration state 0002 (release {b}); release {a} was deployed at 0001 (--yes)"
+        f"warning: the database stays at migration state 0002 (left by the last migration, release {b}'s); release "
+        f"{a} was deployed at 0001 (--yes)"
     ) in " ".join(done.stderr.split())
     assert serving(stack)[1] == rows[0]["image"]
     assert [r["current"] for r in releases(stack)] == [True, False]
     answer = stack.https("/")
     assert answer.status_code == 200 and answer.json()["schema_version"] == 1
+
+
+REVISION_0003 = (
+    REVISION_0002.replace('revision = "0002"', 'revision = "0003"')
+    .replace('down_revision = "0001"', 'down_revision = "0002"')
+    .replace("tag TEXT", "flag BOOLEAN")
+    .replace("COLUMN tag", "COLUMN flag")
+)
+
+
+def test_a_deploy_that_migrated_but_never_went_live_still_guards_the_rollback(stack: Stack) -> None:
+    """Release C migrates the database to 0003, then never starts: `up` fails, A keeps serving, and C is in no
+    release record. Rolling "back" to B (recorded at 0002, the newest record) must not pass as a same-state switch:
+    the record of the last migration (C's, 0003) makes rollback refuse without --yes."""
+    rows = releases(stack)
+    a, b = rows[0]["id"], rows[1]["id"]
+    assert [r["current"] for r in rows] == [True, False]  # A serves (the previous test rolled back to it)
+    (stack.dir / "migrations" / "versions" / "0003_flag.py").write_text(REVISION_0003)
+    main = stack.dir / "app" / "main.py"
+    code = main.read_text()
+    main.write_text(code + '\nraise RuntimeError("release C does not start")\n')
+    before = serving(stack)
+    try:
+        failed = stack.ck("up", "--no-smoke", check=False, timeout=600)
+    finally:
+        main.write_text(code)
+    assert failed.returncode == 1, failed.stderr[-3000:]
+    assert "migration state: 0003" in failed.stderr
+    built = re.search(r"building the app image \(release (\S+)\)", failed.stderr)
+    assert built is not None, failed.stderr[-3000:]
+    c = built.group(1)
+    assert serving(stack) == before and [r["id"] for r in releases(stack)] == [a, b]
+    refused = stack.ck("rollback", b, check=False, timeout=300)
+    assert refused.returncode == 1, refused.stderr[-3000:]
+    assert (
+        f"the database was migrated since release {b}: it is at migration state 0003 (left by the last migration, "
+        f"release {c}'s), release {b} was deployed at 0002. A rollback does not reverse migrations"
+    ) in " ".join(refused.stderr.split())
+    assert serving(stack) == before
+    assert stack.https("/").status_code == 200

@@ -263,13 +263,20 @@ def deploy_with(monkeypatch: pytest.MonkeyPatch) -> Callable[[FakeDocker], list[
         monkeypatch.setattr(deploy, "wait_routed", lambda project, *_, **__: routed.append(project.config.domain))
         # The recorded states have no `files` container; deliver_files has its own tests below.
         monkeypatch.setattr(deploy, "deliver_files", lambda docker, *_: fake.calls.append(("deliver_files",)))
+
         # The switch itself runs against the real engine (tests/integration/test_redeploy.py).
+        def switch(project: Project, docker: FakeDocker, deadline: Any, release: str, *_: Any, **__: Any) -> Any:
+            fake.calls.append(("switch_app", release))
+            return SwitchResult(release, [], [], False, 0.0)
+
+        monkeypatch.setattr(composekit.deploy, "switch_app", switch)
+        monkeypatch.setattr(composekit.deploy, "read_releases", lambda docker: [])
+        # Written in the routes volume (the routes container: tests/unit/test_releases.py, the real engine).
         monkeypatch.setattr(
             composekit.deploy,
-            "switch_app",
-            lambda project, docker, deadline, release, *_, **__: SwitchResult(release, [], [], False, 0.0),
+            "record_migration",
+            lambda docker, release, state: fake.calls.append(("record_migration", release, state)),
         )
-        monkeypatch.setattr(composekit.deploy, "read_releases", lambda docker: [])
         return routed
 
     return install
@@ -322,6 +329,12 @@ def test_successful_migration_then_the_rest_without_rerunning_it(
     result = up(project, timeout=30, smoke_wait=None)
     # The app is not in the second `up`: switch_app starts it beside the running release.
     assert fake.asked("up") == [("up", ["migrate"], True), ("up", ["db", "traefik"], False)]
+    # The migration is recorded before the switch: should the release never go live, the record still holds.
+    order = [c[0] for c in fake.calls if c[0] in ("up", "record_migration", "switch_app")]
+    assert order == ["up", "up", "record_migration", "switch_app"]
+    (migration,) = [c for c in fake.calls if c[0] == "record_migration"]
+    (switched,) = [c for c in fake.calls if c[0] == "switch_app"]
+    assert migration[1] == switched[1]  # the same release id
     assert (result.url, result.containers) == (f"https://{PROJECT}.composekit.test/", recorded("healthy"))
     assert routed == [f"{PROJECT}.composekit.test"]
     assert (project.out_dir / "compose.yaml").is_file()  # rendered before anything ran

@@ -20,7 +20,7 @@ from composekit.deploy import UpResult, rollback_on_error_setting
 from composekit.engine import steps
 from composekit.engine.docker import ContainerInfo
 from composekit.engine.migration_state import StateCommand, parse_alembic_current, state_command
-from composekit.engine.releases import Guard, Release, ReleaseRow, read_releases, rollback_guard
+from composekit.engine.releases import Guard, LastMigration, Release, ReleaseRow, read_releases, rollback_guard
 from composekit.engine.steps import ProbeReport
 from composekit.engine.switch import SwitchResult
 from composekit.engine.wait import Deadline
@@ -276,7 +276,9 @@ DIFFERS = (
             True,
             True,
             Guard(
-                True, "the database stays at migration state 0002 (release b2); release a1 was deployed at 0001 (--yes)"
+                True,
+                "the database stays at migration state 0002 (recorded by release b2, the last deployed); release a1 "
+                "was deployed at 0001 (--yes)",
             ),
         ),
         *[
@@ -320,6 +322,50 @@ def test_the_rollback_guard_decides_on_the_migration_states(
     target: Release, database: Release | None, migrates: bool, compatible: bool, yes: bool, guard: Guard
 ) -> None:
     assert rollback_guard(target, database, migrates=migrates, backward_compatible=compatible, yes=yes) == guard
+
+
+LAST = LastMigration("c3", "0003", "2026-11-30T10:00:00Z")  # a migration whose release never went live
+LEFT = (
+    "the database was migrated since release a1: it is at migration state 0003 (left by the last migration, "
+    "release c3's)"
+)
+
+
+def test_the_last_migrations_state_wins_over_the_newest_release_record() -> None:
+    """c3's migration took the database to 0003, then c3 never went live: the newest release record (b2) still
+    says 0002. Going back to b2 must not pass as "same state"."""
+    b2 = rel("b2", "0002")
+    assert rollback_guard(b2, b2, migrates=True, backward_compatible=True, yes=False) == Guard(True)  # the lag
+    refused = rollback_guard(b2, b2, migrates=True, backward_compatible=True, yes=False, last=LAST)
+    assert refused == Guard(
+        False,
+        "the database was migrated since release b2: it is at migration state 0003 (left by the last migration, "
+        "release c3's), release b2 was deployed at 0002. A rollback does not reverse migrations: release b2's code "
+        "would run on the database at 0003. Run `composekit rollback b2 --yes` if it works with that state "
+        "(migrate/backward_compatible: true says it should)",
+    )
+    a1 = rel("a1", "0001")
+    assert rollback_guard(a1, b2, migrates=True, backward_compatible=True, yes=True, last=LAST) == Guard(
+        True,
+        "the database stays at migration state 0003 (left by the last migration, release c3's); release a1 was "
+        "deployed at 0001 (--yes)",
+    )
+    assert rollback_guard(a1, b2, migrates=True, backward_compatible=False, yes=True, last=LAST).message == (
+        f"{LEFT}, release a1 was deployed at 0001, and migrate/backward_compatible is false: release a1's code does "
+        "not run on a database migrated since, so the rollback is refused, even with --yes. Deploy a release that "
+        "migrates the database explicitly instead (`composekit up` of code whose migration goes forward, or back "
+        "with a downgrade migration)"
+    )
+    # The last migration left the target's state: go, whatever the newest release record says.
+    same = LastMigration("c3", "0001", "2026-11-30T10:00:00Z")
+    assert rollback_guard(a1, b2, migrates=True, backward_compatible=False, yes=False, last=same) == Guard(True)
+    # The last migration's state unknown (its state read failed): nothing to compare, said so.
+    unknown = LastMigration("c3", None, "2026-11-30T10:00:00Z")
+    assert rollback_guard(a1, b2, migrates=True, backward_compatible=True, yes=False, last=unknown) == Guard(
+        True,
+        "the migration state is unknown (release a1: 0001, the last migration (release c3's): unknown), so composekit "
+        "cannot tell whether the database was migrated since release a1; rolling back anyway",
+    )
 
 
 # config keys ---------------------------------------------------------------------------------------------------

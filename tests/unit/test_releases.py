@@ -15,7 +15,14 @@ import composekit.engine.steps
 from composekit.config.project import Project, load_project
 from composekit.deploy import rollback
 from composekit.engine.docker import ContainerInfo
-from composekit.engine.releases import RELEASES_FILE, record_release
+from composekit.engine.releases import (
+    MIGRATION_FILE,
+    RELEASES_FILE,
+    LastMigration,
+    read_last_migration,
+    record_migration,
+    record_release,
+)
 from composekit.errors import ConfigError, UserError
 
 NOW = datetime(2026, 11, 30, 3, 4, 5, tzinfo=UTC)
@@ -52,7 +59,8 @@ class Engine:
         if len(argv) == 6:  # python3 -I -c WRITER path text
             self.files[argv[4]] = argv[5]
             return ""
-        return self.files.get(argv[4], "[]")  # python3 -I -c READER path
+        missing = "null" if argv[4] == MIGRATION_FILE else "[]"  # as each reader prints for a missing file
+        return self.files.get(argv[4], missing)  # python3 -I -c READER path
 
     def image_id(self, image: str) -> str:
         return str(self.images[image])
@@ -181,6 +189,32 @@ def test_rollback_with_yes_goes_on_and_warns_that_the_database_stays(
     rollback(alembic, docker=engine, report=said.append, yes=True)  # type: ignore[arg-type]
     assert switched == ["r1"] and engine.tagged == [("shop-app:r1", "shop-app:latest")]
     assert (
-        "warning: the database stays at migration state 0002 (release r2); release r1 was deployed at 0001 (--yes)"
-        in said
+        "warning: the database stays at migration state 0002 (recorded by release r2, the last deployed); release "
+        "r1 was deployed at 0001 (--yes)" in said
     )
+
+
+def test_a_migration_whose_release_never_went_live_still_guards_the_rollback(tmp_path: Path) -> None:
+    """r1 and r2 both went live at 0002; r3's migration then took the database to 0003, and r3 never went live (it
+    is in no release record). The records alone say r1 is safe; the last migration's record says it is not."""
+    engine = Engine([migrated("r1", "sha256:a", "0002"), migrated("r2", "sha256:b", "0002")])
+    alembic = project(tmp_path, {"migrate": {"command": "alembic upgrade head"}})
+    record_migration(engine, "r3", "0003", NOW)  # type: ignore[arg-type]
+    assert json.loads(engine.files[MIGRATION_FILE]) == {"release": "r3", "state": "0003", "at": "2026-11-30T03:04:05Z"}
+    assert read_last_migration(engine) == LastMigration("r3", "0003", "2026-11-30T03:04:05Z")  # type: ignore[arg-type]
+    with pytest.raises(UserError) as caught:
+        rollback(alembic, docker=engine)  # type: ignore[arg-type]
+    assert str(caught.value).startswith(
+        "the database was migrated since release r1: it is at migration state 0003 (left by the last migration, "
+        "release r3's), release r1 was deployed at 0002. A rollback does not reverse migrations"
+    )
+    assert engine.tagged == []
+
+
+def test_no_migration_record_yet_falls_back_to_the_newest_release(tmp_path: Path) -> None:
+    """Stacks deployed before migration.json existed: the newest release's record, as before."""
+    engine = Engine([migrated("r1", "sha256:a", "0001"), migrated("r2", "sha256:b", "0002")])
+    assert read_last_migration(engine) is None  # type: ignore[arg-type]
+    engine.files[MIGRATION_FILE] = "{not json"
+    with pytest.raises(UserError, match=r"migration\.json in the routes volume is not a migration record"):
+        read_last_migration(engine)  # type: ignore[arg-type]
