@@ -356,7 +356,7 @@ def test_an_unhealthy_version_is_rolled_back_by_swarm(deployed: Deployed) -> Non
 # 4. a killed task, a stopped node -------------------------------------------------------------------------------
 
 
-def test_a_killed_task_container_is_replaced_with_only_in_flight_failures(deployed: Deployed) -> None:
+def test_a_killed_task_container_is_replaced_with_failures_only_within_the_health_window(deployed: Deployed) -> None:
     stack = deployed.stack
     # A task on the manager if there is one; the rollouts before may have placed all three on node2.
     running = running_tasks(deployed)
@@ -376,10 +376,13 @@ def test_a_killed_task_container_is_replaced_with_only_in_flight_failures(deploy
         load.stop()
     figures("killed task", load, back_to_full_capacity_s=f"{back:.1f}")
     assert victim["ID"] not in {t["ID"] for t in running_tasks(deployed)}
-    assert load.result.failed <= threads, f"{load.result}\n{proxy_errors(deployed)}"
-    # Every failed request was sent before Traefik's health check could have dropped the dead task.
+    # Requests in flight at the kill fail (HTTP 502), and so can new ones Traefik still sends to the dead task until
+    # its health check (every 2 s, 2 s timeout) drops it (an HTTP 504 after the retry middleware's 1 s dial
+    # attempts; seen once in CI). Every failed request was sent within that window; none after.
     sent = load.result.last_failed_sent
-    assert sent is None or sent - killed < HEALTH_WINDOW, sent - killed
+    assert sent is None or sent - killed < HEALTH_WINDOW, (
+        f"{sent - killed:.1f} s\n{load.result}\n{proxy_errors(deployed)}"
+    )
 
 
 def test_stopping_node2_reschedules_its_tasks_on_the_manager(deployed: Deployed) -> None:
