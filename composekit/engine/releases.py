@@ -39,8 +39,14 @@ RELEASES_FILE = f"{ROUTES_DIR}/releases.json"
 # exited 0 and before the switch, so it holds even when that release never goes live (it is then in no record).
 MIGRATION_FILE = f"{ROUTES_DIR}/migration.json"
 
-_READ = "import os, sys\npath = sys.argv[1]\nprint(open(path).read() if os.path.exists(path) else '[]')\n"
-_READ_OR_NULL = "import os, sys\npath = sys.argv[1]\nprint(open(path).read() if os.path.exists(path) else 'null')\n"
+
+def _reader(missing: str) -> str:
+    """A script for the routes container: print the file sys.argv[1], or ``missing`` (JSON) when it is absent."""
+    return f"import os, sys\npath = sys.argv[1]\nprint(open(path).read() if os.path.exists(path) else '{missing}')\n"
+
+
+_READ = _reader("[]")
+_READ_OR_NULL = _reader("null")
 
 
 @dataclass(frozen=True)

@@ -206,6 +206,9 @@ def _gib(n: int) -> str:
 # checks ---------------------------------------------------------------------------------------------
 
 
+TRAEFIK_V3_FIX = 'composekit renders Traefik v3 configuration: set images/traefik to "traefik:v3.7"'
+
+
 def _traefik_seen(image: str, present: bool | None) -> tuple[tuple[int, ...], str]:
     version = traefik_version(image)
     shown = ".".join(map(str, version)) if version else "unknown (tag has no version)"
@@ -223,9 +226,7 @@ def check_traefik_image(image: str, present: bool | None) -> CheckResult:
     name = "traefik image"
     version, seen = _traefik_seen(image, present)
     if version and version[0] < 3:
-        return CheckResult.fail(
-            name, seen, 'composekit renders Traefik v3 configuration: set images/traefik to "traefik:v3.7"'
-        )
+        return CheckResult.fail(name, seen, TRAEFIK_V3_FIX)
     return CheckResult.ok(name, seen)
 
 
@@ -240,9 +241,7 @@ def check_traefik_api(image: str, api: str, min_api: str, present: bool | None) 
             name, seen, "Traefik v3 needs Docker API 1.24 or newer: upgrade the Docker engine (20.10 or later)"
         )
     if version and version[0] < 3:
-        return CheckResult.fail(
-            name, seen, 'composekit renders Traefik v3 configuration: set images/traefik to "traefik:v3.7"'
-        )
+        return CheckResult.fail(name, seen, TRAEFIK_V3_FIX)
     if engine_min > TRAEFIK_LEGACY_API:
         # A tag without a patch version ("v3.6") follows that line's latest release.
         if version and version + (999,) * (3 - len(version)) < TRAEFIK_NEGOTIATES:
