@@ -31,6 +31,7 @@ APP = REPO / "tests" / "integration" / "apps" / "swarm-app"
 NAME = "sw-app"
 SERVICE = f"{NAME}_app"
 REPLICAS = 3
+OVERLAY_WAIT = 30.0  # seconds for a new task on node2 to be reached over the overlay (gossip), bounded
 HEALTH_WINDOW = 6.0  # seconds: Traefik's health check interval + timeout (2 s + 2 s), with a margin
 
 
@@ -247,10 +248,20 @@ def test_traefik_on_the_manager_reaches_the_tasks_on_node2(deployed: Deployed) -
         if t["_node"] == deployed.cluster.node2_hostname
     }
     assert node2_containers
+    # A task that just started on node2 is reached over the overlay once the manager has learnt its address from
+    # node2 by gossip (as the service name's DNS in test_swarm_cluster); until then Traefik's health check keeps it
+    # out of rotation and the manager's task answers. CI saw one such run (60 answers, all from the manager's task,
+    # right after `up`), so ask for up to OVERLAY_WAIT seconds and print how long it took.
     seen: dict[str, int] = {}
-    for _ in range(60):
+    started = time.monotonic()
+    while time.monotonic() - started < OVERLAY_WAIT:
         host = deployed.stack.https("/").json()["host"]
         seen[host] = seen.get(host, 0) + 1
+        if sum(seen.values()) >= 60 and len(seen) == REPLICAS:
+            break
+        time.sleep(0.05)
+    took = time.monotonic() - started
+    print(f"\nSWARM FIGURES every replica answered through Traefik after {took:.1f} s: {seen}")
     assert node2_containers & set(seen), (node2_containers, seen)
     assert len(seen) == REPLICAS, seen
 
