@@ -84,7 +84,8 @@ def _main(
         typer.Option(
             "--host",
             "-H",
-            help="Docker engine to use: ssh://[user@]host[:port] (an SSH config alias works), unix:///path, "
+            help="Docker engine to use: ssh://[user@]host[:port][/path/to/docker.sock] (an SSH config alias works), "
+            "unix:///path, "
             "tcp://host:port or a Docker context name. Default: host: in the config, then DOCKER_HOST, then the "
             "current Docker context.",
         ),

@@ -171,7 +171,13 @@ def got(value: Any) -> str:
     return json.dumps(value) if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
 
 
-HOST_FORMS = "ssh://[user@]host[:port], unix:///path/to/docker.sock, tcp://host:port or a Docker context name"
+HOST_FORMS = (
+    "ssh://[user@]host[:port][/path/to/docker.sock], unix:///path/to/docker.sock, tcp://host:port or a Docker "
+    "context name"
+)
+SSH_FORM = "ssh://[user@]host[:port][/path/to/docker.sock]"
+# The server's Docker socket when an ssh:// URL names none (rootful Docker; rootless: /run/user/UID/docker.sock).
+DEFAULT_REMOTE_SOCKET = "/var/run/docker.sock"
 _CONTEXT_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.+-]*$")
 
 
@@ -181,18 +187,36 @@ def host_problem(value: str) -> str | None:
         return None if _CONTEXT_NAME_RE.match(value) else f"expected {HOST_FORMS}"
     parts = urlsplit(value)
     if parts.scheme == "ssh":
-        try:
-            _ = parts.port  # urllib checks the range only when asked
-        except ValueError:
-            return "expected ssh://[user@]host[:port] with a port from 1 to 65535"
-        if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment or parts.password:
-            return "expected ssh://[user@]host[:port], with no path, query or password"
-        return None
+        return ssh_url_problem(value)
     if parts.scheme == "unix":
         return None if parts.path.startswith("/") and not parts.netloc else "expected unix:///absolute/path"
     if parts.scheme == "tcp":
         return None if parts.hostname else "expected tcp://host:port"
     return f"expected {HOST_FORMS}"
+
+
+def ssh_url_problem(value: str) -> str | None:
+    """Why ``value`` is not ssh://[user@]host[:port][/path/to/docker.sock] (None when it is). The path, when
+    given, is the server's Docker socket (DEFAULT_REMOTE_SOCKET otherwise): an absolute, normalised path."""
+    parts = urlsplit(value)
+    try:
+        _ = parts.port  # urllib checks the range only when asked
+    except ValueError:
+        return f"expected {SSH_FORM} with a port from 1 to 65535"
+    if parts.scheme != "ssh" or not parts.hostname or parts.query or parts.fragment or parts.password:
+        return f"expected {SSH_FORM}, with no query or password"
+    path = parts.path
+    if path not in ("", "/") and (
+        path.endswith("/") or "//" in path or any(p in (".", "..") for p in path.split("/")) or not path.isprintable()
+    ):
+        return f"expected {SSH_FORM}: the path is the server's Docker socket, such as /run/user/1000/docker.sock"
+    return None
+
+
+def ssh_socket(value: str) -> str:
+    """The server's Docker socket named by a valid ssh:// URL (its path), DEFAULT_REMOTE_SOCKET when none."""
+    path = urlsplit(value).path
+    return DEFAULT_REMOTE_SOCKET if path in ("", "/") else path
 
 
 def _entropy(text: str) -> float:

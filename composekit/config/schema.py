@@ -70,7 +70,7 @@ OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
     ("App", "cap_add"): {"type": "array", "items": {"enum": sorted(LINUX_CAPABILITIES)}},
     ("Config", "host"): {
         "anyOf": [
-            {"type": "string", "pattern": r"^(ssh://[^/?#\s]+/?|unix:///\S+|tcp://[^/?#\s]+/?)$"},
+            {"type": "string", "pattern": r"^(ssh://[^/?#\s]+(/[^?#\s]*)?|unix:///\S+|tcp://[^/?#\s]+/?)$"},
             {"type": "string", "pattern": r"^[a-zA-Z0-9][a-zA-Z0-9_.+-]*$"},
             _NULL,
         ]
@@ -80,7 +80,7 @@ OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
         "propertyNames": {"pattern": _NODE_NAME_RE.pattern},
         "additionalProperties": {
             "anyOf": [
-                {"type": "string", "pattern": r"^(ssh://[^/?#\s]+/?|unix:///\S+|tcp://[^/?#\s]+/?)$"},
+                {"type": "string", "pattern": r"^(ssh://[^/?#\s]+(/[^?#\s]*)?|unix:///\S+|tcp://[^/?#\s]+/?)$"},
                 {"type": "string", "pattern": r"^[a-zA-Z0-9][a-zA-Z0-9_.+-]*$"},
             ]
         },
@@ -105,8 +105,9 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("Config", "domain"): "The DNS name pointing at this server; Traefik obtains its certificate over ACME.",
     ("Config", "acme"): "The ACME certificate authority and challenge.",
     ("Config", "app"): "The FastAPI app: where it is, how it is served and sized.",
-    ("Config", "host"): "The Docker engine to deploy to: ssh://[user@]host[:port] (an SSH config alias works), "
-    "unix:///path, tcp://host:port or a Docker context name. --host overrides it; unset: DOCKER_HOST, then the "
+    ("Config", "host"): "The Docker engine to deploy to: ssh://[user@]host[:port] (an SSH config alias works; a path "
+    "after it names the server's Docker socket, /var/run/docker.sock by default), unix:///path, tcp://host:port "
+    "or a Docker context name. --host overrides it; unset: DOCKER_HOST, then the "
     "current Docker context.",
     ("Config", "mode"): '"compose" (one engine, `docker compose`) or "swarm" (a Swarm cluster, `docker stack '
     "deploy`: replicas, a migration job, Traefik's Swarm provider; see the README's \"Swarm mode\").",

@@ -157,10 +157,13 @@ class Docker:
     def _failure(self, error: type[DockerError], summary: str, command: list[str], said: str, hint: str) -> DockerError:
         """The error of a failed call, naming the engine; a lost SSH connection is said as such."""
         lost = self.engine.lost()
+        refused = self.engine.socket_refused() if lost is None else None
         if lost is not None:
             hint = (
                 f"{lost}; run the command again once the server answers `ssh` (nothing else was changed by this call)"
             )
+        elif refused is not None:
+            hint = refused
         named = self.engine.describe() if self.engine.target.url else None  # a chosen engine, not the default
         return error(summary, command, said, hint, engine=named)
 

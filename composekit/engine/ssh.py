@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from urllib.parse import urlsplit
 
+from ..config.model import DEFAULT_REMOTE_SOCKET, ssh_socket, ssh_url_problem
 from ..errors import SshError
 
 __all__ = [
@@ -33,20 +34,22 @@ __all__ = [
     "ssh_settings",
 ]
 
-REMOTE_SOCKET = "/var/run/docker.sock"
+REMOTE_SOCKET = DEFAULT_REMOTE_SOCKET
 SSH_CONFIG_ENV = "COMPOSEKIT_SSH_CONFIG"  # an ssh config file to use instead of ~/.ssh/config (CI, tests)
 CONNECT_TIMEOUT = 15
 
 
 @dataclass(frozen=True)
 class SshDestination:
-    """ssh://[user@]host[:port]; ``host`` may be an alias of the SSH config."""
+    """ssh://[user@]host[:port][/path/to/docker.sock]; ``host`` may be an alias of the SSH config, ``socket`` is
+    the server's Docker socket (the URL's path; /var/run/docker.sock when it has none)."""
 
     url: str
     host: str
     user: str | None = None
     port: int | None = None
     config_file: str | None = None
+    socket: str = REMOTE_SOCKET
 
     def options(self) -> list[str]:
         """ssh's options for this destination (the destination itself last)."""
@@ -64,17 +67,20 @@ class SshDestination:
 
 
 def parse_ssh_url(url: str, environ: Mapping[str, str] = os.environ) -> SshDestination:
-    """ssh://[user@]host[:port] -> SshDestination; ValueError with the reason when it is not one."""
+    """ssh://[user@]host[:port][/path/to/docker.sock] -> SshDestination; ValueError with the reason when it is
+    not one."""
+    problem = ssh_url_problem(url)
+    if problem is not None:
+        raise ValueError(problem)
     parts = urlsplit(url)
-    if parts.scheme != "ssh" or not parts.hostname:
-        raise ValueError("expected ssh://[user@]host[:port]")
-    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.password:
-        raise ValueError("expected ssh://[user@]host[:port], with no path, query or password")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError("the port must be a number from 1 to 65535") from None
-    return SshDestination(url, parts.hostname, parts.username or None, port, environ.get(SSH_CONFIG_ENV) or None)
+    return SshDestination(
+        url,
+        str(parts.hostname),
+        parts.username or None,
+        parts.port,
+        environ.get(SSH_CONFIG_ENV) or None,
+        ssh_socket(url),
+    )
 
 
 Runner = Callable[[list[str]], "subprocess.CompletedProcess[str]"]
@@ -135,19 +141,14 @@ def ssh_failure(dest: SshDestination, settings: Mapping[str, str], log: str) -> 
 
 
 class SshTunnel:
-    """`ssh -N -L LOCAL_SOCKET:/var/run/docker.sock` for as long as the `with` block runs."""
+    """`ssh -N -L LOCAL_SOCKET:SERVER_SOCKET` (the destination's Docker socket) for as long as the `with` block
+    runs."""
 
-    def __init__(
-        self,
-        dest: SshDestination,
-        settings: Mapping[str, str],
-        timeout: float = CONNECT_TIMEOUT,
-        remote_socket: str = REMOTE_SOCKET,
-    ) -> None:
+    def __init__(self, dest: SshDestination, settings: Mapping[str, str], timeout: float = CONNECT_TIMEOUT) -> None:
         self.dest = dest
         self.settings = dict(settings)
         self.timeout = timeout
-        self.remote_socket = remote_socket
+        self.remote_socket = dest.socket
         self._dir = ""
         self.socket = ""
         self.process: subprocess.Popen[bytes] | None = None
@@ -202,6 +203,26 @@ class SshTunnel:
         lines = [line for line in self.log().splitlines() if line.strip()]
         said = lines[-1].strip() if lines else f"exit status {self.process.returncode}"
         return f"the SSH connection to {self.dest.url} was lost (ssh: {said})"
+
+    def socket_refused(self) -> str | None:
+        """Why the server did not open its Docker socket for a forwarded connection (and what to do), or None.
+
+        sshd says no more than "open failed" whatever the reason: no such socket, or a user not allowed to use it."""
+        refused = [line.strip() for line in self.log().splitlines() if "open failed" in line]
+        if not refused:
+            return None
+        user = self.settings.get("user") or self.dest.user or "the SSH user"
+        allowed = (
+            ""
+            if user == "root"
+            else f" and that {user} may use it (a member of the group docker: `usermod -aG docker {user}`)"
+        )
+        return (
+            f"the SSH connection to {self.dest.url} works, but the server did not open its Docker socket "
+            f"{self.remote_socket} (ssh: {refused[-1]}); check on the server that Docker runs and listens there "
+            f"(`ls -l {self.remote_socket}`){allowed}; for rootless Docker, put its socket after the host, as in "
+            "ssh://deploy@vps/run/user/1000/docker.sock"
+        )
 
     def open(self) -> SshTunnel:
         self._dir = tempfile.mkdtemp(prefix="composekit-ssh-")  # 0700: only this user reaches the socket

@@ -1,7 +1,8 @@
 """Which Docker engine a command drives, and where its server is reached.
 
 In order: `--host`, `host:` in the config, DOCKER_HOST, the current Docker context (DOCKER_CONTEXT or the
-CLI's own choice). A value is ssh://[user@]host[:port] (an SSH config alias works as host), unix:///path,
+CLI's own choice). A value is ssh://[user@]host[:port][/path/to/docker.sock] (an SSH config alias works as host;
+the path is the server's Docker socket, /var/run/docker.sock by default), unix:///path,
 tcp://host:port, or the name of a Docker context (resolved to its endpoint).
 """
 
@@ -112,6 +113,10 @@ class Engine:
     def lost(self) -> str | None:
         """Why the engine became unreachable mid-command (the SSH connection died), or None."""
         return self.tunnel.lost() if self.tunnel is not None else None
+
+    def socket_refused(self) -> str | None:
+        """Why the server's Docker socket refused the SSH connection's forwarding (with the fix), or None."""
+        return self.tunnel.socket_refused() if self.tunnel is not None else None
 
 
 def server_address(engine: Engine | None) -> str:

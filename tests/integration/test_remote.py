@@ -5,8 +5,8 @@ key-only, with its host key checked, in front of this machine's engine. composek
 One deployment of the PostgreSQL example (module-scoped) carries the checks, in order: the first deploy with a
 Pebble certificate, what is mounted (named volumes only: no container mounts the Docker socket), the files that
 travel inside compose.yaml arriving byte-identical, the routes file written over the same connection, status,
-logs, doctor, a connection lost mid-deploy, a code redeploy, the SSH errors (unknown host key, refused key) and
-down.
+logs, doctor, a connection lost mid-deploy, a code redeploy, the SSH errors (unknown host key, refused key), the
+server's Docker socket named in the URL, and down.
 """
 
 from __future__ import annotations
@@ -295,6 +295,30 @@ def test_a_refused_key_is_a_one_line_error_with_the_fix(remote: Stack, ssh_confi
         "the right key with IdentityFile for this host in your SSH config (composekit logs in with keys only, never "
         "a password)\n"
     )
+
+
+def test_the_urls_path_names_the_servers_docker_socket(remote: Stack, tmp_path: Path) -> None:
+    """ssh://host/path/to/docker.sock: the tunnel forwards to that socket (rootless Docker's is
+    /run/user/UID/docker.sock). This server's engine listens at /var/run/docker.sock only; here it is also reached
+    under a second path (a symlink to its socket, on the server: this machine), and a path where nothing listens
+    fails with the reason and what to check."""
+    other = tmp_path / "other-path" / "docker.sock"
+    other.parent.mkdir()
+    other.symlink_to("/var/run/docker.sock")
+    url = f"{ALIAS}{other}"
+    found = json.loads(remote.ck("--host", url, "status", "--json").stdout)
+    assert found["engine"].startswith(f"{url} (from --host), through one SSH connection (ssh pid "), found["engine"]
+    assert {s["service"]: s["status"] for s in found["services"]}["app"] == "running", found
+    nowhere = f"{ALIAS}{tmp_path}/nothing-listens/docker.sock"
+    result = remote.ck("--host", nowhere, "status", check=False)
+    assert result.returncode == 1, result.stderr
+    assert f"  engine: {nowhere} (from --host), through one SSH connection" in result.stderr, result.stderr
+    fix = result.stderr.strip().splitlines()[-1]
+    assert fix.startswith(
+        f"  fix: the SSH connection to {nowhere} works, but the server did not open its Docker socket "
+        f"{tmp_path}/nothing-listens/docker.sock (ssh: channel "
+    ), result.stderr
+    assert remote.https("/").status_code == 200  # nothing changed
 
 
 def test_down_over_ssh_keeps_the_volumes(remote: Stack) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from composekit.cli import app as cli
-from composekit.config.model import host_problem
+from composekit.config.model import SSH_FORM, host_problem
 from composekit.config.project import load_project
 from composekit.engine import docker as docker_module
 from composekit.engine.docker import Docker
@@ -18,6 +19,8 @@ from composekit.engine.ssh import SshDestination, SshTunnel, parse_ssh_url, ssh_
 from composekit.engine.steps import compose_secrets
 from composekit.engine.target import Engine, Target, choose_target, connect, resolve_address
 from composekit.errors import ConfigError, DockerError, HealthTimeoutError, SshError
+
+SOCKET_PATH = f"expected {SSH_FORM}: the path is the server's Docker socket, such as /run/user/1000/docker.sock"
 
 SETTINGS = {
     "hostname": "203.0.113.7",
@@ -61,6 +64,8 @@ def test_docker_context_variable_picks_the_context() -> None:
     [
         "ssh://vps",
         "ssh://deploy@203.0.113.7:2222",
+        "ssh://vps/",
+        "ssh://deploy@vps/run/user/1000/docker.sock",
         "unix:///run/docker.sock",
         "tcp://10.0.0.9:2375",
         "staging",
@@ -76,20 +81,26 @@ def test_accepted_host_forms(value: str) -> None:
     [
         (
             "http://vps",
-            "expected ssh://[user@]host[:port], unix:///path/to/docker.sock, tcp://host:port or a Docker context name",
+            f"expected {SSH_FORM}, unix:///path/to/docker.sock, tcp://host:port or a Docker context name",
         ),
-        ("ssh://vps:99999", "expected ssh://[user@]host[:port] with a port from 1 to 65535"),
-        ("ssh://vps/var/run/docker.sock", "expected ssh://[user@]host[:port], with no path, query or password"),
-        ("ssh://me:pw@vps", "expected ssh://[user@]host[:port], with no path, query or password"),
+        ("ssh://vps:99999", f"expected {SSH_FORM} with a port from 1 to 65535"),
+        ("ssh://me:pw@vps", f"expected {SSH_FORM}, with no query or password"),
+        ("ssh://vps?socket=/x", f"expected {SSH_FORM}, with no query or password"),
+        ("ssh://vps/run/../etc/docker.sock", SOCKET_PATH),
+        ("ssh://vps/run//docker.sock", SOCKET_PATH),
+        ("ssh://vps/run/docker/", SOCKET_PATH),
         ("unix://relative", "expected unix:///absolute/path"),
         (
             "my context",
-            "expected ssh://[user@]host[:port], unix:///path/to/docker.sock, tcp://host:port or a Docker context name",
+            f"expected {SSH_FORM}, unix:///path/to/docker.sock, tcp://host:port or a Docker context name",
         ),
     ],
 )
 def test_refused_host_forms(value: str, problem: str) -> None:
     assert host_problem(value) == problem
+    if value.startswith("ssh://"):
+        with pytest.raises(ValueError, match=re.escape(problem)):
+            parse_ssh_url(value, {})
 
 
 def test_parse_ssh_url_keeps_user_port_and_the_ssh_config_of_the_environment() -> None:
@@ -97,6 +108,39 @@ def test_parse_ssh_url_keeps_user_port_and_the_ssh_config_of_the_environment() -
     assert dest == SshDestination("ssh://deploy@vps:2222", "vps", "deploy", 2222, "/ci/ssh_config")
     assert dest.command() == "ssh -F /ci/ssh_config -l deploy -p 2222 vps"
     assert parse_ssh_url("ssh://vps", {}).command() == "ssh vps"
+
+
+def test_the_url_path_names_the_servers_docker_socket_and_the_tunnel_forwards_to_it() -> None:
+    assert parse_ssh_url("ssh://vps", {}).socket == "/var/run/docker.sock"
+    assert parse_ssh_url("ssh://vps/", {}).socket == "/var/run/docker.sock"
+    rootless = parse_ssh_url("ssh://deploy@vps:2222/run/user/1000/docker.sock", {})
+    assert rootless == SshDestination(
+        "ssh://deploy@vps:2222/run/user/1000/docker.sock", "vps", "deploy", 2222, None, "/run/user/1000/docker.sock"
+    )
+    assert rootless.command() == "ssh -l deploy -p 2222 vps"  # the socket is no part of the login
+    tunnel = SshTunnel(rootless, SETTINGS)
+    tunnel.socket = "/tmp/x/docker.sock"
+    assert tunnel.argv()[-3:] == ["-L", "/tmp/x/docker.sock:/run/user/1000/docker.sock", "vps"]
+
+
+def test_a_socket_the_server_does_not_open_is_said_with_what_to_check(tmp_path: Path) -> None:
+    tunnel = SshTunnel(parse_ssh_url("ssh://vps/run/user/1000/docker.sock", {}), SETTINGS)
+    tunnel._dir = str(tmp_path)
+    log = tmp_path / "ssh.log"
+    log.write_text("")
+    assert tunnel.socket_refused() is None
+    log.write_text("channel 1: open failed: connect failed: open failed\n")
+    assert tunnel.socket_refused() == (
+        "the SSH connection to ssh://vps/run/user/1000/docker.sock works, but the server did not open its Docker "
+        "socket /run/user/1000/docker.sock (ssh: channel 1: open failed: connect failed: open failed); check on the "
+        "server that Docker runs and listens there (`ls -l /run/user/1000/docker.sock`) and that deploy may use it "
+        "(a member of the group docker: `usermod -aG docker deploy`); for rootless Docker, put its socket after the "
+        "host, as in ssh://deploy@vps/run/user/1000/docker.sock"
+    )
+    # root may use any socket: only whether Docker listens there is in question.
+    tunnel.settings["user"] = "root"
+    said = tunnel.socket_refused()
+    assert said is not None and "group docker" not in said and "(`ls -l /run/user/1000/docker.sock`); " in said
 
 
 def test_the_tunnel_checks_the_host_key_whatever_the_ssh_config_says() -> None:
@@ -196,8 +240,7 @@ def test_config_host_is_validated_with_the_key_path(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_project((project_in(tmp_path, "host: ssh://vps:99999\n"),))
     assert caught.value.problems == [
-        f"{tmp_path}/composekit.yaml: host: expected ssh://[user@]host[:port] with a port from 1 to 65535, "
-        'got "ssh://vps:99999"'
+        f'{tmp_path}/composekit.yaml: host: expected {SSH_FORM} with a port from 1 to 65535, got "ssh://vps:99999"'
     ]
     assert load_project((project_in(tmp_path, "host: ssh://deploy@vps\n"),)).config.host == "ssh://deploy@vps"
 
@@ -208,7 +251,7 @@ def test_host_option_is_validated(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     result = CliRunner().invoke(cli, ["--host", "http://vps", "status"])
     assert result.exit_code == 2
     assert result.stderr == (
-        "error: --host: expected ssh://[user@]host[:port], unix:///path/to/docker.sock, tcp://host:port or a "
+        f"error: --host: expected {SSH_FORM}, unix:///path/to/docker.sock, tcp://host:port or a "
         'Docker context name, got "http://vps"\n'
     )
 
@@ -254,6 +297,20 @@ def test_a_docker_error_names_the_engine_and_a_lost_connection(tmp_path: Path) -
     assert str(caught.value).splitlines()[-1] == (
         "  fix: the SSH connection to ssh://vps was lost (ssh: Connection to 127.0.0.1 closed by remote host.); "
         "run the command again once the server answers `ssh` (nothing else was changed by this call)"
+    )
+
+
+class RefusedEngine(Engine):
+    def socket_refused(self) -> str | None:
+        return "the SSH connection to ssh://vps works, but the server did not open its Docker socket (...)"
+
+
+def test_a_docker_error_through_a_socket_the_server_did_not_open_says_so(tmp_path: Path) -> None:
+    refused = RefusedEngine(Target("ssh://vps", "--host"), host=f"unix://{tmp_path}/gone.sock")
+    with pytest.raises(DockerError) as caught:
+        Docker("shop", [], engine=refused).engine_version()
+    assert str(caught.value).splitlines()[-1] == (
+        "  fix: the SSH connection to ssh://vps works, but the server did not open its Docker socket (...)"
     )
 
 

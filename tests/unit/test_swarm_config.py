@@ -99,8 +99,8 @@ def test_swarm_keys_are_refused_in_compose_mode(extra: dict[str, object], messag
         ),
         (
             {"swarm": {"nodes": {"worker-1": "ftp://w1"}}},
-            "composekit.yaml: swarm/nodes: worker-1: expected ssh://[user@]host[:port], unix:///path/to/docker.sock, "
-            'tcp://host:port or a Docker context name, got "ftp://w1"',
+            "composekit.yaml: swarm/nodes: worker-1: expected ssh://[user@]host[:port][/path/to/docker.sock], "
+            'unix:///path/to/docker.sock, tcp://host:port or a Docker context name, got "ftp://w1"',
         ),
         (
             {"swarm": {"nodes": ["worker-1"]}},
