@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -30,37 +29,16 @@ from composekit.config.project import load_project
 from composekit.render.stack import render_stack
 
 from .conftest import REPO, Stack
+from .sshd import ALIAS, ssh_config  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.integration
 
 EXAMPLE = REPO / "stacks" / "fastapi-postgres"
-ALIAS = "ssh://composekit-test"
 PASSWORD = "s3cr$t-{not}-$HOME\n"  # "$" must reach the database and the app literally
 
 
-def _sshd(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", str(REPO / "scripts" / "sshd.sh"), *args], capture_output=True, text=True, timeout=60
-    )
-
-
 @pytest.fixture(scope="module")
-def ssh_config() -> Iterator[Path]:
-    started = _sshd("start")
-    if started.returncode != 0:
-        if os.environ.get("CI"):
-            pytest.fail(f"scripts/sshd.sh start failed: {started.stderr}", pytrace=False)
-        pytest.skip(f"no test sshd: {started.stderr.strip()[-300:]} (apt-get install openssh-server)")
-    env = dict(line.split("=", 1) for line in _sshd("env").stdout.splitlines() if "=" in line)
-    path = Path(env["COMPOSEKIT_SSH_CONFIG"])
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("COMPOSEKIT_SSH_CONFIG", str(path))
-        mp.delenv("DOCKER_HOST", raising=False)
-        yield path
-
-
-@pytest.fixture(scope="module")
-def remote(ssh_config: Path, make_stack: Any, testenv: Any) -> Stack:
+def remote(ssh_config: Path, make_stack: Any, testenv: Any) -> Stack:  # noqa: F811
     # ssh_config first: set up before make_stack, so torn down after it (make_stack's `down` goes over SSH too).
     stack: Stack = make_stack(EXAMPLE, "remote-pg", host=ALIAS, images={"postgres": testenv.postgres_image})
     (stack.dir / "secrets").mkdir()
@@ -262,7 +240,7 @@ def _with_ssh_config(stack: Stack, text: str, *args: str) -> subprocess.Complete
     )
 
 
-def test_an_unknown_host_key_is_a_one_line_error_with_the_fix(remote: Stack, ssh_config: Path) -> None:
+def test_an_unknown_host_key_is_a_one_line_error_with_the_fix(remote: Stack, ssh_config: Path) -> None:  # noqa: F811
     empty = remote.dir / "known_hosts.empty"
     empty.write_text("")
     text = ssh_config.read_text().replace(
@@ -282,7 +260,7 @@ def test_an_unknown_host_key_is_a_one_line_error_with_the_fix(remote: Stack, ssh
     assert empty.read_text() == ""  # accept-new in the user's config did not accept it
 
 
-def test_a_refused_key_is_a_one_line_error_with_the_fix(remote: Stack, ssh_config: Path) -> None:
+def test_a_refused_key_is_a_one_line_error_with_the_fix(remote: Stack, ssh_config: Path) -> None:  # noqa: F811
     other = remote.dir / "other_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
     text = ssh_config.read_text().replace(f"IdentityFile {ssh_config.parent}/client_ed25519", f"IdentityFile {other}")

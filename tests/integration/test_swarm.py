@@ -6,7 +6,8 @@ answer names the container that gave it) with 3 replicas is shared by the tests,
 Pebble's certificate from both nodes, one Uvicorn process per task, the migration job before the app; a code
 change rolls out start-first under load; a failing migration and an unhealthy version leave the running version
 serving; a killed task and a stopped node are replaced; with app/workers set, gunicorn tasks roll out with no failed
-request too. The figures are printed (run with -s to see them).
+request too. The first `up` reaches node2's engine at its unix socket, the code change's over SSH (scripts/sshd.sh).
+The figures are printed (run with -s to see them).
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from .conftest import REPO, Stack
 from .restart_load import HttpsLoad
+from .sshd import ALIAS, ssh_config  # noqa: F401 (the fixture)
 from .swarm_cluster import SwarmCluster, swarm_cluster  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.integration
@@ -169,10 +173,11 @@ SHIPPED = (
 )
 
 
-def shipped(d: Deployed, stderr: str) -> tuple[str, int, int, int]:
-    """(release, bytes sent, layers sent, layers node2 had) from `up`'s line about node2."""
+def shipped(d: Deployed, stderr: str, engine: str | None = None) -> tuple[str, int, int, int]:
+    """(release, bytes sent, layers sent, layers node2 had) from `up`'s line about node2 (reached at ``engine``,
+    by default its unix socket)."""
     c = d.cluster
-    pattern = SHIPPED.format(image=f"{NAME}-app", node=c.node2_hostname, host=re.escape(c.node2_host))
+    pattern = SHIPPED.format(image=f"{NAME}-app", node=c.node2_hostname, host=re.escape(engine or c.node2_host))
     said = re.search(pattern, stderr)
     assert said is not None, stderr[-3000:]
     release, sent, layers, total, had = said.groups()
@@ -296,18 +301,27 @@ def test_doctor_checks_the_swarm_its_nodes_and_the_image_on_each(deployed: Deplo
 # 2. a code change under load --------------------------------------------------------------------------------------
 
 
-def test_a_code_change_rolls_out_start_first_under_load_with_no_failed_request(deployed: Deployed) -> None:
+def test_a_code_change_rolls_out_start_first_under_load_with_no_failed_request(
+    deployed: Deployed,
+    ssh_config: Path,  # noqa: F811
+) -> None:
     stack = deployed.stack
     set_version(stack, "v2")
+    # This time node2's engine is reached over SSH, as a node on another machine is: the test sshd (this machine),
+    # with the URL's path naming node2's Docker socket there.
+    over_ssh = f"{ALIAS}{urlsplit(deployed.cluster.node2_host).path}"
+    (stack.dir / "node2-over-ssh.yaml").write_text(
+        f"swarm:\n  nodes:\n    {deployed.cluster.node2_hostname}: {over_ssh}\n"
+    )
     before = {t["ID"] for t in running_tasks(deployed)}
     with TimedLoad(stack.domain, stack.env.roots, threads=3, max_seconds=420) as load:
         time.sleep(2)
         started = time.monotonic()
-        up = stack.ck("up", "--no-smoke", "--timeout", "400", timeout=600)
+        up = stack.ck("up", "--no-smoke", "--timeout", "400", extra_config=("node2-over-ssh.yaml",), timeout=600)
         rollout = time.monotonic() - started
         time.sleep(2)
         load.stop()
-    _, sent, layers, had = shipped(deployed, up.stderr)
+    _, sent, layers, had = shipped(deployed, up.stderr, over_ssh)
     figures("rollout", load, rollout_s=f"{rollout:.1f}", shipped_to_node2=f"{sent} bytes, {layers} layers")
     # A code change: node2 had every layer below the app's code.
     assert had > 0 and sent < 5_000_000, (sent, layers, had)
