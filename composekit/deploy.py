@@ -190,18 +190,21 @@ def _deploy_swarm(
     variables = deploy_variables(project, release)
     stack_file = project.out_dir / STACK_FILE
     app = f"{stack}_{APP_SERVICE}"
+    # The nodes pull the release image from the registry with this client's login for it (`docker login`).
+    auth = config.registry is not None
     if docker.service_inspect(app) is None:
         # First deploy: the networks, Traefik and the database come up with no app task, so the migration job
         # has its database, and the app starts only once the job completed.
         report("first deploy: creating the stack with the app at 0 replicas")
-        docker.stack_deploy(stack, stack_file, deploy_variables(project, release, replicas=0))
+        docker.stack_deploy(stack, stack_file, deploy_variables(project, release, replicas=0), auth)
         _wait_services(docker, stack, {}, deadline, report)
     if config.migrate.command is not None:
-        job = swarm.run_job(docker, stack, MIGRATE_SERVICE, project.out_dir / MIGRATE_FILE, variables, deadline, report)
+        migrate_file = project.out_dir / MIGRATE_FILE
+        job = swarm.run_job(docker, stack, MIGRATE_SERVICE, migrate_file, variables, deadline, report, auth)
         report(f"migration job completed in {job.seconds:.1f}s")
     before = {str(raw["Spec"]["Name"]): raw for raw in docker.stack_services(stack)}
     report(f"deploying release {release} ({config.app.replicas} app replicas, start-first)")
-    docker.stack_deploy(stack, stack_file, variables)
+    docker.stack_deploy(stack, stack_file, variables, auth)
     _wait_services(docker, stack, before, deadline, report)
     steps.wait_routed(project, deadline, docker.engine)
 

@@ -34,7 +34,10 @@ BASE_PACKAGES=python3,python3-venv,ca-certificates,passwd
 
 # scripts/swarm.sh (the two-node Swarm the tests start) needs iproute2 (ip netns, veth) from this list; nsenter,
 # unshare, flock and findmnt come with util-linux (essential), iptables with docker.io. It starts nothing here.
-APT_PACKAGES=(docker.io debootstrap pebble openssl ca-certificates iproute2 curl openssh-server)
+# scripts/registry.sh (the test registry of `registry:` in swarm mode) needs docker-registry and htpasswd.
+APT_PACKAGES=(
+    docker.io debootstrap pebble openssl ca-certificates iproute2 curl openssh-server docker-registry apache2-utils
+)
 
 rebuild=0
 engine_settings=0

@@ -612,12 +612,15 @@ class Docker:
         found = json.loads(self._docker(summary, [*kind, *ids]) or "[]")
         return [dict(item) for item in found]
 
-    def stack_deploy(self, stack: str, file: Path, variables: Mapping[str, str]) -> str:
+    def stack_deploy(self, stack: str, file: Path, variables: Mapping[str, str], registry_auth: bool = False) -> str:
         """`docker stack deploy -c FILE STACK --resolve-image never` with ``variables`` in its environment (the
-        stack file's ${...}); Swarm applies it in the background. Returns what the CLI printed."""
+        stack file's ${...}); Swarm applies it in the background. Returns what the CLI printed. With
+        ``registry_auth`` (images pulled from a registry), `--with-registry-auth` hands this client's login for it
+        to the nodes, which pull with it; without, a node cannot pull from a registry that asks for a login."""
+        auth = ["--with-registry-auth"] if registry_auth else []
         return self._docker(
             f"`docker stack deploy` of {file.name} into stack {stack} failed",
-            ["stack", "deploy", "--compose-file", str(file), "--resolve-image", "never", stack],
+            ["stack", "deploy", "--compose-file", str(file), "--resolve-image", "never", *auth, stack],
             "read what Docker said above; `composekit render --check` shows whether the rendered stack is current",
             env=variables,
         )

@@ -387,15 +387,16 @@ def run_job(
     variables: Mapping[str, str],
     deadline: Deadline,
     report: Report = lambda _: None,
+    registry_auth: bool = False,
 ) -> JobResult:
     """Run the one-shot job of ``file`` (a replicated-job) in ``stack``: remove the job left by the previous deploy,
-    deploy the file into the same stack, wait for its task to complete. A failed job raises MigrationError with its
-    error and output; nothing else in the stack is touched."""
+    deploy the file into the same stack (``registry_auth``: see Docker.stack_deploy), wait for its task to
+    complete. A failed job raises MigrationError with its error and output; nothing else in the stack is touched."""
     name = f"{stack}_{service}"
     if docker.service_inspect(name) is not None:
         docker.service_remove(name)
     started = deadline.clock()
-    docker.stack_deploy(stack, file, variables)
+    docker.stack_deploy(stack, file, variables, registry_auth)
     report(f"running the migration job {name}")
 
     def observe() -> Poll[TaskInfo | None]:

@@ -6,15 +6,19 @@ answer names the container that gave it) with 3 replicas is shared by the tests,
 Pebble's certificate from both nodes, one Uvicorn process per task, the migration job before the app; a code
 change rolls out start-first under load; a failing migration and an unhealthy version leave the running version
 serving; a killed task and a stopped node are replaced; with app/workers set, gunicorn tasks roll out with no failed
-request too. The first `up` reaches node2's engine at its unix socket, the code change's over SSH (scripts/sshd.sh).
-The figures are printed (run with -s to see them).
+request too. The first `up` reaches node2's engine at its unix socket, the code change's over SSH
+(scripts/sshd.sh). Last, with `registry:` set (scripts/registry.sh: HTTPS and a login), the image is pushed and
+node2 pulls it. The figures are printed (run with -s to see them).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -495,6 +499,90 @@ def test_with_app_workers_gunicorn_tasks_drain_and_a_rollout_fails_no_request(de
         assert old["Status"]["State"] == "shutdown", old["Status"]
         said = container_output(deployed, old)
         assert DRAIN_LINE in said, said[-2000:]
+
+
+# 6. registry: set: the image pushed once, each node pulls it with the login composekit hands over ----------------
+
+
+@dataclass
+class Registry:
+    address: str  # host:port
+    docker_config: Path  # DOCKER_CONFIG of the composekit runs: logged in to the registry
+
+
+def _registry_sh(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(REPO / "scripts" / "registry.sh"), *args], capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.fixture(scope="module")
+def registry(deployed: Deployed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """scripts/registry.sh: HTTPS with its own CA (in /etc/docker/certs.d, read by both engines) and a login, at
+    the host end of node2's veth; composekit runs logged in to it through a DOCKER_CONFIG of the module's own."""
+    started = _registry_sh("start")
+    if started.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"scripts/registry.sh start failed: {started.stderr}", pytrace=False)
+        pytest.skip(f"no test registry: {started.stderr.strip()[-300:]} (scripts/setup-env.sh installs it)")
+    env = dict(line.split("=", 1) for line in _registry_sh("env").stdout.splitlines() if "=" in line)
+    address = env["COMPOSEKIT_TEST_REGISTRY"]
+    config = tmp_path_factory.mktemp("docker-config")
+    plugins = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "cli-plugins"
+    if plugins.is_dir():
+        (config / "cli-plugins").symlink_to(plugins)  # the Compose plugin, found through DOCKER_CONFIG
+    try:
+        login = subprocess.run(
+            ["docker", "login", address, "--username", env["COMPOSEKIT_TEST_REGISTRY_USER"], "--password-stdin"],
+            input=Path(env["COMPOSEKIT_TEST_REGISTRY_PASSWORD_FILE"]).read_text().strip(),
+            env={**os.environ, "DOCKER_CONFIG": str(config)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert login.returncode == 0, login.stderr
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("DOCKER_CONFIG", str(config))
+            yield Registry(address, config)
+    finally:
+        _registry_sh("stop")
+        # This run's tags on the manager (node2 is emptied at the start of every run).
+        for ref in deployed.cluster.manager("image", "ls", "--format", "{{.Repository}}:{{.Tag}}").stdout.split():
+            if ref.startswith(f"{address}/"):
+                subprocess.run(["docker", "image", "rm", ref], capture_output=True, timeout=60)
+
+
+def test_with_a_registry_the_image_is_pushed_and_node2_pulls_it_with_the_login_composekit_hands_over(
+    deployed: Deployed, registry: Registry
+) -> None:
+    stack, c = deployed.stack, deployed.cluster
+    repository = f"{registry.address}/composekit-test/{NAME}-app"
+    # Every task on node2, which never had this image under that name: it must pull it from the registry.
+    (stack.dir / "registry.yaml").write_text(
+        f'registry: {registry.address}/composekit-test\napp:\n  placement: ["node.hostname == {c.node2_hostname}"]\n'
+    )
+    set_version(stack, "v-registry")
+    up = stack.ck("up", "--no-smoke", "--timeout", "400", extra_config=("registry.yaml",), timeout=600)
+    pushed = re.search(rf"pushing ({re.escape(repository)}:\S+)", up.stderr)
+    assert pushed is not None, up.stderr[-3000:]
+    image = pushed.group(1)
+    assert "shipped" not in up.stderr, up.stderr[-3000:]
+    assert stack.https("/").json()["version"] == "v-registry"
+    spec = c.manager("service", "inspect", "-f", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", SERVICE).stdout.strip()
+    assert spec == image
+    running = running_tasks(deployed)
+    assert len(running) == REPLICAS and {t["_node"] for t in running} == {c.node2_hostname}, running
+    assert c.node2_image_id(image) == c.manager("image", "inspect", "--format", "{{.Id}}", image).stdout.strip()
+    # The registry refuses a pull without a login, so node2 pulled with the one `docker stack deploy
+    # --with-registry-auth` handed over (node2's engine keeps no login of its own).
+    anonymous = subprocess.run(
+        ["docker", "-H", c.node2_host, "pull", image],
+        env={**os.environ, "DOCKER_CONFIG": str(registry.docker_config / "anonymous")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert anonymous.returncode != 0 and "no basic auth credentials" in anonymous.stderr, anonymous.stderr
 
 
 def test_down_removes_the_stack_and_its_networks_and_keeps_the_volumes(deployed: Deployed) -> None:

@@ -106,8 +106,8 @@ class RecordedSwarm(Docker):
         found: list[dict[str, Any]] = self._next(self.task_moments[service]) if service in self.task_moments else []
         return found
 
-    def stack_deploy(self, stack: str, file: Path, variables: Mapping[str, str]) -> str:
-        self.calls.append(("deploy", stack, file.name, *sorted(variables)))
+    def stack_deploy(self, stack: str, file: Path, variables: Mapping[str, str], registry_auth: bool = False) -> str:
+        self.calls.append(("deploy", stack, file.name, *sorted(variables), *(["auth"] if registry_auth else [])))
         return ""
 
     def service_remove(self, service: str) -> None:

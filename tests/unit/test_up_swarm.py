@@ -43,6 +43,7 @@ class Recorder(Docker):
         super().__init__("shop", [])
         self.existing = existing
         self.steps: list[tuple[Any, ...]] = []
+        self.auth: list[bool] = []  # registry_auth of each stack deploy (the app's and the migration job's)
 
     def engine_version(self) -> str:
         return "20.10.24"
@@ -54,9 +55,13 @@ class Recorder(Docker):
         self.steps.append(("inspect", service))
         return {"ID": "x", "Spec": {"Name": service}} if self.existing else None
 
-    def stack_deploy(self, stack: str, file: Path, variables: Any) -> str:
+    def stack_deploy(self, stack: str, file: Path, variables: Any, registry_auth: bool = False) -> str:
         self.steps.append(("deploy", stack, file.name, variables["COMPOSEKIT_APP_REPLICAS"]))
+        self.auth.append(registry_auth)
         return ""
+
+    def push(self, image: str) -> None:
+        self.steps.append(("push", image))
 
     def stack_services(self, stack: str) -> list[dict[str, Any]]:
         return [{"ID": "1", "Spec": {"Name": f"{stack}_app"}}, {"ID": "2", "Spec": {"Name": f"{stack}_traefik"}}]
@@ -77,8 +82,18 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
 
     monkeypatch.setattr(swarm, "ship_image", ship)
 
-    def job(docker: Recorder, stack: str, service: str, file: Path, variables: Any, deadline: Any, report: Any) -> Any:
+    def job(
+        docker: Recorder,
+        stack: str,
+        service: str,
+        file: Path,
+        variables: Any,
+        deadline: Any,
+        report: Any,
+        registry_auth: bool = False,
+    ) -> Any:
         docker.steps.append(("job", service, file.name, variables["COMPOSEKIT_RELEASE"]))
+        docker.auth.append(registry_auth)
 
         class Done:
             seconds = 1.0
@@ -143,6 +158,31 @@ def test_a_later_deploy_migrates_first_and_never_scales_the_app_down(
     ]
 
 
+def test_without_a_registry_no_login_is_handed_to_the_nodes(project: Project, recorded: list[tuple[Any, ...]]) -> None:
+    docker = Recorder(existing=False)
+    up(project, docker=docker, smoke_wait=None)
+    assert docker.auth == [False, False, False]
+
+
+def test_with_a_registry_the_image_is_pushed_and_every_deploy_hands_the_login_to_the_nodes(
+    project: Project, recorded: list[tuple[Any, ...]]
+) -> None:
+    (project.root / "registry.yaml").write_text("registry: registry.example.com/team\n")
+    with_registry = load_project((project.root / "composekit.yaml", project.root / "registry.yaml"))
+    docker = Recorder(existing=False)
+    up(with_registry, docker=docker, smoke_wait=None)
+    image = "registry.example.com/team/shop-app:r1"
+    assert ("build", image) in recorded and not [s for s in recorded if s[0] == "ship"]
+    assert [s for s in docker.steps if s[0] in ("push", "deploy", "job")] == [
+        ("push", image),
+        ("deploy", "shop", "stack.yml", "0"),
+        ("job", "migrate", "migrate.yml", "r1"),
+        ("deploy", "shop", "stack.yml", "3"),
+    ]
+    # The first deploy, the migration job and the app's deploy: each node pulls with this client's login.
+    assert docker.auth == [True, True, True]
+
+
 def test_a_failed_migration_job_stops_before_the_app_is_deployed(
     project: Project, recorded: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -187,3 +227,20 @@ def test_with_a_registry_the_image_is_pushed_not_shipped(
     assert pushed == ["registry.example.com/team/shop-app:r1"]
     assert ("build", "registry.example.com/team/shop-app:r1") in recorded
     assert not [s for s in recorded if s[0] == "ship"]
+
+
+def test_stack_deploy_hands_this_clients_registry_login_to_the_nodes_only_when_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[list[str]] = []
+    docker = Docker("shop", [])
+
+    def run(summary: str, args: list[str], hint: str = "", env: Any = None) -> str:
+        seen.append(args)
+        return ""
+
+    monkeypatch.setattr(docker, "_docker", run)
+    docker.stack_deploy("shop", Path("/p/stack.yml"), {})
+    docker.stack_deploy("shop", Path("/p/stack.yml"), {}, registry_auth=True)
+    deploy = ["stack", "deploy", "--compose-file", "/p/stack.yml", "--resolve-image", "never"]
+    assert seen == [[*deploy, "shop"], [*deploy, "--with-registry-auth", "shop"]]
