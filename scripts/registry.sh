@@ -15,6 +15,7 @@
 #   COMPOSEKIT_REGISTRY_DIR (default $COMPOSEKIT_TESTENV/registry)   COMPOSEKIT_REGISTRY_ADDR (default 10.231.7.1:5000)
 set -euo pipefail
 
+# shellcheck disable=SC2034  # read by lib.sh
 CK_LOG_PREFIX=registry
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
