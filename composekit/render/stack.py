@@ -26,7 +26,7 @@ from ..errors import ConfigError
 from .compose import render_compose
 from .dockerfile import dockerignore, dockerignore_excludes, render_dockerfile
 from .swarm import MIGRATE_FILE, STACK_FILE, SWARM_DIR, render_swarm
-from .text import acme_ca_files, dump, header, literal
+from .text import CONFIG_HEADER, acme_ca_files, dump, header, literal
 from .traefik import traefik_static
 
 __all__ = [
@@ -68,7 +68,7 @@ def stack_configs(project: Project) -> dict[str, str]:
     """The files the stack's containers read, by name, as compose.yaml carries them (`configs` with `content:`):
     nothing is read from the deploying machine's disk once the document is rendered."""
     runtime = resources.files("composekit.runtime")
-    contents = {"traefik.yml": header(project) + dump(traefik_static(project.config))}
+    contents = {"traefik.yml": CONFIG_HEADER + dump(traefik_static(project.config))}
     contents.update(acme_ca_files(project))
     contents["gunicorn.conf.py"] = runtime.joinpath("gunicorn_conf.py").read_text()
     return contents

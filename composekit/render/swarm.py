@@ -55,7 +55,7 @@ from .compose import (
     traefik_healthcheck,
 )
 from .dockerfile import GUNICORN_CONF_PATH
-from .text import acme_ca_files, dump, header, literal
+from .text import CONFIG_HEADER, acme_ca_files, dump, header, literal
 from .traefik import SWARM_DYNAMIC_FILE, SWARM_REFRESH_SECONDS, traefik_dynamic, traefik_swarm_static
 
 __all__ = [
@@ -199,8 +199,8 @@ def _swarm_files(project: Project) -> dict[str, str]:
     network = f"{config.name}_web"  # the stack's `web` overlay, as `docker stack deploy <name>` names it
     static = traefik_swarm_static(config, f"tcp://{SOCKET_PROXY_SERVICE}:{SOCKET_PROXY_PORT}", network)
     files = {
-        "traefik.yml": header(project) + dump(static),
-        "traefik-dynamic.yml": header(project) + dump(traefik_dynamic()),
+        "traefik.yml": CONFIG_HEADER + dump(static),
+        "traefik-dynamic.yml": CONFIG_HEADER + dump(traefik_dynamic()),
         "socket_proxy.py": runtime.joinpath("socket_proxy.py").read_text(),
     }
     files.update(acme_ca_files(project))

@@ -31,6 +31,20 @@ def test_rendering_is_deterministic_across_locations(tmp_path: Path) -> None:
     assert a == b
 
 
+def test_naming_one_more_config_file_changes_nothing_a_container_reads(tmp_path: Path) -> None:
+    """Traefik's configuration carries no list of the config files (only compose.yaml's header does): a deploy
+    with `-c composekit.yaml -c prod.yaml` that changes nothing else must not recreate Traefik."""
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(EXAMPLE.parent, copy)
+    (copy / "prod.yaml").write_text("smoke: {cert_warn_days: 21}\n")  # the default: nothing changes
+    one = render_stack(load_project((copy / "composekit.yaml",)))
+    two = render_stack(load_project((copy / "composekit.yaml", copy / "prod.yaml")))
+    assert one.configs == two.configs
+    first, second = yaml.safe_load(one.compose), yaml.safe_load(two.compose)
+    assert first == second  # the services (Traefik's config-hash label included), configs, volumes
+    assert one.compose != two.compose and "from composekit.yaml, prod.yaml." in two.compose.splitlines()[0]
+
+
 def project_in(tmp_path: Path, config: str, files: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
     for rel, content in (files if files is not None else {"requirements.txt": "fastapi\n"}).items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -54,6 +54,20 @@ def test_matches_golden_files(config: Path, golden: str) -> None:
     assert_matches_golden(render_stack(load_project((config,))), golden)
 
 
+def test_naming_one_more_config_file_changes_no_config_object_and_no_service(tmp_path: Path) -> None:
+    """Traefik's files carry no list of the config files, so their content-hashed Swarm configs keep their names
+    when a deploy names one more file (test_swarm's SSH node file): Traefik is not restarted."""
+    copy = copy_fixtures(tmp_path)
+    (copy / "nodes.yaml").write_text("swarm:\n  nodes:\n    worker-9: ssh://deploy@worker-9\n")
+    one = render_stack(load_project((copy / FASTAPI.name,))).files
+    two = render_stack(load_project((copy / FASTAPI.name, copy / "nodes.yaml"))).files
+    stacks = (STACK_FILE, MIGRATE_FILE)
+    assert {k: v for k, v in one.items() if k not in stacks} == {k: v for k, v in two.items() if k not in stacks}
+    for name in stacks:
+        assert doc(one, name) == doc(two, name)  # the same config names, services and secrets
+        assert one[name] != two[name]  # only its header names the files
+
+
 def test_rendering_is_deterministic_across_locations(tmp_path: Path) -> None:
     copy = copy_fixtures(tmp_path)
     for name in (FASTAPI.name, POSTGRES.name):
