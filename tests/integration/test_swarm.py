@@ -131,8 +131,13 @@ class TimedLoad(HttpsLoad):
 
 
 def proxy_errors(d: Deployed) -> str:
-    """Traefik's access log lines of failed requests (5xx), to say where a failure came from."""
-    logs = d.cluster.manager("service", "logs", "--raw", f"{NAME}_traefik").stdout
+    """Traefik's access log lines of failed requests (5xx), to say where a failure came from. Only a diagnostic for
+    an assertion's message, so bounded and never raising: `docker service logs` once hung here for 120 s after
+    Traefik's task had been replaced, and its TimeoutExpired hid the failure it was to explain."""
+    try:
+        logs = d.cluster.manager("service", "logs", "--raw", "--tail", "5000", f"{NAME}_traefik", timeout=30).stdout
+    except (AssertionError, subprocess.TimeoutExpired) as exc:
+        return f"(Traefik's logs could not be read: {str(exc)[:300]})"
     return "\n".join(line for line in logs.splitlines() if re.search(r' HTTP/[\d.]+" 5\d\d ', line))[-3000:]
 
 
