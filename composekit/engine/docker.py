@@ -99,6 +99,16 @@ def _iso(value: Any) -> str | None:
     return None if text.startswith("0001-01-01") else text
 
 
+# How often a list-then-inspect is tried when an object listed is gone by the time it is inspected (Docker._listed).
+LIST_ATTEMPTS = 3
+
+
+def _only_gone(said: str) -> bool:
+    """Whether every error Docker printed says an object does not exist ("task ... not found", "No such ...")."""
+    lines = [line.lower() for line in said.splitlines() if line.strip()]
+    return bool(lines) and all("not found" in line or "no such" in line for line in lines)
+
+
 def context_endpoint(name: str | None) -> tuple[str, str]:
     """(name, engine URL) of the Docker context ``name``, or of the current one when None."""
     client = DockerClient()
@@ -628,13 +638,26 @@ class Docker:
     def stack_remove(self, stack: str) -> None:
         self._docker(f"`docker stack rm {stack}` failed", ["stack", "rm", stack])
 
+    def _listed(self, what: str, list_args: list[str], inspect_args: list[str]) -> list[dict[str, Any]]:
+        """Inspect every object a list command names. One removed between the two calls (Swarm prunes a service's
+        old tasks as new ones start; a job service is removed) fails the inspect with "not found": list again, up
+        to LIST_ATTEMPTS times."""
+        for attempt in range(1, LIST_ATTEMPTS + 1):
+            ids = self._docker(f"cannot list {what}", list_args).split()
+            try:
+                return self._inspect(f"cannot inspect {what}", inspect_args, ids)
+            except DockerError as exc:
+                if attempt == LIST_ATTEMPTS or not _only_gone(exc.stderr):
+                    raise
+        raise AssertionError("unreachable")
+
     def stack_services(self, stack: str) -> list[dict[str, Any]]:
         """`docker service inspect` of every service of ``stack`` (label com.docker.stack.namespace)."""
-        ids = self._docker(
-            f"cannot list the services of stack {stack}",
+        return self._listed(
+            f"the services of stack {stack}",
             ["service", "ls", "--quiet", "--filter", f"label=com.docker.stack.namespace={stack}"],
-        ).split()
-        return self._inspect(f"cannot inspect the services of stack {stack}", ["service", "inspect"], ids)
+            ["service", "inspect"],
+        )
 
     def service_inspect(self, service: str) -> dict[str, Any] | None:
         """`docker service inspect SERVICE`, or None when there is no such service."""
@@ -648,10 +671,11 @@ class Docker:
 
     def service_tasks(self, service: str) -> list[dict[str, Any]]:
         """`docker inspect` of every task of ``service`` Swarm still keeps (the current ones and some history)."""
-        ids = self._docker(
-            f"cannot list the tasks of {service}", ["service", "ps", "--quiet", "--no-trunc", service]
-        ).split()
-        return self._inspect(f"cannot inspect the tasks of {service}", ["inspect", "--type", "task"], ids)
+        return self._listed(
+            f"the tasks of {service}",
+            ["service", "ps", "--quiet", "--no-trunc", service],
+            ["inspect", "--type", "task"],
+        )
 
     def service_remove(self, service: str) -> None:
         self._docker(f"cannot remove service {service}", ["service", "rm", service])
@@ -681,8 +705,7 @@ class Docker:
 
     def nodes(self) -> list[dict[str, Any]]:
         """`docker node inspect` of every node of the Swarm (answered by a manager only)."""
-        ids = self._docker("cannot list the Swarm's nodes", ["node", "ls", "--quiet"]).split()
-        return self._inspect("cannot inspect the Swarm's nodes", ["node", "inspect"], ids)
+        return self._listed("the Swarm's nodes", ["node", "ls", "--quiet"], ["node", "inspect"])
 
     def stack_networks(self, stack: str) -> list[dict[str, Any]]:
         """`docker network inspect` of the stack's networks; one removed meanwhile (by `docker stack rm`) is left

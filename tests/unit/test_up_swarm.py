@@ -21,7 +21,7 @@ from composekit.engine import swarm as engine_swarm
 from composekit.engine.docker import Docker
 from composekit.engine.swarm import Shipment
 from composekit.engine.wait import Deadline
-from composekit.errors import MigrationError, UserError
+from composekit.errors import DockerError, MigrationError, UserError
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "swarm" / "fastapi.yaml"
 REPO = Path(__file__).resolve().parents[2]
@@ -244,3 +244,45 @@ def test_stack_deploy_hands_this_clients_registry_login_to_the_nodes_only_when_a
     docker.stack_deploy("shop", Path("/p/stack.yml"), {}, registry_auth=True)
     deploy = ["stack", "deploy", "--compose-file", "/p/stack.yml", "--resolve-image", "never"]
     assert seen == [[*deploy, "shop"], [*deploy, "--with-registry-auth", "shop"]]
+
+
+def _listing(monkeypatch: pytest.MonkeyPatch, answers: list[str | list[dict[str, Any]]]) -> tuple[Docker, list[str]]:
+    """A Docker whose list calls name tasks t1 and t2 and whose inspect calls answer ``answers`` in turn (a str:
+    the inspect fails with that as Docker's output)."""
+    calls: list[str] = []
+    docker = Docker("shop", [])
+
+    def run(summary: str, args: list[str], hint: str = "", env: Any = None) -> str:
+        calls.append("list")
+        return "t1\nt2\n"
+
+    def inspect(summary: str, kind: list[str], ids: list[str]) -> list[dict[str, Any]]:
+        calls.append("inspect")
+        answer = answers.pop(0)
+        if isinstance(answer, str):
+            raise DockerError(summary, ["docker", *kind, *ids], answer)
+        return answer
+
+    monkeypatch.setattr(docker, "_docker", run)
+    monkeypatch.setattr(docker, "_inspect", inspect)
+    return docker, calls
+
+
+def test_a_task_pruned_between_listing_and_inspecting_is_listed_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Seen in test_swarm: Swarm pruned an old task of the app between `service ps` and `inspect`, and `up` failed.
+    gone = "Error response from daemon: task zo7q5q6ngvoug1fwdj1ta8sfs not found"
+    docker, calls = _listing(monkeypatch, [gone, [{"ID": "t1"}, {"ID": "t2"}]])
+    assert docker.service_tasks("shop_app") == [{"ID": "t1"}, {"ID": "t2"}]
+    assert calls == ["list", "inspect", "list", "inspect"]
+
+
+def test_an_object_that_keeps_vanishing_or_another_error_is_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    gone = "Error response from daemon: task t2 not found"
+    docker, calls = _listing(monkeypatch, [gone, gone, gone])
+    with pytest.raises(DockerError, match="cannot inspect the tasks of shop_app"):
+        docker.service_tasks("shop_app")
+    assert calls.count("inspect") == 3
+    docker, calls = _listing(monkeypatch, ["Error response from daemon: This node is not a swarm manager."])
+    with pytest.raises(DockerError, match="cannot inspect the Swarm's nodes"):
+        docker.nodes()
+    assert calls == ["list", "inspect"]
