@@ -241,6 +241,32 @@ def _describe_task(task: TaskInfo, nodes: Mapping[str, str]) -> str:
     return f"task {task.id[:12]} on {where}: {task.state}" + (f" ({said})" if said else "")
 
 
+def _registry_host(image: str) -> str | None:
+    """The registry an image reference names (Docker's rule: a first path part with "." or ":", or localhost)."""
+    first, slash, _ = image.partition("/")
+    return first if slash and ("." in first or ":" in first or first == "localhost") else None
+
+
+def image_fix(tasks: list[TaskInfo], nodes: Mapping[str, str]) -> str | None:
+    """The fix when a node could not get the image (a task rejected with "No such image"), else None."""
+    missing = [t for t in tasks if "no such image" in t.error.lower()]
+    if not missing:
+        return None
+    where = ", ".join(sorted({nodes.get(t.node_id, t.node_id[:12]) for t in missing}))
+    image = missing[-1].image
+    host = _registry_host(image)
+    if host is not None:
+        return (
+            f"node {where} could not pull {image} from {host}: log in to it on this machine (`docker login {host}`; "
+            "composekit hands that login to the nodes) and check that the node reaches it, then run `composekit up` "
+            "again"
+        )
+    return (
+        f"node {where} does not have {image}: name its engine under swarm/nodes so that composekit ships the image "
+        "there (or set registry:), then run `composekit up` again"
+    )
+
+
 def _indent(text: str, lines: int = 30) -> str:
     return "\n".join(f"    {line}" for line in text.splitlines()[-lines:]) or "    (no output)"
 
@@ -429,7 +455,7 @@ def run_job(
         "service is untouched",
         ["docker", "stack", "deploy", "--compose-file", str(file), stack],
         logs,
-        "fix the migration (its output is above) and run `composekit up` again",
+        image_fix([task], nodes) or "fix the migration (its output is above) and run `composekit up` again",
     )
 
 
@@ -525,18 +551,20 @@ def wait_converged(
     culprit = next((t.id for t in failed if t.id in named), None)
     logs = _logs(docker, culprit or service, deadline) if svc is not None else ""
     source = f"task {culprit[:12]} of {service}" if culprit else service
+    no_image = image_fix(failed, nodes)
     if seen.failed and seen.detail.startswith("UpdateStatus"):
+        fix = no_image or (
+            "make the new version start and pass its healthcheck (`composekit logs app`), then run `composekit up` "
+            "again"
+        )
         raise HealthTimeoutError(
             f"Swarm rolled back the new version of {what}: {seen.detail}. The previous version is serving again.\n"
-            f"Failed tasks:\n{failures}\nLast log lines of {source}:\n{_indent(logs)}\n"
-            f"fix: make the new version start and pass its healthcheck (`composekit logs app`), then run "
-            "`composekit up` again"
+            f"Failed tasks:\n{failures}\nLast log lines of {source}:\n{_indent(logs)}\nfix: {fix}"
         )
+    fix = no_image or "check that the service starts and passes its healthcheck (`composekit status` shows its tasks)"
     raise HealthTimeoutError(
         f"{head}. Last status: {seen.detail}\nFailed tasks:\n{failures}\n"
-        f"Last log lines of {source}:\n{_indent(logs)}\n"
-        "fix: check that the service starts and passes its healthcheck (`composekit status` shows its tasks); "
-        "volumes are kept, nothing was deleted"
+        f"Last log lines of {source}:\n{_indent(logs)}\nfix: {fix}; volumes are kept, nothing was deleted"
     )
 
 

@@ -568,3 +568,33 @@ def test_a_network_removed_between_listing_and_inspecting_is_left_out() -> None:
     docker._docker = run  # type: ignore[method-assign]
     docker._inspect = inspect  # type: ignore[method-assign]
     assert docker.stack_networks(STACK) == [{"Name": "swrec_web"}]
+
+
+def _rejected(image: str) -> list[dict[str, Any]]:
+    """The recorded failed migration task, as a node that could not get ``image`` leaves it."""
+    raw = copy.deepcopy(tasks("migrate-failed"))
+    raw[0]["Status"].update({"State": "rejected", "Err": f"No such image: {image}"})
+    raw[0]["Spec"]["ContainerSpec"]["Image"] = image
+    return raw
+
+
+def test_a_node_that_could_not_pull_from_the_registry_is_said_with_the_login_fix() -> None:
+    # As test_swarm saw it before `docker stack deploy --with-registry-auth`: the job's task rejected on node2.
+    image = "10.231.7.1:5000/composekit-test/sw-app-app:r1"
+    docker = RecordedSwarm(services={}, task_lists={MIGRATE: [_rejected(image)]})
+    with pytest.raises(MigrationError) as exc:
+        swarm.run_job(docker, STACK, "migrate", Path("/p/.composekit/migrate.yml"), {}, deadline())
+    assert exc.value.hint == (
+        f"node vm could not pull {image} from 10.231.7.1:5000: log in to it on this machine (`docker login "
+        "10.231.7.1:5000`; composekit hands that login to the nodes) and check that the node reaches it, then run "
+        "`composekit up` again"
+    )
+
+
+def test_a_node_without_the_shipped_image_is_told_to_be_listed_under_swarm_nodes() -> None:
+    nodes = {swarm.parse_task(_rejected("shop-app:r1")[0]).node_id: "worker-3"}
+    assert swarm.image_fix([swarm.parse_task(_rejected("shop-app:r1")[0])], nodes) == (
+        "node worker-3 does not have shop-app:r1: name its engine under swarm/nodes so that composekit ships the "
+        "image there (or set registry:), then run `composekit up` again"
+    )
+    assert swarm.image_fix([swarm.parse_task(t) for t in tasks("migrate-failed")], nodes) is None
