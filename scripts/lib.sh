@@ -1,4 +1,4 @@
-# Shared helpers for scripts/setup-env.sh and scripts/pebble.sh. Source it; do not run it.
+# Shared helpers of the scripts here (setup-env.sh, pebble.sh, swarm.sh, registry.sh, ...). Source it; do not run it.
 # shellcheck shell=bash
 
 # shellcheck disable=SC2034  # used by the scripts that source this file
@@ -90,6 +90,25 @@ ck_pid_alive() {
     fi
     # A zombie (exited, not yet reaped) is not alive.
     [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]]
+}
+
+# ck_stop_pidfile NAME PIDFILE COMM: TERM the process of PIDFILE (if alive, with that comm), wait up to 10 s, then
+# KILL; the PID file is removed either way.
+ck_stop_pidfile() {
+    local name=$1 pidfile=$2 comm=$3 pid
+    if ! ck_pid_alive "$pidfile" "$comm"; then
+        rm -f "$pidfile"
+        ck_log "$name: not running"
+        return
+    fi
+    pid=$(<"$pidfile")
+    kill -TERM "$pid" 2>/dev/null || true
+    if ! ck_wait_until 10 "$name (pid $pid) to exit" bash -c "! kill -0 $pid"; then
+        kill -KILL "$pid" 2>/dev/null || true
+        ck_wait_until 5 "$name (pid $pid) to die" bash -c "! kill -0 $pid" || true
+    fi
+    rm -f "$pidfile"
+    ck_log "$name: stopped (pid $pid)"
 }
 
 # ck_lock NAME: hold $CK_STATE/NAME.lock until the script exits, so that two runs at once

@@ -146,27 +146,9 @@ cmd_start() {
     ck_log "started (pebble pid $(<"$PEBBLE_PID"), challtestsrv pid $(<"$CHALL_PID")); ACME directory $ACME_DIR_URL"
 }
 
-# stop_one NAME PIDFILE COMM: TERM the process of PIDFILE, wait up to 10 s, then KILL.
-stop_one() {
-    local name=$1 pidfile=$2 comm=$3 pid
-    if ! ck_pid_alive "$pidfile" "$comm"; then
-        rm -f "$pidfile"
-        ck_log "$name: not running"
-        return
-    fi
-    pid=$(<"$pidfile")
-    kill -TERM "$pid" 2>/dev/null || true
-    if ! ck_wait_until 10 "$name (pid $pid) to exit" bash -c "! kill -0 $pid"; then
-        kill -KILL "$pid" 2>/dev/null || true
-        ck_wait_until 5 "$name (pid $pid) to die" bash -c "! kill -0 $pid" || true
-    fi
-    rm -f "$pidfile"
-    ck_log "$name: stopped (pid $pid)"
-}
-
 cmd_stop() {
-    stop_one pebble "$PEBBLE_PID" pebble
-    stop_one pebble-challtestsrv "$CHALL_PID" pebble-challtestsrv
+    ck_stop_pidfile pebble "$PEBBLE_PID" pebble
+    ck_stop_pidfile pebble-challtestsrv "$CHALL_PID" pebble-challtestsrv
 }
 
 cmd_status() {

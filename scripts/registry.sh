@@ -93,12 +93,7 @@ start)
     ck_log "docker-registry $(cat "$PIDFILE") on https://$ADDR (user $USER_NAME, CA $CERTS_D/ca.crt)"
     ;;
 stop)
-    if running; then
-        pid=$(cat "$PIDFILE")
-        kill "$pid"
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    fi
-    rm -f "$PIDFILE"
+    ck_stop_pidfile docker-registry "$PIDFILE" docker-registry
     rm -rf "$CERTS_D" "$DIR/data"
     ;;
 status)

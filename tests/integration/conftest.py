@@ -85,6 +85,24 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"{reason}; run `bash scripts/setup-env.sh` first (scripts/test.sh does it)")
 
 
+def env_script(script: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`bash scripts/SCRIPT ARGS` (sshd.sh, registry.sh: the test environment's own servers), its output captured."""
+    return subprocess.run(
+        ["bash", str(REPO / "scripts" / script), *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def start_env_server(script: str, what: str, install: str) -> dict[str, str]:
+    """`scripts/SCRIPT start` (a failure fails the test under CI and skips it otherwise, saying why and ``install``),
+    then the KEY=VALUE lines of `scripts/SCRIPT env`."""
+    started = env_script(script, "start")
+    if started.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"scripts/{script} start failed: {started.stderr}", pytrace=False)
+        pytest.skip(f"no test {what}: {started.stderr.strip()[-300:]} ({install})")
+    return dict(line.split("=", 1) for line in env_script(script, "env").stdout.splitlines() if "=" in line)
+
+
 @pytest.fixture(scope="session")
 def testenv() -> TestEnv:
     env_file = STATE / "env"

@@ -8,32 +8,19 @@ of the module, and yields the ssh config's path. Without sshd it fails under CI 
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .conftest import REPO
+from .conftest import start_env_server
 
 ALIAS = "ssh://composekit-test"
 
 
-def _sshd(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", str(REPO / "scripts" / "sshd.sh"), *args], capture_output=True, text=True, timeout=60
-    )
-
-
 @pytest.fixture(scope="module")
 def ssh_config() -> Iterator[Path]:
-    started = _sshd("start")
-    if started.returncode != 0:
-        if os.environ.get("CI"):
-            pytest.fail(f"scripts/sshd.sh start failed: {started.stderr}", pytrace=False)
-        pytest.skip(f"no test sshd: {started.stderr.strip()[-300:]} (apt-get install openssh-server)")
-    env = dict(line.split("=", 1) for line in _sshd("env").stdout.splitlines() if "=" in line)
+    env = start_env_server("sshd.sh", "sshd", "apt-get install openssh-server")
     path = Path(env["COMPOSEKIT_SSH_CONFIG"])
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("COMPOSEKIT_SSH_CONFIG", str(path))

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from .conftest import REPO, Stack
+from .conftest import REPO, Stack, env_script, start_env_server
 from .restart_load import HttpsLoad
 from .sshd import ALIAS, ssh_config  # noqa: F401 (the fixture)
 from .swarm_cluster import SwarmCluster, swarm_cluster  # noqa: F401 (the fixture)
@@ -515,22 +515,11 @@ class Registry:
     docker_config: Path  # DOCKER_CONFIG of the composekit runs: logged in to the registry
 
 
-def _registry_sh(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", str(REPO / "scripts" / "registry.sh"), *args], capture_output=True, text=True, timeout=120
-    )
-
-
 @pytest.fixture(scope="module")
 def registry(deployed: Deployed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     """scripts/registry.sh: HTTPS with its own CA (in /etc/docker/certs.d, read by both engines) and a login, at
     the host end of node2's veth; composekit runs logged in to it through a DOCKER_CONFIG of the module's own."""
-    started = _registry_sh("start")
-    if started.returncode != 0:
-        if os.environ.get("CI"):
-            pytest.fail(f"scripts/registry.sh start failed: {started.stderr}", pytrace=False)
-        pytest.skip(f"no test registry: {started.stderr.strip()[-300:]} (scripts/setup-env.sh installs it)")
-    env = dict(line.split("=", 1) for line in _registry_sh("env").stdout.splitlines() if "=" in line)
+    env = start_env_server("registry.sh", "registry", "scripts/setup-env.sh installs it")
     address = env["COMPOSEKIT_TEST_REGISTRY"]
     config = tmp_path_factory.mktemp("docker-config")
     plugins = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "cli-plugins"
@@ -550,7 +539,7 @@ def registry(deployed: Deployed, tmp_path_factory: pytest.TempPathFactory) -> It
             mp.setenv("DOCKER_CONFIG", str(config))
             yield Registry(address, config)
     finally:
-        _registry_sh("stop")
+        env_script("registry.sh", "stop")
         # This run's tags on the manager (node2 is emptied at the start of every run).
         for ref in deployed.cluster.manager("image", "ls", "--format", "{{.Repository}}:{{.Tag}}").stdout.split():
             if ref.startswith(f"{address}/"):
