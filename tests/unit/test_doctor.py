@@ -16,16 +16,9 @@ from composekit.engine.settings import LocalDaemon
 from composekit.engine.swarm import swarm_state
 from composekit.errors import DockerError, HttpCheckError
 from composekit.verify.checks import Report, Status
-from composekit.verify.doctor import (
-    DoctorOptions,
-    check_acme_file,
-    check_disk,
-    check_dns,
-    check_traefik_api,
-    is_local_address,
-    run_doctor,
-    traefik_version,
-)
+from composekit.verify.doctor import DoctorOptions, run_doctor
+from composekit.verify.engine_doctor import check_traefik_api, traefik_version
+from composekit.verify.host_doctor import check_acme_file, check_disk, check_dns, is_local_address
 from composekit.verify.swarm_doctor import SwarmFacts
 
 CONFIG = """\

@@ -27,7 +27,7 @@ from composekit.engine.settings import (
 )
 from composekit.errors import UserError
 from composekit.verify.checks import Status
-from composekit.verify.doctor import check_engine_settings
+from composekit.verify.engine_doctor import check_engine_settings
 
 # The keys composekit reads, as a 20.10 engine with its defaults answers `docker info --format '{{json .}}'`.
 DEFAULTS_INFO: dict[str, Any] = {

@@ -17,7 +17,7 @@ from composekit.engine import steps as deploy
 from composekit.engine.ports import port_is_free
 from composekit.errors import PortInUseError
 from composekit.verify.checks import Status
-from composekit.verify.doctor import check_ports
+from composekit.verify.host_doctor import check_ports
 
 
 def test_listening_port_is_taken_and_closed_port_is_free() -> None:

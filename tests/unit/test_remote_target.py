@@ -347,7 +347,7 @@ def test_the_cli_prints_the_engine_under_every_error(tmp_path: Path, monkeypatch
 
 
 def test_server_checks_read_the_server_through_containers() -> None:
-    from composekit.verify.doctor import ServerChecks
+    from composekit.verify.host_doctor import ServerChecks
 
     calls: list[tuple[str, list[str], dict[str, str], str]] = []
 
