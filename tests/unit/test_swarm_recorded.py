@@ -1,4 +1,4 @@
-"""Swarm mode's engine side (composekit/engine/swarm.py), driven by JSON recorded from a real Swarm.
+"""Swarm mode's engine side (composekit/engine/swarm/), driven by JSON recorded from a real Swarm.
 
 tests/data/swarm/ holds what Docker Engine 20.10 answered about a stack deployed by record.sh (see its README):
 a replicated web service with a healthcheck, created, updated start-first, then an unhealthy update that Swarm
@@ -21,6 +21,9 @@ import yaml
 
 from composekit.engine import swarm
 from composekit.engine.docker import Docker, Shipped
+from composekit.engine.swarm.failures import LOGS_WAIT, image_fix
+from composekit.engine.swarm.image import build_file
+from composekit.engine.swarm.status import service_row
 from composekit.engine.target import Engine, Target
 from composekit.engine.wait import Deadline
 from composekit.errors import DockerError, HealthTimeoutError, MigrationError, UserError
@@ -453,7 +456,7 @@ def test_a_crash_looping_new_service_fails_early() -> None:
         "fix: check that the service starts and passes its healthcheck (`composekit status` shows its tasks); "
         "volumes are kept, nothing was deleted"
     )
-    assert clock.elapsed() <= swarm.LOGS_WAIT  # no waiting for the deadline: only for the (empty) logs
+    assert clock.elapsed() <= LOGS_WAIT  # no waiting for the deadline: only for the (empty) logs
 
 
 # status and down ------------------------------------------------------------------------------------------------
@@ -461,7 +464,7 @@ def test_a_crash_looping_new_service_fails_early() -> None:
 
 def test_status_rows_of_a_recorded_stack() -> None:
     nodes = {ME: "vm"}
-    row = swarm.service_row(STACK, service("web-completed"), tasks("web-completed"), nodes)
+    row = service_row(STACK, service("web-completed"), tasks("web-completed"), nodes)
     assert (row.service, row.mode, row.running, row.desired, row.update) == (
         "web",
         "replicated",
@@ -473,10 +476,10 @@ def test_status_rows_of_a_recorded_stack() -> None:
         ("web.1", "vm", "running", "healthy"),
         ("web.2", "vm", "running", "healthy"),
     ]
-    starting = swarm.service_row(STACK, service("web-created"), tasks("web-starting"), nodes)
+    starting = service_row(STACK, service("web-created"), tasks("web-starting"), nodes)
     assert [(t.state, t.health) for t in starting.tasks] == [("starting", "starting")] * 2
     assert starting.running == 0
-    job = swarm.service_row(STACK, service("migrate-failed"), tasks("migrate-failed"), nodes)
+    job = service_row(STACK, service("migrate-failed"), tasks("migrate-failed"), nodes)
     assert (job.service, job.mode, job.desired, [(t.task, t.state, t.error) for t in job.tasks]) == (
         "migrate",
         "replicated-job",
@@ -526,7 +529,7 @@ def test_build_file_builds_the_app_with_its_dockerfile_and_tags_the_release(tmp_
         "name: shop\ndomain: shop.example.com\nacme: {email: ops@example.com}\napp: {module: app.main:app}\n"
     )
     project = load_project((tmp_path / "composekit.yaml",))
-    doc = yaml.safe_load(swarm.build_file(project, "shop-app:r1"))
+    doc = yaml.safe_load(build_file(project, "shop-app:r1"))
     assert doc == {
         "services": {
             "app": {
@@ -593,8 +596,8 @@ def test_a_node_that_could_not_pull_from_the_registry_is_said_with_the_login_fix
 
 def test_a_node_without_the_shipped_image_is_told_to_be_listed_under_swarm_nodes() -> None:
     nodes = {swarm.parse_task(_rejected("shop-app:r1")[0]).node_id: "worker-3"}
-    assert swarm.image_fix([swarm.parse_task(_rejected("shop-app:r1")[0])], nodes) == (
+    assert image_fix([swarm.parse_task(_rejected("shop-app:r1")[0])], nodes) == (
         "node worker-3 does not have shop-app:r1: name its engine under swarm/nodes so that composekit ships the "
         "image there (or set registry:), then run `composekit up` again"
     )
-    assert swarm.image_fix([swarm.parse_task(t) for t in tasks("migrate-failed")], nodes) is None
+    assert image_fix([swarm.parse_task(t) for t in tasks("migrate-failed")], nodes) is None

@@ -1,0 +1,42 @@
+"""`composekit down` in mode: swarm: the stack removed, its networks waited for, its volumes kept or deleted."""
+
+from __future__ import annotations
+
+from ...errors import HealthTimeoutError
+from ..docker import Docker
+from ..wait import Deadline, Poll
+
+__all__ = ["down", "remove_stack"]
+
+
+def remove_stack(docker: Docker, stack: str, deadline: Deadline) -> list[str]:
+    """`docker stack rm`, then wait until the stack's networks are gone (Swarm removes them once the tasks have
+    stopped, so a new deploy right after does not collide with them). Volumes are kept; returns them."""
+    volumes = docker.stack_volumes(stack)
+    if not docker.stack_services(stack) and not docker.stack_networks(stack):
+        return volumes
+    docker.stack_remove(stack)
+    started = deadline.clock()
+
+    def observe() -> Poll[list[str]]:
+        left = [str(n.get("Name")) for n in docker.stack_networks(stack)]
+        return Poll(left, not left, False, ", ".join(left))
+
+    seen, timed_out = deadline.poll(observe)
+    if timed_out:
+        raise HealthTimeoutError(
+            f"the networks of stack {stack} were still there {deadline.clock() - started:.0f}s after "
+            f"`docker stack rm {stack}`: {seen.detail}\nfix: `docker stack ps {stack}` shows tasks that have not "
+            "stopped yet; run `composekit down` again once they have"
+        )
+    return volumes
+
+
+def down(docker: Docker, stack: str, delete_volumes: bool, deadline: Deadline) -> list[str]:
+    """`composekit down` in mode: swarm: remove the stack, wait for its networks to go; with ``delete_volumes``
+    also delete its volumes on this engine's node (the manager's: acme.json and the database's data)."""
+    volumes = remove_stack(docker, stack, deadline)
+    if delete_volumes:
+        for name in volumes:
+            docker.remove_volume(name)
+    return volumes
