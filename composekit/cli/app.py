@@ -12,6 +12,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..config.model import host_problem
 from ..config.project import Project
@@ -84,10 +85,12 @@ def _main(
         typer.Option(
             "--host",
             "-H",
-            help="Docker engine to use: ssh://[user@]host[:port][/path/to/docker.sock] (an SSH config alias works), "
-            "unix:///path, "
-            "tcp://host:port or a Docker context name. Default: host: in the config, then DOCKER_HOST, then the "
-            "current Docker context.",
+            # typer reads help as rich markup: escape() keeps "[user@]" and "[/path...]" from being tags.
+            help=escape(
+                "Docker engine to use: ssh://[user@]host[:port][/path/to/docker.sock] (an SSH config alias works), "
+                "unix:///path, tcp://host:port or a Docker context name. Default: host: in the config, then "
+                "DOCKER_HOST, then the current Docker context."
+            ),
         ),
     ] = None,
 ) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from ..config.project import Project, load_project
 from ..deploy import list_releases
@@ -56,7 +57,7 @@ def _project(out_dir: Path | None = None) -> Project:
 
 
 def _progress(message: str) -> None:
-    err.print(f"[bold]composekit:[/] {message}", soft_wrap=True)
+    err.print(f"[bold]composekit:[/] {escape(message)}", soft_wrap=True)
 
 
 def _docker_line(line: str) -> None:
@@ -117,7 +118,7 @@ def render(
                     f"render --check: the files in {project.out_dir} differ from what {project.source} renders "
                     f"(diff above); run `{fix}` and commit the result"
                 )
-            err.print(f"{project.out_dir} is up to date with {project.source}", soft_wrap=True)
+            err.print(f"{project.out_dir} is up to date with {project.source}", soft_wrap=True, markup=False)
             return
         if out_dir == "-":
             project = _project()
@@ -135,7 +136,7 @@ def render(
             err.print(f"warning: {warning}", soft_wrap=True, markup=False)
         stack = write_stack(project)
         for name in stack.files:
-            err.print(f"wrote {project.out_dir / name}")
+            err.print(f"wrote {project.out_dir / name}", markup=False, soft_wrap=True)
 
     run(do)
 
