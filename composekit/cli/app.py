@@ -3,6 +3,8 @@ handler and main()."""
 
 from __future__ import annotations
 
+import codecs
+import io
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -104,4 +106,8 @@ def _main(
 
 
 def main() -> None:
+    # Machine output (`render --out -`, --json, diffs) is UTF-8 like every file composekit writes, whatever the
+    # locale: under LC_ALL=POSIX Python's stdout is ASCII and a non-ASCII config value would end in a traceback.
+    if isinstance(sys.stdout, io.TextIOWrapper) and codecs.lookup(sys.stdout.encoding).name != "utf-8":
+        sys.stdout.reconfigure(encoding="utf-8")
     app()

@@ -82,6 +82,20 @@ def _for_reading(project: Project) -> str:
     )
 
 
+def _unwritable(out: Path, given: str | None, exc: OSError) -> str:
+    """render's one-line error for an output directory it cannot write: the path, why, and what to do."""
+    where = f"--out {given}" if given else f"the output directory {_shown(out)}"
+    if out.exists() and not out.is_dir():
+        return f"render: {where} is a file, not a directory: name a directory (it is created if missing)"
+    path = exc.filename if exc.filename is not None else out
+    fix = (
+        "name a directory you can write to with --out DIR"
+        if given
+        else "make it writable, or name another with --out DIR"
+    )
+    return f"render: cannot write {path} ({exc.strerror or exc}): {fix}"
+
+
 @app.command()
 def render(
     out_dir: Annotated[
@@ -134,7 +148,10 @@ def render(
         project = _project(Path(out_dir) if out_dir else None)
         for warning in swarm_warnings(project.config):
             err.print(f"warning: {warning}", soft_wrap=True, markup=False)
-        stack = write_stack(project)
+        try:
+            stack = write_stack(project)
+        except OSError as exc:
+            raise UserError(_unwritable(project.out_dir, out_dir, exc)) from None
         for name in stack.files:
             err.print(f"wrote {project.out_dir / name}", markup=False, soft_wrap=True)
 

@@ -104,7 +104,7 @@ class EngineSettings:
 
 def _stat_fields(proc: Path, pid: str) -> tuple[str, int] | None:
     try:
-        stat = (proc / pid / "stat").read_text()
+        stat = (proc / pid / "stat").read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
     comm = stat[stat.index("(") + 1 : stat.rindex(")")]
@@ -130,12 +130,14 @@ def find_local_daemon(root_dir: str, proc: Path = Path("/proc")) -> LocalDaemon 
         config_file = (probe.flag("--config-file") or [DEFAULT_DAEMON_JSON])[-1]
         text, error = None, ""
         try:
-            text = Path(config_file).read_text()
+            text = Path(config_file).read_text(encoding="utf-8")
             current_values(text, config_file)
         except FileNotFoundError:
             pass
         except OSError as exc:
             error = f"{config_file}: cannot read it ({exc.strerror})"
+        except UnicodeDecodeError:
+            error = f"{config_file}: cannot read it (not UTF-8 text)"
         except DaemonJsonError as exc:
             error = str(exc)
         proxies = sum(1 for c, ppid in processes.values() if c == "docker-proxy" and ppid == pid)
@@ -205,7 +207,7 @@ def local_daemon_for(
 def read_daemon_json(path: Path) -> str | None:
     """The file's text, None when it does not exist; an unreadable file is a UserError (nothing is written)."""
     try:
-        return path.read_text()
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as exc:
@@ -267,7 +269,7 @@ def write_daemon_json(merge: Merge, path: Path, now: float | None = None) -> Pat
         shutil.copy2(path, backup)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.composekit.tmp")
-    tmp.write_text(merge.after)
+    tmp.write_text(merge.after, encoding="utf-8")
     mode = (path.stat().st_mode & 0o777) if path.exists() else 0o644
     os.chmod(tmp, mode)
     os.replace(tmp, path)

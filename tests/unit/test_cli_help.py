@@ -4,9 +4,7 @@ would change."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,8 @@ from typer.testing import CliRunner
 import composekit
 from composekit.cli import app
 
-COMPOSEKIT = Path(sys.executable).parent / "composekit"
+from .console_script import run_script, script, script_env
+
 ROOT = typer.main.get_command(app)
 
 
@@ -36,25 +35,9 @@ COMMANDS = _commands(ROOT)
 assert len(COMMANDS) > 10, COMMANDS  # the walk found the commands
 
 
-def _env() -> dict[str, str]:
-    """The environment of the console script: the composekit this test imported first on its path (an editable
-    install of another checkout, or an installed copy, would otherwise answer), wide enough that no help line wraps."""
-    source = str(Path(composekit.__file__).resolve().parents[1])
-    path = os.pathsep.join([source, *filter(None, [os.environ.get("PYTHONPATH")])])
-    return {**os.environ, "PYTHONPATH": path, "COLUMNS": "250", "TERMINAL_WIDTH": "250", "NO_COLOR": "1"}
-
-
-def _script() -> Path:
-    if not COMPOSEKIT.exists():
-        pytest.fail(
-            f"{COMPOSEKIT} is missing: the console script `composekit` must be installed next to {sys.executable} "
-            "(pip install -e . in this venv)"
-        )
-    return COMPOSEKIT
-
-
 def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(_script()), *args], capture_output=True, text=True, env=_env(), timeout=60)
+    done = run_script(args)
+    return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(), done.stderr.decode())
 
 
 def _option_names(command: Any) -> list[str]:
@@ -63,12 +46,12 @@ def _option_names(command: Any) -> list[str]:
 
 
 def test_the_console_script_imports_the_code_under_test() -> None:
-    interpreter = _script().read_text(encoding="utf-8").splitlines()[0].removeprefix("#!").strip()
+    interpreter = script().read_text(encoding="utf-8").splitlines()[0].removeprefix("#!").strip()
     probe = subprocess.run(
         [interpreter, "-c", "import composekit; print(composekit.__file__)"],
         capture_output=True,
         text=True,
-        env=_env(),
+        env=script_env(),
         timeout=60,
     )
     assert Path(probe.stdout.strip()).resolve() == Path(composekit.__file__).resolve(), probe.stderr
