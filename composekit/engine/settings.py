@@ -23,7 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from pydantic import ValidationError
+
+from ..config.model import Expected, Logging, got
+from ..errors import ConfigError, UserError
 from .daemon_json import DaemonJsonError, Merge, Wanted, current_values, merge_daemon_json
 
 __all__ = [
@@ -32,6 +35,7 @@ __all__ = [
     "EngineSettings",
     "LocalDaemon",
     "apply_advice",
+    "check_log_opts",
     "find_local_daemon",
     "local_daemon_for",
     "plan_configure",
@@ -276,12 +280,38 @@ def write_daemon_json(merge: Merge, path: Path, now: float | None = None) -> Pat
     return backup
 
 
+def check_log_opts(log_max_size: str, log_max_file: str) -> None:
+    """--log-max-size and --log-max-file take what the config's logging/max_size and logging/max_file take: they are
+    validated by config/model.py's Logging itself, and every bad one is named (ConfigError, one line each)."""
+    given = {"max_size": log_max_size, "max_file": log_max_file}
+    # The config's max_file is a YAML integer: a command line's digits are that integer, anything else stays text.
+    values: dict[str, Any] = {
+        **given,
+        "max_file": int(log_max_file) if log_max_file.isascii() and log_max_file.isdecimal() else log_max_file,
+    }
+    try:
+        Logging.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0])
+            info = Logging.model_fields[field]
+            expected = next((m.text for m in info.metadata if isinstance(m, Expected)), None)
+            problem = str(error["msg"]).removeprefix("Value error, ")
+            if expected is not None:
+                problem = f"expected {expected}, got {got(given[field])}"
+            problems.append(f"--log-{field.replace('_', '-')}: {problem} (as logging/{field} in the config)")
+        raise ConfigError(problems) from None
+
+
 def skip_wanted(skip: Sequence[str], log_max_size: str, log_max_file: str) -> Wanted:
     """The Wanted settings minus the keys named in ``skip`` (live-restore, userland-proxy, log-opts)."""
     known = ("live-restore", "userland-proxy", "log-opts")
     for key in skip:
         if key not in known:
             raise UserError(f'--skip: expected one of {", ".join(known)}, got "{key}"')
+    if "log-opts" not in skip:
+        check_log_opts(log_max_size, log_max_file)
     return Wanted(
         live_restore=None if "live-restore" in skip else True,
         userland_proxy=None if "userland-proxy" in skip else False,
