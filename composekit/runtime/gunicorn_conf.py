@@ -55,7 +55,7 @@ class Resources:
 
 def _read(path: Path) -> str | None:
     try:
-        return path.read_text(encoding="utf-8").strip()
+        return path.read_text().strip()
     except OSError:
         return None
 
@@ -79,7 +79,7 @@ def own_cgroups(self_cgroup: str | Path = "/proc/self/cgroup") -> dict[str, str]
     """This process's cgroup path per v1 controller (``"cpu"``, ``"memory"``, ...), and ``""`` for v2."""
     paths: dict[str, str] = {}
     try:
-        lines = Path(self_cgroup).read_text(encoding="utf-8").splitlines()
+        lines = Path(self_cgroup).read_text().splitlines()
     except OSError:
         return paths
     for line in lines:
