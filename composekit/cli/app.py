@@ -89,9 +89,9 @@ def _main(
             "-H",
             # typer reads help as rich markup: escape() keeps "[user@]" and "[/path...]" from being tags.
             help=escape(
-                "Docker engine to use: ssh://[user@]host[:port][/path/to/docker.sock] (an SSH config alias works), "
-                "unix:///path, tcp://host:port or a Docker context name. Default: host: in the config, then "
-                "DOCKER_HOST, then the current Docker context."
+                "Docker engine to use: ssh://[user@]host[:port] (an SSH config alias works; a path after it, "
+                "such as /run/user/1000/docker.sock, names another socket), unix:///path, tcp://host:port or a Docker "
+                "context name. Default: host: in the config, then DOCKER_HOST, then the current Docker context."
             ),
         ),
     ] = None,

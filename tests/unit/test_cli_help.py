@@ -70,12 +70,15 @@ def test_help_of_every_command_exits_0_and_lists_its_options(path: tuple[str, ..
     assert Text.from_markup(first_line).plain in done.stdout
 
 
-def test_top_level_help_shows_the_host_forms_as_written() -> None:
-    done = _run(["--help"])
-    assert done.returncode == 0, done.stderr
+@pytest.mark.parametrize("columns", ["80", "250"])
+def test_top_level_help_shows_the_host_forms_as_written(columns: str) -> None:
+    done = run_script(["--help"], env=script_env(COLUMNS=columns, TERMINAL_WIDTH=columns))
+    output = done.stdout.decode()
+    assert done.returncode == 0, done.stderr.decode()
     for name in ("--host", "-H", "--config", "-c", "--help"):
-        assert name in done.stdout
-    assert "ssh://[user@]host[:port][/path/to/docker.sock]" in done.stdout
+        assert name in output
+    assert "ssh://[user@]host[:port]" in output  # the brackets shown, not read as markup, not cut at 80 columns
+    assert "/run/user/1000/docker.sock" in output.replace("\n", "").replace("│", "").replace(" ", "")
 
 
 def test_bare_composekit_shows_the_help_without_a_traceback() -> None:
