@@ -3,6 +3,8 @@ handler and main()."""
 
 from __future__ import annotations
 
+import codecs
+import io
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -12,6 +14,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..config.model import host_problem
 from ..config.project import Project
@@ -84,10 +87,12 @@ def _main(
         typer.Option(
             "--host",
             "-H",
-            help="Docker engine to use: ssh://[user@]host[:port][/path/to/docker.sock] (an SSH config alias works), "
-            "unix:///path, "
-            "tcp://host:port or a Docker context name. Default: host: in the config, then DOCKER_HOST, then the "
-            "current Docker context.",
+            # typer reads help as rich markup: escape() keeps "[user@]" and "[/path...]" from being tags.
+            help=escape(
+                "Docker engine to use: ssh://[user@]host[:port] (an SSH config alias works; a path after it, "
+                "such as /run/user/1000/docker.sock, names another socket), unix:///path, tcp://host:port or a Docker "
+                "context name. Default: host: in the config, then DOCKER_HOST, then the current Docker context."
+            ),
         ),
     ] = None,
 ) -> None:
@@ -101,4 +106,8 @@ def _main(
 
 
 def main() -> None:
+    # Machine output (`render --out -`, --json, diffs) is UTF-8 like every file composekit writes, whatever the
+    # locale: under LC_ALL=POSIX Python's stdout is ASCII and a non-ASCII config value would end in a traceback.
+    if isinstance(sys.stdout, io.TextIOWrapper) and codecs.lookup(sys.stdout.encoding).name != "utf-8":
+        sys.stdout.reconfigure(encoding="utf-8")
     app()

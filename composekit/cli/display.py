@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -65,7 +66,7 @@ def smoke_retrying(report: Report) -> None:
     """Progress on stderr while smoke waits for the deployment to pass (Traefik getting its certificate)."""
     first = report.failures[0]
     err.print(
-        f"[bold]composekit:[/] smoke not passing yet ({first.name}: {first.detail}); retrying",
+        "[bold]composekit:[/] " + escape(f"smoke not passing yet ({first.name}: {first.detail}); retrying"),
         markup=True,
         highlight=False,
     )

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from ..engine.docker import Docker
 from ..engine.settings import (
@@ -72,20 +73,23 @@ def configure_command(
             )
         merge = plan_configure(file, read_daemon_json(file), wanted, settings)
         for note in merge.notes:
-            err.print(f"[bold]composekit:[/] {note}", soft_wrap=True, markup=True)
+            err.print(f"[bold]composekit:[/] {escape(note)}", soft_wrap=True, markup=True)
         if not merge.changed:
-            err.print(f"{file} already has these settings; nothing to write", soft_wrap=True)
+            err.print(f"{file} already has these settings; nothing to write", soft_wrap=True, markup=False)
             return
         sys.stdout.write(merge.diff())
         daemon = settings.daemon if settings is not None else None
         if daemon is not None and Path(daemon.config_file) != file:
             err.print(
-                f"[bold]composekit:[/] note: dockerd (pid {daemon.pid}) reads {daemon.config_file}, not "
-                f"{file}: it takes this file only when started with --config-file {file}",
+                "[bold]composekit:[/] "
+                + escape(
+                    f"note: dockerd (pid {daemon.pid}) reads {daemon.config_file}, not {file}: it takes this file "
+                    f"only when started with --config-file {file}"
+                ),
                 soft_wrap=True,
             )
         if dry_run:
-            err.print(f"dry run: {file} was not written", soft_wrap=True)
+            err.print(f"dry run: {file} was not written", soft_wrap=True, markup=False)
             return
         if not yes:
             if not sys.stdin.isatty():
@@ -94,14 +98,14 @@ def configure_command(
                     "run with --yes (or --dry-run to see the diff only)"
                 )
             if not typer.confirm(f"Write {file}?", default=False, err=True):
-                err.print(f"{file} was not written", soft_wrap=True)
+                err.print(f"{file} was not written", soft_wrap=True, markup=False)
                 return
         try:
             backup = write_daemon_json(merge, file)
         except OSError as exc:
             raise UserError(f"{file}: cannot write it ({exc.strerror}); it is left as it was") from None
         saved = f"; the previous file is {backup}" if backup else ""
-        err.print(f"wrote {file}{saved}", soft_wrap=True)
+        err.print(f"wrote {file}{saved}", soft_wrap=True, markup=False)
         err.print(apply_advice(merge, daemon), soft_wrap=True, markup=False)
 
     run(do)

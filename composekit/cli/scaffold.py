@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from .. import scaffold
 from ..config.schema import schema_json
@@ -17,12 +18,12 @@ __all__ = ["init", "schema"]
 
 def _ask(question: str, choices: list[str]) -> str:
     if choices:
-        err.print(question)
+        err.print(question, markup=False)
         for i, choice in enumerate(choices, start=1):
-            err.print(f"  {i}. {choice}")
+            err.print(f"  {i}. {choice}", markup=False)
         answer: str = typer.prompt("module (number or package.module:attribute)", default="1", err=True)
         return choices[int(answer) - 1] if answer.isdigit() and 1 <= int(answer) <= len(choices) else answer
-    err.print(question)
+    err.print(question, markup=False)
     chosen: str = typer.prompt("module", err=True)
     return chosen
 
@@ -53,7 +54,7 @@ def init(
         ask = _ask if sys.stdin.isatty() else None
         plan = scaffold.plan_init(directory, template=template, module=module, name=name, domain=domain, ask=ask)
         for note in plan.notes:
-            err.print(f"[bold]composekit:[/] {note}", markup=True, soft_wrap=True)
+            err.print(f"[bold]composekit:[/] {escape(note)}", markup=True, soft_wrap=True)
         result = scaffold.write_plan(plan, force=force, pretend=dry_run)
         verb = "would write" if dry_run else "wrote"
         for path in result.written:

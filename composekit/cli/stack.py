@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from ..config.project import Project, load_project
 from ..deploy import list_releases
@@ -56,7 +57,7 @@ def _project(out_dir: Path | None = None) -> Project:
 
 
 def _progress(message: str) -> None:
-    err.print(f"[bold]composekit:[/] {message}", soft_wrap=True)
+    err.print(f"[bold]composekit:[/] {escape(message)}", soft_wrap=True)
 
 
 def _docker_line(line: str) -> None:
@@ -79,6 +80,20 @@ def _for_reading(project: Project) -> str:
         f"# For reading: relative paths below resolve from {where}/, where `composekit render` writes this file\n"
         f"# together with the files it refers to. To run the stack use {where}/compose.yaml (or `composekit up`).\n"
     )
+
+
+def _unwritable(out: Path, given: str | None, exc: OSError) -> str:
+    """render's one-line error for an output directory it cannot write: the path, why, and what to do."""
+    where = f"--out {given}" if given else f"the output directory {_shown(out)}"
+    if out.exists() and not out.is_dir():
+        return f"render: {where} is a file, not a directory: name a directory (it is created if missing)"
+    path = exc.filename if exc.filename is not None else out
+    fix = (
+        "name a directory you can write to with --out DIR"
+        if given
+        else "make it writable, or name another with --out DIR"
+    )
+    return f"render: cannot write {path} ({exc.strerror or exc}): {fix}"
 
 
 @app.command()
@@ -117,7 +132,7 @@ def render(
                     f"render --check: the files in {project.out_dir} differ from what {project.source} renders "
                     f"(diff above); run `{fix}` and commit the result"
                 )
-            err.print(f"{project.out_dir} is up to date with {project.source}", soft_wrap=True)
+            err.print(f"{project.out_dir} is up to date with {project.source}", soft_wrap=True, markup=False)
             return
         if out_dir == "-":
             project = _project()
@@ -133,9 +148,12 @@ def render(
         project = _project(Path(out_dir) if out_dir else None)
         for warning in swarm_warnings(project.config):
             err.print(f"warning: {warning}", soft_wrap=True, markup=False)
-        stack = write_stack(project)
+        try:
+            stack = write_stack(project)
+        except OSError as exc:
+            raise UserError(_unwritable(project.out_dir, out_dir, exc)) from None
         for name in stack.files:
-            err.print(f"wrote {project.out_dir / name}")
+            err.print(f"wrote {project.out_dir / name}", markup=False, soft_wrap=True)
 
     run(do)
 
@@ -303,7 +321,9 @@ def _swarm_status(project: Project, as_json: bool) -> None:
 def logs(
     service: Annotated[str | None, typer.Argument(help="traefik, migrate or app (default: all).")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
-    tail: Annotated[int | None, typer.Option(help="Only the last N lines of each service.")] = None,
+    tail: Annotated[
+        int | None, typer.Option(min=0, help="Only the last N lines of each service (0: only new lines, with -f).")
+    ] = None,
 ) -> None:
     """Print the stack's logs."""
 

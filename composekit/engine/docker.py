@@ -587,7 +587,7 @@ class Docker:
     def follow_logs(self, services: list[str], tail: int | None, follow: bool) -> Iterator[str]:
         try:
             for _source, raw in self.client.compose.logs(
-                services, tail=str(tail) if tail else None, follow=follow, stream=True
+                services, tail=None if tail is None else str(tail), follow=follow, stream=True
             ):
                 yield _as_text(raw).rstrip("\n")
         except DockerException as exc:

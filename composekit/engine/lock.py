@@ -34,7 +34,7 @@ PROCESS_LABEL = "composekit.lock.process"  # "<pid> <start time in clock ticks a
 def _place(proc: Path) -> str | None:
     """Where this process runs, as far as its PIDs mean anything: None without /proc (not Linux)."""
     try:
-        boot = (proc / "sys/kernel/random/boot_id").read_text().strip()
+        boot = (proc / "sys/kernel/random/boot_id").read_text(encoding="utf-8").strip()
         namespace = os.readlink(proc / "self/ns/pid")
     except OSError:
         return None
@@ -44,7 +44,7 @@ def _place(proc: Path) -> str | None:
 def _started(proc: Path, pid: int) -> str | None:
     """The start time of process ``pid`` (field 22 of /proc/PID/stat), None when there is no such process."""
     try:
-        stat = (proc / str(pid) / "stat").read_text()
+        stat = (proc / str(pid) / "stat").read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
     return stat.rpartition(")")[2].split()[19]  # after the command, which may hold spaces; fields 3.. follow

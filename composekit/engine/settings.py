@@ -23,7 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from pydantic import ValidationError
+
+from ..config.model import Expected, Logging, got
+from ..errors import ConfigError, UserError
 from .daemon_json import DaemonJsonError, Merge, Wanted, current_values, merge_daemon_json
 
 __all__ = [
@@ -32,6 +35,7 @@ __all__ = [
     "EngineSettings",
     "LocalDaemon",
     "apply_advice",
+    "check_log_opts",
     "find_local_daemon",
     "local_daemon_for",
     "plan_configure",
@@ -104,7 +108,7 @@ class EngineSettings:
 
 def _stat_fields(proc: Path, pid: str) -> tuple[str, int] | None:
     try:
-        stat = (proc / pid / "stat").read_text()
+        stat = (proc / pid / "stat").read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
     comm = stat[stat.index("(") + 1 : stat.rindex(")")]
@@ -130,12 +134,14 @@ def find_local_daemon(root_dir: str, proc: Path = Path("/proc")) -> LocalDaemon 
         config_file = (probe.flag("--config-file") or [DEFAULT_DAEMON_JSON])[-1]
         text, error = None, ""
         try:
-            text = Path(config_file).read_text()
+            text = Path(config_file).read_text(encoding="utf-8")
             current_values(text, config_file)
         except FileNotFoundError:
             pass
         except OSError as exc:
             error = f"{config_file}: cannot read it ({exc.strerror})"
+        except UnicodeDecodeError:
+            error = f"{config_file}: cannot read it (not UTF-8 text)"
         except DaemonJsonError as exc:
             error = str(exc)
         proxies = sum(1 for c, ppid in processes.values() if c == "docker-proxy" and ppid == pid)
@@ -205,7 +211,7 @@ def local_daemon_for(
 def read_daemon_json(path: Path) -> str | None:
     """The file's text, None when it does not exist; an unreadable file is a UserError (nothing is written)."""
     try:
-        return path.read_text()
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as exc:
@@ -267,11 +273,35 @@ def write_daemon_json(merge: Merge, path: Path, now: float | None = None) -> Pat
         shutil.copy2(path, backup)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.composekit.tmp")
-    tmp.write_text(merge.after)
+    tmp.write_text(merge.after, encoding="utf-8")
     mode = (path.stat().st_mode & 0o777) if path.exists() else 0o644
     os.chmod(tmp, mode)
     os.replace(tmp, path)
     return backup
+
+
+def check_log_opts(log_max_size: str, log_max_file: str) -> None:
+    """--log-max-size and --log-max-file take what the config's logging/max_size and logging/max_file take: they are
+    validated by config/model.py's Logging itself, and every bad one is named (ConfigError, one line each)."""
+    given = {"max_size": log_max_size, "max_file": log_max_file}
+    # The config's max_file is a YAML integer: a command line's digits are that integer, anything else stays text.
+    values: dict[str, Any] = {
+        **given,
+        "max_file": int(log_max_file) if log_max_file.isascii() and log_max_file.isdecimal() else log_max_file,
+    }
+    try:
+        Logging.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0])
+            info = Logging.model_fields[field]
+            expected = next((m.text for m in info.metadata if isinstance(m, Expected)), None)
+            problem = str(error["msg"]).removeprefix("Value error, ")
+            if expected is not None:
+                problem = f"expected {expected}, got {got(given[field])}"
+            problems.append(f"--log-{field.replace('_', '-')}: {problem} (as logging/{field} in the config)")
+        raise ConfigError(problems) from None
 
 
 def skip_wanted(skip: Sequence[str], log_max_size: str, log_max_file: str) -> Wanted:
@@ -280,6 +310,8 @@ def skip_wanted(skip: Sequence[str], log_max_size: str, log_max_file: str) -> Wa
     for key in skip:
         if key not in known:
             raise UserError(f'--skip: expected one of {", ".join(known)}, got "{key}"')
+    if "log-opts" not in skip:
+        check_log_opts(log_max_size, log_max_file)
     return Wanted(
         live_restore=None if "live-restore" in skip else True,
         userland_proxy=None if "userland-proxy" in skip else False,

@@ -87,7 +87,9 @@ Runner = Callable[[list[str]], "subprocess.CompletedProcess[str]"]
 
 
 def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=CONNECT_TIMEOUT, check=False)
+    return subprocess.run(
+        argv, capture_output=True, encoding="utf-8", errors="replace", timeout=CONNECT_TIMEOUT, check=False
+    )
 
 
 def ssh_settings(dest: SshDestination, run: Runner = _run) -> dict[str, str]:

@@ -65,13 +65,18 @@ def release_id(app_dir: Path, now: Callable[[], datetime] = lambda: datetime.now
     timestamp outside git (or when git is not installed)."""
     try:
         head = subprocess.run(
-            ["git", "-C", str(app_dir), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=10
+            ["git", "-C", str(app_dir), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            encoding="utf-8",
+            errors="replace",
+            timeout=10,
         )
         if head.returncode == 0 and head.stdout.strip():
             dirty = subprocess.run(
                 ["git", "-C", str(app_dir), "status", "--porcelain", "--untracked-files=normal", "--", "."],
                 capture_output=True,
-                text=True,
+                encoding="utf-8",
+                errors="replace",
                 timeout=10,
             )
             return head.stdout.strip() + ("-dirty" if dirty.returncode != 0 or dirty.stdout.strip() else "")

@@ -70,7 +70,7 @@ def stack_configs(project: Project) -> dict[str, str]:
     runtime = resources.files("composekit.runtime")
     contents = {"traefik.yml": CONFIG_HEADER + dump(traefik_static(project.config))}
     contents.update(acme_ca_files(project))
-    contents["gunicorn.conf.py"] = runtime.joinpath("gunicorn_conf.py").read_text()
+    contents["gunicorn.conf.py"] = runtime.joinpath("gunicorn_conf.py").read_text(encoding="utf-8")
     return contents
 
 
@@ -218,9 +218,9 @@ def write_stack(project: Project, stack: RenderedStack | None = None) -> Rendere
     out.mkdir(parents=True, exist_ok=True)
     for name, content in stack.files.items():
         path = out / name
-        if not path.is_file() or path.read_text() != content:
+        if not path.is_file() or path.read_text(encoding="utf-8") != content:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(content)
+            path.write_text(content, encoding="utf-8")
     # A stale generated file (a Dockerfile after the app got its own, the other mode's files) is removed.
     for name in _stale(out, stack):
         (out / name).unlink()

@@ -201,13 +201,13 @@ def _swarm_files(project: Project) -> dict[str, str]:
     files = {
         "traefik.yml": CONFIG_HEADER + dump(static),
         "traefik-dynamic.yml": CONFIG_HEADER + dump(traefik_dynamic()),
-        "socket_proxy.py": runtime.joinpath("socket_proxy.py").read_text(),
+        "socket_proxy.py": runtime.joinpath("socket_proxy.py").read_text(encoding="utf-8"),
     }
     files.update(acme_ca_files(project))
     if _explicit_workers(config):
-        files["gunicorn.conf.py"] = runtime.joinpath("gunicorn_conf.py").read_text()
+        files["gunicorn.conf.py"] = runtime.joinpath("gunicorn_conf.py").read_text(encoding="utf-8")
     else:
-        files["uvicorn_drain.py"] = runtime.joinpath("uvicorn_drain.py").read_text()
+        files["uvicorn_drain.py"] = runtime.joinpath("uvicorn_drain.py").read_text(encoding="utf-8")
     return files
 
 

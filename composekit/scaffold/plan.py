@@ -202,9 +202,9 @@ def plan_init(
         notes.append("kept your .dockerignore" + (f" (make sure it lists {SECRETS_DIR}/)" if secret_paths else ""))
     if settings.database:
         files.append(PlannedFile(f"{SECRETS_DIR}/.gitignore", b"# Secrets stay out of git.\n*\n!.gitignore\n"))
-        # 0644 in a 0700 directory: only this account reaches it on the host, while the containers' users
-        # (postgres, the app's uid) can read the bind-mounted secret.
-        files.append(PlannedFile(DB_PASSWORD_FILE, (password() + "\n").encode(), mode=0o644, keep_existing=True))
+        # 0600: only the account that deploys reads it. No container reads this file: composekit reads it and hands
+        # the password to Compose (a secret with `environment:`) or Swarm, which copy it into the containers.
+        files.append(PlannedFile(DB_PASSWORD_FILE, (password() + "\n").encode(), mode=0o600, keep_existing=True))
     return InitPlan(
         root=root,
         template=template,

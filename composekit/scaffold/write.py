@@ -3,7 +3,9 @@ that differs from the plan unless ``force`` is set."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..errors import TemplateError
 from .plan import InitPlan, PlannedFile
@@ -54,7 +56,24 @@ def write_plan(plan: InitPlan, *, force: bool = False, pretend: bool = False) ->
             target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(planned.content)
-        if planned.mode is not None:
-            target.chmod(planned.mode)
+        if planned.mode is None:
+            target.write_bytes(planned.content)
+        else:
+            _write_with_mode(target, planned.content, planned.mode)
     return WriteResult(written=written, unchanged=unchanged, kept=kept)
+
+
+def _write_with_mode(target: Path, content: bytes, mode: int) -> None:
+    """Write ``content`` into a new file that has ``mode`` from its creation (whatever the umask), then put it in
+    place: a secret is never readable by others, not even between its creation and a chmod."""
+    tmp = target.with_name(f".{target.name}.composekit.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        os.fchmod(fd, mode)
+        view = memoryview(content)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+    os.replace(tmp, target)

@@ -161,7 +161,7 @@ def check_acme_file(volume: str, mountpoint: str | None) -> CheckResult:
             f"chmod 600 {path}",
         )
     try:
-        data = json.loads(path.read_text() or "{}")
+        data = json.loads(path.read_text(encoding="utf-8") or "{}")
         count = sum(len(v.get("Certificates") or []) for v in data.values() if isinstance(v, dict))
     except (OSError, ValueError, AttributeError):
         return CheckResult.warn(

@@ -8,6 +8,7 @@ templates ship in a non-editable install.
 from __future__ import annotations
 
 import filecmp
+import stat
 import subprocess
 import sys
 import venv
@@ -81,6 +82,8 @@ def test_fastapi_postgres_template_migrates_postgres_and_serves(
 ) -> None:
     source = init_template(tmp_path, "fastapi-postgres", "tmpl-pg")
     stack: Stack = make_stack(source, "tmpl-pg", images={"postgres": testenv.postgres_image})
+    # Only the deploying account reads the password file; the database, the migration and the app still get it.
+    assert stat.S_IMODE((stack.dir / "secrets" / "db_password").stat().st_mode) == 0o600
     up(stack)
 
     response = stack.wait_https("/")

@@ -84,7 +84,13 @@ def test_status_prints_the_row_and_the_note_when_the_worker_count_failed(
 
 
 def test_bash_completion_script_and_protocol() -> None:
-    shown = subprocess.run([str(COMPOSEKIT), "--show-completion", "bash"], capture_output=True, text=True, timeout=60)
+    # typer 0.29's --show-completion detects the shell from the parent processes (shellingham) and takes no shell
+    # argument; with detection off, as typer's own tests turn it off, it takes the shell named: the test then passes
+    # however pytest was started (from a shell or not).
+    no_detection = {**os.environ, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+    shown = subprocess.run(
+        [str(COMPOSEKIT), "--show-completion", "bash"], capture_output=True, text=True, env=no_detection, timeout=60
+    )
     assert shown.returncode == 0, shown.stderr
     assert "_COMPOSEKIT_COMPLETE=complete_bash" in shown.stdout
     assert "complete -o default -F _composekit_completion composekit" in shown.stdout

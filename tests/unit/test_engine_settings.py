@@ -17,6 +17,7 @@ from composekit.engine.settings import (
     EngineSettings,
     LocalDaemon,
     apply_advice,
+    check_log_opts,
     find_local_daemon,
     local_daemon_for,
     plan_configure,
@@ -294,6 +295,38 @@ def test_command_reports_a_bad_file_without_writing(tmp_path: Path, monkeypatch:
         "them, then run this command again (it is left as it is)\n"
     )
     assert path.read_text() == "{\n  // comment\n}\n" and list(tmp_path.iterdir()) == [path]
+
+
+def test_command_validates_log_options_as_the_config_does_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no_engine(monkeypatch)
+    path = tmp_path / "daemon.json"
+    args = ["engine", "configure", "--file", str(path), "--yes"]
+    result = runner.invoke(app, [*args, "--log-max-size", "banana", "--log-max-file", "-4"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        'error: --log-max-size: expected a size from 1K to 1G, such as "10m", got "banana" (as logging/max_size in '
+        "the config)\n"
+        'error: --log-max-file: expected an integer from 1 to 100, got "-4" (as logging/max_file in the config)\n'
+    )
+    assert not path.exists()
+    for size, count in (("2g", "3"), ("10m", "101"), ("10m", "3.5"), ("0", "3"), ("10m", "\uff13")):
+        refused = runner.invoke(app, [*args, "--log-max-size", size, "--log-max-file", count])
+        assert refused.exit_code == 1, (size, count, refused.output)
+        assert not path.exists()
+    written = runner.invoke(app, [*args, "--log-max-size", "512k", "--log-max-file", "100"])
+    assert written.exit_code == 0, written.output
+    assert json.loads(path.read_text())["log-opts"] == {"max-size": "512k", "max-file": "100"}
+
+
+def test_skipped_log_options_are_not_validated() -> None:
+    assert skip_wanted(["log-opts"], "banana", "-4").log_max_size is None
+    with pytest.raises(UserError) as info:
+        check_log_opts("10m", "0")
+    assert str(info.value) == (
+        '--log-max-file: expected an integer from 1 to 100, got "0" (as logging/max_file in the config)'
+    )
 
 
 def test_command_on_a_swarm_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import stat
 from pathlib import Path
@@ -350,11 +351,45 @@ def test_empty_directory_gets_the_template_app_and_a_secret(tmp_path: Path) -> N
     assert config["migrate"] == {"command": "python3 -m app.migrate"}
     secret = root / "secrets" / "db_password"
     assert secret.read_text() == "s3cret-for-tests\n"
-    assert stat.S_IMODE(secret.stat().st_mode) == 0o644
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     assert stat.S_IMODE(secret.parent.stat().st_mode) == 0o700
     assert (root / "secrets" / ".gitignore").read_text().splitlines()[1:] == ["*", "!.gitignore"]
     stack = render_stack(load_project((root / "composekit.yaml",)))
     assert not any("s3cret-for-tests" in content for content in stack.files.values())
+
+
+def test_the_password_is_only_ever_written_into_a_file_of_mode_600(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the umask (0 here: new files 0666), the password's bytes land in a file only its owner can read: the
+    mode of the file is read at the moment the password is written into it."""
+    seen: list[int] = []
+    write, write_bytes = os.write, Path.write_bytes
+
+    def watched_write(fd: int, data: bytes) -> int:
+        if b"s3cret-for-tests" in bytes(data):
+            seen.append(stat.S_IMODE(os.fstat(fd).st_mode))
+        return write(fd, data)
+
+    def watched_write_bytes(self: Path, data: bytes) -> int:
+        written = write_bytes(self, data)
+        if b"s3cret-for-tests" in bytes(data):
+            seen.append(stat.S_IMODE(self.stat().st_mode))
+        return written
+
+    monkeypatch.setattr(os, "write", watched_write)
+    monkeypatch.setattr(Path, "write_bytes", watched_write_bytes)
+    old_umask = os.umask(0)
+    try:
+        root = tmp_path / "notes"
+        root.mkdir()
+        init(root, template="fastapi-postgres")
+    finally:
+        os.umask(old_umask)
+    assert seen == [0o600]
+    secret = root / "secrets" / "db_password"
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600 and secret.read_text() == "s3cret-for-tests\n"
+    assert sorted(p.name for p in secret.parent.iterdir()) == [".gitignore", "db_password"]  # no temporary left
 
 
 def test_existing_password_is_never_replaced(tmp_path: Path) -> None:
