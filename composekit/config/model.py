@@ -10,6 +10,7 @@ import itertools
 import json
 import math
 import re
+import shlex
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -127,6 +128,18 @@ WORKER_VARIABLES: dict[str, str] = {
     "WEB_CONCURRENCY": "workers",
 }
 _VOLUME_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+# Where a volume is mounted in the container: it lands in Compose's short volume syntax (NAME:PATH, so no ":"), in
+# the generated Dockerfile's `RUN mkdir -p` and in `docker run -v`, so it is kept to characters no shell or
+# Docker syntax reads specially.
+CONTAINER_PATH_RE = re.compile(r"^(/[A-Za-z0-9_.@+-]+)+$")
+CONTAINER_PATH_CHARS = 'letters, digits and "_.@+-" between "/", such as "/data"'
+# A URL path, and a query after "?", as an HTTP request line carries it: RFC 3986's characters, anything else
+# percent-encoded. It lands in Python (the healthcheck), Traefik's labels and the smoke checks' URLs.
+URL_PATH_RE = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@/?%-]*$")
+URL_PATH_EXPECTED = (
+    'a URL path starting with "/", of letters, digits and "-._~!$&\'()*+,;=:@/?%" (percent-encode any other '
+    'character, such as a space: "%20")'
+)
 _PG_IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # A Swarm placement constraint as `docker service create --constraint` takes it: an attribute, == or !=, a value.
 _CONSTRAINT_RE = re.compile(
@@ -195,6 +208,22 @@ def host_problem(value: str) -> str | None:
     return f"expected {HOST_FORMS}"
 
 
+# What OpenSSH itself refuses in a host or user name from its command line (ssh.c: valid_hostname, valid_ruser):
+# whitespace, quotes and shell characters; a leading "-" would be read as an option.
+_SSH_NAME_RE = re.compile(r"^[^-\s'`\"$\\;&<>|(){}][^\s'`\"$\\;&<>|(){}]*$")
+
+
+def _ssh_name_problem(what: str, name: str) -> str | None:
+    if name.startswith("-"):
+        return f'expected {SSH_FORM}: the {what} {got(name)} starts with "-", which ssh would read as an option'
+    if not _SSH_NAME_RE.match(name) or not name.isprintable():
+        return (
+            f"expected {SSH_FORM}: the {what} {got(name)} holds a space, a quote or one of "
+            "$\\;&<>|(){}, which ssh refuses"
+        )
+    return None
+
+
 def ssh_url_problem(value: str) -> str | None:
     """Why ``value`` is not ssh://[user@]host[:port][/path/to/docker.sock] (None when it is). The path, when
     given, is the server's Docker socket (DEFAULT_REMOTE_SOCKET otherwise): an absolute, normalised path."""
@@ -210,7 +239,9 @@ def ssh_url_problem(value: str) -> str | None:
         path.endswith("/") or "//" in path or any(p in (".", "..") for p in path.split("/")) or not path.isprintable()
     ):
         return f"expected {SSH_FORM}: the path is the server's Docker socket, such as /run/user/1000/docker.sock"
-    return None
+    return _ssh_name_problem("host", parts.hostname) or (
+        _ssh_name_problem("user", parts.username) if parts.username is not None else None
+    )
 
 
 def ssh_socket(value: str) -> str:
@@ -353,8 +384,8 @@ class App(_Model):
     @field_validator("health_path", mode="before")
     @classmethod
     def _health_path(cls, v: Any) -> Any:
-        if not isinstance(v, str) or not v.startswith("/") or any(c.isspace() for c in v):
-            raise ValueError(f'expected a URL path starting with "/", got {got(v)}')
+        if not isinstance(v, str) or not URL_PATH_RE.match(v):
+            raise ValueError(f"expected {URL_PATH_EXPECTED}, got {got(v)}")
         return v
 
     @field_validator("workers", mode="before")
@@ -403,8 +434,15 @@ class App(_Model):
                     'expected volume names of letters, digits, "_", "-", "." (not "acme", "routes" or "files"), '
                     f"got {got(name)}"
                 )
-            if not isinstance(target, str) or not target.startswith("/") or target == "/":
-                raise ValueError(f"{name}: expected an absolute path inside the container, got {got(target)}")
+            if (
+                not isinstance(target, str)
+                or not CONTAINER_PATH_RE.match(target)
+                or any(part in (".", "..") for part in target.split("/"))
+            ):
+                raise ValueError(
+                    f"{name}: expected an absolute path inside the container, of {CONTAINER_PATH_CHARS}, "
+                    f"got {got(target)}"
+                )
         return v
 
     @field_validator("cap_add", mode="before")
@@ -432,9 +470,19 @@ class Migrate(_Model):
     @field_validator("command", "state_command", mode="before")
     @classmethod
     def _command(cls, v: Any) -> Any:
-        if v is None or (isinstance(v, str) and v.strip()):
+        if isinstance(v, str) and v.strip():
+            try:
+                argv = shlex.split(v)  # as render/compose.py and engine/migration_state.py split it
+            except ValueError as exc:  # "No closing quotation", "No escaped character"
+                raise ValueError(
+                    f"expected a command line whose quotes are closed ({str(exc).lower()}), or a list of "
+                    f"arguments, got {got(v)}"
+                ) from None
+            if argv and argv[0]:
+                return v
+        if v is None:
             return v
-        if isinstance(v, list) and v and all(isinstance(x, str) for x in v):
+        if isinstance(v, list) and v and all(isinstance(x, str) for x in v) and v[0]:
             return tuple(v)
         raise ValueError(f"expected a command line or a list of arguments, got {got(v)}")
 

@@ -93,7 +93,7 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
 def ssh_settings(dest: SshDestination, run: Runner = _run) -> dict[str, str]:
     """What ssh will do for ``dest`` once its config is applied (`ssh -G`): hostname, port, user, ..."""
     try:
-        done = run(["ssh", *dest.options(), "-G", dest.host])
+        done = run(["ssh", *dest.options(), "-G", "--", dest.host])
     except FileNotFoundError:
         raise SshError(f"{dest.url}: ssh is not installed here: install the OpenSSH client (openssh-client)") from None
     if done.returncode != 0:
@@ -179,6 +179,7 @@ class SshTunnel:
             "-T",
             "-L",
             f"{self.socket}:{self.remote_socket}",
+            "--",  # the destination is never read as an option, whatever it holds (parse_ssh_url refuses "-...")
             self.dest.host,
         ]
 

@@ -27,7 +27,7 @@ import yaml
 from ..config.project import Project
 from ..errors import HealthTimeoutError, MigrationError, UserError
 from .docker import ContainerInfo, Docker, LineSink, context_endpoint
-from .target import Engine, Target, connect
+from .target import Engine, Target, checked, connect
 from .wait import Deadline, Poll, poll_until
 
 __all__ = [
@@ -332,9 +332,9 @@ class Shipment:
 def _node_target(hostname: str, address: str) -> Target:
     source = f"swarm/nodes/{hostname}"
     if "://" in address:
-        return Target(address, source)
+        return checked(Target(address, source))
     name, url = context_endpoint(address)
-    return Target(url, f'{source} (docker context "{name}")', name)
+    return checked(Target(url, f'{source} (docker context "{name}")', name))
 
 
 @contextmanager

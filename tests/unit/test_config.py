@@ -51,7 +51,8 @@ def test_staging_alias_and_custom_ca() -> None:
         ({"port": "80"}, 'composekit.yaml: app/port: expected a port number from 1 to 65535, got "80"'),
         (
             {"health_path": "health"},
-            'composekit.yaml: app/health_path: expected a URL path starting with "/", got "health"',
+            'composekit.yaml: app/health_path: expected a URL path starting with "/", of letters, digits and '
+            '"-._~!$&\'()*+,;=:@/?%" (percent-encode any other character, such as a space: "%20"), got "health"',
         ),
         (
             {"module": "main"},
@@ -62,7 +63,8 @@ def test_staging_alias_and_custom_ca() -> None:
         ({"max_workers": 1.5}, "composekit.yaml: app/max_workers: expected a positive integer, got 1.5"),
         (
             {"volumes": {"data": "data"}},
-            'composekit.yaml: app/volumes: data: expected an absolute path inside the container, got "data"',
+            "composekit.yaml: app/volumes: data: expected an absolute path inside the container, of letters, digits "
+            'and "_.@+-" between "/", such as "/data", got "data"',
         ),
         (
             {"volumes": {"acme": "/x"}},
@@ -197,3 +199,77 @@ def test_merged_errors_name_both_files(tmp_path: Path) -> None:
 )
 def test_parse_memory(text: object, expected: int) -> None:
     assert parse_memory(text) == expected
+
+
+# Values that reach generated code (Python, sh, the Dockerfile) or a command line: refused at validation -------
+
+URL_PATH = (
+    'expected a URL path starting with "/", of letters, digits and "-._~!$&\'()*+,;=:@/?%" (percent-encode any '
+    'other character, such as a space: "%20")'
+)
+VOLUME_PATH = (
+    'expected an absolute path inside the container, of letters, digits and "_.@+-" between "/", such as "/data"'
+)
+QUOTES = "expected a command line whose quotes are closed ({}), or a list of arguments"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (with_app(health_path='/a"b'), f'app/health_path: {URL_PATH}, got "/a\\"b"'),
+        (with_app(health_path="/a\\b"), f'app/health_path: {URL_PATH}, got "/a\\\\b"'),
+        (with_app(health_path="/a`b"), f'app/health_path: {URL_PATH}, got "/a`b"'),
+        (with_app(health_path="/caf\u00e9"), f'app/health_path: {URL_PATH}, got "/caf\\u00e9"'),
+        (with_app(health_path="/a#b"), f'app/health_path: {URL_PATH}, got "/a#b"'),
+        (with_app(health_path="/a{b}"), f'app/health_path: {URL_PATH}, got "/a{{b}}"'),
+        (
+            {**MINIMAL, "smoke": {"checks": [{"path": "/x\ny"}]}},
+            f'smoke/checks/0/path: {URL_PATH}, got "/x\\ny"',
+        ),
+        (
+            with_app(volumes={"data": "/data dir;touch${IFS}x"}),
+            f'app/volumes: data: {VOLUME_PATH}, got "/data dir;touch${{IFS}}x"',
+        ),
+        (with_app(volumes={"data": "/data:ro"}), f'app/volumes: data: {VOLUME_PATH}, got "/data:ro"'),
+        (with_app(volumes={"data": "/a/../etc"}), f'app/volumes: data: {VOLUME_PATH}, got "/a/../etc"'),
+        (with_app(volumes={"data": "/data/"}), f'app/volumes: data: {VOLUME_PATH}, got "/data/"'),
+        (with_app(volumes={"data": "/$HOME"}), f'app/volumes: data: {VOLUME_PATH}, got "/$HOME"'),
+        (
+            {**MINIMAL, "migrate": {"command": "python3 -c 'import app.migrate"}},
+            f'migrate/command: {QUOTES.format("no closing quotation")}, got "python3 -c \'import app.migrate"',
+        ),
+        (
+            {**MINIMAL, "migrate": {"command": "alembic upgrade head", "state_command": 'sh -c "alembic current'}},
+            f'migrate/state_command: {QUOTES.format("no closing quotation")}, got "sh -c \\"alembic current"',
+        ),
+        (
+            {**MINIMAL, "migrate": {"command": "alembic upgrade head\\"}},
+            f'migrate/command: {QUOTES.format("no escaped character")}, got "alembic upgrade head\\\\"',
+        ),
+        (
+            {**MINIMAL, "migrate": {"command": "''"}},
+            "migrate/command: expected a command line or a list of arguments, got \"''\"",
+        ),
+        (
+            {**MINIMAL, "migrate": {"command": ["", "x"]}},
+            "migrate/command: expected a command line or a list of arguments, got ['', 'x']",
+        ),
+    ],
+)
+def test_values_that_would_break_generated_code_are_refused(data: dict[str, object], message: str) -> None:
+    assert problems(data) == [f"composekit.yaml: {message}"]
+
+
+@pytest.mark.parametrize("path", ["/it's", "/health?probe=1&x=$y", "/a/b;c=d", "/%20", "/~user/(x)*,+!@:"])
+def test_url_paths_of_rfc_3986_characters_are_accepted(path: str) -> None:
+    assert parse_config(with_app(health_path=path)).app.health_path == path
+
+
+@pytest.mark.parametrize("target", ["/data", "/var/lib/app-data", "/srv/x_y.z", "/a@b+c"])
+def test_plain_volume_paths_are_accepted(target: str) -> None:
+    assert parse_config(with_app(volumes={"data": target})).app.volumes == {"data": target}
+
+
+def test_command_lines_with_closed_quotes_are_accepted() -> None:
+    migrate = parse_config({**MINIMAL, "migrate": {"command": "sh -c 'alembic upgrade head && echo \"ok\"'"}}).migrate
+    assert migrate.command == "sh -c 'alembic upgrade head && echo \"ok\"'"
