@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -273,3 +275,43 @@ def test_plain_volume_paths_are_accepted(target: str) -> None:
 def test_command_lines_with_closed_quotes_are_accepted() -> None:
     migrate = parse_config({**MINIMAL, "migrate": {"command": "sh -c 'alembic upgrade head && echo \"ok\"'"}}).migrate
     assert migrate.command == "sh -c 'alembic upgrade head && echo \"ok\"'"
+
+
+HOST = (
+    "expected ssh://[user@]host[:port][/path/to/docker.sock], unix:///path/to/docker.sock, tcp://host:port or a "
+    "Docker context name, with no spaces or control characters"
+)
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"name": "shop\n"}, 'name: expected lowercase letters, digits, "-" and "_", starting with a letter or digit'),
+        (
+            {"domain": "shop.example.com\n"},
+            'domain: expected a fully qualified lowercase domain name such as "shop.example.com"',
+        ),
+        ({"host": "ssh://vps\n"}, f"host: {HOST}"),
+        ({"host": "ctx\n"}, f"host: {HOST}"),
+        (
+            {"app": {"module": "app.main:app\n"}},
+            'app/module: expected "package.module:attribute", such as "app.main:app"',
+        ),
+        (
+            {"app": {"module": "m:a", "environment": {"A\n": "x"}}},
+            "app/environment: expected environment variable names",
+        ),
+        ({"images": {"python": "python:3\n"}}, 'images/python: expected an image reference such as "python:3.13-slim"'),
+        ({"acme": {"email": "ops@example.com\n"}}, "acme/email: expected an email address"),
+        (
+            {"database": {"password_file": "pw", "name": "app\n"}},
+            'database/name: expected lowercase letters, digits and "_", starting with a letter or "_"',
+        ),
+    ],
+)
+def test_a_trailing_newline_is_refused(section: dict[str, object], message: str) -> None:
+    """Python's "$" matches before a final newline: each of these passed and reached the rendered files."""
+    with_newline = re.findall(r"'([^']*\\n)'", repr(section))  # the one string of the section that ends in "\n"
+    assert len(with_newline) == 1
+    got = json.dumps(with_newline[0].replace("\\n", "\n"))
+    assert problems({**MINIMAL, **section}) == [f"composekit.yaml: {message}, got {got}"]
