@@ -198,6 +198,8 @@ _CONTEXT_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.+-]*$(?!\n)")
 
 def host_problem(value: str) -> str | None:
     """Why ``value`` is not a Docker engine composekit can drive (None when it is one): `host:` and --host."""
+    if value.startswith("ssh://"):
+        return ssh_url_problem(value)
     if not value.isprintable() or any(c.isspace() for c in value):  # urlsplit would silently drop tabs, newlines
         return f"expected {HOST_FORMS}, with no spaces or control characters"
     if "://" not in value:

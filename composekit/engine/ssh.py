@@ -12,6 +12,7 @@ This is the one module that runs ssh.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -61,9 +62,8 @@ class SshDestination:
         return argv
 
     def command(self) -> str:
-        """The plain ssh command a user runs to reach the same server (for messages)."""
-        parts = ["ssh", *self.options(), self.host]
-        return " ".join(parts)
+        """The plain ssh command a user runs to reach the same server (for messages), quoted for a shell."""
+        return shlex.join(["ssh", *self.options(), self.host])
 
 
 def parse_ssh_url(url: str, environ: Mapping[str, str] = os.environ) -> SshDestination:

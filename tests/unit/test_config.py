@@ -291,7 +291,10 @@ HOST = (
             {"domain": "shop.example.com\n"},
             'domain: expected a fully qualified lowercase domain name such as "shop.example.com"',
         ),
-        ({"host": "ssh://vps\n"}, f"host: {HOST}"),
+        (
+            {"host": "ssh://vps\n"},
+            "host: expected ssh://[user@]host[:port][/path/to/docker.sock], with no spaces or control characters",
+        ),
         ({"host": "ctx\n"}, f"host: {HOST}"),
         (
             {"app": {"module": "app.main:app\n"}},

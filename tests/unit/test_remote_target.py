@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from composekit.cli import app as cli
-from composekit.config.model import SSH_FORM, host_problem
+from composekit.config.model import HOST_FORMS, SSH_FORM, host_problem
 from composekit.config.project import load_project
 from composekit.engine import docker as docker_module
 from composekit.engine.docker import Docker
@@ -93,8 +93,11 @@ def test_accepted_host_forms(value: str) -> None:
         ("unix://relative", "expected unix:///absolute/path"),
         (
             "my context",
-            f"expected {SSH_FORM}, unix:///path/to/docker.sock, tcp://host:port or a Docker context name",
+            f"expected {SSH_FORM}, unix:///path/to/docker.sock, tcp://host:port or a Docker context name, with no "
+            "spaces or control characters",
         ),
+        ("ssh://vps\n", f"expected {SSH_FORM}, with no spaces or control characters"),
+        ("unix:///run/docker.sock\t", f"expected {HOST_FORMS}, with no spaces or control characters"),
     ],
 )
 def test_refused_host_forms(value: str, problem: str) -> None:
@@ -512,3 +515,9 @@ def test_the_destination_follows_a_double_dash_in_every_ssh_argv() -> None:
     for argv in (seen[0], tunnel.argv()):
         assert argv[-2:] == ["--", "-oProxyCommand=x"]
         assert argv.index("--") == len(argv) - 2
+
+
+def test_the_ssh_command_in_messages_is_quoted_for_a_shell() -> None:
+    """A user copies it into a shell: an ssh config file path with a space stays one argument."""
+    dest = parse_ssh_url("ssh://deploy@vps", {"COMPOSEKIT_SSH_CONFIG": "/home/me/my ssh/config"})
+    assert dest.command() == "ssh -F '/home/me/my ssh/config' -l deploy vps"
