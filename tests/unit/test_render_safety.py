@@ -4,10 +4,13 @@ and confinement of every service. Every message asserted word for word."""
 from __future__ import annotations
 
 import ast
+import http.server
 import json
 import re
 import shlex
+import socketserver
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -469,3 +472,26 @@ def test_traefik_rule_strings_hold_any_value() -> None:
     assert host_rule("shop.example.com") == "Host(`shop.example.com`)"
     assert rule_string("a`b") == '"a`b"'
     assert rule_string('a"b\\c') == '`a"b\\c`'
+
+
+def test_the_healthcheck_code_requests_the_path_from_a_server() -> None:
+    """Run the rendered probe against a local server: it sends "/it's?a=$b" as it is and exits 0 on 200."""
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    with socketserver.TCPServer(("127.0.0.1", 0), Handler) as server:
+        thread = threading.Thread(target=server.handle_request, daemon=True)
+        thread.start()
+        code = _healthcheck_cmd(server.server_address[1], "/it's?a=$b")[3]
+        with pytest.raises(SystemExit) as exited:
+            exec(compile(code, "<healthcheck>", "exec"), {})
+        thread.join(5)
+    assert (exited.value.code, seen) == (0, ["/it's?a=$b"])
