@@ -10,6 +10,7 @@ import itertools
 import json
 import math
 import re
+import shlex
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -74,11 +75,13 @@ LINUX_CAPABILITIES = frozenset(
     "WAKE_ALARM".split()
 )
 
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-_DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
-_MODULE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*(\(\))?$")
+# Every pattern ends in $(?!\n): Python's $ also matches before a final newline ("shop\n" would pass and reach the
+# rendered files); a JSON Schema validator (ECMA-262) reads it as a plain $.
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$(?!\n)")
+_DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$(?!\n)")
+_MODULE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*(\(\))?$(?!\n)")
 _MEMORY_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)$", re.IGNORECASE)
-_ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$(?!\n)")
 _SECRET_NOUNS = frozenset(
     {
         "PASSWORD",
@@ -126,17 +129,29 @@ WORKER_VARIABLES: dict[str, str] = {
     "MAX_WORKERS": "max_workers",
     "WEB_CONCURRENCY": "workers",
 }
-_VOLUME_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-_PG_IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_VOLUME_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$(?!\n)")
+# Where a volume is mounted in the container: it lands in Compose's short volume syntax (NAME:PATH, so no ":"), in
+# the generated Dockerfile's `RUN mkdir -p` and in `docker run -v`, so it is kept to characters no shell or
+# Docker syntax reads specially.
+CONTAINER_PATH_RE = re.compile(r"^(/[A-Za-z0-9_.@+-]+)+$(?!\n)")
+CONTAINER_PATH_CHARS = 'letters, digits and "_.@+-" between "/", such as "/data"'
+# A URL path, and a query after "?", as an HTTP request line carries it: RFC 3986's characters, anything else
+# percent-encoded. It lands in Python (the healthcheck), Traefik's labels and the smoke checks' URLs.
+URL_PATH_RE = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@/?%-]*$(?!\n)")
+URL_PATH_EXPECTED = (
+    'a URL path starting with "/", of letters, digits and "-._~!$&\'()*+,;=:@/?%" (percent-encode any other '
+    'character, such as a space: "%20")'
+)
+_PG_IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$(?!\n)")
 # A Swarm placement constraint as `docker service create --constraint` takes it: an attribute, == or !=, a value.
 _CONSTRAINT_RE = re.compile(
     r"^(node\.(id|hostname|role|platform\.os|platform\.arch)|(node|engine)\.labels\.[A-Za-z0-9_.-]+)"
-    r" *(==|!=) *[A-Za-z0-9_.:/-]+$"
+    r" *(==|!=) *[A-Za-z0-9_.:/-]+$(?!\n)"
 )
 # An image repository prefix (host[:port][/path]), lowercase as Docker requires; no tag: composekit adds
 # /<name>-app:<release>.
-_REGISTRY_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
-_NODE_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,253}[A-Za-z0-9])?$")
+_REGISTRY_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*$(?!\n)")
+_NODE_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,253}[A-Za-z0-9])?$(?!\n)")
 SWARM_ONLY = "applies to mode: swarm only; set `mode: swarm` or remove the key"
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _CA_ALIASES = {
@@ -178,11 +193,15 @@ HOST_FORMS = (
 SSH_FORM = "ssh://[user@]host[:port][/path/to/docker.sock]"
 # The server's Docker socket when an ssh:// URL names none (rootful Docker; rootless: /run/user/UID/docker.sock).
 DEFAULT_REMOTE_SOCKET = "/var/run/docker.sock"
-_CONTEXT_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.+-]*$")
+_CONTEXT_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.+-]*$(?!\n)")
 
 
 def host_problem(value: str) -> str | None:
     """Why ``value`` is not a Docker engine composekit can drive (None when it is one): `host:` and --host."""
+    if value.startswith("ssh://"):
+        return ssh_url_problem(value)
+    if not value.isprintable() or any(c.isspace() for c in value):  # urlsplit would silently drop tabs, newlines
+        return f"expected {HOST_FORMS}, with no spaces or control characters"
     if "://" not in value:
         return None if _CONTEXT_NAME_RE.match(value) else f"expected {HOST_FORMS}"
     parts = urlsplit(value)
@@ -195,9 +214,27 @@ def host_problem(value: str) -> str | None:
     return f"expected {HOST_FORMS}"
 
 
+# What OpenSSH itself refuses in a host or user name from its command line (ssh.c: valid_hostname, valid_ruser):
+# whitespace, quotes and shell characters; a leading "-" would be read as an option.
+_SSH_NAME_RE = re.compile(r"^[^-\s'`\"$\\;&<>|(){}][^\s'`\"$\\;&<>|(){}]*$(?!\n)")
+
+
+def _ssh_name_problem(what: str, name: str) -> str | None:
+    if name.startswith("-"):
+        return f'expected {SSH_FORM}: the {what} {got(name)} starts with "-", which ssh would read as an option'
+    if not _SSH_NAME_RE.match(name) or not name.isprintable():
+        return (
+            f"expected {SSH_FORM}: the {what} {got(name)} holds a space, a quote or one of "
+            "$\\;&<>|(){}, which ssh refuses"
+        )
+    return None
+
+
 def ssh_url_problem(value: str) -> str | None:
     """Why ``value`` is not ssh://[user@]host[:port][/path/to/docker.sock] (None when it is). The path, when
     given, is the server's Docker socket (DEFAULT_REMOTE_SOCKET otherwise): an absolute, normalised path."""
+    if not value.isprintable() or any(c.isspace() for c in value):  # urlsplit would silently drop tabs, newlines
+        return f"expected {SSH_FORM}, with no spaces or control characters"
     parts = urlsplit(value)
     try:
         _ = parts.port  # urllib checks the range only when asked
@@ -210,7 +247,9 @@ def ssh_url_problem(value: str) -> str | None:
         path.endswith("/") or "//" in path or any(p in (".", "..") for p in path.split("/")) or not path.isprintable()
     ):
         return f"expected {SSH_FORM}: the path is the server's Docker socket, such as /run/user/1000/docker.sock"
-    return None
+    return _ssh_name_problem("host", parts.hostname) or (
+        _ssh_name_problem("user", parts.username) if parts.username is not None else None
+    )
 
 
 def ssh_socket(value: str) -> str:
@@ -292,7 +331,7 @@ class Acme(_Model):
     @field_validator("email", mode="before")
     @classmethod
     def _email(cls, v: Any) -> Any:
-        if v is not None and not (isinstance(v, str) and re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", v)):
+        if v is not None and not (isinstance(v, str) and re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$(?!\n)", v)):
             raise ValueError(f"expected an email address, got {got(v)}")
         return v
 
@@ -353,8 +392,8 @@ class App(_Model):
     @field_validator("health_path", mode="before")
     @classmethod
     def _health_path(cls, v: Any) -> Any:
-        if not isinstance(v, str) or not v.startswith("/") or any(c.isspace() for c in v):
-            raise ValueError(f'expected a URL path starting with "/", got {got(v)}')
+        if not isinstance(v, str) or not URL_PATH_RE.match(v):
+            raise ValueError(f"expected {URL_PATH_EXPECTED}, got {got(v)}")
         return v
 
     @field_validator("workers", mode="before")
@@ -403,8 +442,15 @@ class App(_Model):
                     'expected volume names of letters, digits, "_", "-", "." (not "acme", "routes" or "files"), '
                     f"got {got(name)}"
                 )
-            if not isinstance(target, str) or not target.startswith("/") or target == "/":
-                raise ValueError(f"{name}: expected an absolute path inside the container, got {got(target)}")
+            if (
+                not isinstance(target, str)
+                or not CONTAINER_PATH_RE.match(target)
+                or any(part in (".", "..") for part in target.split("/"))
+            ):
+                raise ValueError(
+                    f"{name}: expected an absolute path inside the container, of {CONTAINER_PATH_CHARS}, "
+                    f"got {got(target)}"
+                )
         return v
 
     @field_validator("cap_add", mode="before")
@@ -432,9 +478,19 @@ class Migrate(_Model):
     @field_validator("command", "state_command", mode="before")
     @classmethod
     def _command(cls, v: Any) -> Any:
-        if v is None or (isinstance(v, str) and v.strip()):
+        if isinstance(v, str) and v.strip():
+            try:
+                argv = shlex.split(v)  # as render/compose.py and engine/migration_state.py split it
+            except ValueError as exc:  # "No closing quotation", "No escaped character"
+                raise ValueError(
+                    f"expected a command line whose quotes are closed ({str(exc).lower()}), or a list of "
+                    f"arguments, got {got(v)}"
+                ) from None
+            if argv and argv[0]:
+                return v
+        if v is None:
             return v
-        if isinstance(v, list) and v and all(isinstance(x, str) for x in v):
+        if isinstance(v, list) and v and all(isinstance(x, str) for x in v) and v[0]:
             return tuple(v)
         raise ValueError(f"expected a command line or a list of arguments, got {got(v)}")
 
@@ -475,7 +531,7 @@ class Images(_Model):
     @field_validator("python", "traefik", "postgres", mode="before")
     @classmethod
     def _image(cls, v: Any) -> Any:
-        if not isinstance(v, str) or not re.match(r"^[\w][\w./:@-]*$", v, re.ASCII):
+        if not isinstance(v, str) or not re.match(r"^[\w][\w./:@-]*$(?!\n)", v, re.ASCII):
             raise ValueError(f'expected an image reference such as "python:3.13-slim", got {got(v)}')
         return v
 

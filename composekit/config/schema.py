@@ -19,7 +19,9 @@ from .model import (
     _ENV_KEY_RE,
     _NODE_NAME_RE,
     _VOLUME_NAME_RE,
+    CONTAINER_PATH_RE,
     LINUX_CAPABILITIES,
+    URL_PATH_RE,
     Config,
 )
 
@@ -27,7 +29,7 @@ __all__ = ["DESCRIPTIONS", "OVERRIDES", "SCHEMA_DIALECT", "config_schema", "sche
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
-_URL_PATH: dict[str, Any] = {"type": "string", "pattern": r"^/\S*$"}
+_URL_PATH: dict[str, Any] = {"type": "string", "pattern": URL_PATH_RE.pattern}
 _POSITIVE_INT: dict[str, Any] = {"type": "integer", "minimum": 1}
 _NULL: dict[str, Any] = {"type": "null"}
 _MEMORY: dict[str, Any] = {
@@ -65,7 +67,11 @@ OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
     ("App", "volumes"): {
         "type": "object",
         "propertyNames": {"pattern": _VOLUME_NAME_RE.pattern, "not": {"enum": ["acme", "routes", "files"]}},
-        "additionalProperties": {"type": "string", "pattern": r"^/.+"},
+        "additionalProperties": {
+            "type": "string",
+            "pattern": CONTAINER_PATH_RE.pattern,
+            "not": {"pattern": r"/\.\.?(/|$)"},
+        },
     },
     ("App", "cap_add"): {"type": "array", "items": {"enum": sorted(LINUX_CAPABILITIES)}},
     ("Config", "host"): {

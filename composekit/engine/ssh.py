@@ -12,6 +12,7 @@ This is the one module that runs ssh.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -61,9 +62,8 @@ class SshDestination:
         return argv
 
     def command(self) -> str:
-        """The plain ssh command a user runs to reach the same server (for messages)."""
-        parts = ["ssh", *self.options(), self.host]
-        return " ".join(parts)
+        """The plain ssh command a user runs to reach the same server (for messages), quoted for a shell."""
+        return shlex.join(["ssh", *self.options(), self.host])
 
 
 def parse_ssh_url(url: str, environ: Mapping[str, str] = os.environ) -> SshDestination:
@@ -95,7 +95,7 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
 def ssh_settings(dest: SshDestination, run: Runner = _run) -> dict[str, str]:
     """What ssh will do for ``dest`` once its config is applied (`ssh -G`): hostname, port, user, ..."""
     try:
-        done = run(["ssh", *dest.options(), "-G", dest.host])
+        done = run(["ssh", *dest.options(), "-G", "--", dest.host])
     except FileNotFoundError:
         raise SshError(f"{dest.url}: ssh is not installed here: install the OpenSSH client (openssh-client)") from None
     if done.returncode != 0:
@@ -181,6 +181,7 @@ class SshTunnel:
             "-T",
             "-L",
             f"{self.socket}:{self.remote_socket}",
+            "--",  # the destination is never read as an option, whatever it holds (parse_ssh_url refuses "-...")
             self.dest.host,
         ]
 

@@ -16,15 +16,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ..config.model import HOST_FORMS, host_problem
+from ..config.model import HOST_FORMS, got, host_problem, ssh_url_problem
 from ..errors import UserError
-from .ssh import SshTunnel, parse_ssh_url, ssh_settings
+from .ssh import SshDestination, SshTunnel, parse_ssh_url, ssh_settings
 
 __all__ = [
     "HOST_FORMS",
     "LOCAL_ADDRESS",
     "Engine",
     "Target",
+    "checked",
     "choose_target",
     "connect",
     "host_problem",
@@ -72,11 +73,28 @@ def choose_target(
     ):
         if value:
             if "://" in value:
-                return Target(value, source)
+                return checked(Target(value, source))
             name, url = context_endpoint(value)
-            return Target(url, f'{source} (docker context "{name}")', name)
+            return checked(Target(url, f'{source} (docker context "{name}")', name))
     name, url = context_endpoint(environ.get("DOCKER_CONTEXT") or None)
-    return Target(url, f'docker context "{name}"', name)
+    return checked(Target(url, f'docker context "{name}"', name))
+
+
+def checked(target: Target) -> Target:
+    """``target`` when composekit can drive it; a UserError naming where it came from when it is an ssh:// URL
+    ssh could misread (DOCKER_HOST and Docker contexts reach here unvalidated; --host and host: were validated
+    with the config)."""
+    problem = ssh_url_problem(target.url) if target.is_ssh else None
+    if problem is not None:
+        raise UserError(f"{target.source}: {problem}, got {got(target.url)}")
+    return target
+
+
+def _destination(target: Target, environ: Mapping[str, str]) -> SshDestination:
+    try:
+        return parse_ssh_url(target.url, environ)
+    except ValueError as exc:
+        raise UserError(f"{target.source}: {exc}, got {got(target.url)}") from None
 
 
 def resolve_address(host: str, lookup: Callable[[str], str] = socket.gethostbyname) -> str:
@@ -129,7 +147,7 @@ def target_address(target: Target, environ: Mapping[str, str] = os.environ) -> s
     """Where ``target``'s server is reached, without connecting: `ssh -G` says which host an ssh:// URL (or
     alias) reaches; a unix socket is this machine."""
     if target.is_ssh:
-        dest = parse_ssh_url(target.url, environ)
+        dest = _destination(target, environ)
         return _address_of(ssh_settings(dest).get("hostname", dest.host))
     if target.url and not target.is_local:
         return _address_of(urlsplit(target.url).hostname or "")
@@ -149,7 +167,7 @@ def connect(target: Target, environ: Mapping[str, str] = os.environ) -> Iterator
     (a tunnel to the server's Docker socket) until the block ends. A UserError raised inside is tagged with
     the engine, so every error names it."""
     if target.is_ssh:
-        dest = parse_ssh_url(target.url, environ)
+        dest = _destination(target, environ)
         settings = ssh_settings(dest)
         with SshTunnel(dest, settings) as tunnel:
             engine = Engine(

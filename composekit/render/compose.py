@@ -182,10 +182,9 @@ def _web_network(config: Config) -> dict[str, Any]:
 
 
 def _healthcheck_cmd(port: int, path: str) -> list[str]:
-    probe = (
-        "import sys, urllib.request as u; "
-        f"sys.exit(0 if u.urlopen('http://127.0.0.1:{port}{path}', timeout=3).status == 200 else 1)"
-    )
+    url = f"http://127.0.0.1:{port}{path}"
+    # repr(): a Python literal of the URL whatever quotes or backslashes the path holds.
+    probe = f"import sys, urllib.request as u; sys.exit(0 if u.urlopen({url!r}, timeout=3).status == 200 else 1)"
     return ["CMD", "python3", "-c", probe]
 
 

@@ -8,8 +8,10 @@ caches, Poetry, uv) stay out of the final image; the app runs as an unprivileged
 
 from __future__ import annotations
 
+import json
 import posixpath
 import re
+import shlex
 
 from ..config.project import DependencyStyle
 
@@ -190,9 +192,11 @@ def render_dockerfile(
     """A multi-stage Dockerfile for ``style``; volume mount points are created owned by the app user."""
     mkdirs = ""
     if volume_paths:
-        paths = " ".join(sorted(volume_paths))
+        # config/model.py allows no shell character in a volume's path; quoted all the same, as one word each.
+        paths = " ".join(shlex.quote(path) for path in sorted(volume_paths))
         mkdirs = f" \\\n    && mkdir -p {paths} && chown app:app {paths}"
-    cmd = f'["gunicorn", "--config", "{GUNICORN_CONF_PATH}", "{module}"]'
+    # Exec form is JSON: json.dumps quotes each argument as Docker's parser reads it.
+    cmd = json.dumps(["gunicorn", "--config", GUNICORN_CONF_PATH, module], ensure_ascii=False)
     return (
         _HEADER.format(style=style.value, python_image=python_image)
         + _BUILD_STAGES[style].format(runtime=RUNTIME_PACKAGES)

@@ -56,7 +56,7 @@ from .compose import (
 )
 from .dockerfile import GUNICORN_CONF_PATH
 from .text import CONFIG_HEADER, acme_ca_files, dump, header, literal
-from .traefik import SWARM_DYNAMIC_FILE, SWARM_REFRESH_SECONDS, traefik_dynamic, traefik_swarm_static
+from .traefik import SWARM_DYNAMIC_FILE, SWARM_REFRESH_SECONDS, host_rule, traefik_dynamic, traefik_swarm_static
 
 __all__ = [
     "APP_SERVICE",
@@ -298,7 +298,7 @@ def _traefik_labels(config: Config) -> dict[str, str]:
     return {
         "traefik.enable": "true",
         "traefik.swarm.network": f"{name}_web",
-        f"{router}.rule": f"Host(`{config.domain}`)",
+        f"{router}.rule": host_rule(config.domain),
         f"{router}.entrypoints": "websecure",
         f"{router}.tls.certresolver": RESOLVER,
         f"{router}.middlewares": f"security-headers@file,{retry}@swarm",

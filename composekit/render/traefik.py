@@ -4,6 +4,7 @@ router and its servers, and a probe router that says which generation of the fil
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import yaml
@@ -14,7 +15,9 @@ from .compose import RESOLVER, TRAEFIK_DYNAMIC_DIR
 __all__ = [
     "GENERATION_HEADER",
     "SWARM_DYNAMIC_FILE",
+    "host_rule",
     "routes_file",
+    "rule_string",
     "traefik_dynamic",
     "traefik_static",
     "traefik_swarm_static",
@@ -23,6 +26,17 @@ __all__ = [
 # A request carrying this header with the generation of the routes file is answered by the probe router of that
 # generation only, which adds the same header to the answer: seeing it proves Traefik has loaded that file.
 GENERATION_HEADER = "X-Composekit-Generation"
+
+
+def rule_string(value: str) -> str:
+    """A string of a Traefik rule: in backticks (raw, as Traefik's own examples write it), or as a double-quoted Go
+    string when the value holds a backtick, which nothing inside backticks can escape."""
+    return f"`{value}`" if "`" not in value else json.dumps(value)
+
+
+def host_rule(domain: str) -> str:
+    """Host(`domain`): the rule of the app's router (config/model.py allows no backtick in a domain)."""
+    return f"Host({rule_string(domain)})"
 
 
 def traefik_static(config: Config) -> dict[str, Any]:
@@ -119,7 +133,7 @@ def routes_file(config: Config, generation: str, live: list[str], probe: list[st
     (container names on the `web` network), the probe router sends requests that name ``generation`` to
     ``probe`` (the containers about to go live). Pure: the same arguments give the same bytes."""
     name = config.name
-    host = f"Host(`{config.domain}`)"
+    host = host_rule(config.domain)
     probe_name = f"{name}-probe"
     doc = traefik_dynamic()
     http = doc["http"]
@@ -133,7 +147,7 @@ def routes_file(config: Config, generation: str, live: list[str], probe: list[st
             "tls": {"certResolver": RESOLVER},
         },
         probe_name: {
-            "rule": f"{host} && Header(`{GENERATION_HEADER}`, `{generation}`)",
+            "rule": f"{host} && Header({rule_string(GENERATION_HEADER)}, {rule_string(generation)})",
             "entryPoints": ["websecure"],
             "service": probe_name,
             "middlewares": ["security-headers", probe_name],

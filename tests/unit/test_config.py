@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -51,7 +53,8 @@ def test_staging_alias_and_custom_ca() -> None:
         ({"port": "80"}, 'composekit.yaml: app/port: expected a port number from 1 to 65535, got "80"'),
         (
             {"health_path": "health"},
-            'composekit.yaml: app/health_path: expected a URL path starting with "/", got "health"',
+            'composekit.yaml: app/health_path: expected a URL path starting with "/", of letters, digits and '
+            '"-._~!$&\'()*+,;=:@/?%" (percent-encode any other character, such as a space: "%20"), got "health"',
         ),
         (
             {"module": "main"},
@@ -62,7 +65,8 @@ def test_staging_alias_and_custom_ca() -> None:
         ({"max_workers": 1.5}, "composekit.yaml: app/max_workers: expected a positive integer, got 1.5"),
         (
             {"volumes": {"data": "data"}},
-            'composekit.yaml: app/volumes: data: expected an absolute path inside the container, got "data"',
+            "composekit.yaml: app/volumes: data: expected an absolute path inside the container, of letters, digits "
+            'and "_.@+-" between "/", such as "/data", got "data"',
         ),
         (
             {"volumes": {"acme": "/x"}},
@@ -197,3 +201,120 @@ def test_merged_errors_name_both_files(tmp_path: Path) -> None:
 )
 def test_parse_memory(text: object, expected: int) -> None:
     assert parse_memory(text) == expected
+
+
+# Values that reach generated code (Python, sh, the Dockerfile) or a command line: refused at validation -------
+
+URL_PATH = (
+    'expected a URL path starting with "/", of letters, digits and "-._~!$&\'()*+,;=:@/?%" (percent-encode any '
+    'other character, such as a space: "%20")'
+)
+VOLUME_PATH = (
+    'expected an absolute path inside the container, of letters, digits and "_.@+-" between "/", such as "/data"'
+)
+QUOTES = "expected a command line whose quotes are closed ({}), or a list of arguments"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (with_app(health_path='/a"b'), f'app/health_path: {URL_PATH}, got "/a\\"b"'),
+        (with_app(health_path="/a\\b"), f'app/health_path: {URL_PATH}, got "/a\\\\b"'),
+        (with_app(health_path="/a`b"), f'app/health_path: {URL_PATH}, got "/a`b"'),
+        (with_app(health_path="/caf\u00e9"), f'app/health_path: {URL_PATH}, got "/caf\\u00e9"'),
+        (with_app(health_path="/a#b"), f'app/health_path: {URL_PATH}, got "/a#b"'),
+        (with_app(health_path="/a{b}"), f'app/health_path: {URL_PATH}, got "/a{{b}}"'),
+        (
+            {**MINIMAL, "smoke": {"checks": [{"path": "/x\ny"}]}},
+            f'smoke/checks/0/path: {URL_PATH}, got "/x\\ny"',
+        ),
+        (
+            with_app(volumes={"data": "/data dir;touch${IFS}x"}),
+            f'app/volumes: data: {VOLUME_PATH}, got "/data dir;touch${{IFS}}x"',
+        ),
+        (with_app(volumes={"data": "/data:ro"}), f'app/volumes: data: {VOLUME_PATH}, got "/data:ro"'),
+        (with_app(volumes={"data": "/a/../etc"}), f'app/volumes: data: {VOLUME_PATH}, got "/a/../etc"'),
+        (with_app(volumes={"data": "/data/"}), f'app/volumes: data: {VOLUME_PATH}, got "/data/"'),
+        (with_app(volumes={"data": "/$HOME"}), f'app/volumes: data: {VOLUME_PATH}, got "/$HOME"'),
+        (
+            {**MINIMAL, "migrate": {"command": "python3 -c 'import app.migrate"}},
+            f'migrate/command: {QUOTES.format("no closing quotation")}, got "python3 -c \'import app.migrate"',
+        ),
+        (
+            {**MINIMAL, "migrate": {"command": "alembic upgrade head", "state_command": 'sh -c "alembic current'}},
+            f'migrate/state_command: {QUOTES.format("no closing quotation")}, got "sh -c \\"alembic current"',
+        ),
+        (
+            {**MINIMAL, "migrate": {"command": "alembic upgrade head\\"}},
+            f'migrate/command: {QUOTES.format("no escaped character")}, got "alembic upgrade head\\\\"',
+        ),
+        (
+            {**MINIMAL, "migrate": {"command": "''"}},
+            "migrate/command: expected a command line or a list of arguments, got \"''\"",
+        ),
+        (
+            {**MINIMAL, "migrate": {"command": ["", "x"]}},
+            "migrate/command: expected a command line or a list of arguments, got ['', 'x']",
+        ),
+    ],
+)
+def test_values_that_would_break_generated_code_are_refused(data: dict[str, object], message: str) -> None:
+    assert problems(data) == [f"composekit.yaml: {message}"]
+
+
+@pytest.mark.parametrize("path", ["/it's", "/health?probe=1&x=$y", "/a/b;c=d", "/%20", "/~user/(x)*,+!@:"])
+def test_url_paths_of_rfc_3986_characters_are_accepted(path: str) -> None:
+    assert parse_config(with_app(health_path=path)).app.health_path == path
+
+
+@pytest.mark.parametrize("target", ["/data", "/var/lib/app-data", "/srv/x_y.z", "/a@b+c"])
+def test_plain_volume_paths_are_accepted(target: str) -> None:
+    assert parse_config(with_app(volumes={"data": target})).app.volumes == {"data": target}
+
+
+def test_command_lines_with_closed_quotes_are_accepted() -> None:
+    migrate = parse_config({**MINIMAL, "migrate": {"command": "sh -c 'alembic upgrade head && echo \"ok\"'"}}).migrate
+    assert migrate.command == "sh -c 'alembic upgrade head && echo \"ok\"'"
+
+
+HOST = (
+    "expected ssh://[user@]host[:port][/path/to/docker.sock], unix:///path/to/docker.sock, tcp://host:port or a "
+    "Docker context name, with no spaces or control characters"
+)
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"name": "shop\n"}, 'name: expected lowercase letters, digits, "-" and "_", starting with a letter or digit'),
+        (
+            {"domain": "shop.example.com\n"},
+            'domain: expected a fully qualified lowercase domain name such as "shop.example.com"',
+        ),
+        (
+            {"host": "ssh://vps\n"},
+            "host: expected ssh://[user@]host[:port][/path/to/docker.sock], with no spaces or control characters",
+        ),
+        ({"host": "ctx\n"}, f"host: {HOST}"),
+        (
+            {"app": {"module": "app.main:app\n"}},
+            'app/module: expected "package.module:attribute", such as "app.main:app"',
+        ),
+        (
+            {"app": {"module": "m:a", "environment": {"A\n": "x"}}},
+            "app/environment: expected environment variable names",
+        ),
+        ({"images": {"python": "python:3\n"}}, 'images/python: expected an image reference such as "python:3.13-slim"'),
+        ({"acme": {"email": "ops@example.com\n"}}, "acme/email: expected an email address"),
+        (
+            {"database": {"password_file": "pw", "name": "app\n"}},
+            'database/name: expected lowercase letters, digits and "_", starting with a letter or "_"',
+        ),
+    ],
+)
+def test_a_trailing_newline_is_refused(section: dict[str, object], message: str) -> None:
+    """Python's "$" matches before a final newline: each of these passed and reached the rendered files."""
+    with_newline = re.findall(r"'([^']*\\n)'", repr(section))  # the one string of the section that ends in "\n"
+    assert len(with_newline) == 1
+    got = json.dumps(with_newline[0].replace("\\n", "\n"))
+    assert problems({**MINIMAL, **section}) == [f"composekit.yaml: {message}, got {got}"]

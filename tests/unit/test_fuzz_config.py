@@ -3,6 +3,7 @@
 
 Hypothesis runs derandomized (the same examples on every machine, so CI is reproducible) and without a
 deadline. Every bad value here is bad by the documented schema; a config the CLI accepts fails the test.
+test_fuzz_render.py puts hostile strings in every string key and checks what renders.
 """
 
 from __future__ import annotations

@@ -11,14 +11,15 @@ import pytest
 from typer.testing import CliRunner
 
 from composekit.cli import app as cli
-from composekit.config.model import SSH_FORM, host_problem
+from composekit.config.model import HOST_FORMS, SSH_FORM, host_problem
 from composekit.config.project import load_project
 from composekit.engine import docker as docker_module
 from composekit.engine.docker import Docker
 from composekit.engine.ssh import SshDestination, SshTunnel, parse_ssh_url, ssh_failure, ssh_settings
 from composekit.engine.steps import compose_secrets
-from composekit.engine.target import Engine, Target, choose_target, connect, resolve_address
-from composekit.errors import ConfigError, DockerError, HealthTimeoutError, SshError
+from composekit.engine.swarm.image import _node_target
+from composekit.engine.target import Engine, Target, choose_target, connect, resolve_address, target_address
+from composekit.errors import ConfigError, DockerError, HealthTimeoutError, SshError, UserError
 
 SOCKET_PATH = f"expected {SSH_FORM}: the path is the server's Docker socket, such as /run/user/1000/docker.sock"
 
@@ -92,8 +93,11 @@ def test_accepted_host_forms(value: str) -> None:
         ("unix://relative", "expected unix:///absolute/path"),
         (
             "my context",
-            f"expected {SSH_FORM}, unix:///path/to/docker.sock, tcp://host:port or a Docker context name",
+            f"expected {SSH_FORM}, unix:///path/to/docker.sock, tcp://host:port or a Docker context name, with no "
+            "spaces or control characters",
         ),
+        ("ssh://vps\n", f"expected {SSH_FORM}, with no spaces or control characters"),
+        ("unix:///run/docker.sock\t", f"expected {HOST_FORMS}, with no spaces or control characters"),
     ],
 )
 def test_refused_host_forms(value: str, problem: str) -> None:
@@ -120,7 +124,7 @@ def test_the_url_path_names_the_servers_docker_socket_and_the_tunnel_forwards_to
     assert rootless.command() == "ssh -l deploy -p 2222 vps"  # the socket is no part of the login
     tunnel = SshTunnel(rootless, SETTINGS)
     tunnel.socket = "/tmp/x/docker.sock"
-    assert tunnel.argv()[-3:] == ["-L", "/tmp/x/docker.sock:/run/user/1000/docker.sock", "vps"]
+    assert tunnel.argv()[-4:] == ["-L", "/tmp/x/docker.sock:/run/user/1000/docker.sock", "--", "vps"]
 
 
 def test_a_socket_the_server_does_not_open_is_said_with_what_to_check(tmp_path: Path) -> None:
@@ -148,7 +152,7 @@ def test_the_tunnel_checks_the_host_key_whatever_the_ssh_config_says() -> None:
     tunnel.socket = "/tmp/x/docker.sock"
     argv = tunnel.argv()
     assert argv[:5] == ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"]
-    assert argv[-3:] == ["-L", "/tmp/x/docker.sock:/var/run/docker.sock", "vps"]
+    assert argv[-4:] == ["-L", "/tmp/x/docker.sock:/var/run/docker.sock", "--", "vps"]
 
 
 def test_unknown_host_key() -> None:
@@ -198,7 +202,7 @@ def test_no_server_listening() -> None:
 
 def test_ssh_settings_reads_ssh_g() -> None:
     def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
-        assert argv == ["ssh", "-p", "2222", "-G", "vps"]
+        assert argv == ["ssh", "-p", "2222", "-G", "--", "vps"]
         return subprocess.CompletedProcess(argv, 0, "user deploy\nhostname 203.0.113.7\nport 2222\n", "")
 
     assert ssh_settings(SshDestination("ssh://vps:2222", "vps", port=2222), run) == {
@@ -417,3 +421,103 @@ def test_up_tests_the_ports_on_the_server_of_a_remote_engine(tmp_path: Path) -> 
         "process, so Traefik cannot publish it; stop that process (`ss -ltnp 'sport = :80'` shows it) or choose "
         "another port under ports/http. Nothing was started or changed."
     )
+
+
+# An ssh host or user beginning with "-" would reach ssh as an option -------------------------------------
+
+DASH_HOST = f'expected {SSH_FORM}: the host "-oproxycommand=x" starts with "-", which ssh would read as an option'
+SHELLY = "holds a space, a quote or one of $\\;&<>|(){}, which ssh refuses"
+DASH_USER = f'expected {SSH_FORM}: the user "-oProxyCommand=x" starts with "-", which ssh would read as an option'
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("ssh://-oProxyCommand=x", DASH_HOST),
+        ("ssh://-oProxyCommand=x:22/run/docker.sock", DASH_HOST),
+        ("ssh://-oProxyCommand=x@vps", DASH_USER),
+        (
+            "ssh://vps;id",
+            f'expected {SSH_FORM}: the host "vps;id" {SHELLY}',
+        ),
+        (
+            "ssh://a'b@vps",
+            f'expected {SSH_FORM}: the user "a\'b" {SHELLY}',
+        ),
+    ],
+)
+def test_an_ssh_host_or_user_that_ssh_would_misread_is_refused(value: str, problem: str) -> None:
+    assert host_problem(value) == problem
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        parse_ssh_url(value, {})
+
+
+def test_a_dash_host_is_refused_in_the_config_host_and_swarm_nodes(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_project((project_in(tmp_path, "host: ssh://-oProxyCommand=x\n"),))
+    assert caught.value.problems == [f'{tmp_path}/composekit.yaml: host: {DASH_HOST}, got "ssh://-oProxyCommand=x"']
+    with pytest.raises(ConfigError) as caught:
+        load_project((project_in(tmp_path, "mode: swarm\nswarm: {nodes: {n1: 'ssh://-oProxyCommand=x@vps'}}\n"),))
+    assert caught.value.problems == [
+        f'{tmp_path}/composekit.yaml: swarm/nodes: n1: {DASH_USER}, got "ssh://-oProxyCommand=x@vps"'
+    ]
+
+
+def test_a_dash_host_is_refused_in_the_host_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    project_in(tmp_path)
+    result = CliRunner().invoke(cli, ["--host", "ssh://-oProxyCommand=x", "status"])
+    assert (result.exit_code, result.stderr) == (2, f'error: --host: {DASH_HOST}, got "ssh://-oProxyCommand=x"\n')
+
+
+def test_a_dash_host_is_refused_in_docker_host_and_docker_contexts() -> None:
+    with pytest.raises(UserError) as caught:
+        choose_target(None, None, "c.yaml", {"DOCKER_HOST": "ssh://-oProxyCommand=x"}, contexts)
+    assert str(caught.value) == f'DOCKER_HOST: {DASH_HOST}, got "ssh://-oProxyCommand=x"'
+
+    def evil(name: str | None) -> tuple[str, str]:
+        return "evil", "ssh://-oProxyCommand=x"
+
+    with pytest.raises(UserError) as caught:
+        choose_target(None, None, "c.yaml", {}, evil)
+    assert str(caught.value) == f'docker context "evil": {DASH_HOST}, got "ssh://-oProxyCommand=x"'
+    with pytest.raises(UserError) as caught:
+        _node_target("n1", "ssh://-oProxyCommand=x")
+    assert str(caught.value) == f'swarm/nodes/n1: {DASH_HOST}, got "ssh://-oProxyCommand=x"'
+
+
+def test_a_target_built_elsewhere_is_refused_before_ssh_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_ssh(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("ssh was run")
+
+    monkeypatch.setattr(subprocess, "run", no_ssh)
+    monkeypatch.setattr(subprocess, "Popen", no_ssh)
+    target = Target("ssh://-oProxyCommand=x", "test")
+    with pytest.raises(UserError) as caught, connect(target, {}):
+        pass
+    assert str(caught.value) == f'test: {DASH_HOST}, got "ssh://-oProxyCommand=x"'
+    with pytest.raises(UserError):
+        target_address(target, {})
+
+
+def test_the_destination_follows_a_double_dash_in_every_ssh_argv() -> None:
+    """Defence in depth: with `--`, ssh reads the destination as a host even if validation were bypassed."""
+    dest = SshDestination("ssh://x", "-oProxyCommand=x", "deploy", 2222)
+    seen: list[list[str]] = []
+
+    def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+        seen.append(argv)
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    ssh_settings(dest, run)
+    tunnel = SshTunnel(dest, SETTINGS)
+    tunnel.socket = "/tmp/x/docker.sock"
+    for argv in (seen[0], tunnel.argv()):
+        assert argv[-2:] == ["--", "-oProxyCommand=x"]
+        assert argv.index("--") == len(argv) - 2
+
+
+def test_the_ssh_command_in_messages_is_quoted_for_a_shell() -> None:
+    """A user copies it into a shell: an ssh config file path with a space stays one argument."""
+    dest = parse_ssh_url("ssh://deploy@vps", {"COMPOSEKIT_SSH_CONFIG": "/home/me/my ssh/config"})
+    assert dest.command() == "ssh -F '/home/me/my ssh/config' -l deploy vps"

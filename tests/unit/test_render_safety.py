@@ -3,7 +3,14 @@ and confinement of every service. Every message asserted word for word."""
 
 from __future__ import annotations
 
+import ast
+import http.server
+import json
 import re
+import shlex
+import socketserver
+import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +18,21 @@ import pytest
 import yaml
 
 from composekit.config import parse_config
-from composekit.config.project import Project, load_project
+from composekit.config.project import DependencyStyle, Project, load_project
 from composekit.errors import ConfigError
-from composekit.render.compose import render_compose
-from composekit.render.dockerfile import DOCKERIGNORE, dockerignore, dockerignore_excludes
+from composekit.render.compose import _healthcheck_cmd, render_compose
+from composekit.render.dockerfile import (
+    _NO_HOME as NO_HOME,
+)
+from composekit.render.dockerfile import (
+    DOCKERIGNORE,
+    GUNICORN_CONF_PATH,
+    dockerignore,
+    dockerignore_excludes,
+    render_dockerfile,
+)
 from composekit.render.stack import render_stack
+from composekit.render.traefik import host_rule, rule_string
 
 BASE = "name: shop\ndomain: shop.example.com\n"
 MINIMAL: dict[str, Any] = {"name": "shop", "domain": "shop.example.com", "app": {"module": "app.main:app"}}
@@ -85,7 +102,7 @@ def test_paths_are_escaped(tmp_path: Path) -> None:
     files = {"sr$c/requirements.txt": "fastapi\n", "conf$/prod.env": "A=1\n", "secret$/pw": "x\n", "c$a.pem": "p$m"}
     doc = compose(
         tmp_path,
-        BASE + "app: {module: app.main:app, path: sr$c, env_file: conf$/prod.env, volumes: {data: /da$ta}}\n"
+        BASE + "app: {module: app.main:app, path: sr$c, env_file: conf$/prod.env, volumes: {data: /data}}\n"
         "migrate: {command: python3 -m app.migrate}\n"
         "database: {password_file: secret$/pw}\n"
         "acme: {ca_certificates: [c$a.pem]}\n",
@@ -94,7 +111,7 @@ def test_paths_are_escaped(tmp_path: Path) -> None:
     app, migrate = doc["services"]["app"], doc["services"]["migrate"]
     assert app["build"]["context"] == "../sr$$c"
     assert app["env_file"] == migrate["env_file"] == ["../conf$$/prod.env"]
-    assert "data:/da$$ta" in app["volumes"] and migrate["volumes"][1:] == ["data:/da$$ta"]
+    assert "data:/data" in app["volumes"] and migrate["volumes"][1:] == ["data:/data"]  # "$" is refused there
     assert doc["secrets"]["db_password"] == {"environment": "COMPOSEKIT_DB_PASSWORD"}  # the path is not in it
     assert doc["configs"]["acme-ca-0.pem"] == {"content": "p$$m"}  # the CA file's content travels, escaped
     assert lone_dollars(doc) == []
@@ -103,7 +120,7 @@ def test_paths_are_escaped(tmp_path: Path) -> None:
 def test_every_string_of_the_compose_document_is_escaped_and_nothing_else(tmp_path: Path) -> None:
     project = project_in(
         tmp_path,
-        BASE + "app: {module: app.main:app, health_path: /$h, environment: {A: $a, B: '$$b'}, volumes: {d: /$d}}\n"
+        BASE + "app: {module: app.main:app, health_path: /$h, environment: {A: $a, B: '$$b'}}\n"
         "migrate: {command: [echo, $m]}\nacme: {ca_server: 'https://ca.example/dir?$q'}\n",
     )
     stack = render_stack(project)
@@ -356,3 +373,125 @@ def test_new_key_defaults() -> None:
     config = parse_config(MINIMAL)
     assert (config.logging.driver, config.logging.max_size, config.logging.max_file) == ("json-file", 10 * 1024**2, 3)
     assert (config.app.read_only, config.app.pids_limit, config.app.cap_add) == (True, 4096, ())
+
+
+# Config values in generated code: quoted for the language they land in ---------------------------------
+
+
+def _probe_url(code: str) -> str:
+    """The URL the healthcheck's Python opens: compiles the code (a SyntaxError fails the test) and reads the
+    literal passed to urlopen."""
+    tree = ast.parse(code)
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "urlopen"]
+    assert len(calls) == 1 and isinstance(calls[0].args[0], ast.Constant)
+    compile(tree, "<healthcheck>", "exec")
+    url = calls[0].args[0].value
+    assert isinstance(url, str)
+    return url
+
+
+@pytest.mark.parametrize("mode", ["compose", "swarm"])
+@pytest.mark.parametrize("path", ["/it's", "/a'b\"", "/x?q='$y'&z=1"])
+def test_the_healthcheck_requests_the_health_path_exactly(tmp_path: Path, mode: str, path: str) -> None:
+    """health_path "/it's" rendered Python that did not compile: the app never turned healthy."""
+    if '"' in path:  # not a URL character: refused (test_config.py); the quoting holds all the same
+        code = _healthcheck_cmd(8000, path)[3]
+    else:
+        config = BASE + f"mode: {mode}\napp: {{module: app.main:app, health_path: {json.dumps(path)}}}\n"
+        stack = render_stack(project_in(tmp_path, config))
+        doc = yaml.safe_load(stack.main)
+        test = doc["services"]["app"]["healthcheck"]["test"]
+        assert test[:3] == ["CMD", "python3", "-c"]
+        code = test[3].replace("$$", "$")  # as Compose and `docker stack deploy` interpolate it
+        if mode == "swarm":
+            labels = doc["services"]["app"]["deploy"]["labels"]
+            assert labels["traefik.http.services.shop.loadbalancer.healthcheck.path"].replace("$$", "$") == path
+    assert _probe_url(code) == f"http://127.0.0.1:8000{path}"
+
+
+def _sh_words(script: str) -> list[list[str]]:
+    """The simple commands of a shell script, as sh splits them (quotes respected)."""
+    lexer = shlex.shlex(script, posix=True, punctuation_chars=";&|")
+    lexer.whitespace_split = True
+    commands: list[list[str]] = [[]]
+    for token in lexer:
+        if set(token) <= set(";&|"):
+            commands.append([])
+        else:
+            commands[-1].append(token)
+    return [c for c in commands if c]
+
+
+def _run_lines(dockerfile: str) -> list[str]:
+    """The scripts of the Dockerfile's RUN instructions, continuation lines joined, mount options dropped."""
+    scripts = []
+    for instruction in dockerfile.replace("\\\n", " ").splitlines():
+        if instruction.startswith("RUN "):
+            words = instruction.removeprefix("RUN ").split(" ")
+            scripts.append(" ".join(w for w in words if not w.startswith("--mount=")).strip())
+    return scripts
+
+
+def test_a_volume_path_with_shell_characters_is_refused_and_would_be_one_word(tmp_path: Path) -> None:
+    """`/data dir;touch${IFS}x` went unquoted into `RUN mkdir -p`: sh ran touch."""
+    hostile = "/data dir;touch${IFS}x"
+    with pytest.raises(ConfigError) as info:
+        project_in(tmp_path, BASE + f"app: {{module: app.main:app, volumes: {{data: '{hostile}'}}}}\n")
+    assert info.value.problems == [
+        f"{tmp_path / 'composekit.yaml'}: app/volumes: data: expected an absolute path inside the container, of "
+        'letters, digits and "_.@+-" between "/", such as "/data", got "/data dir;touch${IFS}x"'
+    ]
+    # The Dockerfile quotes each path all the same: one word for sh, and `sh -n` parses the script.
+    dockerfile = render_dockerfile(
+        DependencyStyle.PIP,
+        python_image="python:3.13-slim",
+        module="app.main:app",
+        port=8000,
+        volume_paths=[hostile, "/srv/b"],
+    )
+    (script,) = [s for s in _run_lines(dockerfile) if "mkdir" in s]
+    assert _sh_words(script) == [
+        ["groupadd", "--system", "--gid", "10001", "app"],
+        ["useradd", "--system", "--uid", "10001", "--gid", "app", *NO_HOME.split(), "app"],
+        ["mkdir", "-p", hostile, "/srv/b"],
+        ["chown", "app:app", hostile, "/srv/b"],
+    ]
+    assert subprocess.run(["sh", "-n", "-c", script], check=False).returncode == 0
+
+
+def test_the_dockerfile_cmd_is_json_whatever_the_module(tmp_path: Path) -> None:
+    dockerfile = render_dockerfile(
+        DependencyStyle.PIP, python_image="python:3.13-slim", module='a"b\\c:app', port=8000, volume_paths=[]
+    )
+    (cmd,) = [line for line in dockerfile.splitlines() if line.startswith("CMD ")]
+    assert json.loads(cmd.removeprefix("CMD ")) == ["gunicorn", "--config", GUNICORN_CONF_PATH, 'a"b\\c:app']
+
+
+def test_traefik_rule_strings_hold_any_value() -> None:
+    """Inside backticks nothing escapes a backtick: such a value becomes a double-quoted Go string."""
+    assert host_rule("shop.example.com") == "Host(`shop.example.com`)"
+    assert rule_string("a`b") == '"a`b"'
+    assert rule_string('a"b\\c') == '`a"b\\c`'
+
+
+def test_the_healthcheck_code_requests_the_path_from_a_server() -> None:
+    """Run the rendered probe against a local server: it sends "/it's?a=$b" as it is and exits 0 on 200."""
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    with socketserver.TCPServer(("127.0.0.1", 0), Handler) as server:
+        thread = threading.Thread(target=server.handle_request, daemon=True)
+        thread.start()
+        code = _healthcheck_cmd(server.server_address[1], "/it's?a=$b")[3]
+        with pytest.raises(SystemExit) as exited:
+            exec(compile(code, "<healthcheck>", "exec"), {})
+        thread.join(5)
+    assert (exited.value.code, seen) == (0, ["/it's?a=$b"])

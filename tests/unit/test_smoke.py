@@ -783,7 +783,8 @@ def test_smoke_config_errors() -> None:
     assert info.value.problems == [
         "composekit.yaml: smoke/latency_ms: expected a positive number of milliseconds, got 0",
         "composekit.yaml: smoke/cert_warn_days: expected a number of days (0 or more), got -1",
-        'composekit.yaml: smoke/checks/0/path: expected a URL path starting with "/", got "x"',
+        'composekit.yaml: smoke/checks/0/path: expected a URL path starting with "/", of letters, digits and '
+        '"-._~!$&\'()*+,;=:@/?%" (percent-encode any other character, such as a space: "%20"), got "x"',
         'composekit.yaml: smoke/resolve: expected an IP address such as "203.0.113.7", got "shop"',
     ]
     with pytest.raises(ConfigError) as info:

@@ -17,7 +17,7 @@ import yaml
 from ...config.project import Project
 from ...errors import UserError
 from ..docker import Docker, LineSink, context_endpoint
-from ..target import Engine, Target, connect
+from ..target import Engine, Target, checked, connect
 from .parse import NodeInfo, parse_node, swarm_state
 
 __all__ = ["Shipment", "build_file", "build_image", "missing_engine_error", "node_engines", "ship_image"]
@@ -57,9 +57,9 @@ class Shipment:
 def _node_target(hostname: str, address: str) -> Target:
     source = f"swarm/nodes/{hostname}"
     if "://" in address:
-        return Target(address, source)
+        return checked(Target(address, source))
     name, url = context_endpoint(address)
-    return Target(url, f'{source} (docker context "{name}")', name)
+    return checked(Target(url, f'{source} (docker context "{name}")', name))
 
 
 @contextmanager
