@@ -133,7 +133,7 @@ def render(
         project = _project(Path(out_dir) if out_dir else None)
         for warning in swarm_warnings(project.config):
             err.print(f"warning: {warning}", soft_wrap=True, markup=False)
-        stack = write_stack(project)
+        stack = write_stack(project, warn=lambda m: err.print(f"warning: {m}", soft_wrap=True, markup=False))
         for name in stack.files:
             err.print(f"wrote {project.out_dir / name}")
 
