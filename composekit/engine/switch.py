@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..config.project import Project
 from ..errors import DockerError, HealthTimeoutError
-from ..render.compose import GRACEFUL_TIMEOUT, ROUTES, ROUTES_DIR, app_image
+from ..render.compose import GRACEFUL_TIMEOUT, ROUTES, ROUTES_DIR, ROUTES_FILE, app_image
 from ..render.stack import RenderedStack, render_stack
 from ..render.traefik import routes_file
 from .docker import ContainerInfo, Docker, LineSink
@@ -40,7 +40,6 @@ __all__ = [
 ]
 
 APP = "app"
-ROUTES_FILE = "composekit.yml"
 Report = Callable[[str], None]
 # Hex digits of the changed files' hash in a dirty tree's release id.
 DIRTY_HASH_LENGTH = 8

@@ -9,7 +9,9 @@ are resolved from):
                               providers)
       acme-ca-N.pem           the files of acme/ca_certificates, read from the deploying machine
       gunicorn.conf.py        gunicorn settings; sizes workers at container start from the cgroup
-  (Traefik's routes, middlewares and TLS options are not rendered here: `up` writes them into the routes volume.)
+      routes.yml              (render/traefik.py initial_routes) Traefik's routes, middlewares and TLS options
+                              the stack starts with: the domain to the app's service; the routes container puts
+                              them into a routes volume that has no routes file yet, `up` writes generations over
   Dockerfile              (render/dockerfile.py) only when the app has none (+ Dockerfile.dockerignore)
   .composekit-manifest.json   the files above with the hash of each: write_stack removes a file it no longer
                           renders only when the manifest lists it with that content (the output directory may be
@@ -29,11 +31,11 @@ from pathlib import Path, PurePosixPath
 
 from ..config.project import Project
 from ..errors import ConfigError
-from .compose import render_compose
+from .compose import INITIAL_ROUTES, render_compose
 from .dockerfile import dockerignore, dockerignore_excludes, render_dockerfile
 from .swarm import MIGRATE_FILE, STACK_FILE, SWARM_DIR, render_swarm
 from .text import CONFIG_HEADER, acme_ca_files, dump, header, literal
-from .traefik import traefik_static
+from .traefik import initial_routes, traefik_static
 
 __all__ = [
     "COMPOSE_FILE",
@@ -82,7 +84,8 @@ def stack_configs(project: Project) -> dict[str, str]:
     runtime = resources.files("composekit.runtime")
     contents = {"traefik.yml": CONFIG_HEADER + dump(traefik_static(project.config))}
     contents.update(acme_ca_files(project))
-    contents["gunicorn.conf.py"] = runtime.joinpath("gunicorn_conf.py").read_text()
+    contents["gunicorn.conf.py"] = runtime.joinpath("gunicorn_conf.py").read_text(encoding="utf-8")
+    contents[INITIAL_ROUTES] = initial_routes(project.config)
     return contents
 
 
