@@ -30,7 +30,7 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 
 from ..config.project import Project
-from ..errors import ConfigError
+from ..errors import ConfigError, UserError
 from .compose import INITIAL_ROUTES, render_compose
 from .dockerfile import dockerignore, dockerignore_excludes, render_dockerfile
 from .swarm import MIGRATE_FILE, STACK_FILE, SWARM_DIR, render_swarm
@@ -304,15 +304,40 @@ def check_stack(project: Project, stack: RenderedStack | None = None) -> str:
     return "".join(chunks)
 
 
+def _refuse_foreign(out: Path, stack: RenderedStack) -> None:
+    """Refuse (writing nothing) to overwrite a file composekit did not write: one the manifest does not list, where
+    composekit renders a file with its header and the file on disk has none (the app's own compose.yaml, say, when
+    the output directory is the app's). Files rendered without a header (copies of the CA files and runtime files)
+    cannot be told apart and are replaced as before."""
+    recorded = _recorded(out) or {}
+    foreign: list[str] = []
+    for name, content in stack.files.items():
+        path = out / name
+        if name == MANIFEST_FILE or name in recorded or not content.startswith(_OWN_PREFIX) or not path.is_file():
+            continue
+        if path.read_text(encoding="utf-8", errors="replace") != content and not _ours_without_manifest(path):
+            foreign.append(name)
+    if foreign:
+        raise UserError(
+            "render: "
+            + ", ".join(str(out / name) for name in foreign)
+            + f" {'exists' if len(foreign) == 1 else 'exist'} and composekit did not write "
+            + f"{'it' if len(foreign) == 1 else 'them'} (not in {MANIFEST_FILE}, no composekit header), so "
+            "nothing was written: move "
+            + f"{'it' if len(foreign) == 1 else 'them'} away, or render into another directory (--out DIR)"
+        )
+
+
 def write_stack(
     project: Project, stack: RenderedStack | None = None, warn: Callable[[str], None] = lambda _: None
 ) -> RenderedStack:
     """Write the rendered files into the project's output directory; untouched files keep their mtime.
 
     A file an earlier render wrote and this one no longer produces is removed, unless it was edited since: that one
-    is kept and ``warn`` names it. No other file is ever removed."""
+    is kept and ``warn`` names it. No other file is ever removed, nor overwritten (_refuse_foreign)."""
     stack = stack or render_stack(project)
     out = project.out_dir
+    _refuse_foreign(out, stack)
     leftovers = _leftovers(out, stack)  # before the new manifest replaces the old one
     out.mkdir(parents=True, exist_ok=True)
     for name, content in stack.files.items():
