@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..config.project import Project
-from ..errors import DockerError, HealthTimeoutError
+from ..errors import ConfigError, DockerError, HealthTimeoutError
 from ..render.compose import GRACEFUL_TIMEOUT, ROUTES, ROUTES_DIR, ROUTES_FILE, app_image
 from ..render.stack import RenderedStack, render_stack
 from ..render.traefik import routes_file
@@ -127,8 +127,12 @@ def release_id(
 def project_release_id(project: Project, stack: RenderedStack | None = None) -> str:
     """The release id of the project's app: composekit's output (the output directory; when that is the app's own
     directory, the files a render writes there) never counts as a change."""
-    stack = stack or render_stack(project)
     out = project.out_dir
+    if stack is None:
+        try:
+            stack = render_stack(project)
+        except ConfigError:  # doctor asks with a config that does not render: the output directory alone then
+            return release_id(project.app_dir, exclude=[out])
     return release_id(project.app_dir, exclude=[out, *(out / name for name in stack.files)])
 
 

@@ -8,10 +8,13 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from composekit.config.project import load_project
 from composekit.engine.releases import Release, distinct_release_id
 from composekit.engine.switch import project_release_id, release_id
-from composekit.render.stack import write_stack
+from composekit.errors import ConfigError
+from composekit.render.stack import render_stack, write_stack
 
 NOW = datetime(2026, 11, 30, 3, 4, 5, tzinfo=UTC)
 
@@ -106,3 +109,16 @@ def test_an_id_recorded_for_another_image_gets_the_images_hash() -> None:
     assert distinct_release_id("0123456789ab", "sha256:aaaa1111bbbb", history) == "0123456789ab"  # the same image
     assert distinct_release_id("0123456789ab", "sha256:dddd2222eeee", history) == "0123456789ab-dddd2222"
     assert distinct_release_id("112233445566", "sha256:dddd2222eeee", history) == "112233445566"  # a new id
+
+
+def test_a_config_that_does_not_render_still_gets_its_release_id(tmp_path: Path) -> None:
+    """doctor asks for the release id of a config that may not render (here: its Dockerfile's build would contain
+    the env file); the output directory is still excluded."""
+    config = "name: shop\ndomain: shop.example.com\napp: {module: main:app, env_file: .env}\n"
+    head = committed(tmp_path, {"Dockerfile": "FROM scratch\n", ".env": "A=1\n", "composekit.yaml": config})
+    project = load_project((tmp_path / "composekit.yaml",))
+    (tmp_path / ".composekit").mkdir()
+    (tmp_path / ".composekit" / "compose.yaml").write_text("rendered earlier\n")
+    with pytest.raises(ConfigError):
+        render_stack(project)
+    assert project_release_id(project) == head
