@@ -15,6 +15,7 @@ from .engine.docker import ContainerInfo, Docker, LineSink
 from .engine.lock import deploy_lock
 from .engine.releases import (
     ReleaseRow,
+    distinct_release_id,
     list_releases,
     read_last_migration,
     read_releases,
@@ -23,12 +24,12 @@ from .engine.releases import (
     rollback_guard,
 )
 from .engine.steps import down, status
-from .engine.switch import APP, SwitchResult, release_id, switch_app
+from .engine.switch import APP, SwitchResult, project_release_id, switch_app
 from .engine.target import Engine
 from .engine.wait import Deadline
 from .errors import SelfCheckError, UserError
 from .render.compose import FILES_SERVICE, app_image
-from .render.stack import write_stack
+from .render.stack import render_stack, write_stack
 from .render.swarm import (
     APP_SERVICE,
     MIGRATE_FILE,
@@ -176,9 +177,10 @@ def _deploy_swarm(
     stack = config.name
     traefik = swarm.traefik_here(docker, stack, TRAEFIK_SERVICE)
     steps.check_ports(project, {"traefik": traefik} if traefik is not None else {}, docker)
-    write_stack(project)
+    rendered = render_stack(project)
+    release = project_release_id(project, rendered)  # read before the render writes into the tree
+    write_stack(project, rendered, warn=lambda m: report(f"warning: {m}"))
     report(f"rendered the stack into {project.out_dir}")
-    release = release_id(project.app_dir)
     image = swarm_image(config, release)
     report(f"building the app image {image} (release {release})")
     swarm.build_image(project, docker, image, on_line)
@@ -273,9 +275,10 @@ def _deploy(
 ) -> tuple[list[ContainerInfo], SwitchResult]:
     before = steps.by_service(docker.containers())
     steps.check_ports(project, before, docker)
-    write_stack(project)
+    rendered = render_stack(project)
+    release = project_release_id(project, rendered)  # read before the render writes into the tree
+    write_stack(project, rendered, warn=lambda m: report(f"warning: {m}"))
     report(f"rendered the stack into {project.out_dir}")
-    release = release_id(project.app_dir)
     if build_local:
         # Built by the engine the Docker CLI uses here by default, then shipped without a registry.
         here = steps.docker_for(project)
@@ -300,10 +303,15 @@ def _deploy(
     infra = [name for name in docker.services() if name not in (FILES_SERVICE, steps.MIGRATE, APP)]
     docker.up(infra, dependencies=False, on_line=on_line)
     steps.wait_healthy(docker, ["traefik"], deadline)
+    recorded = read_releases(docker)
+    if any(r.id == release for r in recorded):
+        distinct = distinct_release_id(release, docker.image_id(app_image(project.config)), recorded)
+        if distinct != release:
+            report(f"release {release} is recorded with another image: this build is release {distinct}")
+            release = distinct
     if project.config.migrate.command is not None:
         # Before the switch: should this release never go live, the database is still where its migration left it.
         record_migration(docker, release, migration)
-    recorded = read_releases(docker)
     serving_hash = recorded[-1].config_hash if recorded else None
     switched = switch_app(project, docker, deadline, release, report, on_line, serving_hash=serving_hash)
     _self_check(project, docker, deadline, switched, report, on_line, rollback_on_error, migration)
@@ -368,7 +376,7 @@ def rollback(
             raise UserError(guard.message or "refused")
         if guard.message is not None:
             report(f"warning: {guard.message}")
-        write_stack(project)
+        write_stack(project, warn=lambda m: report(f"warning: {m}"))
         report(f"rolling back to release {chosen.release.id} (no build, no migration)")
         docker.tag(chosen.tag, app_image(project.config))
         switched = switch_app(project, docker, deadline, chosen.release.id, report, on_line)

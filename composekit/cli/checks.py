@@ -14,7 +14,7 @@ from rich.console import Console
 from ..config import CONFIG_FILENAME, Config, load_config
 from ..config.project import load_project
 from ..engine.docker import Docker, context_endpoint
-from ..engine.switch import release_id
+from ..engine.switch import project_release_id
 from ..engine.target import choose_target, connect, target_address
 from ..errors import UserError
 from ..render.swarm import swarm_image
@@ -151,7 +151,7 @@ def doctor_command(
             docker = Docker("composekit", [], engine=engine)
 
             def swarm_facts(config: Config) -> SwarmFacts:
-                image = swarm_image(config, release_id(load_project(files).app_dir))
+                image = swarm_image(config, project_release_id(load_project(files)))
                 manager = Docker(config.name, [], engine=engine)
                 return gather_swarm(manager, config.name, image, config.swarm.nodes, config.registry)
 

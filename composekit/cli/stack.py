@@ -149,7 +149,7 @@ def render(
         for warning in swarm_warnings(project.config):
             err.print(f"warning: {warning}", soft_wrap=True, markup=False)
         try:
-            stack = write_stack(project)
+            stack = write_stack(project, warn=lambda m: err.print(f"warning: {m}", soft_wrap=True, markup=False))
         except OSError as exc:
             raise UserError(_unwritable(project.out_dir, out_dir, exc)) from None
         for name in stack.files:

@@ -26,6 +26,7 @@ __all__ = [
     "LastMigration",
     "Release",
     "ReleaseRow",
+    "distinct_release_id",
     "list_releases",
     "read_last_migration",
     "read_releases",
@@ -73,6 +74,15 @@ def read_releases(docker: Docker) -> list[Release]:
         return [Release(**item) for item in json.loads(text)]
     except (ValueError, TypeError) as exc:
         raise UserError(f"{RELEASES_FILE} in the routes volume is not a release list ({exc})") from None
+
+
+def distinct_release_id(release: str, image: str, recorded: list[Release]) -> str:
+    """``release``, or, when the history holds that id for another image (a clean commit rebuilt on a newer base
+    image, a config change outside the app's directory), that id with a short hash of ``image``: two images never
+    share an id, so the earlier release stays in the history and its tag keeps pointing at its image."""
+    if all(r.id != release or r.image == image for r in recorded):
+        return release
+    return f"{release}-{image.removeprefix('sha256:')[:8]}"
 
 
 def record_release(

@@ -9,27 +9,40 @@ inside the routes container, so Traefik loads the whole of it or nothing.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ..config.project import Project
-from ..errors import DockerError, HealthTimeoutError
-from ..render.compose import GRACEFUL_TIMEOUT, ROUTES, ROUTES_DIR, app_image
+from ..errors import ConfigError, DockerError, HealthTimeoutError
+from ..render.compose import GRACEFUL_TIMEOUT, ROUTES, ROUTES_DIR, ROUTES_FILE, app_image
+from ..render.stack import RenderedStack, render_stack
 from ..render.traefik import routes_file
 from .docker import ContainerInfo, Docker, LineSink
 from .steps import ProbeReport, ProbeStream, SwitchAborted, wait_generation
 from .wait import Deadline
 
-__all__ = ["APP", "WRITE_FILE", "SwitchResult", "release_id", "routes_container", "switch_app", "write_routes"]
+__all__ = [
+    "APP",
+    "WRITE_FILE",
+    "SwitchResult",
+    "project_release_id",
+    "release_id",
+    "routes_container",
+    "switch_app",
+    "write_routes",
+]
 
 APP = "app"
-ROUTES_FILE = "composekit.yml"
 Report = Callable[[str], None]
+# Hex digits of the changed files' hash in a dirty tree's release id.
+DIRTY_HASH_LENGTH = 8
 
 # Runs in the routes container: the new generation goes to a temporary file in the same directory, reaches
 # the disk, and is renamed over the live file, so Traefik's watcher never sees half a file.
@@ -60,29 +73,67 @@ class SwitchResult:
     previous_image: str | None = None  # the image that served before
 
 
-def release_id(app_dir: Path, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> str:
-    """The git commit of the app's directory (short), with ``-dirty`` when the tree has changes; a UTC
-    timestamp outside git (or when git is not installed)."""
+def _git(app_dir: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["git", "-C", str(app_dir), *args], capture_output=True, timeout=10)
+
+
+def _changes_digest(top: Path, status: bytes) -> str:
+    """A short hash of the changed files' paths and contents (``status``: `git status --porcelain -z --no-renames`):
+    the same changes give the same hash, so a rebuild of identical content keeps its release id."""
+    digest = hashlib.sha256()
+    paths = sorted({entry[3:] for entry in status.split(b"\0") if len(entry) > 3})
+    for rel in paths:
+        path = top / os.fsdecode(rel)
+        if path.is_symlink():
+            content = b"symlink:" + os.fsencode(os.readlink(path))
+        elif path.is_file():
+            content = b"file:" + path.read_bytes()
+        else:
+            content = b"deleted" if not path.exists() else b"other"
+        digest.update(rel + b"\0" + str(len(content)).encode() + b"\0" + content)
+    return digest.hexdigest()[:DIRTY_HASH_LENGTH]
+
+
+def release_id(
+    app_dir: Path, now: Callable[[], datetime] = lambda: datetime.now(UTC), exclude: Sequence[Path] = ()
+) -> str:
+    """The git commit of the app's directory (short); for a tree with changes, ``<commit>-dirty-<hash of the changed
+    files>``, so two different dirty builds never share an id; a UTC timestamp outside git (or without git).
+
+    ``exclude``: paths whose changes do not count (composekit's own output: a render never makes a tree dirty)."""
     try:
-        head = subprocess.run(
-            ["git", "-C", str(app_dir), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True,
-            encoding="utf-8",
-            errors="replace",
-            timeout=10,
-        )
-        if head.returncode == 0 and head.stdout.strip():
-            dirty = subprocess.run(
-                ["git", "-C", str(app_dir), "status", "--porcelain", "--untracked-files=normal", "--", "."],
-                capture_output=True,
-                encoding="utf-8",
-                errors="replace",
-                timeout=10,
+        head = _git(app_dir, "rev-parse", "--short=12", "HEAD")
+        commit = head.stdout.decode(errors="replace").strip()
+        if head.returncode == 0 and commit:
+            top = _git(app_dir, "rev-parse", "--show-toplevel")
+            pathspecs = ["."]
+            for path in exclude:
+                rel = Path(os.path.relpath(path, app_dir)).as_posix()
+                if rel != "." and not rel.startswith("../"):
+                    pathspecs.append(f":(exclude,literal){rel}")
+            status = _git(
+                app_dir, "status", "--porcelain", "-z", "--no-renames", "--untracked-files=all", "--", *pathspecs
             )
-            return head.stdout.strip() + ("-dirty" if dirty.returncode != 0 or dirty.stdout.strip() else "")
+            if status.returncode != 0 or top.returncode != 0:
+                return f"{commit}-dirty"  # git could not tell: never pass for the clean commit
+            if not status.stdout.strip(b"\0"):
+                return commit
+            return f"{commit}-dirty-{_changes_digest(Path(os.fsdecode(top.stdout.strip())), status.stdout)}"
     except (OSError, subprocess.TimeoutExpired):
         pass
     return now().strftime("%Y%m%dT%H%M%SZ")
+
+
+def project_release_id(project: Project, stack: RenderedStack | None = None) -> str:
+    """The release id of the project's app: composekit's output (the output directory; when that is the app's own
+    directory, the files a render writes there) never counts as a change."""
+    out = project.out_dir
+    if stack is None:
+        try:
+            stack = render_stack(project)
+        except ConfigError:  # doctor asks with a config that does not render: the output directory alone then
+            return release_id(project.app_dir, exclude=[out])
+    return release_id(project.app_dir, exclude=[out, *(out / name for name in stack.files)])
 
 
 def routes_container(docker: Docker) -> str:

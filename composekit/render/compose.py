@@ -5,8 +5,9 @@ Nothing is bind-mounted from the deploying machine, so the document works unchan
 every file a container needs travels inside the document (top-level `configs` with `content:`) and the database
 password as a secret read from an environment variable of the Compose process (DB_PASSWORD_ENV). Compose refuses
 both in a read-only container, so the read-only app and migration get theirs from the `files` volume, which the
-one-shot `files` service fills from its own configs and secrets. Traefik's routes live in the `routes` volume,
-written through `docker exec` in the network-less `routes` container. Only named volumes are mounted: nothing in
+one-shot `files` service fills from its own configs and secrets. Traefik's routes live in the `routes` volume: the
+network-less `routes` container starts a fresh volume with the rendered initial routes (the domain to the app), and
+`composekit up` writes each generation through `docker exec` in it. Only named volumes are mounted: nothing in
 the stack mounts the Docker socket."""
 
 from __future__ import annotations
@@ -25,15 +26,18 @@ from .dockerfile import GUNICORN_CONF_PATH
 
 __all__ = [
     "ACME_CA_DIR",
+    "APP_SERVICE",
     "DB_PASSWORD_ENV",
     "DB_SECRET",
     "DB_SERVICE",
     "DEFAULT_SUBNET_POOL",
     "FILES_DIR",
     "FILES_SERVICE",
+    "INITIAL_ROUTES",
     "RESOLVER",
     "ROUTES",
     "ROUTES_DIR",
+    "ROUTES_FILE",
     "app_image",
     "render_compose",
     "traefik_address",
@@ -42,6 +46,10 @@ __all__ = [
 
 
 RESOLVER = "composekit"
+
+
+# The app's service (in both modes): Traefik's initial routes reach it by this name.
+APP_SERVICE = "app"
 
 
 GRACEFUL_TIMEOUT = 30
@@ -76,8 +84,41 @@ ROUTES_DIR = "/routes"
 TRAEFIK_DYNAMIC_DIR = "/etc/traefik/dynamic"
 
 
-# PID 1 of the routes container: waits, and exits at once on SIGTERM (a bare pause would ignore it).
-_ROUTES_IDLE = "import signal, sys; signal.signal(signal.SIGTERM, lambda *_: sys.exit(0)); signal.pause()"
+# The routes file in the routes volume: the one Traefik loads (composekit/engine/switch.py writes its generations).
+ROUTES_FILE = "composekit.yml"
+
+
+# The name, in RenderedStack.configs, of the routes the stack starts with (render/traefik.py initial_routes): the
+# routes container copies them into the volume when it holds no routes file yet.
+INITIAL_ROUTES = "routes.yml"
+
+
+# PID 1 of the routes container: puts the initial routes (argv[2]) in place as argv[1] unless a routes file is there
+# already (os.link never replaces a file: a generation `up` wrote is never overwritten, by a restart or a recreated
+# container), then waits, and exits at once on SIGTERM (a bare pause would ignore it).
+_ROUTES_INIT = (
+    "import os, signal, sys\n"
+    "signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\n"
+    "path, text = sys.argv[1], sys.argv[2]\n"
+    "if not os.path.exists(path):\n"
+    "    tmp = os.path.join(os.path.dirname(path), '.' + os.path.basename(path) + '.initial.tmp')\n"
+    "    with open(tmp, 'w') as f:\n"
+    "        f.write(text)\n"
+    "        f.flush()\n"
+    "        os.fsync(f.fileno())\n"
+    "    os.chmod(tmp, 0o644)\n"
+    "    try:\n"
+    "        os.link(tmp, path)\n"
+    "        print('wrote the initial routes into', path, flush=True)\n"
+    "    except FileExistsError:\n"
+    "        pass\n"
+    "    except OSError:\n"  # a filesystem without hard links
+    "        if not os.path.exists(path):\n"
+    "            os.rename(tmp, path)\n"
+    "    if os.path.exists(tmp):\n"
+    "        os.remove(tmp)\n"
+    "signal.pause()\n"
+)
 
 
 # The one-shot service that copies the app's configs and secrets into the `files` volume, and where the app and
@@ -272,14 +313,16 @@ def _traefik_service(project: Project, contents: Mapping[str, str]) -> dict[str,
     return service
 
 
-def _routes_service(config: Config) -> dict[str, Any]:
-    """Holds the routes volume read-write and does nothing else: no network, no capabilities, a read-only root.
+def _routes_service(config: Config, contents: Mapping[str, str]) -> dict[str, Any]:
+    """Holds the routes volume read-write: no network, no capabilities, a read-only root. It starts a fresh volume
+    with the initial routes (the domain to the app's containers), so that the stack serves the domain even when
+    brought up by plain `docker compose up`; `composekit up` then writes each generation here.
 
     Root inside so that it owns the volume it writes to (with no capability, root can write only what it owns).
     Nothing in the stack mounts the Docker socket: Traefik learns its routes from the files written here."""
     return {
         "image": config.images.python,
-        "command": ["python3", "-I", "-c", _ROUTES_IDLE],
+        "command": ["python3", "-I", "-c", _ROUTES_INIT, f"{ROUTES_DIR}/{ROUTES_FILE}", contents[INITIAL_ROUTES]],
         "restart": "always",
         "user": "0:0",
         "volumes": [f"{ROUTES}:{ROUTES_DIR}"],
@@ -491,14 +534,14 @@ def render_compose(project: Project, contents: Mapping[str, str]) -> dict[str, A
     config = project.config
     services: dict[str, Any] = {
         "traefik": _traefik_service(project, contents),
-        ROUTES: _routes_service(config),
+        ROUTES: _routes_service(config, contents),
         FILES_SERVICE: _files_service(config),
     }
     if config.database is not None:
         services[DB_SERVICE] = _db_service(config)
     if config.migrate.command is not None:
         services["migrate"] = _migrate_service(project)
-    services["app"] = _app_service(project, contents)
+    services[APP_SERVICE] = _app_service(project, contents)
     volumes: dict[str, Any] = {"acme": {}, ROUTES: {}, FILES_VOLUME: {}}
     for name in sorted(config.app.volumes):
         volumes[name] = {}

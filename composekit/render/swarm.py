@@ -39,6 +39,7 @@ from ..config.project import Project
 from ..errors import ConfigError
 from .compose import (
     ACME_CA_DIR,
+    APP_SERVICE,
     APP_START_PERIOD,
     DB_SECRET,
     DB_SERVICE,
@@ -81,7 +82,6 @@ __all__ = [
 STACK_FILE = "stack.yml"
 MIGRATE_FILE = "migrate.yml"
 SWARM_DIR = "swarm"
-APP_SERVICE = "app"
 MIGRATE_SERVICE = "migrate"
 TRAEFIK_SERVICE = "traefik"
 SOCKET_PROXY_SERVICE = "socket-proxy"

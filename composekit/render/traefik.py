@@ -1,6 +1,7 @@
 """Traefik's static configuration (traefik.yml: entrypoints, ACME resolver, providers) and its dynamic one: the
 routes file that composekit writes into the routes volume at every switch (middlewares, TLS options, the app's
-router and its servers, and a probe router that says which generation of the file Traefik has loaded)."""
+router and its servers, and a probe router that says which generation of the file Traefik has loaded), and the
+initial routes compose.yaml carries for a fresh routes volume."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from typing import Any
 import yaml
 
 from ..config.model import Config
-from .compose import RESOLVER, TRAEFIK_DYNAMIC_DIR
+from .compose import APP_SERVICE, RESOLVER, TRAEFIK_DYNAMIC_DIR
 
 __all__ = [
     "GENERATION_HEADER",
+    "INITIAL_GENERATION",
     "SWARM_DYNAMIC_FILE",
     "host_rule",
+    "initial_routes",
     "routes_file",
     "rule_string",
     "traefik_dynamic",
@@ -160,3 +163,14 @@ def routes_file(config: Config, generation: str, live: list[str], probe: list[st
     }
     header = f"# Written by composekit: generation {generation}. Do not edit: `composekit up` rewrites it.\n"
     return header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=1000)
+
+
+# The generation of the rendered routes (initial_routes); `composekit up` writes random ones.
+INITIAL_GENERATION = "initial"
+
+
+def initial_routes(config: Config) -> str:
+    """The routes a stack starts with (compose.yaml carries them, render/compose.py INITIAL_ROUTES): the domain to
+    the app's Compose service name, which Docker's DNS resolves to every app container on the `web` network. They
+    serve a stack brought up by plain `docker compose up`, until `composekit up` writes its first generation."""
+    return routes_file(config, INITIAL_GENERATION, [APP_SERVICE], [APP_SERVICE])

@@ -1,6 +1,6 @@
 """Planning `composekit init`: from what detection found and the chosen template, the files to create (the
-commented composekit.yaml, its JSON Schema, a Dockerfile, secrets) and the guidance to print. Reads only; the
-plan is written by scaffold/write.py."""
+commented composekit.yaml, its JSON Schema, a Dockerfile, secrets, .gitignore lines) and the guidance to print.
+Reads only; the plan is written by scaffold/write.py."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from ..config.model import (
     Config,
     check_value,
 )
-from ..config.project import DependencyStyle
+from ..config.project import DEFAULT_OUT_DIR, DependencyStyle
 from ..config.schema import schema_json
 from ..errors import TemplateError
 from ..render.dockerfile import dockerignore, render_dockerfile
@@ -44,6 +44,7 @@ class PlannedFile:
     content: bytes
     mode: int | None = None
     keep_existing: bool = False  # never replaced, even with --force (a password a database already uses)
+    merged: bool = False  # the existing file plus composekit's lines: written without --force
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,9 @@ def plan_init(
         files.append(PlannedFile(".dockerignore", dockerignore(secret_paths).encode()))
     else:
         notes.append("kept your .dockerignore" + (f" (make sure it lists {SECRETS_DIR}/)" if secret_paths else ""))
+    gitignore = _gitignore(root)
+    if gitignore is not None:
+        files.append(gitignore)
     if settings.database:
         files.append(PlannedFile(f"{SECRETS_DIR}/.gitignore", b"# Secrets stay out of git.\n*\n!.gitignore\n"))
         # 0600: only the account that deploys reads it. No container reads this file: composekit reads it and hands
@@ -213,6 +217,28 @@ def plan_init(
         notes=notes,
         guidance=_guidance(settings, layout, starter),
     )
+
+
+# composekit's output directory (config/project.py DEFAULT_OUT_DIR), as .gitignore lines that already ignore it.
+_OUT_LINE = f"/{DEFAULT_OUT_DIR}/"
+_OUT_LINES = {DEFAULT_OUT_DIR, f"{DEFAULT_OUT_DIR}/", f"/{DEFAULT_OUT_DIR}", _OUT_LINE}
+_OUT_BLOCK = (
+    f"# composekit's rendered stack (`composekit render` writes it again). To commit it for `composekit render\n"
+    f"# --check` in CI, remove the next line.\n{_OUT_LINE}\n"
+)
+
+
+def _gitignore(root: Path) -> PlannedFile | None:
+    """.gitignore with composekit's output directory in it: created, or the user's with the line appended (their own
+    lines untouched); None when it already ignores it."""
+    path = root / ".gitignore"
+    if not path.is_file():
+        return PlannedFile(".gitignore", _OUT_BLOCK.encode(), merged=True)
+    text = path.read_bytes()
+    if any(line.strip() in _OUT_LINES for line in text.decode("utf-8", errors="replace").splitlines()):
+        return None
+    separator = b"" if not text or text.endswith(b"\n") else b"\n"
+    return PlannedFile(".gitignore", text + separator + _OUT_BLOCK.encode(), merged=True)
 
 
 _STYLE_NOTES = {

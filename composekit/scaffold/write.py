@@ -38,7 +38,7 @@ def write_plan(plan: InitPlan, *, force: bool = False, pretend: bool = False) ->
         elif target.exists() and not target.is_file():
             raise TemplateError(f"init: {target} exists and is not a file; move it away and run init again")
         else:
-            if target.exists():
+            if target.exists() and not planned.merged:
                 conflicts.append(planned.path)
             todo.append(planned)
     if conflicts and not force:

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from composekit.cli import app as cli_app
 from composekit.config.project import load_project
-from composekit.render.stack import check_stack, render_stack, write_stack
+from composekit.render.stack import MANIFEST_FILE, check_stack, render_stack, write_stack
+from composekit.render.text import CONFIG_HEADER
 
 from .golden import assert_matches_golden
 
@@ -180,13 +181,21 @@ def test_check_catches_a_hand_edited_file(tmp_path: Path) -> None:
 def test_check_catches_missing_and_stale_files(tmp_path: Path) -> None:
     project = rendered(tmp_path)
     (project.out_dir / "compose.yaml").unlink()
-    (project.out_dir / "traefik.yml").write_text("bind-mounted by an older composekit\n")
+    (project.out_dir / "traefik.yml").write_text(CONFIG_HEADER + "bind-mounted by an older composekit\n")
+    (project.out_dir / "traefik-dynamic.yml").write_text("the user's own file\n")
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")  # the app now has its own: the generated one is stale
     (tmp_path / ".dockerignore").write_text("secrets/\n")  # with its own Dockerfile the app keeps secrets out itself
     diff = check_stack(load_project((tmp_path / "composekit.yaml",)))
     assert "--- /dev/null\n+++ .composekit/compose.yaml (rendered)\n" in diff
-    assert "--- .composekit/traefik.yml (on disk)\n+++ /dev/null\n" in diff
     assert "--- .composekit/Dockerfile (on disk)\n+++ /dev/null\n" in diff
+    assert (
+        ".composekit/traefik.yml (on disk)" not in diff
+    )  # not in the manifest: the manifest decides, a header does not
+    (project.out_dir / MANIFEST_FILE).unlink()  # as rendered by a composekit before the manifest
+    diff = check_stack(load_project((tmp_path / "composekit.yaml",)))
+    assert "--- .composekit/traefik.yml (on disk)\n+++ /dev/null\n" in diff  # it carries composekit's header
+    assert "--- .composekit/Dockerfile (on disk)\n+++ /dev/null\n" in diff
+    assert ".composekit/traefik-dynamic.yml (on disk)" not in diff  # no header: the user's
 
 
 def test_cli_check_exit_codes_diff_and_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -37,6 +37,7 @@ def test_render_writes_the_swarm_files_and_warns(project_dir: Path) -> None:
     )
     out = project_dir / ".composekit"
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        ".composekit-manifest.json",
         "Dockerfile",
         "Dockerfile.dockerignore",
         "stack.yml",

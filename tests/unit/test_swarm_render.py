@@ -14,7 +14,7 @@ import yaml
 
 from composekit.config.project import load_project
 from composekit.errors import ConfigError
-from composekit.render.stack import check_stack, render_stack, write_stack
+from composekit.render.stack import MANIFEST_FILE, check_stack, render_stack, write_stack
 from composekit.render.swarm import (
     APP_SERVICE,
     MIGRATE_FILE,
@@ -62,7 +62,8 @@ def test_naming_one_more_config_file_changes_no_config_object_and_no_service(tmp
     one = render_stack(load_project((copy / FASTAPI.name,))).files
     two = render_stack(load_project((copy / FASTAPI.name, copy / "nodes.yaml"))).files
     stacks = (STACK_FILE, MIGRATE_FILE)
-    assert {k: v for k, v in one.items() if k not in stacks} == {k: v for k, v in two.items() if k not in stacks}
+    skip = (*stacks, MANIFEST_FILE)  # the manifest hashes the stack files
+    assert {k: v for k, v in one.items() if k not in skip} == {k: v for k, v in two.items() if k not in skip}
     for name in stacks:
         assert doc(one, name) == doc(two, name)  # the same config names, services and secrets
         assert one[name] != two[name]  # only its header names the files
@@ -387,11 +388,15 @@ def test_switching_modes_removes_the_other_modes_files(tmp_path: Path) -> None:
     assert "--- .composekit/swarm/socket_proxy.py (on disk)\n+++ /dev/null\n" in diff
     write_stack(compose)
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        MANIFEST_FILE,
         "Dockerfile",
         "Dockerfile.dockerignore",
         "compose.yaml",
     ]
     assert check_stack(compose) == ""
+    write_stack(swarm)  # and back: compose.yaml is stale again, the swarm files are back
+    assert not (out / "compose.yaml").exists() and (out / "stack.yml").is_file()
+    assert check_stack(swarm) == ""
 
 
 def _stack_config_cli() -> str | None:

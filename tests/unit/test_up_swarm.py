@@ -109,7 +109,7 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
         ),
     )
     monkeypatch.setattr(engine_steps, "wait_routed", lambda p, d, e: steps.append(("routed",)))
-    monkeypatch.setattr(composekit.deploy, "release_id", lambda app_dir: "r1")
+    monkeypatch.setattr(composekit.deploy, "project_release_id", lambda project, stack=None: "r1")
     monkeypatch.setattr(composekit.deploy, "deploy_lock", _no_lock)
     return steps
 
