@@ -20,6 +20,7 @@ from .engine.releases import (
     read_releases,
     record_migration,
     record_release,
+    require_compose_mode,
     rollback_guard,
 )
 from .engine.steps import down, status
@@ -333,6 +334,7 @@ def rollback(
     Migrations are not reversed: when the database was migrated since ``target`` (its recorded migration state
     differs from the one the last migration composekit ran left, or else the newest release's), the rollback is
     refused unless ``yes``, and always when migrate/backward_compatible is false (releases.rollback_guard)."""
+    require_compose_mode(project, "rollback")
     deadline = Deadline(timeout)
     docker = docker or steps.docker_for(project, engine)
     docker.compose_environment.update(steps.compose_secrets(project))

@@ -17,6 +17,7 @@ from ..deploy import up as up_stack
 from ..engine import steps as deploy
 from ..engine import swarm
 from ..engine.docker import Docker
+from ..engine.releases import require_compose_mode
 from ..engine.wait import Deadline
 from ..errors import UserError
 from ..render.stack import check_stack, render_stack, write_stack
@@ -363,6 +364,7 @@ def releases(
 
     def do() -> None:
         project = _project()
+        require_compose_mode(project, "releases")
         with engine_for(project) as engine:
             rows = list_releases(project, deploy.docker_for(project, engine))
         if as_json:
@@ -415,6 +417,7 @@ def rollback(
     def do() -> None:
         yield_cpu(nice)
         project = _project()
+        require_compose_mode(project, "rollback")
         with engine_for(project) as engine:
             if engine.is_remote:
                 _progress(f"engine: {engine.describe()}")
