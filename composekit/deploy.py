@@ -95,6 +95,8 @@ def up(
     the engine (engine.lock); ``break_lock`` first removes one left by a deploy that died. ``rollback_on_error``
     None follows releases/rollback_on_error.
     """
+    # Before anything changes: the probes must reach the server.
+    steps.check_probe_route(project, docker.engine if docker is not None else engine)
     deadline = deadline or Deadline(timeout)
     if project.config.mode == "swarm":
         if build_local or rollback_on_error:
@@ -237,9 +239,10 @@ def _self_check(
     if probes is None:
         return
     report(f"self-check: {probes.summary()}")
-    if not probes.failed:
+    if probes.passed:
         return
-    what = f"the self-check failed: {probes.summary()} (first: {'; '.join(probes.failures)})"
+    first = f" (first: {'; '.join(probes.failures)})" if probes.failures else ""
+    what = f"the self-check failed: {probes.summary()}{first}"
     if rollback_on_error and switched.previous_image is not None:
         found = next((r for r in read_releases(docker) if r.image == switched.previous_image), None)
         previous = found.id if found is not None else "previous"
@@ -335,6 +338,7 @@ def rollback(
     differs from the one the last migration composekit ran left, or else the newest release's), the rollback is
     refused unless ``yes``, and always when migrate/backward_compatible is false (releases.rollback_guard)."""
     require_compose_mode(project, "rollback")
+    steps.check_probe_route(project, docker.engine if docker is not None else engine)
     deadline = Deadline(timeout)
     docker = docker or steps.docker_for(project, engine)
     docker.compose_environment.update(steps.compose_secrets(project))

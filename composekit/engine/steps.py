@@ -24,6 +24,7 @@ from ..errors import (
     HttpCheckError,
     MigrationError,
     PortInUseError,
+    UserError,
 )
 from ..render.compose import DB_PASSWORD_ENV, FILES_SERVICE, app_image
 from ..render.stack import COMPOSE_FILE, render_stack
@@ -44,6 +45,7 @@ __all__ = [
     "SwitchAborted",
     "by_service",
     "check_ports",
+    "check_probe_route",
     "compose_secrets",
     "count_workers",
     "deliver_files",
@@ -384,7 +386,33 @@ def public_endpoint(project: Project, engine: Engine | None = None) -> Endpoint:
     place that says so, for every probe. The engine's server, at server_address(engine): loopback for a local
     engine, the address an ssh:// host reaches otherwise."""
     config = project.config
-    return Endpoint(config.domain, server_address(engine), config.ports.http, config.ports.https)
+    http, https = config.ports.http, config.ports.https
+    if engine is not None and engine.probes is not None:
+        # The server is not reachable from here: through the SSH connection that forwards its ports.
+        return Endpoint(
+            config.domain, engine.address, http, https, engine.probe_socket(http), engine.probe_socket(https)
+        )
+    return Endpoint(config.domain, server_address(engine), http, https)
+
+
+def check_probe_route(project: Project, engine: Engine | None) -> None:
+    """Refuse, before anything changes, a deploy whose probes could not reach the server: its address is not
+    usable from here and no SSH connection forwards its ports (a tcp:// engine, say)."""
+    if engine is None or engine.unreachable is None or engine.probes is not None:
+        return
+    config = project.config
+    ports = (config.ports.http, config.ports.https)
+    fix = (
+        f"open the engine with connect(target, ports={ports}), so that the probes go through SSH"
+        if engine.tunnel is not None
+        else "reach the engine over SSH (host: ssh://USER@SERVER or an alias of your SSH config: the probes then go "
+        "through the SSH connection), or name the server by an address this machine resolves"
+    )
+    raise UserError(
+        f"cannot deploy to {engine.target.describe()}: {engine.unreachable}, so composekit could not probe the "
+        f"stack through Traefik (ports {ports[0]} and {ports[1]} of the server) while it deploys. Nothing was "
+        f"changed. Fix: {fix}"
+    )
 
 
 def wait_generation(
@@ -442,12 +470,19 @@ class ProbeReport:
     failed: int = 0
     slowest_ms: float = 0.0
     failures: list[str] = field(default_factory=list)  # the first few, as "HTTP 502" or the error
+    stopped: str | None = None  # why the stream stopped before the switch ended (an error of its own)
 
     def summary(self) -> str:
-        return (
+        said = (
             f"{self.sent} probes through Traefik during the switch, {self.failed} failed, "
             f"slowest {self.slowest_ms:.0f} ms"
         )
+        return said + (f"; the probe stream stopped early: {self.stopped}" if self.stopped else "")
+
+    @property
+    def passed(self) -> bool:
+        """No probe failed and the stream probed until the switch ended."""
+        return not self.failed and self.stopped is None
 
 
 class ProbeStream:
@@ -475,6 +510,13 @@ class ProbeStream:
         return self.report
 
     def _run(self) -> None:
+        """The thread's body: an error of its own ends the stream, said in the report (never a silent death)."""
+        try:
+            self._probe()
+        except Exception as exc:  # any error: the thread must not die unreported
+            self.report.stopped = f"{type(exc).__name__}: {exc}"
+
+    def _probe(self) -> None:
         until = time.monotonic() + self.max_seconds
         path = self.project.config.app.health_path
         with HttpClient(public_endpoint(self.project, self.engine), timeout=5) as client:
