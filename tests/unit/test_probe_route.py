@@ -272,3 +272,45 @@ def test_an_error_in_the_probe_thread_is_reported_and_fails_the_self_check(
         "serving: `composekit rollback` switches back (`up --rollback-on-error` does it by itself)"
     )
     assert recorded == ["r2"]
+
+
+# doctor: a server this machine cannot resolve ------------------------------------------------------------------
+
+
+def test_doctor_of_a_server_that_does_not_resolve_here_asks_for_its_ip(tmp_path: Path) -> None:
+    """The server's name was taken as the IP the domain must point at: ipaddress.ip_address() crashed doctor."""
+    from composekit.verify.doctor import DoctorOptions, run_doctor
+
+    from .test_doctor import FakeEngine
+
+    def server_python(image: str, code: str, args: list[str], mounts: dict[str, str], network: str) -> str:
+        if mounts:  # the disk or acme.json
+            return "missing" if "/acme" in mounts.values() else f"{100 * 1024**3} 0 {50 * 1024**3}"
+        return "\n".join(f"{port} free" for port in args)
+
+    server = Engine(
+        Target("ssh://app-server", "--host"),
+        host="unix:///tmp/x.sock",
+        address=UNRESOLVABLE,
+        unreachable=f"the name {UNRESOLVABLE} does not resolve on this machine",
+    )
+    config = project(tmp_path).config_files
+
+    def doctor(expect: tuple[str, ...]) -> tuple[str, str, str | None]:
+        report = run_doctor(
+            DoctorOptions(config, expect),
+            probe=lambda name: FakeEngine(volumes={"shop_acme": "/x"}),
+            resolver=lambda domain: ["203.0.113.7"],
+            server=server,
+            server_python=server_python,
+            local_daemon=lambda info: None,
+        )
+        dns = next(c for c in report.checks if c.name == "dns")
+        return dns.status, dns.detail, dns.fix
+
+    assert doctor(()) == (
+        "warn",
+        f"not checked: the name {UNRESOLVABLE} does not resolve on this machine, so its public IP is not known here",
+        "state the server's public IP with --expect-ip PUBLIC_IP: shop.example.com must point at it",
+    )
+    assert doctor(("203.0.113.7",))[:2] == ("ok", "shop.example.com -> 203.0.113.7, as expected")
