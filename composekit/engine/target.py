@@ -136,11 +136,15 @@ class Engine:
 def server_ip(engine: Engine) -> str:
     """The server's IP address, for `--resolve server`: smoke checks the server from here, as a visitor would."""
     if engine.unreachable is not None:
-        raise UserError(
-            f"--resolve server: {engine.unreachable}, so smoke cannot check the server from here as a visitor "
-            "would; pass --resolve DOMAIN:PUBLIC_IP (the server's public address), or --no-smoke"
-        )
+        raise _no_server_ip(engine.unreachable, "or --no-smoke")
     return engine.address
+
+
+def _no_server_ip(why: str, other: str = "") -> UserError:
+    return UserError(
+        f"--resolve server: {why}, so smoke cannot check the server from here as a visitor would; pass "
+        f"--resolve DOMAIN:PUBLIC_IP (the server's public address){', ' + other if other else ''}"
+    )
 
 
 def server_address(engine: Engine | None) -> str:
@@ -150,14 +154,22 @@ def server_address(engine: Engine | None) -> str:
 
 
 def target_address(target: Target, environ: Mapping[str, str] = os.environ) -> str:
-    """Where ``target``'s server is reached, without connecting: `ssh -G` says which host an ssh:// URL (or
-    alias) reaches; a unix socket is this machine."""
+    """Where ``target``'s server is reached (for `--resolve server`), without connecting: `ssh -G` says which host
+    an ssh:// URL (or alias) reaches; a unix socket is this machine. A UserError when this machine cannot reach it
+    (not_reachable)."""
+    settings: dict[str, str] = {}
     if target.is_ssh:
         dest = parse_ssh_url(target.url, environ)
-        return _address_of(ssh_settings(dest).get("hostname", dest.host))
-    if target.url and not target.is_local:
-        return _address_of(urlsplit(target.url).hostname or "")
-    return LOCAL_ADDRESS
+        settings = ssh_settings(dest)
+        host = settings.get("hostname", dest.host)
+    elif target.url and not target.is_local:
+        host = urlsplit(target.url).hostname or ""
+    else:
+        return LOCAL_ADDRESS
+    why = not_reachable(host, settings)
+    if why is not None:
+        raise _no_server_ip(why)
+    return _address_of(host)
 
 
 def _address_of(host: str, lookup: Callable[[str], str] = socket.gethostbyname) -> str:

@@ -21,7 +21,7 @@ from composekit.engine import steps, target
 from composekit.engine.ssh import SshDestination, SshTunnel
 from composekit.engine.steps import ProbeReport, ProbeStream, check_probe_route, public_endpoint
 from composekit.engine.switch import SwitchResult
-from composekit.engine.target import Engine, Target, connect, not_reachable, server_ip
+from composekit.engine.target import Engine, Target, connect, not_reachable, server_ip, target_address
 from composekit.engine.wait import Deadline
 from composekit.errors import HttpCheckError, SelfCheckError, UserError
 from composekit.verify.http import Endpoint, HttpClient
@@ -177,6 +177,18 @@ def test_resolve_server_is_refused_when_the_server_is_not_reachable_from_here() 
         "--resolve DOMAIN:PUBLIC_IP (the server's public address), or --no-smoke"
     )
     assert server_ip(Engine(Target("ssh://vps", "--host"), address="203.0.113.7")) == "203.0.113.7"
+
+
+def test_smoke_resolve_server_is_refused_for_a_server_not_reachable_from_here(ssh_alias: Target) -> None:
+    """`composekit smoke --resolve server` finds the address without connecting (target_address)."""
+    for unreachable in (ssh_alias, Target(f"tcp://{UNRESOLVABLE}:2376", "DOCKER_HOST")):
+        with pytest.raises(UserError) as caught:
+            target_address(unreachable)
+        assert str(caught.value) == (
+            f"--resolve server: the name {UNRESOLVABLE} does not resolve on this machine, so smoke cannot check the "
+            "server from here as a visitor would; pass --resolve DOMAIN:PUBLIC_IP (the server's public address)"
+        )
+    assert target_address(Target("tcp://203.0.113.7:2376", "DOCKER_HOST")) == "203.0.113.7"
 
 
 def test_the_probe_tunnel_forwards_each_port_to_the_servers_loopback() -> None:
