@@ -253,6 +253,19 @@ class SshTunnel:
             "ssh://deploy@vps/run/user/1000/docker.sock"
         )
 
+    def forwarding_refused(self) -> str | None:
+        """Why the server refuses this tunnel's port forwards (and the fix), or None. Only "administratively
+        prohibited" counts: a refused connection just means nothing listens there yet (Traefik starting)."""
+        refused = [line.strip() for line in self.log().splitlines() if "administratively prohibited" in line]
+        if not self.ports or not refused:
+            return None
+        user = self.settings.get("user") or self.dest.user or "the SSH user"
+        return (
+            f"the server {_host_port(self.settings)} refuses to forward TCP ports over SSH (ssh: {refused[-1]}), and "
+            f"composekit probes the stack through such a forward because the server is not reachable from here; allow "
+            f"it for {user} in the server's sshd_config (AllowTcpForwarding local) and reload sshd"
+        )
+
     def open(self) -> SshTunnel:
         self._dir = tempfile.mkdtemp(prefix="composekit-ssh-")  # 0700: only this user reaches the socket
         self.socket = os.path.join(self._dir, "docker.sock")

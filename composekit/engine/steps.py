@@ -24,6 +24,7 @@ from ..errors import (
     HttpCheckError,
     MigrationError,
     PortInUseError,
+    SshError,
     UserError,
 )
 from ..render.compose import DB_PASSWORD_ENV, FILES_SERVICE, app_image
@@ -425,9 +426,11 @@ def wait_generation(
 ) -> float:
     """Wait until Traefik has loaded the routes file of ``generation`` and its probe router reaches the app:
     a request naming the generation answers 200 with the generation echoed. Returns the seconds it took.
-    ``abort`` is asked about once a second; a reason it returns ends the wait (SwitchAborted)."""
+    ``abort`` is asked about once a second; a reason it returns ends the wait (SwitchAborted). Probes the SSH
+    connection of ``engine`` cannot carry end it too (SshError)."""
     config = project.config
     asked = [deadline.clock()]
+    probes_failed: list[str] = []  # the probes' SSH connection cannot carry them: no use waiting
 
     def observe() -> Poll[str]:
         if deadline.clock() - asked[0] >= 1.0:
@@ -438,6 +441,10 @@ def wait_generation(
         try:
             answer = client.get("https", config.app.health_path, verify=False, headers={GENERATION_HEADER: generation})
         except HttpCheckError as exc:
+            trouble = engine.probe_trouble() if engine is not None else None
+            if trouble is not None:
+                probes_failed.append(trouble)
+                return Poll(trouble, False, True, trouble)
             return Poll(str(exc), False)
         seen = answer.headers.get(GENERATION_HEADER.lower())
         return Poll(f"HTTP {answer.status}, generation {seen or 'none'}", answer.status == 200 and seen == generation)
@@ -447,6 +454,8 @@ def wait_generation(
         seen, _ = poll_until(
             observe, deadline.remaining(), first_delay=0.05, max_delay=0.2, clock=deadline.clock, sleep=deadline.sleep
         )
+    if probes_failed:
+        raise SshError(f"Traefik's routes cannot be probed: {probes_failed[-1]}")
     if seen.failed:
         raise SwitchAborted(seen.detail)
     if not seen.done:
@@ -553,12 +562,15 @@ def wait_routed(project: Project, deadline: Deadline, engine: Engine | None = No
         try:
             answer = client.get("https", config.app.health_path, verify=False)
         except HttpCheckError as exc:
-            return Poll(str(exc), False)
+            trouble = engine.probe_trouble() if engine is not None else None
+            return Poll(trouble, False, True, trouble) if trouble else Poll(str(exc), False)
         return Poll(f"HTTP {answer.status} {answer.text.strip()[:80]}", answer.status == 200)
 
     started = deadline.clock()
     with HttpClient(endpoint, timeout=5) as client:
         seen, _ = deadline.poll(observe)
+    if seen.failed:
+        raise SshError(f"the app is healthy, but its route cannot be probed: {seen.value}")
     if not seen.done:
         raise HealthTimeoutError(
             f"{deadline.ran_out('waiting for Traefik to route the app', started)}: the app is healthy but "

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..config.project import Project
-from ..errors import DockerError, HealthTimeoutError
+from ..errors import DockerError, HealthTimeoutError, SshError
 from ..render.compose import GRACEFUL_TIMEOUT, ROUTES, ROUTES_DIR, app_image
 from ..render.traefik import routes_file
 from .docker import ContainerInfo, Docker, LineSink
@@ -220,7 +220,7 @@ def _switch(
             abort=lambda: _failure(docker, new),
             engine=docker.engine,
         )
-    except SwitchAborted as exc:
+    except (SwitchAborted, SshError) as exc:
         raise give_up(str(exc)) from None
     except HealthTimeoutError as exc:
         raise give_up(str(exc).splitlines()[0]) from None
@@ -231,7 +231,7 @@ def _switch(
     generation = write_routes(project, docker, [new.name], [new.name])
     try:
         wait_generation(project, generation, deadline, "switching Traefik to the new release", engine=docker.engine)
-    except HealthTimeoutError:
+    except (HealthTimeoutError, SshError):
         if old:
             write_routes(project, docker, names, names)
         raise

@@ -120,6 +120,12 @@ class Engine:
             via += f"; probes through a second one (ssh pid {self.probes.pid}: {self.unreachable})"
         return self.target.describe() + via
 
+    def probe_trouble(self) -> str | None:
+        """Why the probes' SSH connection cannot carry them (lost, or the server refuses its forwards), or None."""
+        if self.probes is None:
+            return None
+        return self.probes.lost() or self.probes.forwarding_refused()
+
     def probe_socket(self, port: int) -> str | None:
         """The local socket forwarded to ``port`` on the server's 127.0.0.1, when the probes go through SSH."""
         return self.probes.port_socket(port) if self.probes is not None else None

@@ -23,7 +23,7 @@ from composekit.engine.steps import ProbeReport, ProbeStream, check_probe_route,
 from composekit.engine.switch import SwitchResult
 from composekit.engine.target import Engine, Target, connect, not_reachable, server_ip, target_address
 from composekit.engine.wait import Deadline
-from composekit.errors import HttpCheckError, SelfCheckError, UserError
+from composekit.errors import HttpCheckError, SelfCheckError, SshError, UserError
 from composekit.verify.http import Endpoint, HttpClient
 
 UNRESOLVABLE = "app-server.invalid"  # RFC 6761: never resolves
@@ -326,3 +326,61 @@ def test_doctor_of_a_server_that_does_not_resolve_here_asks_for_its_ip(tmp_path:
         "state the server's public IP with --expect-ip PUBLIC_IP: shop.example.com must point at it",
     )
     assert doctor(("203.0.113.7",))[:2] == ("ok", "shop.example.com -> 203.0.113.7, as expected")
+
+
+# the probes' SSH connection refused by the server: said at once, not after the whole --timeout -------------------
+
+
+def test_a_server_that_refuses_tcp_forwarding_is_named_with_the_fix(tmp_path: Path) -> None:
+    settings = {"hostname": "10.0.0.5", "port": "22", "user": "deploy"}
+    tunnel = SshTunnel(SshDestination("ssh://app-server", "app-server"), settings, ports=(80, 443))
+    tunnel._dir = str(tmp_path)
+    (tmp_path / "ssh.log").write_text("channel 2: open failed: connect failed: Connection refused\n")
+    assert tunnel.forwarding_refused() is None  # nothing listens there yet: Traefik is starting
+    (tmp_path / "ssh.log").write_text("channel 3: open failed: administratively prohibited: open failed\n")
+    assert tunnel.forwarding_refused() == (
+        "the server 10.0.0.5 refuses to forward TCP ports over SSH (ssh: channel 3: open failed: administratively "
+        "prohibited: open failed), and composekit probes the stack through such a forward because the server is "
+        "not reachable from here; allow it for deploy in the server's sshd_config (AllowTcpForwarding local) and "
+        "reload sshd"
+    )
+
+
+class RefusedProbes:
+    def __init__(self, tmp_path: Path) -> None:
+        self.dir = tmp_path
+
+    def lost(self) -> str | None:
+        return None
+
+    def forwarding_refused(self) -> str | None:
+        return "the server 10.0.0.5 refuses to forward TCP ports over SSH (...)"
+
+    def port_socket(self, port: int) -> str:
+        return str(self.dir / f"port-{port}.sock")  # nothing listens: every probe fails
+
+
+@pytest.mark.parametrize("wait", ["routed", "generation"])
+def test_the_waits_end_at_once_when_the_probes_ssh_connection_cannot_carry_them(tmp_path: Path, wait: str) -> None:
+    engine = Engine(
+        Target("ssh://app-server", "--host"),
+        address=UNRESOLVABLE,
+        unreachable="it does not resolve",
+        probes=RefusedProbes(tmp_path),  # type: ignore[arg-type]
+    )
+    deadline = Deadline(120)
+
+    def run() -> None:
+        if wait == "routed":
+            steps.wait_routed(project(tmp_path), deadline, engine)
+        else:
+            steps.wait_generation(project(tmp_path), "g1", deadline, "switching", engine=engine)
+
+    with pytest.raises(SshError) as caught:
+        run()
+    assert deadline.elapsed() < 10
+    said = {
+        "routed": "the app is healthy, but its route cannot be probed",
+        "generation": "Traefik's routes cannot be probed",
+    }[wait]
+    assert str(caught.value) == f"{said}: the server 10.0.0.5 refuses to forward TCP ports over SSH (...)"
