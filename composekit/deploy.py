@@ -196,10 +196,11 @@ def _deploy_swarm(
     # The nodes pull the release image from the registry with this client's login for it (`docker login`).
     auth = config.registry is not None
     if docker.service_inspect(app) is None:
-        # First deploy: the networks, Traefik and the database come up with no app task, so the migration job
-        # has its database, and the app starts only once the job completed.
-        report("first deploy: creating the stack with the app at 0 replicas")
-        docker.stack_deploy(stack, stack_file, deploy_variables(project, release, replicas=0), auth)
+        # First deploy: the networks, the socket proxy and the database come up with no app task, so the migration
+        # job has its database, and the app starts only once the job completed; Traefik starts with it, once the
+        # socket proxy it reads the services through runs.
+        report("first deploy: creating the stack with the app and Traefik at 0 replicas")
+        docker.stack_deploy(stack, stack_file, deploy_variables(project, release, replicas=0, traefik=False), auth)
         _wait_services(docker, stack, {}, deadline, report)
     if config.migrate.command is not None:
         migrate_file = project.out_dir / MIGRATE_FILE
