@@ -21,6 +21,7 @@ from .engine.releases import (
     read_releases,
     record_migration,
     record_release,
+    require_compose_mode,
     rollback_guard,
 )
 from .engine.steps import down, status
@@ -95,6 +96,8 @@ def up(
     the engine (engine.lock); ``break_lock`` first removes one left by a deploy that died. ``rollback_on_error``
     None follows releases/rollback_on_error.
     """
+    # Before anything changes: the probes must reach the server.
+    steps.check_probe_route(project, docker.engine if docker is not None else engine)
     deadline = deadline or Deadline(timeout)
     if project.config.mode == "swarm":
         if build_local or rollback_on_error:
@@ -195,10 +198,11 @@ def _deploy_swarm(
     # The nodes pull the release image from the registry with this client's login for it (`docker login`).
     auth = config.registry is not None
     if docker.service_inspect(app) is None:
-        # First deploy: the networks, Traefik and the database come up with no app task, so the migration job
-        # has its database, and the app starts only once the job completed.
-        report("first deploy: creating the stack with the app at 0 replicas")
-        docker.stack_deploy(stack, stack_file, deploy_variables(project, release, replicas=0), auth)
+        # First deploy: the networks, the socket proxy and the database come up with no app task, so the migration
+        # job has its database, and the app starts only once the job completed; Traefik starts with it, once the
+        # socket proxy it reads the services through runs.
+        report("first deploy: creating the stack with the app and Traefik at 0 replicas")
+        docker.stack_deploy(stack, stack_file, deploy_variables(project, release, replicas=0, traefik=False), auth)
         _wait_services(docker, stack, {}, deadline, report)
     if config.migrate.command is not None:
         migrate_file = project.out_dir / MIGRATE_FILE
@@ -238,9 +242,10 @@ def _self_check(
     if probes is None:
         return
     report(f"self-check: {probes.summary()}")
-    if not probes.failed:
+    if probes.passed:
         return
-    what = f"the self-check failed: {probes.summary()} (first: {'; '.join(probes.failures)})"
+    first = f" (first: {'; '.join(probes.failures)})" if probes.failures else ""
+    what = f"the self-check failed: {probes.summary()}{first}"
     if rollback_on_error and switched.previous_image is not None:
         found = next((r for r in read_releases(docker) if r.image == switched.previous_image), None)
         previous = found.id if found is not None else "previous"
@@ -341,6 +346,8 @@ def rollback(
     Migrations are not reversed: when the database was migrated since ``target`` (its recorded migration state
     differs from the one the last migration composekit ran left, or else the newest release's), the rollback is
     refused unless ``yes``, and always when migrate/backward_compatible is false (releases.rollback_guard)."""
+    require_compose_mode(project, "rollback")
+    steps.check_probe_route(project, docker.engine if docker is not None else engine)
     deadline = Deadline(timeout)
     docker = docker or steps.docker_for(project, engine)
     docker.compose_environment.update(steps.compose_secrets(project))

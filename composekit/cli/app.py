@@ -63,12 +63,14 @@ def run(fn: Callable[[], T]) -> T:
 
 
 @contextmanager
-def engine_for(project: Project) -> Iterator[Engine]:
+def engine_for(project: Project, probes: bool = False) -> Iterator[Engine]:
     """The engine of this command (--host, the config's host:, DOCKER_HOST, the current context), connected for
-    as long as the block runs: an ssh:// engine holds one SSH connection."""
+    as long as the block runs: an ssh:// engine holds one SSH connection. ``probes``: the command probes the stack
+    through Traefik's ports (up, rollback), through SSH when the server is not reachable from here."""
     source = " + ".join(p.name for p in project.config_files)
     target = choose_target(state.host, project.config.host, source, os.environ, context_endpoint)
-    with connect(target) as engine:
+    ports = (project.config.ports.http, project.config.ports.https) if probes else ()
+    with connect(target, ports=ports) as engine:
         yield engine
 
 

@@ -18,6 +18,8 @@ from ..deploy import up as up_stack
 from ..engine import steps as deploy
 from ..engine import swarm
 from ..engine.docker import Docker
+from ..engine.releases import require_compose_mode
+from ..engine.target import server_ip
 from ..engine.wait import Deadline
 from ..errors import UserError
 from ..render.stack import check_stack, render_stack, write_stack
@@ -214,10 +216,10 @@ def up(
     def do() -> bool:
         yield_cpu(nice)
         project = _project()
-        with engine_for(project) as engine:
+        with engine_for(project, probes=True) as engine:
             if engine.is_remote:
                 _progress(f"engine: {engine.describe()}")
-            given = f"{project.config.domain}:{engine.address}" if resolve == "server" else resolve
+            given = f"{project.config.domain}:{server_ip(engine)}" if resolve == "server" else resolve
             options = SmokeOptions.from_config(
                 project.config, project.root, resolve=parse_resolve(given) if given else None, ca_file=ca_file
             )
@@ -383,6 +385,7 @@ def releases(
 
     def do() -> None:
         project = _project()
+        require_compose_mode(project, "releases")
         with engine_for(project) as engine:
             rows = list_releases(project, deploy.docker_for(project, engine))
         if as_json:
@@ -435,7 +438,8 @@ def rollback(
     def do() -> None:
         yield_cpu(nice)
         project = _project()
-        with engine_for(project) as engine:
+        require_compose_mode(project, "rollback")
+        with engine_for(project, probes=True) as engine:
             if engine.is_remote:
                 _progress(f"engine: {engine.describe()}")
             result = rollback_stack(

@@ -506,18 +506,20 @@ class Docker:
             f"cannot read the logs of {container}", lambda: str(self.client.container.logs(container, tail=tail))
         )
 
-    def create_lock(self, name: str, image: str, labels: dict[str, str]) -> bool:
+    def create_lock(self, name: str, image: str, labels: dict[str, str]) -> str | None:
         """Create the (never started) container ``name`` as a lock: the engine refuses a second container of the
-        same name, atomically. False when it already exists."""
+        same name, atomically. Returns its container ID; None when it already exists."""
         try:
-            self.client.container.create(image, ["true"], name=name, labels=labels, pull="missing", networks=["none"])
+            created = self.client.container.create(
+                image, ["true"], name=name, labels=labels, pull="missing", networks=["none"]
+            )
         except DockerException as exc:
             if "is already in use" in _as_text(exc.stderr):
-                return False
+                return None
             raise DockerError(
                 f"cannot create the deploy lock {name}", exc.docker_command, _as_text(exc.stderr), ENGINE_HINT
             ) from None
-        return True
+        return str(created.id)
 
     def lock_labels(self, name: str) -> dict[str, str] | None:
         """The labels of the lock container ``name``; None when there is none."""
@@ -531,9 +533,19 @@ class Docker:
             return None
         return self._call(f"cannot inspect {name}", lambda: str(self.client.container.inspect(name).id), ENGINE_HINT)
 
-    def remove_lock(self, name: str) -> None:
-        if self._call(f"cannot inspect {name}", lambda: self.client.container.exists(name), ENGINE_HINT):
-            self.remove_now(name)
+    def remove_lock(self, container: str) -> bool:
+        """Remove the lock container ``container`` (a name or an ID: a deploy releases its own lock by ID, so a lock
+        another deploy took since, after --break-lock, stays). False when that container is already gone."""
+        try:
+            self.client.container.remove(container)  # never started; without -f a missing one is an error
+        except DockerException as exc:
+            said = _as_text(exc.stderr) or _as_text(exc.stdout)
+            if "No such container" in said:
+                return False
+            raise self._failure(
+                DockerError, f"cannot remove the deploy lock {container}", exc.docker_command, said, ENGINE_HINT
+            ) from None
+        return True
 
     def services(self) -> list[str]:
         """Every service of the stack, the override file's included."""

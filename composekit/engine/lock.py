@@ -94,7 +94,7 @@ def deploy_lock(
             report(
                 f"breaking the deploy lock held by {labels.get(HOLDER_LABEL, '?')} since {labels.get(SINCE_LABEL, '?')}"
             )
-            docker.remove_lock(name)
+            docker.remove_lock(name)  # whoever holds it now
     labels = {
         HOLDER_LABEL: f"{_holder()} ({command})",
         SINCE_LABEL: now().strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -104,7 +104,7 @@ def deploy_lock(
     if place is not None and started is not None:
         labels[PLACE_LABEL] = place
         labels[PROCESS_LABEL] = f"{os.getpid()} {started}"
-    created = docker.create_lock(name, project.config.images.python, labels)
+    created = docker.create_lock(name, project.config.images.python, labels)  # this deploy's lock: its ID
     held: dict[str, str] = {}
     if not created:
         stale = docker.lock_id(name)
@@ -131,5 +131,26 @@ def deploy_lock(
         )
     try:
         yield
-    finally:
-        docker.remove_lock(name)
+    except BaseException:
+        _release(docker, name, created, report, failing=True)  # the deploy's own error stays the error
+        raise
+    _release(docker, name, created, report, failing=False)
+
+
+def _release(docker: Docker, name: str, created: str, report: Callable[[str], None], *, failing: bool) -> None:
+    """Remove this deploy's lock by its container ID: after a --break-lock, the lock of the deploy that broke it
+    has another ID and is left to it. While the deploy is failing, a removal that fails is only reported: the
+    deploy's own error is the one to read."""
+    try:
+        if not docker.remove_lock(created):
+            report(
+                f"note: the deploy lock {name} this deploy held was removed meanwhile (--break-lock by another "
+                "deploy?); a lock taken since is left to its holder"
+            )
+    except DockerError as exc:
+        if not failing:
+            raise
+        report(
+            f"note: the deploy lock {name} could not be removed ({exc.summary}); the next deploy from this machine "
+            "removes it by itself, from elsewhere run it with --break-lock"
+        )

@@ -32,6 +32,7 @@ __all__ = [
     "read_releases",
     "record_migration",
     "record_release",
+    "require_compose_mode",
     "rollback_guard",
 ]
 
@@ -140,8 +141,29 @@ def read_last_migration(docker: Docker) -> LastMigration | None:
         raise UserError(f"{MIGRATION_FILE} in the routes volume is not a migration record ({exc})") from None
 
 
+def require_compose_mode(project: Project, command: str) -> None:
+    """Refuse `releases` and `rollback` in mode: swarm, before anything is asked of the engine or created on it
+    (the deploy lock): there the release history lives nowhere composekit reads (no routes volume), and Swarm
+    keeps its own previous spec of each service."""
+    if project.config.mode != "swarm":
+        return
+    app = f"{project.config.name}_{APP}"
+    if command == "releases":
+        raise UserError(
+            "composekit releases applies to mode: compose only: in mode: swarm no release history is recorded; the "
+            f"serving release is the tag of the app service's image: `docker service inspect {app} --format "
+            "'{{.Spec.TaskTemplate.ContainerSpec.Image}}'` on the manager"
+        )
+    raise UserError(
+        f"composekit {command} applies to mode: compose only (nothing was changed): in mode: swarm, check out the "
+        f"earlier release's commit and run `composekit up` (it deploys that code; the migration is not reversed), "
+        f"or undo the app service's last update with `docker service rollback {app}` on the manager"
+    )
+
+
 def list_releases(project: Project, docker: Docker) -> list[ReleaseRow]:
     """Oldest first; ``current`` is the release whose image the running app container runs."""
+    require_compose_mode(project, "releases")
     running = {c.image for c in docker.containers() if c.service == APP and c.status == "running"}
     return [ReleaseRow(r, f"{project.config.name}-app:{r.id}", r.image in running) for r in read_releases(docker)]
 

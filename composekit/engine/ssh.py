@@ -6,6 +6,10 @@ server's Docker socket while the command runs; every Docker and Compose call goe
 Keys only (BatchMode), and the host key is always checked (StrictHostKeyChecking=yes, whatever the user's SSH
 config says): an unknown or changed host key is an error with the fix, never a silent accept.
 
+When the server cannot be reached from here directly (its name does not resolve here, or ssh reaches it through a
+ProxyJump or ProxyCommand), the probes of a deploy go through a second connection of the same kind, which forwards
+private local sockets to the ports the server publishes on its own 127.0.0.1 (Traefik's).
+
 This is the one module that runs ssh.
 """
 
@@ -31,6 +35,7 @@ __all__ = [
     "SshDestination",
     "SshTunnel",
     "parse_ssh_url",
+    "proxied",
     "ssh_failure",
     "ssh_settings",
 ]
@@ -142,15 +147,31 @@ def ssh_failure(dest: SshDestination, settings: Mapping[str, str], log: str) -> 
     return f"{dest.url}: cannot connect over SSH to {hp}: {last}; check the address, the port and that sshd runs there"
 
 
+def proxied(settings: Mapping[str, str]) -> str | None:
+    """How ssh reaches the server when not directly (`ssh -G`'s proxyjump or proxycommand), or None."""
+    for key, name in (("proxyjump", "ProxyJump"), ("proxycommand", "ProxyCommand")):
+        value = settings.get(key, "none")
+        if value and value.lower() != "none":
+            return f"{name} {value}"
+    return None
+
+
 class SshTunnel:
     """`ssh -N -L LOCAL_SOCKET:SERVER_SOCKET` (the destination's Docker socket) for as long as the `with` block
-    runs."""
+    runs; with ``ports``, instead one local socket per port, forwarded to that port on the server's 127.0.0.1."""
 
-    def __init__(self, dest: SshDestination, settings: Mapping[str, str], timeout: float = CONNECT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        dest: SshDestination,
+        settings: Mapping[str, str],
+        timeout: float = CONNECT_TIMEOUT,
+        ports: tuple[int, ...] = (),
+    ) -> None:
         self.dest = dest
         self.settings = dict(settings)
         self.timeout = timeout
         self.remote_socket = dest.socket
+        self.ports = ports
         self._dir = ""
         self.socket = ""
         self.process: subprocess.Popen[bytes] | None = None
@@ -158,6 +179,15 @@ class SshTunnel:
     @property
     def engine_url(self) -> str:
         return f"unix://{self.socket}"
+
+    def port_socket(self, port: int) -> str | None:
+        """The local socket forwarded to ``port`` on the server's 127.0.0.1 (None when ``port`` is not forwarded)."""
+        return os.path.join(self._dir, f"port-{port}.sock") if port in self.ports and self._dir else None
+
+    def _forwards(self) -> list[str]:
+        if not self.ports:
+            return ["-L", f"{self.socket}:{self.remote_socket}"]
+        return [arg for port in self.ports for arg in ("-L", f"{self.port_socket(port)}:127.0.0.1:{port}")]
 
     def argv(self) -> list[str]:
         return [
@@ -179,8 +209,7 @@ class SshTunnel:
             "ControlPath=none",
             "-N",
             "-T",
-            "-L",
-            f"{self.socket}:{self.remote_socket}",
+            *self._forwards(),
             "--",  # the destination is never read as an option, whatever it holds (parse_ssh_url refuses "-...")
             self.dest.host,
         ]
@@ -212,7 +241,7 @@ class SshTunnel:
 
         sshd says no more than "open failed" whatever the reason: no such socket, or a user not allowed to use it."""
         refused = [line.strip() for line in self.log().splitlines() if "open failed" in line]
-        if not refused:
+        if not refused or self.ports:
             return None
         user = self.settings.get("user") or self.dest.user or "the SSH user"
         allowed = (
@@ -227,9 +256,23 @@ class SshTunnel:
             "ssh://deploy@vps/run/user/1000/docker.sock"
         )
 
+    def forwarding_refused(self) -> str | None:
+        """Why the server refuses this tunnel's port forwards (and the fix), or None. Only "administratively
+        prohibited" counts: a refused connection just means nothing listens there yet (Traefik starting)."""
+        refused = [line.strip() for line in self.log().splitlines() if "administratively prohibited" in line]
+        if not self.ports or not refused:
+            return None
+        user = self.settings.get("user") or self.dest.user or "the SSH user"
+        return (
+            f"the server {_host_port(self.settings)} refuses to forward TCP ports over SSH (ssh: {refused[-1]}), and "
+            f"composekit probes the stack through such a forward because the server is not reachable from here; allow "
+            f"it for {user} in the server's sshd_config (AllowTcpForwarding local) and reload sshd"
+        )
+
     def open(self) -> SshTunnel:
         self._dir = tempfile.mkdtemp(prefix="composekit-ssh-")  # 0700: only this user reaches the socket
         self.socket = os.path.join(self._dir, "docker.sock")
+        listening = [str(self.port_socket(port)) for port in self.ports] or [self.socket]
         with open(os.path.join(self._dir, "ssh.log"), "wb") as log:
             try:
                 self.process = subprocess.Popen(
@@ -244,7 +287,7 @@ class SshTunnel:
                 message = ssh_failure(self.dest, self.settings, self.log())
                 self.close()
                 raise SshError(message)
-            if os.path.exists(self.socket):
+            if all(os.path.exists(path) for path in listening):
                 return self
             time.sleep(0.02)
         self.close()

@@ -24,6 +24,8 @@ from ..errors import (
     HttpCheckError,
     MigrationError,
     PortInUseError,
+    SshError,
+    UserError,
 )
 from ..render.compose import DB_PASSWORD_ENV, FILES_SERVICE, app_image
 from ..render.stack import COMPOSE_FILE, render_stack
@@ -44,6 +46,7 @@ __all__ = [
     "SwitchAborted",
     "by_service",
     "check_ports",
+    "check_probe_route",
     "compose_secrets",
     "count_workers",
     "deliver_files",
@@ -384,7 +387,33 @@ def public_endpoint(project: Project, engine: Engine | None = None) -> Endpoint:
     place that says so, for every probe. The engine's server, at server_address(engine): loopback for a local
     engine, the address an ssh:// host reaches otherwise."""
     config = project.config
-    return Endpoint(config.domain, server_address(engine), config.ports.http, config.ports.https)
+    http, https = config.ports.http, config.ports.https
+    if engine is not None and engine.probes is not None:
+        # The server is not reachable from here: through the SSH connection that forwards its ports.
+        return Endpoint(
+            config.domain, engine.address, http, https, engine.probe_socket(http), engine.probe_socket(https)
+        )
+    return Endpoint(config.domain, server_address(engine), http, https)
+
+
+def check_probe_route(project: Project, engine: Engine | None) -> None:
+    """Refuse, before anything changes, a deploy whose probes could not reach the server: its address is not
+    usable from here and no SSH connection forwards its ports (a tcp:// engine, say)."""
+    if engine is None or engine.unreachable is None or engine.probes is not None:
+        return
+    config = project.config
+    ports = (config.ports.http, config.ports.https)
+    fix = (
+        f"open the engine with connect(target, ports={ports}), so that the probes go through SSH"
+        if engine.tunnel is not None
+        else "reach the engine over SSH (host: ssh://USER@SERVER or an alias of your SSH config: the probes then go "
+        "through the SSH connection), or name the server by an address this machine resolves"
+    )
+    raise UserError(
+        f"cannot deploy to {engine.target.describe()}: {engine.unreachable}, so composekit could not probe the "
+        f"stack through Traefik (ports {ports[0]} and {ports[1]} of the server) while it deploys. Nothing was "
+        f"changed. Fix: {fix}"
+    )
 
 
 def wait_generation(
@@ -397,9 +426,11 @@ def wait_generation(
 ) -> float:
     """Wait until Traefik has loaded the routes file of ``generation`` and its probe router reaches the app:
     a request naming the generation answers 200 with the generation echoed. Returns the seconds it took.
-    ``abort`` is asked about once a second; a reason it returns ends the wait (SwitchAborted)."""
+    ``abort`` is asked about once a second; a reason it returns ends the wait (SwitchAborted). Probes the SSH
+    connection of ``engine`` cannot carry end it too (SshError)."""
     config = project.config
     asked = [deadline.clock()]
+    probes_failed: list[str] = []  # the probes' SSH connection cannot carry them: no use waiting
 
     def observe() -> Poll[str]:
         if deadline.clock() - asked[0] >= 1.0:
@@ -410,6 +441,10 @@ def wait_generation(
         try:
             answer = client.get("https", config.app.health_path, verify=False, headers={GENERATION_HEADER: generation})
         except HttpCheckError as exc:
+            trouble = engine.probe_trouble() if engine is not None else None
+            if trouble is not None:
+                probes_failed.append(trouble)
+                return Poll(trouble, False, True, trouble)
             return Poll(str(exc), False)
         seen = answer.headers.get(GENERATION_HEADER.lower())
         return Poll(f"HTTP {answer.status}, generation {seen or 'none'}", answer.status == 200 and seen == generation)
@@ -419,6 +454,8 @@ def wait_generation(
         seen, _ = poll_until(
             observe, deadline.remaining(), first_delay=0.05, max_delay=0.2, clock=deadline.clock, sleep=deadline.sleep
         )
+    if probes_failed:
+        raise SshError(f"Traefik's routes cannot be probed: {probes_failed[-1]}")
     if seen.failed:
         raise SwitchAborted(seen.detail)
     if not seen.done:
@@ -442,12 +479,19 @@ class ProbeReport:
     failed: int = 0
     slowest_ms: float = 0.0
     failures: list[str] = field(default_factory=list)  # the first few, as "HTTP 502" or the error
+    stopped: str | None = None  # why the stream stopped before the switch ended (an error of its own)
 
     def summary(self) -> str:
-        return (
+        said = (
             f"{self.sent} probes through Traefik during the switch, {self.failed} failed, "
             f"slowest {self.slowest_ms:.0f} ms"
         )
+        return said + (f"; the probe stream stopped early: {self.stopped}" if self.stopped else "")
+
+    @property
+    def passed(self) -> bool:
+        """No probe failed and the stream probed until the switch ended."""
+        return not self.failed and self.stopped is None
 
 
 class ProbeStream:
@@ -475,6 +519,13 @@ class ProbeStream:
         return self.report
 
     def _run(self) -> None:
+        """The thread's body: an error of its own ends the stream, said in the report (never a silent death)."""
+        try:
+            self._probe()
+        except Exception as exc:  # any error: the thread must not die unreported
+            self.report.stopped = f"{type(exc).__name__}: {exc}"
+
+    def _probe(self) -> None:
         until = time.monotonic() + self.max_seconds
         path = self.project.config.app.health_path
         with HttpClient(public_endpoint(self.project, self.engine), timeout=5) as client:
@@ -511,12 +562,15 @@ def wait_routed(project: Project, deadline: Deadline, engine: Engine | None = No
         try:
             answer = client.get("https", config.app.health_path, verify=False)
         except HttpCheckError as exc:
-            return Poll(str(exc), False)
+            trouble = engine.probe_trouble() if engine is not None else None
+            return Poll(trouble, False, True, trouble) if trouble else Poll(str(exc), False)
         return Poll(f"HTTP {answer.status} {answer.text.strip()[:80]}", answer.status == 200)
 
     started = deadline.clock()
     with HttpClient(endpoint, timeout=5) as client:
         seen, _ = deadline.poll(observe)
+    if seen.failed:
+        raise SshError(f"the app is healthy, but its route cannot be probed: {seen.value}")
     if not seen.done:
         raise HealthTimeoutError(
             f"{deadline.ran_out('waiting for Traefik to route the app', started)}: the app is healthy but "

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..config.project import Project
-from ..errors import ConfigError, DockerError, HealthTimeoutError
+from ..errors import ConfigError, DockerError, HealthTimeoutError, SshError
 from ..render.compose import GRACEFUL_TIMEOUT, ROUTES, ROUTES_DIR, ROUTES_FILE, app_image
 from ..render.stack import RenderedStack, render_stack
 from ..render.traefik import routes_file
@@ -276,7 +276,7 @@ def _switch(
             abort=lambda: _failure(docker, new),
             engine=docker.engine,
         )
-    except SwitchAborted as exc:
+    except (SwitchAborted, SshError) as exc:
         raise give_up(str(exc)) from None
     except HealthTimeoutError as exc:
         raise give_up(str(exc).splitlines()[0]) from None
@@ -287,7 +287,7 @@ def _switch(
     generation = write_routes(project, docker, [new.name], [new.name])
     try:
         wait_generation(project, generation, deadline, "switching Traefik to the new release", engine=docker.engine)
-    except HealthTimeoutError:
+    except (HealthTimeoutError, SshError):
         if old:
             write_routes(project, docker, names, names)
         raise

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from ..config.model import HOST_FORMS, got, host_problem, ssh_url_problem
 from ..errors import UserError
-from .ssh import SshDestination, SshTunnel, parse_ssh_url, ssh_settings
+from .ssh import SshDestination, SshTunnel, parse_ssh_url, proxied, ssh_settings
 
 __all__ = [
     "HOST_FORMS",
@@ -29,8 +29,10 @@ __all__ = [
     "choose_target",
     "connect",
     "host_problem",
+    "not_reachable",
     "resolve_address",
     "server_address",
+    "server_ip",
     "target_address",
 ]
 
@@ -108,13 +110,19 @@ def resolve_address(host: str, lookup: Callable[[str], str] = socket.gethostbyna
 @dataclass(frozen=True)
 class Engine:
     """A target engine, connected: what the Docker module hands the CLI (host or context), where the server is
-    reached (``address``: the probes, DNS and smoke checks use it), and the SSH tunnel when there is one."""
+    reached (``address``: the probes, DNS and smoke checks use it), and the SSH tunnel when there is one.
+
+    ``unreachable`` says why ``address`` cannot be used from here (a name that does not resolve here, a server
+    ssh reaches through a proxy); the probes then go through ``probes``, a second SSH connection that forwards
+    the server's published ports (connect() opens it when it is given the ports)."""
 
     target: Target
     host: str | None = None
     context: str | None = None
     address: str = LOCAL_ADDRESS
     tunnel: SshTunnel | None = None
+    unreachable: str | None = None
+    probes: SshTunnel | None = None
 
     @classmethod
     def default(cls) -> Engine:
@@ -126,7 +134,19 @@ class Engine:
 
     def describe(self) -> str:
         via = f", through one SSH connection (ssh pid {self.tunnel.pid})" if self.tunnel is not None else ""
+        if self.probes is not None:
+            via += f"; probes through a second one (ssh pid {self.probes.pid}: {self.unreachable})"
         return self.target.describe() + via
+
+    def probe_trouble(self) -> str | None:
+        """Why the probes' SSH connection cannot carry them (lost, or the server refuses its forwards), or None."""
+        if self.probes is None:
+            return None
+        return self.probes.lost() or self.probes.forwarding_refused()
+
+    def probe_socket(self, port: int) -> str | None:
+        """The local socket forwarded to ``port`` on the server's 127.0.0.1, when the probes go through SSH."""
+        return self.probes.port_socket(port) if self.probes is not None else None
 
     def lost(self) -> str | None:
         """Why the engine became unreachable mid-command (the SSH connection died), or None."""
@@ -137,6 +157,20 @@ class Engine:
         return self.tunnel.socket_refused() if self.tunnel is not None else None
 
 
+def server_ip(engine: Engine) -> str:
+    """The server's IP address, for `--resolve server`: smoke checks the server from here, as a visitor would."""
+    if engine.unreachable is not None:
+        raise _no_server_ip(engine.unreachable, "or --no-smoke")
+    return engine.address
+
+
+def _no_server_ip(why: str, other: str = "") -> UserError:
+    return UserError(
+        f"--resolve server: {why}, so smoke cannot check the server from here as a visitor would; pass "
+        f"--resolve DOMAIN:PUBLIC_IP (the server's public address){', ' + other if other else ''}"
+    )
+
+
 def server_address(engine: Engine | None) -> str:
     """Where the server of ``engine`` is reached from here: the one answer for every probe, smoke and DNS
     check (the wait-until-routed probe included). 127.0.0.1 for a local engine."""
@@ -144,44 +178,82 @@ def server_address(engine: Engine | None) -> str:
 
 
 def target_address(target: Target, environ: Mapping[str, str] = os.environ) -> str:
-    """Where ``target``'s server is reached, without connecting: `ssh -G` says which host an ssh:// URL (or
-    alias) reaches; a unix socket is this machine."""
-    if target.is_ssh:
-        dest = _destination(target, environ)
-        return _address_of(ssh_settings(dest).get("hostname", dest.host))
-    if target.url and not target.is_local:
-        return _address_of(urlsplit(target.url).hostname or "")
-    return LOCAL_ADDRESS
-
-
-def _address_of(host: str) -> str:
-    try:
-        return resolve_address(host)
-    except OSError:
-        return host  # unresolvable from here: the checks that use it say so themselves
-
-
-@contextmanager
-def connect(target: Target, environ: Mapping[str, str] = os.environ) -> Iterator[Engine]:
-    """The engine of ``target`` for the duration of one command; an ssh:// target holds one SSH connection
-    (a tunnel to the server's Docker socket) until the block ends. A UserError raised inside is tagged with
-    the engine, so every error names it."""
+    """Where ``target``'s server is reached (for `--resolve server`), without connecting: `ssh -G` says which host
+    an ssh:// URL (or alias) reaches; a unix socket is this machine. A UserError when this machine cannot reach it
+    (not_reachable)."""
+    settings: dict[str, str] = {}
     if target.is_ssh:
         dest = _destination(target, environ)
         settings = ssh_settings(dest)
+        host = settings.get("hostname", dest.host)
+    elif target.url and not target.is_local:
+        host = urlsplit(target.url).hostname or ""
+    else:
+        return LOCAL_ADDRESS
+    why = not_reachable(host, settings)
+    if why is not None:
+        raise _no_server_ip(why)
+    return _address_of(host)
+
+
+def _address_of(host: str, lookup: Callable[[str], str] = socket.gethostbyname) -> str:
+    try:
+        return resolve_address(host, lookup)
+    except (OSError, UnicodeError):
+        return host  # unresolvable from here: not_reachable() says so, and connect() probes through SSH
+
+
+def not_reachable(
+    host: str, settings: Mapping[str, str] | None = None, lookup: Callable[[str], str] = socket.gethostbyname
+) -> str | None:
+    """Why the server ``host`` (its name as ssh or the URL has it) cannot be probed from here at its address, or
+    None: its name does not resolve here, or ssh reaches it only through a proxy (``settings``: `ssh -G`'s)."""
+    via = proxied(settings or {})
+    if via is not None:
+        return f"ssh reaches {host} through {via}"
+    if _address_of(host, lookup) == host:
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            return f"the name {host} does not resolve on this machine"
+    return None
+
+
+@contextmanager
+def connect(target: Target, environ: Mapping[str, str] = os.environ, ports: tuple[int, ...] = ()) -> Iterator[Engine]:
+    """The engine of ``target`` for the duration of one command; an ssh:// target holds one SSH connection
+    (a tunnel to the server's Docker socket) until the block ends. A UserError raised inside is tagged with
+    the engine, so every error names it.
+
+    ``ports``: the ports the server publishes (Traefik's), when the command probes them. Should the server not be
+    reachable from here (not_reachable), a second SSH connection forwards them, and the probes go through it."""
+    if target.is_ssh:
+        dest = _destination(target, environ)
+        settings = ssh_settings(dest)
+        hostname = settings.get("hostname", dest.host)
+        unreachable = not_reachable(hostname, settings)
         with SshTunnel(dest, settings) as tunnel:
             engine = Engine(
-                target, host=tunnel.engine_url, address=_address_of(settings.get("hostname", dest.host)), tunnel=tunnel
+                target, host=tunnel.engine_url, address=_address_of(hostname), tunnel=tunnel, unreachable=unreachable
             )
             with _naming(engine):
-                yield engine
+                if unreachable is None or not ports:
+                    yield engine
+                    return
+                with SshTunnel(dest, settings, ports=ports) as probes:
+                    engine = Engine(
+                        target, engine.host, None, engine.address, tunnel, unreachable=unreachable, probes=probes
+                    )
+                    with _naming(engine):
+                        yield engine
         return
     if target.context is not None:
         engine = Engine(target, context=target.context)
     else:
         engine = Engine(target, host=target.url or None)
     if not target.is_local and target.url:
-        engine = Engine(engine.target, engine.host, engine.context, _address_of(urlsplit(target.url).hostname or ""))
+        host = urlsplit(target.url).hostname or ""
+        engine = Engine(engine.target, engine.host, engine.context, _address_of(host), unreachable=not_reachable(host))
     with _naming(engine):
         yield engine
 

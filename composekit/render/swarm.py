@@ -69,6 +69,7 @@ __all__ = [
     "SOCKET_PROXY_SERVICE",
     "STACK_FILE",
     "SWARM_DIR",
+    "TRAEFIK_REPLICAS_VARIABLE",
     "TRAEFIK_SERVICE",
     "app_command",
     "config_name",
@@ -94,6 +95,9 @@ DOCKER_SOCKET = "/var/run/docker.sock"
 # deploying side fills from deploy_variables().
 RELEASE_VARIABLE = "COMPOSEKIT_RELEASE"
 REPLICAS_VARIABLE = "COMPOSEKIT_APP_REPLICAS"
+# 0 at a first deploy only: Traefik starts once the socket proxy it reads the services through runs (Swarm has no
+# depends_on; started together, Traefik logs errors until the proxy's name resolves).
+TRAEFIK_REPLICAS_VARIABLE = "COMPOSEKIT_TRAEFIK_REPLICAS"
 DB_SECRET_VARIABLE = "COMPOSEKIT_DB_SECRET_VERSION"
 
 # The compose file format `docker stack deploy` reads (the Docker CLI's own loader, not the Compose plugin).
@@ -452,6 +456,8 @@ def _variables(doc: dict[str, Any], config: Config) -> None:
             service["image"] = image
         if name == APP_SERVICE:
             service["deploy"]["replicas"] = f"${{{REPLICAS_VARIABLE}:-{config.app.replicas}}}"
+        if name == TRAEFIK_SERVICE:
+            service["deploy"]["replicas"] = f"${{{TRAEFIK_REPLICAS_VARIABLE}:-1}}"
     if DB_SECRET in doc.get("secrets", {}):
         version = f"${{{DB_SECRET_VARIABLE}:?set by composekit: a hash of the password}}"
         doc["secrets"][DB_SECRET]["name"] = f"{config.name}_{DB_SECRET}-{version}"
@@ -531,12 +537,16 @@ def db_secret_version(project: Project) -> str:
     return digest.hex()[:DB_SECRET_VERSION_LENGTH]
 
 
-def deploy_variables(project: Project, release: str, replicas: int | None = None) -> dict[str, str]:
+def deploy_variables(
+    project: Project, release: str, replicas: int | None = None, traefik: bool = True
+) -> dict[str, str]:
     """The environment of `docker stack deploy` for stack.yml and migrate.yml: the release, the app's replicas
-    (``replicas``, else app/replicas) and, with a database, the version of its password's secret."""
+    (``replicas``, else app/replicas), Traefik's (0 without ``traefik``: a first deploy's first step) and, with a
+    database, the version of its password's secret."""
     variables = {
         RELEASE_VARIABLE: release,
         REPLICAS_VARIABLE: str(replicas if replicas is not None else project.config.app.replicas),
+        TRAEFIK_REPLICAS_VARIABLE: "1" if traefik else "0",
     }
     if project.config.database is not None:
         variables[DB_SECRET_VARIABLE] = db_secret_version(project)

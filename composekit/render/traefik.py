@@ -42,6 +42,10 @@ def host_rule(domain: str) -> str:
     return f"Host({rule_string(domain)})"
 
 
+def _request_hygiene() -> dict[str, Any]:
+    return {"aliasHeadersStrategy": "delete", "encodedCharacters": {"allowEncodedNullCharacter": False}}
+
+
 def traefik_static(config: Config) -> dict[str, Any]:
     acme: dict[str, Any] = {
         "caServer": config.acme.directory_url,
@@ -58,17 +62,23 @@ def traefik_static(config: Config) -> dict[str, Any]:
         "log": {"level": "INFO", "noColor": True},
         "accessLog": {},
         "ping": {"entryPoint": "ping"},
+        # Every entrypoint deletes request headers whose name aliases another (X_Forwarded_For for X-Forwarded-For):
+        # a backend that reads them as the header they alias could be fed a forged one. An encoded NUL (%00) in a
+        # path is never legitimate and is refused. Traefik 3.6+ warns at every start while neither is set.
         "entryPoints": {
             "web": {
                 "address": ":80",
-                "http": {"redirections": {"entryPoint": {"to": "websecure", "scheme": "https", "permanent": True}}},
+                "http": {
+                    "redirections": {"entryPoint": {"to": "websecure", "scheme": "https", "permanent": True}},
+                    **_request_hygiene(),
+                },
             },
             "websecure": {
                 "address": ":443",
-                "http": {"tls": {"certResolver": RESOLVER}},
+                "http": {"tls": {"certResolver": RESOLVER}, **_request_hygiene()},
             },
             # Only for the container healthcheck; never published.
-            "ping": {"address": "127.0.0.1:8082"},
+            "ping": {"address": "127.0.0.1:8082", "http": {"aliasHeadersStrategy": "delete"}},
         },
         "serversTransport": {"forwardingTimeouts": {"idleConnTimeout": "60s"}},
         "providers": {

@@ -284,6 +284,9 @@ def settings(env: dict[str, str], resources: Resources) -> dict[str, object]:
         "workers": workers,
         "worker_class": "uvicorn_worker.UvicornWorker",
         "worker_tmp_dir": "/dev/shm",
+        # Gunicorn 25.1+ opens a control socket for `gunicornc` under $HOME: on the read-only root it logs an ERROR
+        # at every start, and nothing here uses it (it could resize or stop the workers). Older versions ignore this.
+        "control_socket_disable": True,
         "graceful_timeout": int(env.get("GRACEFUL_TIMEOUT", "30")),
         "timeout": int(env.get("WORKER_TIMEOUT", "60")),
         # Above Traefik's idle timeout to its backends (60s, set in traefik.yml), so the proxy closes first.

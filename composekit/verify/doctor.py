@@ -157,7 +157,8 @@ def run_doctor(
         # The server is not this machine: ports, disk and acme.json are read there, and DNS must point at it.
         remote = ServerChecks(server_python, config.images.python if config else "python:3.13-slim", server.address)
         disk_usage = remote.disk_usage
-        opts = DoctorOptions(opts.config_files, opts.expect_ips or (server.address,))
+        # A server this machine cannot resolve (reached through a jump host) has no address to expect here.
+        opts = DoctorOptions(opts.config_files, opts.expect_ips or (() if server.unreachable else (server.address,)))
     if config is not None:
         if remote is not None:
             try:
@@ -165,7 +166,17 @@ def run_doctor(
             except DockerError as exc:
                 port_free = _unknown_port(_docker_failure("ports", exc).detail)
         results.extend(check_ports(config, containers, port_free))
-        results.append(check_dns(config.domain, opts.expect_ips, resolver, is_local))
+        if remote is not None and not opts.expect_ips:
+            results.append(
+                CheckResult.warn(
+                    "dns",
+                    f"not checked: {server.unreachable if server else 'the server is not this machine'}, so its "
+                    "public IP is not known here",
+                    f"state the server's public IP with --expect-ip PUBLIC_IP: {config.domain} must point at it",
+                )
+            )
+        else:
+            results.append(check_dns(config.domain, opts.expect_ips, resolver, is_local))
         if engine_up:
             volume = f"{config.name}_{ACME_VOLUME}"
             try:

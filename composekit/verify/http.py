@@ -48,15 +48,22 @@ def resolve(domain: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Endpoint:
-    """A domain as the outside sees it, reached at one address."""
+    """A domain as the outside sees it, reached at one address; or, with ``http_socket``/``https_socket``, through
+    local Unix sockets forwarded to those ports of the server (an SSH connection's, when the server's address cannot
+    be reached from here), ``address`` then only naming the server in messages."""
 
     domain: str
     address: str
     http_port: int = 80
     https_port: int = 443
+    http_socket: str | None = None
+    https_socket: str | None = None
 
     def port(self, scheme: Scheme) -> int:
         return self.http_port if scheme == "http" else self.https_port
+
+    def socket(self, scheme: Scheme) -> str | None:
+        return self.http_socket if scheme == "http" else self.https_socket
 
     def host(self, scheme: Scheme) -> str:
         """The Host header (and URL authority) a browser sends for this domain."""
@@ -68,11 +75,20 @@ class Endpoint:
         return f"{scheme}://{self.host(scheme)}{path}"
 
     def connect_url(self, scheme: Scheme, path: str) -> str:
-        """The URL actually requested: the address, with the domain going in Host and SNI."""
-        address = f"[{self.address}]" if ipaddress.ip_address(self.address).version == 6 else self.address
+        """The URL actually requested: the address, with the domain going in Host and SNI (through a forwarded
+        socket, the URL's host is never looked up)."""
+        if self.socket(scheme) is not None:
+            return f"{scheme}://127.0.0.1:{self.port(scheme)}{path}"
+        try:
+            literal = ipaddress.ip_address(self.address.strip("[]"))
+        except ValueError:
+            return f"{scheme}://{self.address}:{self.port(scheme)}{path}"  # a name: the client says if it resolves
+        address = f"[{literal}]" if literal.version == 6 else str(literal)
         return f"{scheme}://{address}:{self.port(scheme)}{path}"
 
     def where(self, scheme: Scheme) -> str:
+        if self.socket(scheme) is not None:
+            return f"{self.address} port {self.port(scheme)} (through SSH, at the server's 127.0.0.1)"
         return f"{self.address} port {self.port(scheme)}"
 
 
@@ -197,7 +213,7 @@ class HttpClient:
         self.timeout = timeout
         self._trust = _trust_context(ca_file)
         self._transport = transport
-        self._clients: dict[bool, httpx.Client] = {}
+        self._clients: dict[tuple[bool, str | None], httpx.Client] = {}
 
     @property
     def trust(self) -> str:
@@ -214,16 +230,18 @@ class HttpClient:
             client.close()
         self._clients.clear()
 
-    def _client(self, verify: bool) -> httpx.Client:
-        if verify not in self._clients:
-            self._clients[verify] = httpx.Client(
-                verify=self._trust if verify else False,
-                timeout=self.timeout,
-                follow_redirects=False,
-                trust_env=False,
-                transport=self._transport,
+    def _client(self, verify: bool, scheme: Scheme) -> httpx.Client:
+        uds = self.endpoint.socket(scheme)
+        key = (verify, uds)
+        if key not in self._clients:
+            trust: ssl.SSLContext | bool = self._trust if verify else False
+            transport = self._transport
+            if transport is None and uds is not None:
+                transport = httpx.HTTPTransport(uds=uds, verify=trust)
+            self._clients[key] = httpx.Client(
+                verify=trust, timeout=self.timeout, follow_redirects=False, trust_env=False, transport=transport
             )
-        return self._clients[verify]
+        return self._clients[key]
 
     def get(self, scheme: Scheme, path: str, *, verify: bool = True, headers: dict[str, str] | None = None) -> Answer:
         """GET ``path``; ``verify=False`` skips certificate checks (to look past a bad certificate)."""
@@ -232,7 +250,7 @@ class HttpClient:
         extensions = {"sni_hostname": ep.domain} if scheme == "https" else {}
         start = time.perf_counter()
         try:
-            response = self._client(verify).get(
+            response = self._client(verify, scheme).get(
                 ep.connect_url(scheme, path),
                 headers={**(headers or {}), "Host": ep.host(scheme)},
                 extensions=extensions,
@@ -250,6 +268,20 @@ class HttpClient:
             answered[key] = f"{answered[key]}, {value}" if key in answered else value
         return Answer(public, response.status_code, response.reason_phrase, answered, response.text, elapsed)
 
+    def _connect_https(self) -> socket.socket:
+        ep = self.endpoint
+        uds = ep.socket("https")
+        if uds is None:
+            return socket.create_connection((ep.address, ep.https_port), timeout=self.timeout)
+        raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        raw.settimeout(self.timeout)
+        try:
+            raw.connect(uds)
+        except OSError:
+            raw.close()
+            raise
+        return raw
+
     def certificate(self) -> PeerCertificate:
         """The certificate served for the domain, from one handshake verified against the trust store.
 
@@ -260,7 +292,7 @@ class HttpClient:
         error: str | None = None
         try:
             with (
-                socket.create_connection((ep.address, ep.https_port), timeout=self.timeout) as raw,
+                self._connect_https() as raw,
                 self._trust.wrap_socket(raw, server_hostname=ep.domain, do_handshake_on_connect=False) as tls,
             ):
                 try:

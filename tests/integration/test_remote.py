@@ -211,6 +211,53 @@ def test_build_local_ships_the_image_through_the_connection(remote: Stack) -> No
     assert remote.wait_https("/release").json() == {"release": "built-here"}
 
 
+def test_a_server_this_machine_cannot_resolve_is_probed_through_ssh(remote: Stack, ssh_config: Path) -> None:  # noqa: F811
+    """An alias whose HostName resolves only beyond a jump host (here: nowhere, app-server.invalid), reached through
+    a ProxyCommand: the deploy's probes (routing wait, the probe stream of the switch) go through a second SSH
+    connection that forwards Traefik's ports to the server's 127.0.0.1."""
+    port = os.environ.get("COMPOSEKIT_SSHD_PORT", "2222")
+    path = remote.dir / "ssh_config.behind-jump"
+    path.write_text(
+        ssh_config.read_text() + "\nHost composekit-behind-jump\n"
+        "    HostName app-server.invalid\n"
+        f"    Port {port}\n"
+        "    User root\n"
+        f"    IdentityFile {ssh_config.parent}/client_ed25519\n"
+        "    IdentitiesOnly yes\n"
+        f"    UserKnownHostsFile {ssh_config.parent}/known_hosts\n"
+        f"    HostKeyAlias [127.0.0.1]:{port}\n"
+        "    StrictHostKeyChecking yes\n"
+        "    BatchMode yes\n"
+        f"    ProxyCommand ssh -F {path} -W 127.0.0.1:%p composekit-test\n"
+    )
+    _set_version(remote, "behind-jump")
+    configs = [arg for f in ("composekit.yaml", "local.yaml") for arg in ("-c", f)]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "composekit.cli",
+            *configs,
+            "--host",
+            "ssh://composekit-behind-jump",
+            "up",
+            "--no-smoke",
+        ],
+        cwd=remote.dir,
+        env={**os.environ, "COMPOSEKIT_SSH_CONFIG": str(path)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    engine = next(line for line in result.stderr.splitlines() if "engine: " in line)
+    assert "; probes through a second one (ssh pid " in engine, engine
+    assert ": ssh reaches app-server.invalid through ProxyCommand ssh -F " in engine, engine
+    check = next(line for line in result.stderr.splitlines() if "self-check: " in line)
+    assert re.search(r"self-check: [1-9]\d* probes through Traefik during the switch, 0 failed", check), check
+    assert remote.wait_https("/release").json() == {"release": "behind-jump"}
+
+
 def test_doctor_json_over_ssh(remote: Stack) -> None:
     result = remote.ck("doctor", "--json", check=False)
     report = json.loads(result.stdout)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -38,6 +39,25 @@ def test_https_answers_200_trusting_only_pebble(shop: Stack) -> None:
     body = response.json()
     assert body["app"] == "shop"
     assert body["scheme"] == "https"  # X-Forwarded-Proto from Traefik was trusted (proxy headers)
+
+
+# The level words gunicorn (`[ERROR]`), uvicorn and Python's logging (`ERROR:`) print, and Traefik's (`ERR`, `WRN`).
+LOUD = re.compile(r"\[(ERROR|WARNING|CRITICAL)\]|\b(ERROR|WARNING|CRITICAL):|\s(ERR|WRN|FTL)\s")
+
+
+def test_a_healthy_start_logs_no_error_or_warning(shop: Stack) -> None:
+    """An ERROR or WARNING in every healthy start sends users chasing a non-problem (gunicorn 27's control socket
+    on the read-only root did, and Traefik 3.7's warnings about settings composekit left unset)."""
+    containers = shop.containers()
+    loud = {
+        service: [
+            line for line in str(shop.docker.container.logs(containers[service])).splitlines() if LOUD.search(line)
+        ]
+        for service in ("app", "migrate", "traefik")
+    }
+    assert loud == {"app": [], "migrate": [], "traefik": []}, "\n".join(
+        f"{service}: {line}" for service, lines in loud.items() for line in lines
+    )
 
 
 def test_certificate_is_issued_by_pebble(shop: Stack) -> None:

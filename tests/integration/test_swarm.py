@@ -219,6 +219,23 @@ def test_serves_https_with_a_certificate_from_pebble(deployed: Deployed) -> None
     assert deployed.stack.http("/").status_code in (301, 302, 307, 308)
 
 
+# The level words uvicorn and Python's logging (`ERROR:`), gunicorn (`[ERROR]`) and Traefik (`ERR`, `WRN`) print.
+LOUD = re.compile(r"\[(ERROR|WARNING|CRITICAL)\]|\b(ERROR|WARNING|CRITICAL):|\s(ERR|WRN|FTL)\s")
+
+
+def test_a_healthy_start_logs_no_error_or_warning(deployed: Deployed) -> None:
+    """Every task of the app, the migration job and Traefik, since they started (test_stack checks mode: compose).
+    Traefik starts only once the socket proxy runs: started together at a first deploy, its Swarm provider logged
+    ERR lines until the proxy's name resolved."""
+    loud = {}
+    for service in ("app", "migrate", "traefik"):
+        logs = deployed.cluster.manager("service", "logs", "--raw", f"{NAME}_{service}", timeout=60)
+        loud[service] = [line for line in (logs.stdout + logs.stderr).splitlines() if LOUD.search(line)]
+    assert loud == {"app": [], "migrate": [], "traefik": []}, "\n".join(
+        f"{service}: {line}" for service, lines in loud.items() for line in lines
+    )
+
+
 def test_three_replicas_spread_over_both_nodes(deployed: Deployed) -> None:
     running = running_tasks(deployed)
     assert len(running) == REPLICAS

@@ -145,11 +145,11 @@ class FakeDocker(Docker):
         self._logs = logs
         self._workers = workers
 
-    def create_lock(self, name: str, image: str, labels: dict[str, str]) -> bool:
-        return True
+    def create_lock(self, name: str, image: str, labels: dict[str, str]) -> str | None:
+        return "lock-id"
 
-    def remove_lock(self, name: str) -> None:
-        pass
+    def remove_lock(self, container_id: str) -> bool:
+        return True
 
     def engine_version(self) -> str:
         return "20.10.24"

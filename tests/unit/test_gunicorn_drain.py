@@ -82,3 +82,9 @@ def test_settings_install_the_hook_only_with_drain_seconds() -> None:
     drained = settings({"DRAIN_SECONDS": "7"}, RESOURCES)
     assert callable(drained["when_ready"])
     assert str(drained["_explanation"]).endswith("; drain 7s before a graceful stop")
+
+
+def test_gunicorns_control_socket_is_disabled() -> None:
+    """Gunicorn 25.1+ would create $HOME/.gunicorn/gunicorn.ctl: an ERROR line at every start on a read-only root."""
+    resources = Resources(host_cpus=2, quota_cpus=None, cpuset_cpus=None, memory_limit=None, source="test")
+    assert settings({}, resources)["control_socket_disable"] is True

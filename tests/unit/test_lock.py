@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,13 +25,13 @@ class Engine:
         self.ids: dict[str, str] = {}
         self.created = 0
 
-    def create_lock(self, name: str, image: str, labels: dict[str, str]) -> bool:
+    def create_lock(self, name: str, image: str, labels: dict[str, str]) -> str | None:
         if name in self.locks:
-            return False
+            return None
         self.locks[name] = labels
         self.created += 1
         self.ids[name] = f"id{self.created}"
-        return True
+        return self.ids[name]
 
     def lock_labels(self, name: str) -> dict[str, str] | None:
         return self.locks.get(name)
@@ -47,8 +48,16 @@ class Engine:
             raise DockerError(f"cannot remove container {container}", (), "No such container", "")
         del self.locks[name]
 
-    def remove_lock(self, name: str) -> None:
-        self.locks.pop(name, None)
+    def remove_lock(self, container: str) -> bool:
+        """By ID or by name, as `docker rm -f` takes either; False when there is no such container."""
+        name = container if container in self.locks else self._name_of(container)
+        if name is None:
+            return False
+        del self.locks[name]
+        return True
+
+    def _name_of(self, container: str) -> str | None:
+        return next((n for n, i in self.ids.items() if i == container and n in self.locks), None)
 
 
 def project(tmp_path: Path) -> Project:
@@ -182,3 +191,41 @@ def test_a_stale_lock_another_deploy_replaced_meanwhile_is_left_to_it(tmp_path: 
         pass
     assert engine.locks["shop-deploy-lock"][HOLDER_LABEL] == "other@here pid 5 (up)"
     assert engine.ids["shop-deploy-lock"] != stale_id
+
+
+def test_a_deploy_whose_lock_was_broken_leaves_the_new_holders_lock(tmp_path: Path) -> None:
+    """Deploy A runs; B breaks A's lock and takes its own; A ends first: B's lock must stay until B ends."""
+    engine, p = Engine(), project(tmp_path)
+    said: list[str] = []
+    with ExitStack() as b:
+        with deploy_lock(p, engine, "up", report=said.append):  # type: ignore[arg-type]
+            b.enter_context(deploy_lock(p, engine, "up", break_lock=True))  # type: ignore[arg-type]
+            assert engine.ids["shop-deploy-lock"] == "id2"
+        assert engine.lock_id("shop-deploy-lock") == "id2"  # A's exit did not remove B's lock
+        assert said == [
+            "note: the deploy lock shop-deploy-lock this deploy held was removed meanwhile (--break-lock by another "
+            "deploy?); a lock taken since is left to its holder"
+        ]
+    assert engine.locks == {}  # B released its own
+
+
+def test_a_failed_lock_removal_does_not_hide_the_deploys_error(tmp_path: Path) -> None:
+    engine, p = Engine(), project(tmp_path)
+
+    def lost(container: str) -> bool:
+        raise DockerError("cannot remove the deploy lock id1", ("docker", "rm"), "connection lost", "")
+
+    engine.remove_lock = lost  # type: ignore[method-assign]
+    said: list[str] = []
+    with pytest.raises(RuntimeError, match="the migration failed"), deploy_lock(p, engine, "up", report=said.append):  # type: ignore[arg-type]
+        raise RuntimeError("the migration failed")
+    assert said == [
+        "note: the deploy lock shop-deploy-lock could not be removed (cannot remove the deploy lock id1); the next "
+        "deploy from this machine removes it by itself, from elsewhere run it with --break-lock"
+    ]
+    # Without an error of its own, the deploy reports the removal failure as its error: the lock is still there.
+    other = Engine()
+    other.remove_lock = lost  # type: ignore[method-assign]
+    with pytest.raises(DockerError, match="cannot remove the deploy lock"), deploy_lock(p, other, "up"):  # type: ignore[arg-type]
+        pass
+    assert "shop-deploy-lock" in other.locks

@@ -45,11 +45,11 @@ class Engine:
     def engine_version(self) -> str:
         return "20.10.24"
 
-    def create_lock(self, name: str, image: str, labels: dict[str, str]) -> bool:
-        return True
+    def create_lock(self, name: str, image: str, labels: dict[str, str]) -> str | None:
+        return "lock-id"
 
-    def remove_lock(self, name: str) -> None:
-        pass
+    def remove_lock(self, container_id: str) -> bool:
+        return True
 
     def containers(self) -> list[ContainerInfo]:
         return [container("routes", "sha256:py"), container("app", self.serving)]

@@ -224,3 +224,17 @@ def test_project_file_errors(tmp_path: Path, files: dict[str, str], config: str,
     with pytest.raises(ConfigError) as info:
         project_in(tmp_path, config, files)
     assert info.value.problems == [expected.format(root=tmp_path)]
+
+
+def test_traefik_deletes_aliasing_headers_and_refuses_an_encoded_nul(tmp_path: Path) -> None:
+    """Traefik 3.6+ logs a WARNING at every start while neither is configured (a healthy start logs none)."""
+    from composekit.render.traefik import traefik_static
+
+    entrypoints = traefik_static(project_in(tmp_path, BASE).config)["entryPoints"]
+    assert {name: ep["http"]["aliasHeadersStrategy"] for name, ep in entrypoints.items()} == {
+        "web": "delete",
+        "websecure": "delete",
+        "ping": "delete",
+    }
+    for name in ("web", "websecure"):
+        assert entrypoints[name]["http"]["encodedCharacters"] == {"allowEncodedNullCharacter": False}

@@ -142,7 +142,12 @@ def test_no_secret_value_in_any_rendered_file() -> None:
 def test_only_the_deliberate_variables_are_left_for_docker_stack_deploy() -> None:
     texts = [render_swarm(load_project((c,)))[name] for c in (FASTAPI, POSTGRES) for name in (STACK_FILE, MIGRATE_FILE)]
     variables = {m for text in texts for m in re.findall(r"(?<!\$)\$\{(\w+)", text)}
-    assert variables == {"COMPOSEKIT_RELEASE", "COMPOSEKIT_APP_REPLICAS", "COMPOSEKIT_DB_SECRET_VERSION"}
+    assert variables == {
+        "COMPOSEKIT_RELEASE",
+        "COMPOSEKIT_APP_REPLICAS",
+        "COMPOSEKIT_TRAEFIK_REPLICAS",
+        "COMPOSEKIT_DB_SECRET_VERSION",
+    }
 
 
 def test_a_dollar_in_a_value_stays_literal() -> None:
@@ -239,7 +244,7 @@ def test_traefik_on_the_manager_with_host_ports_and_no_socket() -> None:
     services = doc(files)["services"]
     traefik, proxy = services[TRAEFIK_SERVICE], services["socket-proxy"]
     assert traefik["deploy"]["placement"] == {"constraints": ["node.role == manager"]}
-    assert traefik["deploy"]["replicas"] == 1
+    assert traefik["deploy"]["replicas"] == "${COMPOSEKIT_TRAEFIK_REPLICAS:-1}"  # 0 only at a first deploy's first step
     assert [(p["published"], p["target"], p["mode"]) for p in traefik["ports"]] == [
         (8080, 80, "host"),
         (8443, 443, "host"),
@@ -314,6 +319,7 @@ def test_deploy_variables(tmp_path: Path) -> None:
     assert variables == {
         "COMPOSEKIT_RELEASE": "r1",
         "COMPOSEKIT_APP_REPLICAS": "2",
+        "COMPOSEKIT_TRAEFIK_REPLICAS": "1",
         "COMPOSEKIT_DB_SECRET_VERSION": variables["COMPOSEKIT_DB_SECRET_VERSION"],
     }
     assert re.fullmatch(r"[0-9a-f]{12}", variables["COMPOSEKIT_DB_SECRET_VERSION"])
@@ -322,7 +328,11 @@ def test_deploy_variables(tmp_path: Path) -> None:
     assert deploy_variables(load_project((FASTAPI,)), "r1") == {
         "COMPOSEKIT_RELEASE": "r1",
         "COMPOSEKIT_APP_REPLICAS": "3",
+        "COMPOSEKIT_TRAEFIK_REPLICAS": "1",
     }
+    assert deploy_variables(load_project((FASTAPI,)), "r1", replicas=0, traefik=False)[
+        "COMPOSEKIT_TRAEFIK_REPLICAS"
+    ] == ("0")
     copy = copy_fixtures(tmp_path)
     (copy / "secrets" / "db_password").write_text("another-password\n")
     changed = deploy_variables(load_project((copy / POSTGRES.name,)), "r1")

@@ -74,11 +74,11 @@ class FakeDocker:
         self.engine = Engine.default()
         self.compose_environment: dict[str, str] = {}
 
-    def create_lock(self, name: str, image: str, labels: dict[str, str]) -> bool:
-        return True
+    def create_lock(self, name: str, image: str, labels: dict[str, str]) -> str | None:
+        return "lock-id"
 
-    def remove_lock(self, name: str) -> None:
-        pass
+    def remove_lock(self, container_id: str) -> bool:
+        return True
 
     def engine_version(self) -> str:
         return "20.10.24"

@@ -56,7 +56,8 @@ class Recorder(Docker):
         return {"ID": "x", "Spec": {"Name": service}} if self.existing else None
 
     def stack_deploy(self, stack: str, file: Path, variables: Any, registry_auth: bool = False) -> str:
-        self.steps.append(("deploy", stack, file.name, variables["COMPOSEKIT_APP_REPLICAS"]))
+        replicas = (variables["COMPOSEKIT_APP_REPLICAS"], variables["COMPOSEKIT_TRAEFIK_REPLICAS"])
+        self.steps.append(("deploy", stack, file.name, *replicas))
         self.auth.append(registry_auth)
         return ""
 
@@ -135,16 +136,16 @@ def test_a_first_deploy_creates_the_stack_at_0_replicas_then_migrates_then_deplo
     assert recorded == [("manager",), ("ports",), ("build", "shop-app:r1"), ("ship", "shop-app:r1"), ("routed",)]
     assert docker.steps == [
         ("inspect", "shop_app"),
-        ("deploy", "shop", "stack.yml", "0"),
+        ("deploy", "shop", "stack.yml", "0", "0"),
         ("converged", "shop_traefik", False),
         ("converged", "shop_app", False),
         ("job", "migrate", "migrate.yml", "r1"),
-        ("deploy", "shop", "stack.yml", "3"),
+        ("deploy", "shop", "stack.yml", "3", "1"),
         ("converged", "shop_traefik", True),
         ("converged", "shop_app", True),
     ]
     assert (project.out_dir / "stack.yml").is_file()
-    assert "first deploy: creating the stack with the app at 0 replicas" in said
+    assert "first deploy: creating the stack with the app and Traefik at 0 replicas" in said
 
 
 def test_a_later_deploy_migrates_first_and_never_scales_the_app_down(
@@ -154,7 +155,7 @@ def test_a_later_deploy_migrates_first_and_never_scales_the_app_down(
     up(project, docker=docker, smoke_wait=None)
     assert [s for s in docker.steps if s[0] in ("deploy", "job")] == [
         ("job", "migrate", "migrate.yml", "r1"),
-        ("deploy", "shop", "stack.yml", "3"),
+        ("deploy", "shop", "stack.yml", "3", "1"),
     ]
 
 
@@ -175,9 +176,9 @@ def test_with_a_registry_the_image_is_pushed_and_every_deploy_hands_the_login_to
     assert ("build", image) in recorded and not [s for s in recorded if s[0] == "ship"]
     assert [s for s in docker.steps if s[0] in ("push", "deploy", "job")] == [
         ("push", image),
-        ("deploy", "shop", "stack.yml", "0"),
+        ("deploy", "shop", "stack.yml", "0", "0"),
         ("job", "migrate", "migrate.yml", "r1"),
-        ("deploy", "shop", "stack.yml", "3"),
+        ("deploy", "shop", "stack.yml", "3", "1"),
     ]
     # The first deploy, the migration job and the app's deploy: each node pulls with this client's login.
     assert docker.auth == [True, True, True]
