@@ -71,9 +71,10 @@ fi
 echo "== test.sh: unit tier (pytest ${UNIT[*]})" >&2
 unit=0
 .venv/bin/python -m pytest "${UNIT[@]}" || unit=$?
-echo "== test.sh: integration tier (pytest tests/integration)" >&2
+# The integration tier lists its 25 slowest steps, to see where its time goes.
+echo "== test.sh: integration tier (pytest tests/integration --durations=25)" >&2
 integration=0
-.venv/bin/python -m pytest tests/integration || integration=$?
+.venv/bin/python -m pytest tests/integration --durations=25 || integration=$?
 if ((unit != 0 || integration != 0)); then
     echo "test.sh: FAILED: unit tier exited $unit, integration tier exited $integration (each tier's summary above)" >&2
     exit 1
