@@ -18,19 +18,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# A python that runs the unit tier: the project venv; else python3 when it has the test extra (a CI image, a
-# venv the caller activated); else a new .venv with it.
+# A python that runs the unit tier: the project venv (given the test extra when it lacks part of it, e.g. a venv
+# made before pytest-xdist joined it); else python3 when it has the test extra (a CI image, a venv the caller
+# activated); else a new .venv with it.
+UNIT_IMPORTS='import composekit, pytest, xdist, hypothesis, jsonschema, uvicorn'
 unit_python() {
-    if [[ -x .venv/bin/python ]]; then
-        echo .venv/bin/python
-    elif python3 -c 'import composekit, pytest, xdist, hypothesis, jsonschema, uvicorn' >/dev/null 2>&1; then
+    if [[ ! -x .venv/bin/python ]] && python3 -c "$UNIT_IMPORTS" >/dev/null 2>&1; then
         echo python3
-    else
+        return
+    fi
+    if [[ ! -x .venv/bin/python ]]; then
         echo "test.sh: no .venv: creating it (python3 -m venv .venv && .venv/bin/pip install -e '.[test]')" >&2
         python3 -m venv .venv >&2
-        .venv/bin/pip install -q -e '.[test]' >&2
-        echo .venv/bin/python
     fi
+    if ! .venv/bin/python -c "$UNIT_IMPORTS" >/dev/null 2>&1; then
+        echo "test.sh: installing the test extra into .venv (.venv/bin/pip install -e '.[test]')" >&2
+        .venv/bin/pip install -q -e '.[test]' >&2
+    fi
+    echo .venv/bin/python
 }
 
 # The unit tier's pytest: one worker per core (pytest-xdist; its tests hold no fixed port, file or container).
