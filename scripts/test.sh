@@ -1,11 +1,53 @@
 #!/usr/bin/env bash
-# The whole test suite: prepares this machine (scripts/setup-env.sh: the project venv, Docker engine,
-# Compose v2, local images, Pebble's certificate), runs the static checks (scripts/lint.sh: ruff check,
-# ruff format --check, mypy --strict on the package and the tests; a failure stops here), starts Pebble,
-# then runs pytest: unit tests and the integration suite against the real engine, Traefik and Pebble.
-# Extra arguments go to pytest (e.g. tests/unit, -k smoke). SKIP_LINT=1 skips the static checks.
+# The test suite, in two tiers.
+#
+#   bash scripts/test.sh --unit [PYTEST ARGS]   the fast tier: tests/unit only, in parallel (pytest-xdist), with
+#                                               no machine setup, no lint, no Docker; needs only python3 (uses
+#                                               .venv, or a python3 that has the test extra, or creates .venv
+#                                               with `pip install -e '.[test]'` once)
+#   bash scripts/test.sh                        the whole suite, as CI runs it (.ci/run): prepares this machine
+#                                               (scripts/setup-env.sh: the project venv, Docker engine, Compose v2,
+#                                               local images, Pebble's certificate), runs the static checks
+#                                               (scripts/lint.sh; a failure stops here; SKIP_LINT=1 skips them),
+#                                               starts Pebble and the test sshd, then runs the unit tier (in
+#                                               parallel) and the integration tier (one pytest process: its
+#                                               modules hold the host's ports 80/443 one at a time); exits non-zero
+#                                               when either tier fails, after running both
+#   bash scripts/test.sh PYTEST ARGS            setup as above, then one pytest run with these arguments
+#                                               (e.g. tests/integration/test_stack.py, -k smoke)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# A python that runs the unit tier: the project venv (given the test extra when it lacks part of it, e.g. a venv
+# made before pytest-xdist joined it); else python3 when it has the test extra (a CI image, a venv the caller
+# activated); else a new .venv with it.
+UNIT_IMPORTS='import composekit, pytest, xdist, hypothesis, jsonschema, uvicorn'
+unit_python() {
+    if [[ ! -x .venv/bin/python ]] && python3 -c "$UNIT_IMPORTS" >/dev/null 2>&1; then
+        echo python3
+        return
+    fi
+    if [[ ! -x .venv/bin/python ]]; then
+        echo "test.sh: no .venv: creating it (python3 -m venv .venv && .venv/bin/pip install -e '.[test]')" >&2
+        python3 -m venv .venv >&2
+    fi
+    if ! .venv/bin/python -c "$UNIT_IMPORTS" >/dev/null 2>&1; then
+        echo "test.sh: installing the test extra into .venv (.venv/bin/pip install -e '.[test]')" >&2
+        .venv/bin/pip install -q -e '.[test]' >&2
+    fi
+    echo .venv/bin/python
+}
+
+# The unit tier's pytest: one worker per core (pytest-xdist; its tests hold no fixed port, file or container).
+UNIT=(tests/unit -n auto)
+
+if [[ ${1:-} == --unit ]]; then
+    shift
+    python=$(unit_python)
+    echo "== test.sh: unit tier ($python -m pytest ${UNIT[*]} $*)" >&2
+    exec "$python" -m pytest "${UNIT[@]}" "$@"
+fi
+
 bash scripts/setup-env.sh
 if [[ ${SKIP_LINT:-0} != 1 ]]; then
     echo "== test.sh: lint, format, types (scripts/lint.sh)" >&2
@@ -27,6 +69,18 @@ if [[ -n $(docker ps -q --filter label=com.docker.compose.project=shop) && -f $C
     echo "test.sh: stopping the example stack (scripts/example.sh) to free ports 80/443; volumes are kept" >&2
     .venv/bin/composekit -c stacks/fastapi/composekit.yaml -c "$COMPOSEKIT_TESTENV/example-local.yaml" down
 fi
-if (($# == 0)); then set -- tests; fi
-echo "== test.sh: unit and integration tests (pytest $*)" >&2
-exec .venv/bin/python -m pytest "$@"
+if (($# > 0)); then
+    echo "== test.sh: pytest $*" >&2
+    exec .venv/bin/python -m pytest "$@"
+fi
+echo "== test.sh: unit tier (pytest ${UNIT[*]})" >&2
+unit=0
+.venv/bin/python -m pytest "${UNIT[@]}" || unit=$?
+# The integration tier lists its 25 slowest steps, to see where its time goes.
+echo "== test.sh: integration tier (pytest tests/integration --durations=25)" >&2
+integration=0
+.venv/bin/python -m pytest tests/integration --durations=25 || integration=$?
+if ((unit != 0 || integration != 0)); then
+    echo "test.sh: FAILED: unit tier exited $unit, integration tier exited $integration (each tier's summary above)" >&2
+    exit 1
+fi

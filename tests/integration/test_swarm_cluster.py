@@ -33,7 +33,7 @@ def _wait(what: str, timeout: float, probe: Callable[[], object]) -> None:
         last = probe()
         if last is True:
             return
-        time.sleep(1)
+        time.sleep(0.25)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last seen: {last!r}")
 
 
