@@ -92,6 +92,7 @@ def render_stack(project: Project) -> RenderedStack:
             module=config.app.module,
             port=config.app.port,
             volume_paths=list(config.app.volumes.values()),
+            sources=project.sources,
         )
         files["Dockerfile.dockerignore"] = dockerignore(_ignored_secrets(project))
     return RenderedStack(files=files, configs=configs)

@@ -233,12 +233,14 @@ def test_several_apps_without_a_terminal_fail_with_the_choices(tmp_path: Path) -
 
 
 def test_no_app_without_a_terminal_fails_and_names_the_flag(tmp_path: Path) -> None:
-    write(tmp_path, {"requirements.txt": "fastapi\n", "app/factory.py": "def create_app():\n    return FastAPI()\n"})
+    # A factory is found (tests/unit/test_detect_layouts.py); an app built elsewhere (here: by a library) is not.
+    write(tmp_path, {"requirements.txt": "fastapi\n", "app/factory.py": "def create_app():\n    return build()\n"})
     with pytest.raises(TemplateError) as info:
         plan_init(tmp_path)
     assert str(info.value) == (
-        f"init: no FastAPI app found in {tmp_path} (looked for a module-level `app = FastAPI(...)` in its .py files) "
-        "and stdin is not a terminal to ask; pass --module package.module:attribute, e.g. --module app.main:app"
+        f"init: no FastAPI app found in {tmp_path} (looked for a module-level `app = FastAPI(...)` or a function "
+        "returning one in its .py files) and stdin is not a terminal to ask; pass --module package.module:attribute, "
+        "e.g. --module app.main:app"
     )
     plan = plan_init(tmp_path, module="app.factory:create_app()")
     assert plan.module == "app.factory:create_app()"
@@ -450,8 +452,8 @@ def test_cli_init_without_a_terminal_fails_clearly(tmp_path: Path) -> None:
     result = runner.invoke(cli_app, ["init", str(tmp_path)], input="")
     assert result.exit_code == 1
     assert result.stderr == (
-        f"error: init: no FastAPI app found in {tmp_path} (looked for a module-level `app = FastAPI(...)` in its .py "
-        "files) and stdin is not a terminal to ask; pass --module package.module:attribute, "
+        f"error: init: no FastAPI app found in {tmp_path} (looked for a module-level `app = FastAPI(...)` or a "
+        "function returning one in its .py files) and stdin is not a terminal to ask; pass --module package.module:attribute, "
         "e.g. --module app.main:app\n"
     )
     assert not (tmp_path / "composekit.yaml").exists()
