@@ -46,7 +46,7 @@ class HealthRoute:
 class Unresolved:
     """A health route whose full path depends on a prefix that cannot be read statically."""
 
-    route: str  # the route's own path
+    route: str  # the route's path below the prefix (router prefixes below it composed)
     expression: str  # the prefix, as written
     file: str
     line: int
@@ -313,23 +313,39 @@ def find_health_routes(root: Path, skip: set[str], limit: int = 5000) -> RouteSc
             return None
         return path if is_health_path(path) is not None else None
 
-    def below(module: _Module, receiver: str, stack: tuple[tuple[str, str], ...]) -> Iterator[tuple[_Module, _Route]]:
-        """Every route of ``receiver`` and of the routers it includes, whatever their prefixes."""
+    def prefix_of(module: _Module, expr: ast.expr | None) -> str:
+        if expr is None:
+            return ""
+        try:
+            return project.string(module, expr)
+        except _CannotResolve:
+            return "{" + ast.unparse(expr) + "}"
+
+    def below(
+        module: _Module, receiver: str, prefix: str, stack: tuple[tuple[str, str], ...]
+    ) -> Iterator[tuple[_Module, _Route, str]]:
+        """Every route of ``receiver`` and of the routers it includes, with the prefixes below ``receiver``."""
         if (module.name, receiver) in stack or len(stack) > _MAX_DEPTH:
             return
+        if receiver in module.routers:
+            prefix += prefix_of(module, _kwarg(module.routers[receiver], "prefix"))
         routes, includes = tables[module.name]
         for route in routes.get(receiver, []):
-            yield module, route
+            yield module, route, prefix
         for include in includes.get(receiver, []):
             target = project.resolve_ref(module, include.target)
             if isinstance(target, tuple):
-                yield from below(target[0], target[1], (*stack, (module.name, receiver)))
+                extra = prefix_of(module, include.prefix)
+                yield from below(target[0], target[1], prefix + extra, (*stack, (module.name, receiver)))
 
-    def unresolved(module: _Module, receiver: str, exc: _CannotResolve, file: str, line: int) -> None:
-        for home, route in below(module, receiver, ()):
+    def unresolved(module: _Module, receiver: str, exc: _CannotResolve, file: str, line: int, own: bool) -> None:
+        """Health routes below a prefix that cannot be read: ``own`` when it is ``receiver``'s router prefix."""
+        for home, route, prefix in below(module, receiver, "", ()):
             path = health(home, route)
             if path is not None:
-                scan.unresolved.append(Unresolved(path, exc.args[0], file, line))
+                if own:  # the unreadable prefix is the first part of what below() composed
+                    prefix = prefix.removeprefix("{" + exc.args[0] + "}")
+                scan.unresolved.append(Unresolved(prefix + path, exc.args[0], file, line))
 
     def walk(module: _Module, receiver: str, prefix: str, stack: tuple[tuple[str, str], ...]) -> None:
         key = (module.name, receiver)
@@ -343,7 +359,7 @@ def find_health_routes(root: Path, skip: set[str], limit: int = 5000) -> RouteSc
                 try:
                     prefix += project.string(module, router_prefix)
                 except _CannotResolve as exc:
-                    unresolved(module, receiver, exc, module.file, router_prefix.lineno)
+                    unresolved(module, receiver, exc, module.file, router_prefix.lineno, own=True)
                     return
         for route in routes.get(receiver, []):
             path = health(module, route)
@@ -358,7 +374,7 @@ def find_health_routes(root: Path, skip: set[str], limit: int = 5000) -> RouteSc
                 try:
                     extra = project.string(module, include.prefix)
                 except _CannotResolve as exc:
-                    unresolved(target[0], target[1], exc, module.file, include.line)
+                    unresolved(target[0], target[1], exc, module.file, include.line, own=False)
                     continue
             walk(target[0], target[1], prefix + extra, (*stack, key))
 

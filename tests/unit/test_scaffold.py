@@ -453,8 +453,8 @@ def test_cli_init_without_a_terminal_fails_clearly(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr == (
         f"error: init: no FastAPI app found in {tmp_path} (looked for a module-level `app = FastAPI(...)` or a "
-        "function returning one in its .py files) and stdin is not a terminal to ask; pass --module package.module:attribute, "
-        "e.g. --module app.main:app\n"
+        "function returning one in its .py files) and stdin is not a terminal to ask; pass --module "
+        "package.module:attribute, e.g. --module app.main:app\n"
     )
     assert not (tmp_path / "composekit.yaml").exists()
 
