@@ -16,6 +16,7 @@ from .load import load_config, read_yaml
 from .model import CONFIG_FILENAME, OVERRIDE_FILENAME, WORKER_VARIABLES, Config
 
 __all__ = [
+    "LOCKED_STYLES",
     "DependencyStyle",
     "Project",
     "Sources",
@@ -38,6 +39,7 @@ class DependencyStyle(str, Enum):  # noqa: UP042 (a StrEnum would change str() a
     PIP = "pip"
     POETRY = "poetry"
     UV = "uv"
+    PYPROJECT = "pyproject"  # PEP 621 [project].dependencies and no lock file (hatch, setuptools, flit)
 
 
 def _is_file(path: Path) -> bool:
@@ -69,13 +71,24 @@ def requirements_file(app_dir: Path) -> str | None:
     return None
 
 
+LOCKED_STYLES = frozenset({"pip", "poetry", "uv"})
+
+
 def detect_dependencies(app_dir: Path) -> DependencyStyle | None:
-    if (app_dir / "uv.lock").is_file() and (app_dir / "pyproject.toml").is_file():
+    """The first of: uv.lock, poetry.lock (each with pyproject.toml), requirements.txt or requirements/, a
+    pyproject.toml whose [project] lists dependencies (hatch, PDM, setuptools; not a Poetry one: that needs its
+    poetry.lock). A pdm.lock is not read (init says how to pin its versions in a requirements.txt)."""
+    pyproject = app_dir / "pyproject.toml"
+    if (app_dir / "uv.lock").is_file() and pyproject.is_file():
         return DependencyStyle.UV
-    if (app_dir / "poetry.lock").is_file() and (app_dir / "pyproject.toml").is_file():
+    if (app_dir / "poetry.lock").is_file() and pyproject.is_file():
         return DependencyStyle.POETRY
     if requirements_file(app_dir) is not None:
         return DependencyStyle.PIP
+    if pyproject.is_file():
+        doc = _toml(pyproject)
+        if isinstance(_table(doc, "project").get("dependencies"), list) and not _table(doc, "tool", "poetry"):
+            return DependencyStyle.PYPROJECT
     return None
 
 
@@ -241,8 +254,9 @@ def load_project(config_files: tuple[Path, ...] = (), out_dir: Path | None = Non
             dockerfile = app_dir / "Dockerfile"
         elif deps is None:
             problems.append(
-                f"{source}: app/path: {app_dir} has no Dockerfile and no requirements.txt, poetry.lock or uv.lock "
-                "to generate one from; add a Dockerfile or a requirements.txt (`composekit init` writes both)"
+                f"{source}: app/path: {app_dir} has no Dockerfile and no requirements.txt, poetry.lock, uv.lock "
+                "or pyproject.toml listing dependencies to generate one from; add a Dockerfile or a "
+                "requirements.txt (`composekit init` writes both)"
             )
     if config.app.env_file is not None and not _is_file(root / config.app.env_file):
         problems.append(

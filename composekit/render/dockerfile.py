@@ -143,6 +143,18 @@ RUN --mount=type=cache,target=/root/.cache/pip \\
     /opt/venv/bin/pip install -r /tmp/requirements.txt {runtime}
 """
 
+# No lock file: [project].dependencies as pyproject.toml declares them (tomllib: Python 3.11+ base images).
+_PYPROJECT_BUILD = """
+FROM ${{PYTHON_IMAGE}} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+RUN python3 -m venv /opt/venv
+COPY pyproject.toml /tmp/pyproject.toml
+RUN python3 -c "import tomllib; print(*tomllib.load(open('/tmp/pyproject.toml', 'rb'))['project']['dependencies'], \\
+    sep=chr(10))" > /tmp/requirements.txt
+RUN --mount=type=cache,target=/root/.cache/pip \\
+    /opt/venv/bin/pip install -r /tmp/requirements.txt {runtime}
+"""
+
 _UV_BUILD = """
 FROM ${{PYTHON_IMAGE}} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore \\
@@ -176,6 +188,7 @@ _BUILD_STAGES = {
     DependencyStyle.PIP: _PIP_BUILD,
     DependencyStyle.POETRY: _POETRY_BUILD,
     DependencyStyle.UV: _UV_BUILD,
+    DependencyStyle.PYPROJECT: _PYPROJECT_BUILD,
 }
 
 

@@ -10,7 +10,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config.project import DependencyStyle, detect_dependencies, requirements_file, uv_workspace_members
+from ..config.project import (
+    LOCKED_STYLES,
+    DependencyStyle,
+    detect_dependencies,
+    requirements_file,
+    uv_workspace_members,
+)
 from .routes import RouteScan, find_health_routes
 
 __all__ = [
@@ -188,7 +194,9 @@ def _is_member(directory: Path) -> bool:
 
 
 def _has_lock(directory: Path) -> bool:
-    return detect_dependencies(directory) is not None
+    """A lock file or requirements: pinned enough to build the context from (a bare pyproject.toml is not)."""
+    style = detect_dependencies(directory)
+    return style is not None and style.value in LOCKED_STYLES
 
 
 def _within(root: Path, directory: Path) -> list[Path]:
@@ -210,7 +218,7 @@ def _context_of(root: Path, workdir: Path) -> Path:
             return directory
         if not members and not _is_member(workdir):
             return directory
-    return workdir
+    return workdir  # its own pyproject.toml without a lock, or nothing: init says what is missing
 
 
 def _locate_file(root: Path, path: Path, tree: ast.Module) -> tuple[Path, Path, Path]:

@@ -140,8 +140,9 @@ def _missing_dependencies(root: Path) -> TemplateError:
     else:
         fix = "write a requirements.txt"
     return TemplateError(
-        f"init: {root} has no requirements.txt, poetry.lock or uv.lock (next to pyproject.toml), so composekit "
-        f"cannot tell how to install the app's dependencies; {fix} and run `composekit init` again, "
+        f"init: {root} has no requirements.txt, poetry.lock or uv.lock (next to pyproject.toml) and its "
+        "pyproject.toml lists no [project] dependencies, so "
+        f"composekit cannot tell how to install the app's dependencies; {fix} and run `composekit init` again, "
         "or add your own Dockerfile"
     )
 
@@ -225,7 +226,7 @@ def plan_init(
         assert style is not None
         sources = detect_sources(context, settings.workdir, settings.module) if not starter else Sources(style)
         assert sources is not None
-        notes.append(f"dependencies: {_style_note(sources)} -> {in_context}Dockerfile")
+        notes.append(f"dependencies: {_style_note(sources, context)} -> {in_context}Dockerfile")
         files.append(PlannedFile(f"{in_context}Dockerfile", dockerfile_for(style, config, sources).encode()))
     else:
         notes.append(f"kept your {in_context}Dockerfile; composekit builds the app with it")
@@ -265,7 +266,7 @@ def _where_notes(root: Path, app: AppLocation) -> list[str]:
         return []
     out = []
     if app.path != ".":
-        out.append(f"app/path {app.path}: the project with the lock file or requirements (the build context)")
+        out.append(f"app/path {app.path}: the project that declares the dependencies (the build context)")
     if app.workdir != ".":
         out.append(
             f"app/workdir {app.workdir}: the app's member, where it runs and its imports start "
@@ -292,19 +293,23 @@ def _health_notes(placement: Placement) -> list[str]:
     return out
 
 
-def _style_note(sources: Sources) -> str:
+def _style_note(sources: Sources, context: Path) -> str:
     if sources.style is DependencyStyle.PIP:
         return f"pip ({sources.requirements})"
     if sources.style is DependencyStyle.UV and sources.workspace_members:
         package = f", package {sources.package}" if sources.package else ""
         return f"uv (workspace uv.lock{package}, synced before the code is copied)"
-    return f"{sources.style.value} ({_STYLE_NOTES[sources.style]})"
+    note = f"{sources.style.value} ({_STYLE_NOTES[sources.style]})"
+    if sources.style is DependencyStyle.PYPROJECT and (context / "pdm.lock").is_file():
+        note += "; pdm.lock is not read: `pdm export --prod -o requirements.txt` pins the versions it holds"
+    return note
 
 
 _STYLE_NOTES = {
     DependencyStyle.PIP: "requirements.txt",
     DependencyStyle.POETRY: "pyproject.toml + poetry.lock, exported to requirements in a build stage",
     DependencyStyle.UV: "uv.lock, synced before the code is copied",
+    DependencyStyle.PYPROJECT: "pyproject.toml [project].dependencies, not locked: versions resolved at build time",
 }
 
 

@@ -180,8 +180,9 @@ def test_missing_dependency_declaration_is_explained(tmp_path: Path) -> None:
     with pytest.raises(TemplateError) as info:
         plan_init(root)
     assert str(info.value) == (
-        f"init: {root} has no requirements.txt, poetry.lock or uv.lock (next to pyproject.toml), so composekit "
-        "cannot tell how to install the app's dependencies; run `poetry lock` to create poetry.lock and run "
+        f"init: {root} has no requirements.txt, poetry.lock or uv.lock (next to pyproject.toml) and its "
+        "pyproject.toml lists no [project] dependencies, so composekit cannot tell how to install the app's "
+        "dependencies; run `poetry lock` to create poetry.lock and run "
         "`composekit init` again, or add your own Dockerfile"
     )
 
