@@ -104,7 +104,7 @@ def test_uv_workspace_member_in_backend(
 
 def test_poetry_project_in_a_subdirectory(locked: dict[str, Path], make_stack: Any, tmp_path: Path) -> None:
     stack, said = init_and_up(locked, make_stack, tmp_path, "poetry-subdir")
-    assert "app/path service: the project with the lock file or requirements (the build context)" in said
+    assert "app/path service: the project that declares the dependencies (the build context)" in said
     assert "health route GET /api/status/healthz" in said
     assert healthy(stack, "/api/status/healthz") == {"status": "ok"}
     assert stack.https("/").json() == {"app": "poetry-subdir"}
