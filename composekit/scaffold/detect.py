@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import os
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +118,7 @@ class Placement:
     dockerfile_is_generated: bool
     migration: Migration
     health: RouteScan
+    requires_python: tuple[str, str] | None = None  # (specifiers, the pyproject.toml that says so, from the root)
 
 
 def _python_files(root: Path) -> Iterator[Path]:
@@ -356,4 +358,20 @@ def locate(root: Path, app: AppLocation) -> Placement:
         dockerfile_is_generated=has_dockerfile and ours_or_missing(dockerfile),
         migration=find_migration(context / app.workdir),
         health=scan_health(root / app.imports),
+        requires_python=_requires_python(root, [context / app.workdir, context]),
     )
+
+
+def _requires_python(root: Path, directories: list[Path]) -> tuple[str, str] | None:
+    """The first ``[project] requires-python`` of the member's pyproject.toml, then the context's."""
+    for directory in directories:
+        pyproject = directory / "pyproject.toml"
+        try:
+            doc = tomllib.loads(pyproject.read_text(encoding="utf-8")) if pyproject.is_file() else {}
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            continue
+        project = doc.get("project")
+        value = project.get("requires-python") if isinstance(project, dict) else None
+        if isinstance(value, str):
+            return value, pyproject.relative_to(root).as_posix()
+    return None

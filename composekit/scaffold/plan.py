@@ -27,6 +27,7 @@ from ..config.schema import schema_json
 from ..errors import TemplateError
 from ..render.dockerfile import dockerignore, render_dockerfile
 from .detect import AppLocation, Layout, Placement, detect_layout, locate, ours_or_missing
+from .python_version import image_for
 from .templates import DEFAULT_TEMPLATE, SCHEMA_FILENAME, SECRETS_DIR, Template, load_template
 
 __all__ = ["InitPlan", "PlannedFile", "dockerfile_for", "plan_init", "render_config"]
@@ -71,6 +72,8 @@ class _Settings:
     template: str
     path: str = "."
     workdir: str = "."
+    python_image: str | None = None  # when the default image does not satisfy the project's requires-python
+    python_note: str = ""
 
 
 def _default_name(root: Path) -> str:
@@ -197,6 +200,9 @@ def plan_init(
         notes.append(placement.migration.note)
         health = placement.health.best
         notes.extend(_health_notes(placement))
+        python_image, python_note = _python_image(placement)
+        if python_note:
+            notes.append(python_note)
         settings = _Settings(
             name=name or _default_name(root),
             domain="",
@@ -211,6 +217,8 @@ def plan_init(
             template=template,
             path=app.path,
             workdir=app.workdir,
+            python_image=python_image,
+            python_note=python_note,
         )
     settings = _with_domain(settings, domain)
     config_text = render_config(settings)
@@ -250,6 +258,19 @@ def plan_init(
         files=files,
         notes=notes,
         guidance=_guidance(settings, placement, starter),
+    )
+
+
+def _python_image(placement: Placement) -> tuple[str | None, str]:
+    if placement.requires_python is None:
+        return None, ""
+    spec, where = placement.requires_python
+    image = image_for(spec, DEFAULT_PYTHON_IMAGE)
+    if image is None:
+        return None, ""
+    return (
+        image,
+        f"requires-python {spec!r} ({where}): {DEFAULT_PYTHON_IMAGE} does not satisfy it: images/python {image}",
     )
 
 
@@ -426,12 +447,15 @@ def render_config(s: _Settings) -> str:
                 ),
             ]
         )
-    lines.extend(
-        [
-            _commented("# images:", "defaults shown; pin versions you have tested"),
-            f"#   python: {DEFAULT_PYTHON_IMAGE}",
-        ]
-    )
+    if s.python_image is not None:
+        lines.extend(["images:", _line("python", s.python_image, "satisfies requires-python; pin a tested version", 1)])
+    else:
+        lines.extend(
+            [
+                _commented("# images:", "defaults shown; pin versions you have tested"),
+                f"#   python: {DEFAULT_PYTHON_IMAGE}",
+            ]
+        )
     if s.database:
         lines.append(
             _commented(f"#   postgres: {DEFAULT_POSTGRES_IMAGE}", "data in /var/lib/postgresql/data (18 moved it)")

@@ -17,6 +17,7 @@ from composekit.render.dockerfile import dockerignore_excludes
 from composekit.render.stack import render_stack
 from composekit.scaffold import find_health_path, plan_init, write_plan
 from composekit.scaffold.detect import find_apps, find_migration
+from composekit.scaffold.python_version import image_for
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -435,3 +436,41 @@ def test_a_lock_at_the_workspace_root_wins_over_the_members_own_pyproject(tmp_pa
     files, _config, _notes, _guidance = init(root)
     assert "--no-install-workspace --package hs" in files["Dockerfile"]
     assert "PYTHONPATH=/app/backend/src" in files["Dockerfile"] and "COPY backend /app/backend" in files["Dockerfile"]
+
+
+# the Python image and requires-python ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("requires", "image"),
+    [
+        (">=3.14,<4.0", "python:3.14-slim"),  # FastAPI's full-stack template in 2026
+        (">=3.11", None),
+        (">3.13", None),  # the image runs the newest 3.13.x
+        (">=3.13.2", None),
+        (">=3.14.1", "python:3.14-slim"),
+        (">=3.10,<3.13", "python:3.12-slim"),
+        ("==3.12.*", "python:3.12-slim"),
+        ("~=3.12.1", "python:3.12-slim"),
+        ("~=3.12", None),
+        ("!=3.13.*", "python:3.14-slim"),
+        ("<3.13", "python:3.12-slim"),
+        (">=3.14 || whatever", None),  # not read: the default stays, nothing guessed
+    ],
+)
+def test_python_image_for_requires_python(requires: str, image: str | None) -> None:
+    assert image_for(requires, "python:3.13-slim") == image
+
+
+def test_init_picks_a_python_image_the_member_requires(tmp_path: Path) -> None:
+    root = sample(tmp_path, "uv-workspace")
+    pyproject = root / "backend" / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('requires-python = ">=3.11"', 'requires-python = ">=3.14"'))
+    files, config, notes, _guidance = init(root)
+    assert config["images"] == {"python": "python:3.14-slim"}
+    assert files["Dockerfile"].splitlines()[2] == "ARG PYTHON_IMAGE=python:3.14-slim"
+    assert (
+        "requires-python '>=3.14' (backend/pyproject.toml): python:3.13-slim does not satisfy it: images/python "
+        "python:3.14-slim"
+    ) in notes
+    assert "images" not in init(sample(tmp_path / "b", "uv-workspace"))[1]
