@@ -243,8 +243,10 @@ def plan_init(
     if ours_or_missing(context / ".dockerignore"):
         files.append(PlannedFile(f"{in_context}.dockerignore", dockerignore(ignored).encode()))
     else:
+        # The generated Dockerfile of a workspace member copies the member alone: secrets at the root never reach it.
+        remind = ignored and settings.workdir == "."
         notes.append(
-            f"kept your {in_context}.dockerignore" + (f" (make sure it lists {SECRETS_DIR}/)" if ignored else "")
+            f"kept your {in_context}.dockerignore" + (f" (make sure it lists {SECRETS_DIR}/)" if remind else "")
         )
     if settings.database:
         files.append(PlannedFile(f"{SECRETS_DIR}/.gitignore", b"# Secrets stay out of git.\n*\n!.gitignore\n"))

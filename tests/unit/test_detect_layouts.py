@@ -474,3 +474,23 @@ def test_init_picks_a_python_image_the_member_requires(tmp_path: Path) -> None:
         "python:3.14-slim"
     ) in notes
     assert "images" not in init(sample(tmp_path / "b", "uv-workspace"))[1]
+
+
+def test_secrets_outside_the_member_need_no_dockerignore_line_while_the_dockerfile_is_composekits(
+    tmp_path: Path,
+) -> None:
+    root = sample(tmp_path, "uv-workspace")
+    (root / ".dockerignore").write_text("frontend/node_modules\n")  # the repository's own, listing no secret
+    _files, _config, notes, _guidance = init(root, template="fastapi-postgres")
+    assert "kept your .dockerignore" in notes  # no reminder: the image gets backend/ only
+    assert "compose.yaml" in render_stack(load_project((root / "composekit.yaml",))).files
+    # Edited to copy the whole context, the Dockerfile would put secrets/ in the image: refused, as for any own one.
+    dockerfile = root / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().replace("COPY backend /app/backend", "COPY . /app"))
+    with pytest.raises(ConfigError) as info:
+        render_stack(load_project((root / "composekit.yaml",)))
+    assert info.value.problems == [
+        f'composekit.yaml: database/password_file: "secrets/db_password" is in the build context of your Dockerfile '
+        f"and {root / '.dockerignore'} does not exclude it, so the image would contain it; add the line "
+        f'"secrets/db_password" to {root / ".dockerignore"}'
+    ]
