@@ -308,8 +308,9 @@ def _health_notes(placement: Placement) -> list[str]:
         out.append(f"health route GET {best.path}: found in {_in(app, best.file)} line {best.line}, prefixes composed")
     for u in scan.unresolved:
         out.append(
-            f"health route {u.route!r} found, but its prefix `{u.expression}` ({_in(app, u.file)} line {u.line}) "
-            "cannot be read statically"
+            f"health route {u.route!r} found, but its prefix `{u.expression}` ({_in(app, u.file)} line {u.line}"
+            + (f", below {u.above!r}" if u.above else "")
+            + ") cannot be read statically"
         )
     if best is None and not scan.unresolved:
         out.append("no health route found (a GET route whose path names health, healthz, ready, live or ping)")

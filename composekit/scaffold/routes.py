@@ -50,6 +50,7 @@ class Unresolved:
     expression: str  # the prefix, as written
     file: str
     line: int
+    above: str = ""  # the prefixes above it, composed
 
 
 @dataclass
@@ -338,14 +339,16 @@ def find_health_routes(root: Path, skip: set[str], limit: int = 5000) -> RouteSc
                 extra = prefix_of(module, include.prefix)
                 yield from below(target[0], target[1], prefix + extra, (*stack, (module.name, receiver)))
 
-    def unresolved(module: _Module, receiver: str, exc: _CannotResolve, file: str, line: int, own: bool) -> None:
+    def unresolved(
+        module: _Module, receiver: str, exc: _CannotResolve, file: str, line: int, own: bool, above: str
+    ) -> None:
         """Health routes below a prefix that cannot be read: ``own`` when it is ``receiver``'s router prefix."""
         for home, route, prefix in below(module, receiver, "", ()):
             path = health(home, route)
             if path is not None:
                 if own:  # the unreadable prefix is the first part of what below() composed
                     prefix = prefix.removeprefix("{" + exc.args[0] + "}")
-                scan.unresolved.append(Unresolved(prefix + path, exc.args[0], file, line))
+                scan.unresolved.append(Unresolved(prefix + path, exc.args[0], file, line, above))
 
     def walk(module: _Module, receiver: str, prefix: str, stack: tuple[tuple[str, str], ...]) -> None:
         key = (module.name, receiver)
@@ -359,7 +362,7 @@ def find_health_routes(root: Path, skip: set[str], limit: int = 5000) -> RouteSc
                 try:
                     prefix += project.string(module, router_prefix)
                 except _CannotResolve as exc:
-                    unresolved(module, receiver, exc, module.file, router_prefix.lineno, own=True)
+                    unresolved(module, receiver, exc, module.file, router_prefix.lineno, own=True, above=prefix)
                     return
         for route in routes.get(receiver, []):
             path = health(module, route)
@@ -374,7 +377,7 @@ def find_health_routes(root: Path, skip: set[str], limit: int = 5000) -> RouteSc
                 try:
                     extra = project.string(module, include.prefix)
                 except _CannotResolve as exc:
-                    unresolved(target[0], target[1], exc, module.file, include.line, own=False)
+                    unresolved(target[0], target[1], exc, module.file, include.line, own=False, above=prefix)
                     continue
             walk(target[0], target[1], prefix + extra, (*stack, key))
 

@@ -18,6 +18,7 @@ from composekit.render.stack import render_stack
 from composekit.scaffold import find_health_path, plan_init, write_plan
 from composekit.scaffold.detect import find_apps, find_migration
 from composekit.scaffold.python_version import image_for
+from composekit.scaffold.routes import find_health_routes
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -493,4 +494,25 @@ def test_secrets_outside_the_member_need_no_dockerignore_line_while_the_dockerfi
         f'composekit.yaml: database/password_file: "secrets/db_password" is in the build context of your Dockerfile '
         f"and {root / '.dockerignore'} does not exclude it, so the image would contain it; add the line "
         f'"secrets/db_password" to {root / ".dockerignore"}'
+    ]
+
+
+def test_an_unreadable_router_prefix_is_reported_with_the_prefixes_above_it_composed(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "main.py": (
+                "from fastapi import FastAPI\nfrom ops import router\napp = FastAPI()\n"
+                'app.include_router(router, prefix="/api")\n'
+            ),
+            "ops.py": (
+                "import os\nfrom fastapi import APIRouter\n"
+                'router = APIRouter(prefix=os.getenv("OPS", "/ops"))\n@router.get("/healthz")\ndef h(): ...\n'
+            ),
+        },
+    )
+    scan = find_health_routes(tmp_path, set())
+    assert scan.found == []
+    assert [(u.above, u.expression, u.route, u.file, u.line) for u in scan.unresolved] == [
+        ("/api", "os.getenv('OPS', '/ops')", "/healthz", "ops.py", 3)
     ]
