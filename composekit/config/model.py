@@ -349,6 +349,8 @@ class Acme(_Model):
 
 class App(_Model):
     path: str = "."
+    # Where the app's code runs, inside app/path: a workspace member (backend/) when the lock file is at the root.
+    workdir: str = "."
     dockerfile: str | None = None
     module: Annotated[
         str,
@@ -388,6 +390,25 @@ class App(_Model):
         ],
         ...,
     ] = ()
+
+    @field_validator("workdir", mode="before")
+    @classmethod
+    def _workdir(cls, v: Any) -> Any:
+        parts = v.split("/") if isinstance(v, str) else []
+        if (
+            not isinstance(v, str)
+            or not v
+            or v.startswith("/")
+            or "\\" in v
+            or any(p in ("..", "") for p in parts)
+            or (v != "." and "." in parts)
+            or not v.isprintable()
+        ):
+            raise ValueError(
+                f'expected a relative directory inside app/path such as "backend" (no "..", no trailing "/"), '
+                f"got {got(v)}"
+            )
+        return v
 
     @field_validator("health_path", mode="before")
     @classmethod

@@ -56,6 +56,11 @@ OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
     ("Acme", "email"): {"anyOf": [{"type": "string", "pattern": r"^[^@\s]+@[^@\s]+\.[^@\s]+$"}, _NULL]},
     ("Acme", "ca_server"): {"anyOf": [{"enum": ["production", "staging"]}, {"type": "string", "pattern": "^https://"}]},
     ("App", "health_path"): _URL_PATH,
+    ("App", "workdir"): {
+        "type": "string",
+        "pattern": r"^(\.|(?!\.\.?(/|$))[^/\\]+(/(?!\.\.?(/|$))[^/\\]+)*)$",
+        "examples": ["backend"],
+    },
     ("App", "workers"): {"anyOf": [{"const": "auto"}, _POSITIVE_INT]},
     ("App", "memory"): {"anyOf": [*_MEMORY["anyOf"], _NULL]},
     ("App", "worker_memory"): _MEMORY,
@@ -139,6 +144,9 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("Acme", "ca_certificates"): "PEM files of a private ACME CA to trust (paths relative to composekit.yaml).",
     ("Acme", "challenge"): '"http" (HTTP-01 on port 80) or "tls" (TLS-ALPN-01 on port 443).',
     ("App", "path"): "The app directory (build context), relative to composekit.yaml.",
+    ("App", "workdir"): 'Where the app\'s code runs, relative to app/path (a workspace member such as "backend" '
+    "when the lock file is at the root): the generated Dockerfile's WORKDIR, the only directory it copies, on "
+    "PYTHONPATH.",
     ("App", "dockerfile"): "The app's own Dockerfile, relative to app/path; without it composekit generates one.",
     ("App", "module"): 'The ASGI app gunicorn serves, "package.module:attribute".',
     ("App", "port"): "The port the app listens on inside its container.",

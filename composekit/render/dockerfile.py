@@ -13,7 +13,7 @@ import posixpath
 import re
 import shlex
 
-from ..config.project import DependencyStyle
+from ..config.project import DependencyStyle, Sources
 
 __all__ = [
     "APP_UID",
@@ -123,9 +123,9 @@ _PIP_BUILD = """
 FROM ${{PYTHON_IMAGE}} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 RUN python3 -m venv /opt/venv
-COPY requirements.txt /tmp/requirements.txt
+{copy_requirements}
 RUN --mount=type=cache,target=/root/.cache/pip \\
-    /opt/venv/bin/pip install -r /tmp/requirements.txt {runtime}
+    /opt/venv/bin/pip install -r /tmp/{requirements} {runtime}
 """
 
 _POETRY_BUILD = """
@@ -145,6 +145,18 @@ RUN --mount=type=cache,target=/root/.cache/pip \\
     /opt/venv/bin/pip install -r /tmp/requirements.txt {runtime}
 """
 
+# No lock file: [project].dependencies as pyproject.toml declares them (tomllib: Python 3.11+ base images).
+_PYPROJECT_BUILD = """
+FROM ${{PYTHON_IMAGE}} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+RUN python3 -m venv /opt/venv
+COPY pyproject.toml /tmp/pyproject.toml
+RUN python3 -c "import tomllib; print(*tomllib.load(open('/tmp/pyproject.toml', 'rb'))['project']['dependencies'], \\
+    sep=chr(10))" > /tmp/requirements.txt
+RUN --mount=type=cache,target=/root/.cache/pip \\
+    /opt/venv/bin/pip install -r /tmp/requirements.txt {runtime}
+"""
+
 _UV_BUILD = """
 FROM ${{PYTHON_IMAGE}} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore \\
@@ -152,9 +164,9 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore \\
 RUN --mount=type=cache,target=/root/.cache/pip \\
     python3 -m venv /opt/uv && /opt/uv/bin/pip install uv
 WORKDIR /src
-COPY pyproject.toml uv.lock /src/
+COPY pyproject.toml uv.lock /src/{copy_members}
 RUN --mount=type=cache,target=/root/.cache/uv \\
-    /opt/uv/bin/uv sync --frozen --no-dev --no-install-project --python python3 \\
+    /opt/uv/bin/uv sync --frozen --no-dev {no_install} --python python3 \\
     && /opt/uv/bin/uv pip install --python /opt/venv/bin/python {runtime}
 """
 
@@ -163,12 +175,12 @@ _NO_HOME = "--no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin"
 
 _FINAL = """
 FROM ${{PYTHON_IMAGE}}
-ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1{pythonpath}
 RUN groupadd --system --gid {uid} app \\
     && useradd --system --uid {uid} --gid app {no_home} app{mkdirs}
 COPY --from=build /opt/venv /opt/venv
-WORKDIR /app
-COPY . /app
+WORKDIR {app_dir}
+COPY {code} {app_dir}
 USER app
 EXPOSE {port}
 CMD {cmd}
@@ -178,7 +190,30 @@ _BUILD_STAGES = {
     DependencyStyle.PIP: _PIP_BUILD,
     DependencyStyle.POETRY: _POETRY_BUILD,
     DependencyStyle.UV: _UV_BUILD,
+    DependencyStyle.PYPROJECT: _PYPROJECT_BUILD,
 }
+
+
+def _build_stage(sources: Sources) -> str:
+    template = _BUILD_STAGES[sources.style]
+    if sources.style is DependencyStyle.PIP:
+        if sources.requirements == "requirements.txt":
+            copy = "COPY requirements.txt /tmp/requirements.txt"
+        else:  # split requirements: the whole directory, for the `-r base.txt` lines of its files
+            folder = posixpath.dirname(sources.requirements)
+            copy = f"COPY {folder}/ /tmp/{folder}/"
+        return template.format(runtime=RUNTIME_PACKAGES, copy_requirements=copy, requirements=sources.requirements)
+    if sources.style is DependencyStyle.UV:
+        if not sources.workspace_members:
+            return template.format(runtime=RUNTIME_PACKAGES, copy_members="", no_install="--no-install-project")
+        # A workspace: every member's pyproject.toml (uv reads them all), then the locked dependencies of the app's
+        # member (--package) only; no member is installed: their code is not there yet (it comes on PYTHONPATH).
+        members = "".join(f"\nCOPY {m}/pyproject.toml /src/{m}/" for m in sources.workspace_members)
+        package = f" --package {sources.package}" if sources.package else ""
+        return template.format(
+            runtime=RUNTIME_PACKAGES, copy_members=members, no_install=f"--no-install-workspace{package}"
+        )
+    return template.format(runtime=RUNTIME_PACKAGES)
 
 
 def render_dockerfile(
@@ -188,8 +223,11 @@ def render_dockerfile(
     module: str,
     port: int,
     volume_paths: list[str],
+    sources: Sources | None = None,
 ) -> str:
-    """A multi-stage Dockerfile for ``style``; volume mount points are created owned by the app user."""
+    """A multi-stage Dockerfile for ``style``; volume mount points are created owned by the app user. With an
+    app/workdir, the image holds that directory only, runs there and imports from there (or its src/)."""
+    sources = sources if sources is not None else Sources(style)
     mkdirs = ""
     if volume_paths:
         # config/model.py allows no shell character in a volume's path; quoted all the same, as one word each.
@@ -197,8 +235,20 @@ def render_dockerfile(
         mkdirs = f" \\\n    && mkdir -p {paths} && chown app:app {paths}"
     # Exec form is JSON: json.dumps quotes each argument as Docker's parser reads it.
     cmd = json.dumps(["gunicorn", "--config", GUNICORN_CONF_PATH, module], ensure_ascii=False)
+    app_dir = "/app" if sources.workdir == "." else f"/app/{sources.workdir}"
+    code = "." if sources.workdir == "." else sources.workdir
+    pythonpath = "" if sources.pythonpath == "." else f" PYTHONPATH=/app/{sources.pythonpath}"
     return (
         _HEADER.format(style=style.value, python_image=python_image)
-        + _BUILD_STAGES[style].format(runtime=RUNTIME_PACKAGES)
-        + _FINAL.format(uid=APP_UID, no_home=_NO_HOME, mkdirs=mkdirs, port=port, cmd=cmd)
+        + _build_stage(sources)
+        + _FINAL.format(
+            uid=APP_UID,
+            no_home=_NO_HOME,
+            mkdirs=mkdirs,
+            port=port,
+            cmd=cmd,
+            app_dir=app_dir,
+            code=code,
+            pythonpath=pythonpath,
+        )
     )

@@ -100,17 +100,37 @@ def render_stack(project: Project) -> RenderedStack:
         configs = stack_configs(project)
         files = {COMPOSE_FILE: header(project) + dump(literal(render_compose(project, configs)))}
     if project.dockerfile is None:
-        assert project.dependencies is not None
-        files["Dockerfile"] = render_dockerfile(
-            project.dependencies,
-            python_image=config.images.python,
-            module=config.app.module,
-            port=config.app.port,
-            volume_paths=list(config.app.volumes.values()),
-        )
+        files["Dockerfile"] = _generated_dockerfile(project)
         files["Dockerfile.dockerignore"] = dockerignore(_ignored_secrets(project))
     files[MANIFEST_FILE] = render_manifest(files)
     return RenderedStack(files=files, configs=configs)
+
+
+def _generated_dockerfile(project: Project) -> str:
+    config = project.config
+    assert project.dependencies is not None
+    return render_dockerfile(
+        project.dependencies,
+        python_image=config.images.python,
+        module=config.app.module,
+        port=config.app.port,
+        volume_paths=list(config.app.volumes.values()),
+        sources=project.sources,
+    )
+
+
+def _copied_root(project: Project) -> Path:
+    """What of the build context can reach the image: app/workdir alone when the Dockerfile is byte for byte the one
+    composekit generates for this config (`init` wrote it; it copies nothing else), else the whole context."""
+    context = project.app_dir.resolve()
+    workdir = project.config.app.workdir
+    if workdir == "." or project.dockerfile is None or project.sources is None:
+        return context
+    try:
+        ours = project.dockerfile.read_text(encoding="utf-8") == _generated_dockerfile(project)
+    except (OSError, UnicodeDecodeError):
+        ours = False
+    return (context / workdir).resolve() if ours else context
 
 
 def _secret_files(project: Project) -> list[tuple[str, str, Path]]:
@@ -157,9 +177,10 @@ def _check_own_dockerignore(project: Project) -> None:
     text = ignore.read_text(encoding="utf-8", errors="replace") if ignore.is_file() else ""
     source = " + ".join(p.name for p in project.config_files)
     problems: list[str] = []
+    copied = _copied_root(project)
     for key, value, path in _secret_files(project):
         rel = _in_context(project, path)
-        if rel is None or dockerignore_excludes(text, rel):
+        if rel is None or not path.is_relative_to(copied) or dockerignore_excludes(text, rel):
             continue
         line = _ignore_line(rel)
         if ignore.is_file():

@@ -22,11 +22,12 @@ from ..config.model import (
     Config,
     check_value,
 )
-from ..config.project import DEFAULT_OUT_DIR, DependencyStyle
+from ..config.project import DEFAULT_OUT_DIR, DependencyStyle, Sources, detect_sources
 from ..config.schema import schema_json
 from ..errors import TemplateError
 from ..render.dockerfile import dockerignore, render_dockerfile
-from .detect import Layout, detect_layout, ours_or_missing
+from .detect import AppLocation, Layout, Placement, detect_layout, locate, ours_or_missing
+from .python_version import image_for
 from .templates import DEFAULT_TEMPLATE, SCHEMA_FILENAME, SECRETS_DIR, Template, load_template
 
 __all__ = ["InitPlan", "PlannedFile", "dockerfile_for", "plan_init", "render_config"]
@@ -64,11 +65,16 @@ class _Settings:
     module: str
     module_note: str
     health_path: str
+    health_note: str
     migrate: str | tuple[str, ...] | None
     migrate_note: str
     volumes: dict[str, str]
     database: dict[str, str] | None
     template: str
+    path: str = "."
+    workdir: str = "."
+    python_image: str | None = None  # when the default image does not satisfy the project's requires-python
+    python_note: str = ""
 
 
 def _default_name(root: Path) -> str:
@@ -84,31 +90,47 @@ def _checked(value: str, option: str, check: Callable[[Any], Any]) -> str:
     return value
 
 
-def _choose_module(layout: Layout, module: str | None, ask: Ask | None) -> tuple[str, str]:
+def _location(layout: Layout, module: str) -> AppLocation:
+    """Where ``module`` lives: the found app of that name, else the one place every found app shares, else the root."""
+    for app in layout.apps:
+        if app.module == module:
+            return app
+    places = {(a.path, a.workdir, a.imports) for a in layout.apps}
+    if len(places) == 1:
+        path, workdir, imports = places.pop()
+        return AppLocation(module, "", path, workdir, imports)
+    return AppLocation(module, "", ".", ".", ".")
+
+
+def _choose_module(layout: Layout, module: str | None, ask: Ask | None) -> tuple[AppLocation, str]:
     if module is not None:
-        return _checked(module, "--module", lambda v: check_value(App, "module", v)), "from --module"
+        chosen = _checked(module, "--module", lambda v: check_value(App, "module", v))
+        return _location(layout, chosen), "from --module"
     apps = layout.apps
     if len(apps) == 1:
-        return apps[0][0], f"found the FastAPI app in {apps[0][1]}"
+        kind = "the FastAPI app factory" if apps[0].module.endswith("()") else "the FastAPI app"
+        return apps[0], f"found {kind} in {apps[0].file}"
     where = layout.root
     if ask is not None:
         if apps:
-            chosen = ask("Several FastAPI apps found; which one does gunicorn serve?", [m for m, _ in apps])
+            answer = ask("Several FastAPI apps found; which one does gunicorn serve?", [a.module for a in apps])
         else:
-            chosen = ask(
+            answer = ask(
                 f"No `app = FastAPI(...)` found in {where}; which ASGI app does gunicorn serve "
                 "(package.module:attribute)?",
                 [],
             )
-        return _checked(chosen, "module", lambda v: check_value(App, "module", v)), "as answered"
+        answer = _checked(answer, "module", lambda v: check_value(App, "module", v))
+        return _location(layout, answer), "as answered"
     if apps:
         raise TemplateError(
-            f"init: found several FastAPI apps in {where}: {', '.join(m for m, _ in apps)}; "
-            f"pass the one to serve with --module, e.g. --module {apps[0][0]}"
+            f"init: found several FastAPI apps in {where}: {', '.join(a.module for a in apps)}; "
+            f"pass the one to serve with --module, e.g. --module {apps[0].module}"
         )
     raise TemplateError(
-        f"init: no FastAPI app found in {where} (looked for a module-level `app = FastAPI(...)` in its .py files) "
-        "and stdin is not a terminal to ask; pass --module package.module:attribute, e.g. --module app.main:app"
+        f"init: no FastAPI app found in {where} (looked for a module-level `app = FastAPI(...)` or a function "
+        "returning one in its .py files) and stdin is not a terminal to ask; pass --module package.module:attribute, "
+        "e.g. --module app.main:app"
     )
 
 
@@ -122,8 +144,9 @@ def _missing_dependencies(root: Path) -> TemplateError:
     else:
         fix = "write a requirements.txt"
     return TemplateError(
-        f"init: {root} has no requirements.txt, poetry.lock or uv.lock (next to pyproject.toml), so composekit "
-        f"cannot tell how to install the app's dependencies; {fix} and run `composekit init` again, "
+        f"init: {root} has no requirements.txt, poetry.lock or uv.lock (next to pyproject.toml) and its "
+        "pyproject.toml lists no [project] dependencies, so "
+        f"composekit cannot tell how to install the app's dependencies; {fix} and run `composekit init` again, "
         "or add your own Dockerfile"
     )
 
@@ -147,6 +170,7 @@ def plan_init(
     notes: list[str] = []
     starter = layout.is_empty
     style: DependencyStyle | None
+    placement: Placement | None = None
     if starter:
         notes.append(f"{root} has no app yet: copying the example app of template {template!r}")
         files.extend(PlannedFile(rel, content) for rel, content in tmpl.files())
@@ -157,32 +181,45 @@ def plan_init(
             module=tmpl.config.app.module,
             module_note=f"the example app of template {template!r}",
             health_path=tmpl.config.app.health_path,
+            health_note=_HEALTH_COMMENT,
             migrate=tmpl.config.migrate.command,
             migrate_note="the example app's migration",
             volumes=dict(tmpl.config.app.volumes),
             database=_database_section(tmpl, name or _default_name(root)),
             template=template,
         )
+        context = root
     else:
-        style = layout.dependencies
-        if style is None and layout.dockerfile is None:
-            raise _missing_dependencies(root)
-        chosen, module_note = _choose_module(layout, module, ask)
-        notes.append(f"module {chosen}: {module_note}")
-        migrate: str | None = "alembic upgrade head" if layout.alembic else None
-        if migrate:
-            notes.append("alembic.ini found: migrate/command is `alembic upgrade head`")
+        app, module_note = _choose_module(layout, module, ask)
+        placement = locate(root, app)
+        context = placement.context
+        style = placement.dependencies
+        if style is None and placement.dockerfile is None:
+            raise _missing_dependencies(context)
+        notes.append(f"module {app.module}: {module_note}")
+        notes.extend(_where_notes(root, app))
+        notes.append(placement.migration.note)
+        health = placement.health.best
+        notes.extend(_health_notes(placement))
+        python_image, python_note = _python_image(placement)
+        if python_note:
+            notes.append(python_note)
         settings = _Settings(
             name=name or _default_name(root),
             domain="",
-            module=chosen,
+            module=app.module,
             module_note=module_note,
-            health_path=layout.health_path or "/health",
-            migrate=migrate,
-            migrate_note="alembic.ini found" if migrate else "",
+            health_path=health.path if health else "/health",
+            health_note=f"found in {_in(app, health.file)}; " + _HEALTH_COMMENT if health else _HEALTH_COMMENT,
+            migrate=placement.migration.command,
+            migrate_note=placement.migration.note,
             volumes={},
             database=_database_section(tmpl, name or _default_name(root)),
             template=template,
+            path=app.path,
+            workdir=app.workdir,
+            python_image=python_image,
+            python_note=python_note,
         )
     settings = _with_domain(settings, domain)
     config_text = render_config(settings)
@@ -191,16 +228,27 @@ def plan_init(
     files.append(PlannedFile(CONFIG_FILENAME, config_text.encode()))
     files.append(PlannedFile(SCHEMA_FILENAME, schema_json().encode()))
     secret_paths = [DB_PASSWORD_FILE] if settings.database else []
-    if layout.dockerfile is None or layout.dockerfile_is_generated:
+    in_context = "" if settings.path == "." else f"{settings.path}/"
+    own_dockerfile = placement.dockerfile if placement is not None else layout.dockerfile
+    generated = placement.dockerfile_is_generated if placement is not None else False
+    if own_dockerfile is None or generated:
         assert style is not None
-        notes.append(f"dependencies: {style.value} ({_STYLE_NOTES[style]}) -> Dockerfile")
-        files.append(PlannedFile("Dockerfile", dockerfile_for(style, config).encode()))
+        sources = detect_sources(context, settings.workdir, settings.module) if not starter else Sources(style)
+        assert sources is not None
+        notes.append(f"dependencies: {_style_note(sources, context)} -> {in_context}Dockerfile")
+        files.append(PlannedFile(f"{in_context}Dockerfile", dockerfile_for(style, config, sources).encode()))
     else:
-        notes.append("kept your Dockerfile; composekit builds the app with it")
-    if ours_or_missing(root / ".dockerignore"):
-        files.append(PlannedFile(".dockerignore", dockerignore(secret_paths).encode()))
+        notes.append(f"kept your {in_context}Dockerfile; composekit builds the app with it")
+    # The secrets directory is at the root: only a build context at the root could see it.
+    ignored = secret_paths if settings.path == "." else []
+    if ours_or_missing(context / ".dockerignore"):
+        files.append(PlannedFile(f"{in_context}.dockerignore", dockerignore(ignored).encode()))
     else:
-        notes.append("kept your .dockerignore" + (f" (make sure it lists {SECRETS_DIR}/)" if secret_paths else ""))
+        # The generated Dockerfile of a workspace member copies the member alone: secrets at the root never reach it.
+        remind = ignored and settings.workdir == "."
+        notes.append(
+            f"kept your {in_context}.dockerignore" + (f" (make sure it lists {SECRETS_DIR}/)" if remind else "")
+        )
     gitignore = _gitignore(root)
     if gitignore is not None:
         files.append(gitignore)
@@ -215,7 +263,7 @@ def plan_init(
         module=settings.module,
         files=files,
         notes=notes,
-        guidance=_guidance(settings, layout, starter),
+        guidance=_guidance(settings, placement, starter),
     )
 
 
@@ -241,10 +289,77 @@ def _gitignore(root: Path) -> PlannedFile | None:
     return PlannedFile(".gitignore", text + separator + _OUT_BLOCK.encode(), merged=True)
 
 
+def _python_image(placement: Placement) -> tuple[str | None, str]:
+    if placement.requires_python is None:
+        return None, ""
+    spec, where = placement.requires_python
+    image = image_for(spec, DEFAULT_PYTHON_IMAGE)
+    if image is None:
+        return None, ""
+    return (
+        image,
+        f"requires-python {spec!r} ({where}): {DEFAULT_PYTHON_IMAGE} does not satisfy it: images/python {image}",
+    )
+
+
+_HEALTH_COMMENT = "must answer 200 to GET: the healthcheck and Traefik use it"
+
+
+def _in(app: AppLocation, file: str) -> str:
+    """A file of the import root, named from the repository root."""
+    return file if app.imports == "." else f"{app.imports}/{file}"
+
+
+def _where_notes(root: Path, app: AppLocation) -> list[str]:
+    if app.path == "." and app.workdir == "." and app.imports == ".":
+        return []
+    out = []
+    if app.path != ".":
+        out.append(f"app/path {app.path}: the project that declares the dependencies (the build context)")
+    if app.workdir != ".":
+        out.append(
+            f"app/workdir {app.workdir}: the app's member, where it runs and its imports start "
+            f"(the lock file is in {app.path if app.path != '.' else 'the root'})"
+        )
+    if app.imports != app.member:
+        out.append(f"imports start in {app.imports} (a src/ layout): the image puts it on PYTHONPATH")
+    return out
+
+
+def _health_notes(placement: Placement) -> list[str]:
+    scan, app = placement.health, placement.app
+    best = scan.best
+    out = []
+    if best is not None:
+        out.append(f"health route GET {best.path}: found in {_in(app, best.file)} line {best.line}, prefixes composed")
+    for u in scan.unresolved:
+        out.append(
+            f"health route {u.route!r} found, but its prefix `{u.expression}` ({_in(app, u.file)} line {u.line}"
+            + (f", below {u.above!r}" if u.above else "")
+            + ") cannot be read statically"
+        )
+    if best is None and not scan.unresolved:
+        out.append("no health route found (a GET route whose path names health, healthz, ready, live or ping)")
+    return out
+
+
+def _style_note(sources: Sources, context: Path) -> str:
+    if sources.style is DependencyStyle.PIP:
+        return f"pip ({sources.requirements})"
+    if sources.style is DependencyStyle.UV and sources.workspace_members:
+        package = f", package {sources.package}" if sources.package else ""
+        return f"uv (workspace uv.lock{package}, synced before the code is copied)"
+    note = f"{sources.style.value} ({_STYLE_NOTES[sources.style]})"
+    if sources.style is DependencyStyle.PYPROJECT and (context / "pdm.lock").is_file():
+        note += "; pdm.lock is not read: `pdm export --prod -o requirements.txt` pins the versions it holds"
+    return note
+
+
 _STYLE_NOTES = {
     DependencyStyle.PIP: "requirements.txt",
     DependencyStyle.POETRY: "pyproject.toml + poetry.lock, exported to requirements in a build stage",
     DependencyStyle.UV: "uv.lock, synced before the code is copied",
+    DependencyStyle.PYPROJECT: "pyproject.toml [project].dependencies, not locked: versions resolved at build time",
 }
 
 
@@ -273,7 +388,7 @@ def _with_domain(settings: _Settings, domain: str | None) -> _Settings:
     return replace(settings, domain=f"{settings.name.replace('_', '-')}.example.com")
 
 
-def dockerfile_for(style: DependencyStyle, config: Config) -> str:
+def dockerfile_for(style: DependencyStyle, config: Config, sources: Sources | None = None) -> str:
     """The same Dockerfile `composekit render` generates for this config, so both agree."""
     return render_dockerfile(
         style,
@@ -281,6 +396,7 @@ def dockerfile_for(style: DependencyStyle, config: Config) -> str:
         module=config.app.module,
         port=config.app.port,
         volume_paths=list(config.app.volumes.values()),
+        sources=sources,
     )
 
 
@@ -314,8 +430,14 @@ def render_config(s: _Settings) -> str:
         _commented("  # email: ops@example.com", "expiry notices from the CA"),
         _line("ca_server", "production", "production | staging | https://... (any ACME directory)", 1),
         "app:",
+        *([_line("path", s.path, "the build context: the project with the lock file", 1)] if s.path != "." else []),
+        *(
+            [_line("workdir", s.workdir, "where the app runs, inside path: its imports start here", 1)]
+            if s.workdir != "."
+            else []
+        ),
         _line("module", s.module, s.module_note, 1),
-        _line("health_path", s.health_path, "must answer 200 to GET: the healthcheck and Traefik use it", 1),
+        _line("health_path", s.health_path, s.health_note, 1),
         _line("workers", "auto", "sized at start from the container's CPUs and memory", 1),
         _commented("  # memory: 512M", "memory limit; also caps the automatic worker count (256M each)"),
         _commented("  # env_file: .env", "the app's secrets (VARIABLE=value), never copied into rendered files"),
@@ -354,12 +476,15 @@ def render_config(s: _Settings) -> str:
                 ),
             ]
         )
-    lines.extend(
-        [
-            _commented("# images:", "defaults shown; pin versions you have tested"),
-            f"#   python: {DEFAULT_PYTHON_IMAGE}",
-        ]
-    )
+    if s.python_image is not None:
+        lines.extend(["images:", _line("python", s.python_image, "satisfies requires-python; pin a tested version", 1)])
+    else:
+        lines.extend(
+            [
+                _commented("# images:", "defaults shown; pin versions you have tested"),
+                f"#   python: {DEFAULT_PYTHON_IMAGE}",
+            ]
+        )
     if s.database:
         lines.append(
             _commented(f"#   postgres: {DEFAULT_POSTGRES_IMAGE}", "data in /var/lib/postgresql/data (18 moved it)")
@@ -367,12 +492,18 @@ def render_config(s: _Settings) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _guidance(s: _Settings, layout: Layout, starter: bool) -> list[str]:
+def _guidance(s: _Settings, placement: Placement | None, starter: bool) -> list[str]:
     out = [f"set `domain` in {CONFIG_FILENAME} to this server's DNS name (now {s.domain})"]
-    if not starter and layout.health_path is None:
+    if placement is not None and placement.health.best is None and placement.health.unresolved:
+        u = placement.health.unresolved[0]
+        out.append(
+            f"set app/health_path in {CONFIG_FILENAME} to the full path of your health route {u.route!r}: its prefix "
+            f"`{u.expression}` ({_in(placement.app, u.file)} line {u.line}) is not a constant composekit can read"
+        )
+    elif placement is not None and placement.health.best is None:
         out.append(
             f"add a health endpoint that answers 200 once the app can serve (the healthcheck and Traefik rely on "
-            f"it), for instance next to your app in {_file_of(layout, s.module)}:\n"
+            f"it), for instance next to your app in {_file_of(placement.app)}:\n"
             f'    @{_route_owner(s.module)}.get("{s.health_path}")\n'
             "    def health() -> dict[str, str]:\n"
             '        return {"status": "ok"}'
@@ -398,5 +529,5 @@ def _route_owner(module: str) -> str:
     return "app" if attribute.endswith("()") else attribute
 
 
-def _file_of(layout: Layout, module: str) -> str:
-    return next((f for m, f in layout.apps if m == module), module.split(":")[0].replace(".", "/") + ".py")
+def _file_of(app: AppLocation) -> str:
+    return app.file or app.module.split(":")[0].replace(".", "/") + ".py"

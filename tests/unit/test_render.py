@@ -184,8 +184,9 @@ def test_env_file_is_referenced_not_inlined(tmp_path: Path) -> None:
         (
             {},
             BASE,
-            "composekit.yaml: app/path: {root} has no Dockerfile and no requirements.txt, poetry.lock or uv.lock to "
-            "generate one from; add a Dockerfile or a requirements.txt (`composekit init` writes both)",
+            "composekit.yaml: app/path: {root} has no Dockerfile and no requirements.txt, poetry.lock, uv.lock "
+            "or pyproject.toml listing dependencies to generate one from; add a Dockerfile or a "
+            "requirements.txt (`composekit init` writes both)",
         ),
         (
             {"requirements.txt": ""},

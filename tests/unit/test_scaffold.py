@@ -180,8 +180,9 @@ def test_missing_dependency_declaration_is_explained(tmp_path: Path) -> None:
     with pytest.raises(TemplateError) as info:
         plan_init(root)
     assert str(info.value) == (
-        f"init: {root} has no requirements.txt, poetry.lock or uv.lock (next to pyproject.toml), so composekit "
-        "cannot tell how to install the app's dependencies; run `poetry lock` to create poetry.lock and run "
+        f"init: {root} has no requirements.txt, poetry.lock or uv.lock (next to pyproject.toml) and its "
+        "pyproject.toml lists no [project] dependencies, so composekit cannot tell how to install the app's "
+        "dependencies; run `poetry lock` to create poetry.lock and run "
         "`composekit init` again, or add your own Dockerfile"
     )
 
@@ -233,12 +234,14 @@ def test_several_apps_without_a_terminal_fail_with_the_choices(tmp_path: Path) -
 
 
 def test_no_app_without_a_terminal_fails_and_names_the_flag(tmp_path: Path) -> None:
-    write(tmp_path, {"requirements.txt": "fastapi\n", "app/factory.py": "def create_app():\n    return FastAPI()\n"})
+    # A factory is found (tests/unit/test_detect_layouts.py); an app built elsewhere (here: by a library) is not.
+    write(tmp_path, {"requirements.txt": "fastapi\n", "app/factory.py": "def create_app():\n    return build()\n"})
     with pytest.raises(TemplateError) as info:
         plan_init(tmp_path)
     assert str(info.value) == (
-        f"init: no FastAPI app found in {tmp_path} (looked for a module-level `app = FastAPI(...)` in its .py files) "
-        "and stdin is not a terminal to ask; pass --module package.module:attribute, e.g. --module app.main:app"
+        f"init: no FastAPI app found in {tmp_path} (looked for a module-level `app = FastAPI(...)` or a function "
+        "returning one in its .py files) and stdin is not a terminal to ask; pass --module package.module:attribute, "
+        "e.g. --module app.main:app"
     )
     plan = plan_init(tmp_path, module="app.factory:create_app()")
     assert plan.module == "app.factory:create_app()"
@@ -450,9 +453,9 @@ def test_cli_init_without_a_terminal_fails_clearly(tmp_path: Path) -> None:
     result = runner.invoke(cli_app, ["init", str(tmp_path)], input="")
     assert result.exit_code == 1
     assert result.stderr == (
-        f"error: init: no FastAPI app found in {tmp_path} (looked for a module-level `app = FastAPI(...)` in its .py "
-        "files) and stdin is not a terminal to ask; pass --module package.module:attribute, "
-        "e.g. --module app.main:app\n"
+        f"error: init: no FastAPI app found in {tmp_path} (looked for a module-level `app = FastAPI(...)` or a "
+        "function returning one in its .py files) and stdin is not a terminal to ask; pass --module "
+        "package.module:attribute, e.g. --module app.main:app\n"
     )
     assert not (tmp_path / "composekit.yaml").exists()
 
