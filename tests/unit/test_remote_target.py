@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from composekit.cli import app as cli
 from composekit.config.model import HOST_FORMS, SSH_FORM, host_problem
 from composekit.config.project import load_project
-from composekit.engine import docker as docker_module
+from composekit.engine import docker_cli
 from composekit.engine.docker import Docker
 from composekit.engine.ssh import SshDestination, SshTunnel, parse_ssh_url, ssh_failure, ssh_settings
 from composekit.engine.steps import compose_secrets
@@ -278,7 +278,7 @@ def test_the_password_is_read_for_the_compose_process_and_a_missing_file_names_t
 def test_compose_environment_is_set_for_the_call_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("COMPOSEKIT_DB_PASSWORD", raising=False)
     monkeypatch.setenv("KEPT", "before")
-    with docker_module._environment({"COMPOSEKIT_DB_PASSWORD": "pw", "KEPT": "during"}):
+    with docker_cli._environment({"COMPOSEKIT_DB_PASSWORD": "pw", "KEPT": "during"}):
         assert (os.environ["COMPOSEKIT_DB_PASSWORD"], os.environ["KEPT"]) == ("pw", "during")
     assert "COMPOSEKIT_DB_PASSWORD" not in os.environ and os.environ["KEPT"] == "before"
 
