@@ -7,12 +7,16 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from python_on_whales.components.image.models import ImageRootFS
 
 from ..errors import DockerError
 from .docker_cli import ENGINE_HINT, DockerCLI
 from .image_archive import shared_layers, thin_archive
+
+if TYPE_CHECKING:
+    from .docker import Docker  # the target engine's whole Docker, as callers pass it
 
 __all__ = ["ImageCommands", "Shipped"]
 
@@ -75,7 +79,7 @@ class ImageCommands(DockerCLI):
         rows = self.engine_info().get("DriverStatus") or []
         return any(isinstance(row, list) and "io.containerd.snapshotter.v1" in row for row in rows)
 
-    def ship_image(self, image: str, to: ImageCommands) -> Shipped:
+    def ship_image(self, image: str, to: Docker) -> Shipped:
         """`docker save` ``image`` here, `docker load` it on ``to``'s engine (over its connection), leaving out the
         bottom layers ``to`` already has (engine/image_archive.py). An engine that refuses such an archive, or keeps
         its images in containerd, gets the whole image."""
@@ -98,7 +102,7 @@ class ImageCommands(DockerCLI):
             note = f"the engine refused the archive without the layers it has ({refused}): sent the whole image"
             return Shipped(thin.stat().st_size + saved.stat().st_size, len(layers), 0, note)
 
-    def _stream_image(self, image: str, to: ImageCommands, hint: str) -> int:
+    def _stream_image(self, image: str, to: Docker, hint: str) -> int:
         sent = 0
 
         def chunks() -> Iterator[bytes]:
