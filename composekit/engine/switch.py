@@ -25,7 +25,7 @@ from ..render.compose import GRACEFUL_TIMEOUT, ROUTES, ROUTES_DIR, ROUTES_FILE, 
 from ..render.stack import RenderedStack, render_stack
 from ..render.traefik import routes_file
 from .docker import ContainerInfo, Docker, LineSink
-from .steps import ProbeReport, ProbeStream, SwitchAborted, wait_generation
+from .probes import ProbeReport, ProbeStream, SwitchAborted, wait_generation
 from .wait import Deadline
 
 __all__ = [
@@ -149,7 +149,7 @@ def routes_container(docker: Docker) -> str:
 
 
 def write_routes(project: Project, docker: Docker, live: list[str], probe: list[str]) -> str:
-    """Write a new generation of Traefik's routes; returns its id (probe it with steps.wait_generation)."""
+    """Write a new generation of Traefik's routes; returns its id (probe it with probes.wait_generation)."""
     generation = uuid.uuid4().hex[:12]
     text = routes_file(project.config, generation, live, probe)
     docker.exec(routes_container(docker), ["python3", "-I", "-c", WRITE_FILE, f"{ROUTES_DIR}/{ROUTES_FILE}", text])

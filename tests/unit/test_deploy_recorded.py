@@ -24,6 +24,7 @@ from python_on_whales.client_config import ClientConfig
 import composekit.deploy
 from composekit.config.project import Project, load_project
 from composekit.deploy import up
+from composekit.engine import probes
 from composekit.engine import steps as deploy
 from composekit.engine.docker import ContainerInfo, Docker, LineSink
 from composekit.engine.switch import SwitchResult
@@ -260,7 +261,7 @@ def deploy_with(monkeypatch: pytest.MonkeyPatch) -> Callable[[FakeDocker], list[
         routed: list[str] = []
         monkeypatch.setattr(deploy, "docker_for", lambda project, engine=None: fake)
         monkeypatch.setattr(deploy, "port_is_free", lambda port: True)
-        monkeypatch.setattr(deploy, "wait_routed", lambda project, *_, **__: routed.append(project.config.domain))
+        monkeypatch.setattr(probes, "wait_routed", lambda project, *_, **__: routed.append(project.config.domain))
         # The recorded states have no `files` container; deliver_files has its own tests below.
         monkeypatch.setattr(deploy, "deliver_files", lambda docker, *_: fake.calls.append(("deliver_files",)))
 

@@ -20,8 +20,8 @@ from composekit.deploy import UpResult, rollback_on_error_setting
 from composekit.engine import steps
 from composekit.engine.docker import ContainerInfo
 from composekit.engine.migration_state import StateCommand, parse_alembic_current, state_command
+from composekit.engine.probes import ProbeReport
 from composekit.engine.releases import Guard, LastMigration, Release, ReleaseRow, read_releases, rollback_guard
-from composekit.engine.steps import ProbeReport
 from composekit.engine.switch import SwitchResult
 from composekit.engine.wait import Deadline
 from composekit.errors import ConfigError, DockerError, SelfCheckError

@@ -381,7 +381,7 @@ def test_server_checks_read_the_server_through_containers() -> None:
 
 
 def test_probes_go_to_the_engines_server(tmp_path: Path) -> None:
-    from composekit.engine.steps import public_endpoint
+    from composekit.engine.probes import public_endpoint
 
     project = load_project((project_in(tmp_path),))
     assert public_endpoint(project).address == "127.0.0.1"

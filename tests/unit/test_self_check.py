@@ -12,7 +12,7 @@ import yaml
 import composekit.deploy
 from composekit.config.project import Project, load_project
 from composekit.engine.docker import ContainerInfo
-from composekit.engine.steps import ProbeReport
+from composekit.engine.probes import ProbeReport
 from composekit.engine.switch import SwitchResult
 from composekit.engine.wait import Deadline
 from composekit.errors import SelfCheckError

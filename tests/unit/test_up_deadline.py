@@ -16,6 +16,7 @@ import yaml
 
 from composekit.config.project import Project, load_project
 from composekit.deploy import up
+from composekit.engine import probes
 from composekit.engine import steps as deploy
 from composekit.engine.docker import ContainerInfo
 from composekit.engine.steps import fix_volume_owners, status
@@ -243,7 +244,7 @@ def test_the_routing_wait_shares_the_deadline(tmp_path: Path, monkeypatch: pytes
             clock.now += 1
             raise HttpCheckError("connection refused")
 
-    monkeypatch.setattr(deploy, "HttpClient", NoRoute)
+    monkeypatch.setattr(probes, "HttpClient", NoRoute)
     docker = FakeDocker(clock, healthy=True)
     with pytest.raises(HealthTimeoutError) as caught:
         run_up(tmp_path, docker, clock, timeout=100)
