@@ -3,8 +3,8 @@ reaches it, move the public route to it, confirm the old one is out of rotation,
 gracefully. Every step is gated on something observed (Docker's health, a probe through Traefik naming the
 routes generation), never on a fixed sleep.
 
-Traefik's routes live in one file in the `routes` volume; each write is a new generation, renamed into place
-inside the routes container, so Traefik loads the whole of it or nothing.
+Traefik's routes live in one file in the `routes` volume (engine/routes_volume.py); each write is a new generation,
+renamed into place inside the routes container, so Traefik loads the whole of it or nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import hashlib
 import os
 import subprocess
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,42 +20,25 @@ from pathlib import Path
 
 from ..config.project import Project
 from ..errors import ConfigError, DockerError, HealthTimeoutError, SshError
-from ..render.compose import GRACEFUL_TIMEOUT, ROUTES, ROUTES_DIR, ROUTES_FILE, app_image
+from ..render.compose import GRACEFUL_TIMEOUT, app_image
 from ..render.stack import RenderedStack, render_stack
-from ..render.traefik import routes_file
 from .docker import ContainerInfo, Docker, LineSink
 from .probes import ProbeReport, ProbeStream, SwitchAborted, wait_generation
+from .routes_volume import write_routes
 from .wait import Deadline
 
 __all__ = [
     "APP",
-    "WRITE_FILE",
     "SwitchResult",
     "project_release_id",
     "release_id",
-    "routes_container",
     "switch_app",
-    "write_routes",
 ]
 
 APP = "app"
 Report = Callable[[str], None]
 # Hex digits of the changed files' hash in a dirty tree's release id.
 DIRTY_HASH_LENGTH = 8
-
-# Runs in the routes container: the new generation goes to a temporary file in the same directory, reaches
-# the disk, and is renamed over the live file, so Traefik's watcher never sees half a file.
-WRITE_FILE = (
-    "import os, sys\n"
-    "path, text = sys.argv[1], sys.argv[2]\n"
-    "tmp = os.path.join(os.path.dirname(path), '.' + os.path.basename(path) + '.tmp')\n"
-    "with open(tmp, 'w') as f:\n"
-    "    f.write(text)\n"
-    "    f.flush()\n"
-    "    os.fsync(f.fileno())\n"
-    "os.chmod(tmp, 0o644)\n"
-    "os.rename(tmp, path)\n"
-)
 
 
 @dataclass(frozen=True)
@@ -134,26 +116,6 @@ def project_release_id(project: Project, stack: RenderedStack | None = None) -> 
         except ConfigError:  # doctor asks with a config that does not render: the output directory alone then
             return release_id(project.app_dir, exclude=[out])
     return release_id(project.app_dir, exclude=[out, *(out / name for name in stack.files)])
-
-
-def routes_container(docker: Docker) -> str:
-    for c in docker.containers():
-        if c.service == ROUTES and c.status == "running":
-            return c.name
-    raise DockerError(
-        f"the {ROUTES} container is not running, so Traefik's routes cannot be written",
-        ["docker", "compose", "ps", ROUTES],
-        "",
-        f"`composekit logs {ROUTES}` says why",
-    )
-
-
-def write_routes(project: Project, docker: Docker, live: list[str], probe: list[str]) -> str:
-    """Write a new generation of Traefik's routes; returns its id (probe it with probes.wait_generation)."""
-    generation = uuid.uuid4().hex[:12]
-    text = routes_file(project.config, generation, live, probe)
-    docker.exec(routes_container(docker), ["python3", "-I", "-c", WRITE_FILE, f"{ROUTES_DIR}/{ROUTES_FILE}", text])
-    return generation
 
 
 def _app_containers(docker: Docker) -> list[ContainerInfo]:

@@ -16,13 +16,12 @@ from composekit.config.project import Project, load_project
 from composekit.deploy import rollback
 from composekit.engine.docker import ContainerInfo
 from composekit.engine.releases import (
-    MIGRATION_FILE,
-    RELEASES_FILE,
     LastMigration,
     read_last_migration,
     record_migration,
     record_release,
 )
+from composekit.engine.routes_volume import MIGRATION_FILE, RELEASES_FILE
 from composekit.errors import ConfigError, UserError
 
 NOW = datetime(2026, 11, 30, 3, 4, 5, tzinfo=UTC)
