@@ -27,7 +27,7 @@ from .engine.releases import (
 from .engine.steps import down, status
 from .engine.switch import APP, SwitchResult, project_release_id, switch_app
 from .engine.target import Engine
-from .engine.wait import Deadline
+from .engine.wait import Deadline, Progress
 from .errors import SelfCheckError, UserError
 from .render.compose import FILES_SERVICE, app_image
 from .render.stack import render_stack, write_stack
@@ -45,8 +45,6 @@ from .verify.checks import Report
 from .verify.smoke import SmokeOptions, smoke
 
 __all__ = ["ReleaseRow", "UpResult", "down", "list_releases", "rollback", "rollback_on_error_setting", "status", "up"]
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from .docker import ContainerInfo, Docker, LineSink
 from .migration_state import parse_alembic_current, state_command
 from .ports import port_is_free, server_ports_free
 from .target import Engine
-from .wait import Deadline, Poll, poll_until
+from .wait import Deadline, Poll, Progress, poll_until
 
 __all__ = [
     "MIGRATE",
@@ -49,7 +49,6 @@ __all__ = [
     "wait_healthy",
 ]
 
-Report = Callable[[str], None]
 MIGRATE = "migrate"
 STATE_TIMEOUT = 60.0  # seconds the migration state read may take (at most what is left of the deadline)
 
@@ -159,7 +158,7 @@ _CHOWN_TOPS = (
 )
 
 
-def fix_volume_owners(project: Project, docker: Docker, report: Report = lambda _: None) -> list[str]:
+def fix_volume_owners(project: Project, docker: Docker, report: Progress = lambda _: None) -> list[str]:
     """Make each app volume's top directory belong to the image's user, whatever Dockerfile built the image.
 
     A volume mounted where the image has no directory (an app Dockerfile that never created it, or a volume
@@ -187,7 +186,7 @@ def fix_volume_owners(project: Project, docker: Docker, report: Report = lambda 
     return changed
 
 
-def deliver_files(docker: Docker, deadline: Deadline, report: Report, on_line: LineSink | None) -> None:
+def deliver_files(docker: Docker, deadline: Deadline, report: Progress, on_line: LineSink | None) -> None:
     """Run the one-shot `files` service (gunicorn.conf.py and the database password into the `files` volume) and
     wait until it exited 0: the app's containers are started without their dependencies (--no-deps)."""
     report("delivering gunicorn.conf.py and the database password into the files volume")
@@ -226,7 +225,7 @@ def migrate(
     docker: Docker,
     before: dict[str, ContainerInfo],
     deadline: Deadline,
-    report: Report,
+    report: Progress,
     on_line: LineSink | None,
 ) -> None:
     """Run the one-shot migration (and what it depends on, a database say) without touching the app.
@@ -252,7 +251,7 @@ def migrate(
     _raise_if_migration_failed(project, docker, before, None)
 
 
-def read_migration_state(project: Project, docker: Docker, deadline: Deadline, report: Report) -> str | None:
+def read_migration_state(project: Project, docker: Docker, deadline: Deadline, report: Progress) -> str | None:
     """The database's migration state once the migration exited 0, read on the same (new) image: migrate/
     state_command, or `alembic current` derived from migrate/command, in a one-shot container of the migrate
     service. None when there is no such command, or it failed: the migration did its work, so the deploy goes

@@ -25,7 +25,7 @@ from ..render.stack import RenderedStack, render_stack
 from .docker import ContainerInfo, Docker, LineSink
 from .probes import ProbeReport, ProbeStream, SwitchAborted, wait_generation
 from .routes_volume import write_routes
-from .wait import Deadline
+from .wait import Deadline, Progress
 
 __all__ = [
     "APP",
@@ -36,18 +36,16 @@ __all__ = [
 ]
 
 APP = "app"
-Report = Callable[[str], None]
 # Hex digits of the changed files' hash in a dirty tree's release id.
 DIRTY_HASH_LENGTH = 8
 
 
 @dataclass(frozen=True)
 class SwitchResult:
-    """``serving``: the app containers now in rotation; ``retired``: the ones stopped and removed."""
+    """``serving``: the app containers now in rotation."""
 
     release: str
     serving: list[str]
-    retired: list[str]
     changed: bool
     switch_seconds: float  # new container started -> old ones removed (0 when nothing changed)
     config_hash: str = ""
@@ -142,7 +140,7 @@ def switch_app(
     docker: Docker,
     deadline: Deadline,
     release: str,
-    report: Report = lambda _: None,
+    report: Progress = lambda _: None,
     on_line: LineSink | None = None,
     serving_hash: str | None = None,
 ) -> SwitchResult:
@@ -171,7 +169,7 @@ def switch_app(
             project, generation, deadline, "checking that Traefik routes to the running app", engine=docker.engine
         )
         report(f"the app already runs this image and config ({old[0].name}); nothing recreated")
-        return SwitchResult(release, [old[0].name], [], False, 0.0, want_hash)
+        return SwitchResult(release, [old[0].name], False, 0.0, want_hash)
 
     started = time.monotonic()
     stream = ProbeStream(project, engine=docker.engine).start() if old else None
@@ -187,7 +185,7 @@ def _switch(
     docker: Docker,
     deadline: Deadline,
     release: str,
-    report: Report,
+    report: Progress,
     on_line: LineSink | None,
     image: str,
     want_hash: str,
@@ -244,7 +242,7 @@ def _switch(
         raise give_up(str(exc).splitlines()[0]) from None
     if not old:
         docker.tag(image, f"{config.name}-app:{release}")
-        return SwitchResult(release, [new.name], [], True, time.monotonic() - started, want_hash)
+        return SwitchResult(release, [new.name], True, time.monotonic() - started, want_hash)
     report(f"switching Traefik to {new.name}")
     generation = write_routes(project, docker, [new.name], [new.name])
     try:
@@ -259,5 +257,5 @@ def _switch(
     docker.tag(image, f"{config.name}-app:{release}")
     probes = stream.stop() if stream is not None else None
     return SwitchResult(
-        release, [new.name], names, True, time.monotonic() - started, want_hash, probes, old[0].image if old else None
+        release, [new.name], True, time.monotonic() - started, want_hash, probes, old[0].image if old else None
     )

@@ -268,7 +268,7 @@ def deploy_with(monkeypatch: pytest.MonkeyPatch) -> Callable[[FakeDocker], list[
         # The switch itself runs against the real engine (tests/integration/test_redeploy.py).
         def switch(project: Project, docker: FakeDocker, deadline: Any, release: str, *_: Any, **__: Any) -> Any:
             fake.calls.append(("switch_app", release))
-            return SwitchResult(release, [], [], False, 0.0)
+            return SwitchResult(release, [], False, 0.0)
 
         monkeypatch.setattr(composekit.deploy, "switch_app", switch)
         monkeypatch.setattr(composekit.deploy, "read_releases", lambda docker: [])

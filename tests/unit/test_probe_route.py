@@ -277,7 +277,7 @@ def test_an_error_in_the_probe_thread_is_reported_and_fails_the_self_check(
     monkeypatch.setattr(
         composekit.deploy, "record_release", lambda project, docker, release, h, **_: recorded.append(release)
     )
-    result = SwitchResult("r2", ["shop-app-2"], ["shop-app-1"], True, 3.2, "h2", probes, "sha256:old")
+    result = SwitchResult("r2", ["shop-app-2"], True, 3.2, "h2", probes, "sha256:old")
     with pytest.raises(SelfCheckError) as caught:
         composekit.deploy._self_check(p, None, Deadline(60), result, lambda _: None, None, False)  # type: ignore[arg-type]
     assert str(caught.value) == (

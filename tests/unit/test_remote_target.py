@@ -332,14 +332,14 @@ def test_any_error_inside_a_connection_is_tagged_with_the_engine() -> None:
 
 
 def test_the_cli_prints_the_engine_under_every_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from composekit.engine import steps
+    import composekit.cli.stack
 
     def status(project: object, engine: Engine) -> object:
         raise HealthTimeoutError("the stack did not become healthy")
 
     monkeypatch.chdir(tmp_path)
     project_in(tmp_path)
-    monkeypatch.setattr(steps, "status", status)
+    monkeypatch.setattr(composekit.cli.stack, "stack_status", status)
     result = CliRunner().invoke(cli, ["--host", "unix:///var/run/docker.sock", "status"])
     assert result.exit_code == 1
     assert result.stderr == (

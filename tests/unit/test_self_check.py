@@ -46,13 +46,13 @@ def project(tmp_path: Path) -> Project:
 
 
 def switched(probes: ProbeReport) -> SwitchResult:
-    return SwitchResult("r2", ["shop-app-2"], ["shop-app-1"], True, 3.2, "h2", probes, "sha256:old")
+    return SwitchResult("r2", ["shop-app-2"], True, 3.2, "h2", probes, "sha256:old")
 
 
 def test_failed_probes_switch_back_with_rollback_on_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     engine: Any = Engine()
     said: list[str] = []
-    back = SwitchResult("r1", ["shop-app-3"], ["shop-app-2"], True, 3.0)
+    back = SwitchResult("r1", ["shop-app-3"], True, 3.0)
     monkeypatch.setattr(composekit.deploy, "switch_app", lambda project, docker, deadline, release, *a: back)
     with pytest.raises(SelfCheckError) as caught:
         composekit.deploy._self_check(
