@@ -24,7 +24,8 @@ from .engine.releases import (
     require_compose_mode,
     rollback_guard,
 )
-from .engine.steps import down, status
+from .engine.status import status
+from .engine.steps import down
 from .engine.switch import APP, SwitchResult, project_release_id, switch_app
 from .engine.target import Engine
 from .engine.wait import Deadline, Progress

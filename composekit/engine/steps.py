@@ -1,5 +1,5 @@
-"""The steps that drive a stack with the engine: build, volume owners, migrate, start, wait healthy, down,
-status. composekit.deploy.up() runs them in order, then smoke.
+"""The steps that drive a stack with the engine: build, volume owners, migrate, start, wait healthy, down
+(status: engine/status.py). composekit.deploy.up() runs them in order, then smoke.
 
 Nothing here deletes a volume unless the caller passed ``delete_volumes=True``.
 """
@@ -10,9 +10,7 @@ import shlex
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ..config.project import Project
 from ..errors import (
@@ -32,12 +30,9 @@ from .wait import Deadline, Poll, Progress, poll_until
 
 __all__ = [
     "MIGRATE",
-    "ServiceStatus",
-    "StackStatus",
     "by_service",
     "check_ports",
     "compose_secrets",
-    "count_workers",
     "deliver_files",
     "docker_for",
     "down",
@@ -45,25 +40,11 @@ __all__ = [
     "migrate",
     "read_migration_state",
     "read_only_docker",
-    "status",
     "wait_healthy",
 ]
 
 MIGRATE = "migrate"
 STATE_TIMEOUT = 60.0  # seconds the migration state read may take (at most what is left of the deadline)
-
-# Counts the gunicorn workers: the children of PID 1 (the gunicorn master) that are not zombies.
-_COUNT_WORKERS = (
-    "import os\n"
-    "n = 0\n"
-    "for p in filter(str.isdigit, os.listdir('/proc')):\n"
-    "    try:\n"
-    "        s = dict(l.split(':\\t', 1) for l in open(f'/proc/{p}/status').read().splitlines() if ':\\t' in l)\n"
-    "    except OSError:\n"
-    "        continue\n"
-    "    n += s.get('PPid') == '1' and not s.get('State', '').startswith('Z')\n"
-    "print(n)\n"
-)
 
 
 def docker_for(project: Project, engine: Engine | None = None) -> Docker:
@@ -379,47 +360,3 @@ def down(
         volumes = docker.volumes()
         docker.down(delete_volumes=delete_volumes, on_line=on_line)
     return volumes
-
-
-@dataclass(frozen=True)
-class ServiceStatus:
-    service: str
-    container: str
-    status: str
-    health: str | None
-    exit_code: int | None
-    started_at: str | None
-    workers: int | None = None
-    note: str | None = None  # why a figure is missing (the worker count could not be read)
-
-
-@dataclass(frozen=True)
-class StackStatus:
-    name: str
-    url: str
-    services: list[ServiceStatus] = field(default_factory=list)
-    engine: str = ""  # the Docker engine asked, and why that one (--host, host:, DOCKER_HOST, context)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def count_workers(docker: Docker, container: str) -> int:
-    return int(docker.exec(container, ["python3", "-c", _COUNT_WORKERS]).strip())
-
-
-def status(project: Project, docker: Docker | None = None, engine: Engine | None = None) -> StackStatus:
-    """Every container of the stack; a worker count that cannot be read is left unknown with a note."""
-    docker = docker or docker_for(project, engine)
-    rows = []
-    for c in docker.containers():
-        workers: int | None = None
-        note: str | None = None
-        if c.service == "app" and c.status == "running":
-            try:
-                workers = count_workers(docker, c.name)
-            except (DockerError, ValueError) as exc:  # the container stopped meanwhile, or answered oddly
-                said = exc.stderr.splitlines()[-1] if isinstance(exc, DockerError) and exc.stderr else str(exc)
-                note = f"workers unknown: counting them in {c.name} failed" + (f" ({said})" if said else "")
-        rows.append(ServiceStatus(c.service, c.name, c.status, c.health, c.exit_code, c.started_at, workers, note))
-    return StackStatus(project.config.name, f"https://{project.config.domain}/", rows, docker.engine.describe())

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 import composekit.cli.stack
 from composekit.cli import app as cli
-from composekit.engine.steps import ServiceStatus, StackStatus
+from composekit.engine.status import ServiceStatus, StackStatus
 from composekit.engine.target import Engine
 
 CONFIG = {"name": "shop", "domain": "shop.example.com", "app": {"module": "app.main:app", "env_file": "app.env"}}

@@ -25,6 +25,7 @@ import composekit.deploy
 from composekit.config.project import Project, load_project
 from composekit.deploy import up
 from composekit.engine import probes
+from composekit.engine import status as engine_status
 from composekit.engine import steps as deploy
 from composekit.engine.docker import ContainerInfo, Docker, LineSink
 from composekit.engine.switch import SwitchResult
@@ -381,7 +382,7 @@ def test_status_of_a_recorded_stack(project: Project, deploy_with: Callable[[Fak
     workers = (DATA / "exec-count-workers.txt").read_text()  # what the count really printed in the app
     fake = FakeDocker(recorded("healthy"), workers=workers)
     deploy_with(fake)
-    seen = deploy.status(project)
+    seen = engine_status.status(project)
     assert (seen.name, seen.url) == (PROJECT, f"https://{PROJECT}.composekit.test/")
     assert [(s.service, s.container, s.status, s.health, s.exit_code, s.workers) for s in seen.services] == [
         ("app", "checks-rec-app-1", "running", "healthy", 0, int(workers)),
@@ -390,7 +391,7 @@ def test_status_of_a_recorded_stack(project: Project, deploy_with: Callable[[Fak
         ("traefik", "checks-rec-traefik-1", "running", "healthy", 0, None),
     ]
     # Workers are counted in the app's container only, with the script that reads /proc there.
-    assert fake.asked("exec") == [("exec", "checks-rec-app-1", ["python3", "-c", deploy._COUNT_WORKERS])]
+    assert fake.asked("exec") == [("exec", "checks-rec-app-1", ["python3", "-c", engine_status._COUNT_WORKERS])]
     assert seen.as_dict()["services"][0]["workers"] == int(workers)
 
 

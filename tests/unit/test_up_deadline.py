@@ -19,7 +19,8 @@ from composekit.deploy import up
 from composekit.engine import probes
 from composekit.engine import steps as deploy
 from composekit.engine.docker import ContainerInfo
-from composekit.engine.steps import fix_volume_owners, status
+from composekit.engine.status import status
+from composekit.engine.steps import fix_volume_owners
 from composekit.engine.target import Engine
 from composekit.engine.wait import Deadline
 from composekit.errors import DockerError, HealthTimeoutError, HttpCheckError
