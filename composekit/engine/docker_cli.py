@@ -146,6 +146,7 @@ class DockerCLI:
         )
 
     def container_labels(self, container: str) -> dict[str, str]:
+        """The labels of ``container`` (here, in the base, for the switch and the lock container alike)."""
         return self._call(
             f"cannot inspect container {container}",
             lambda: dict(self.client.container.inspect(container).config.labels or {}),
