@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config.project import Project
-from .engine import steps, swarm
+from .engine import probes, steps, swarm
 from .engine.docker import ContainerInfo, Docker, LineSink
 from .engine.lock import deploy_lock
 from .engine.releases import (
@@ -24,10 +24,11 @@ from .engine.releases import (
     require_compose_mode,
     rollback_guard,
 )
-from .engine.steps import down, status
+from .engine.status import status
+from .engine.steps import down
 from .engine.switch import APP, SwitchResult, project_release_id, switch_app
 from .engine.target import Engine
-from .engine.wait import Deadline
+from .engine.wait import Deadline, Progress
 from .errors import SelfCheckError, UserError
 from .render.compose import FILES_SERVICE, app_image
 from .render.stack import render_stack, write_stack
@@ -45,8 +46,6 @@ from .verify.checks import Report
 from .verify.smoke import SmokeOptions, smoke
 
 __all__ = ["ReleaseRow", "UpResult", "down", "list_releases", "rollback", "rollback_on_error_setting", "status", "up"]
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -97,7 +96,7 @@ def up(
     None follows releases/rollback_on_error.
     """
     # Before anything changes: the probes must reach the server.
-    steps.check_probe_route(project, docker.engine if docker is not None else engine)
+    probes.check_probe_route(project, docker.engine if docker is not None else engine)
     deadline = deadline or Deadline(timeout)
     if project.config.mode == "swarm":
         if build_local or rollback_on_error:
@@ -212,7 +211,7 @@ def _deploy_swarm(
     report(f"deploying release {release} ({config.app.replicas} app replicas, start-first)")
     docker.stack_deploy(stack, stack_file, variables, auth)
     _wait_services(docker, stack, before, deadline, report)
-    steps.wait_routed(project, deadline, docker.engine)
+    probes.wait_routed(project, deadline, docker.engine)
 
 
 def _wait_services(docker: Docker, stack: str, before: dict[str, Any], deadline: Deadline, report: Progress) -> None:
@@ -320,7 +319,7 @@ def _deploy(
     serving_hash = recorded[-1].config_hash if recorded else None
     switched = switch_app(project, docker, deadline, release, report, on_line, serving_hash=serving_hash)
     _self_check(project, docker, deadline, switched, report, on_line, rollback_on_error, migration)
-    steps.wait_routed(project, deadline, docker.engine)
+    probes.wait_routed(project, deadline, docker.engine)
     if switched.changed:
         for tag in record_release(project, docker, release, switched.config_hash, migration=migration):
             report(f"pruned {tag} (releases/keep is {project.config.releases.keep})")
@@ -347,7 +346,7 @@ def rollback(
     differs from the one the last migration composekit ran left, or else the newest release's), the rollback is
     refused unless ``yes``, and always when migrate/backward_compatible is false (releases.rollback_guard)."""
     require_compose_mode(project, "rollback")
-    steps.check_probe_route(project, docker.engine if docker is not None else engine)
+    probes.check_probe_route(project, docker.engine if docker is not None else engine)
     deadline = Deadline(timeout)
     docker = docker or steps.docker_for(project, engine)
     docker.compose_environment.update(steps.compose_secrets(project))
@@ -387,5 +386,5 @@ def rollback(
         report(f"rolling back to release {chosen.release.id} (no build, no migration)")
         docker.tag(chosen.tag, app_image(project.config))
         switched = switch_app(project, docker, deadline, chosen.release.id, report, on_line)
-        steps.wait_routed(project, deadline, docker.engine)
+        probes.wait_routed(project, deadline, docker.engine)
         return switched

@@ -7,7 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from ..engine.steps import StackStatus
+from ..engine.status import StackStatus
 from ..engine.swarm import SwarmStatus
 from ..verify.checks import Report, Status
 from .app import err

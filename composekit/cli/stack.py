@@ -12,13 +12,15 @@ import typer
 from rich.markup import escape
 
 from ..config.project import Project, load_project
+from ..deploy import down as down_stack
 from ..deploy import list_releases
 from ..deploy import rollback as rollback_stack
+from ..deploy import status as stack_status
 from ..deploy import up as up_stack
-from ..engine import steps as deploy
 from ..engine import swarm
 from ..engine.docker import Docker
 from ..engine.releases import require_compose_mode
+from ..engine.steps import docker_for, read_only_docker
 from ..engine.target import server_ip
 from ..engine.wait import Deadline
 from ..errors import UserError
@@ -268,7 +270,7 @@ def down(
                 swarm.require_manager(docker)
                 volumes = swarm.down(docker, project.config.name, delete_volumes, Deadline(SWARM_DOWN_TIMEOUT))
             else:
-                volumes = deploy.down(project, delete_volumes=delete_volumes, on_line=_docker_line, engine=engine)
+                volumes = down_stack(project, delete_volumes=delete_volumes, on_line=_docker_line, engine=engine)
         if volumes and delete_volumes:
             _progress(f"deleted volumes: {', '.join(volumes)}")
         elif volumes:
@@ -288,7 +290,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
             _swarm_status(project, as_json)
             return
         with engine_for(project) as engine:
-            st = deploy.status(project, engine=engine)
+            st = stack_status(project, engine=engine)
         if as_json:
             sys.stdout.write(json.dumps(st.as_dict(), indent=2) + "\n")
             return
@@ -334,7 +336,7 @@ def logs(
         if project.config.mode == "swarm":
             _swarm_logs(project, service, tail, follow)
             return
-        with engine_for(project) as engine, deploy.read_only_docker(project, engine) as docker:
+        with engine_for(project) as engine, read_only_docker(project, engine) as docker:
             try:
                 for line in docker.follow_logs([service] if service else [], tail, follow):
                     sys.stdout.write(line + "\n")
@@ -387,7 +389,7 @@ def releases(
         project = _project()
         require_compose_mode(project, "releases")
         with engine_for(project) as engine:
-            rows = list_releases(project, deploy.docker_for(project, engine))
+            rows = list_releases(project, docker_for(project, engine))
         if as_json:
             doc = [
                 {

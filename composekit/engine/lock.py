@@ -22,6 +22,7 @@ from pathlib import Path
 from ..config.project import Project
 from ..errors import DockerError, LockedError
 from .docker import Docker
+from .wait import Progress
 
 __all__ = ["HOLDER_LABEL", "PLACE_LABEL", "PROCESS_LABEL", "SINCE_LABEL", "deploy_lock", "lock_name"]
 
@@ -82,7 +83,7 @@ def deploy_lock(
     *,
     break_lock: bool = False,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    report: Callable[[str], None] = lambda _: None,
+    report: Progress = lambda _: None,
     proc: Path = Path("/proc"),
 ) -> Iterator[None]:
     """Hold the stack's deploy lock for the duration; ``break_lock`` first removes a lock left by a deploy
@@ -137,7 +138,7 @@ def deploy_lock(
     _release(docker, name, created, report, failing=False)
 
 
-def _release(docker: Docker, name: str, created: str, report: Callable[[str], None], *, failing: bool) -> None:
+def _release(docker: Docker, name: str, created: str, report: Progress, *, failing: bool) -> None:
     """Remove this deploy's lock by its container ID: after a --break-lock, the lock of the deploy that broke it
     has another ID and is left to it. While the deploy is failing, a removal that fails is only reported: the
     deploy's own error is the one to read."""

@@ -15,13 +15,12 @@ from datetime import UTC, datetime
 
 from ..config.project import Project
 from ..errors import DockerError, UserError
-from ..render.compose import ROUTES_DIR, app_image
+from ..render.compose import app_image
 from .docker import Docker
-from .switch import APP, WRITE_FILE, routes_container
+from .routes_volume import MIGRATION_FILE, RELEASES_FILE, read_file, write_file
+from .switch import APP
 
 __all__ = [
-    "MIGRATION_FILE",
-    "RELEASES_FILE",
     "Guard",
     "LastMigration",
     "Release",
@@ -35,20 +34,6 @@ __all__ = [
     "require_compose_mode",
     "rollback_guard",
 ]
-
-RELEASES_FILE = f"{ROUTES_DIR}/releases.json"
-# The last migration composekit ran on this stack's database: release, state, when. Written once the migration
-# exited 0 and before the switch, so it holds even when that release never goes live (it is then in no record).
-MIGRATION_FILE = f"{ROUTES_DIR}/migration.json"
-
-
-def _reader(missing: str) -> str:
-    """A script for the routes container: print the file sys.argv[1], or ``missing`` (JSON) when it is absent."""
-    return f"import os, sys\npath = sys.argv[1]\nprint(open(path).read() if os.path.exists(path) else '{missing}')\n"
-
-
-_READ = _reader("[]")
-_READ_OR_NULL = _reader("null")
 
 
 @dataclass(frozen=True)
@@ -70,7 +55,7 @@ class ReleaseRow:
 
 
 def read_releases(docker: Docker) -> list[Release]:
-    text = docker.exec(routes_container(docker), ["python3", "-I", "-c", _READ, RELEASES_FILE])
+    text = read_file(docker, RELEASES_FILE, "[]")
     try:
         return [Release(**item) for item in json.loads(text)]
     except (ValueError, TypeError) as exc:
@@ -103,7 +88,7 @@ def record_release(
     keep = project.config.releases.keep
     dropped, history = history[:-keep], history[-keep:]
     text = json.dumps([asdict(r) for r in history], indent=1) + "\n"
-    docker.exec(routes_container(docker), ["python3", "-I", "-c", WRITE_FILE, RELEASES_FILE, text])
+    write_file(docker, RELEASES_FILE, text)
     removed = []
     for r in dropped:
         if r.image == image or any(k.image == r.image for k in history):
@@ -128,12 +113,12 @@ def record_migration(docker: Docker, release_id: str, state: str | None, now: da
     """Record the migration that just ran (release ``release_id``'s), before its release goes live or fails to."""
     at = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     text = json.dumps(asdict(LastMigration(release_id, state, at)), indent=1) + "\n"
-    docker.exec(routes_container(docker), ["python3", "-I", "-c", WRITE_FILE, MIGRATION_FILE, text])
+    write_file(docker, MIGRATION_FILE, text)
 
 
 def read_last_migration(docker: Docker) -> LastMigration | None:
     """The last migration composekit ran on this stack's database; None before the first one recorded."""
-    text = docker.exec(routes_container(docker), ["python3", "-I", "-c", _READ_OR_NULL, MIGRATION_FILE])
+    text = read_file(docker, MIGRATION_FILE, "null")
     try:
         found = json.loads(text)
         return None if found is None else LastMigration(**found)

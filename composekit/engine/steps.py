@@ -1,5 +1,5 @@
-"""The steps that drive a stack with the engine: build, volume owners, migrate, start, wait healthy and routed, down,
-status. composekit.deploy.up() runs them in order, then smoke.
+"""The steps that drive a stack with the engine: build, volume owners, migrate, start, wait healthy, down
+(status: engine/status.py). composekit.deploy.up() runs them in order, then smoke.
 
 Nothing here deletes a volume unless the caller passed ``delete_volumes=True``.
 """
@@ -8,77 +8,43 @@ from __future__ import annotations
 
 import shlex
 import tempfile
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ..config.project import Project
 from ..errors import (
     ConfigError,
     DockerError,
     HealthTimeoutError,
-    HttpCheckError,
     MigrationError,
     PortInUseError,
-    SshError,
-    UserError,
 )
 from ..render.compose import DB_PASSWORD_ENV, FILES_SERVICE, app_image
 from ..render.stack import COMPOSE_FILE, render_stack
-from ..render.traefik import GENERATION_HEADER
-from ..verify.http import Endpoint, HttpClient
 from .docker import ContainerInfo, Docker, LineSink
 from .migration_state import parse_alembic_current, state_command
 from .ports import port_is_free, server_ports_free
-from .target import Engine, server_address
-from .wait import Deadline, Poll, poll_until
+from .target import Engine
+from .wait import Deadline, Poll, Progress, poll_until
 
 __all__ = [
     "MIGRATE",
-    "ProbeReport",
-    "ProbeStream",
-    "ServiceStatus",
-    "StackStatus",
-    "SwitchAborted",
     "by_service",
     "check_ports",
-    "check_probe_route",
     "compose_secrets",
-    "count_workers",
     "deliver_files",
     "docker_for",
     "down",
     "fix_volume_owners",
     "migrate",
-    "public_endpoint",
     "read_migration_state",
     "read_only_docker",
-    "status",
-    "wait_generation",
     "wait_healthy",
-    "wait_routed",
 ]
 
-Report = Callable[[str], None]
 MIGRATE = "migrate"
 STATE_TIMEOUT = 60.0  # seconds the migration state read may take (at most what is left of the deadline)
-
-# Counts the gunicorn workers: the children of PID 1 (the gunicorn master) that are not zombies.
-_COUNT_WORKERS = (
-    "import os\n"
-    "n = 0\n"
-    "for p in filter(str.isdigit, os.listdir('/proc')):\n"
-    "    try:\n"
-    "        s = dict(l.split(':\\t', 1) for l in open(f'/proc/{p}/status').read().splitlines() if ':\\t' in l)\n"
-    "    except OSError:\n"
-    "        continue\n"
-    "    n += s.get('PPid') == '1' and not s.get('State', '').startswith('Z')\n"
-    "print(n)\n"
-)
 
 
 def docker_for(project: Project, engine: Engine | None = None) -> Docker:
@@ -173,7 +139,7 @@ _CHOWN_TOPS = (
 )
 
 
-def fix_volume_owners(project: Project, docker: Docker, report: Report = lambda _: None) -> list[str]:
+def fix_volume_owners(project: Project, docker: Docker, report: Progress = lambda _: None) -> list[str]:
     """Make each app volume's top directory belong to the image's user, whatever Dockerfile built the image.
 
     A volume mounted where the image has no directory (an app Dockerfile that never created it, or a volume
@@ -201,7 +167,7 @@ def fix_volume_owners(project: Project, docker: Docker, report: Report = lambda 
     return changed
 
 
-def deliver_files(docker: Docker, deadline: Deadline, report: Report, on_line: LineSink | None) -> None:
+def deliver_files(docker: Docker, deadline: Deadline, report: Progress, on_line: LineSink | None) -> None:
     """Run the one-shot `files` service (gunicorn.conf.py and the database password into the `files` volume) and
     wait until it exited 0: the app's containers are started without their dependencies (--no-deps)."""
     report("delivering gunicorn.conf.py and the database password into the files volume")
@@ -240,7 +206,7 @@ def migrate(
     docker: Docker,
     before: dict[str, ContainerInfo],
     deadline: Deadline,
-    report: Report,
+    report: Progress,
     on_line: LineSink | None,
 ) -> None:
     """Run the one-shot migration (and what it depends on, a database say) without touching the app.
@@ -266,7 +232,7 @@ def migrate(
     _raise_if_migration_failed(project, docker, before, None)
 
 
-def read_migration_state(project: Project, docker: Docker, deadline: Deadline, report: Report) -> str | None:
+def read_migration_state(project: Project, docker: Docker, deadline: Deadline, report: Progress) -> str | None:
     """The database's migration state once the migration exited 0, read on the same (new) image: migrate/
     state_command, or `alembic current` derived from migrate/command, in a one-shot container of the migrate
     service. None when there is no such command, or it failed: the migration did its work, so the deploy goes
@@ -382,204 +348,6 @@ def wait_healthy(docker: Docker, services: list[str], deadline: Deadline) -> lis
     )
 
 
-def public_endpoint(project: Project, engine: Engine | None = None) -> Endpoint:
-    """Where composekit reaches the stack's public entrypoint (Traefik's published ports) to probe it: the one
-    place that says so, for every probe. The engine's server, at server_address(engine): loopback for a local
-    engine, the address an ssh:// host reaches otherwise."""
-    config = project.config
-    http, https = config.ports.http, config.ports.https
-    if engine is not None and engine.probes is not None:
-        # The server is not reachable from here: through the SSH connection that forwards its ports.
-        return Endpoint(
-            config.domain, engine.address, http, https, engine.probe_socket(http), engine.probe_socket(https)
-        )
-    return Endpoint(config.domain, server_address(engine), http, https)
-
-
-def check_probe_route(project: Project, engine: Engine | None) -> None:
-    """Refuse, before anything changes, a deploy whose probes could not reach the server: its address is not
-    usable from here and no SSH connection forwards its ports (a tcp:// engine, say)."""
-    if engine is None or engine.unreachable is None or engine.probes is not None:
-        return
-    config = project.config
-    ports = (config.ports.http, config.ports.https)
-    fix = (
-        f"open the engine with connect(target, ports={ports}), so that the probes go through SSH"
-        if engine.tunnel is not None
-        else "reach the engine over SSH (host: ssh://USER@SERVER or an alias of your SSH config: the probes then go "
-        "through the SSH connection), or name the server by an address this machine resolves"
-    )
-    raise UserError(
-        f"cannot deploy to {engine.target.describe()}: {engine.unreachable}, so composekit could not probe the "
-        f"stack through Traefik (ports {ports[0]} and {ports[1]} of the server) while it deploys. Nothing was "
-        f"changed. Fix: {fix}"
-    )
-
-
-def wait_generation(
-    project: Project,
-    generation: str,
-    deadline: Deadline,
-    what: str,
-    abort: Callable[[], str | None] = lambda: None,
-    engine: Engine | None = None,
-) -> float:
-    """Wait until Traefik has loaded the routes file of ``generation`` and its probe router reaches the app:
-    a request naming the generation answers 200 with the generation echoed. Returns the seconds it took.
-    ``abort`` is asked about once a second; a reason it returns ends the wait (SwitchAborted). Probes the SSH
-    connection of ``engine`` cannot carry end it too (SshError)."""
-    config = project.config
-    asked = [deadline.clock()]
-    probes_failed: list[str] = []  # the probes' SSH connection cannot carry them: no use waiting
-
-    def observe() -> Poll[str]:
-        if deadline.clock() - asked[0] >= 1.0:
-            asked[0] = deadline.clock()
-            reason = abort()
-            if reason is not None:
-                return Poll(reason, False, True, reason)
-        try:
-            answer = client.get("https", config.app.health_path, verify=False, headers={GENERATION_HEADER: generation})
-        except HttpCheckError as exc:
-            trouble = engine.probe_trouble() if engine is not None else None
-            if trouble is not None:
-                probes_failed.append(trouble)
-                return Poll(trouble, False, True, trouble)
-            return Poll(str(exc), False)
-        seen = answer.headers.get(GENERATION_HEADER.lower())
-        return Poll(f"HTTP {answer.status}, generation {seen or 'none'}", answer.status == 200 and seen == generation)
-
-    started = deadline.clock()
-    with HttpClient(public_endpoint(project, engine), timeout=5) as client:
-        seen, _ = poll_until(
-            observe, deadline.remaining(), first_delay=0.05, max_delay=0.2, clock=deadline.clock, sleep=deadline.sleep
-        )
-    if probes_failed:
-        raise SshError(f"Traefik's routes cannot be probed: {probes_failed[-1]}")
-    if seen.failed:
-        raise SwitchAborted(seen.detail)
-    if not seen.done:
-        raise HealthTimeoutError(
-            f"{deadline.ran_out(what, started)}: Traefik did not answer a probe of routes generation {generation} "
-            f"with 200 (https://{config.domain}{config.app.health_path}); last answer: {seen.value}\n"
-            "fix: check Traefik's logs (`composekit logs traefik`) for errors reading /etc/traefik/dynamic"
-        )
-    return deadline.clock() - started
-
-
-class SwitchAborted(Exception):
-    """The container being switched to failed while composekit waited for it (the reason is the message)."""
-
-
-@dataclass
-class ProbeReport:
-    """What the probe stream saw during a switch."""
-
-    sent: int = 0
-    failed: int = 0
-    slowest_ms: float = 0.0
-    failures: list[str] = field(default_factory=list)  # the first few, as "HTTP 502" or the error
-    stopped: str | None = None  # why the stream stopped before the switch ended (an error of its own)
-
-    def summary(self) -> str:
-        said = (
-            f"{self.sent} probes through Traefik during the switch, {self.failed} failed, "
-            f"slowest {self.slowest_ms:.0f} ms"
-        )
-        return said + (f"; the probe stream stopped early: {self.stopped}" if self.stopped else "")
-
-    @property
-    def passed(self) -> bool:
-        """No probe failed and the stream probed until the switch ended."""
-        return not self.failed and self.stopped is None
-
-
-class ProbeStream:
-    """A light stream of GETs of the health path through the public entrypoint (SNI = the domain), one every
-    ``interval`` seconds from start() until stop(), at most ``max_seconds``: what a client saw during a switch."""
-
-    def __init__(
-        self, project: Project, interval: float = 0.1, max_seconds: float = 900, engine: Engine | None = None
-    ) -> None:
-        self.project = project
-        self.engine = engine
-        self.interval = interval
-        self.max_seconds = max_seconds
-        self.report = ProbeReport()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> ProbeStream:
-        self._thread.start()
-        return self
-
-    def stop(self) -> ProbeReport:
-        self._stop.set()
-        self._thread.join(timeout=15)
-        return self.report
-
-    def _run(self) -> None:
-        """The thread's body: an error of its own ends the stream, said in the report (never a silent death)."""
-        try:
-            self._probe()
-        except Exception as exc:  # any error: the thread must not die unreported
-            self.report.stopped = f"{type(exc).__name__}: {exc}"
-
-    def _probe(self) -> None:
-        until = time.monotonic() + self.max_seconds
-        path = self.project.config.app.health_path
-        with HttpClient(public_endpoint(self.project, self.engine), timeout=5) as client:
-            while not self._stop.is_set() and time.monotonic() < until:
-                started = time.monotonic()
-                try:
-                    answer = client.get("https", path, verify=False)
-                    failure = None if answer.status == 200 else f"HTTP {answer.status}"
-                except HttpCheckError as exc:
-                    failure = str(exc)
-                took = (time.monotonic() - started) * 1000
-                r = self.report
-                r.sent += 1
-                r.slowest_ms = max(r.slowest_ms, took)
-                if failure is not None:
-                    r.failed += 1
-                    if len(r.failures) < 5:
-                        r.failures.append(failure)
-                self._stop.wait(self.interval)
-
-
-def wait_routed(project: Project, deadline: Deadline, engine: Engine | None = None) -> None:
-    """Wait until Traefik routes the domain to the app on the engine's server (its health path answers 200),
-    reached at server_address(engine): 127.0.0.1 for a local engine.
-
-    Healthy containers are not enough: Traefik picks the route up from Docker events a moment later.
-    The certificate is not judged here (it may still be being issued); `composekit smoke` does that.
-    """
-    config = project.config
-    endpoint = public_endpoint(project, engine)
-    where = "on this machine" if endpoint.address == "127.0.0.1" else f"at {endpoint.address}"
-
-    def observe() -> Poll[str]:
-        try:
-            answer = client.get("https", config.app.health_path, verify=False)
-        except HttpCheckError as exc:
-            trouble = engine.probe_trouble() if engine is not None else None
-            return Poll(trouble, False, True, trouble) if trouble else Poll(str(exc), False)
-        return Poll(f"HTTP {answer.status} {answer.text.strip()[:80]}", answer.status == 200)
-
-    started = deadline.clock()
-    with HttpClient(endpoint, timeout=5) as client:
-        seen, _ = deadline.poll(observe)
-    if seen.failed:
-        raise SshError(f"the app is healthy, but its route cannot be probed: {seen.value}")
-    if not seen.done:
-        raise HealthTimeoutError(
-            f"{deadline.ran_out('waiting for Traefik to route the app', started)}: the app is healthy but "
-            f"https://{config.domain}{config.app.health_path} through Traefik {where} did not answer 200; "
-            f"last answer: {seen.value}\n"
-            "fix: check Traefik's logs (`composekit logs traefik`) for the router of the app"
-        )
-
-
 def _indent(text: str) -> str:
     return "\n".join(f"    {line}" for line in text.splitlines()[-30:]) or "    (no output)"
 
@@ -592,47 +360,3 @@ def down(
         volumes = docker.volumes()
         docker.down(delete_volumes=delete_volumes, on_line=on_line)
     return volumes
-
-
-@dataclass(frozen=True)
-class ServiceStatus:
-    service: str
-    container: str
-    status: str
-    health: str | None
-    exit_code: int | None
-    started_at: str | None
-    workers: int | None = None
-    note: str | None = None  # why a figure is missing (the worker count could not be read)
-
-
-@dataclass(frozen=True)
-class StackStatus:
-    name: str
-    url: str
-    services: list[ServiceStatus] = field(default_factory=list)
-    engine: str = ""  # the Docker engine asked, and why that one (--host, host:, DOCKER_HOST, context)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def count_workers(docker: Docker, container: str) -> int:
-    return int(docker.exec(container, ["python3", "-c", _COUNT_WORKERS]).strip())
-
-
-def status(project: Project, docker: Docker | None = None, engine: Engine | None = None) -> StackStatus:
-    """Every container of the stack; a worker count that cannot be read is left unknown with a note."""
-    docker = docker or docker_for(project, engine)
-    rows = []
-    for c in docker.containers():
-        workers: int | None = None
-        note: str | None = None
-        if c.service == "app" and c.status == "running":
-            try:
-                workers = count_workers(docker, c.name)
-            except (DockerError, ValueError) as exc:  # the container stopped meanwhile, or answered oddly
-                said = exc.stderr.splitlines()[-1] if isinstance(exc, DockerError) and exc.stderr else str(exc)
-                note = f"workers unknown: counting them in {c.name} failed" + (f" ({said})" if said else "")
-        rows.append(ServiceStatus(c.service, c.name, c.status, c.health, c.exit_code, c.started_at, workers, note))
-    return StackStatus(project.config.name, f"https://{project.config.domain}/", rows, docker.engine.describe())

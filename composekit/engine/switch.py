@@ -3,8 +3,8 @@ reaches it, move the public route to it, confirm the old one is out of rotation,
 gracefully. Every step is gated on something observed (Docker's health, a probe through Traefik naming the
 routes generation), never on a fixed sleep.
 
-Traefik's routes live in one file in the `routes` volume; each write is a new generation, renamed into place
-inside the routes container, so Traefik loads the whole of it or nothing.
+Traefik's routes live in one file in the `routes` volume (engine/routes_volume.py); each write is a new generation,
+renamed into place inside the routes container, so Traefik loads the whole of it or nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import hashlib
 import os
 import subprocess
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,51 +20,32 @@ from pathlib import Path
 
 from ..config.project import Project
 from ..errors import ConfigError, DockerError, HealthTimeoutError, SshError
-from ..render.compose import GRACEFUL_TIMEOUT, ROUTES, ROUTES_DIR, ROUTES_FILE, app_image
+from ..render.compose import GRACEFUL_TIMEOUT, app_image
 from ..render.stack import RenderedStack, render_stack
-from ..render.traefik import routes_file
 from .docker import ContainerInfo, Docker, LineSink
-from .steps import ProbeReport, ProbeStream, SwitchAborted, wait_generation
-from .wait import Deadline
+from .probes import ProbeReport, ProbeStream, SwitchAborted, wait_generation
+from .routes_volume import write_routes
+from .wait import Deadline, Progress
 
 __all__ = [
     "APP",
-    "WRITE_FILE",
     "SwitchResult",
     "project_release_id",
     "release_id",
-    "routes_container",
     "switch_app",
-    "write_routes",
 ]
 
 APP = "app"
-Report = Callable[[str], None]
 # Hex digits of the changed files' hash in a dirty tree's release id.
 DIRTY_HASH_LENGTH = 8
-
-# Runs in the routes container: the new generation goes to a temporary file in the same directory, reaches
-# the disk, and is renamed over the live file, so Traefik's watcher never sees half a file.
-WRITE_FILE = (
-    "import os, sys\n"
-    "path, text = sys.argv[1], sys.argv[2]\n"
-    "tmp = os.path.join(os.path.dirname(path), '.' + os.path.basename(path) + '.tmp')\n"
-    "with open(tmp, 'w') as f:\n"
-    "    f.write(text)\n"
-    "    f.flush()\n"
-    "    os.fsync(f.fileno())\n"
-    "os.chmod(tmp, 0o644)\n"
-    "os.rename(tmp, path)\n"
-)
 
 
 @dataclass(frozen=True)
 class SwitchResult:
-    """``serving``: the app containers now in rotation; ``retired``: the ones stopped and removed."""
+    """``serving``: the app containers now in rotation."""
 
     release: str
     serving: list[str]
-    retired: list[str]
     changed: bool
     switch_seconds: float  # new container started -> old ones removed (0 when nothing changed)
     config_hash: str = ""
@@ -136,26 +116,6 @@ def project_release_id(project: Project, stack: RenderedStack | None = None) -> 
     return release_id(project.app_dir, exclude=[out, *(out / name for name in stack.files)])
 
 
-def routes_container(docker: Docker) -> str:
-    for c in docker.containers():
-        if c.service == ROUTES and c.status == "running":
-            return c.name
-    raise DockerError(
-        f"the {ROUTES} container is not running, so Traefik's routes cannot be written",
-        ["docker", "compose", "ps", ROUTES],
-        "",
-        f"`composekit logs {ROUTES}` says why",
-    )
-
-
-def write_routes(project: Project, docker: Docker, live: list[str], probe: list[str]) -> str:
-    """Write a new generation of Traefik's routes; returns its id (probe it with steps.wait_generation)."""
-    generation = uuid.uuid4().hex[:12]
-    text = routes_file(project.config, generation, live, probe)
-    docker.exec(routes_container(docker), ["python3", "-I", "-c", WRITE_FILE, f"{ROUTES_DIR}/{ROUTES_FILE}", text])
-    return generation
-
-
 def _app_containers(docker: Docker) -> list[ContainerInfo]:
     return [c for c in docker.containers() if c.service == APP]
 
@@ -180,7 +140,7 @@ def switch_app(
     docker: Docker,
     deadline: Deadline,
     release: str,
-    report: Report = lambda _: None,
+    report: Progress = lambda _: None,
     on_line: LineSink | None = None,
     serving_hash: str | None = None,
 ) -> SwitchResult:
@@ -209,7 +169,7 @@ def switch_app(
             project, generation, deadline, "checking that Traefik routes to the running app", engine=docker.engine
         )
         report(f"the app already runs this image and config ({old[0].name}); nothing recreated")
-        return SwitchResult(release, [old[0].name], [], False, 0.0, want_hash)
+        return SwitchResult(release, [old[0].name], False, 0.0, want_hash)
 
     started = time.monotonic()
     stream = ProbeStream(project, engine=docker.engine).start() if old else None
@@ -225,7 +185,7 @@ def _switch(
     docker: Docker,
     deadline: Deadline,
     release: str,
-    report: Report,
+    report: Progress,
     on_line: LineSink | None,
     image: str,
     want_hash: str,
@@ -282,7 +242,7 @@ def _switch(
         raise give_up(str(exc).splitlines()[0]) from None
     if not old:
         docker.tag(image, f"{config.name}-app:{release}")
-        return SwitchResult(release, [new.name], [], True, time.monotonic() - started, want_hash)
+        return SwitchResult(release, [new.name], True, time.monotonic() - started, want_hash)
     report(f"switching Traefik to {new.name}")
     generation = write_routes(project, docker, [new.name], [new.name])
     try:
@@ -297,5 +257,5 @@ def _switch(
     docker.tag(image, f"{config.name}-app:{release}")
     probes = stream.stop() if stream is not None else None
     return SwitchResult(
-        release, [new.name], names, True, time.monotonic() - started, want_hash, probes, old[0].image if old else None
+        release, [new.name], True, time.monotonic() - started, want_hash, probes, old[0].image if old else None
     )

@@ -7,9 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-__all__ = ["Deadline", "Poll", "poll_until"]
+__all__ = ["Deadline", "Poll", "Progress", "poll_until"]
 
 T = TypeVar("T")
+# What a long step says while it runs ("waiting for shop-app-2 ..."): the CLI prints it to stderr.
+Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,6 @@ class PeerCertificate:
     subject_cn: str | None
     issuer_cn: str | None
     dns_names: tuple[str, ...]
-    not_before: datetime
     not_after: datetime
     verified: bool  # chain and name verified against the trust store
     verify_error: str | None  # OpenSSL's reason when they did not
@@ -138,7 +137,6 @@ class PeerCertificate:
             subject_cn=subject_cn,
             issuer_cn=issuer_cn,
             dns_names=_dns_names(cert),
-            not_before=cert.not_valid_before_utc,
             not_after=cert.not_valid_after_utc,
             verified=verified,
             verify_error=verify_error,

@@ -30,7 +30,7 @@ import httpx
 import yaml
 
 from composekit.engine.docker import Docker
-from composekit.engine.steps import count_workers
+from composekit.engine.status import count_workers
 
 from .conftest import Stack
 

@@ -24,6 +24,8 @@ from python_on_whales.client_config import ClientConfig
 import composekit.deploy
 from composekit.config.project import Project, load_project
 from composekit.deploy import up
+from composekit.engine import probes
+from composekit.engine import status as engine_status
 from composekit.engine import steps as deploy
 from composekit.engine.docker import ContainerInfo, Docker, LineSink
 from composekit.engine.switch import SwitchResult
@@ -260,14 +262,14 @@ def deploy_with(monkeypatch: pytest.MonkeyPatch) -> Callable[[FakeDocker], list[
         routed: list[str] = []
         monkeypatch.setattr(deploy, "docker_for", lambda project, engine=None: fake)
         monkeypatch.setattr(deploy, "port_is_free", lambda port: True)
-        monkeypatch.setattr(deploy, "wait_routed", lambda project, *_, **__: routed.append(project.config.domain))
+        monkeypatch.setattr(probes, "wait_routed", lambda project, *_, **__: routed.append(project.config.domain))
         # The recorded states have no `files` container; deliver_files has its own tests below.
         monkeypatch.setattr(deploy, "deliver_files", lambda docker, *_: fake.calls.append(("deliver_files",)))
 
         # The switch itself runs against the real engine (tests/integration/test_redeploy.py).
         def switch(project: Project, docker: FakeDocker, deadline: Any, release: str, *_: Any, **__: Any) -> Any:
             fake.calls.append(("switch_app", release))
-            return SwitchResult(release, [], [], False, 0.0)
+            return SwitchResult(release, [], False, 0.0)
 
         monkeypatch.setattr(composekit.deploy, "switch_app", switch)
         monkeypatch.setattr(composekit.deploy, "read_releases", lambda docker: [])
@@ -380,7 +382,7 @@ def test_status_of_a_recorded_stack(project: Project, deploy_with: Callable[[Fak
     workers = (DATA / "exec-count-workers.txt").read_text()  # what the count really printed in the app
     fake = FakeDocker(recorded("healthy"), workers=workers)
     deploy_with(fake)
-    seen = deploy.status(project)
+    seen = engine_status.status(project)
     assert (seen.name, seen.url) == (PROJECT, f"https://{PROJECT}.composekit.test/")
     assert [(s.service, s.container, s.status, s.health, s.exit_code, s.workers) for s in seen.services] == [
         ("app", "checks-rec-app-1", "running", "healthy", 0, int(workers)),
@@ -389,7 +391,7 @@ def test_status_of_a_recorded_stack(project: Project, deploy_with: Callable[[Fak
         ("traefik", "checks-rec-traefik-1", "running", "healthy", 0, None),
     ]
     # Workers are counted in the app's container only, with the script that reads /proc there.
-    assert fake.asked("exec") == [("exec", "checks-rec-app-1", ["python3", "-c", deploy._COUNT_WORKERS])]
+    assert fake.asked("exec") == [("exec", "checks-rec-app-1", ["python3", "-c", engine_status._COUNT_WORKERS])]
     assert seen.as_dict()["services"][0]["workers"] == int(workers)
 
 

@@ -30,7 +30,7 @@ ALLOWED: dict[str, frozenset[str]] = {
 }
 # Module-level exceptions, each with its reason. The target must itself import nothing but errors (checked below).
 EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("composekit.engine.steps", "composekit.verify.http"): "wait_routed probes Traefik's route with the HTTP client",
+    ("composekit.engine.probes", "composekit.verify.http"): "the probes through Traefik use the HTTP client",
 }
 DISPLAY_LIBRARIES = ("rich", "typer")
 

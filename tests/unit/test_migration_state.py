@@ -20,8 +20,8 @@ from composekit.deploy import UpResult, rollback_on_error_setting
 from composekit.engine import steps
 from composekit.engine.docker import ContainerInfo
 from composekit.engine.migration_state import StateCommand, parse_alembic_current, state_command
+from composekit.engine.probes import ProbeReport
 from composekit.engine.releases import Guard, LastMigration, Release, ReleaseRow, read_releases, rollback_guard
-from composekit.engine.steps import ProbeReport
 from composekit.engine.switch import SwitchResult
 from composekit.engine.wait import Deadline
 from composekit.errors import ConfigError, DockerError, SelfCheckError
@@ -516,10 +516,10 @@ FAILED = ProbeReport(sent=40, failed=1, slowest_ms=90.0, failures=["HTTP 500"])
 def test_rollback_on_error_says_the_database_stays_at_the_new_state(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, previous: str | None, new: str, stays: str
 ) -> None:
-    back = SwitchResult("r1", ["shop-app-3"], ["shop-app-2"], True, 3.0)
+    back = SwitchResult("r1", ["shop-app-3"], True, 3.0)
     monkeypatch.setattr(composekit.deploy, "switch_app", lambda project, docker, deadline, release, *a: back)
     said: list[str] = []
-    switched = SwitchResult("r2", ["shop-app-2"], ["shop-app-1"], True, 3.2, "h2", FAILED, "sha256:old")
+    switched = SwitchResult("r2", ["shop-app-2"], True, 3.2, "h2", FAILED, "sha256:old")
     with pytest.raises(SelfCheckError) as caught:
         composekit.deploy._self_check(
             project(tmp_path),
@@ -544,7 +544,7 @@ def test_a_failed_self_check_without_the_flag_records_the_new_state(
         "record_release",
         lambda project, docker, release, h, migration=None: recorded.append((release, migration)),
     )
-    switched = SwitchResult("r2", ["shop-app-2"], ["shop-app-1"], True, 3.2, "h2", FAILED, "sha256:old")
+    switched = SwitchResult("r2", ["shop-app-2"], True, 3.2, "h2", FAILED, "sha256:old")
     with pytest.raises(SelfCheckError):
         composekit.deploy._self_check(
             project(tmp_path),

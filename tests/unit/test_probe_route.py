@@ -17,9 +17,10 @@ import yaml
 
 import composekit.deploy
 from composekit.config.project import Project, load_project
-from composekit.engine import steps, target
+from composekit.engine import probes as probe_module
+from composekit.engine import target
+from composekit.engine.probes import ProbeReport, ProbeStream, check_probe_route, public_endpoint
 from composekit.engine.ssh import SshDestination, SshTunnel
-from composekit.engine.steps import ProbeReport, ProbeStream, check_probe_route, public_endpoint
 from composekit.engine.switch import SwitchResult
 from composekit.engine.target import Engine, Target, connect, not_reachable, server_ip, target_address
 from composekit.engine.wait import Deadline
@@ -265,7 +266,7 @@ def test_an_error_in_the_probe_thread_is_reported_and_fails_the_self_check(
         def get(self, *args: Any, **kwargs: Any) -> Any:
             raise ValueError(f"'{UNRESOLVABLE}' does not appear to be an IPv4 or IPv6 address")
 
-    monkeypatch.setattr(steps, "HttpClient", Broken)
+    monkeypatch.setattr(probe_module, "HttpClient", Broken)
     p = project(tmp_path)
     stream = ProbeStream(p, interval=0.01).start()
     stream._thread.join(timeout=10)  # it ends by itself on the error (the old one died without a word)
@@ -276,7 +277,7 @@ def test_an_error_in_the_probe_thread_is_reported_and_fails_the_self_check(
     monkeypatch.setattr(
         composekit.deploy, "record_release", lambda project, docker, release, h, **_: recorded.append(release)
     )
-    result = SwitchResult("r2", ["shop-app-2"], ["shop-app-1"], True, 3.2, "h2", probes, "sha256:old")
+    result = SwitchResult("r2", ["shop-app-2"], True, 3.2, "h2", probes, "sha256:old")
     with pytest.raises(SelfCheckError) as caught:
         composekit.deploy._self_check(p, None, Deadline(60), result, lambda _: None, None, False)  # type: ignore[arg-type]
     assert str(caught.value) == (
@@ -373,9 +374,9 @@ def test_the_waits_end_at_once_when_the_probes_ssh_connection_cannot_carry_them(
 
     def run() -> None:
         if wait == "routed":
-            steps.wait_routed(project(tmp_path), deadline, engine)
+            probe_module.wait_routed(project(tmp_path), deadline, engine)
         else:
-            steps.wait_generation(project(tmp_path), "g1", deadline, "switching", engine=engine)
+            probe_module.wait_generation(project(tmp_path), "g1", deadline, "switching", engine=engine)
 
     with pytest.raises(SshError) as caught:
         run()

@@ -11,18 +11,17 @@ import pytest
 import yaml
 
 import composekit.deploy
-import composekit.engine.steps
+import composekit.engine.probes
 from composekit.config.project import Project, load_project
 from composekit.deploy import rollback
 from composekit.engine.docker import ContainerInfo
 from composekit.engine.releases import (
-    MIGRATION_FILE,
-    RELEASES_FILE,
     LastMigration,
     read_last_migration,
     record_migration,
     record_release,
 )
+from composekit.engine.routes_volume import MIGRATION_FILE, RELEASES_FILE
 from composekit.errors import ConfigError, UserError
 
 NOW = datetime(2026, 11, 30, 3, 4, 5, tzinfo=UTC)
@@ -168,7 +167,7 @@ def test_rollback_compares_with_the_newest_release_not_the_serving_one(
     monkeypatch.setattr(
         composekit.deploy, "switch_app", lambda project, docker, deadline, release, *a: switched.append(release)
     )
-    monkeypatch.setattr(composekit.engine.steps, "wait_routed", lambda *a, **k: None)
+    monkeypatch.setattr(composekit.engine.probes, "wait_routed", lambda *a, **k: None)
     engine = Engine(history, serving="sha256:a")
     said: list[str] = []
     rollback(alembic, "r2", docker=engine, report=said.append)  # type: ignore[arg-type]
@@ -182,7 +181,7 @@ def test_rollback_with_yes_goes_on_and_warns_that_the_database_stays(
     monkeypatch.setattr(
         composekit.deploy, "switch_app", lambda project, docker, deadline, release, *a: switched.append(release)
     )
-    monkeypatch.setattr(composekit.engine.steps, "wait_routed", lambda *a, **k: None)
+    monkeypatch.setattr(composekit.engine.probes, "wait_routed", lambda *a, **k: None)
     engine = Engine([migrated("r1", "sha256:a", "0001"), migrated("r2", "sha256:b", "0002")])
     said: list[str] = []
     alembic = project(tmp_path, {"migrate": {"command": "alembic upgrade head"}})

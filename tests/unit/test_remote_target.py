@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from composekit.cli import app as cli
 from composekit.config.model import HOST_FORMS, SSH_FORM, host_problem
 from composekit.config.project import load_project
-from composekit.engine import docker as docker_module
+from composekit.engine import docker_cli
 from composekit.engine.docker import Docker
 from composekit.engine.ssh import SshDestination, SshTunnel, parse_ssh_url, ssh_failure, ssh_settings
 from composekit.engine.steps import compose_secrets
@@ -278,7 +278,7 @@ def test_the_password_is_read_for_the_compose_process_and_a_missing_file_names_t
 def test_compose_environment_is_set_for_the_call_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("COMPOSEKIT_DB_PASSWORD", raising=False)
     monkeypatch.setenv("KEPT", "before")
-    with docker_module._environment({"COMPOSEKIT_DB_PASSWORD": "pw", "KEPT": "during"}):
+    with docker_cli._environment({"COMPOSEKIT_DB_PASSWORD": "pw", "KEPT": "during"}):
         assert (os.environ["COMPOSEKIT_DB_PASSWORD"], os.environ["KEPT"]) == ("pw", "during")
     assert "COMPOSEKIT_DB_PASSWORD" not in os.environ and os.environ["KEPT"] == "before"
 
@@ -332,14 +332,14 @@ def test_any_error_inside_a_connection_is_tagged_with_the_engine() -> None:
 
 
 def test_the_cli_prints_the_engine_under_every_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from composekit.engine import steps
+    import composekit.cli.stack
 
     def status(project: object, engine: Engine) -> object:
         raise HealthTimeoutError("the stack did not become healthy")
 
     monkeypatch.chdir(tmp_path)
     project_in(tmp_path)
-    monkeypatch.setattr(steps, "status", status)
+    monkeypatch.setattr(composekit.cli.stack, "stack_status", status)
     result = CliRunner().invoke(cli, ["--host", "unix:///var/run/docker.sock", "status"])
     assert result.exit_code == 1
     assert result.stderr == (
@@ -381,7 +381,7 @@ def test_server_checks_read_the_server_through_containers() -> None:
 
 
 def test_probes_go_to_the_engines_server(tmp_path: Path) -> None:
-    from composekit.engine.steps import public_endpoint
+    from composekit.engine.probes import public_endpoint
 
     project = load_project((project_in(tmp_path),))
     assert public_endpoint(project).address == "127.0.0.1"

@@ -12,7 +12,7 @@ import yaml
 import composekit.deploy
 from composekit.config.project import Project, load_project
 from composekit.engine.docker import ContainerInfo
-from composekit.engine.steps import ProbeReport
+from composekit.engine.probes import ProbeReport
 from composekit.engine.switch import SwitchResult
 from composekit.engine.wait import Deadline
 from composekit.errors import SelfCheckError
@@ -46,13 +46,13 @@ def project(tmp_path: Path) -> Project:
 
 
 def switched(probes: ProbeReport) -> SwitchResult:
-    return SwitchResult("r2", ["shop-app-2"], ["shop-app-1"], True, 3.2, "h2", probes, "sha256:old")
+    return SwitchResult("r2", ["shop-app-2"], True, 3.2, "h2", probes, "sha256:old")
 
 
 def test_failed_probes_switch_back_with_rollback_on_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     engine: Any = Engine()
     said: list[str] = []
-    back = SwitchResult("r1", ["shop-app-3"], ["shop-app-2"], True, 3.0)
+    back = SwitchResult("r1", ["shop-app-3"], True, 3.0)
     monkeypatch.setattr(composekit.deploy, "switch_app", lambda project, docker, deadline, release, *a: back)
     with pytest.raises(SelfCheckError) as caught:
         composekit.deploy._self_check(

@@ -16,9 +16,11 @@ import yaml
 
 from composekit.config.project import Project, load_project
 from composekit.deploy import up
+from composekit.engine import probes
 from composekit.engine import steps as deploy
 from composekit.engine.docker import ContainerInfo
-from composekit.engine.steps import fix_volume_owners, status
+from composekit.engine.status import status
+from composekit.engine.steps import fix_volume_owners
 from composekit.engine.target import Engine
 from composekit.engine.wait import Deadline
 from composekit.errors import DockerError, HealthTimeoutError, HttpCheckError
@@ -243,7 +245,7 @@ def test_the_routing_wait_shares_the_deadline(tmp_path: Path, monkeypatch: pytes
             clock.now += 1
             raise HttpCheckError("connection refused")
 
-    monkeypatch.setattr(deploy, "HttpClient", NoRoute)
+    monkeypatch.setattr(probes, "HttpClient", NoRoute)
     docker = FakeDocker(clock, healthy=True)
     with pytest.raises(HealthTimeoutError) as caught:
         run_up(tmp_path, docker, clock, timeout=100)

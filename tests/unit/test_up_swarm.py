@@ -16,6 +16,7 @@ import pytest
 import composekit.deploy
 from composekit.config.project import Project, load_project
 from composekit.deploy import up
+from composekit.engine import probes
 from composekit.engine import steps as engine_steps
 from composekit.engine import swarm as engine_swarm
 from composekit.engine.docker import Docker
@@ -109,7 +110,7 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
             docker.steps.append(("converged", name, before is not None)) or type("S", (), {"replicas": 3})()
         ),
     )
-    monkeypatch.setattr(engine_steps, "wait_routed", lambda p, d, e: steps.append(("routed",)))
+    monkeypatch.setattr(probes, "wait_routed", lambda p, d, e: steps.append(("routed",)))
     monkeypatch.setattr(composekit.deploy, "project_release_id", lambda project, stack=None: "r1")
     monkeypatch.setattr(composekit.deploy, "deploy_lock", _no_lock)
     return steps

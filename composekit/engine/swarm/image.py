@@ -18,11 +18,10 @@ from ...config.project import Project
 from ...errors import UserError
 from ..docker import Docker, LineSink, context_endpoint
 from ..target import Engine, Target, checked, connect
+from ..wait import Progress
 from .parse import NodeInfo, parse_node, swarm_state
 
 __all__ = ["Shipment", "build_file", "build_image", "missing_engine_error", "node_engines", "ship_image"]
-
-Report = Callable[[str], None]
 
 
 def build_file(project: Project, image: str) -> str:
@@ -85,7 +84,7 @@ def ship_image(
     image: str,
     nodes: Mapping[str, str],
     source: str,
-    report: Report = lambda _: None,
+    report: Progress = lambda _: None,
     node_docker: Callable[[Engine], Docker] | None = None,
     connector: Callable[[Target], Any] = connect,
 ) -> list[Shipment]:

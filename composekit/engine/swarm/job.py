@@ -3,19 +3,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import HealthTimeoutError, MigrationError
 from ..docker import Docker
-from ..wait import Deadline, Poll
+from ..wait import Deadline, Poll, Progress
 from .failures import describe_task, image_fix, indent, node_names, service_logs
 from .parse import FAILED_STATES, TaskInfo, parse_task
 
 __all__ = ["JobResult", "run_job"]
-
-Report = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -32,7 +30,7 @@ def run_job(
     file: Path,
     variables: Mapping[str, str],
     deadline: Deadline,
-    report: Report = lambda _: None,
+    report: Progress = lambda _: None,
     registry_auth: bool = False,
 ) -> JobResult:
     """Run the one-shot job of ``file`` (a replicated-job) in ``stack``: remove the job left by the previous deploy,
