@@ -26,16 +26,13 @@ from composekit.config import SmokeCheck, parse_config
 from composekit.errors import ConfigError, HttpCheckError, UserError
 from composekit.verify.checks import Report, Status, render_json
 from composekit.verify.http import Answer, Endpoint, HttpClient, PeerCertificate
-from composekit.verify.smoke import (
-    SmokeOptions,
+from composekit.verify.smoke import SmokeOptions, parse_resolve, run_smoke, smoke
+from composekit.verify.smoke_checks import (
     check_certificate,
     check_expiry,
     check_redirect,
     check_security_headers,
     check_server_leak,
-    parse_resolve,
-    run_smoke,
-    smoke,
 )
 
 DOMAIN = "shop.example.com"
