@@ -1,5 +1,5 @@
-"""Scaffolding of `composekit init`: detect an app (detect.py), pick a template (templates.py), plan the files
-(plan.py), write them (write.py). Everything but write.py only reads."""
+"""Scaffolding of `composekit init`: detect an app (detect.py), pick a template (templates.py), decide the settings
+(settings.py), plan the files (plan.py, config_text.py), write them (write.py). Everything but write.py only reads."""
 
 from __future__ import annotations
 
