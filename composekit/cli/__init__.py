@@ -8,7 +8,10 @@ from __future__ import annotations
 
 # The order of these imports is the order of `composekit --help`.
 # isort: off
-from . import stack  # noqa: F401  (render, up, down, status, logs, config)
+from . import render  # noqa: F401  (render)
+from . import stack  # noqa: F401  (up, down)
+from . import observe  # noqa: F401  (status, logs, config)
+from . import releases  # noqa: F401  (releases, rollback)
 from . import checks  # noqa: F401  (smoke, doctor)
 from . import engine  # noqa: F401  (engine configure)
 from . import scaffold  # noqa: F401  (init, schema)

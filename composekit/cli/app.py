@@ -1,5 +1,5 @@
 """The typer app every CLI module registers its commands on, its global -c option, its consoles, the one error
-handler and main()."""
+handler, main(), and what several commands share (the project, progress lines, --nice)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,26 @@ from rich.console import Console
 from rich.markup import escape
 
 from ..config.model import host_problem
-from ..config.project import Project
+from ..config.project import Project, load_project
 from ..engine.docker import context_endpoint
 from ..engine.target import Engine, choose_target, connect
 from ..errors import ConfigError, SshError, UserError
 
-__all__ = ["app", "engine_for", "err", "main", "out", "run", "state"]
+__all__ = [
+    "NICE_DEFAULT",
+    "NiceOption",
+    "app",
+    "current_project",
+    "docker_line",
+    "engine_for",
+    "err",
+    "main",
+    "out",
+    "progress",
+    "run",
+    "state",
+    "yield_cpu",
+]
 
 T = TypeVar("T")
 
@@ -72,6 +86,40 @@ def engine_for(project: Project, probes: bool = False) -> Iterator[Engine]:
     ports = (project.config.ports.http, project.config.ports.https) if probes else ()
     with connect(target, ports=ports) as engine:
         yield engine
+
+
+# `up` and `rollback` lower their CPU priority (and their docker, compose and ssh children's) by default: on a small
+# server the deploy's own processes then yield the CPU to the stack that serves requests while they run.
+NICE_DEFAULT = 10
+NiceOption = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        max=19,
+        help="Lower this command's CPU priority (and its docker/compose/ssh children's) by N while it deploys, so "
+        "the serving stack keeps its latency on a small server (the engine's own build is not affected); 0 keeps it.",
+    ),
+]
+
+
+def yield_cpu(increment: int) -> None:
+    """Lower this process's CPU priority by ``increment`` (nice), which the processes it starts inherit."""
+    if increment > 0:
+        os.nice(increment)
+
+
+def current_project(out_dir: Path | None = None) -> Project:
+    """The project the -c options name (default ./composekit.yaml)."""
+    return load_project(state.config_files, out_dir=out_dir)
+
+
+def progress(message: str) -> None:
+    err.print(f"[bold]composekit:[/] {escape(message)}", soft_wrap=True)
+
+
+def docker_line(line: str) -> None:
+    if line.strip():
+        err.print(f"  {line}", markup=False, style="dim")
 
 
 @app.callback()

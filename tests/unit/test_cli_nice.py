@@ -13,6 +13,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+import composekit.cli.releases
 import composekit.cli.stack
 from composekit.cli import app as cli
 
@@ -40,7 +41,7 @@ def project_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(os, "nice", nice)
     monkeypatch.setattr(composekit.cli.stack, "up_stack", deploy)
-    monkeypatch.setattr(composekit.cli.stack, "rollback_stack", deploy)
+    monkeypatch.setattr(composekit.cli.releases, "rollback_stack", deploy)
     return niced
 
 

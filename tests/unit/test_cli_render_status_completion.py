@@ -12,7 +12,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-import composekit.cli.stack
+import composekit.cli.observe
 from composekit.cli import app as cli
 from composekit.engine.status import ServiceStatus, StackStatus
 from composekit.engine.target import Engine
@@ -66,7 +66,7 @@ def test_status_prints_the_row_and_the_note_when_the_worker_count_failed(
     def status(project: object, engine: Engine) -> StackStatus:
         return StackStatus("shop", "https://shop.example.com/", rows, engine.describe())
 
-    monkeypatch.setattr(composekit.cli.stack, "stack_status", status)
+    monkeypatch.setattr(composekit.cli.observe, "stack_status", status)
     result = CliRunner().invoke(cli, ["--host", "unix:///var/run/docker.sock", "status"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     app_row = next(line for line in result.stdout.splitlines() if "shop-app-1" in line)

@@ -11,6 +11,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+import composekit.cli.releases as cli_releases
 import composekit.cli.stack as cli_stack
 import composekit.deploy
 from composekit.cli import app as cli
@@ -450,7 +451,7 @@ def test_releases_show_the_migration_state_and_carry_it_in_json(
         ReleaseRow(rel("20261130T031500Z", None), "shop-app:20261130T031500Z", False),
         ReleaseRow(rel("a1b2c3d4e5f6", "0002"), "shop-app:a1b2c3d4e5f6", True),
     ]
-    monkeypatch.setattr(cli_stack, "list_releases", lambda project, docker: rows)
+    monkeypatch.setattr(cli_releases, "list_releases", lambda project, docker: rows)
     runner = CliRunner()
     table = runner.invoke(cli, ["--host", "unix:///var/run/docker.sock", "releases"], env={"COLUMNS": "200"})
     assert table.exit_code == 0, table.output

@@ -332,14 +332,14 @@ def test_any_error_inside_a_connection_is_tagged_with_the_engine() -> None:
 
 
 def test_the_cli_prints_the_engine_under_every_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import composekit.cli.stack
+    import composekit.cli.observe
 
     def status(project: object, engine: Engine) -> object:
         raise HealthTimeoutError("the stack did not become healthy")
 
     monkeypatch.chdir(tmp_path)
     project_in(tmp_path)
-    monkeypatch.setattr(composekit.cli.stack, "stack_status", status)
+    monkeypatch.setattr(composekit.cli.observe, "stack_status", status)
     result = CliRunner().invoke(cli, ["--host", "unix:///var/run/docker.sock", "status"])
     assert result.exit_code == 1
     assert result.stderr == (

@@ -56,7 +56,7 @@ def test_rollback_and_releases_refuse_swarm_mode_before_reaching_the_engine(
     def no_engine(*args: object) -> object:
         raise AssertionError("the CLI connected to an engine")
 
-    monkeypatch.setattr(sys.modules["composekit.cli.stack"], "engine_for", no_engine)
+    monkeypatch.setattr(sys.modules["composekit.cli.releases"], "engine_for", no_engine)
     result = CliRunner().invoke(cli, argv)
     assert result.exit_code == 1
     assert result.stderr == f"error: {message}\n"
