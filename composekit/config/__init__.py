@@ -1,5 +1,6 @@
 """Configuration: the pydantic model of composekit.yaml (model.py), reading and merging files (load.py), the files
-on disk a config names (project.py) and the JSON Schema (schema.py). The names other packages use are here."""
+on disk a config names (project.py), what the app directory holds (sources.py), the override file's shape
+(override.py) and the JSON Schema (schema.py). The names other packages use are here."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from .model import (
     SmokeCheck,
     parse_memory,
 )
-from .project import DependencyStyle, Project, detect_dependencies, load_project
+from .project import Project, load_project
 from .schema import config_schema, schema_json
+from .sources import DependencyStyle, detect_dependencies
 
 __all__ = [
     "APP_VARIABLES",

@@ -13,7 +13,7 @@ import posixpath
 import re
 import shlex
 
-from ..config.project import DependencyStyle, Sources
+from ..config.sources import DependencyStyle, Sources
 
 __all__ = [
     "APP_UID",

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config.project import (
+from ..config.sources import (
     LOCKED_STYLES,
     DependencyStyle,
     detect_dependencies,

@@ -14,8 +14,9 @@ import yaml
 
 from ..config.load import parse_config
 from ..config.model import CONFIG_FILENAME, Config
-from ..config.project import DEFAULT_OUT_DIR, DependencyStyle, Sources, detect_sources
+from ..config.project import DEFAULT_OUT_DIR
 from ..config.schema import schema_json
+from ..config.sources import DependencyStyle, Sources, detect_sources
 from ..errors import TemplateError
 from ..render.dockerfile import dockerignore, render_dockerfile
 from .config_text import render_config

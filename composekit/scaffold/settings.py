@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config.model import CONFIG_FILENAME, DEFAULT_PYTHON_IMAGE, App, Config, check_value
-from ..config.project import DependencyStyle, Sources
+from ..config.sources import DependencyStyle, Sources
 from ..errors import TemplateError
 from .detect import AppLocation, Layout, Placement
 from .python_version import image_for

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from composekit.config import parse_config
-from composekit.config.project import detect_sources, load_project, uv_workspace_members
+from composekit.config.project import load_project
+from composekit.config.sources import detect_sources, uv_workspace_members
 from composekit.errors import ConfigError
 from composekit.render.dockerfile import dockerignore_excludes
 from composekit.render.stack import render_stack

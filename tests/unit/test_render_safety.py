@@ -18,7 +18,8 @@ import pytest
 import yaml
 
 from composekit.config import parse_config
-from composekit.config.project import DependencyStyle, Project, load_project
+from composekit.config.project import Project, load_project
+from composekit.config.sources import DependencyStyle
 from composekit.errors import ConfigError
 from composekit.render.compose import _healthcheck_cmd, render_compose
 from composekit.render.dockerfile import (
