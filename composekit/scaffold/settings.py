@@ -49,7 +49,6 @@ class InitSettings:
     health_path: str
     health_note: str
     migrate: str | tuple[str, ...] | None
-    migrate_note: str
     volumes: dict[str, str]
     database: dict[str, str] | None
     template: str
