@@ -9,6 +9,8 @@ are resolved from):
                               providers)
       acme-ca-N.pem           the files of acme/ca_certificates, read from the deploying machine
       gunicorn.conf.py        gunicorn settings; sizes workers at container start from the cgroup
+      secret_env.py           runtime/secret_env.py, when app/secrets or database/variables puts a secret in a
+                              variable
   (Traefik's routes, middlewares and TLS options are not rendered here: `up` writes them into the routes volume.)
   Dockerfile              (render/dockerfile.py) only when the app has none (+ Dockerfile.dockerignore)
 """
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from ..config.project import Project
 from ..errors import ConfigError
-from .compose import render_compose
+from .compose import SECRET_ENV, needs_secret_env, render_compose
 from .dockerfile import dockerignore, dockerignore_excludes, render_dockerfile
 from .swarm import MIGRATE_FILE, STACK_FILE, SWARM_DIR, render_swarm
 from .text import CONFIG_HEADER, acme_ca_files, dump, header, literal
@@ -71,6 +73,8 @@ def stack_configs(project: Project) -> dict[str, str]:
     contents = {"traefik.yml": CONFIG_HEADER + dump(traefik_static(project.config))}
     contents.update(acme_ca_files(project))
     contents["gunicorn.conf.py"] = runtime.joinpath("gunicorn_conf.py").read_text(encoding="utf-8")
+    if needs_secret_env(project.config):
+        contents[SECRET_ENV] = runtime.joinpath(SECRET_ENV).read_text(encoding="utf-8")
     return contents
 
 
@@ -106,6 +110,8 @@ def _secret_files(project: Project) -> list[tuple[str, str, Path]]:
     if config.database is not None:
         value = config.database.password_file
         found.append(("database/password_file", value, project.from_root(value).resolve()))
+    for name, value in config.app.secrets.items():
+        found.append((f"app/secrets/{name}", value, project.from_root(value).resolve()))
     return found
 
 
