@@ -91,8 +91,8 @@ def test_staging_alias_and_custom_ca() -> None:
         (
             {"bogus": 1},
             "composekit.yaml: app/bogus: unknown key (expected one of: path, dockerfile, module, port, health_path, "
-            "workers, workers_per_core, max_workers, worker_memory, cpus, memory, env_file, environment, secrets, volumes, "
-            "read_only, pids_limit, cap_add, replicas, placement)",
+            "workers, workers_per_core, max_workers, worker_memory, cpus, memory, env_file, environment, secrets, "
+            "volumes, read_only, pids_limit, cap_add, replicas, placement)",
         ),
     ],
 )
