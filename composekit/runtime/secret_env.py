@@ -32,7 +32,7 @@ def _read(name: str, path: str) -> bytes:
             data = f.read()
     except OSError as exc:
         _fail(f"{name}: cannot read {path}: {exc.strerror}")
-    data = data.rstrip(b"\r\n")
+    data = data.rstrip(b"\n")
     if b"\0" in data:
         _fail(f"{name}: {path} holds a NUL byte, which no environment variable can carry")
     return data

@@ -327,7 +327,7 @@ SHOW = "import json, os; print(json.dumps({k: os.environ.get(k) for k in ('SECRE
 
 def test_the_wrapper_puts_the_values_into_the_commands_environment(tmp_path: Path) -> None:
     (tmp_path / "key").write_text(SECRET_KEY + "\n\n")
-    (tmp_path / "pw").write_bytes((PASSWORD + "\r\n").encode())
+    (tmp_path / "pw").write_bytes((PASSWORD + "\n").encode())
     env = {**os.environ, "KEPT": "yes", "SECRET_KEY": "from the env file"}
     result = run_wrapper(
         "--env", "SECRET_KEY", str(tmp_path / "key"),
@@ -341,6 +341,14 @@ def test_the_wrapper_puts_the_values_into_the_commands_environment(tmp_path: Pat
         "DATABASE_URL": "postgresql+asyncpg://app:p%40ss%2Fw%3Ard%20%25%C3%A9%3F%23@db:5432/app",
         "KEPT": "yes",
     }
+
+
+def test_the_wrapper_drops_trailing_newlines_only_as_the_postgres_image_does(tmp_path: Path) -> None:
+    """The official image reads POSTGRES_PASSWORD_FILE with $(<file): trailing newlines go, a "\r" stays; the
+    password the app gets must be the one the database was initialised with."""
+    (tmp_path / "key").write_bytes(b" x\r\n\n")
+    result = run_wrapper("--env", "SECRET_KEY", str(tmp_path / "key"), "--", sys.executable, "-c", SHOW)
+    assert json.loads(result.stdout)["SECRET_KEY"] == " x\r"
 
 
 def test_the_wrapper_replaces_itself_with_the_command(tmp_path: Path) -> None:
