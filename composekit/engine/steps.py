@@ -25,7 +25,17 @@ from ..errors import (
     MigrationError,
     PortInUseError,
 )
-from ..render.compose import DB_PASSWORD_ENV, FILES_DIR, FILES_SERVICE, app_image, app_secret_env, secret_env_command
+from ..render.compose import (
+    DB_PASSWORD_ENV,
+    FILES_DIR,
+    FILES_SERVICE,
+    SECRETS_VERSION_ENV,
+    app_image,
+    app_secret_env,
+    needs_secret_env,
+    secret_env_command,
+    secrets_version,
+)
 from ..render.stack import COMPOSE_FILE, render_stack
 from ..render.traefik import GENERATION_HEADER
 from ..verify.http import Endpoint, HttpClient
@@ -87,11 +97,15 @@ def docker_for(project: Project, engine: Engine | None = None) -> Docker:
 
 def compose_secrets(project: Project) -> dict[str, str]:
     """The environment `docker compose up` reads the stack's secrets from: the database password and app/secrets,
-    read from their files here, on the deploying machine, and given to the Compose process only."""
+    read from their files here, on the deploying machine, and given to the Compose process only; and the version
+    of the values the app gets in its environment (render/compose.py SECRETS_VERSION_ENV)."""
     config = project.config
     files = {DB_PASSWORD_ENV: ("database/password_file", config.database.password_file)} if config.database else {}
     files.update({app_secret_env(n): (f"app/secrets/{n}", v) for n, v in sorted(config.app.secrets.items())})
-    return {variable: _read_secret(project, key, value) for variable, (key, value) in files.items()}
+    values = {variable: _read_secret(project, key, value) for variable, (key, value) in files.items()}
+    if needs_secret_env(config):
+        values[SECRETS_VERSION_ENV] = secrets_version(config, values)
+    return values
 
 
 def _read_secret(project: Project, key: str, value: str) -> str:

@@ -39,15 +39,20 @@ __all__ = [
     "RESOLVER",
     "ROUTES",
     "ROUTES_DIR",
+    "SECRETS_VERSION_ENV",
+    "SECRETS_VERSION_LABEL",
     "SECRET_ENV",
     "SECRET_ENV_PATH",
     "app_image",
     "app_secret_env",
     "app_secret_name",
+    "compose_variables",
     "database_url_template",
+    "env_secret_variables",
     "needs_secret_env",
     "render_compose",
     "secret_env_command",
+    "secrets_version",
     "traefik_address",
     "web_subnet",
 ]
@@ -104,6 +109,18 @@ FILES_DIR = "/etc/composekit"
 
 
 DB_PASSWORD_ENV = "COMPOSEKIT_DB_PASSWORD"
+
+
+# The one deliberate variable of compose.yaml (set after escaping: compose_variables): a slow hash of the values
+# runtime/secret_env.py puts into the app's environment, in a label of the app, so that a changed value changes the
+# app's config hash and `up` switches to a new container (which reads the new files) instead of keeping the old one.
+SECRETS_VERSION_ENV = "COMPOSEKIT_SECRETS_VERSION"
+
+
+SECRETS_VERSION_LABEL = "composekit.secrets-version"
+
+
+SECRETS_KDF_ITERATIONS = 200_000
 
 
 # runtime/secret_env.py, where the app and the migration find it (the files volume; a Swarm config in mode: swarm).
@@ -169,6 +186,28 @@ def database_url_template(config: Config) -> str:
     db = config.database
     assert db is not None
     return f"{db.url_scheme}://{db.user}:{{password}}@{DB_SERVICE}:{DB_PORT}/{db.name}"
+
+
+def env_secret_variables(config: Config) -> list[str]:
+    """The Compose process's variables whose values runtime/secret_env.py puts into the app's environment."""
+    names = [app_secret_env(name) for name in sorted(config.app.secrets)]
+    database = config.database
+    return names + ([DB_PASSWORD_ENV] if database is not None and database.variables != "composekit" else [])
+
+
+def secrets_version(config: Config, values: Mapping[str, str]) -> str:
+    """The value of SECRETS_VERSION_ENV: PBKDF2-HMAC-SHA256 of those values (``values`` by variable), salted with
+    the project name, SECRETS_KDF_ITERATIONS rounds, 12 hex digits. Slow on purpose: `docker inspect` shows it."""
+    data = b"".join(f"{name}\0{len(values[name])}\0{values[name]}".encode() for name in env_secret_variables(config))
+    salt = f"composekit-secrets:{config.name}".encode()
+    return hashlib.pbkdf2_hmac("sha256", data, salt, SECRETS_KDF_ITERATIONS).hex()[:12]
+
+
+def compose_variables(doc: dict[str, Any], config: Config) -> dict[str, Any]:
+    """Put the deliberate ${COMPOSEKIT_SECRETS_VERSION} in place, after every other string was escaped (literal)."""
+    if needs_secret_env(config):
+        doc["services"]["app"]["labels"][SECRETS_VERSION_LABEL] = f"${{{SECRETS_VERSION_ENV}:-}}"
+    return doc
 
 
 def secret_env_command(config: Config, argv: list[str], secrets_dir: str) -> list[str]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..config.project import Project
 from ..errors import ConfigError
-from .compose import SECRET_ENV, needs_secret_env, render_compose
+from .compose import SECRET_ENV, compose_variables, needs_secret_env, render_compose
 from .dockerfile import dockerignore, dockerignore_excludes, render_dockerfile
 from .swarm import MIGRATE_FILE, STACK_FILE, SWARM_DIR, render_swarm
 from .text import CONFIG_HEADER, acme_ca_files, dump, header, literal
@@ -87,7 +87,8 @@ def render_stack(project: Project) -> RenderedStack:
         files = render_swarm(project)
     else:
         configs = stack_configs(project)
-        files = {COMPOSE_FILE: header(project) + dump(literal(render_compose(project, configs)))}
+        doc = compose_variables(literal(render_compose(project, configs)), config)
+        files = {COMPOSE_FILE: header(project) + dump(doc)}
     if project.dockerfile is None:
         assert project.dependencies is not None
         files["Dockerfile"] = render_dockerfile(

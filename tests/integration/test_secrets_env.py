@@ -80,7 +80,7 @@ def remote(ssh_config: Path, make_stack: Any, testenv: Any) -> Deployed:  # noqa
     return deploy(make_stack, testenv, "secrets-ssh", "postgres", host=ALIAS)
 
 
-def check_values_are_read(deployed: Deployed) -> None:
+def check_values_are_read(deployed: Deployed, first: bool = True) -> None:
     """The app and the migration (and the state command) saw the values, and reached the database with them."""
     expected = {"SECRET_KEY": sha256(deployed.secret_key)}
     if deployed.variables == "database_url":
@@ -101,9 +101,12 @@ def check_values_are_read(deployed: Deployed) -> None:
     assert "gunicorn" in cmdline and "secret_env.py" not in cmdline, cmdline
     environ = str(deployed.stack.docker.container.execute(app, ["python3", "-c", read, "/proc/1/environ"]))
     assert "SECRET_KEY" in deployed.leaked(environ.encode())
-    releases = json.loads(deployed.stack.ck("releases", "--json").stdout)
-    current = next(r for r in releases if r["current"])
-    assert current["migration"] == "secret-" + sha256(deployed.secret_key)[:12]
+    # migrate/state_command (a one-off container of the migration's service) printed its hash of SECRET_KEY.
+    state = "secret-" + sha256(deployed.secret_key)[:12]
+    assert f"migration state: {state}" in deployed.up_output
+    if first:  # a later `up` of the same code keeps the release's first record
+        releases = json.loads(deployed.stack.ck("releases", "--json").stdout)
+        assert next(r for r in releases if r["current"])["migration"] == state
 
 
 def check_no_value_leaks(deployed: Deployed, tmp: Path) -> None:
@@ -160,6 +163,18 @@ def test_database_url_and_app_secrets_are_read_by_the_app_and_the_migration(loca
 
 def test_database_url_and_app_secrets_leak_nowhere(local: Deployed, tmp_path: Path) -> None:
     check_no_value_leaks(local, tmp_path)
+
+
+def test_database_url_a_rotated_secret_reaches_the_app_at_the_next_up(local: Deployed, tmp_path: Path) -> None:
+    """Same code, new SECRET_KEY: the app's config hash follows the values' version, so `up` switches to a new
+    container, which reads the new value (the migration reads it anyway: it runs at every `up`)."""
+    (local.stack.dir / "secrets" / "secret_key").write_text(secrets.token_urlsafe(32) + "\n")
+    result = local.stack.ck("up", "--no-smoke")
+    assert "nothing recreated" not in result.stderr, result.stderr
+    rotated = Deployed(local.stack, local.variables, result.stdout + result.stderr)
+    assert rotated.secret_key != local.secret_key
+    check_values_are_read(rotated, first=False)
+    check_no_value_leaks(rotated, tmp_path)
 
 
 def test_postgres_variables_over_ssh_are_read_by_the_app_and_the_migration(remote: Deployed) -> None:

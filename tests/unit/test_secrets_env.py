@@ -284,12 +284,29 @@ def test_a_secret_file_in_the_build_context_stays_out_of_the_image(tmp_path: Pat
     assert "secrets/secret_key" in rendered.files["Dockerfile.dockerignore"].splitlines()
 
 
-def test_compose_gets_each_value_from_its_file(tmp_path: Path) -> None:
+def test_compose_gets_each_value_from_its_file_and_their_version(tmp_path: Path) -> None:
     extra = {**FORMS["app_secret"], "database": DATABASE}
-    assert steps.compose_secrets(project(tmp_path, extra)) == {
-        "COMPOSEKIT_DB_PASSWORD": PASSWORD + "\n",
-        "COMPOSEKIT_SECRET_SECRET_KEY": SECRET_KEY + "\n",
-    }
+    p = project(tmp_path, extra)
+    got = steps.compose_secrets(p)
+    version = got.pop("COMPOSEKIT_SECRETS_VERSION")
+    assert got == {"COMPOSEKIT_DB_PASSWORD": PASSWORD + "\n", "COMPOSEKIT_SECRET_SECRET_KEY": SECRET_KEY + "\n"}
+    assert len(version) == 12 and values_in(version) == []
+    assert steps.compose_secrets(p)["COMPOSEKIT_SECRETS_VERSION"] == version  # same values, same version
+    (tmp_path / "secrets" / "secret_key").write_text("rotated\n")
+    assert steps.compose_secrets(p)["COMPOSEKIT_SECRETS_VERSION"] != version
+    # The database password with the default variables is a file the app reads itself: no version to follow.
+    assert "COMPOSEKIT_SECRETS_VERSION" not in steps.compose_secrets(project(tmp_path, {"database": DATABASE}))
+
+
+def test_a_changed_value_changes_the_apps_config_hash(tmp_path: Path) -> None:
+    """The version reaches the app as a label through Compose's interpolation (the one "$" left unescaped), so
+    `docker compose config --hash app` changes with it and `up` switches to a container that reads the new value."""
+    doc = yaml.safe_load(render_stack(project(tmp_path, FORMS["postgres"])).compose)
+    assert doc["services"]["app"]["labels"]["composekit.secrets-version"] == "${COMPOSEKIT_SECRETS_VERSION:-}"
+    assert (
+        "composekit.secrets-version"
+        not in yaml.safe_load(render_stack(project(tmp_path, {})).compose)["services"]["app"]["labels"]
+    )
 
 
 def test_the_state_command_runs_with_the_secrets(tmp_path: Path) -> None:
