@@ -38,10 +38,11 @@ def sha256(text: str) -> str:
 class Deployed:
     """A deployed secrets-app with fresh random values (characters a URL must encode in the password)."""
 
-    def __init__(self, stack: Stack, variables: str, up_output: str) -> None:
+    def __init__(self, stack: Stack, variables: str, up_output: str, swarm: bool = False) -> None:
         self.stack = stack
         self.variables = variables
         self.up_output = up_output
+        self.swarm = swarm
         self.secret_key = (stack.dir / "secrets" / "secret_key").read_text().rstrip("\n")
         self.password = (stack.dir / "secrets" / "db_password").read_text().rstrip("\n")
         self.url = f"postgresql+psycopg://{DB}:{quote(self.password, safe='')}@db:5432/{DB}"
@@ -51,13 +52,27 @@ class Deployed:
         """Every form a value could leak in: as written, the password percent-encoded, the whole URL."""
         return [self.secret_key, self.password, quote(self.password, safe=""), self.url]
 
+    def containers(self) -> dict[str, Any]:
+        """Every container of the stack (exited ones included) by name, and its service."""
+        if not self.swarm:
+            return {c.name: (service, c) for service, c in self.stack.containers().items()}
+        label = f"com.docker.stack.namespace={self.stack.name}"
+        found = self.stack.docker.container.list(all=True, filters=[("label", label)])
+        prefix = f"{self.stack.name}_"
+        return {
+            c.name: ((c.config.labels or {})["com.docker.swarm.service.name"].removeprefix(prefix), c) for c in found
+        }
+
+    def app(self) -> Any:
+        return next(c for service, c in self.containers().values() if service == "app" and c.state.running)
+
     def leaked(self, blob: bytes) -> list[str]:
         """Which forms ``blob`` holds, named (never the value itself, so a failure message leaks nothing)."""
         names = ["SECRET_KEY", "the password", "the percent-encoded password", "DATABASE_URL"]
         return [name for name, value in zip(names, self.values, strict=True) if value.encode() in blob]
 
 
-def deploy(make_stack: Any, testenv: Any, name: str, variables: str, **overrides: Any) -> Deployed:
+def deploy(make_stack: Any, testenv: Any, name: str, variables: str, *up: str, **overrides: Any) -> Deployed:
     database: dict[str, str] = {"variables": variables}
     if variables == "database_url":
         database["url_scheme"] = "postgresql+psycopg"
@@ -65,8 +80,8 @@ def deploy(make_stack: Any, testenv: Any, name: str, variables: str, **overrides
     (stack.dir / "secrets").mkdir()
     (stack.dir / "secrets" / "secret_key").write_text(secrets.token_urlsafe(32) + "\n")
     (stack.dir / "secrets" / "db_password").write_text(f"pw-{secrets.token_hex(12)} @/:%?#&=+$\n")
-    result = stack.ck("up", "--no-smoke")
-    return Deployed(stack, variables, result.stdout + result.stderr)
+    result = stack.ck("up", "--no-smoke", *up)
+    return Deployed(stack, variables, result.stdout + result.stderr, swarm=overrides.get("mode") == "swarm")
 
 
 @pytest.fixture(scope="module")
@@ -95,12 +110,14 @@ def check_values_are_read(deployed: Deployed, first: bool = True) -> None:
     assert body["database"] == f"{DB}@{DB}"
     # PID 1 of the app is gunicorn itself (secret_env.py replaced itself with it) and holds the values: the search
     # the leak checks use finds them where they are meant to be.
-    app = deployed.stack.containers()["app"]
+    app = deployed.app()
     read = "import sys; sys.stdout.write(open(sys.argv[1], 'rb').read().decode().replace(chr(0), chr(10)))"
     cmdline = str(deployed.stack.docker.container.execute(app, ["python3", "-c", read, "/proc/1/cmdline"]))
     assert "gunicorn" in cmdline and "secret_env.py" not in cmdline, cmdline
     environ = str(deployed.stack.docker.container.execute(app, ["python3", "-c", read, "/proc/1/environ"]))
     assert "SECRET_KEY" in deployed.leaked(environ.encode())
+    if deployed.swarm:  # no state command in mode: swarm
+        return
     # migrate/state_command (a one-off container of the migration's service) printed its hash of SECRET_KEY.
     state = "secret-" + sha256(deployed.secret_key)[:12]
     assert f"migration state: {state}" in deployed.up_output
@@ -111,16 +128,28 @@ def check_values_are_read(deployed: Deployed, first: bool = True) -> None:
 
 def check_no_value_leaks(deployed: Deployed, tmp: Path) -> None:
     stack = deployed.stack
-    containers = stack.containers()
-    assert {"files", "db", "migrate", "app"} <= set(containers)
+    containers = deployed.containers()
+    services = {service for service, _ in containers.values()}
+    assert {"db", "app"} <= services and (deployed.swarm or {"files", "migrate"} <= services)
     # docker inspect of every container of the stack (the exited `files` and `migrate` included).
-    for service, container in containers.items():
+    for service, container in containers.values():
         inspect = subprocess.run(["docker", "inspect", container.id], capture_output=True, timeout=60, check=True)
         assert deployed.leaked(inspect.stdout) == [], service
         env = json.loads(inspect.stdout)[0]["Config"]["Env"] or []
         assert not [e for e in env if e.split("=", 1)[0] in ("SECRET_KEY", "DATABASE_URL", "POSTGRES_PASSWORD")]
         logs = subprocess.run(["docker", "logs", container.id], capture_output=True, timeout=60, check=True)
         assert deployed.leaked(logs.stdout + logs.stderr) == [], f"{service} logs"
+    if deployed.swarm:  # and every service's spec (Swarm keeps the secrets' values to itself: no API returns them)
+        label = f"label=com.docker.stack.namespace={stack.name}"
+        ids = subprocess.run(
+            ["docker", "service", "ls", "-q", "--filter", label], capture_output=True, text=True, timeout=60
+        )
+        assert ids.stdout.split()
+        for service_id in ids.stdout.split():
+            spec = subprocess.run(
+                ["docker", "service", "inspect", service_id], capture_output=True, timeout=60, check=True
+            )
+            assert deployed.leaked(spec.stdout) == [], service_id
     # Every rendered file.
     rendered = [p for p in (stack.dir / ".composekit").rglob("*") if p.is_file()]
     assert rendered
@@ -131,7 +160,7 @@ def check_no_value_leaks(deployed: Deployed, tmp: Path) -> None:
     assert deployed.leaked(stack.ck("config").stdout.encode()) == []
     # Every file of every layer of the app image (and its config and history).
     archive = tmp / "app-image.tar"
-    subprocess.run(["docker", "save", "-o", str(archive), f"{stack.name}-app:latest"], check=True, timeout=300)
+    subprocess.run(["docker", "save", "-o", str(archive), deployed.app().image], check=True, timeout=300)
     scanned = 0
     with tarfile.open(archive) as outer:
         for name, data in _files_of(outer):

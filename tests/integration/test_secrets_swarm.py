@@ -1,0 +1,43 @@
+"""Secrets as environment variables in mode: swarm, for real, on the two-node test Swarm (the `swarm_cluster`
+fixture): app/secrets and `database/variables: database_url` as Docker secrets that `docker stack deploy` reads
+from the files here, put into the app's and the migration job's process environment by secret_env.py. The same
+checks as tests/integration/test_secrets_env.py (whose helpers this uses): the app and the migration read each
+value; no container or service inspect, log, rendered file, image layer or composekit output holds one. The app is
+pinned to the manager, where its data volume (the migration's report) and the database live.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .swarm_cluster import SwarmCluster, swarm_cluster  # noqa: F401 (the fixture)
+from .test_secrets_env import Deployed, check_no_value_leaks, check_values_are_read, deploy
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def deployed(swarm_cluster: SwarmCluster, make_stack: Any, testenv: Any) -> Deployed:  # noqa: F811
+    swarm_cluster.give_node2(testenv.python_image)  # composekit ships only the app's own layers to node2
+    return deploy(
+        make_stack,
+        testenv,
+        "secrets-sw",
+        "database_url",
+        "--timeout",
+        "600",
+        mode="swarm",
+        app={"replicas": 1, "placement": ["node.role == manager"]},
+        swarm={"nodes": {swarm_cluster.node2_hostname: swarm_cluster.node2_host}},
+    )
+
+
+def test_swarm_secrets_are_read_by_the_app_and_the_migration_job(deployed: Deployed) -> None:
+    check_values_are_read(deployed)
+
+
+def test_swarm_secrets_leak_nowhere(deployed: Deployed, tmp_path: Path) -> None:
+    check_no_value_leaks(deployed, tmp_path)
