@@ -113,6 +113,8 @@ STACK_VERSION = "3.9"
 # deploy_variables' hash of the database password: PBKDF2-HMAC-SHA256, salted with the stack name.
 DB_SECRET_KDF_ITERATIONS = 200_000
 DB_SECRET_VERSION_LENGTH = 12
+# The longest name of a Swarm secret or config (swarmkit refuses longer ones at `docker stack deploy`).
+SWARM_NAME_MAX = 64
 # Seconds Traefik waits between two active health checks of a task, and for one answer.
 TRAEFIK_HEALTH_INTERVAL = "2s"
 TRAEFIK_HEALTH_TIMEOUT = "2s"
@@ -463,6 +465,19 @@ def _networks_doc(config: Config) -> dict[str, Any]:
 def _secrets_doc(project: Project) -> dict[str, Any]:
     """The database password and app/secrets: read by `docker stack deploy` from their files; each name carries a
     version from deploy_variables, so a new value is a new secret (Swarm secrets are immutable)."""
+    config = project.config
+    problems = []
+    for secret, (key, _) in _secret_files(project).items():
+        length = len(f"{config.name}_{secret}-") + DB_SECRET_VERSION_LENGTH
+        if length > SWARM_NAME_MAX:
+            source = " + ".join(p.name for p in project.config_files)
+            problems.append(
+                f"{source}: {key}: in mode: swarm its Docker secret is named {config.name}_{secret}-<version>, "
+                f"{length} characters, and Swarm allows {SWARM_NAME_MAX}: shorten name"
+                + (" or the variable's name" if key.startswith("app/") else "")
+            )
+    if problems:
+        raise ConfigError(problems)
     return {
         name: {"name": "", "file": project.rel(project.from_root(path))}
         for name, (_, path) in _secret_files(project).items()

@@ -270,6 +270,20 @@ def test_swarm_delivers_each_form_as_a_docker_secret_and_renders_no_value(tmp_pa
     assert len(variables[version]) == 12 and values_in(json.dumps(variables)) == []
 
 
+def test_a_swarm_secret_name_longer_than_swarm_allows_is_refused_before_deploying(tmp_path: Path) -> None:
+    variable = "LONG_" + "X" * 38  # shop_env_<43 characters>-<12 hex digits>: 65 characters
+    app = {"module": "app.main:app", "secrets": {variable: "secrets/secret_key"}}
+    p = project(tmp_path, {"app": app, "mode": "swarm"})
+    with pytest.raises(ConfigError) as info:
+        render_stack(p)
+    assert info.value.problems == [
+        f"composekit.yaml: app/secrets/{variable}: in mode: swarm its Docker secret is named "
+        f"shop_env_{variable}-<version>, 65 characters, and Swarm allows 64: shorten name or the variable's name"
+    ]
+    app["secrets"] = {variable[1:]: "secrets/secret_key"}  # 64: accepted
+    render_stack(project(tmp_path, {"app": app, "mode": "swarm"}))
+
+
 def test_without_secrets_nothing_is_wrapped(tmp_path: Path) -> None:
     """The default database variables need no wrapper: the app reads DATABASE_PASSWORD_FILE itself."""
     rendered = render_stack(project(tmp_path, {"database": DATABASE}))
