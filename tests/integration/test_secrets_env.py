@@ -77,6 +77,13 @@ def deploy(make_stack: Any, testenv: Any, name: str, variables: str, *up: str, *
     if variables == "database_url":
         database["url_scheme"] = "postgresql+psycopg"
     stack: Stack = make_stack(APP, name, database=database, images={"postgres": testenv.postgres_image}, **overrides)
+    if overrides.get("mode") == "swarm":
+        # This test's own volumes of an earlier run: a database initialised with another password must not decide
+        # this one (in mode: swarm, `down --delete-volumes` may find the volumes still in use by stopping tasks).
+        label = f"label=com.docker.stack.namespace={name}"
+        left = subprocess.run(["docker", "volume", "ls", "-q", "--filter", label], capture_output=True, text=True)
+        for volume in left.stdout.split():
+            subprocess.run(["docker", "volume", "rm", volume], capture_output=True, timeout=60, check=True)
     (stack.dir / "secrets").mkdir()
     (stack.dir / "secrets" / "secret_key").write_text(secrets.token_urlsafe(32) + "\n")
     (stack.dir / "secrets" / "db_password").write_text(f"pw-{secrets.token_hex(12)} @/:%?#&=+$\n")

@@ -8,6 +8,7 @@ pinned to the manager, where its data volume (the migration's report) and the da
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -41,3 +42,14 @@ def test_swarm_secrets_are_read_by_the_app_and_the_migration_job(deployed: Deplo
 
 def test_swarm_secrets_leak_nowhere(deployed: Deployed, tmp_path: Path) -> None:
     check_no_value_leaks(deployed, tmp_path)
+
+
+def test_swarm_a_rotated_secret_rolls_out_at_the_next_up(deployed: Deployed, tmp_path: Path) -> None:
+    """Same code, new SECRET_KEY: a new Docker secret (its name carries the value's version), so Swarm updates the
+    app and the migration job runs with the new value."""
+    (deployed.stack.dir / "secrets" / "secret_key").write_text(secrets.token_urlsafe(32) + "\n")
+    result = deployed.stack.ck("up", "--no-smoke", "--timeout", "600")
+    rotated = Deployed(deployed.stack, deployed.variables, result.stdout + result.stderr, swarm=True)
+    assert rotated.secret_key != deployed.secret_key
+    check_values_are_read(rotated)
+    check_no_value_leaks(rotated, tmp_path)
