@@ -97,9 +97,11 @@ def local(make_stack: Any, testenv: Any) -> Deployed:
 
 
 @pytest.fixture(scope="module")
-def remote(ssh_config: Path, make_stack: Any, testenv: Any) -> Deployed:  # noqa: F811
-    # ssh_config first: set up before make_stack, so torn down after it (make_stack's `down` goes over SSH too).
-    return deploy(make_stack, testenv, "secrets-ssh", "postgres", host=ALIAS)
+def remote(ssh_config: Path, make_stack: Any, testenv: Any) -> Iterator[Deployed]:  # noqa: F811
+    deployed = deploy(make_stack, testenv, "secrets-ssh", "postgres", host=ALIAS)
+    yield deployed
+    # Down while the test sshd still runs: make_stack (set up by `local` before ssh_config) ends after it.
+    deployed.stack.ck("down", "--delete-volumes", check=False, timeout=120)
 
 
 def check_values_are_read(deployed: Deployed, first: bool = True) -> None:
