@@ -164,8 +164,11 @@ def check_no_value_leaks(deployed: Deployed, tmp: Path) -> None:
     assert rendered
     for path in rendered:
         assert deployed.leaked(path.read_bytes()) == [], path
-    # composekit's own output: `up` and `config`.
+    # composekit's own output: `up`, `config` and `logs` (`docker compose logs`, or the services' in mode: swarm).
     assert deployed.leaked(deployed.up_output.encode()) == []
+    shown = stack.ck("logs")
+    assert "migrate: connected as" in shown.stdout  # the migration's own line: the logs were read
+    assert deployed.leaked((shown.stdout + shown.stderr).encode()) == []
     assert deployed.leaked(stack.ck("config").stdout.encode()) == []
     # Every file of every layer of the app image (and its config and history).
     archive = tmp / "app-image.tar"

@@ -9,6 +9,9 @@ pinned to the manager, where its data volume (the migration's report) and the da
 from __future__ import annotations
 
 import secrets
+import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +24,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def deployed(swarm_cluster: SwarmCluster, make_stack: Any, testenv: Any) -> Deployed:  # noqa: F811
+def deployed(swarm_cluster: SwarmCluster, make_stack: Any, testenv: Any) -> Iterator[Deployed]:  # noqa: F811
     swarm_cluster.give_node2(testenv.python_image)  # composekit ships only the app's own layers to node2
-    return deploy(
+    deployed = deploy(
         make_stack,
         testenv,
         "secrets-sw",
@@ -34,6 +37,18 @@ def deployed(swarm_cluster: SwarmCluster, make_stack: Any, testenv: Any) -> Depl
         app={"replicas": 1, "placement": ["node.role == manager"]},
         swarm={"nodes": {swarm_cluster.node2_hostname: swarm_cluster.node2_host}},
     )
+    yield deployed
+    # `down --delete-volumes` may find the volumes still in use by the tasks that are stopping: this test's own
+    # volumes (test data) go once they are free, within a bounded wait.
+    deployed.stack.ck("down", "--delete-volumes", check=False, timeout=180)
+    label = f"label=com.docker.stack.namespace={deployed.stack.name}"
+    deadline = time.monotonic() + 150  # the app's stop grace period is 47 s
+    while time.monotonic() < deadline:
+        left = subprocess.run(["docker", "volume", "ls", "-q", "--filter", label], capture_output=True, text=True)
+        if not left.stdout.split():
+            break
+        subprocess.run(["docker", "volume", "rm", *left.stdout.split()], capture_output=True, timeout=60)
+        time.sleep(2)
 
 
 def test_swarm_secrets_are_read_by_the_app_and_the_migration_job(deployed: Deployed) -> None:
