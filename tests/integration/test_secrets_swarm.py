@@ -38,15 +38,20 @@ def deployed(swarm_cluster: SwarmCluster, make_stack: Any, testenv: Any) -> Iter
         swarm={"nodes": {swarm_cluster.node2_hostname: swarm_cluster.node2_host}},
     )
     yield deployed
-    # `down --delete-volumes` may find the volumes still in use by the tasks that are stopping: this test's own
-    # volumes (test data) go once they are free, within a bounded wait.
+    # `down --delete-volumes` may find the volumes still in use: the finished migration job's exited container
+    # outlives `docker stack rm` here. This test's own containers and volumes (test data) go, within a bounded wait.
     deployed.stack.ck("down", "--delete-volumes", check=False, timeout=180)
     label = f"label=com.docker.stack.namespace={deployed.stack.name}"
-    deadline = time.monotonic() + 150  # the app's stop grace period is 47 s
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         left = subprocess.run(["docker", "volume", "ls", "-q", "--filter", label], capture_output=True, text=True)
         if not left.stdout.split():
             break
+        exited = subprocess.run(
+            ["docker", "ps", "-aq", "--filter", label, "--filter", "status=exited"], capture_output=True, text=True
+        )
+        if exited.stdout.split():
+            subprocess.run(["docker", "rm", *exited.stdout.split()], capture_output=True, timeout=60)
         subprocess.run(["docker", "volume", "rm", *left.stdout.split()], capture_output=True, timeout=60)
         time.sleep(2)
 
