@@ -31,6 +31,7 @@ __all__ = [
     "APP_VARIABLES",
     "CONFIG_FILENAME",
     "DATABASE_VARIABLES",
+    "DATABASE_VARIABLE_SETS",
     "OVERRIDE_FILENAME",
     "REDACTED",
     "WORKER_VARIABLES",
@@ -49,6 +50,7 @@ __all__ = [
     "SmokeCheck",
     "Swarm",
     "check_value",
+    "database_variables",
     "got",
     "parse_memory",
 ]
@@ -121,6 +123,25 @@ DATABASE_VARIABLES: dict[str, str] = {
     "DATABASE_USER": "set database/user instead",
     "DATABASE_PASSWORD_FILE": "set database/password_file instead",
 }
+# database/variables: database_url and postgres, the names FastAPI apps read (FastAPI's full-stack template reads
+# the POSTGRES_* set). The password reaches the process environment only (runtime/secret_env.py), never the
+# container's configuration.
+DATABASE_URL_VARIABLES: dict[str, str] = {
+    "DATABASE_URL": "composekit builds it from database/ (the password from database/password_file); set "
+    "database/url_scheme for another driver",
+}
+POSTGRES_VARIABLES: dict[str, str] = {
+    "POSTGRES_SERVER": "composekit points it at the database service; it cannot be changed",
+    "POSTGRES_PORT": "composekit points it at the database service; it cannot be changed",
+    "POSTGRES_DB": "set database/name instead",
+    "POSTGRES_USER": "set database/user instead",
+    "POSTGRES_PASSWORD": "set database/password_file instead",
+}
+DATABASE_VARIABLE_SETS: dict[str, dict[str, str]] = {
+    "composekit": DATABASE_VARIABLES,
+    "database_url": DATABASE_URL_VARIABLES,
+    "postgres": POSTGRES_VARIABLES,
+}
 # The worker settings an app/env_file may set instead of the config (the old official image's convention):
 # variable -> App field. render/compose.py renders each only when the config sets the field explicitly.
 WORKER_VARIABLES: dict[str, str] = {
@@ -142,6 +163,7 @@ URL_PATH_EXPECTED = (
     'a URL path starting with "/", of letters, digits and "-._~!$&\'()*+,;=:@/?%" (percent-encode any other '
     'character, such as a space: "%20")'
 )
+_URL_SCHEME_RE = re.compile(r"^postgres(ql)?(\+[a-z0-9_]+)?$(?!\n)")
 _PG_IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$(?!\n)")
 # A Swarm placement constraint as `docker service create --constraint` takes it: an attribute, == or !=, a value.
 _CONSTRAINT_RE = re.compile(
@@ -368,6 +390,9 @@ class App(_Model):
     memory: int | None = None
     env_file: str | None = None
     environment: dict[str, str] = {}
+    # Variable -> file on the deploying machine (relative to composekit.yaml); in the app's and the migration's
+    # process environment only (runtime/secret_env.py), never in a rendered file or the container's configuration.
+    secrets: dict[str, str] = {}
     volumes: dict[str, str] = {}
     # Confinement of the app and the migration (see README "Security defaults"); each one relaxable.
     read_only: Flag = True
@@ -452,6 +477,33 @@ class App(_Model):
             out[key] = text
         return out
 
+    @field_validator("secrets", mode="before")
+    @classmethod
+    def _secrets(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            raise ValueError(f"expected a mapping of VARIABLE: path of the file that holds its value, got {got(v)}")
+        for key, value in v.items():
+            if not isinstance(key, str) or not _ENV_KEY_RE.match(key):
+                raise ValueError(f"expected environment variable names, got {got(key)}")
+            if key in APP_VARIABLES:
+                raise ValueError(f"{key} is composekit's own variable: {APP_VARIABLES[key]}")
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(
+                    f"{key}: expected the path of a file that holds the value, such as secrets/{key.lower()}, "
+                    f"got {got(value)}"
+                )
+        return v
+
+    @model_validator(mode="after")
+    def _secrets_not_environment(self) -> App:
+        both = sorted(set(self.secrets) & set(self.environment))
+        if both:
+            raise ValueError(
+                f"secrets: {both[0]} is also set in app/environment; keep one of the two (a secret belongs in "
+                "app/secrets only)"
+            )
+        return self
+
     @field_validator("volumes", mode="before")
     @classmethod
     def _volumes(cls, v: Any) -> Any:
@@ -533,6 +585,23 @@ class Database(_Model):
     name: PgIdentifier = "app"
     user: PgIdentifier = "app"
     password_file: str
+    # How the app and the migration reach it: composekit's DATABASE_* (DATABASE_PASSWORD_FILE), DATABASE_URL
+    # (password included) or the POSTGRES_* set; the password only ever in the process environment.
+    variables: Literal["composekit", "database_url", "postgres"] = "composekit"
+    url_scheme: Annotated[
+        str,
+        Strict(),
+        Field(pattern=_URL_SCHEME_RE.pattern, examples=["postgresql+asyncpg"]),
+        Expected('"postgresql" or "postgres", optionally with a driver such as "postgresql+asyncpg"'),
+    ] = "postgresql"
+
+    @model_validator(mode="after")
+    def _scheme_needs_url(self) -> Database:
+        if "url_scheme" in self.model_fields_set and self.variables != "database_url":
+            raise ValueError(
+                "url_scheme: applies to variables: database_url only; set `variables: database_url` or remove the key"
+            )
+        return self
 
     @field_validator("password_file", mode="before")
     @classmethod
@@ -741,12 +810,13 @@ class Config(_Model):
 
     @model_validator(mode="after")
     def _database_variables(self) -> Config:
-        taken = [k for k in self.app.environment if k in DATABASE_VARIABLES] if self.database is not None else []
-        if taken:
-            raise ValueError(
-                f"app/environment: {taken[0]} is composekit's own variable when database is set: "
-                f"{DATABASE_VARIABLES[taken[0]]}"
-            )
+        own = database_variables(self.database)
+        for key in ("environment", "secrets"):
+            taken = [k for k in getattr(self.app, key) if k in own]
+            if taken:
+                raise ValueError(
+                    f"app/{key}: {taken[0]} is composekit's own variable when database is set: {own[taken[0]]}"
+                )
         return self
 
     @model_validator(mode="after")
@@ -761,11 +831,21 @@ class Config(_Model):
         """The merged config as plain data, every value that could be a credential shown as ``<redacted>``.
 
         Validation already refuses secrets in app/environment; this is the second line, for any string that
-        slips through (a URL with userinfo anywhere, say). The database password is a file path here, and
-        env files are never read for this.
+        slips through (a URL with userinfo anywhere, say). The database password and app/secrets are file
+        paths here, and neither they nor env files are read for this.
         """
-        redacted: dict[str, Any] = _redact(self.model_dump(mode="json"))
+        data = self.model_dump(mode="json")
+        redacted: dict[str, Any] = _redact(data)
+        # app/secrets: the paths of the files, keyed by the variables they fill (SECRET_KEY would redact by name):
+        # shown, unless a path itself looks like a credential.
+        redacted["app"]["secrets"] = {k: _redact(v) for k, v in data["app"]["secrets"].items()}
         return redacted
+
+
+def database_variables(database: Database | None) -> dict[str, str]:
+    """The variables composekit sets in the app and the migration for ``database`` (database/variables), each with
+    what to set instead; {} without a database."""
+    return {} if database is None else DATABASE_VARIABLE_SETS[database.variables]
 
 
 def check_value(model: type[BaseModel], field: str, value: Any) -> Any:

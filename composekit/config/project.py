@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from .load import load_config
-from .model import CONFIG_FILENAME, OVERRIDE_FILENAME, WORKER_VARIABLES, Config
+from .model import CONFIG_FILENAME, OVERRIDE_FILENAME, WORKER_VARIABLES, Config, database_variables
 from .override import check_override
 from .sources import DependencyStyle, Sources, detect_dependencies, detect_sources, is_dir, is_file
 
@@ -77,6 +77,21 @@ def _worker_conflicts(config: Config, env_file: Path, source: str) -> list[str]:
     ]
 
 
+def _secret_conflicts(config: Config, env_file: Path, source: str) -> list[str]:
+    """A variable composekit fills from a file (app/secrets, the database's) that the env file sets too: the
+    env file's value would never be seen (composekit's wins), so one of them is a forgotten copy of a secret."""
+    names = env_file_names(env_file)
+    keys = {name: f"app/secrets/{name}" for name in config.app.secrets}
+    if config.database is not None and config.database.variables != "composekit":  # unchanged: DATABASE_* as before
+        keys.update(dict.fromkeys(database_variables(config.database), "database/variables"))
+    return [
+        f"{source}: {key}: {name} is also set in {config.app.env_file} (line {names[name]}); composekit sets it, "
+        "so remove the line from the env file"
+        for name, key in keys.items()
+        if name in names
+    ]
+
+
 def load_project(config_files: tuple[Path, ...] = (), out_dir: Path | None = None) -> Project:
     """Load and validate the config, then check the files it names; every problem reported at once."""
     files = tuple(config_files) or (Path(CONFIG_FILENAME),)
@@ -123,6 +138,14 @@ def load_project(config_files: tuple[Path, ...] = (), out_dir: Path | None = Non
         )
     elif config.app.env_file is not None:
         problems.extend(_worker_conflicts(config, root / config.app.env_file, source))
+        problems.extend(_secret_conflicts(config, root / config.app.env_file, source))
+    for name, value in config.app.secrets.items():
+        if not is_file(root / value):
+            problems.append(
+                f"{source}: app/secrets/{name}: {value!r} does not exist; create it (it holds the value of {name} "
+                f"alone, such as `python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > {value}`) and "
+                "keep it out of git"
+            )
     database = config.database
     if database is not None and not is_file(root / database.password_file):
         problems.append(

@@ -69,6 +69,11 @@ OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
         "propertyNames": {"pattern": _ENV_KEY_RE.pattern},
         "additionalProperties": {"type": ["string", "number", "boolean"]},
     },
+    ("App", "secrets"): {
+        "type": "object",
+        "propertyNames": {"pattern": _ENV_KEY_RE.pattern},
+        "additionalProperties": {"type": "string", "pattern": r"\S"},
+    },
     ("App", "volumes"): {
         "type": "object",
         "propertyNames": {"pattern": _VOLUME_NAME_RE.pattern, "not": {"enum": ["acme", "routes", "files"]}},
@@ -159,6 +164,9 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("App", "memory"): 'Memory limit of the app container, such as "512M" or "1G".',
     ("App", "env_file"): "File with the app's secrets (VARIABLE=value), referenced by the compose file, never copied.",
     ("App", "environment"): "Non-secret environment variables; names that look secret are refused (use env_file).",
+    ("App", "secrets"): "Secret environment variables: VARIABLE -> a file on the deploying machine holding its value "
+    "(relative to composekit.yaml, keep it out of git); set in the app's and the migration's process environment "
+    "only, never in a rendered file or `docker inspect`.",
     ("App", "volumes"): "Named volumes: name -> absolute path in the container; data survives redeploys.",
     ("App", "read_only"): "Read-only root filesystem for the app and the migration (writable: /tmp, volumes).",
     ("App", "pids_limit"): "Most processes and threads the app container (and the migration) may run.",
@@ -181,6 +189,12 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("Database", "user"): "Owner of the database (POSTGRES_USER); the app gets DATABASE_USER.",
     ("Database", "password_file"): "File holding the password (relative to composekit.yaml, keep it out of git); "
     "mounted at /run/secrets/db_password, the app gets DATABASE_PASSWORD_FILE.",
+    ("Database", "variables"): '"composekit" (DATABASE_HOST, _PORT, _NAME, _USER, DATABASE_PASSWORD_FILE), '
+    '"database_url" (DATABASE_URL, password included) or "postgres" (POSTGRES_SERVER, _PORT, _DB, _USER, '
+    "POSTGRES_PASSWORD): the names the app reads; a password only in the process environment, never in "
+    "`docker inspect`.",
+    ("Database", "url_scheme"): 'The scheme of DATABASE_URL with variables: database_url, such as "postgresql+asyncpg" '
+    'or "postgresql+psycopg" (SQLAlchemy drivers).',
     ("Images", "python"): "Base image of the generated Dockerfile.",
     ("Images", "traefik"): "Traefik image.",
     ("Images", "postgres"): "PostgreSQL image (data in /var/lib/postgresql/data, as postgres:17 and earlier).",

@@ -20,7 +20,17 @@ from ..errors import (
     MigrationError,
     PortInUseError,
 )
-from ..render.compose import DB_PASSWORD_ENV, FILES_SERVICE, app_image
+from ..render.compose import (
+    DB_PASSWORD_ENV,
+    FILES_DIR,
+    FILES_SERVICE,
+    SECRETS_VERSION_ENV,
+    app_image,
+    app_secret_env,
+    needs_secret_env,
+    secret_env_command,
+    secrets_version,
+)
 from ..render.stack import COMPOSE_FILE, render_stack
 from .docker import ContainerInfo, Docker, LineSink
 from .migration_state import parse_alembic_current, state_command
@@ -55,20 +65,26 @@ def docker_for(project: Project, engine: Engine | None = None) -> Docker:
 
 
 def compose_secrets(project: Project) -> dict[str, str]:
-    """The environment `docker compose up` reads the stack's secrets from: the database password, read from
-    database/password_file here, on the deploying machine, and given to the Compose process only."""
-    database = project.config.database
-    if database is None:
-        return {}
-    path = project.from_root(database.password_file)
+    """The environment `docker compose up` reads the stack's secrets from: the database password and app/secrets,
+    read from their files here, on the deploying machine, and given to the Compose process only; and the version
+    of the values the app gets in its environment (render/compose.py SECRETS_VERSION_ENV)."""
+    config = project.config
+    files = {DB_PASSWORD_ENV: ("database/password_file", config.database.password_file)} if config.database else {}
+    files.update({app_secret_env(n): (f"app/secrets/{n}", v) for n, v in sorted(config.app.secrets.items())})
+    values = {variable: _read_secret(project, key, value) for variable, (key, value) in files.items()}
+    if needs_secret_env(config):
+        values[SECRETS_VERSION_ENV] = secrets_version(config, values)
+    return values
+
+
+def _read_secret(project: Project, key: str, value: str) -> str:
+    path = project.from_root(value)
     try:
-        return {DB_PASSWORD_ENV: path.read_text(encoding="utf-8")}
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a text file"
         source = " + ".join(p.name for p in project.config_files)
-        raise ConfigError(
-            [f'{source}: database/password_file: cannot read "{database.password_file}" ({path}): {reason}']
-        ) from None
+        raise ConfigError([f'{source}: {key}: cannot read "{value}" ({path}): {reason}']) from None
 
 
 @contextmanager
@@ -255,7 +271,7 @@ def read_migration_state(project: Project, docker: Docker, deadline: Deadline, r
     report(f"reading the migration state (`{shown}`)")
     limit = min(deadline.remaining(), STATE_TIMEOUT)
     try:
-        docker.run_one_off(MIGRATE, list(command.argv), name)
+        docker.run_one_off(MIGRATE, secret_env_command(project.config, list(command.argv), FILES_DIR), name)
         seen, _ = poll_until(observe, limit, clock=deadline.clock, sleep=deadline.sleep)
         c = seen.value
         if not seen.done or c is None:

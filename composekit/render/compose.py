@@ -8,7 +8,12 @@ both in a read-only container, so the read-only app and migration get theirs fro
 one-shot `files` service fills from its own configs and secrets. Traefik's routes live in the `routes` volume: the
 network-less `routes` container starts a fresh volume with the rendered initial routes (the domain to the app), and
 `composekit up` writes each generation through `docker exec` in it. Only named volumes are mounted: nothing in
-the stack mounts the Docker socket."""
+the stack mounts the Docker socket.
+
+app/secrets travel as the database password does (a secret per variable, read from app_secret_env, copied into the
+`files` volume). A variable that holds a secret (app/secrets, DATABASE_URL, POSTGRES_PASSWORD) is set by
+runtime/secret_env.py, which the app's and the migration's command run first (secret_env_command): in the process
+environment only, never in `environment:`."""
 
 from __future__ import annotations
 
@@ -38,8 +43,20 @@ __all__ = [
     "ROUTES",
     "ROUTES_DIR",
     "ROUTES_FILE",
+    "SECRETS_VERSION_ENV",
+    "SECRETS_VERSION_LABEL",
+    "SECRET_ENV",
+    "SECRET_ENV_PATH",
     "app_image",
+    "app_secret_env",
+    "app_secret_name",
+    "compose_variables",
+    "database_url_template",
+    "env_secret_variables",
+    "needs_secret_env",
     "render_compose",
+    "secret_env_command",
+    "secrets_version",
     "traefik_address",
     "web_subnet",
 ]
@@ -135,6 +152,25 @@ FILES_DIR = "/etc/composekit"
 DB_PASSWORD_ENV = "COMPOSEKIT_DB_PASSWORD"
 
 
+# The one deliberate variable of compose.yaml (set after escaping: compose_variables): a slow hash of the values
+# runtime/secret_env.py puts into the app's environment, in a label of the app, so that a changed value changes the
+# app's config hash and `up` switches to a new container (which reads the new files) instead of keeping the old one.
+SECRETS_VERSION_ENV = "COMPOSEKIT_SECRETS_VERSION"
+
+
+SECRETS_VERSION_LABEL = "composekit.secrets-version"
+
+
+SECRETS_KDF_ITERATIONS = 200_000
+
+
+# runtime/secret_env.py, where the app and the migration find it (the files volume; a Swarm config in mode: swarm).
+SECRET_ENV = "secret_env.py"
+
+
+SECRET_ENV_PATH = f"{FILES_DIR}/{SECRET_ENV}"
+
+
 # Traefik's static configuration; its middlewares and TLS options travel in the routes file (render/traefik.py).
 TRAEFIK_CONFIGS = {"traefik.yml": "/etc/traefik/traefik.yml"}
 
@@ -168,6 +204,67 @@ DEFAULT_SUBNET_POOL = ipaddress.IPv4Network("10.128.0.0/9")
 
 def app_image(config: Config) -> str:
     return f"{config.name}-app:latest"
+
+
+def app_secret_name(variable: str) -> str:
+    """The secret (and its file's name) that carries app/secrets/<variable>."""
+    return f"env_{variable}"
+
+
+def app_secret_env(variable: str) -> str:
+    """The variable of the Compose process that composekit fills from app/secrets/<variable>'s file."""
+    return f"COMPOSEKIT_SECRET_{variable}"
+
+
+def needs_secret_env(config: Config) -> bool:
+    """Whether a variable holds a secret (app/secrets, or the password in database/variables' set)."""
+    database = config.database
+    return bool(config.app.secrets) or (database is not None and database.variables != "composekit")
+
+
+def database_url_template(config: Config) -> str:
+    """DATABASE_URL with "{password}" where runtime/secret_env.py puts the password, percent-encoded."""
+    db = config.database
+    assert db is not None
+    return f"{db.url_scheme}://{db.user}:{{password}}@{DB_SERVICE}:{DB_PORT}/{db.name}"
+
+
+def env_secret_variables(config: Config) -> list[str]:
+    """The Compose process's variables whose values runtime/secret_env.py puts into the app's environment."""
+    names = [app_secret_env(name) for name in sorted(config.app.secrets)]
+    database = config.database
+    return names + ([DB_PASSWORD_ENV] if database is not None and database.variables != "composekit" else [])
+
+
+def secrets_version(config: Config, values: Mapping[str, str]) -> str:
+    """The value of SECRETS_VERSION_ENV: PBKDF2-HMAC-SHA256 of those values (``values`` by variable), salted with
+    the project name, SECRETS_KDF_ITERATIONS rounds, 12 hex digits. Slow on purpose: `docker inspect` shows it."""
+    data = b"".join(f"{name}\0{len(values[name])}\0{values[name]}".encode() for name in env_secret_variables(config))
+    salt = f"composekit-secrets:{config.name}".encode()
+    return hashlib.pbkdf2_hmac("sha256", data, salt, SECRETS_KDF_ITERATIONS).hex()[:12]
+
+
+def compose_variables(doc: dict[str, Any], config: Config) -> dict[str, Any]:
+    """Put the deliberate ${COMPOSEKIT_SECRETS_VERSION} in place, after every other string was escaped (literal)."""
+    if needs_secret_env(config):
+        doc["services"]["app"]["labels"][SECRETS_VERSION_LABEL] = f"${{{SECRETS_VERSION_ENV}:-}}"
+    return doc
+
+
+def secret_env_command(config: Config, argv: list[str], secrets_dir: str) -> list[str]:
+    """``argv`` run by runtime/secret_env.py, which adds the secrets read from ``secrets_dir`` (the files volume,
+    or /run/secrets in mode: swarm) to its process environment; ``argv`` as it is when no variable holds one."""
+    if not needs_secret_env(config):
+        return argv
+    command = ["python3", "-I", "-B", SECRET_ENV_PATH]
+    for name in sorted(config.app.secrets):
+        command += ["--env", name, f"{secrets_dir}/{app_secret_name(name)}"]
+    db = config.database
+    if db is not None and db.variables == "postgres":
+        command += ["--env", "POSTGRES_PASSWORD", f"{secrets_dir}/{DB_SECRET}"]
+    elif db is not None and db.variables == "database_url":
+        command += ["--url", "DATABASE_URL", database_url_template(config), f"{secrets_dir}/{DB_SECRET}"]
+    return [*command, "--", *argv]
 
 
 def _size(value: int) -> str:
@@ -363,10 +460,17 @@ def _app_environment(config: Config) -> dict[str, str]:
 
 
 def _database_environment(config: Config) -> dict[str, str]:
-    """How the app and the migration reach the database; the password is a file, never a value."""
+    """How the app and the migration reach the database (database/variables); the password is never a value here."""
     db = config.database
-    if db is None:
+    if db is None or db.variables == "database_url":  # DATABASE_URL: set by runtime/secret_env.py
         return {}
+    if db.variables == "postgres":  # POSTGRES_PASSWORD: set by runtime/secret_env.py
+        return {
+            "POSTGRES_SERVER": DB_SERVICE,
+            "POSTGRES_PORT": str(DB_PORT),
+            "POSTGRES_DB": db.name,
+            "POSTGRES_USER": db.user,
+        }
     return {
         "DATABASE_HOST": DB_SERVICE,
         "DATABASE_PORT": str(DB_PORT),
@@ -392,8 +496,9 @@ def _files_mount() -> dict[str, Any]:
 
 
 def _files_service(config: Config) -> dict[str, Any]:
-    """Copies gunicorn.conf.py and the database password into the `files` volume for the read-only app and
-    migration. Root without capabilities: it owns the fresh volume, which is all it writes."""
+    """Copies gunicorn.conf.py, runtime/secret_env.py, the database password and app/secrets into the `files`
+    volume for the read-only app and migration. Root without capabilities: it owns the fresh volume, which is all
+    it writes."""
     sources = [GUNICORN_CONF_PATH]
     service: dict[str, Any] = {
         "image": config.images.python,
@@ -402,9 +507,14 @@ def _files_service(config: Config) -> dict[str, Any]:
         "user": "0:0",
         "configs": [{"source": "gunicorn.conf.py", "target": GUNICORN_CONF_PATH}],
     }
-    if config.database is not None:
-        service["secrets"] = [DB_SECRET]
-        sources.append(f"/run/secrets/{DB_SECRET}")
+    if needs_secret_env(config):
+        service["configs"].append({"source": SECRET_ENV, "target": SECRET_ENV_PATH})
+        sources.append(SECRET_ENV_PATH)
+    secrets = [DB_SECRET] if config.database is not None else []
+    secrets += [app_secret_name(name) for name in sorted(config.app.secrets)]
+    if secrets:
+        service["secrets"] = secrets
+        sources += [f"/run/secrets/{name}" for name in secrets]
     service["command"] = service["command"] + sources
     service.update(
         {
@@ -431,14 +541,15 @@ def _app_service(project: Project, contents: Mapping[str, str]) -> dict[str, Any
     service: dict[str, Any] = {
         "build": build,
         "image": app_image(config),
-        "command": ["gunicorn", "--config", GUNICORN_CONF_PATH, app.module],
+        "command": secret_env_command(config, ["gunicorn", "--config", GUNICORN_CONF_PATH, app.module], FILES_DIR),
         "restart": "always",
     }
     if app.env_file:
         service["env_file"] = [project.rel(project.from_root(app.env_file))]
     service["environment"] = _app_environment(config)
     service["volumes"] = [_files_mount(), *_data_volumes(config)]
-    service["labels"] = {"composekit.config-hash": _config_hash(contents, ["gunicorn.conf.py"])}
+    read = ["gunicorn.conf.py", *([SECRET_ENV] if needs_secret_env(config) else [])]
+    service["labels"] = {"composekit.config-hash": _config_hash(contents, read)}
     service["healthcheck"] = app_healthcheck(config)
     service["stop_grace_period"] = f"{GRACEFUL_TIMEOUT + 10}s"
     depends_on: dict[str, Any] = {FILES_SERVICE: {"condition": "service_completed_successfully"}}
@@ -466,7 +577,7 @@ def _migrate_service(project: Project) -> dict[str, Any]:
     service: dict[str, Any] = {
         "image": app_image(config),
         "pull_policy": "never",
-        "command": argv,
+        "command": secret_env_command(config, argv, FILES_DIR),
         "restart": "no",
     }
     if config.app.env_file:
@@ -551,11 +662,14 @@ def render_compose(project: Project, contents: Mapping[str, str]) -> dict[str, A
         networks["db"] = {"internal": True}  # the database is reachable from the app and migrate only
         volumes[DATABASE_VOLUME] = {}
     names = [*TRAEFIK_CONFIGS, *(acme_ca_name(i) for i in range(len(config.acme.ca_certificates))), "gunicorn.conf.py"]
+    names += [SECRET_ENV] if needs_secret_env(config) else []
     doc["configs"] = {name: {"content": contents[name]} for name in names}
-    if config.database is not None:
-        # Read by Compose from its own environment: composekit sets it from database/password_file for the
-        # Compose process only, so the password is in no rendered file.
-        doc["secrets"] = {DB_SECRET: {"environment": DB_PASSWORD_ENV}}
+    # Read by Compose from its own environment: composekit sets them from database/password_file and app/secrets'
+    # files for the Compose process only (engine/steps.py compose_secrets), so no value is in a rendered file.
+    secrets = {DB_SECRET: {"environment": DB_PASSWORD_ENV}} if config.database is not None else {}
+    secrets.update({app_secret_name(n): {"environment": app_secret_env(n)} for n in sorted(config.app.secrets)})
+    if secrets:
+        doc["secrets"] = secrets
     for service in services.values():
         service.setdefault("logging", _logging(config))
     return doc

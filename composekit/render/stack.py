@@ -9,9 +9,12 @@ are resolved from):
                               providers)
       acme-ca-N.pem           the files of acme/ca_certificates, read from the deploying machine
       gunicorn.conf.py        gunicorn settings; sizes workers at container start from the cgroup
+      secret_env.py           runtime/secret_env.py, when app/secrets or database/variables puts a secret in a
+                              variable
       routes.yml              (render/traefik.py initial_routes) Traefik's routes, middlewares and TLS options
                               the stack starts with: the domain to the app's service; the routes container puts
-                              them into a routes volume that has no routes file yet, `up` writes generations over
+                              them into a routes volume that has no routes file yet; `up` writes its generations
+                              over them
   Dockerfile              (render/dockerfile.py) only when the app has none (+ Dockerfile.dockerignore)
   .composekit-manifest.json   the files above with the hash of each: write_stack removes a file it no longer
                           renders only when the manifest lists it with that content (the output directory may be
@@ -31,7 +34,7 @@ from pathlib import Path, PurePosixPath
 
 from ..config.project import Project
 from ..errors import ConfigError, UserError
-from .compose import INITIAL_ROUTES, render_compose
+from .compose import INITIAL_ROUTES, SECRET_ENV, compose_variables, needs_secret_env, render_compose
 from .dockerfile import dockerignore, dockerignore_excludes, render_dockerfile
 from .swarm import MIGRATE_FILE, STACK_FILE, SWARM_DIR, render_swarm
 from .text import CONFIG_HEADER, acme_ca_files, dump, header, literal
@@ -86,6 +89,8 @@ def stack_configs(project: Project) -> dict[str, str]:
     contents.update(acme_ca_files(project))
     contents["gunicorn.conf.py"] = runtime.joinpath("gunicorn_conf.py").read_text(encoding="utf-8")
     contents[INITIAL_ROUTES] = initial_routes(project.config)
+    if needs_secret_env(project.config):
+        contents[SECRET_ENV] = runtime.joinpath(SECRET_ENV).read_text(encoding="utf-8")
     return contents
 
 
@@ -98,7 +103,8 @@ def render_stack(project: Project) -> RenderedStack:
         files = render_swarm(project)
     else:
         configs = stack_configs(project)
-        files = {COMPOSE_FILE: header(project) + dump(literal(render_compose(project, configs)))}
+        doc = compose_variables(literal(render_compose(project, configs)), config)
+        files = {COMPOSE_FILE: header(project) + dump(doc)}
     if project.dockerfile is None:
         files["Dockerfile"] = _generated_dockerfile(project)
         files["Dockerfile.dockerignore"] = dockerignore(_ignored_secrets(project))
@@ -142,6 +148,8 @@ def _secret_files(project: Project) -> list[tuple[str, str, Path]]:
     if config.database is not None:
         value = config.database.password_file
         found.append(("database/password_file", value, project.from_root(value).resolve()))
+    for name, value in config.app.secrets.items():
+        found.append((f"app/secrets/{name}", value, project.from_root(value).resolve()))
     return found
 
 

@@ -11,6 +11,8 @@ Rendered files (paths relative to the output directory, where stack.yml's relati
   swarm/acme-ca-N.pem     the files of acme/ca_certificates
   swarm/gunicorn.conf.py  only when app/workers is set explicitly (gunicorn; else one uvicorn process)
   swarm/uvicorn_drain.py  composekit/runtime/uvicorn_drain.py, verbatim, when uvicorn runs (no app/workers)
+  swarm/secret_env.py     composekit/runtime/secret_env.py, verbatim, when app/secrets or database/variables puts a
+                          secret in a variable: the app's and the migration's command run it first
 
 Why it looks the way it does:
 - One process per container: Swarm replicates containers, so the app runs plain uvicorn (`--workers 1`, visible in
@@ -23,7 +25,9 @@ Why it looks the way it does:
   internal `api` network.
 - Every config and secret has a content-hashed name, so a change creates a new Swarm object and rolls out (a
   Swarm object is immutable). The database password's secret is versioned by ${COMPOSEKIT_DB_SECRET_VERSION}, a
-  slow hash of the password computed at deploy time (deploy_variables), so no rendered file depends on it.
+  slow hash of the password computed at deploy time (deploy_variables), so no rendered file depends on it; each of
+  app/secrets likewise by ${COMPOSEKIT_SECRET_<VARIABLE>_VERSION}. `docker stack deploy` reads the secrets' files
+  (`file:`) on the deploying machine and sends their content through the API, so it works over ssh:// too.
 - Every string is passed on literally ("$" doubled) except the deliberate ${COMPOSEKIT_...} variables.
 """
 
@@ -45,6 +49,8 @@ from .compose import (
     DB_SERVICE,
     GRACEFUL_TIMEOUT,
     RESOLVER,
+    SECRET_ENV,
+    SECRET_ENV_PATH,
     _app_environment,
     _confinement,
     _data_volumes,
@@ -53,6 +59,9 @@ from .compose import (
     acme_ca_name,
     app_healthcheck,
     app_limits,
+    app_secret_name,
+    needs_secret_env,
+    secret_env_command,
     traefik_healthcheck,
 )
 from .dockerfile import GUNICORN_CONF_PATH
@@ -76,6 +85,8 @@ __all__ = [
     "db_secret_version",
     "deploy_variables",
     "render_swarm",
+    "secret_version",
+    "secret_version_variable",
     "swarm_image",
     "swarm_warnings",
 ]
@@ -83,6 +94,7 @@ __all__ = [
 STACK_FILE = "stack.yml"
 MIGRATE_FILE = "migrate.yml"
 SWARM_DIR = "swarm"
+SECRETS_DIR = "/run/secrets"
 MIGRATE_SERVICE = "migrate"
 TRAEFIK_SERVICE = "traefik"
 SOCKET_PROXY_SERVICE = "socket-proxy"
@@ -105,6 +117,8 @@ STACK_VERSION = "3.9"
 # deploy_variables' hash of the database password: PBKDF2-HMAC-SHA256, salted with the stack name.
 DB_SECRET_KDF_ITERATIONS = 200_000
 DB_SECRET_VERSION_LENGTH = 12
+# The longest name of a Swarm secret or config (swarmkit refuses longer ones at `docker stack deploy`).
+SWARM_NAME_MAX = 64
 # Seconds Traefik waits between two active health checks of a task, and for one answer.
 TRAEFIK_HEALTH_INTERVAL = "2s"
 TRAEFIK_HEALTH_TIMEOUT = "2s"
@@ -212,6 +226,8 @@ def _swarm_files(project: Project) -> dict[str, str]:
         files["gunicorn.conf.py"] = runtime.joinpath("gunicorn_conf.py").read_text(encoding="utf-8")
     else:
         files["uvicorn_drain.py"] = runtime.joinpath("uvicorn_drain.py").read_text(encoding="utf-8")
+    if needs_secret_env(config):
+        files[SECRET_ENV] = runtime.joinpath(SECRET_ENV).read_text(encoding="utf-8")
     return files
 
 
@@ -321,9 +337,15 @@ def _environment(config: Config) -> dict[str, str]:
     network (Traefik's address there is not fixed) and the password where Swarm mounts secrets."""
     env = _app_environment(config)
     env["FORWARDED_ALLOW_IPS"] = "*"
-    if config.database is not None:
-        env["DATABASE_PASSWORD_FILE"] = f"/run/secrets/{DB_SECRET}"
+    if "DATABASE_PASSWORD_FILE" in env:
+        env["DATABASE_PASSWORD_FILE"] = f"{SECRETS_DIR}/{DB_SECRET}"
     return env
+
+
+def _secret_names(config: Config) -> list[str]:
+    """The secrets the app and the migration read: the database password, then app/secrets."""
+    names = [DB_SECRET] if config.database is not None else []
+    return names + [app_secret_name(name) for name in sorted(config.app.secrets)]
 
 
 def _volumes(config: Config) -> list[Any]:
@@ -345,17 +367,21 @@ def _networks(config: Config) -> list[str]:
 def _app_service(project: Project, files: dict[str, str]) -> dict[str, Any]:
     config = project.config
     app = config.app
-    service: dict[str, Any] = {"image": "", "command": app_command(config)}  # image: set after escaping
+    command = secret_env_command(config, app_command(config), SECRETS_DIR)
+    service: dict[str, Any] = {"image": "", "command": command}  # image: set after escaping
     if app.env_file:
         service["env_file"] = [project.rel(project.from_root(app.env_file))]
     service["environment"] = _environment(config)
     if _explicit_workers(config):  # gunicorn.conf.py's drain; uvicorn_drain.py takes it as an argument
         service["environment"]["DRAIN_SECONDS"] = str(DRAIN_SECONDS)
-    configs = _configs_of(files, {"gunicorn.conf.py": GUNICORN_CONF_PATH, "uvicorn_drain.py": DRAIN_RUNNER_PATH})
+    configs = _configs_of(
+        files,
+        {"gunicorn.conf.py": GUNICORN_CONF_PATH, "uvicorn_drain.py": DRAIN_RUNNER_PATH, SECRET_ENV: SECRET_ENV_PATH},
+    )
     if configs:
         service["configs"] = configs
-    if config.database is not None:
-        service["secrets"] = [DB_SECRET]
+    if _secret_names(config):
+        service["secrets"] = _secret_names(config)
     volumes = _volumes(config)
     if volumes:
         service["volumes"] = volumes
@@ -385,21 +411,22 @@ def _app_service(project: Project, files: dict[str, str]) -> dict[str, Any]:
     return service
 
 
-def _migrate_service(project: Project) -> dict[str, Any]:
+def _migrate_service(project: Project, files: dict[str, str]) -> dict[str, Any]:
     """The migration: a job of one task on the release image, with the app's environment, secrets and networks;
     never restarted (a failed migration stays failed: the deploy stops before the app is updated)."""
     config = project.config
     command = config.migrate.command
     assert command is not None
-    service: dict[str, Any] = {
-        "image": "",
-        "command": shlex.split(command) if isinstance(command, str) else list(command),
-    }
+    argv = shlex.split(command) if isinstance(command, str) else list(command)
+    service: dict[str, Any] = {"image": "", "command": secret_env_command(config, argv, SECRETS_DIR)}
     if config.app.env_file:
         service["env_file"] = [project.rel(project.from_root(config.app.env_file))]
     service["environment"] = _environment(config)
-    if config.database is not None:
-        service["secrets"] = [DB_SECRET]
+    configs = _configs_of(files, {SECRET_ENV: SECRET_ENV_PATH})
+    if configs:
+        service["configs"] = configs
+    if _secret_names(config):
+        service["secrets"] = _secret_names(config)
     volumes = _volumes(config)
     if volumes:
         service["volumes"] = volumes
@@ -440,12 +467,40 @@ def _networks_doc(config: Config) -> dict[str, Any]:
 
 
 def _secrets_doc(project: Project) -> dict[str, Any]:
-    """The database password: read by `docker stack deploy` from the password file; its name carries a version
-    from deploy_variables, so a new password is a new secret (Swarm secrets are immutable)."""
-    database = project.config.database
-    if database is None:
-        return {}
-    return {DB_SECRET: {"name": "", "file": project.rel(project.from_root(database.password_file))}}
+    """The database password and app/secrets: read by `docker stack deploy` from their files; each name carries a
+    version from deploy_variables, so a new value is a new secret (Swarm secrets are immutable)."""
+    config = project.config
+    problems = []
+    for secret, (key, _) in _secret_files(project).items():
+        length = len(f"{config.name}_{secret}-") + DB_SECRET_VERSION_LENGTH
+        if length > SWARM_NAME_MAX:
+            source = " + ".join(p.name for p in project.config_files)
+            problems.append(
+                f"{source}: {key}: in mode: swarm its Docker secret is named {config.name}_{secret}-<version>, "
+                f"{length} characters, and Swarm allows {SWARM_NAME_MAX}: shorten name"
+                + (" or the variable's name" if key.startswith("app/") else "")
+            )
+    if problems:
+        raise ConfigError(problems)
+    return {
+        name: {"name": "", "file": project.rel(project.from_root(path))}
+        for name, (_, path) in _secret_files(project).items()
+    }
+
+
+def _secret_files(project: Project) -> dict[str, tuple[str, str]]:
+    """Each secret of the stack -> (its key in the config, the path of its file there)."""
+    config = project.config
+    files = {DB_SECRET: ("database/password_file", config.database.password_file)} if config.database else {}
+    files.update({app_secret_name(n): (f"app/secrets/{n}", v) for n, v in sorted(config.app.secrets.items())})
+    return files
+
+
+def secret_version_variable(secret: str) -> str:
+    """The variable of stack.yml that versions ``secret``'s name (deploy_variables sets it)."""
+    if secret == DB_SECRET:
+        return DB_SECRET_VARIABLE
+    return f"COMPOSEKIT_SECRET_{secret.removeprefix('env_')}_VERSION"
 
 
 def _variables(doc: dict[str, Any], config: Config) -> None:
@@ -458,9 +513,10 @@ def _variables(doc: dict[str, Any], config: Config) -> None:
             service["deploy"]["replicas"] = f"${{{REPLICAS_VARIABLE}:-{config.app.replicas}}}"
         if name == TRAEFIK_SERVICE:
             service["deploy"]["replicas"] = f"${{{TRAEFIK_REPLICAS_VARIABLE}:-1}}"
-    if DB_SECRET in doc.get("secrets", {}):
-        version = f"${{{DB_SECRET_VARIABLE}:?set by composekit: a hash of the password}}"
-        doc["secrets"][DB_SECRET]["name"] = f"{config.name}_{DB_SECRET}-{version}"
+    for secret, spec in doc.get("secrets", {}).items():
+        what = "the password" if secret == DB_SECRET else "the value"
+        version = f"${{{secret_version_variable(secret)}:?set by composekit: a hash of {what}}}"
+        spec["name"] = f"{config.name}_{secret}-{version}"
 
 
 def _document(project: Project, services: dict[str, Any], files: dict[str, str], uses: set[str]) -> str:
@@ -512,7 +568,7 @@ def render_swarm(project: Project) -> dict[str, str]:
         services[DB_SERVICE] = _db_swarm_service(config)
     out = {STACK_FILE: _document(project, services, files, _uses(services))}
     if config.migrate.command is not None:
-        migrate = {MIGRATE_SERVICE: _migrate_service(project)}
+        migrate = {MIGRATE_SERVICE: _migrate_service(project, files)}
         out[MIGRATE_FILE] = _document(project, migrate, files, _uses(migrate))
     out.update({f"{SWARM_DIR}/{name}": content for name, content in files.items()})
     return out
@@ -522,18 +578,21 @@ def db_secret_version(project: Project) -> str:
     """A version of the database password for its secret's name: PBKDF2-HMAC-SHA256 of the password file's bytes,
     salted with the stack name, DB_SECRET_KDF_ITERATIONS rounds, the first DB_SECRET_VERSION_LENGTH hex digits.
     It changes when the password changes; slow on purpose, as the name is visible to whoever lists secrets."""
-    database = project.config.database
-    assert database is not None
-    path = project.from_root(database.password_file)
+    assert project.config.database is not None
+    return secret_version(project, DB_SECRET)
+
+
+def secret_version(project: Project, secret: str) -> str:
+    """db_secret_version's hash, of any secret of the stack (the database password, one of app/secrets)."""
+    key, value = _secret_files(project)[secret]
+    path = project.from_root(value)
     try:
-        password = path.read_bytes()
+        content = path.read_bytes()
     except OSError as exc:
         source = " + ".join(p.name for p in project.config_files)
-        raise ConfigError(
-            [f'{source}: database/password_file: cannot read "{database.password_file}" ({path}): {exc.strerror}']
-        ) from None
+        raise ConfigError([f'{source}: {key}: cannot read "{value}" ({path}): {exc.strerror}']) from None
     salt = f"composekit-swarm-secret:{project.config.name}".encode()
-    digest = hashlib.pbkdf2_hmac("sha256", password, salt, DB_SECRET_KDF_ITERATIONS)
+    digest = hashlib.pbkdf2_hmac("sha256", content, salt, DB_SECRET_KDF_ITERATIONS)
     return digest.hex()[:DB_SECRET_VERSION_LENGTH]
 
 
@@ -541,13 +600,13 @@ def deploy_variables(
     project: Project, release: str, replicas: int | None = None, traefik: bool = True
 ) -> dict[str, str]:
     """The environment of `docker stack deploy` for stack.yml and migrate.yml: the release, the app's replicas
-    (``replicas``, else app/replicas), Traefik's (0 without ``traefik``: a first deploy's first step) and, with a
-    database, the version of its password's secret."""
+    (``replicas``, else app/replicas), Traefik's (0 without ``traefik``: a first deploy's first step) and the
+    version of each secret (the database password's, app/secrets')."""
     variables = {
         RELEASE_VARIABLE: release,
         REPLICAS_VARIABLE: str(replicas if replicas is not None else project.config.app.replicas),
         TRAEFIK_REPLICAS_VARIABLE: "1" if traefik else "0",
     }
-    if project.config.database is not None:
-        variables[DB_SECRET_VARIABLE] = db_secret_version(project)
+    for secret in _secret_files(project):
+        variables[secret_version_variable(secret)] = secret_version(project, secret)
     return variables

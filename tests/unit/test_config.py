@@ -92,7 +92,7 @@ def test_staging_alias_and_custom_ca() -> None:
             {"bogus": 1},
             "composekit.yaml: app/bogus: unknown key (expected one of: path, workdir, dockerfile, module, port, "
             "health_path, workers, workers_per_core, max_workers, worker_memory, cpus, memory, env_file, environment, "
-            "volumes, read_only, pids_limit, cap_add, replicas, placement)",
+            "secrets, volumes, read_only, pids_limit, cap_add, replicas, placement)",
         ),
     ],
 )

@@ -1,0 +1,75 @@
+"""Secrets as environment variables in mode: swarm, for real, on the two-node test Swarm (the `swarm_cluster`
+fixture): app/secrets and `database/variables: database_url` as Docker secrets that `docker stack deploy` reads
+from the files here, put into the app's and the migration job's process environment by secret_env.py. The same
+checks as tests/integration/test_secrets_env.py (whose helpers this uses): the app and the migration read each
+value; no container or service inspect, log, rendered file, image layer or composekit output holds one. The app is
+pinned to the manager, where its data volume (the migration's report) and the database live.
+"""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .swarm_cluster import SwarmCluster, swarm_cluster  # noqa: F401 (the fixture)
+from .test_secrets_env import Deployed, check_no_value_leaks, check_values_are_read, deploy
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def deployed(swarm_cluster: SwarmCluster, make_stack: Any, testenv: Any) -> Iterator[Deployed]:  # noqa: F811
+    swarm_cluster.give_node2(testenv.python_image)  # composekit ships only the app's own layers to node2
+    deployed = deploy(
+        make_stack,
+        testenv,
+        "secrets-sw",
+        "database_url",
+        "--timeout",
+        "600",
+        mode="swarm",
+        app={"replicas": 1, "placement": ["node.role == manager"]},
+        swarm={"nodes": {swarm_cluster.node2_hostname: swarm_cluster.node2_host}},
+    )
+    yield deployed
+    # `down --delete-volumes` may find the volumes still in use: the finished migration job's exited container
+    # outlives `docker stack rm` here. This test's own containers and volumes (test data) go, within a bounded wait.
+    deployed.stack.ck("down", "--delete-volumes", check=False, timeout=180)
+    label = f"label=com.docker.stack.namespace={deployed.stack.name}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        left = subprocess.run(["docker", "volume", "ls", "-q", "--filter", label], capture_output=True, text=True)
+        if not left.stdout.split():
+            break
+        exited = subprocess.run(
+            ["docker", "ps", "-aq", "--filter", label, "--filter", "status=exited"], capture_output=True, text=True
+        )
+        if exited.stdout.split():
+            subprocess.run(["docker", "rm", *exited.stdout.split()], capture_output=True, timeout=60)
+        subprocess.run(["docker", "volume", "rm", *left.stdout.split()], capture_output=True, timeout=60)
+        time.sleep(2)
+
+
+def test_swarm_secrets_are_read_by_the_app_and_the_migration_job(deployed: Deployed) -> None:
+    check_values_are_read(deployed)
+
+
+def test_swarm_secrets_leak_nowhere(deployed: Deployed, tmp_path: Path) -> None:
+    check_no_value_leaks(deployed, tmp_path)
+
+
+def test_swarm_a_rotated_secret_rolls_out_at_the_next_up(deployed: Deployed, tmp_path: Path) -> None:
+    """Same code, new SECRET_KEY: a new Docker secret (its name carries the value's version), so Swarm updates the
+    app and the migration job runs with the new value."""
+    (deployed.stack.dir / "secrets" / "secret_key").write_text(secrets.token_urlsafe(32) + "\n")
+    result = deployed.stack.ck("up", "--no-smoke", "--timeout", "600")
+    rotated = Deployed(deployed.stack, deployed.variables, result.stdout + result.stderr, swarm=True)
+    assert rotated.secret_key != deployed.secret_key
+    check_values_are_read(rotated)
+    check_no_value_leaks(rotated, tmp_path)
