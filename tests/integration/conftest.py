@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import venv
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -323,3 +324,22 @@ def make_stack(testenv: TestEnv, tmp_path_factory: pytest.TempPathFactory, host_
         # Test-owned stacks only: their volumes hold nothing but test data.
         stack.ck("down", "--delete-volumes", check=False, timeout=120)
         stack.break_stale_lock()
+
+
+@pytest.fixture(scope="session")
+def tools(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """poetry (+ export plugin) and uv: from the test venv when installed there, else a throwaway venv (once per
+    session: test_real_repos.py uses them too)."""
+    here = Path(sys.executable).parent
+    if (here / "poetry").is_file() and (here / "uv").is_file():
+        return {"poetry": here / "poetry", "uv": here / "uv"}
+    target = tmp_path_factory.mktemp("lock-tools") / "venv"
+    venv.create(target, with_pip=True)
+    subprocess.run(
+        [str(target / "bin" / "python"), "-m", "pip", "install", "--quiet", "poetry", "poetry-plugin-export", "uv"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return {"poetry": target / "bin" / "poetry", "uv": target / "bin" / "uv"}

@@ -12,7 +12,6 @@ import re
 import shutil
 import subprocess
 import sys
-import venv
 from pathlib import Path
 from typing import Any
 
@@ -36,24 +35,6 @@ def package_index() -> str:
     from pip._internal.models.index import PyPI
 
     return str(PyPI.simple_url)
-
-
-@pytest.fixture(scope="module")
-def tools(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """poetry (+ export plugin) and uv: from the test venv when installed there, else a throwaway venv."""
-    here = Path(sys.executable).parent
-    if (here / "poetry").is_file() and (here / "uv").is_file():
-        return {"poetry": here / "poetry", "uv": here / "uv"}
-    target = tmp_path_factory.mktemp("lock-tools") / "venv"
-    venv.create(target, with_pip=True)
-    subprocess.run(
-        [str(target / "bin" / "python"), "-m", "pip", "install", "--quiet", "poetry", "poetry-plugin-export", "uv"],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    return {"poetry": target / "bin" / "poetry", "uv": target / "bin" / "uv"}
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 600) -> str:

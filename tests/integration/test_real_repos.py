@@ -8,9 +8,6 @@ this machine's package index, never committed (they record registry hosts)."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
-import venv
 from pathlib import Path
 from typing import Any
 
@@ -23,21 +20,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="session")
-def locked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def locked(tmp_path_factory: pytest.TempPathFactory, tools: dict[str, Path]) -> dict[str, Path]:
     """Each fixture repository with its lock file generated (once per session, in a tmp dir): copy before use."""
-    here = Path(sys.executable).parent
-    if (here / "poetry").is_file() and (here / "uv").is_file():
-        poetry, uv = here / "poetry", here / "uv"
-    else:
-        target = tmp_path_factory.mktemp("lock-tools") / "venv"
-        venv.create(target, with_pip=True)
-        subprocess.run(
-            [str(target / "bin" / "python"), "-m", "pip", "install", "--quiet", "poetry", "poetry-plugin-export", "uv"],
-            check=True,
-            capture_output=True,
-            timeout=600,
-        )
-        poetry, uv = target / "bin" / "poetry", target / "bin" / "uv"
+    poetry, uv = tools["poetry"], tools["uv"]
     base = tmp_path_factory.mktemp("locked")
     cache = tmp_path_factory.mktemp("lock-cache")
     repos: dict[str, Path] = {}

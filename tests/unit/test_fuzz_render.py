@@ -33,6 +33,7 @@ from composekit.render.dockerfile import GUNICORN_CONF_PATH
 from composekit.render.stack import render_stack
 from composekit.render.traefik import host_rule, routes_file
 
+from .shell_words import sh_commands
 from .test_compose_schema import validator
 
 CONFIGS = 500
@@ -300,18 +301,6 @@ def _probe_url(code: str) -> Any:
     return arg.value if isinstance(arg, ast.Constant) else None
 
 
-def _sh_commands(script: str) -> list[list[str]]:
-    lexer = shlex.shlex(script, posix=True, punctuation_chars=";&|")
-    lexer.whitespace_split = True
-    commands: list[list[str]] = [[]]
-    for token in lexer:
-        if set(token) <= set(";&|"):
-            commands.append([])
-        else:
-            commands[-1].append(token)
-    return [c for c in commands if c]
-
-
 # The programs the generated Dockerfile's RUN lines run; anything else ran because a value escaped its quotes.
 DOCKERFILE_PROGRAMS = {
     "python3",
@@ -430,7 +419,7 @@ class Checker:
             if line.startswith("RUN "):
                 script = " ".join(w for w in line[4:].split(" ") if not w.startswith("--mount=")).strip()
                 self.scripts.setdefault(script, self.where)
-                for argv in _sh_commands(script):
+                for argv in sh_commands(script):
                     if argv[0] not in DOCKERFILE_PROGRAMS:
                         self.fail(f"the Dockerfile runs {argv!r}")
                     if argv[0] == "mkdir" and argv[2:] != sorted(config.app.volumes.values()):

@@ -7,7 +7,6 @@ import ast
 import http.server
 import json
 import re
-import shlex
 import socketserver
 import subprocess
 import threading
@@ -34,6 +33,8 @@ from composekit.render.dockerfile import (
 )
 from composekit.render.stack import render_stack
 from composekit.render.traefik import host_rule, rule_string
+
+from .shell_words import sh_commands
 
 BASE = "name: shop\ndomain: shop.example.com\n"
 MINIMAL: dict[str, Any] = {"name": "shop", "domain": "shop.example.com", "app": {"module": "app.main:app"}}
@@ -410,19 +411,6 @@ def test_the_healthcheck_requests_the_health_path_exactly(tmp_path: Path, mode: 
     assert _probe_url(code) == f"http://127.0.0.1:8000{path}"
 
 
-def _sh_words(script: str) -> list[list[str]]:
-    """The simple commands of a shell script, as sh splits them (quotes respected)."""
-    lexer = shlex.shlex(script, posix=True, punctuation_chars=";&|")
-    lexer.whitespace_split = True
-    commands: list[list[str]] = [[]]
-    for token in lexer:
-        if set(token) <= set(";&|"):
-            commands.append([])
-        else:
-            commands[-1].append(token)
-    return [c for c in commands if c]
-
-
 def _run_lines(dockerfile: str) -> list[str]:
     """The scripts of the Dockerfile's RUN instructions, continuation lines joined, mount options dropped."""
     scripts = []
@@ -451,7 +439,7 @@ def test_a_volume_path_with_shell_characters_is_refused_and_would_be_one_word(tm
         volume_paths=[hostile, "/srv/b"],
     )
     (script,) = [s for s in _run_lines(dockerfile) if "mkdir" in s]
-    assert _sh_words(script) == [
+    assert sh_commands(script) == [
         ["groupadd", "--system", "--gid", "10001", "app"],
         ["useradd", "--system", "--uid", "10001", "--gid", "app", *NO_HOME.split(), "app"],
         ["mkdir", "-p", hostile, "/srv/b"],
