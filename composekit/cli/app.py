@@ -16,8 +16,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ..config.model import host_problem
 from ..config.project import Project, load_project
+from ..config.ssh_url import host_problem
 from ..engine.docker import context_endpoint
 from ..engine.target import Engine, choose_target, connect
 from ..errors import ConfigError, SshError, UserError

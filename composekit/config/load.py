@@ -11,7 +11,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..errors import ConfigError
-from .model import CONFIG_FILENAME, Config, Expected, got
+from .fields import Expected, got
+from .model import CONFIG_FILENAME, Config
 
 __all__ = ["load_config", "parse_config", "read_yaml"]
 

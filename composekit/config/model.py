@@ -6,40 +6,55 @@ config/load.py reads files into it and words every problem as ``FILE: key/path: 
 from __future__ import annotations
 
 import ipaddress
-import itertools
-import json
-import math
 import re
 import shlex
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     Strict,
-    TypeAdapter,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from .environment import DATABASE_VARIABLE_SETS, check_environment, check_secrets
+from .fields import (
+    _CONSTRAINT_RE,
+    _DOMAIN_RE,
+    _MODULE_RE,
+    _NAME_RE,
+    _NODE_NAME_RE,
+    _REGISTRY_RE,
+    _URL_SCHEME_RE,
+    _VOLUME_NAME_RE,
+    CONTAINER_PATH_CHARS,
+    CONTAINER_PATH_RE,
+    URL_PATH_EXPECTED,
+    URL_PATH_RE,
+    Days,
+    Expected,
+    Flag,
+    PgIdentifier,
+    Port,
+    PositiveInt,
+    PositiveNumber,
+    got,
+    parse_memory,
+)
+from .redact import redact
+from .ssh_url import HOST_FORMS, host_problem
+
 __all__ = [
-    "APP_VARIABLES",
     "CONFIG_FILENAME",
-    "DATABASE_VARIABLES",
-    "DATABASE_VARIABLE_SETS",
+    "DATABASE_VOLUME",
     "OVERRIDE_FILENAME",
-    "REDACTED",
-    "WORKER_VARIABLES",
     "Acme",
     "App",
     "Config",
     "Database",
-    "Expected",
     "Images",
     "Logging",
     "Migrate",
@@ -49,10 +64,7 @@ __all__ = [
     "Smoke",
     "SmokeCheck",
     "Swarm",
-    "check_value",
     "database_variables",
-    "got",
-    "parse_memory",
 ]
 
 CONFIG_FILENAME = "composekit.yaml"
@@ -77,266 +89,11 @@ LINUX_CAPABILITIES = frozenset(
     "WAKE_ALARM".split()
 )
 
-# Every pattern ends in $(?!\n): Python's $ also matches before a final newline ("shop\n" would pass and reach the
-# rendered files); a JSON Schema validator (ECMA-262) reads it as a plain $.
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$(?!\n)")
-_DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$(?!\n)")
-_MODULE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*(\(\))?$(?!\n)")
-_MEMORY_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)$", re.IGNORECASE)
-_ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$(?!\n)")
-_SECRET_NOUNS = frozenset(
-    {
-        "PASSWORD",
-        "PASSWD",
-        "PASS",
-        "PASSPHRASE",
-        "SECRET",
-        "TOKEN",
-        "CREDENTIAL",
-        "CREDENTIALS",
-        "APIKEY",
-    }
-)
-_SECRET_KEY_PHRASES = frozenset({"API", "PRIVATE", "SECRET", "ACCESS", "SIGNING", "ENCRYPTION", "AUTH", "MASTER"})
-_URL_USERINFO_RE = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s]+@")
-_TOKEN_RE = re.compile(r"^[A-Za-z0-9+/=_.~-]{20,}$")
-REDACTED = "<redacted>"
-_USE_ENV_FILE = "put it in app/env_file, so it never lands in the rendered files or `composekit config`"
-
-# composekit's own variables in the app container, each with what to set instead. render/compose.py renders only
-# these (and tests/unit/test_environment_rules.py checks it); app/environment may not override them.
-APP_VARIABLES: dict[str, str] = {
-    "APP_PORT": "set app/port instead",
-    "GRACEFUL_TIMEOUT": "composekit sets it to match the container's stop grace period; it cannot be changed",
-    "WORKERS_PER_CORE": "set app/workers_per_core instead",
-    "WORKER_MEMORY_MB": "set app/worker_memory instead",
-    "MAX_WORKERS": "set app/max_workers instead",
-    "WEB_CONCURRENCY": "set app/workers instead",
-    "FORWARDED_ALLOW_IPS": "composekit limits it to Traefik's network; it cannot be changed",
-    "DRAIN_SECONDS": "composekit sets it in mode: swarm to match Traefik's poll of the engine; it cannot be changed",
-}
-# Set in the app and the migration when a database is configured.
-DATABASE_VARIABLES: dict[str, str] = {
-    "DATABASE_HOST": "composekit points it at the database service; it cannot be changed",
-    "DATABASE_PORT": "composekit points it at the database service; it cannot be changed",
-    "DATABASE_NAME": "set database/name instead",
-    "DATABASE_USER": "set database/user instead",
-    "DATABASE_PASSWORD_FILE": "set database/password_file instead",
-}
-# database/variables: database_url and postgres, the names FastAPI apps read (FastAPI's full-stack template reads
-# the POSTGRES_* set). The password reaches the process environment only (runtime/secret_env.py), never the
-# container's configuration.
-DATABASE_URL_VARIABLES: dict[str, str] = {
-    "DATABASE_URL": "composekit builds it from database/ (the password from database/password_file); set "
-    "database/url_scheme for another driver",
-}
-POSTGRES_VARIABLES: dict[str, str] = {
-    "POSTGRES_SERVER": "composekit points it at the database service; it cannot be changed",
-    "POSTGRES_PORT": "composekit points it at the database service; it cannot be changed",
-    "POSTGRES_DB": "set database/name instead",
-    "POSTGRES_USER": "set database/user instead",
-    "POSTGRES_PASSWORD": "set database/password_file instead",
-}
-DATABASE_VARIABLE_SETS: dict[str, dict[str, str]] = {
-    "composekit": DATABASE_VARIABLES,
-    "database_url": DATABASE_URL_VARIABLES,
-    "postgres": POSTGRES_VARIABLES,
-}
-# The worker settings an app/env_file may set instead of the config (the old official image's convention):
-# variable -> App field. render/compose.py renders each only when the config sets the field explicitly.
-WORKER_VARIABLES: dict[str, str] = {
-    "WORKERS_PER_CORE": "workers_per_core",
-    "WORKER_MEMORY_MB": "worker_memory",
-    "MAX_WORKERS": "max_workers",
-    "WEB_CONCURRENCY": "workers",
-}
-_VOLUME_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$(?!\n)")
-# Where a volume is mounted in the container: it lands in Compose's short volume syntax (NAME:PATH, so no ":"), in
-# the generated Dockerfile's `RUN mkdir -p` and in `docker run -v`, so it is kept to characters no shell or
-# Docker syntax reads specially.
-CONTAINER_PATH_RE = re.compile(r"^(/[A-Za-z0-9_.@+-]+)+$(?!\n)")
-CONTAINER_PATH_CHARS = 'letters, digits and "_.@+-" between "/", such as "/data"'
-# A URL path, and a query after "?", as an HTTP request line carries it: RFC 3986's characters, anything else
-# percent-encoded. It lands in Python (the healthcheck), Traefik's labels and the smoke checks' URLs.
-URL_PATH_RE = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@/?%-]*$(?!\n)")
-URL_PATH_EXPECTED = (
-    'a URL path starting with "/", of letters, digits and "-._~!$&\'()*+,;=:@/?%" (percent-encode any other '
-    'character, such as a space: "%20")'
-)
-_URL_SCHEME_RE = re.compile(r"^postgres(ql)?(\+[a-z0-9_]+)?$(?!\n)")
-_PG_IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$(?!\n)")
-# A Swarm placement constraint as `docker service create --constraint` takes it: an attribute, == or !=, a value.
-_CONSTRAINT_RE = re.compile(
-    r"^(node\.(id|hostname|role|platform\.os|platform\.arch)|(node|engine)\.labels\.[A-Za-z0-9_.-]+)"
-    r" *(==|!=) *[A-Za-z0-9_.:/-]+$(?!\n)"
-)
-# An image repository prefix (host[:port][/path]), lowercase as Docker requires; no tag: composekit adds
-# /<name>-app:<release>.
-_REGISTRY_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*$(?!\n)")
-_NODE_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,253}[A-Za-z0-9])?$(?!\n)")
 SWARM_ONLY = "applies to mode: swarm only; set `mode: swarm` or remove the key"
-_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _CA_ALIASES = {
     "production": "https://acme-v02.api.letsencrypt.org/directory",
     "staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
 }
-
-
-@dataclass(frozen=True)
-class Expected:
-    """What a constrained field accepts, in words. The constraint itself is the field's (Field(ge=..., pattern=...),
-    Strict()): pydantic validates it and puts it in the JSON Schema; config/load.py words any error on the field as
-    ``key: expected <text>, got <value>``."""
-
-    text: str
-
-
-Port = Annotated[int, Strict(), Field(ge=1, le=65535), Expected("a port number from 1 to 65535")]
-PositiveInt = Annotated[int, Strict(), Field(ge=1), Expected("a positive integer")]
-PositiveNumber = Annotated[float, Strict(), Field(gt=0, allow_inf_nan=False), Expected("a positive number")]
-Flag = Annotated[bool, Strict(), Expected("true or false")]
-Days = Annotated[int, Strict(), Field(ge=0), Expected("a number of days (0 or more)")]
-PgIdentifier = Annotated[
-    str,
-    Strict(),
-    Field(pattern=_PG_IDENT_RE.pattern),
-    Expected('lowercase letters, digits and "_", starting with a letter or "_"'),
-]
-
-
-def got(value: Any) -> str:
-    return json.dumps(value) if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
-
-
-HOST_FORMS = (
-    "ssh://[user@]host[:port][/path/to/docker.sock], unix:///path/to/docker.sock, tcp://host:port or a Docker "
-    "context name"
-)
-SSH_FORM = "ssh://[user@]host[:port][/path/to/docker.sock]"
-# The server's Docker socket when an ssh:// URL names none (rootful Docker; rootless: /run/user/UID/docker.sock).
-DEFAULT_REMOTE_SOCKET = "/var/run/docker.sock"
-_CONTEXT_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.+-]*$(?!\n)")
-
-
-def host_problem(value: str) -> str | None:
-    """Why ``value`` is not a Docker engine composekit can drive (None when it is one): `host:` and --host."""
-    if value.startswith("ssh://"):
-        return ssh_url_problem(value)
-    if not value.isprintable() or any(c.isspace() for c in value):  # urlsplit would silently drop tabs, newlines
-        return f"expected {HOST_FORMS}, with no spaces or control characters"
-    if "://" not in value:
-        return None if _CONTEXT_NAME_RE.match(value) else f"expected {HOST_FORMS}"
-    parts = urlsplit(value)
-    if parts.scheme == "ssh":
-        return ssh_url_problem(value)
-    if parts.scheme == "unix":
-        return None if parts.path.startswith("/") and not parts.netloc else "expected unix:///absolute/path"
-    if parts.scheme == "tcp":
-        return None if parts.hostname else "expected tcp://host:port"
-    return f"expected {HOST_FORMS}"
-
-
-# What OpenSSH itself refuses in a host or user name from its command line (ssh.c: valid_hostname, valid_ruser):
-# whitespace, quotes and shell characters; a leading "-" would be read as an option.
-_SSH_NAME_RE = re.compile(r"^[^-\s'`\"$\\;&<>|(){}][^\s'`\"$\\;&<>|(){}]*$(?!\n)")
-
-
-def _ssh_name_problem(what: str, name: str) -> str | None:
-    if name.startswith("-"):
-        return f'expected {SSH_FORM}: the {what} {got(name)} starts with "-", which ssh would read as an option'
-    if not _SSH_NAME_RE.match(name) or not name.isprintable():
-        return (
-            f"expected {SSH_FORM}: the {what} {got(name)} holds a space, a quote or one of "
-            "$\\;&<>|(){}, which ssh refuses"
-        )
-    return None
-
-
-def ssh_url_problem(value: str) -> str | None:
-    """Why ``value`` is not ssh://[user@]host[:port][/path/to/docker.sock] (None when it is). The path, when
-    given, is the server's Docker socket (DEFAULT_REMOTE_SOCKET otherwise): an absolute, normalised path."""
-    if not value.isprintable() or any(c.isspace() for c in value):  # urlsplit would silently drop tabs, newlines
-        return f"expected {SSH_FORM}, with no spaces or control characters"
-    parts = urlsplit(value)
-    try:
-        _ = parts.port  # urllib checks the range only when asked
-    except ValueError:
-        return f"expected {SSH_FORM} with a port from 1 to 65535"
-    if parts.scheme != "ssh" or not parts.hostname or parts.query or parts.fragment or parts.password:
-        return f"expected {SSH_FORM}, with no query or password"
-    path = parts.path
-    if path not in ("", "/") and (
-        path.endswith("/") or "//" in path or any(p in (".", "..") for p in path.split("/")) or not path.isprintable()
-    ):
-        return f"expected {SSH_FORM}: the path is the server's Docker socket, such as /run/user/1000/docker.sock"
-    return _ssh_name_problem("host", parts.hostname) or (
-        _ssh_name_problem("user", parts.username) if parts.username is not None else None
-    )
-
-
-def ssh_socket(value: str) -> str:
-    """The server's Docker socket named by a valid ssh:// URL (its path), DEFAULT_REMOTE_SOCKET when none."""
-    path = urlsplit(value).path
-    return DEFAULT_REMOTE_SOCKET if path in ("", "/") else path
-
-
-def _entropy(text: str) -> float:
-    """Shannon entropy in bits per character."""
-    counts = {c: text.count(c) for c in set(text)}
-    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
-
-
-def secret_name_word(name: str) -> str | None:
-    """The secret noun a variable name ends in (``DB_PASSWORD`` -> ``PASSWORD``), else None.
-
-    Only the last word counts, so ``PASSWORD_MIN_LENGTH``, ``TOKEN_TTL`` or ``SECRET_FILE`` pass; ``KEY`` counts
-    only after API, PRIVATE, SECRET, ACCESS, SIGNING, ENCRYPTION, AUTH or MASTER (``CACHE_KEY`` passes).
-    """
-    words = [w for w in name.upper().split("_") if w]
-    if not words:
-        return None
-    if words[-1] in _SECRET_NOUNS:
-        return words[-1]
-    if words[-1] == "KEY" and len(words) > 1 and words[-2] in _SECRET_KEY_PHRASES:
-        return f"{words[-2]}_KEY"
-    return None
-
-
-def secret_value_kind(value: str) -> str | None:
-    """Why a value looks like a credential, else None. Never echoes the value.
-
-    A URL with userinfo (``postgres://u:pw@host/db``), a PEM block, or a random-looking token: 20 or more
-    characters of letters, digits and ``+/=_.~-`` only, not starting with ``/`` or ``.``, that either switches
-    between letters and digits at least 4 times inside its words (split at ``_.~+=/-``) and has a word of 16+
-    characters, or mixes letters and digits, has a word of 10+ characters and 4.2+ bits of entropy per
-    character. That catches ``secrets.token_hex``/``token_urlsafe`` values, API keys and JWTs (a heuristic:
-    nearly all, not all), and lets through paths, host names, versions, identifiers such as
-    ``release_2024_11_30`` or ``MyService2``, and UUIDs.
-    """
-    if "-----BEGIN " in value:
-        return "holds a PEM block"
-    if _URL_USERINFO_RE.search(value):
-        return "is a URL with credentials (user:password@)"
-    if _TOKEN_RE.match(value) and not value.startswith(("/", ".")):
-        words = re.split(r"[_.~+=/-]", value)
-        switches = sum(a.isdigit() != b.isdigit() for w in words for a, b in itertools.pairwise(w))
-        mixed = any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
-        longest = max(len(w) for w in words)
-        if (switches >= 4 and longest >= 16) or (mixed and longest >= 10 and _entropy(value) >= 4.2):
-            return "looks like a random token"
-    return None
-
-
-def parse_memory(value: Any) -> int:
-    """``"512M"``, ``"1g"``, ``"256MiB"`` or a byte count -> bytes."""
-    if isinstance(value, bool):
-        raise ValueError(f'expected a size such as "512M" or "1G", got {got(value)}')
-    if isinstance(value, int) and value > 0:
-        return value
-    match = _MEMORY_RE.match(str(value).strip()) if isinstance(value, str) else None
-    if not match or float(match.group(1)) <= 0:
-        raise ValueError(f'expected a size such as "512M" or "1G", got {got(value)}')
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
 class _Model(BaseModel):
@@ -457,42 +214,12 @@ class App(_Model):
     @field_validator("environment", mode="before")
     @classmethod
     def _environment(cls, v: Any) -> Any:
-        if not isinstance(v, dict):
-            raise ValueError(f"expected a mapping of VARIABLE: value, got {got(v)}")
-        out: dict[str, str] = {}
-        for key, value in v.items():
-            if not isinstance(key, str) or not _ENV_KEY_RE.match(key):
-                raise ValueError(f"expected environment variable names, got {got(key)}")
-            if key in APP_VARIABLES:
-                raise ValueError(f"{key} is composekit's own variable: {APP_VARIABLES[key]}")
-            word = secret_name_word(key)
-            if word is not None:
-                raise ValueError(f"{key} looks like a secret (its name ends in {word}); {_USE_ENV_FILE}")
-            if isinstance(value, (dict, list)) or value is None:
-                raise ValueError(f"{key}: expected a string, number or boolean, got {got(value)}")
-            text = str(value).lower() if isinstance(value, bool) else str(value)
-            kind = secret_value_kind(text)
-            if kind is not None:
-                raise ValueError(f"{key}: the value {kind}; {_USE_ENV_FILE}")
-            out[key] = text
-        return out
+        return check_environment(v)
 
     @field_validator("secrets", mode="before")
     @classmethod
     def _secrets(cls, v: Any) -> Any:
-        if not isinstance(v, dict):
-            raise ValueError(f"expected a mapping of VARIABLE: path of the file that holds its value, got {got(v)}")
-        for key, value in v.items():
-            if not isinstance(key, str) or not _ENV_KEY_RE.match(key):
-                raise ValueError(f"expected environment variable names, got {got(key)}")
-            if key in APP_VARIABLES:
-                raise ValueError(f"{key} is composekit's own variable: {APP_VARIABLES[key]}")
-            if not isinstance(value, str) or not value.strip():
-                raise ValueError(
-                    f"{key}: expected the path of a file that holds the value, such as secrets/{key.lower()}, "
-                    f"got {got(value)}"
-                )
-        return v
+        return check_secrets(v)
 
     @model_validator(mode="after")
     def _secrets_not_environment(self) -> App:
@@ -835,10 +562,10 @@ class Config(_Model):
         paths here, and neither they nor env files are read for this.
         """
         data = self.model_dump(mode="json")
-        redacted: dict[str, Any] = _redact(data)
+        redacted: dict[str, Any] = redact(data)
         # app/secrets: the paths of the files, keyed by the variables they fill (SECRET_KEY would redact by name):
         # shown, unless a path itself looks like a credential.
-        redacted["app"]["secrets"] = {k: _redact(v) for k, v in data["app"]["secrets"].items()}
+        redacted["app"]["secrets"] = {k: redact(v) for k, v in data["app"]["secrets"].items()}
         return redacted
 
 
@@ -846,26 +573,3 @@ def database_variables(database: Database | None) -> dict[str, str]:
     """The variables composekit sets in the app and the migration for ``database`` (database/variables), each with
     what to set instead; {} without a database."""
     return {} if database is None else DATABASE_VARIABLE_SETS[database.variables]
-
-
-def check_value(model: type[BaseModel], field: str, value: Any) -> Any:
-    """Validate one value of a constrained field as the loader does (`init --domain`, `--module`); a ValueError
-    says ``expected <the field's Expected>, got <value>``."""
-    info = model.model_fields[field]
-    annotation: Any = Annotated[(info.annotation, *info.metadata)]
-    adapter: TypeAdapter[Any] = TypeAdapter(annotation, config=ConfigDict(regex_engine="python-re"))
-    try:
-        return adapter.validate_python(value)
-    except ValidationError:
-        expected = next(m for m in info.metadata if isinstance(m, Expected))
-        raise ValueError(f"expected {expected.text}, got {got(value)}") from None
-
-
-def _redact(data: Any, name: str = "") -> Any:
-    if isinstance(data, dict):
-        return {k: _redact(v, str(k)) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_redact(v, name) for v in data]
-    if isinstance(data, str) and (secret_name_word(name) is not None or secret_value_kind(data) is not None):
-        return REDACTED
-    return data

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
+from .environment import WORKER_VARIABLES
 from .load import load_config
-from .model import CONFIG_FILENAME, OVERRIDE_FILENAME, WORKER_VARIABLES, Config, database_variables
+from .model import CONFIG_FILENAME, OVERRIDE_FILENAME, Config, database_variables
 from .override import check_override
 from .sources import DependencyStyle, Sources, detect_dependencies, detect_sources, is_dir, is_file
 

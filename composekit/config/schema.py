@@ -15,15 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .model import (
-    _ENV_KEY_RE,
-    _NODE_NAME_RE,
-    _VOLUME_NAME_RE,
-    CONTAINER_PATH_RE,
-    LINUX_CAPABILITIES,
-    URL_PATH_RE,
-    Config,
-)
+from .environment import _ENV_KEY_RE
+from .fields import _NODE_NAME_RE, _VOLUME_NAME_RE, CONTAINER_PATH_RE, URL_PATH_RE
+from .model import LINUX_CAPABILITIES, Config
 
 __all__ = ["DESCRIPTIONS", "OVERRIDES", "SCHEMA_DIALECT", "config_schema", "schema_json"]
 

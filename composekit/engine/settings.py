@@ -25,7 +25,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..config.model import Expected, Logging, got
+from ..config.fields import Expected, got
+from ..config.model import Logging
 from ..errors import ConfigError, UserError
 from .daemon_json import DaemonJsonError, Merge, Wanted, current_values, merge_daemon_json
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from urllib.parse import urlsplit
 
-from ..config.model import DEFAULT_REMOTE_SOCKET, ssh_socket, ssh_url_problem
+from ..config.ssh_url import DEFAULT_REMOTE_SOCKET, ssh_socket, ssh_url_problem
 from ..errors import SshError
 
 __all__ = [

@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ..config.model import HOST_FORMS, got, host_problem, ssh_url_problem
+from ..config.fields import got
+from ..config.ssh_url import HOST_FORMS, host_problem, ssh_url_problem
 from ..errors import UserError
 from .ssh import SshDestination, SshTunnel, parse_ssh_url, proxied, ssh_settings
 

@@ -25,7 +25,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..config.model import DATABASE_VOLUME, WORKER_VARIABLES, Config
+from ..config.environment import WORKER_VARIABLES
+from ..config.model import DATABASE_VOLUME, Config
 from ..config.project import Project
 from .dockerfile import GUNICORN_CONF_PATH
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..config.model import CONFIG_FILENAME, DEFAULT_PYTHON_IMAGE, App, Config, check_value
+from ..config.fields import check_value
+from ..config.model import CONFIG_FILENAME, DEFAULT_PYTHON_IMAGE, App, Config
 from ..config.sources import DependencyStyle, Sources
 from ..errors import TemplateError
 from .detect import AppLocation, Layout, Placement

@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from composekit.cli import app as cli
-from composekit.config.model import HOST_FORMS, SSH_FORM, host_problem
 from composekit.config.project import load_project
+from composekit.config.ssh_url import HOST_FORMS, SSH_FORM, host_problem
 from composekit.engine import docker_cli
 from composekit.engine.docker import Docker
 from composekit.engine.ssh import SshDestination, SshTunnel, parse_ssh_url, ssh_failure, ssh_settings

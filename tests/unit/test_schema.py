@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from composekit.cli import app as cli_app
 from composekit.config import Config, parse_config
-from composekit.config.model import MAX_PIDS_LIMIT, MIN_PIDS_LIMIT, App, Expected, check_value
+from composekit.config.fields import Expected, check_value
+from composekit.config.model import MAX_PIDS_LIMIT, MIN_PIDS_LIMIT, App
 from composekit.config.schema import (
     OVERRIDES,
     SCHEMA_DIALECT,
