@@ -26,6 +26,7 @@ __all__ = [
     "check_value",
     "got",
     "parse_memory",
+    "url_path",
 ]
 
 # Every pattern ends in $(?!\n): Python's $ also matches before a final newline ("shop\n" would pass and reach the
@@ -85,6 +86,13 @@ PgIdentifier = Annotated[
 
 def got(value: Any) -> str:
     return json.dumps(value) if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
+
+
+def url_path(v: Any) -> Any:
+    """app/health_path and smoke/checks' path: a URL path (URL_PATH_RE), else the ValueError the loader words."""
+    if not isinstance(v, str) or not URL_PATH_RE.match(v):
+        raise ValueError(f"expected {URL_PATH_EXPECTED}, got {got(v)}")
+    return v
 
 
 def parse_memory(value: Any) -> int:

@@ -9,7 +9,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from ..config.model import Migrate
+from ..config.sections import Migrate
 
 __all__ = ["StateCommand", "parse_alembic_current", "state_command"]
 

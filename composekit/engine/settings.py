@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..config.fields import Expected, got
-from ..config.model import Logging
+from ..config.sections import Logging
 from ..errors import ConfigError, UserError
 from .daemon_json import DaemonJsonError, Merge, Wanted, current_values, merge_daemon_json
 

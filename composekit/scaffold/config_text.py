@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from ..config.model import DEFAULT_POSTGRES_IMAGE, DEFAULT_PYTHON_IMAGE
+from ..config.sections import DEFAULT_POSTGRES_IMAGE, DEFAULT_PYTHON_IMAGE
 from .settings import InitSettings
 from .templates import SCHEMA_FILENAME
 

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config.fields import check_value
-from ..config.model import CONFIG_FILENAME, DEFAULT_PYTHON_IMAGE, App, Config
+from ..config.model import CONFIG_FILENAME, App, Config
+from ..config.sections import DEFAULT_PYTHON_IMAGE
 from ..config.sources import DependencyStyle, Sources
 from ..errors import TemplateError
 from .detect import AppLocation, Layout, Placement

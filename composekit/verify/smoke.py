@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..config.model import Config, SmokeCheck
+from ..config.model import Config
+from ..config.sections import SmokeCheck
 from ..engine.wait import Poll, poll_until
 from ..errors import HttpCheckError, UserError
 from .checks import CheckResult, Report

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from ..config.model import SmokeCheck
+from ..config.sections import SmokeCheck
 from ..errors import HttpCheckError
 from .checks import CheckResult
 from .http import Answer, Endpoint, PeerCertificate, Scheme

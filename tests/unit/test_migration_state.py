@@ -15,8 +15,8 @@ import composekit.cli.releases as cli_releases
 import composekit.cli.stack as cli_stack
 import composekit.deploy
 from composekit.cli import app as cli
-from composekit.config.model import Migrate
 from composekit.config.project import Project, load_project
+from composekit.config.sections import Migrate
 from composekit.deploy import UpResult, rollback_on_error_setting
 from composekit.engine import steps
 from composekit.engine.docker import ContainerInfo
