@@ -68,7 +68,7 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
 
 
 def _expected(loc: tuple[Any, ...]) -> Expected | None:
-    """The Expected of the field an error's location names (config/model.py), when it has one."""
+    """The Expected of the field an error's location names (config/fields.py), when it has one."""
     model: type[BaseModel] | None = Config
     metadata: list[Any] = []
     for part in loc:

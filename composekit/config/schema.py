@@ -1,7 +1,8 @@
 """The JSON Schema of composekit.yaml, for editors (yaml-language-server) and CI.
 
-Pydantic derives the schema from the models: a constrained field (config/model.py: ``Field(ge=..., le=...,
-pattern=...)`` with ``Strict()``) gives its range or pattern to validation and to the schema alike. Only the
+Pydantic derives the schema from the models: a constrained field (config/model.py, sections.py, fields.py:
+``Field(ge=..., le=..., pattern=...)`` with ``Strict()``) gives its range or pattern to validation and to the schema
+alike. Only the
 fields whose ``mode="before"`` validators accept other types than their annotation (``"512M"`` for an ``int``
 memory size, a list for a command tuple) or check what a JSON Schema keyword cannot name the loader's way need
 an entry in ``OVERRIDES``; tests/unit/test_schema.py fails when a before-validator has none, so the schema cannot

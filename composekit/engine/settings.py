@@ -283,7 +283,7 @@ def write_daemon_json(merge: Merge, path: Path, now: float | None = None) -> Pat
 
 def check_log_opts(log_max_size: str, log_max_file: str) -> None:
     """--log-max-size and --log-max-file take what the config's logging/max_size and logging/max_file take: they are
-    validated by config/model.py's Logging itself, and every bad one is named (ConfigError, one line each)."""
+    validated by config/sections.py's Logging itself, and every bad one is named (ConfigError, one line each)."""
     given = {"max_size": log_max_size, "max_file": log_max_file}
     # The config's max_file is a YAML integer: a command line's digits are that integer, anything else stays text.
     values: dict[str, Any] = {
