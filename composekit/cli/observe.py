@@ -70,7 +70,9 @@ def _swarm_status(project: Project, as_json: bool) -> None:
 
 @app.command()
 def logs(
-    service: Annotated[str | None, typer.Argument(help="traefik, migrate or app (default: all).")] = None,
+    service: Annotated[
+        str | None, typer.Argument(help="traefik, routes, files, migrate, app or db (default: all).")
+    ] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
     tail: Annotated[
         int | None, typer.Option(min=0, help="Only the last N lines of each service (0: only new lines, with -f).")

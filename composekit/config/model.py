@@ -103,11 +103,12 @@ class App(_Model):
     memory: int | None = None
     env_file: str | None = None
     environment: dict[str, str] = {}  # noqa: RUF012 (pydantic copies it; ruff cannot see the imported base)
-    # Variable -> file on the deploying machine (relative to composekit.yaml); in the app's and the migration's
-    # process environment only (runtime/secret_env.py), never in a rendered file or the container's configuration.
+    # Variable -> file on the deploying machine (relative to the first config file's directory); in the app's and the
+    # migration's process environment only (runtime/secret_env.py), never in a rendered file or the container's
+    # configuration.
     secrets: dict[str, str] = {}  # noqa: RUF012 (pydantic copies it; ruff cannot see the imported base)
     volumes: dict[str, str] = {}  # noqa: RUF012 (pydantic copies it; ruff cannot see the imported base)
-    # Confinement of the app and the migration (see README "Security defaults"); each one relaxable.
+    # Confinement of the app and the migration (see docs/security.md); each one relaxable.
     read_only: Flag = True
     pids_limit: Annotated[
         int,

@@ -121,7 +121,7 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     "or a Docker context name. --host overrides it; unset: DOCKER_HOST, then the "
     "current Docker context.",
     ("Config", "mode"): '"compose" (one engine, `docker compose`) or "swarm" (a Swarm cluster, `docker stack '
-    "deploy`: replicas, a migration job, Traefik's Swarm provider; see the README's \"Swarm mode\").",
+    "deploy`: replicas, a migration job, Traefik's Swarm provider; see docs/swarm.md).",
     ("Config", "swarm"): "mode: swarm: the nodes of the cluster.",
     ("Config", "registry"): 'mode: swarm: an image repository prefix such as "registry.example.com/team"; the release '
     "image is pushed to <registry>/<name>-app instead of being shipped to each node's engine.",
@@ -141,9 +141,12 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     "second address and the app trusts proxy headers from it only. Default: a /24 in 10.128.0.0/9 derived from name.",
     ("Acme", "email"): "Contact address for expiry notices.",
     ("Acme", "ca_server"): '"production", "staging" (Let\'s Encrypt) or the https:// URL of any ACME directory.',
-    ("Acme", "ca_certificates"): "PEM files of a private ACME CA to trust (paths relative to composekit.yaml).",
+    (
+        "Acme",
+        "ca_certificates",
+    ): "PEM files of a private ACME CA to trust (paths relative to the first config file's directory).",
     ("Acme", "challenge"): '"http" (HTTP-01 on port 80) or "tls" (TLS-ALPN-01 on port 443).',
-    ("App", "path"): "The app directory (build context), relative to composekit.yaml.",
+    ("App", "path"): "The app directory (build context), relative to the first config file's directory.",
     ("App", "workdir"): 'Where the app\'s code runs, relative to app/path (a workspace member such as "backend" '
     "when the lock file is at the root): the generated Dockerfile's WORKDIR, the only directory it copies, on "
     "PYTHONPATH.",
@@ -160,8 +163,8 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("App", "env_file"): "File with the app's secrets (VARIABLE=value), referenced by the compose file, never copied.",
     ("App", "environment"): "Non-secret environment variables; names that look secret are refused (use env_file).",
     ("App", "secrets"): "Secret environment variables: VARIABLE -> a file on the deploying machine holding its value "
-    "(relative to composekit.yaml, keep it out of git); set in the app's and the migration's process environment "
-    "only, never in a rendered file or `docker inspect`.",
+    "(relative to the first config file's directory, keep it out of git); set in the app's and the migration's "
+    "process environment only, never in a rendered file or `docker inspect`.",
     ("App", "volumes"): "Named volumes: name -> absolute path in the container; data survives redeploys.",
     ("App", "read_only"): "Read-only root filesystem for the app and the migration (writable: /tmp, volumes).",
     ("App", "pids_limit"): "Most processes and threads the app container (and the migration) may run.",
@@ -182,7 +185,10 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("Database", "engine"): "The database server; postgres (the official image's interface).",
     ("Database", "name"): "Database created at the first start (POSTGRES_DB); the app gets DATABASE_NAME.",
     ("Database", "user"): "Owner of the database (POSTGRES_USER); the app gets DATABASE_USER.",
-    ("Database", "password_file"): "File holding the password (relative to composekit.yaml, keep it out of git); "
+    (
+        "Database",
+        "password_file",
+    ): "File holding the password (relative to the first config file's directory, keep it out of git); "
     "mounted at /run/secrets/db_password, the app gets DATABASE_PASSWORD_FILE.",
     ("Database", "variables"): '"composekit" (DATABASE_HOST, _PORT, _NAME, _USER, DATABASE_PASSWORD_FILE), '
     '"database_url" (DATABASE_URL, password included) or "postgres" (POSTGRES_SERVER, _PORT, _DB, _USER, '
