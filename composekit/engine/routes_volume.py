@@ -17,6 +17,7 @@ __all__ = [
     "MIGRATION_FILE",
     "RELEASES_FILE",
     "WRITE_FILE",
+    "new_generation",
     "read_file",
     "routes_container",
     "write_file",
@@ -70,9 +71,16 @@ def write_file(docker: Docker, path: str, text: str) -> None:
     docker.exec(routes_container(docker), ["python3", "-I", "-c", WRITE_FILE, path, text])
 
 
+def new_generation() -> str:
+    """A fresh routes generation id: "g" and 11 hex digits. It never starts with a digit, so no YAML reader takes it
+    for a number: Traefik (Go, YAML 1.2) read the all-digit id 018068102065 as the integer 18068102065 and echoed that,
+    so the probe of that generation never matched and `up` ran out of its --timeout."""
+    return "g" + uuid.uuid4().hex[:11]
+
+
 def write_routes(project: Project, docker: Docker, live: list[str], probe: list[str]) -> str:
     """Write a new generation of Traefik's routes; returns its id (probe it with probes.wait_generation)."""
-    generation = uuid.uuid4().hex[:12]
+    generation = new_generation()
     text = routes_file(project.config, generation, live, probe)
     write_file(docker, f"{ROUTES_DIR}/{ROUTES_FILE}", text)
     return generation

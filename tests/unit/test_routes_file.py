@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import yaml
 
 from composekit.config import parse_config
+from composekit.engine.routes_volume import new_generation
 from composekit.render.traefik import GENERATION_HEADER, routes_file
 
 CONFIG = parse_config({"name": "shop", "domain": "shop.example.com", "app": {"module": "app.main:app"}})
@@ -72,3 +75,22 @@ def test_each_generation_names_itself_in_its_probe_router_and_answer_header() ->
     assert f"Header(`{GENERATION_HEADER}`, `g7`)" in http["routers"]["shop-probe"]["rule"]
     assert http["middlewares"]["shop-probe"]["headers"]["customResponseHeaders"] == {GENERATION_HEADER: "g7"}
     assert http["services"]["shop"] == http["services"]["shop-probe"]
+
+
+# What a YAML 1.2 reader (Go's, Traefik's) resolves to a number or a bool/null instead of a string: the core schema.
+_YAML12_NOT_A_STRING = re.compile(
+    r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+|[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)|true|True|TRUE|false|False|FALSE|null|Null|NULL|~"
+)
+
+
+def test_generation_ids_are_strings_to_every_yaml_reader() -> None:
+    """Traefik read the id 018068102065 as the integer 18068102065 and echoed that: the probe never matched."""
+    assert _YAML12_NOT_A_STRING.fullmatch("018068102065")  # the id CI saw, and the check sees it
+    assert _YAML12_NOT_A_STRING.fullmatch("123e45678901")
+    for _ in range(2000):
+        generation = new_generation()
+        assert re.fullmatch(r"g[0-9a-f]{11}", generation)
+        assert not _YAML12_NOT_A_STRING.fullmatch(generation)
+    generation = new_generation()
+    assert f"{GENERATION_HEADER}: {generation}\n" in routes_file(CONFIG, generation, ["a"], ["a"])

@@ -204,7 +204,7 @@ def test_the_health_wait_gets_only_what_is_left_of_one_deadline(tmp_path: Path) 
     # Before: the health wait had its own 100 s, so `up` gave up only at 170 s.
     assert clock.now - 1000 == pytest.approx(100, abs=0.01)
     first = re.sub(r"release \d{8}T\d{6}Z ", "release R ", str(caught.value).splitlines()[0])  # a UTC timestamp
-    first = re.sub(r"generation [0-9a-f]{12} ", "generation G ", first)
+    first = re.sub(r"generation g[0-9a-f]{11} ", "generation G ", first)
     assert first == (
         "the new release R (shop-app-1) was removed: `up` ran out of its --timeout of 100s while waiting for the new "
         "release to answer through Traefik (after 100s in total, 28s of them in this step): Traefik did not answer "
@@ -251,7 +251,7 @@ def test_the_routing_wait_shares_the_deadline(tmp_path: Path, monkeypatch: pytes
         run_up(tmp_path, docker, clock, timeout=100)
     assert clock.now - 1000 <= 101  # one last request may start just before the deadline
     first = re.sub(r"release \d{8}T\d{6}Z ", "release R ", str(caught.value).splitlines()[0])
-    first = re.sub(r"generation [0-9a-f]{12} ", "generation G ", first)
+    first = re.sub(r"generation g[0-9a-f]{11} ", "generation G ", first)
     assert first == (
         "the new release R (shop-app-1) was removed: `up` ran out of its --timeout of 100s while waiting for the new "
         "release to answer through Traefik (after 100s in total, 28s of them in this step): Traefik did not answer "
