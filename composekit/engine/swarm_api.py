@@ -156,5 +156,25 @@ class SwarmCommands(DockerCLI):
         )
         return sorted(v.name for v in found)
 
+    def stack_containers(self, stack: str) -> list[tuple[str, str]]:
+        """(ID, state) of every container of ``stack``'s tasks on this engine's node, ended ones too (a finished
+        job's task container stays, as the job's history, after `docker stack rm`)."""
+        listed = self._docker(
+            f"cannot list the containers of stack {stack}",
+            [
+                "ps",
+                "--all",
+                "--no-trunc",
+                "--filter",
+                f"label=com.docker.stack.namespace={stack}",
+                "--format",
+                "{{.ID}} {{.State}}",
+            ],
+        )
+        return [(fields[0], fields[-1]) for fields in (line.split() for line in listed.splitlines()) if fields]
+
+    def remove_container(self, container: str) -> None:
+        self._docker(f"cannot remove container {container}", ["rm", container])
+
     def remove_volume(self, name: str) -> None:
         self._call(f"cannot remove volume {name}", lambda: self.client.volume.remove(name))

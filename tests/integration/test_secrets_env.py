@@ -79,7 +79,7 @@ def deploy(make_stack: Any, testenv: Any, name: str, variables: str, *up: str, *
     stack: Stack = make_stack(APP, name, database=database, images={"postgres": testenv.postgres_image}, **overrides)
     if overrides.get("mode") == "swarm":
         # This test's own volumes of an earlier run: a database initialised with another password must not decide
-        # this one (in mode: swarm, `down --delete-volumes` may find the volumes still in use by stopping tasks).
+        # this one (an interrupted run may have left them).
         label = f"label=com.docker.stack.namespace={name}"
         left = subprocess.run(["docker", "volume", "ls", "-q", "--filter", label], capture_output=True, text=True)
         for volume in left.stdout.split():

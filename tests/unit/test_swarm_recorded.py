@@ -88,6 +88,7 @@ class RecordedSwarm(Docker):
         self.info = info if info is not None else {"Swarm": load("info-swarm-manager.json")}
         self.calls: list[tuple[str, ...]] = []
         self.networks: list[list[dict[str, Any]]] = []
+        self.task_containers: list[list[tuple[str, str]]] = []
         self.logs_text = "migrating\nrelation users already exists"
 
     @staticmethod
@@ -131,6 +132,16 @@ class RecordedSwarm(Docker):
 
     def stack_volumes(self, stack: str) -> list[str]:
         return [f"{stack}_acme", f"{stack}_db-data"]
+
+    def stack_containers(self, stack: str) -> list[tuple[str, str]]:
+        found: list[tuple[str, str]] = self._next(self.task_containers) if self.task_containers else []
+        return found
+
+    def remove_container(self, container: str) -> None:
+        self.calls.append(("rm container", container))
+
+    def remove_volume(self, name: str) -> None:
+        self.calls.append(("rm volume", name))
 
     def stack_remove(self, stack: str) -> None:
         self.calls.append(("stack rm", stack))
@@ -512,12 +523,43 @@ def test_down_times_out_naming_the_networks_left() -> None:
 def test_down_with_delete_volumes_deletes_the_stacks_volumes_on_the_manager() -> None:
     docker = RecordedSwarm(services={WEB: [service("web-completed")]})
     docker.networks = [[]]
-    removed: list[str] = []
-    docker.remove_volume = removed.append  # type: ignore[method-assign,assignment]
     assert swarm.down(docker, STACK, False, deadline()) == ["swrec_acme", "swrec_db-data"]
-    assert removed == []
+    assert not [c for c in docker.calls if c[0].startswith("rm ")]
     swarm.down(docker, STACK, True, deadline())
-    assert removed == ["swrec_acme", "swrec_db-data"]
+    assert [c for c in docker.calls if c[0].startswith("rm ")] == [
+        ("rm volume", "swrec_acme"),
+        ("rm volume", "swrec_db-data"),
+    ]
+
+
+def test_down_with_delete_volumes_waits_for_the_tasks_and_removes_the_finished_job_container_first() -> None:
+    """A finished migration job's task container outlives `docker stack rm` and keeps its volumes in use: down
+    waits until nothing of the stack runs, removes the ended containers, then the volumes."""
+    docker = RecordedSwarm(services={WEB: [service("web-completed")]})
+    docker.networks = [[]]
+    docker.task_containers = [[("app1", "running"), ("job1", "exited")], [("app1", "exited"), ("job1", "exited")]]
+    clock = deadline()
+    swarm.down(docker, STACK, True, clock)
+    assert clock.elapsed() > 0  # it waited for app1 to stop
+    assert [c for c in docker.calls if c[0].startswith("rm ")] == [
+        ("rm container", "app1"),
+        ("rm container", "job1"),
+        ("rm volume", "swrec_acme"),
+        ("rm volume", "swrec_db-data"),
+    ]
+
+
+def test_down_with_delete_volumes_keeps_them_when_a_task_does_not_stop_and_says_so() -> None:
+    docker = RecordedSwarm(services={WEB: [service("web-completed")]})
+    docker.networks = [[]]
+    docker.task_containers = [[("0123456789abcdef", "running")]]
+    with pytest.raises(HealthTimeoutError) as exc:
+        swarm.down(docker, STACK, True, deadline(5))
+    assert "containers of stack swrec were still running 5s after `docker stack rm swrec`: 0123456789ab" in str(
+        exc.value
+    )
+    assert "its volumes were not deleted" in str(exc.value)
+    assert not [c for c in docker.calls if c[0].startswith("rm ")]
 
 
 def test_build_file_builds_the_app_with_its_dockerfile_and_tags_the_release(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from ...errors import HealthTimeoutError
 from ..docker import Docker
 from ..wait import Deadline, Poll
 
-__all__ = ["down", "remove_stack"]
+__all__ = ["down", "release_volumes", "remove_stack"]
 
 
 def remove_stack(docker: Docker, stack: str, deadline: Deadline) -> list[str]:
@@ -32,11 +32,39 @@ def remove_stack(docker: Docker, stack: str, deadline: Deadline) -> list[str]:
     return volumes
 
 
+# Container states that still hold a volume busy.
+_ENDED = frozenset({"exited", "dead", "created"})
+
+
+def release_volumes(docker: Docker, stack: str, deadline: Deadline) -> None:
+    """After `docker stack rm`: wait until no container of ``stack`` runs on this node, then remove the ended ones
+    (a finished migration job's task container outlives the stack, and keeps its volumes in use)."""
+    started = deadline.clock()
+
+    def observe() -> Poll[list[tuple[str, str]]]:
+        found = docker.stack_containers(stack)
+        running = [c for c, state in found if state not in _ENDED]
+        return Poll(found, not running, False, ", ".join(c[:12] for c in running))
+
+    seen, timed_out = deadline.poll(observe)
+    if timed_out:
+        raise HealthTimeoutError(
+            f"containers of stack {stack} were still running {deadline.clock() - started:.0f}s after "
+            f"`docker stack rm {stack}`: {seen.detail}; its volumes were not deleted\nfix: `docker ps --filter "
+            f"label=com.docker.stack.namespace={stack}` shows them; run `composekit down --delete-volumes` again "
+            "once they have stopped"
+        )
+    for container, _state in seen.value:
+        docker.remove_container(container)
+
+
 def down(docker: Docker, stack: str, delete_volumes: bool, deadline: Deadline) -> list[str]:
     """`composekit down` in mode: swarm: remove the stack, wait for its networks to go; with ``delete_volumes``
-    also delete its volumes on this engine's node (the manager's: acme.json and the database's data)."""
+    also delete its volumes on this engine's node (the manager's: acme.json and the database's data), once the
+    stack's containers there have stopped and the ended ones are removed."""
     volumes = remove_stack(docker, stack, deadline)
     if delete_volumes:
+        release_volumes(docker, stack, deadline)
         for name in volumes:
             docker.remove_volume(name)
     return volumes
