@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 
 from ..config.project import Project
+from ..config.sections import Backups
 from ..deploy import status as stack_status
 from ..engine import swarm
+from ..engine.backup import list_backups
+from ..engine.backup_manifest import age_check, latest_verified
 from ..engine.docker import Docker
 from ..engine.steps import read_only_docker
+from ..engine.target import Engine
 from ..errors import UserError
 from .app import (
     app,
@@ -23,6 +28,25 @@ from .app import (
     run,
 )
 from .display import status_table, swarm_status_table
+
+
+def backup_line(project: Project, engine: Engine) -> str | None:
+    """The age of the last verified backup; None when the stack has no backups volume and no backups: section."""
+    docker = Docker(project.config.name, [], engine=engine)
+    found = list_backups(project.config, docker)
+    if not found and project.config.backups is None:
+        return None
+    latest = latest_verified(found)
+    if latest is None:
+        return "last verified backup: none (`composekit backup` makes one)"
+    check = age_check(latest, datetime.now(UTC), *_thresholds(project))
+    return f"last verified backup: {latest.id}, {check.detail.rpartition(' is ')[2]}"
+
+
+def _thresholds(project: Project) -> tuple[float, float]:
+    settings = project.config.backups or Backups()
+    return settings.warn_hours, settings.fail_hours
+
 
 __all__ = ["logs", "show_config", "status"]
 
@@ -38,8 +62,12 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
             return
         with engine_for(project) as engine:
             st = stack_status(project, engine=engine)
+            backup = backup_line(project, engine) if st.services else None
         if as_json:
-            sys.stdout.write(json.dumps(st.as_dict(), indent=2) + "\n")
+            doc = st.as_dict()
+            if backup is not None:
+                doc["backup"] = backup
+            sys.stdout.write(json.dumps(doc, indent=2) + "\n")
             return
         progress(f"engine: {st.engine}")
         if not st.services:
@@ -49,6 +77,8 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
         for s in st.services:
             if s.note:
                 progress(f"{s.service}: {s.note}")
+        if backup is not None:
+            progress(backup)
 
     run(do)
 
