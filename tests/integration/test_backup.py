@@ -5,7 +5,7 @@ app/environment's STATE, so the test sets the migration state each release recor
 verified (pg_restore into a throwaway PostgreSQL, row counts compared), the rows deleted, the restore brings them
 back with the app serving; a byte flipped in a dump fails its verification, which says so, and that backup is not
 the latest; a restore across migration states is refused without --yes. Then the fastapi template (SQLite in the
-`data` volume): the database file deleted, the restore brings it back.
+`data` volume) over SSH (the test sshd): a backup downloaded, the database file deleted, the restore brings it back.
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from .conftest import REPO, Stack, TestEnv
+from .sshd import ALIAS, ssh_config  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -177,14 +179,28 @@ def test_a_restore_across_migration_states_is_refused_without_yes(pg: Stack) -> 
     assert "there is no backup '20990101T000000Z'" in missing.stderr and at_s1 in missing.stderr
 
 
-def test_a_sqlite_volume_backup_restores_a_deleted_database(make_stack: Any) -> None:
-    stack: Stack = make_stack(SQLITE_TEMPLATE, "bk-sqlite")
+def test_over_ssh_a_sqlite_volume_backup_downloads_and_restores_a_deleted_database(
+    ssh_config: Path,  # noqa: F811
+    make_stack: Any,
+    tmp_path: Path,
+) -> None:
+    """The fastapi template (SQLite in the `data` volume) on the engine behind the test sshd: every command goes
+    through one SSH connection (helpers, docker cp of the manifest and of --download, the restore)."""
+    stack: Stack = make_stack(SQLITE_TEMPLATE, "bk-sqlite", host=ALIAS)
     _remove_backups_volume(stack.name)
     try:
         stack.ck("up", "--no-smoke")
         stack.wait_https("/")
         assert stack.https("/notes", method="POST", json={"text": "kept in sqlite"}).status_code == 201
-        backup_id = _backup(stack)
+        downloads = tmp_path / "downloads"
+        downloads.mkdir()
+        result = stack.ck("backup", "--download", str(downloads), timeout=300)
+        backup_id = result.stdout.strip().splitlines()[-1]
+        manifest = json.loads((downloads / backup_id / "manifest.json").read_text())
+        assert manifest["status"] == "verified"
+        files = {f["path"]: f for f in manifest["volumes"]["data"]["files"]}
+        assert files["app.db"]["sqlite"] is True
+        assert (downloads / backup_id / "volumes" / "data.tar.gz").stat().st_size == manifest["volumes"]["data"]["size"]
         subprocess.run(
             ["docker", "run", "--rm", "-v", f"{stack.name}_data:/data", stack.env.python_image, "rm", "/data/app.db"],
             check=True,

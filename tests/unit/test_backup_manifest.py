@@ -4,11 +4,15 @@ thresholds, the restore guard; and the row counts the verification compares (eng
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
+from composekit.config.project import Project, load_project
 from composekit.config.sections import Backups
-from composekit.engine.backup import compare_counts, parse_counts
+from composekit.engine.backup import compare_counts, create_backup, parse_counts, require_compose_mode
 from composekit.engine.backup_manifest import (
     BackupInfo,
     age_check,
@@ -21,6 +25,7 @@ from composekit.engine.backup_manifest import (
     restore_guard,
     set_verification,
 )
+from composekit.errors import ConfigError, UserError
 from composekit.verify.backup_age import backup_age_result
 from composekit.verify.checks import Status
 
@@ -152,4 +157,45 @@ def test_row_counts_are_parsed_and_compared() -> None:
     assert compare_counts({"public.notes": 3, "public.gone": 1}, {"public.notes": 2}) == [
         "database: table public.gone has no rows after the restore, 1 at dump time",
         "database: table public.notes has 2 rows after the restore, 3 at dump time",
+    ]
+
+
+def _project(tmp_path: Path, extra: dict[str, Any] | None = None) -> Project:
+    (tmp_path / "requirements.txt").write_text("fastapi\n")
+    config = {"name": "shop", "domain": "shop.example.com", "app": {"module": "app.main:app"}, **(extra or {})}
+    (tmp_path / "composekit.yaml").write_text(yaml.safe_dump(config))
+    return load_project((tmp_path / "composekit.yaml",))
+
+
+class _NoEngine:
+    """Any call to the engine fails the test: these refusals come before anything is asked of it."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"the engine was asked ({name}) before the refusal")
+
+
+def test_nothing_to_back_up_is_refused_before_the_engine_is_asked(tmp_path: Path) -> None:
+    with pytest.raises(UserError) as exc:
+        create_backup(_project(tmp_path), _NoEngine())  # type: ignore[arg-type]
+    assert str(exc.value) == (
+        "nothing to back up: composekit.yaml sets no database: and no app/volumes (composekit's own volumes, routes "
+        "and files, are rendered by every `up`; acme.json is not backed up, see docs/backups.md)"
+    )
+
+
+def test_swarm_mode_refuses_backups(tmp_path: Path) -> None:
+    swarm = _project(tmp_path, {"mode": "swarm"})
+    for command in ("backup", "backups", "restore"):
+        with pytest.raises(UserError, match=f"composekit {command} applies to mode: compose only"):
+            require_compose_mode(swarm, command)
+    (tmp_path / "composekit.yaml").write_text(
+        yaml.safe_dump(
+            {"name": "s", "domain": "s.example.com", "app": {"module": "a:b"}, "mode": "swarm", "backups": {}}
+        )
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_project((tmp_path / "composekit.yaml",))
+    assert exc.value.problems == [
+        f"{tmp_path / 'composekit.yaml'}: backups: applies to mode: compose only (composekit backup refuses mode: swarm); remove the "
+        "section"
     ]
