@@ -247,7 +247,8 @@ def create_backup(
     config = project.config
     if config.database is None and not config.app.volumes:
         raise UserError(
-            f"nothing to back up: {' + '.join(p.name for p in project.config_files)} sets no database: and no app/volumes (composekit's own volumes, "
+            f"nothing to back up: {' + '.join(p.name for p in project.config_files)} sets no database: and no "
+            "app/volumes (composekit's own volumes, "
             "routes and files, are rendered by every `up`; acme.json is not backed up, see docs/backups.md)"
         )
     if not docker.image_exists(app_image(config)):
