@@ -196,6 +196,6 @@ def test_swarm_mode_refuses_backups(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as exc:
         load_project((tmp_path / "composekit.yaml",))
     assert exc.value.problems == [
-        f"{tmp_path / 'composekit.yaml'}: backups: applies to mode: compose only (composekit backup refuses mode: swarm); remove the "
-        "section"
+        f"{tmp_path / 'composekit.yaml'}: backups: applies to mode: compose only (composekit backup refuses "
+        "mode: swarm); remove the section"
     ]
