@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..config.project import Project
 from ..errors import DockerError, HealthTimeoutError, UserError
-from ..render.compose import DB_SERVICE, FILES_DIR, app_image
+from ..render.compose import DB_SECRET, DB_SERVICE, FILES_DIR, app_image
 from . import probes, steps
 from .backup import CAPS, BackupResult, backups_volume, create_backup, list_backups, worker_source
 from .backup_manifest import BackupInfo, find_backup, restore_guard
@@ -122,7 +122,7 @@ def restore(
             db = config.database
             report(f"restoring the database {db.name} from backup {backup.id}")
             script = (
-                f'set -eu\nexport PGPASSWORD="$(cat {FILES_DIR}/db_password)"\n'
+                f'set -eu\nexport PGPASSWORD="$(cat {FILES_DIR}/{DB_SECRET})"\n'
                 "pg_restore --clean --if-exists --single-transaction --exit-on-error --no-owner "
                 f'-d "$PGDATABASE" {_DIR}/{backup.id}/database.dump\n'
             )
