@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shlex
 import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -28,7 +27,7 @@ from typing import Any
 from ..config.model import Config
 from ..config.project import Project
 from ..errors import DockerError, UserError
-from ..render.compose import DB_SECRET, DB_SERVICE, FILES_DIR, app_image
+from ..render.compose import DB_SERVICE, FILES_DIR, app_image
 from .backup_manifest import (
     BACKUPS_VOLUME,
     BackupInfo,
@@ -37,6 +36,7 @@ from .backup_manifest import (
     parse_manifest,
     set_verification,
 )
+from .backup_sql import BACKUP_DIR, compare_counts, count_script, dump_script, parse_counts
 from .docker import Docker
 from .migration_state import state_command
 from .releases import list_releases, read_last_migration
@@ -53,20 +53,8 @@ __all__ = [
 ]
 
 CAPS = ["CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER"]  # read and restore any file, with its owner
-_DIR = "/backups"
+_DIR = BACKUP_DIR
 _VOLUMES = "/volumes"
-
-# Every table's row count: a query per table (\gexec), the table named schema.table, a tab, the count.
-_COUNT_SQL = (
-    "SELECT format('SELECT %L || E''\\t'' || count(*) FROM %I.%I', n.nspname || '.' || c.relname, n.nspname, "
-    "c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND "
-    "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1 \\gexec"
-)
-# The Alembic revisions (as engine/migration_state.py reports `alembic current`: sorted, comma-separated).
-_ALEMBIC_SQL = (
-    "SELECT 'SELECT coalesce(string_agg(version_num, '','' ORDER BY version_num), '''') FROM alembic_version' "
-    "WHERE to_regclass('alembic_version') IS NOT NULL \\gexec"
-)
 
 
 def worker_source() -> str:
@@ -84,77 +72,6 @@ def require_compose_mode(project: Project, command: str) -> None:
             f"composekit {command} applies to mode: compose only (nothing was changed): in mode: swarm the database "
             "and the volumes live on the nodes Swarm chose; back them up there (pg_dump in the db service's task)"
         )
-
-
-def dump_script(backup_id: str) -> str:
-    """bash for a container of the database image: pg_dump in the snapshot the row counts are read in."""
-    return "\n".join(
-        [
-            "set -eu",
-            "umask 077",
-            f"cd {_DIR}/{shlex.quote(backup_id)}",
-            f'export PGPASSWORD="$(cat {FILES_DIR}/{DB_SECRET})"',
-            "psql -X -q -v ON_ERROR_STOP=1 <<'SQL'",
-            "\\pset format unaligned",
-            "\\pset tuples_only on",
-            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;",
-            "SELECT pg_export_snapshot() AS composekit_snapshot \\gset",
-            "\\setenv COMPOSEKIT_SNAPSHOT :composekit_snapshot",
-            '\\! pg_dump --format=custom --snapshot="$COMPOSEKIT_SNAPSHOT" --file=database.dump.partial && '
-            "mv database.dump.partial database.dump",
-            "\\o rows.tsv",
-            _COUNT_SQL,
-            "\\o alembic.txt",
-            _ALEMBIC_SQL,
-            "\\o",
-            "COMMIT;",
-            "SQL",
-            'test -s database.dump || { echo "pg_dump failed: its message is above" >&2; exit 1; }',
-        ]
-    )
-
-
-def count_script() -> str:
-    """bash in the throwaway database: the row counts, then a line ``alembic=<state>``."""
-    return "\n".join(
-        [
-            "set -eu",
-            "psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 <<'SQL'",
-            "\\pset format unaligned",
-            "\\pset tuples_only on",
-            _COUNT_SQL,
-            "SELECT 'alembic=';",
-            _ALEMBIC_SQL,
-            "SQL",
-        ]
-    )
-
-
-def parse_counts(text: str) -> tuple[dict[str, int], str | None]:
-    """count_script's output: the row counts by table, the Alembic state (None: no alembic_version table)."""
-    rows: dict[str, int] = {}
-    alembic: str | None = None
-    seen_marker = False
-    for line in text.splitlines():
-        if line == "alembic=":
-            seen_marker = True
-        elif seen_marker:
-            alembic = line.strip() or None
-        elif "\t" in line:
-            table, _, count = line.rpartition("\t")
-            rows[table] = int(count)
-    return rows, alembic
-
-
-def compare_counts(recorded: dict[str, int], restored: dict[str, int]) -> list[str]:
-    problems = []
-    for table in sorted(set(recorded) | set(restored)):
-        if recorded.get(table) != restored.get(table):
-            problems.append(
-                f"database: table {table} has {restored.get(table, 'no')} rows after the restore, "
-                f"{recorded.get(table, 'none')} at dump time"
-            )
-    return problems
 
 
 @dataclass(frozen=True)
@@ -263,25 +180,13 @@ def create_backup(
     try:
         docker.helper_exec(helper.name, ["mkdir", "-p", f"{_DIR}/{backup_id}"])
         report(f"backup {backup_id}: into volume {backups_volume(project)}")
-        database: dict[str, Any] | None = None
-        if config.database is not None:
-            _dump_database(project, docker, backup_id, report)
-            meta = helper.run("read_db", f"{_DIR}/{backup_id}")
-            digest = helper.run("hash", f"{_DIR}/{backup_id}/database.dump")
-            database = {
-                "engine": "postgres",
-                "file": "database.dump",
-                "image": config.images.postgres,
-                "name": config.database.name,
-                **digest,
-                "rows": meta["rows"],
-                "alembic": meta["alembic"],
-            }
-        volumes: dict[str, Any] = {}
-        if config.app.volumes:
-            report(f"archiving the volumes {', '.join(sorted(config.app.volumes))} (SQLite through its backup API)")
-            pairs = [f"{v}={_VOLUMES}/{v}" for v in sorted(config.app.volumes)]
-            volumes = helper.run("archive", f"{_DIR}/{backup_id}", *pairs)
+        try:
+            database, volumes = _write_files(project, docker, helper, backup_id, report)
+        except UserError:
+            # Files without a manifest count for nothing and only take space: a partial backup is removed.
+            docker.helper_exec(helper.name, ["rm", "-rf", f"{_DIR}/{backup_id}"])
+            report(f"removed the partial backup {backup_id}")
+            raise
         manifest = build_manifest(
             backup_id=backup_id,
             project=config.name,
@@ -299,6 +204,33 @@ def create_backup(
     finally:
         helper.close()
     return BackupResult(parse_manifest(manifest), manifest, f"volume {backups_volume(project)}: {backup_id}/")
+
+
+def _write_files(
+    project: Project, docker: Docker, helper: _Helper, backup_id: str, report: Progress
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The dump and the volume archives into the backup's directory: what the manifest records of them."""
+    config = project.config
+    database: dict[str, Any] | None = None
+    if config.database is not None:
+        _dump_database(project, docker, backup_id, report)
+        meta = helper.run("read_db", f"{_DIR}/{backup_id}")
+        digest = helper.run("hash", f"{_DIR}/{backup_id}/database.dump")
+        database = {
+            "engine": "postgres",
+            "file": "database.dump",
+            "image": config.images.postgres,
+            "name": config.database.name,
+            **digest,
+            "rows": meta["rows"],
+            "alembic": meta["alembic"],
+        }
+    volumes: dict[str, Any] = {}
+    if config.app.volumes:
+        report(f"archiving the volumes {', '.join(sorted(config.app.volumes))} (SQLite through its backup API)")
+        pairs = [f"{v}={_VOLUMES}/{v}" for v in sorted(config.app.volumes)]
+        volumes = helper.run("archive", f"{_DIR}/{backup_id}", *pairs)
+    return database, volumes
 
 
 def verify_backup(project: Project, docker: Docker, backup_id: str, report: Progress = lambda _: None) -> BackupResult:

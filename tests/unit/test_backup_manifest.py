@@ -12,7 +12,7 @@ import yaml
 
 from composekit.config.project import Project, load_project
 from composekit.config.sections import Backups
-from composekit.engine.backup import compare_counts, create_backup, parse_counts, require_compose_mode
+from composekit.engine.backup import create_backup, require_compose_mode
 from composekit.engine.backup_manifest import (
     BackupInfo,
     age_check,
@@ -25,6 +25,7 @@ from composekit.engine.backup_manifest import (
     restore_guard,
     set_verification,
 )
+from composekit.engine.backup_sql import compare_counts, dump_script, parse_counts
 from composekit.errors import ConfigError, UserError
 from composekit.verify.backup_age import backup_age_result
 from composekit.verify.checks import Status
@@ -154,10 +155,23 @@ def test_row_counts_are_parsed_and_compared() -> None:
     assert alembic == "0001,0002a"
     assert parse_counts("public.notes\t3\nalembic=\n") == ({"public.notes": 3}, None)
     assert compare_counts({"public.notes": 3}, {"public.notes": 3}) == []
-    assert compare_counts({"public.notes": 3, "public.gone": 1}, {"public.notes": 2}) == [
-        "database: table public.gone has no rows after the restore, 1 at dump time",
+    assert compare_counts({"public.notes": 3, "public.gone": 1}, {"public.notes": 2, "public.new": 0}) == [
+        "database: table public.gone (1 rows at dump time) is missing after the restore",
+        "database: table public.new is in the restored database but was not counted at dump time",
         "database: table public.notes has 2 rows after the restore, 3 at dump time",
     ]
+
+
+def test_the_dump_and_the_counts_share_one_snapshot() -> None:
+    lines = dump_script("20261203T110000Z").splitlines()
+    begin = lines.index("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;")
+    export = next(i for i, line in enumerate(lines) if "pg_export_snapshot()" in line)
+    dump = next(i for i, line in enumerate(lines) if line.startswith("\\! pg_dump"))
+    counts = lines.index("\\o rows.tsv")
+    commit = lines.index("COMMIT;")
+    assert begin < export < dump < counts < commit
+    assert '--snapshot="$COMPOSEKIT_SNAPSHOT"' in lines[dump]
+    assert "cd /backups/20261203T110000Z" in lines
 
 
 def _project(tmp_path: Path, extra: dict[str, Any] | None = None) -> Project:
