@@ -310,6 +310,8 @@ class Backups(_Model):
 
     warn_hours: Annotated[int, Strict(), Field(ge=1), Expected("a positive number of hours")] = 26
     fail_hours: Annotated[int, Strict(), Field(ge=1), Expected("a positive number of hours")] = 72
+    # After a verified backup, the backups older than the keep-th newest verified one are deleted; None: none is.
+    keep: Annotated[int, Strict(), Field(ge=1, le=1000), Expected("an integer from 1 to 1000")] | None = None
 
     @model_validator(mode="after")
     def _thresholds(self) -> Backups:

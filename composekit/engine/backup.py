@@ -34,6 +34,7 @@ from .backup_manifest import (
     build_manifest,
     new_backup_id,
     parse_manifest,
+    retention,
     set_verification,
 )
 from .backup_sql import BACKUP_DIR, compare_counts, count_script, dump_script, parse_counts
@@ -201,6 +202,14 @@ def create_backup(
         )
         helper.write_manifest(backup_id, manifest)
         manifest = _verify(project, docker, helper, manifest, report)
+        if manifest["status"] == "verified" and config.backups is not None and config.backups.keep is not None:
+            old = retention(list_backups(config, docker), config.backups.keep)
+            if old:
+                removed = helper.run("remove", _DIR, *old)
+                report(
+                    f"deleted {len(removed)} older backups (backups/keep is {config.backups.keep}): "
+                    + ", ".join(removed)
+                )
     finally:
         helper.close()
     return BackupResult(parse_manifest(manifest), manifest, f"volume {backups_volume(project)}: {backup_id}/")

@@ -27,6 +27,7 @@ __all__ = [
     "parse_backup_id",
     "parse_manifest",
     "restore_guard",
+    "retention",
     "set_verification",
 ]
 
@@ -167,6 +168,20 @@ def find_backup(backups: list[BackupInfo], wanted: str) -> BackupInfo:
     known = ", ".join(b.id for b in backups) or "none"
     hint = "" if parse_backup_id(wanted) else " (a backup id looks like 20261203T110000Z)"
     raise ValueError(f"there is no backup {wanted!r}{hint}; the backups on the server: {known}")
+
+
+def retention(backups: list[BackupInfo], keep: int) -> list[str]:
+    """The backups to delete once a backup was verified: everything older than the ``keep``-th newest verified one
+    (verified, failed or unfinished alike); nothing while fewer than ``keep`` are verified. Oldest first."""
+    by_time = sorted(
+        (b for b in backups if parse_backup_id(b.id) is not None), key=lambda b: (parse_backup_id(b.id), b.id)
+    )
+    verified = [b for b in by_time if b.verified]
+    if len(verified) <= keep:
+        return []
+    oldest_kept = verified[-keep]
+    cut = by_time.index(oldest_kept)
+    return [b.id for b in by_time[:cut]]
 
 
 @dataclass(frozen=True)

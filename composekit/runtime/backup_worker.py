@@ -12,6 +12,7 @@ archived as it is.
     verify BACKUP_DIR SCRATCH       check every file of BACKUP_DIR/manifest.json; print the problems as JSON
     restore BACKUP_DIR NAME=PATH... replace each volume's contents with its archive's
     list BACKUPS_DIR                print every backup's manifest (without the per-file lists) as JSON
+    remove BACKUPS_DIR ID...        delete those backups' directories (retention), print their ids
     rename SRC DST                  os.replace (a manifest written beside, put in place whole)
 """
 
@@ -274,6 +275,19 @@ def list_backups(root: str) -> list[dict[str, Any]]:
     return found
 
 
+def remove_backups(root: str, ids: list[str]) -> list[str]:
+    """Delete the directories of the backups ``ids`` (plain names only: never a path out of ``root``)."""
+    removed = []
+    for backup_id in ids:
+        if not backup_id or "/" in backup_id or backup_id.startswith("."):
+            raise ValueError(f"not a backup id: {backup_id!r}")
+        path = os.path.join(root, backup_id)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+            removed.append(backup_id)
+    return removed
+
+
 def _pairs(args: list[str]) -> dict[str, str]:
     return dict(arg.split("=", 1) for arg in args)
 
@@ -295,6 +309,8 @@ def main(argv: list[str]) -> int:
         result = restore(args[0], _pairs(args[1:]))
     elif command == "list":
         result = list_backups(args[0])
+    elif command == "remove":
+        result = remove_backups(args[0], args[1:])
     elif command == "rename":
         os.replace(args[0], args[1])
         result = None

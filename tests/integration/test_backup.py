@@ -1,7 +1,8 @@
 """Backups for real: `composekit backup`, `backups`, `restore` on the real engine, Traefik, Pebble and PostgreSQL.
 
 The fastapi-postgres template (one deployment for the PostgreSQL tests, with a migrate/state_command that prints
-app/environment's STATE, so the test sets the migration state each release records): rows written, a backup
+app/environment's STATE, so the test sets the migration state each release records, and backups/keep: 2): rows
+written, a backup
 verified (pg_restore into a throwaway PostgreSQL, row counts compared), the rows deleted, the restore brings them
 back with the app serving; a byte flipped in a dump fails its verification, which says so, and that backup is not
 the latest; a restore across migration states is refused without --yes. Then the fastapi template (SQLite in the
@@ -57,7 +58,7 @@ def pg(make_stack: Any, testenv: TestEnv) -> Iterator[Stack]:
         images={"postgres": testenv.postgres_image},
         app={"environment": {"STATE": "s1"}},
         migrate={"state_command": STATE_COMMAND},
-        backups={},
+        backups={"keep": 2},
     )
     _remove_backups_volume(stack.name)
     (stack.dir / "secrets").mkdir()
@@ -130,7 +131,13 @@ def test_a_pg_backup_is_verified_and_restores_deleted_rows(pg: Stack) -> None:
 
 
 def test_a_corrupted_dump_fails_verification_and_is_not_the_latest(pg: Stack) -> None:
-    backup_id = _backup(pg)
+    before = [b["id"] for b in _backups(pg)]
+    assert len(before) == 2  # the first backup and the restore's safety backup, both verified
+    made = pg.ck("backup", timeout=300)
+    backup_id = made.stdout.strip().splitlines()[-1]
+    # backups/keep: 2: the third verified backup deletes the oldest
+    assert f"deleted 1 older backups (backups/keep is 2): {before[0]}" in made.stderr
+    assert [b["id"] for b in _backups(pg)] == [before[1], backup_id]
     flip = (
         "import sys; p = sys.argv[1]; b = bytearray(open(p, 'rb').read()); b[len(b) // 2] ^= 0xFF; "
         "open(p, 'wb').write(b)"

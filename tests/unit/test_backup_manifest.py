@@ -23,6 +23,7 @@ from composekit.engine.backup_manifest import (
     parse_backup_id,
     parse_manifest,
     restore_guard,
+    retention,
     set_verification,
 )
 from composekit.engine.backup_sql import compare_counts, dump_script, parse_counts
@@ -213,3 +214,18 @@ def test_swarm_mode_refuses_backups(tmp_path: Path) -> None:
         f"{tmp_path / 'composekit.yaml'}: backups: applies to mode: compose only (composekit backup refuses "
         "mode: swarm); remove the section"
     ]
+
+
+def test_retention_keeps_the_newest_verified_and_nothing_older() -> None:
+    backups = [
+        info("20261201T000000Z"),
+        info("20261202T000000Z", "failed"),
+        info("20261203T000000Z"),
+        info("20261204T000000Z", "pending"),
+        info("20261205T000000Z"),
+        info("20261206T000000Z", "failed"),
+    ]
+    assert retention(backups, 2) == ["20261201T000000Z", "20261202T000000Z"]
+    assert retention(backups, 1) == ["20261201T000000Z", "20261202T000000Z", "20261203T000000Z", "20261204T000000Z"]
+    assert retention(backups, 3) == []  # only three verified: nothing goes
+    assert retention(list(reversed(backups)), 2) == ["20261201T000000Z", "20261202T000000Z"]

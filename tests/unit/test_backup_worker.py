@@ -140,3 +140,13 @@ def test_an_archive_with_an_unsafe_path_is_refused(tmp_path: Path) -> None:
         tar.addfile(info)
     with pytest.raises(ValueError, match=r"unsafe path in the archive: \.\./outside"):
         worker._extract(str(evil), str(tmp_path / "t"))
+
+
+def test_remove_deletes_backup_directories_and_refuses_paths(tmp_path: Path) -> None:
+    (tmp_path / "20261201T000000Z" / "volumes").mkdir(parents=True)
+    (tmp_path / "keep").mkdir()
+    assert worker.remove_backups(str(tmp_path), ["20261201T000000Z", "20261202T000000Z"]) == ["20261201T000000Z"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep"]
+    for bad in ("../keep", ".", ""):
+        with pytest.raises(ValueError, match="not a backup id"):
+            worker.remove_backups(str(tmp_path), [bad])
