@@ -10,11 +10,10 @@ from typing import Annotated, Any
 import typer
 
 from ..config.project import Project
-from ..config.sections import Backups
 from ..deploy import status as stack_status
 from ..engine import swarm
 from ..engine.backup import list_backups
-from ..engine.backup_manifest import age_check, latest_verified
+from ..engine.backup_manifest import age_text, latest_verified
 from ..engine.docker import Docker
 from ..engine.steps import read_only_docker
 from ..engine.target import Engine
@@ -28,25 +27,6 @@ from .app import (
     run,
 )
 from .display import status_table, swarm_status_table
-
-
-def backup_line(project: Project, engine: Engine) -> str | None:
-    """The age of the last verified backup; None when the stack has no backups volume and no backups: section."""
-    docker = Docker(project.config.name, [], engine=engine)
-    found = list_backups(project.config, docker)
-    if not found and project.config.backups is None:
-        return None
-    latest = latest_verified(found)
-    if latest is None:
-        return "last verified backup: none (`composekit backup` makes one)"
-    check = age_check(latest, datetime.now(UTC), *_thresholds(project))
-    return f"last verified backup: {latest.id}, {check.detail.rpartition(' is ')[2]}"
-
-
-def _thresholds(project: Project) -> tuple[float, float]:
-    settings = project.config.backups or Backups()
-    return settings.warn_hours, settings.fail_hours
-
 
 __all__ = ["logs", "show_config", "status"]
 
@@ -62,7 +42,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
             return
         with engine_for(project) as engine:
             st = stack_status(project, engine=engine)
-            backup = backup_line(project, engine) if st.services else None
+            backup = _backup_line(project, engine) if st.services else None
         if as_json:
             doc = st.as_dict()
             if backup is not None:
@@ -81,6 +61,17 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
             progress(backup)
 
     run(do)
+
+
+def _backup_line(project: Project, engine: Engine) -> str | None:
+    """The last verified backup and its age; None when the stack has no backups and no backups: section."""
+    found = list_backups(project.config, Docker(project.config.name, [], engine=engine))
+    if not found and project.config.backups is None:
+        return None
+    latest = latest_verified(found)
+    if latest is None:
+        return "last verified backup: none (`composekit backup` makes one)"
+    return f"last verified backup: {latest.id}, {age_text(latest, datetime.now(UTC))}"
 
 
 def _swarm_status(project: Project, as_json: bool) -> None:

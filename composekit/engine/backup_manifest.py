@@ -20,6 +20,7 @@ __all__ = [
     "BackupInfo",
     "RestoreGuard",
     "age_check",
+    "age_text",
     "build_manifest",
     "find_backup",
     "latest_verified",
@@ -195,6 +196,12 @@ def _hours(seconds: float) -> str:
     return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
 
 
+def age_text(backup: BackupInfo, now: datetime) -> str:
+    """How old ``backup`` is, from its id: "3.5 h old", "4.0 days old"."""
+    taken = parse_backup_id(backup.id)
+    return "of unknown age" if taken is None else f"{_hours(max((now - taken).total_seconds(), 0))} old"
+
+
 def age_check(latest: BackupInfo | None, now: datetime, warn_hours: float, fail_hours: float) -> AgeCheck:
     """How old the last verified backup is: warn past ``warn_hours``, fail past ``fail_hours`` or when there is
     none."""
@@ -203,7 +210,7 @@ def age_check(latest: BackupInfo | None, now: datetime, warn_hours: float, fail_
     taken = parse_backup_id(latest.id)
     assert taken is not None  # latest_verified only returns backups with an id
     age = (now - taken).total_seconds()
-    detail = f"the last verified backup, {latest.id}, is {_hours(max(age, 0))} old"
+    detail = f"the last verified backup, {latest.id}, is {age_text(latest, now)}"
     if age > fail_hours * 3600:
         return AgeCheck("fail", f"{detail} (fails past {fail_hours:g} h)")
     if age > warn_hours * 3600:

@@ -16,6 +16,7 @@ from composekit.engine.backup import create_backup, require_compose_mode
 from composekit.engine.backup_manifest import (
     BackupInfo,
     age_check,
+    age_text,
     build_manifest,
     find_backup,
     latest_verified,
@@ -100,8 +101,10 @@ def test_a_backup_not_found_lists_the_ids() -> None:
 )
 def test_age_thresholds(hours: float, status: str) -> None:
     taken = NOW - timedelta(hours=hours)
-    found = age_check(info(taken.strftime("%Y%m%dT%H%M%SZ")), NOW, 26, 72)
+    backup = info(taken.strftime("%Y%m%dT%H%M%SZ"))
+    found = age_check(backup, NOW, 26, 72)
     assert found.status == status
+    assert found.detail.startswith(f"the last verified backup, {backup.id}, is {age_text(backup, NOW)}")
 
 
 def test_no_verified_backup_fails_and_says_which_failed() -> None:
@@ -229,3 +232,9 @@ def test_retention_keeps_the_newest_verified_and_nothing_older() -> None:
     assert retention(backups, 1) == ["20261201T000000Z", "20261202T000000Z", "20261203T000000Z", "20261204T000000Z"]
     assert retention(backups, 3) == []  # only three verified: nothing goes
     assert retention(list(reversed(backups)), 2) == ["20261201T000000Z", "20261202T000000Z"]
+
+
+def test_age_text() -> None:
+    assert age_text(info("20261203T073000Z"), NOW) == "3.5 h old"
+    assert age_text(info("20261129T110000Z"), NOW) == "4.0 days old"
+    assert age_text(info("20261203T120000Z"), NOW) == "0.0 h old"  # a clock behind the server's
