@@ -46,6 +46,7 @@ from .wait import Deadline, Poll, Progress
 __all__ = [
     "BackupResult",
     "backups_volume",
+    "check_files",
     "create_backup",
     "download_backup",
     "list_backups",
@@ -255,6 +256,17 @@ def verify_backup(project: Project, docker: Docker, backup_id: str, report: Prog
     finally:
         helper.close()
     return BackupResult(parse_manifest(manifest), manifest, f"volume {backups_volume(project)}: {backup_id}/")
+
+
+def check_files(project: Project, docker: Docker, backup_id: str) -> list[str]:
+    """The problems of a backup's files against its manifest now (checksums, archives extracted, SQLite's
+    integrity), without touching the manifest: what a restore checks before it changes anything."""
+    helper = _Helper(project, docker, f"{project.config.name}-backup-check-{backup_id.lower()}", with_volumes=False)
+    try:
+        problems: list[str] = helper.run("verify", f"{_DIR}/{backup_id}", f"/tmp/check-{backup_id}")
+    finally:
+        helper.close()
+    return problems
 
 
 def _verify(

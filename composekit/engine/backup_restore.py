@@ -13,7 +13,7 @@ from ..config.project import Project
 from ..errors import DockerError, HealthTimeoutError, UserError
 from ..render.compose import DB_SECRET, DB_SERVICE, FILES_DIR, app_image
 from . import probes, steps
-from .backup import CAPS, BackupResult, backups_volume, create_backup, list_backups, worker_source
+from .backup import CAPS, BackupResult, backups_volume, check_files, create_backup, list_backups, worker_source
 from .backup_manifest import BackupInfo, find_backup, restore_guard
 from .docker import Docker
 from .releases import list_releases, read_last_migration
@@ -44,6 +44,7 @@ def restore_steps(project: Project, backup: BackupInfo, has_database: bool, volu
     """What a restore of ``backup`` does, in order, as the user reads it (--dry-run prints it)."""
     name = project.config.name
     out = [
+        f"check backup {backup.id}'s files against its manifest (checksums, archives, SQLite integrity)",
         f"back up the data as it is now (a verified safety backup in volume {name}_backups; the restore stops if "
         "it fails)",
         f"stop the app ({name}'s app containers; the migration does not run)",
@@ -106,6 +107,14 @@ def restore(
     """Carry out ``plan`` (the caller holds the deploy lock)."""
     config = project.config
     backup = plan.backup
+    report(f"checking backup {backup.id}'s files against its manifest")
+    problems = check_files(project, docker, backup.id)
+    if problems:
+        raise UserError(
+            f"backup {backup.id} no longer matches its manifest ({'; '.join(problems[:3])}), so nothing was restored "
+            f"and nothing was changed; `composekit backup --verify {backup.id}` records it as failed, choose another "
+            "backup (`composekit backups`)"
+        )
     report("backing up the data as it is now (safety copy)")
     safety = create_backup(project, docker, report=report, kind="pre-restore")
     if not safety.info.verified:

@@ -159,6 +159,16 @@ def test_a_corrupted_dump_fails_verification_and_is_not_the_latest(pg: Stack) ->
         capture_output=True,
         timeout=60,
     )
+    # Still marked verified: a restore checks the files first and refuses before anything changes.
+    notes = pg.https("/notes").json()
+    damaged = pg.ck("restore", backup_id, check=False, timeout=300)
+    assert damaged.returncode == 1
+    assert (
+        f"backup {backup_id} no longer matches its manifest (database: database.dump does not match" in damaged.stderr
+    )
+    assert "nothing was changed" in damaged.stderr
+    assert "stopping the app" not in damaged.stderr
+    assert pg.https("/notes").json() == notes
     verified = pg.ck("backup", "--verify", backup_id, check=False, timeout=300)
     assert verified.returncode == 1
     assert f"backup {backup_id} failed its verification" in verified.stderr
