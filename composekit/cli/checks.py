@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +19,9 @@ from ..engine.switch import project_release_id
 from ..engine.target import choose_target, connect, target_address
 from ..errors import UserError
 from ..render.swarm import swarm_image
-from ..verify.checks import Report, render_json
+from ..verify.backup_age import CHECK as BACKUP_AGE
+from ..verify.backup_age import backup_age
+from ..verify.checks import CheckResult, Report, render_json
 from ..verify.doctor import DoctorOptions, run_doctor
 from ..verify.smoke import SmokeOptions, parse_resolve, smoke
 from ..verify.swarm_doctor import SwarmFacts, gather_swarm
@@ -97,11 +100,31 @@ def smoke_command(
     def do() -> Report:
         opts = smoke_options(_server_resolve(resolve), ca_file, cert_warn_days, cert_fail_days, timeout)
         report = smoke(opts, wait=wait, on_retry=smoke_retrying)
+        report = _with_backup_age(report)
         print_report(report, as_json, out)
         return report
 
     if not run(do).passed:
         raise typer.Exit(1)
+
+
+def _with_backup_age(report: Report) -> Report:
+    """The report with the age of the last verified backup when backups: is set (backups are configured), read on
+    the target engine; an engine that does not answer fails the check, saying why."""
+    files = _config_files()
+    config = load_config(*files)
+    if config.backups is None:
+        return report
+    target = choose_target(state.host, config.host, " + ".join(f.name for f in files), os.environ, context_endpoint)
+    try:
+        with connect(target) as engine:
+            found = backup_age(config, Docker(config.name, [], engine=engine))
+    except UserError as exc:
+        first = str(exc).splitlines()[0]
+        found = CheckResult.fail(
+            BACKUP_AGE, f"cannot read the backups on the server: {first}", "check `composekit backups`"
+        )
+    return replace(report, checks=(*report.checks, found)) if found is not None else report
 
 
 def _server_resolve(resolve: str | None) -> str | None:

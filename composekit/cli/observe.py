@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -11,8 +12,11 @@ import typer
 from ..config.project import Project
 from ..deploy import status as stack_status
 from ..engine import swarm
+from ..engine.backup import list_backups
+from ..engine.backup_manifest import age_text, latest_verified
 from ..engine.docker import Docker
 from ..engine.steps import read_only_docker
+from ..engine.target import Engine
 from ..errors import UserError
 from .app import (
     app,
@@ -38,8 +42,12 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
             return
         with engine_for(project) as engine:
             st = stack_status(project, engine=engine)
+            backup = _backup_line(project, engine) if st.services else None
         if as_json:
-            sys.stdout.write(json.dumps(st.as_dict(), indent=2) + "\n")
+            doc = st.as_dict()
+            if backup is not None:
+                doc["backup"] = backup
+            sys.stdout.write(json.dumps(doc, indent=2) + "\n")
             return
         progress(f"engine: {st.engine}")
         if not st.services:
@@ -49,8 +57,21 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
         for s in st.services:
             if s.note:
                 progress(f"{s.service}: {s.note}")
+        if backup is not None:
+            progress(backup)
 
     run(do)
+
+
+def _backup_line(project: Project, engine: Engine) -> str | None:
+    """The last verified backup and its age; None when the stack has no backups and no backups: section."""
+    found = list_backups(project.config, Docker(project.config.name, [], engine=engine))
+    if not found and project.config.backups is None:
+        return None
+    latest = latest_verified(found)
+    if latest is None:
+        return "last verified backup: none (`composekit backup` makes one)"
+    return f"last verified backup: {latest.id}, {age_text(latest, datetime.now(UTC))}"
 
 
 def _swarm_status(project: Project, as_json: bool) -> None:

@@ -37,6 +37,7 @@ from .fields import (
 from .redact import redact
 from .sections import (
     Acme,
+    Backups,
     Database,
     Images,
     Logging,
@@ -245,6 +246,8 @@ class Config(_Model):
     logging: Logging = Logging()
     network: Network = Network()
     releases: Releases = Releases()
+    # Backups are configured when the section is set (smoke checks their age): docs/backups.md.
+    backups: Backups | None = None
     # The Docker engine to deploy to (--host overrides it); None: DOCKER_HOST, else the current Docker context.
     host: str | None = None
     # compose: one engine, `docker compose`; swarm: a Swarm cluster, `docker stack deploy` (render/swarm.py).
@@ -279,6 +282,14 @@ class Config(_Model):
         keys += ["swarm"] * ("swarm" in self.model_fields_set) + ["registry"] * ("registry" in self.model_fields_set)
         if keys:  # the first one; the next shows once it is fixed, as for the other checks across sections
             raise ValueError(f"{keys[0]}: {SWARM_ONLY}")
+        return self
+
+    @model_validator(mode="after")
+    def _backups_compose_only(self) -> Config:
+        if self.mode == "swarm" and self.backups is not None:
+            raise ValueError(
+                "backups: applies to mode: compose only (composekit backup refuses mode: swarm); remove the section"
+            )
         return self
 
     @model_validator(mode="after")

@@ -40,6 +40,7 @@ __all__ = [
     "DEFAULT_PYTHON_IMAGE",
     "DEFAULT_TRAEFIK_IMAGE",
     "Acme",
+    "Backups",
     "Database",
     "Images",
     "Logging",
@@ -300,3 +301,20 @@ class Releases(_Model):
     keep: Annotated[int, Strict(), Field(ge=1, le=100), Expected("an integer from 1 to 100")] = 5
     # `up --rollback-on-error` by default (`--no-rollback-on-error` overrides it for one deploy).
     rollback_on_error: Flag = False
+
+
+class Backups(_Model):
+    """`composekit backup` (docs/backups.md). Setting the section, even empty (`backups: {}`), says the stack is
+    meant to have backups: `smoke` then warns when the last verified backup is older than warn_hours and fails past
+    fail_hours or when there is none; `status` shows its age either way."""
+
+    warn_hours: Annotated[int, Strict(), Field(ge=1), Expected("a positive number of hours")] = 26
+    fail_hours: Annotated[int, Strict(), Field(ge=1), Expected("a positive number of hours")] = 72
+    # After a verified backup, the backups older than the keep-th newest verified one are deleted; None: none is.
+    keep: Annotated[int, Strict(), Field(ge=1, le=1000), Expected("an integer from 1 to 1000")] | None = None
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> Backups:
+        if self.warn_hours > self.fail_hours:
+            raise ValueError(f"warn_hours ({self.warn_hours}) must not exceed fail_hours ({self.fail_hours})")
+        return self

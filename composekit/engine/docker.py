@@ -16,6 +16,7 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
 from ..errors import DockerError
+from .backup_containers import BackupContainers
 from .compose import COMPOSE_HINT, ComposeCommands
 from .docker_cli import ENGINE_HINT, LineSink, _as_text
 from .images import ImageCommands, Shipped
@@ -73,7 +74,7 @@ def context_endpoint(name: str | None) -> tuple[str, str]:
         raise DockerError(f"the Docker context {name or '(current)'} has no Docker endpoint", argv, str(exc)) from None
 
 
-class Docker(ComposeCommands, ImageCommands, SwarmCommands, LockContainers):
+class Docker(ComposeCommands, ImageCommands, SwarmCommands, LockContainers, BackupContainers):
     """Docker and Compose for one composekit stack (its compose files and project name), on one engine."""
 
     def volume_mountpoint(self, name: str) -> str | None:

@@ -1,0 +1,172 @@
+"""`composekit restore BACKUP` in compose mode: the plan (what it will do, refused across migration states unless
+--yes), then a verified safety backup of the data as it is, the app stopped, the database restored in one
+transaction (pg_restore --clean into the stack's database: on a failure it is left as it was), the volumes' contents
+replaced by their archives' (the volumes themselves are never deleted), the app started, waited healthy and routed.
+Smoke runs after it (cli/backup.py), as after `up`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from ..config.project import Project
+from ..errors import DockerError, HealthTimeoutError, UserError
+from ..render.compose import DB_SECRET, DB_SERVICE, FILES_DIR, app_image
+from . import probes, steps
+from .backup import CAPS, BackupResult, backups_volume, check_files, create_backup, list_backups, worker_source
+from .backup_manifest import BackupInfo, find_backup, restore_guard
+from .docker import Docker
+from .releases import list_releases, read_last_migration
+from .switch import APP
+from .wait import Deadline, Progress
+
+__all__ = ["RestorePlan", "RestoreResult", "plan_restore", "restore"]
+
+_DIR = "/backups"
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    backup: BackupInfo
+    steps: list[str]
+    warning: str | None  # the migration states differ (--yes) or are unknown
+    has_database: bool = False
+    volumes: tuple[str, ...] | list[str] = ()
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    backup: str
+    safety: BackupResult
+
+
+def restore_steps(project: Project, backup: BackupInfo, has_database: bool, volumes: list[str]) -> list[str]:
+    """What a restore of ``backup`` does, in order, as the user reads it (--dry-run prints it)."""
+    name = project.config.name
+    out = [
+        f"check backup {backup.id}'s files against its manifest (checksums, archives, SQLite integrity)",
+        f"back up the data as it is now (a verified safety backup in volume {name}_backups; the restore stops if "
+        "it fails)",
+        f"stop the app ({name}'s app containers; the migration does not run)",
+    ]
+    if has_database and project.config.database is not None:
+        out.append(
+            f"restore the database {project.config.database.name} from backup {backup.id} (pg_restore --clean, one "
+            "transaction: on a failure the database is left as it was)"
+        )
+    for volume in volumes:
+        out.append(f"replace the contents of volume {name}_{volume} with backup {backup.id}'s (the volume is kept)")
+    out.append("start the app, wait until it is healthy and routed, then smoke-test the deployment")
+    return out
+
+
+def plan_restore(project: Project, docker: Docker, wanted: str, *, yes: bool) -> RestorePlan:
+    """Find the backup and decide whether it may be restored (UserError when not); nothing changes."""
+    backups = list_backups(project.config, docker)
+    try:
+        backup = find_backup(backups, wanted)
+    except ValueError as exc:
+        raise UserError(f"{exc} (`composekit backups` lists them)") from None
+    releases = list_releases(project, docker)
+    last = read_last_migration(docker)
+    serving = last.state if last is not None else (releases[-1].release.migration if releases else None)
+    guard = restore_guard(backup, serving, [(r.release.id, r.release.migration) for r in releases], yes=yes)
+    if not guard.proceed:
+        raise UserError(guard.message or "refused")
+    has_database, manifest_volumes = _manifest_keys(project, docker, backup.id)
+    missing = sorted(set(manifest_volumes) - set(project.config.app.volumes))
+    if missing:
+        raise UserError(
+            f"backup {backup.id} holds the volumes {', '.join(missing)}, which app/volumes no longer names; add them "
+            "back to app/volumes to restore them (nothing was changed)"
+        )
+    if has_database and project.config.database is None:
+        raise UserError(
+            f"backup {backup.id} holds a database dump and the config sets no database:; restore it into a config "
+            "with the same database: section (nothing was changed)"
+        )
+    steps_ = restore_steps(project, backup, has_database, manifest_volumes)
+    return RestorePlan(backup, steps_, guard.message, has_database, manifest_volumes)
+
+
+def _manifest_keys(project: Project, docker: Docker, backup_id: str) -> tuple[bool, list[str]]:
+    out = docker.run_python(
+        project.config.images.python,
+        "import json, sys\nm = json.load(open(sys.argv[1]))\n"
+        "print(json.dumps([m.get('database') is not None, sorted(m.get('volumes') or {})]))\n",
+        [f"{_DIR}/{backup_id}/manifest.json"],
+        {backups_volume(project): _DIR},
+    )
+    has_db, volumes = json.loads(out.strip().splitlines()[-1])
+    return bool(has_db), [str(v) for v in volumes]
+
+
+def restore(
+    project: Project, docker: Docker, plan: RestorePlan, *, deadline: Deadline, report: Progress
+) -> RestoreResult:
+    """Carry out ``plan`` (the caller holds the deploy lock)."""
+    config = project.config
+    backup = plan.backup
+    report(f"checking backup {backup.id}'s files against its manifest")
+    problems = check_files(project, docker, backup.id)
+    if problems:
+        raise UserError(
+            f"backup {backup.id} no longer matches its manifest ({'; '.join(problems[:3])}), so nothing was restored "
+            f"and nothing was changed; `composekit backup --verify {backup.id}` records it as failed, choose another "
+            "backup (`composekit backups`)"
+        )
+    report("backing up the data as it is now (safety copy)")
+    safety = create_backup(project, docker, report=report, kind="pre-restore")
+    if not safety.info.verified:
+        raise UserError(
+            f"the safety backup {safety.info.id} failed its verification ({'; '.join(safety.info.problems[:3])}), so "
+            "nothing was restored; the app is untouched"
+        )
+    report(f"safety backup {safety.info.id} verified ({safety.path}); `composekit restore {safety.info.id}` undoes")
+    has_database, volumes = plan.has_database, list(plan.volumes)
+    report("stopping the app")
+    docker.stop_services([APP])
+    try:
+        if has_database and config.database is not None:
+            db = config.database
+            report(f"restoring the database {db.name} from backup {backup.id}")
+            script = (
+                f'set -eu\nexport PGPASSWORD="$(cat {FILES_DIR}/{DB_SECRET})"\n'
+                "pg_restore --clean --if-exists --single-transaction --exit-on-error --no-owner "
+                f'-d "$PGDATABASE" {_DIR}/{backup.id}/database.dump\n'
+            )
+            docker.run_database_image(
+                config.images.postgres,
+                script,
+                [(backups_volume(project), _DIR, "ro"), (f"{config.name}_files", FILES_DIR, "ro")],
+                f"{config.name}_db",
+                {"PGHOST": DB_SERVICE, "PGUSER": db.user, "PGDATABASE": db.name},
+                f"pg_restore of backup {backup.id} failed; the database was left as it was (one transaction)",
+                f"its message is above; the app is being started again; safety backup {safety.info.id} holds the data",
+            )
+        if volumes:
+            report(f"restoring the volumes {', '.join(volumes)}")
+            name = f"{config.name}-backup-restore"
+            mounts = [(backups_volume(project), _DIR, "ro")]
+            mounts += [(f"{config.name}_{v}", f"/volumes/{v}", "rw") for v in volumes]
+            docker.start_helper(name, app_image(config), mounts, CAPS)
+            try:
+                pairs = [f"{v}=/volumes/{v}" for v in volumes]
+                docker.helper_python(name, worker_source(), ["restore", f"{_DIR}/{backup.id}", *pairs])
+            finally:
+                docker.remove_helper(name)
+    except (DockerError, UserError):
+        report("starting the app again after the failed restore")
+        docker.start_services([APP])
+        raise
+    report("starting the app")
+    docker.start_services([APP])
+    try:
+        steps.wait_healthy(docker, [APP], deadline)
+    except HealthTimeoutError as exc:
+        raise HealthTimeoutError(
+            f"{exc}\nthe restore of backup {backup.id} is done, but the app did not turn healthy on it; safety "
+            f"backup {safety.info.id} holds the data from before (`composekit restore {safety.info.id}`)"
+        ) from None
+    probes.wait_routed(project, deadline, docker.engine)
+    return RestoreResult(backup.id, safety)
