@@ -298,6 +298,17 @@ class Config(_Model):
         return self
 
     @model_validator(mode="after")
+    def _accessory_volumes(self) -> Config:
+        for name, accessory in sorted(self.accessories.items()):
+            for volume in ["data"] if accessory.kind == "redis" else sorted(accessory.volumes):
+                if f"{name}-{volume}" in self.app.volumes:  # render/companions.py accessory_volume
+                    raise ValueError(
+                        f'app/volumes: "{name}-{volume}" is the volume of accessory {name}; give your volume '
+                        "another name"
+                    )
+        return self
+
+    @model_validator(mode="after")
     def _swarm_only(self) -> Config:
         if self.mode == "swarm":
             return self

@@ -111,6 +111,13 @@ def error_of(extra: dict[str, Any]) -> str:
             "accessories: worker: is also the name of a process; give the accessory another name",
         ),
         (
+            {
+                "app": {"module": "app.main:app", "volumes": {"redis-data": "/r"}},
+                "accessories": {"redis": {"kind": "redis", "password_file": "p"}},
+            },
+            'app/volumes: "redis-data" is the volume of accessory redis; give your volume another name',
+        ),
+        (
             {"mode": "swarm", "processes": {"worker": "a"}},
             "processes: mode: swarm does not deploy the app's companions yet (processes and accessories run in mode: "
             "compose only); remove the key or use mode: compose (docs/swarm.md#companions)",
