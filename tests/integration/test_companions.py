@@ -3,12 +3,15 @@ Redis accessory (kind: redis, the local composekit-test/redis:7 built from Debia
 of the app's image runs them. One deployment shared by the module, in order: it works (`status`, `logs worker`), the
 password is nowhere in `docker inspect` or the rendered files, a redeploy with a code change replaces the worker on
 the new image after the migration while jobs are enqueued (0 lost, duplicates counted) and leaves Redis's container
-alone, and a worker whose health_command fails fails the deploy with the old release still serving and working."""
+alone, and a worker whose health_command fails fails the deploy with the old release still serving and working.
+Last, the fastapi-worker template (`init --template fastapi-worker`) comes up and its worker runs a job."""
 
 from __future__ import annotations
 
 import json
 import secrets
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -187,3 +190,36 @@ def test_a_worker_that_fails_its_health_fails_the_deploy_and_the_old_release_kee
     seen = _wait_done(deployed, {"after-failure"})
     assert "after-failure" in seen["done"]
     assert "v3" not in seen["by_version"], seen["by_version"]
+
+
+def test_the_fastapi_worker_template_comes_up_and_its_worker_runs_jobs(
+    make_stack: Any, testenv: Any, tmp_path: Path
+) -> None:
+    """Last: making this stack takes the module's worker-app down."""
+    source = tmp_path / "tmpl-worker"
+    source.mkdir()
+    init = subprocess.run(
+        [sys.executable, "-m", "composekit.cli", "init", "--template", "fastapi-worker", str(source)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert init.returncode == 0, init.stderr
+    stack: Stack = make_stack(
+        source, "tmpl-worker", images={"postgres": testenv.postgres_image, "redis": testenv.redis_image}
+    )
+    stack.ck("up", "--no-smoke", timeout=600)
+    created = stack.wait_https("/")
+    assert created.status_code == 200 and created.json()["app"] == "notes-worker"
+    note = stack.https("/notes", method="POST", json={"text": "quiet"}).json()
+    assert stack.https(f"/notes/{note['id']}/shout", method="POST").status_code == 202
+    deadline = time.monotonic() + 60
+    texts: list[str] = []
+    while time.monotonic() < deadline:
+        texts = [n["text"] for n in stack.https("/notes").json()]
+        if texts == ["QUIET"]:
+            break
+        time.sleep(0.5)
+    assert texts == ["QUIET"], texts
+    assert f"shouted note {note['id']}" in stack.ck("logs", "worker").stdout

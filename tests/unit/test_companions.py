@@ -5,6 +5,7 @@ refusal, and deploy_processes' start-first replacement on a fake engine."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,10 @@ from composekit.engine.wait import Deadline
 from composekit.errors import ConfigError, HealthTimeoutError
 from composekit.render.companions import redis_acl
 from composekit.render.stack import render_stack
+from composekit.scaffold.plan import plan_init
+from composekit.scaffold.write import write_plan
+
+from .golden import assert_matches_golden
 
 MINIMAL: dict[str, Any] = {"name": "shop", "domain": "shop.example.com", "app": {"module": "app.main:app"}}
 PASSWORD = "r3dis-Pass:@/%word"
@@ -324,3 +329,55 @@ def test_an_unhealthy_process_fails_before_the_switch_and_leaves_the_old_running
         "stopped and the release that was serving still serves.\nLast log lines of shop-worker-2:\n    log of "
         "shop-worker-2\n"
     ), message
+
+
+# the fastapi-worker template ----------------------------------------------------------------------------------------
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "stacks" / "fastapi-worker"
+
+
+def test_the_worker_template_matches_its_golden_files_and_leaks_no_password(tmp_path: Path) -> None:
+    copy = tmp_path / "fastapi-worker"
+    shutil.copytree(TEMPLATE, copy, ignore=shutil.ignore_patterns("__pycache__", ".composekit"))
+    (copy / "secrets").mkdir()
+    (copy / "secrets" / "db_password").write_text("db-not-in-any-rendered-file\n")
+    (copy / "secrets" / "redis_password").write_text("redis-not-in-any-rendered-file\n")
+    stack = render_stack(load_project((copy / "composekit.yaml",)))
+    rendered = "".join(stack.files.values()) + "".join(stack.configs.values())
+    assert "not-in-any-rendered-file" not in rendered
+    assert hashlib.sha256(b"redis-not-in-any-rendered-file").hexdigest() not in rendered
+    assert_matches_golden(stack, "fastapi-worker")
+
+
+def test_init_worker_template_into_an_empty_directory(tmp_path: Path) -> None:
+    root = tmp_path / "shop"
+    root.mkdir()
+    plan = plan_init(root, template="fastapi-worker", password=lambda: "generated")
+    write_plan(plan)
+    written = {f.path for f in plan.files}
+    assert {"app/worker.py", "app/queue.py", "secrets/db_password", "secrets/redis_password"} <= written
+    assert (root / "secrets" / "redis_password").stat().st_mode & 0o777 == 0o600
+    config = yaml.safe_load((root / "composekit.yaml").read_text())
+    assert config["processes"] == {
+        "worker": {
+            "command": "python3 -m app.worker",
+            "health_command": "python3 -m app.worker_health",
+            "stop_grace": 60,
+        }
+    }
+    assert config["accessories"] == {"redis": {"kind": "redis", "password_file": "secrets/redis_password"}}
+    assert config["app"]["secrets"] == {"REDIS_PASSWORD": "secrets/redis_password"}
+    assert config["app"]["environment"] == {"REDIS_HOST": "redis"}
+    assert load_project((root / "composekit.yaml",)).config.processes["worker"].stop_grace == 60
+
+
+def test_init_worker_template_gives_an_existing_app_redis_but_no_process(tmp_path: Path) -> None:
+    root = tmp_path / "mine"
+    (root / "app").mkdir(parents=True)
+    (root / "app" / "main.py").write_text("from fastapi import FastAPI\n\napp = FastAPI()\n")
+    (root / "requirements.txt").write_text("fastapi\n")
+    plan = plan_init(root, template="fastapi-worker", password=lambda: "generated")
+    config = yaml.safe_load(next(f.content for f in plan.files if f.path == "composekit.yaml"))
+    assert "processes" not in config
+    assert config["accessories"]["redis"]["kind"] == "redis"
+    assert "secrets/redis_password" in {f.path for f in plan.files}
