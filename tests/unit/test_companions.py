@@ -381,3 +381,21 @@ def test_init_worker_template_gives_an_existing_app_redis_but_no_process(tmp_pat
     assert "processes" not in config
     assert config["accessories"]["redis"]["kind"] == "redis"
     assert "secrets/redis_password" in {f.path for f in plan.files}
+
+
+def test_a_missing_accessory_secret_file_is_refused_at_load(tmp_path: Path) -> None:
+    (tmp_path / "requirements.txt").write_text("fastapi\n")
+    (tmp_path / "composekit.yaml").write_text(
+        "name: shop\ndomain: shop.example.com\napp: {module: app.main:app}\n"
+        "accessories:\n  redis: {kind: redis, password_file: secrets/redis_password}\n"
+        "  cache: {image: 'memcached:1.6', secrets: {token: secrets/cache_token}}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_project((tmp_path / "composekit.yaml",))
+    assert info.value.problems == [
+        "composekit.yaml: accessories/cache/secrets/token: 'secrets/cache_token' does not exist; create it (such as "
+        "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > secrets/cache_token`) and keep it out of git",
+        "composekit.yaml: accessories/redis/password_file: 'secrets/redis_password' does not exist; create it (such "
+        "as `python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > secrets/redis_password`) and keep it "
+        "out of git",
+    ]
