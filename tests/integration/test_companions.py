@@ -3,7 +3,8 @@ Redis accessory (kind: redis, the local composekit-test/redis:7 built from Debia
 of the app's image runs them. One deployment shared by the module, in order: it works (`status`, `logs worker`), the
 password is nowhere in `docker inspect` or the rendered files, a redeploy with a code change replaces the worker on
 the new image after the migration while jobs are enqueued (0 lost, duplicates counted) and leaves Redis's container
-alone, and a worker whose health_command fails fails the deploy with the old release still serving and working.
+alone, a worker whose health_command fails fails the deploy with the old release still serving and working, and
+`composekit rollback` puts the worker back on the older release's image.
 Last, the fastapi-worker template (`init --template fastapi-worker`) comes up and its worker runs a job."""
 
 from __future__ import annotations
@@ -190,6 +191,22 @@ def test_a_worker_that_fails_its_health_fails_the_deploy_and_the_old_release_kee
     seen = _wait_done(deployed, {"after-failure"})
     assert "after-failure" in seen["done"]
     assert "v3" not in seen["by_version"], seen["by_version"]
+
+
+def test_rollback_puts_the_worker_back_on_the_old_release(deployed: Stack) -> None:
+    """Releases v1 and v2 went live (v3 failed above): a rollback goes to v1, for the worker as for the app."""
+    workers_before = {c.id for c in _running(deployed, "worker")}
+    redis_before = _running(deployed, "redis")[0].id
+    deployed.ck("rollback", timeout=600)
+    assert deployed.https("/version").json() == {"version": "v1"}
+    workers = _running(deployed, "worker")
+    assert len(workers) == 1 and workers[0].id not in workers_before
+    assert workers[0].image == _running(deployed, "app")[0].image
+    assert _running(deployed, "redis")[0].id == redis_before
+    before = _done(deployed)["by_version"].get("v1", 0)
+    assert deployed.https("/enqueue/after-rollback", method="POST").status_code == 200
+    seen = _wait_done(deployed, {"after-rollback"})
+    assert seen["by_version"].get("v1", 0) == before + 1, seen["by_version"]
 
 
 def test_the_fastapi_worker_template_comes_up_and_its_worker_runs_jobs(
