@@ -11,6 +11,7 @@ from typing import Any
 
 from .config.project import Project
 from .engine import probes, steps, swarm
+from .engine.companions import deploy_processes
 from .engine.docker import ContainerInfo, Docker, LineSink
 from .engine.lock import deploy_lock
 from .engine.releases import (
@@ -256,6 +257,7 @@ def _self_check(
             )
         report(f"switching back to the previous release (--rollback-on-error){stays}")
         docker.tag(switched.previous_image, app_image(project.config))
+        deploy_processes(project, docker, deadline, previous, report, on_line)
         back = switch_app(project, docker, deadline, previous, report, on_line)
         raise SelfCheckError(
             f"{what}; switched back to release {previous} ({', '.join(back.serving)}) because of --rollback-on-error"
@@ -304,9 +306,10 @@ def _deploy(
     report("starting Traefik and the services beside the app")
     # --no-deps: the files and the migration already ran; the app is switched by switch_app, never recreated
     # in place.
-    infra = [name for name in docker.services() if name not in (FILES_SERVICE, steps.MIGRATE, APP)]
-    docker.up(infra, dependencies=False, on_line=on_line)
-    steps.wait_healthy(docker, ["traefik"], deadline)
+    # The processes are started beside their old containers below (deploy_processes), never recreated in place.
+    own = (FILES_SERVICE, steps.MIGRATE, APP, *project.config.processes)
+    docker.up([name for name in docker.services() if name not in own], dependencies=False, on_line=on_line)
+    steps.wait_healthy(docker, ["traefik", *sorted(project.config.accessories)], deadline)
     recorded = read_releases(docker)
     if any(r.id == release for r in recorded):
         distinct = distinct_release_id(release, docker.image_id(app_image(project.config)), recorded)
@@ -316,6 +319,8 @@ def _deploy(
     if project.config.migrate.command is not None:
         # Before the switch: should this release never go live, the database is still where its migration left it.
         record_migration(docker, release, migration)
+    serving = before.get(APP)
+    deploy_processes(project, docker, deadline, release, report, on_line, serving.image if serving else None)
     serving_hash = recorded[-1].config_hash if recorded else None
     switched = switch_app(project, docker, deadline, release, report, on_line, serving_hash=serving_hash)
     _self_check(project, docker, deadline, switched, report, on_line, rollback_on_error, migration)
@@ -384,7 +389,9 @@ def rollback(
             report(f"warning: {guard.message}")
         write_stack(project, warn=lambda m: report(f"warning: {m}"))
         report(f"rolling back to release {chosen.release.id} (no build, no migration)")
+        serving = next((c.image for c in docker.containers() if c.service == APP and c.status == "running"), None)
         docker.tag(chosen.tag, app_image(project.config))
+        deploy_processes(project, docker, deadline, chosen.release.id, report, on_line, serving)
         switched = switch_app(project, docker, deadline, chosen.release.id, report, on_line)
         probes.wait_routed(project, deadline, docker.engine)
         return switched

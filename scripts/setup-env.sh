@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepare this machine for composekit's integration tests: Debian packages, the
 # project venv, Compose v2 as a Docker CLI plugin, a running Docker engine, local
-# stand-ins for the python/traefik/postgres images (no registry is reachable),
+# stand-ins for the python/traefik/postgres/redis images (no registry is reachable),
 # the TLS certificate of Pebble's listener, and $COMPOSEKIT_TESTENV/env.
 #
 # Usage: scripts/setup-env.sh [--rebuild] [--engine-settings]
@@ -26,6 +26,7 @@ IMAGES_DIR=$REPO/scripts/images
 PYTHON_IMAGE=composekit-test/python:3.11
 TRAEFIK_IMAGE=composekit-test/traefik:3.7
 POSTGRES_IMAGE=composekit-test/postgres:15
+REDIS_IMAGE=composekit-test/redis:7
 # Label holding a digest of what an image was built from; a changed recipe rebuilds it.
 RECIPE_LABEL=io.composekit.testenv.recipe
 # Bump when the base image recipe below changes.
@@ -297,6 +298,26 @@ step_postgres_image() {
     ck_step "image $POSTGRES_IMAGE" built
 }
 
+step_redis_image() {
+    local force=$1 recipe ctx=$TMP_ROOT/redis
+    recipe=$(recipe_of "$IMAGES_DIR/redis/Dockerfile" "$IMAGES_DIR/redis/docker-entrypoint.sh" \
+        "$(image_id "$PYTHON_IMAGE")")
+    if ((!force)) && image_current "$REDIS_IMAGE" "$recipe"; then
+        ck_step "image $REDIS_IMAGE" "already present"
+        return
+    fi
+    mkdir -p "$ctx"
+    cp "$IMAGES_DIR/redis/Dockerfile" "$IMAGES_DIR/redis/docker-entrypoint.sh" "$ctx/"
+    ck_log "image $REDIS_IMAGE: docker build (apt-get install redis-server)"
+    build_image "$REDIS_IMAGE" "$recipe" "$ctx"
+    # As root it must drop to the redis user and answer PING.
+    if ! docker run --rm "$REDIS_IMAGE" sh -c 'redis-server --daemonize yes --dir /tmp >/dev/null &&
+        for _ in 1 2 3 4 5 6 7 8 9 10; do redis-cli ping 2>/dev/null | grep -qx PONG && exit 0; sleep 0.5; done; exit 1'; then
+        image_fail "$REDIS_IMAGE" "redis-server did not answer PING"
+    fi
+    ck_step "image $REDIS_IMAGE" built
+}
+
 # build_image NAME RECIPE CONTEXT: legacy `docker build` (BuildKit needs buildx, absent here).
 build_image() {
     local name=$1 recipe=$2 ctx=$3 log old_id
@@ -369,6 +390,7 @@ step_images() {
     local force=$((rebuild || base_built))
     step_traefik_image "$force"
     step_postgres_image "$force"
+    step_redis_image "$force"
 }
 
 step_pebble_cert() {
@@ -401,6 +423,7 @@ step_env_file() {
         echo "COMPOSEKIT_TEST_PYTHON_IMAGE=$PYTHON_IMAGE"
         echo "COMPOSEKIT_TEST_TRAEFIK_IMAGE=$TRAEFIK_IMAGE"
         echo "COMPOSEKIT_TEST_POSTGRES_IMAGE=$POSTGRES_IMAGE"
+        echo "COMPOSEKIT_TEST_REDIS_IMAGE=$REDIS_IMAGE"
         echo "COMPOSEKIT_TEST_PEBBLE_CA=$STATE/pebble/cert.pem"
         echo "COMPOSEKIT_TEST_ACME_DIR=https://host.docker.internal:14000/dir"
         echo "COMPOSEKIT_TEST_PEBBLE_MGMT=https://localhost:15000"

@@ -92,7 +92,8 @@ def _swarm_status(project: Project, as_json: bool) -> None:
 @app.command()
 def logs(
     service: Annotated[
-        str | None, typer.Argument(help="traefik, routes, files, migrate, app or db (default: all).")
+        str | None,
+        typer.Argument(help="traefik, routes, files, migrate, app, db, or a process or accessory (default: all)."),
     ] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
     tail: Annotated[

@@ -5,7 +5,7 @@ pydantic error into one line ``FILE: key/path: expected ..., got ...`` of a Conf
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -71,8 +71,10 @@ def _expected(loc: tuple[Any, ...]) -> Expected | None:
     """The Expected of the field an error's location names (config/fields.py), when it has one."""
     model: type[BaseModel] | None = Config
     metadata: list[Any] = []
+    key = False  # the part is a key of a mapping of models (processes/NAME)
     for part in loc:
-        if isinstance(part, int) or str(part).startswith(("function-", "literal[", "tuple[")):
+        if isinstance(part, int) or str(part).startswith(("function-", "literal[", "tuple[")) or key:
+            key = False
             continue
         if model is None:
             return None  # a key inside a mapping field (app/environment/NAME): the field's own validator words it
@@ -84,18 +86,24 @@ def _expected(loc: tuple[Any, ...]) -> Expected | None:
             *(m for arg in get_args(field.annotation) for m in getattr(arg, "__metadata__", ())),
         ]
         model = _model_of(field.annotation)
+        key = get_origin(field.annotation) is dict and model is not None
     return next((m for m in metadata if isinstance(m, Expected)), None)
 
 
 def _known_keys(data: Any, loc: tuple[Any, ...]) -> str:
     model: type[BaseModel] | None = Config
+    key = False  # the part is a key of a mapping of models (processes/NAME)
     for part in loc[:-1]:
         if model is None:
             return ""
+        if key:
+            key = False
+            continue
         field = model.model_fields.get(str(part))
         annotation = getattr(field, "annotation", None) if field else None
         if isinstance(part, int):
             continue
+        key = get_origin(annotation) is dict
         model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
         if model is None and annotation is not None:
             args = getattr(annotation, "__args__", ())

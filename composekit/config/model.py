@@ -11,10 +11,12 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     Field,
     Strict,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from .companions import Accessory, Process, check_accessories, check_processes
 from .environment import DATABASE_VARIABLE_SETS, check_environment, check_secrets
 from .fields import (
     _CONSTRAINT_RE,
@@ -248,6 +250,9 @@ class Config(_Model):
     releases: Releases = Releases()
     # Backups are configured when the section is set (smoke checks their age): docs/backups.md.
     backups: Backups | None = None
+    # The app's companions (config/companions.py): more commands of the app's image, other images beside it.
+    processes: dict[str, Process] = {}  # noqa: RUF012 (pydantic copies it; ruff cannot see the imported base)
+    accessories: dict[str, Accessory] = {}  # noqa: RUF012 (pydantic copies it; ruff cannot see the imported base)
     # The Docker engine to deploy to (--host overrides it); None: DOCKER_HOST, else the current Docker context.
     host: str | None = None
     # compose: one engine, `docker compose`; swarm: a Swarm cluster, `docker stack deploy` (render/swarm.py).
@@ -273,6 +278,38 @@ class Config(_Model):
         if problem is not None:
             raise ValueError(f"{problem}, got {got(v)}")
         return v
+
+    @field_validator("processes", mode="before")
+    @classmethod
+    def _processes(cls, v: Any) -> Any:
+        return check_processes(v)
+
+    @field_validator("accessories", mode="before")
+    @classmethod
+    def _accessories(cls, v: Any, info: ValidationInfo) -> Any:
+        return check_accessories(v, info.data.get("processes"))
+
+    @model_validator(mode="after")
+    def _companions_compose_only(self) -> Config:
+        if self.mode == "swarm":
+            for key in ("processes", "accessories"):
+                if getattr(self, key):
+                    raise ValueError(
+                        f"{key}: mode: swarm does not deploy the app's companions yet (processes and accessories run "
+                        f"in mode: compose only); remove the key or use mode: compose (docs/swarm.md#companions)"
+                    )
+        return self
+
+    @model_validator(mode="after")
+    def _accessory_volumes(self) -> Config:
+        for name, accessory in sorted(self.accessories.items()):
+            for volume in ["data"] if accessory.kind == "redis" else sorted(accessory.volumes):
+                if f"{name}-{volume}" in self.app.volumes:  # render/companions.py accessory_volume
+                    raise ValueError(
+                        f'app/volumes: "{name}-{volume}" is the volume of accessory {name}; give your volume '
+                        "another name"
+                    )
+        return self
 
     @model_validator(mode="after")
     def _swarm_only(self) -> Config:

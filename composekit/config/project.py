@@ -155,6 +155,15 @@ def load_project(config_files: tuple[Path, ...] = (), out_dir: Path | None = Non
             "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > "
             f"{database.password_file}`) and keep it out of git"
         )
+    for name, accessory in sorted(config.accessories.items()):
+        needed = {"password_file": accessory.password_file} if accessory.password_file is not None else {}
+        needed.update({f"secrets/{k}": v for k, v in sorted(accessory.secrets.items())})
+        for key, value in needed.items():
+            if not is_file(root / value):
+                problems.append(
+                    f"{source}: accessories/{name}/{key}: {value!r} does not exist; create it (such as "
+                    f"`python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > {value}`) and keep it out of git"
+                )
     for i, ca in enumerate(config.acme.ca_certificates):
         ca_path = Path(ca) if Path(ca).is_absolute() else root / ca
         if not is_file(ca_path):

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from .companions import COMPANION_NAME_RE, RESERVED_NAMES
 from .environment import _ENV_KEY_RE
 from .fields import _NODE_NAME_RE, _VOLUME_NAME_RE, CONTAINER_PATH_RE, URL_PATH_RE
 from .model import LINUX_CAPABILITIES, Config
@@ -44,6 +45,19 @@ _COMMAND: dict[str, Any] = {
         {"type": "array", "items": {"type": "string"}, "minItems": 1},
         _NULL,
     ]
+}
+
+_OPTIONAL_COMMAND: dict[str, Any] = _COMMAND
+_REQUIRED_COMMAND: dict[str, Any] = {"anyOf": _COMMAND["anyOf"][:2]}
+_COMPANION_NAMES: dict[str, Any] = {"pattern": COMPANION_NAME_RE.pattern, "not": {"enum": list(RESERVED_NAMES)}}
+_VOLUMES: dict[str, Any] = {
+    "type": "object",
+    "propertyNames": {"pattern": _VOLUME_NAME_RE.pattern},
+    "additionalProperties": {
+        "type": "string",
+        "pattern": CONTAINER_PATH_RE.pattern,
+        "not": {"pattern": r"/\.\.?(/|$)"},
+    },
 }
 
 # (model, field) -> the schema of what the field's before-validator accepts; replaces pydantic's derived one.
@@ -103,6 +117,36 @@ OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
     ("Images", "python"): _IMAGE,
     ("Images", "traefik"): _IMAGE,
     ("Images", "postgres"): _IMAGE,
+    ("Images", "redis"): _IMAGE,
+    ("Config", "processes"): {
+        "type": "object",
+        "propertyNames": _COMPANION_NAMES,
+        # a bare command line or list is the process's command
+        "additionalProperties": {"anyOf": [*_REQUIRED_COMMAND["anyOf"], {"$ref": "#/$defs/Process"}]},
+    },
+    ("Config", "accessories"): {
+        "type": "object",
+        "propertyNames": _COMPANION_NAMES,
+        "additionalProperties": {"$ref": "#/$defs/Accessory"},
+    },
+    ("Process", "command"): _REQUIRED_COMMAND,
+    ("Process", "health_command"): _OPTIONAL_COMMAND,
+    ("Process", "memory"): {"anyOf": [*_MEMORY["anyOf"], _NULL]},
+    ("Accessory", "image"): {"anyOf": [_IMAGE, _NULL]},
+    ("Accessory", "command"): _OPTIONAL_COMMAND,
+    ("Accessory", "healthcheck"): _OPTIONAL_COMMAND,
+    ("Accessory", "volumes"): _VOLUMES,
+    ("Accessory", "environment"): {
+        "type": "object",
+        "propertyNames": {"pattern": _ENV_KEY_RE.pattern},
+        "additionalProperties": {"type": ["string", "number", "boolean"]},
+    },
+    ("Accessory", "secrets"): {
+        "type": "object",
+        "propertyNames": {"pattern": r"^[a-z0-9][a-z0-9_-]*$"},
+        "additionalProperties": {"type": "string", "pattern": r"\S"},
+    },
+    ("Accessory", "password_file"): {"anyOf": [{"type": "string", "pattern": r"\S"}, _NULL]},
     ("Smoke", "resolve"): {"anyOf": [{"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}, _NULL]},
     ("SmokeCheck", "path"): _URL_PATH,
     ("Network", "subnet"): {
@@ -199,6 +243,29 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("Images", "python"): "Base image of the generated Dockerfile.",
     ("Images", "traefik"): "Traefik image.",
     ("Images", "postgres"): "PostgreSQL image (data in /var/lib/postgresql/data, as postgres:17 and earlier).",
+    ("Config", "processes"): "More commands of the app's image run beside it (queue workers): name -> a command "
+    "line, or its settings. The app's environment, secrets, volumes and confinement; no port; deployed with each "
+    "release after the migration (docs/companions.md).",
+    ("Config", "accessories"): "Other images beside the app (Redis first): name -> image, command, volumes, "
+    "environment, secrets, healthcheck, or kind: redis. On an internal network with the app and the processes; "
+    "recreated only when their own definition changes (docs/companions.md).",
+    ("Process", "command"): 'The command line or argument list, such as "arq app.worker.WorkerSettings".',
+    ("Process", "replicas"): "Containers of the process.",
+    ("Process", "cpus"): "CPU limit of each container.",
+    ("Process", "memory"): 'Memory limit of each container, such as "512M".',
+    ("Process", "health_command"): "Exits 0 while the process is healthy; `up` waits for it before the web switch.",
+    ("Process", "stop_grace"): "Seconds between SIGTERM and SIGKILL when a release replaces it (to finish its job).",
+    ("Accessory", "kind"): '"image" (describe it yourself) or "redis" (image, command, data volume, healthcheck '
+    "and password set by composekit).",
+    ("Accessory", "image"): "The accessory's image (kind: redis: images/redis).",
+    ("Accessory", "command"): "The command, overriding the image's.",
+    ("Accessory", "volumes"): "Named volumes: name -> absolute path in the container (kept across deploys).",
+    ("Accessory", "environment"): "Non-secret environment variables; secrets go under secrets.",
+    ("Accessory", "secrets"): "Secret name -> file on the deploying machine; in the container at /run/secrets/<name>.",
+    ("Accessory", "healthcheck"): "A command line (run by the image's shell) or argument list that exits 0 when "
+    "healthy.",
+    ("Accessory", "password_file"): "kind: redis: the file holding Redis's password (keep it out of git).",
+    ("Images", "redis"): "Image of accessories of kind: redis.",
     ("Ports", "http"): "Host port for HTTP (redirects to HTTPS; HTTP-01 challenges).",
     ("Ports", "https"): "Host port for HTTPS.",
 }

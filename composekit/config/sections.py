@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_LOG_MAX_SIZE",
     "DEFAULT_POSTGRES_IMAGE",
     "DEFAULT_PYTHON_IMAGE",
+    "DEFAULT_REDIS_IMAGE",
     "DEFAULT_TRAEFIK_IMAGE",
     "Acme",
     "Backups",
@@ -56,6 +57,7 @@ __all__ = [
 DEFAULT_PYTHON_IMAGE = "python:3.13-slim"
 DEFAULT_TRAEFIK_IMAGE = "traefik:v3.7"
 DEFAULT_POSTGRES_IMAGE = "postgres:17"
+DEFAULT_REDIS_IMAGE = "redis:7"
 DEFAULT_LOG_MAX_SIZE = 10 * 1024**2
 DEFAULT_LOG_MAX_FILE = 3
 _CA_ALIASES = {
@@ -171,8 +173,9 @@ class Images(_Model):
     python: str = DEFAULT_PYTHON_IMAGE
     traefik: str = DEFAULT_TRAEFIK_IMAGE
     postgres: str = DEFAULT_POSTGRES_IMAGE
+    redis: str = DEFAULT_REDIS_IMAGE  # accessories of kind: redis
 
-    @field_validator("python", "traefik", "postgres", mode="before")
+    @field_validator("python", "traefik", "postgres", "redis", mode="before")
     @classmethod
     def _image(cls, v: Any) -> Any:
         if not isinstance(v, str) or not re.match(r"^[\w][\w./:@-]*$(?!\n)", v, re.ASCII):

@@ -20,6 +20,7 @@ from ..errors import (
     MigrationError,
     PortInUseError,
 )
+from ..render.companions import accessory_secret_values
 from ..render.compose import (
     DB_PASSWORD_ENV,
     FILES_DIR,
@@ -74,6 +75,7 @@ def compose_secrets(project: Project) -> dict[str, str]:
     values = {variable: _read_secret(project, key, value) for variable, (key, value) in files.items()}
     if needs_secret_env(config):
         values[SECRETS_VERSION_ENV] = secrets_version(config, values)
+    values.update(accessory_secret_values(config, lambda key, value: _read_secret(project, key, value)))
     return values
 
 

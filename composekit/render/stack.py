@@ -34,6 +34,7 @@ from pathlib import Path, PurePosixPath
 
 from ..config.project import Project
 from ..errors import ConfigError, UserError
+from .companions import add_companions, companion_variables
 from .compose import INITIAL_ROUTES, SECRET_ENV, compose_variables, needs_secret_env, render_compose
 from .dockerfile import dockerignore, dockerignore_excludes, render_dockerfile
 from .swarm import MIGRATE_FILE, STACK_FILE, SWARM_DIR, render_swarm
@@ -103,7 +104,8 @@ def render_stack(project: Project) -> RenderedStack:
         files = render_swarm(project)
     else:
         configs = stack_configs(project)
-        doc = compose_variables(literal(render_compose(project, configs)), config)
+        doc = literal(add_companions(render_compose(project, configs), project))
+        doc = companion_variables(compose_variables(doc, config), config)
         files = {COMPOSE_FILE: header(project) + dump(doc)}
     if project.dockerfile is None:
         files["Dockerfile"] = _generated_dockerfile(project)

@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from ..config.sections import DEFAULT_POSTGRES_IMAGE, DEFAULT_PYTHON_IMAGE
+from ..config.sections import DEFAULT_POSTGRES_IMAGE, DEFAULT_PYTHON_IMAGE, DEFAULT_REDIS_IMAGE
 from .settings import InitSettings
 from .templates import SCHEMA_FILENAME
 
@@ -52,6 +52,12 @@ def render_config(s: InitSettings) -> str:
         _commented("  # memory: 512M", "memory limit; also caps the automatic worker count (256M each)"),
         _commented("  # env_file: .env", "the app's secrets (VARIABLE=value), never copied into rendered files"),
     ]
+    if s.app_environment:
+        lines.append(_line("environment", None, "non-secret variables", 1))
+        lines.extend(_line(k, v, "", 2) for k, v in sorted(s.app_environment.items()))
+    if s.app_secrets:
+        lines.append(_line("secrets", None, "VARIABLE: file; in the process environment only, keep out of git", 1))
+        lines.extend(_line(k, v, "", 2) for k, v in sorted(s.app_secrets.items()))
     if s.volumes:
         lines.append(_line("volumes", None, "named volumes: data that survives redeploys", 1))
         lines.extend(_line(k, v, "", 2) for k, v in sorted(s.volumes.items()))
@@ -86,6 +92,7 @@ def render_config(s: InitSettings) -> str:
                 ),
             ]
         )
+    lines.extend(_companions(s))
     if s.python_image is not None:
         lines.extend(["images:", _line("python", s.python_image, "satisfies requires-python; pin a tested version", 1)])
     else:
@@ -99,4 +106,31 @@ def render_config(s: InitSettings) -> str:
         lines.append(
             _commented(f"#   postgres: {DEFAULT_POSTGRES_IMAGE}", "data in /var/lib/postgresql/data (18 moved it)")
         )
+    if any(a.get("kind") == "redis" for a in s.accessories.values()):
+        lines.append(_commented(f"#   redis: {DEFAULT_REDIS_IMAGE}", "the image of accessories of kind: redis"))
     return "\n".join(lines) + "\n"
+
+
+_PROCESS_COMMENTS = {
+    "command": "the app's image, environment and secrets; no port",
+    "health_command": "exits 0 while healthy; `up` waits for it before the switch",
+    "stop_grace": "seconds to finish the job it holds after SIGTERM",
+}
+
+
+def _companions(s: InitSettings) -> list[str]:
+    """processes and accessories (docs/companions.md); an accessory's settings one per line."""
+    lines: list[str] = []
+    if s.processes:
+        lines.append(_line("processes", None, "more commands of the app's image, deployed with each release"))
+        for name, process in sorted(s.processes.items()):
+            lines.append(_line(name, None, "", 1))
+            lines.extend(_line(k, v, _PROCESS_COMMENTS.get(k, ""), 2) for k, v in process.items())
+    if s.accessories:
+        lines.append(_line("accessories", None, "other images beside the app, never recreated by an app deploy"))
+        for name, accessory in sorted(s.accessories.items()):
+            lines.append(_line(name, None, "", 1))
+            for key, value in accessory.items():
+                comment = "Redis gets only its SHA-256 (an ACL file); keep out of git" if key == "password_file" else ""
+                lines.append(_line(key, value, comment, 2))
+    return lines

@@ -22,11 +22,11 @@ from ..render.dockerfile import dockerignore, render_dockerfile
 from .config_text import render_config
 from .detect import Placement, detect_layout, locate, ours_or_missing
 from .settings import (
-    DB_PASSWORD_FILE,
     HEALTH_COMMENT,
     Ask,
     InitSettings,
     choose_module,
+    companion_sections,
     database_section,
     default_name,
     from_root,
@@ -113,6 +113,7 @@ def plan_init(
             volumes=dict(tmpl.config.app.volumes),
             database=database_section(tmpl, name or default_name(root)),
             template=template,
+            **companion_sections(tmpl, starter=True),
         )
         context = root
     else:
@@ -145,6 +146,7 @@ def plan_init(
             workdir=app.workdir,
             python_image=python_image,
             python_note=python_note,
+            **companion_sections(tmpl, starter=False),
         )
     settings = with_domain(settings, domain)
     config_text = render_config(settings)
@@ -152,7 +154,7 @@ def plan_init(
 
     files.append(PlannedFile(CONFIG_FILENAME, config_text.encode()))
     files.append(PlannedFile(SCHEMA_FILENAME, schema_json().encode()))
-    secret_paths = [DB_PASSWORD_FILE] if settings.database else []
+    secret_paths = settings.secret_files
     in_context = "" if settings.path == "." else f"{settings.path}/"
     own_dockerfile = placement.dockerfile if placement is not None else layout.dockerfile
     generated = placement.dockerfile_is_generated if placement is not None else False
@@ -177,11 +179,12 @@ def plan_init(
     gitignore = _gitignore(root)
     if gitignore is not None:
         files.append(gitignore)
-    if settings.database:
+    if secret_paths:
         files.append(PlannedFile(f"{SECRETS_DIR}/.gitignore", b"# Secrets stay out of git.\n*\n!.gitignore\n"))
+    for path in secret_paths:
         # 0600: only the account that deploys reads it. No container reads this file: composekit reads it and hands
         # the password to Compose (a secret with `environment:`) or Swarm, which copy it into the containers.
-        files.append(PlannedFile(DB_PASSWORD_FILE, (password() + "\n").encode(), mode=0o600, keep_existing=True))
+        files.append(PlannedFile(path, (password() + "\n").encode(), mode=0o600, keep_existing=True))
     return InitPlan(
         root=root,
         template=template,

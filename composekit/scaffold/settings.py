@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ __all__ = [
     "Ask",
     "InitSettings",
     "choose_module",
+    "companion_sections",
     "database_section",
     "default_name",
     "from_root",
@@ -58,6 +59,20 @@ class InitSettings:
     workdir: str = "."
     python_image: str | None = None  # when the default image does not satisfy the project's requires-python
     python_note: str = ""
+    # The template's companions (docs/companions.md): app/environment and app/secrets they need, processes (the
+    # example app's only) and accessories, as plain config data.
+    app_environment: dict[str, str] = field(default_factory=dict)
+    app_secrets: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    accessories: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def secret_files(self) -> list[str]:
+        """The files of generated passwords init writes: the database's, the accessories' (and app/secrets naming
+        one of those)."""
+        files = [DB_PASSWORD_FILE] if self.database else []
+        files += [str(a["password_file"]) for a in self.accessories.values() if "password_file" in a]
+        return sorted(set(files))
 
 
 def default_name(root: Path) -> str:
@@ -203,6 +218,21 @@ def database_section(tmpl: Template, project: str) -> dict[str, str] | None:
     return {"engine": db.engine, "name": ident, "user": ident, "password_file": DB_PASSWORD_FILE}
 
 
+def companion_sections(tmpl: Template, starter: bool) -> dict[str, Any]:
+    """The template's companions as InitSettings fields. An existing app gets the accessories and the variables that
+    reach them; the processes run the example app's code, so only the example app gets them."""
+    config = tmpl.config
+    dump = config.model_dump(mode="json", exclude_defaults=True)
+    accessories: dict[str, dict[str, Any]] = dump.get("accessories", {})
+    processes: dict[str, dict[str, Any]] = dump.get("processes", {}) if starter else {}
+    return {
+        "app_environment": dict(config.app.environment) if accessories else {},
+        "app_secrets": dict(config.app.secrets) if accessories else {},
+        "processes": processes,
+        "accessories": accessories,
+    }
+
+
 def with_domain(settings: InitSettings, domain: str | None) -> InitSettings:
     if domain is not None:
         return replace(settings, domain=_checked(domain, "--domain", lambda v: check_value(Config, "domain", v)))
@@ -237,6 +267,9 @@ def guidance(s: InitSettings, placement: Placement | None, starter: bool) -> lis
         )
     if s.database:
         out.append(f"{DB_PASSWORD_FILE} holds a generated password; it is git-ignored: back it up with the data")
+    for path in s.secret_files:
+        if path != DB_PASSWORD_FILE:
+            out.append(f"{path} holds a generated password; it is git-ignored: keep it with the other secrets")
     out.append("then run `composekit up` (or `composekit render` to look at the stack first)")
     return out
 

@@ -55,6 +55,11 @@ class TestEnv:
         return self.values["COMPOSEKIT_TEST_POSTGRES_IMAGE"]
 
     @property
+    def redis_image(self) -> str:
+        """scripts/setup-env.sh builds it; an env file written before it did names no Redis image."""
+        return self.values.get("COMPOSEKIT_TEST_REDIS_IMAGE", "composekit-test/redis:7")
+
+    @property
     def pebble_ca(self) -> str:
         return self.values["COMPOSEKIT_TEST_PEBBLE_CA"]
 

@@ -48,9 +48,12 @@ def render_template(config: Path, tmp_path: Path) -> str:
     """The template's compose file, rendered from a copy given the secret files it names (kept out of git)."""
     copy = tmp_path / config.parent.name
     shutil.copytree(config.parent, copy, ignore=shutil.ignore_patterns(".composekit", "__pycache__"))
-    database = (yaml.safe_load(config.read_text()) or {}).get("database")
-    if database:
-        secret = copy / database["password_file"]
+    data = yaml.safe_load(config.read_text()) or {}
+    files = [data["database"]["password_file"]] if data.get("database") else []
+    files += list(data["app"].get("secrets", {}).values())  # the companions' (fastapi-worker)
+    files += [a["password_file"] for a in data.get("accessories", {}).values() if "password_file" in a]
+    for file in files:
+        secret = copy / file
         secret.parent.mkdir(parents=True, exist_ok=True)
         secret.write_text("not-a-real-password\n")
     return render_stack(load_project((copy / config.name,))).compose

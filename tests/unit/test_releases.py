@@ -217,3 +217,20 @@ def test_no_migration_record_yet_falls_back_to_the_newest_release(tmp_path: Path
     engine.files[MIGRATION_FILE] = "{not json"
     with pytest.raises(UserError, match=r"migration\.json in the routes volume is not a migration record"):
         read_last_migration(engine)  # type: ignore[arg-type]
+
+
+def test_rollback_puts_the_processes_on_the_old_image_before_the_web_switch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    steps: list[str] = []
+    engine = Engine([release("r1", "sha256:a"), release("r2", "sha256:b")])
+
+    def processes(project: Project, docker: Any, deadline: Any, release: str, *a: Any) -> list[Any]:
+        steps.append(f"processes {release}, app image tagged {engine.tagged}, serving {a[-1]}")
+        return []
+
+    monkeypatch.setattr(composekit.deploy, "deploy_processes", processes)
+    monkeypatch.setattr(composekit.deploy, "switch_app", lambda p, d, deadline, release, *a: steps.append(release))
+    monkeypatch.setattr(composekit.engine.probes, "wait_routed", lambda *a, **k: None)
+    rollback(project(tmp_path, {"processes": {"worker": "python -m app.worker"}}), docker=engine)  # type: ignore[arg-type]
+    assert steps == ["processes r1, app image tagged [('shop-app:r1', 'shop-app:latest')], serving sha256:b", "r1"]

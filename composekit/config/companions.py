@@ -1,0 +1,252 @@
+"""The app's companions: processes/ (more commands of the app's image: queue workers) and accessories/ (other images
+beside the app: Redis first). Their names, commands and the checks inside each; config/model.py puts them in Config
+and render/companions.py renders them."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, Strict, field_validator, model_validator
+
+from .environment import _ENV_KEY_RE
+from .fields import (
+    _VOLUME_NAME_RE,
+    CONTAINER_PATH_CHARS,
+    CONTAINER_PATH_RE,
+    Expected,
+    PositiveInt,
+    PositiveNumber,
+    got,
+    parse_memory,
+)
+from .redact import secret_name_word, secret_value_kind
+from .sections import _Model
+
+__all__ = [
+    "COMPANION_NAME_RE",
+    "DEFAULT_STOP_GRACE",
+    "RESERVED_NAMES",
+    "Accessory",
+    "Process",
+    "check_accessories",
+    "check_processes",
+    "command_argv",
+]
+
+# A service name that is also a DNS label: the other containers reach an accessory by it.
+COMPANION_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$(?!\n)")
+COMPANION_NAME_EXPECTED = 'lowercase letters, digits and "-" (a DNS label, at most 63 characters)'
+# composekit's own services, in both modes (render/compose.py, render/swarm.py).
+RESERVED_NAMES = ("app", "migrate", "db", "traefik", "routes", "files", "socket-proxy")
+DEFAULT_STOP_GRACE = 30
+MAX_STOP_GRACE = 3600
+
+
+def _command(v: Any, *, optional: bool) -> Any:
+    """A command line (split as sh splits it: its quotes closed) or a non-empty list of arguments."""
+    if isinstance(v, str) and v.strip():
+        try:
+            argv = shlex.split(v)  # as render/companions.py splits it
+        except ValueError as exc:  # "No closing quotation", "No escaped character"
+            raise ValueError(
+                f"expected a command line whose quotes are closed ({str(exc).lower()}), or a list of "
+                f"arguments, got {got(v)}"
+            ) from None
+        if argv and argv[0]:
+            return v
+    if v is None and optional:
+        return v
+    if isinstance(v, list) and v and all(isinstance(x, str) for x in v) and v[0]:
+        return tuple(v)
+    raise ValueError(f"expected a command line or a list of arguments, got {got(v)}")
+
+
+def command_argv(command: str | tuple[str, ...]) -> list[str]:
+    return shlex.split(command) if isinstance(command, str) else list(command)
+
+
+class Process(_Model):
+    """A command of the app's image run beside it (a queue worker): its environment, secrets, volumes and
+    confinement are the app's; no port, no front network."""
+
+    command: str | tuple[str, ...]
+    replicas: PositiveInt = 1
+    cpus: PositiveNumber | None = None
+    memory: int | None = None
+    # Exits 0 while the process is healthy (run inside its container); `up` waits for it before the web switch.
+    health_command: str | tuple[str, ...] | None = None
+    # Seconds between SIGTERM and SIGKILL when a release replaces it: time to finish the job it holds.
+    stop_grace: Annotated[
+        int,
+        Strict(),
+        Field(ge=1, le=MAX_STOP_GRACE),
+        Expected(f"a number of seconds from 1 to {MAX_STOP_GRACE}"),
+    ] = DEFAULT_STOP_GRACE
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short(cls, v: Any) -> Any:
+        return {"command": v} if isinstance(v, (str, list)) else v
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _command(cls, v: Any) -> Any:
+        return _command(v, optional=False)
+
+    @field_validator("health_command", mode="before")
+    @classmethod
+    def _health_command(cls, v: Any) -> Any:
+        return _command(v, optional=True)
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _memory(cls, v: Any) -> Any:
+        return None if v is None else parse_memory(v)
+
+
+def _names(v: Any, what: str) -> Any:
+    if not isinstance(v, dict):
+        raise ValueError(f"expected a mapping of {what} name: its settings, got {got(v)}")
+    for name in v:
+        if not isinstance(name, str) or not COMPANION_NAME_RE.match(name):
+            raise ValueError(f"expected {what} names of {COMPANION_NAME_EXPECTED}, got {got(name)}")
+        if name in RESERVED_NAMES:
+            raise ValueError(
+                f'{name}: "{name}" is one of composekit\'s own services ({", ".join(RESERVED_NAMES)}); '
+                f"give the {what} another name"
+            )
+    return v
+
+
+def check_processes(v: Any) -> Any:
+    """processes/: names (DNS labels, not composekit's own services); a bare string is the command."""
+    return _names(v, "process")
+
+
+def check_accessories(v: Any, processes: Any) -> Any:
+    """accessories/: names as processes', none of them also a process's."""
+    _names(v, "accessory")
+    clash = sorted(set(v) & set(processes or {}))
+    if clash:
+        raise ValueError(f"{clash[0]}: is also the name of a process; give the accessory another name")
+    return v
+
+
+class Accessory(_Model):
+    """Another image beside the app, on an internal network shared with the app and the processes only; never
+    recreated by an app deploy, only when its own definition changes.
+
+    kind: redis fills in the image (images/redis), the command, a `data` volume and the healthcheck; the password
+    comes from password_file (a Redis ACL file with its SHA-256, mounted as a secret: never the password itself)."""
+
+    kind: Literal["image", "redis"] = "image"
+    image: str | None = None
+    command: str | tuple[str, ...] | None = None
+    volumes: dict[str, str] = {}  # noqa: RUF012 (pydantic copies it; ruff cannot see the imported base)
+    environment: dict[str, str] = {}  # noqa: RUF012 (pydantic copies it; ruff cannot see the imported base)
+    # secret name -> file on the deploying machine; in the container at /run/secrets/<name>.
+    secrets: dict[str, str] = {}  # noqa: RUF012 (pydantic copies it; ruff cannot see the imported base)
+    # A command line (run by the image's shell, CMD-SHELL) or a list of arguments (CMD) that exits 0 when healthy.
+    healthcheck: str | tuple[str, ...] | None = None
+    password_file: str | None = None
+
+    @field_validator("image", mode="before")
+    @classmethod
+    def _image(cls, v: Any) -> Any:
+        if v is not None and (not isinstance(v, str) or not re.match(r"^[\w][\w./:@-]*$(?!\n)", v, re.ASCII)):
+            raise ValueError(f'expected an image reference such as "redis:7", got {got(v)}')
+        return v
+
+    @field_validator("command", "healthcheck", mode="before")
+    @classmethod
+    def _command(cls, v: Any) -> Any:
+        return _command(v, optional=True)
+
+    @field_validator("volumes", mode="before")
+    @classmethod
+    def _volumes(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            raise ValueError(f"expected a mapping of volume name: absolute container path, got {got(v)}")
+        for name, target in v.items():
+            if not isinstance(name, str) or not _VOLUME_NAME_RE.match(name):
+                raise ValueError(f'expected volume names of letters, digits, "_", "-", ".", got {got(name)}')
+            if (
+                not isinstance(target, str)
+                or not CONTAINER_PATH_RE.match(target)
+                or any(part in (".", "..") for part in target.split("/"))
+            ):
+                raise ValueError(
+                    f"{name}: expected an absolute path inside the container, of {CONTAINER_PATH_CHARS}, "
+                    f"got {got(target)}"
+                )
+        return v
+
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _environment(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            raise ValueError(f"expected a mapping of VARIABLE: value, got {got(v)}")
+        out: dict[str, str] = {}
+        for key, value in v.items():
+            if not isinstance(key, str) or not _ENV_KEY_RE.match(key):
+                raise ValueError(f"expected environment variable names, got {got(key)}")
+            if isinstance(value, (dict, list)) or value is None:
+                raise ValueError(f"{key}: expected a string, number or boolean, got {got(value)}")
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            word, kind = secret_name_word(key), secret_value_kind(text)
+            if word is not None or kind is not None:
+                why = f"its name ends in {word}" if word is not None else f"the value {kind}"
+                raise ValueError(
+                    f"{key} looks like a secret ({why}); put the value in a file, list it under secrets and point "
+                    "the image at /run/secrets/<name> (such as POSTGRES_PASSWORD_FILE)"
+                )
+            out[key] = text
+        return out
+
+    @field_validator("secrets", mode="before")
+    @classmethod
+    def _secrets(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            raise ValueError(f"expected a mapping of secret name: path of the file that holds it, got {got(v)}")
+        for key, value in v.items():
+            if not isinstance(key, str) or not re.match(r"^[a-z0-9][a-z0-9_-]*$(?!\n)", key):
+                raise ValueError(f'expected secret names of lowercase letters, digits, "_" and "-", got {got(key)}')
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(
+                    f"{key}: expected the path of a file that holds the value, such as secrets/{key}, got {got(value)}"
+                )
+        return v
+
+    @field_validator("password_file", mode="before")
+    @classmethod
+    def _password_file(cls, v: Any) -> Any:
+        if v is not None and (not isinstance(v, str) or not v.strip()):
+            raise ValueError(
+                f"expected the path of a file that holds the password, such as secrets/redis_password, got {got(v)}"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _kind(self) -> Accessory:
+        if self.kind == "redis":
+            if self.password_file is None:
+                raise ValueError(
+                    "password_file: required with kind: redis (the file that holds Redis's password, such as "
+                    "secrets/redis_password; keep it out of git)"
+                )
+            taken = [k for k in ("command", "volumes", "healthcheck", "secrets") if k in self.model_fields_set]
+            if taken:
+                raise ValueError(
+                    f"{taken[0]}: kind: redis sets it; remove the key, or drop kind: redis and describe the "
+                    "accessory yourself"
+                )
+            return self
+        if self.image is None:
+            raise ValueError('image: required (the accessory\'s image, such as "memcached:1.6"), or set kind: redis')
+        if self.password_file is not None:
+            raise ValueError(
+                "password_file: applies to kind: redis only; give other images their password under secrets"
+            )
+        return self

@@ -1,0 +1,263 @@
+"""The app's companions in the compose file (mode: compose): processes/ as services of the app's image, accessories/
+as services of their own images. Pure, like render/compose.py, whose helpers build the processes as they build the
+app and the migration (the same environment, secrets, volumes, confinement, log rotation).
+
+Processes get no port and no front network: the database's network, the accessories' network and `processes`, a
+network of their own for outbound traffic. Accessories sit on `accessories`, internal (no way out, nothing
+published), which the app and the processes join. A secret of an accessory travels as the app's do: a Compose
+secret read from a variable of the Compose process that composekit fills from the file (engine/steps.py
+compose_secrets); kind: redis gets a Redis ACL file holding the SHA-256 of the password, never the password.
+Each accessory with secrets carries a slow hash of them in a label (``${...}``, set after escaping), so that a
+changed secret recreates it while an app deploy leaves it alone."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..config.companions import Accessory, Process, command_argv
+from ..config.model import Config
+from ..config.project import Project
+from .compose import (
+    APP_SERVICE,
+    DB_SERVICE,
+    FILES_DIR,
+    FILES_SERVICE,
+    HEALTH_INTERVAL,
+    SECRETS_KDF_ITERATIONS,
+    SECRETS_VERSION_ENV,
+    SECRETS_VERSION_LABEL,
+    _confinement,
+    _data_volumes,
+    _database_environment,
+    _files_mount,
+    _logging,
+    _memory,
+    app_image,
+    needs_secret_env,
+    secret_env_command,
+)
+
+__all__ = [
+    "ACCESSORIES_NETWORK",
+    "PROCESSES_NETWORK",
+    "PROCESS_LABEL",
+    "REDIS_HEALTH_USER",
+    "accessory_secret_values",
+    "accessory_volume",
+    "add_companions",
+    "companion_variables",
+    "redis_acl",
+]
+
+ACCESSORIES_NETWORK = "accessories"
+PROCESSES_NETWORK = "processes"
+PROCESS_LABEL = "composekit.process"
+PROCESS_START_PERIOD = 30
+REDIS_PORT = 6379
+REDIS_DATA = "/data"
+REDIS_ACL = "redis.acl"
+# A user that may only PING (nopass: any password): the healthcheck needs no secret in the container's config.
+REDIS_HEALTH_USER = "healthcheck"
+
+
+def accessory_volume(accessory: str, volume: str) -> str:
+    """The stack's volume of an accessory's ``volume`` (named apart from app/volumes' by the accessory's name)."""
+    return f"{accessory}-{volume}"
+
+
+def _variable(*parts: str) -> str:
+    """A variable of the Compose process, unique per parts ("-" of a name is no variable character)."""
+    readable = "_".join(parts).upper().replace("-", "_").replace(".", "_")
+    return f"COMPOSEKIT_ACCESSORY_{readable}_{hashlib.sha256(chr(0).join(parts).encode()).hexdigest()[:6].upper()}"
+
+
+def _secrets(name: str, accessory: Accessory) -> dict[str, str]:
+    """Compose secret -> the variable of the Compose process that carries it, for one accessory."""
+    if accessory.kind == "redis":
+        return {f"{name}_acl": _variable(name, "acl")}
+    return {f"{name}_{secret}": _variable(name, secret) for secret in sorted(accessory.secrets)}
+
+
+def _version_variable(name: str) -> str:
+    return _variable(name, "version")
+
+
+def redis_acl(password: str) -> str:
+    """Redis's ACL file: the default user with the password's SHA-256 (not the password), every command; the
+    healthcheck's user with PING only."""
+    digest = hashlib.sha256(password.encode()).hexdigest()
+    return f"user default on #{digest} ~* &* +@all\nuser {REDIS_HEALTH_USER} on nopass -@all +ping\n"
+
+
+def accessory_secret_values(config: Config, read: Callable[[str, str], str]) -> dict[str, str]:
+    """The Compose process's variables for the accessories' secrets, and the version label of each accessory that
+    has secrets. ``read(key path, file)`` reads a file named in the config (trailing newlines kept)."""
+    values: dict[str, str] = {}
+    for name, accessory in sorted(config.accessories.items()):
+        own: dict[str, str] = {}
+        if accessory.kind == "redis":
+            assert accessory.password_file is not None
+            password = read(f"accessories/{name}/password_file", accessory.password_file).rstrip("\n")
+            own[_variable(name, "acl")] = redis_acl(password)
+        for secret, path in sorted(accessory.secrets.items()):
+            own[_variable(name, secret)] = read(f"accessories/{name}/secrets/{secret}", path)
+        if own:
+            data = "".join(f"{k}\0{len(v)}\0{v}" for k, v in sorted(own.items())).encode()
+            salt = f"composekit-accessory:{config.name}:{name}".encode()
+            version = hashlib.pbkdf2_hmac("sha256", data, salt, SECRETS_KDF_ITERATIONS).hex()[:12]
+            values.update(own)
+            values[_version_variable(name)] = version
+    return values
+
+
+def companion_variables(doc: dict[str, Any], config: Config) -> dict[str, Any]:
+    """After escaping (render/text.py literal): the processes carry the app's secrets version (a changed secret
+    replaces them as it replaces the app), each accessory with secrets its own."""
+    services = doc["services"]
+    if needs_secret_env(config):
+        for name in config.processes:
+            services[name]["labels"][SECRETS_VERSION_LABEL] = f"${{{SECRETS_VERSION_ENV}:-}}"
+    for name, accessory in config.accessories.items():
+        if _secrets(name, accessory):
+            services[name]["labels"][SECRETS_VERSION_LABEL] = f"${{{_version_variable(name)}:-}}"
+    return doc
+
+
+def _process_service(project: Project, name: str, process: Process) -> dict[str, Any]:
+    config = project.config
+    service: dict[str, Any] = {
+        "image": app_image(config),
+        "pull_policy": "never",
+        "command": secret_env_command(config, command_argv(process.command), FILES_DIR),
+        "restart": "always",
+    }
+    if config.app.env_file:
+        service["env_file"] = [project.rel(project.from_root(config.app.env_file))]
+    environment = _database_environment(config)
+    environment.update({k: config.app.environment[k] for k in sorted(config.app.environment)})
+    if environment:
+        service["environment"] = environment
+    service["volumes"] = [_files_mount(), *_data_volumes(config)]
+    service["labels"] = {PROCESS_LABEL: name}
+    if process.health_command is None:
+        service["healthcheck"] = {"disable": True}  # not the image's own (an HTTP check of the app, say)
+    else:
+        argv = secret_env_command(config, command_argv(process.health_command), FILES_DIR)
+        service["healthcheck"] = {
+            "test": ["CMD", *argv],
+            "interval": HEALTH_INTERVAL,
+            "timeout": "4s",
+            "retries": 3,
+            "start_period": f"{PROCESS_START_PERIOD}s",
+        }
+    service["stop_grace_period"] = f"{process.stop_grace}s"
+    depends_on: dict[str, Any] = {FILES_SERVICE: {"condition": "service_completed_successfully"}}
+    if config.database is not None:
+        depends_on[DB_SERVICE] = {"condition": "service_healthy"}
+    if config.migrate.command is not None:
+        depends_on["migrate"] = {"condition": "service_completed_successfully"}
+    for accessory in sorted(config.accessories):
+        depends_on[accessory] = {"condition": _started(config.accessories[accessory])}
+    service["depends_on"] = depends_on
+    limits: dict[str, str | int] = {}
+    if process.cpus is not None:
+        limits["cpus"] = f"{process.cpus:g}"
+    if process.memory is not None:
+        limits["memory"] = _memory(process.memory)
+    limits["pids"] = config.app.pids_limit
+    service["deploy"] = {"replicas": process.replicas, "resources": {"limits": limits}}
+    service["security_opt"] = ["no-new-privileges:true"]
+    service.update(_confinement(config))
+    networks = [DB_SERVICE] if config.database is not None else []
+    networks += [ACCESSORIES_NETWORK] if config.accessories else []
+    service["networks"] = [*networks, PROCESSES_NETWORK]
+    service["logging"] = _logging(config)
+    return service
+
+
+def _started(accessory: Accessory) -> str:
+    healthy = accessory.kind == "redis" or accessory.healthcheck is not None
+    return "service_healthy" if healthy else "service_started"
+
+
+def _healthcheck(command: str | tuple[str, ...]) -> dict[str, Any]:
+    test = ["CMD-SHELL", command] if isinstance(command, str) else ["CMD", *command]
+    return {"test": test, "interval": HEALTH_INTERVAL, "timeout": "4s", "retries": 5, "start_period": "30s"}
+
+
+def _accessory_service(config: Config, name: str, accessory: Accessory) -> dict[str, Any]:
+    secrets = _secrets(name, accessory)
+    if accessory.kind == "redis":
+        image = config.images.redis
+        command: list[str] | None = [
+            "redis-server",
+            "--aclfile",
+            f"/run/secrets/{REDIS_ACL}",
+            "--dir",
+            REDIS_DATA,
+            "--appendonly",
+            "yes",
+        ]
+        volumes = {"data": REDIS_DATA}
+        mounts = [{"source": next(iter(secrets)), "target": REDIS_ACL}]
+        probe = f"redis-cli --no-auth-warning --user {REDIS_HEALTH_USER} --pass none ping | grep -q PONG"
+        healthcheck: dict[str, Any] | None = _healthcheck(probe)
+    else:
+        assert accessory.image is not None
+        image = accessory.image
+        command = None if accessory.command is None else command_argv(accessory.command)
+        volumes = dict(accessory.volumes)
+        mounts = [{"source": f"{name}_{s}", "target": s} for s in sorted(accessory.secrets)]
+        healthcheck = None if accessory.healthcheck is None else _healthcheck(accessory.healthcheck)
+    service: dict[str, Any] = {"image": image}
+    if command is not None:
+        service["command"] = command
+    service["restart"] = "always"
+    if accessory.environment:
+        service["environment"] = {k: accessory.environment[k] for k in sorted(accessory.environment)}
+    if mounts:
+        service["secrets"] = mounts
+    if volumes:
+        service["volumes"] = [f"{accessory_volume(name, v)}:{path}" for v, path in sorted(volumes.items())]
+    service["labels"] = {"composekit.accessory": name}
+    if healthcheck is not None:
+        service["healthcheck"] = healthcheck
+    service["stop_grace_period"] = "30s"
+    # Capabilities kept, as the database's: official images start as root, take their data directory and drop to
+    # their own user.
+    service["security_opt"] = ["no-new-privileges:true"]
+    service["networks"] = [ACCESSORIES_NETWORK]
+    service["logging"] = _logging(config)
+    return service
+
+
+def _accessory_volumes(name: str, accessory: Accessory) -> list[str]:
+    names = ["data"] if accessory.kind == "redis" else sorted(accessory.volumes)
+    return [accessory_volume(name, v) for v in names]
+
+
+def add_companions(doc: dict[str, Any], project: Project) -> dict[str, Any]:
+    """Put the processes and the accessories into the compose document (render/compose.py render_compose's)."""
+    config = project.config
+    if not config.processes and not config.accessories:
+        return doc
+    services, networks = doc["services"], doc["networks"]
+    volumes = doc.setdefault("volumes", {})
+    secrets: Mapping[str, str]
+    for name, accessory in sorted(config.accessories.items()):
+        services[name] = _accessory_service(config, name, accessory)
+        for volume in _accessory_volumes(name, accessory):
+            volumes[volume] = {}
+        secrets = _secrets(name, accessory)
+        for secret, variable in secrets.items():
+            doc.setdefault("secrets", {})[secret] = {"environment": variable}
+    for name, process in sorted(config.processes.items()):
+        services[name] = _process_service(project, name, process)
+    if config.accessories:
+        networks[ACCESSORIES_NETWORK] = {"internal": True}
+        services[APP_SERVICE]["networks"].append(ACCESSORIES_NETWORK)
+    if config.processes:
+        networks[PROCESSES_NETWORK] = {}
+    return doc
