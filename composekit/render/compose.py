@@ -583,15 +583,12 @@ def _migrate_service(project: Project) -> dict[str, Any]:
     }
     if config.app.env_file:
         service["env_file"] = [project.rel(project.from_root(config.app.env_file))]
-    environment = _database_environment(config)
-    environment.update({k: config.app.environment[k] for k in sorted(config.app.environment)})
-    if environment:
-        service["environment"] = environment
+    service["environment"] = _app_environment(config)  # the app's: the same settings reach the migration
     service["volumes"] = [_files_mount(), *_data_volumes(config)]
     service["depends_on"] = {FILES_SERVICE: {"condition": "service_completed_successfully"}}
     if config.database is not None:
         service["depends_on"][DB_SERVICE] = {"condition": "service_healthy"}
-    service["deploy"] = {"resources": {"limits": {"pids": config.app.pids_limit}}}
+    service["deploy"] = {"resources": {"limits": app_limits(config)}}  # the app's memory and CPUs, as in swarm mode
     service["security_opt"] = ["no-new-privileges:true"]
     service.update(_confinement(config))
     service["networks"] = _networks(config)
