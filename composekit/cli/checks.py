@@ -17,7 +17,7 @@ from ..engine.docker import Docker, context_endpoint
 from ..engine.switch import project_release_id
 from ..engine.target import choose_target, connect, target_address
 from ..errors import UserError
-from ..render.swarm import swarm_image
+from ..render.swarm_variables import swarm_image
 from ..verify.checks import Report, render_json
 from ..verify.doctor import DoctorOptions, run_doctor
 from ..verify.smoke import SmokeOptions, parse_resolve, smoke

@@ -34,8 +34,9 @@ from pathlib import Path, PurePosixPath
 
 from ..config.project import Project
 from ..errors import ConfigError, UserError
-from .compose import INITIAL_ROUTES, SECRET_ENV, compose_variables, needs_secret_env, render_compose
+from .compose import INITIAL_ROUTES, compose_variables, render_compose
 from .dockerfile import dockerignore, dockerignore_excludes, render_dockerfile
+from .secrets import SECRET_ENV, needs_secret_env
 from .swarm import MIGRATE_FILE, STACK_FILE, SWARM_DIR, render_swarm
 from .text import CONFIG_HEADER, acme_ca_files, dump, header, literal
 from .traefik import initial_routes, traefik_static

@@ -8,6 +8,7 @@ the renderers' own helpers."""
 
 from __future__ import annotations
 
+import ast
 import posixpath
 import shutil
 from pathlib import Path
@@ -202,3 +203,18 @@ def test_the_full_config_reaches_both_services(tmp_path: Path) -> None:
             assert facts["data_volumes"] == ["data:/data", "uploads:/srv/uploads"]
             if mode == "swarm":
                 assert facts["secrets"] == ["db_password", "env_API_TOKEN", "env_SESSION_KEY"]
+
+
+def test_no_render_module_imports_another_ones_private_names() -> None:
+    """What the renderers share has a public name in its own module (render/names.py, secrets.py, services.py):
+    render/swarm.py used to import five private helpers of render/compose.py, and they drifted."""
+    render = REPO / "composekit" / "render"
+    found = [
+        f"{path.name} imports {node.module}.{alias.name}"
+        for path in sorted(render.glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and node.level
+        for alias in node.names
+        if alias.name.startswith("_") and not alias.name.startswith("__")
+    ]
+    assert found == []
