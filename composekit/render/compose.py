@@ -40,6 +40,7 @@ from .secrets import (
     app_secret_env,
     app_secret_name,
     needs_secret_env,
+    secret_names,
 )
 from .services import ModeFacts, ServiceSpec, Wait, app_services, logging_options, traefik_healthcheck
 
@@ -263,8 +264,7 @@ def _files_service(config: Config) -> dict[str, Any]:
     if needs_secret_env(config):
         service["configs"].append({"source": SECRET_ENV, "target": SECRET_ENV_PATH})
         sources.append(SECRET_ENV_PATH)
-    secrets = [DB_SECRET] if config.database is not None else []
-    secrets += [app_secret_name(name) for name in sorted(config.app.secrets)]
+    secrets = secret_names(config)  # what the app's processes read (render/secrets.py)
     if secrets:
         service["secrets"] = secrets
         sources += [f"/run/secrets/{name}" for name in secrets]
