@@ -31,18 +31,12 @@ from .engine.switch import APP, SwitchResult, project_release_id, switch_app
 from .engine.target import Engine
 from .engine.wait import Deadline, Progress
 from .errors import SelfCheckError, UserError
-from .render.compose import FILES_SERVICE, app_image
+from .render.compose import FILES_SERVICE
+from .render.names import APP_SERVICE, MIGRATE_SERVICE, app_image
 from .render.stack import render_stack, write_stack
-from .render.swarm import (
-    APP_SERVICE,
-    MIGRATE_FILE,
-    MIGRATE_SERVICE,
-    STACK_FILE,
-    TRAEFIK_SERVICE,
-    deploy_variables,
-    swarm_image,
-    swarm_warnings,
-)
+from .render.swarm import MIGRATE_FILE, STACK_FILE, TRAEFIK_SERVICE
+from .render.swarm_app import swarm_warnings
+from .render.swarm_variables import deploy_variables, swarm_image
 from .verify.checks import Report
 from .verify.smoke import SmokeOptions, smoke
 

@@ -18,7 +18,7 @@ from ..engine.docker import Docker, context_endpoint
 from ..engine.switch import project_release_id
 from ..engine.target import choose_target, connect, target_address
 from ..errors import UserError
-from ..render.swarm import swarm_image
+from ..render.swarm_variables import swarm_image
 from ..verify.backup_age import CHECK as BACKUP_AGE
 from ..verify.backup_age import backup_age
 from ..verify.checks import CheckResult, Report, render_json

@@ -11,7 +11,7 @@ import typer
 from ..config.project import Project
 from ..errors import UserError
 from ..render.stack import check_stack, render_stack, write_stack
-from ..render.swarm import swarm_warnings
+from ..render.swarm_app import swarm_warnings
 from .app import (
     app,
     current_project,

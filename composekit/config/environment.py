@@ -23,7 +23,7 @@ __all__ = [
 _ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$(?!\n)")
 _USE_ENV_FILE = "put it in app/env_file, so it never lands in the rendered files or `composekit config`"
 
-# composekit's own variables in the app container, each with what to set instead. render/compose.py renders only
+# composekit's own variables in the app container, each with what to set instead. render/services.py renders only
 # these (and tests/unit/test_environment_rules.py checks it); app/environment may not override them.
 APP_VARIABLES: dict[str, str] = {
     "APP_PORT": "set app/port instead",
@@ -63,7 +63,7 @@ DATABASE_VARIABLE_SETS: dict[str, dict[str, str]] = {
     "postgres": POSTGRES_VARIABLES,
 }
 # The worker settings an app/env_file may set instead of the config (the old official image's convention):
-# variable -> App field. render/compose.py renders each only when the config sets the field explicitly.
+# variable -> App field. render/services.py renders each only when the config sets the field explicitly.
 WORKER_VARIABLES: dict[str, str] = {
     "WORKERS_PER_CORE": "workers_per_core",
     "WORKER_MEMORY_MB": "worker_memory",

@@ -109,7 +109,7 @@ class Migrate(_Model):
     def _command(cls, v: Any) -> Any:
         if isinstance(v, str) and v.strip():
             try:
-                argv = shlex.split(v)  # as render/compose.py and engine/migration_state.py split it
+                argv = shlex.split(v)  # as render/services.py and engine/migration_state.py split it
             except ValueError as exc:  # "No closing quotation", "No escaped character"
                 raise ValueError(
                     f"expected a command line whose quotes are closed ({str(exc).lower()}), or a list of "

@@ -27,7 +27,7 @@ from typing import Any
 from ..config.model import Config
 from ..config.project import Project
 from ..errors import DockerError, UserError
-from ..render.compose import DB_SERVICE, FILES_DIR, app_image
+from ..render.names import DB_SERVICE, FILES_DIR, app_image
 from .backup_manifest import (
     BACKUPS_VOLUME,
     BackupInfo,

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from ..config.project import Project
 from ..errors import DockerError, HealthTimeoutError, UserError
-from ..render.compose import DB_SECRET, DB_SERVICE, FILES_DIR, app_image
+from ..render.names import DB_SERVICE, FILES_DIR, app_image
+from ..render.secrets import DB_SECRET
 from . import probes, steps
 from .backup import CAPS, BackupResult, backups_volume, check_files, create_backup, list_backups, worker_source
 from .backup_manifest import BackupInfo, find_backup, restore_guard

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import shlex
 
-from ..render.compose import DB_SECRET, FILES_DIR
+from ..render.names import FILES_DIR
+from ..render.secrets import DB_SECRET
 
 __all__ = ["BACKUP_DIR", "compare_counts", "count_script", "dump_script", "parse_counts"]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..config.project import Project
 from ..errors import DockerError, HealthTimeoutError
-from ..render.compose import app_image
+from ..render.names import app_image
 from .docker import ContainerInfo, Docker, LineSink
 from .wait import Deadline, Poll, Progress
 

@@ -30,7 +30,7 @@ class StateCommand:
 
 
 def _argv(command: str | tuple[str, ...]) -> list[str]:
-    return shlex.split(command) if isinstance(command, str) else list(command)  # as render/compose.py does
+    return shlex.split(command) if isinstance(command, str) else list(command)  # as render/services.py does
 
 
 def _alembic_options(argv: list[str]) -> list[str] | None:

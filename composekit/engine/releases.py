@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from ..config.project import Project
 from ..errors import DockerError, UserError
-from ..render.compose import app_image
+from ..render.names import app_image
 from .docker import Docker
 from .routes_volume import MIGRATION_FILE, RELEASES_FILE, read_file, write_file
 from .switch import APP

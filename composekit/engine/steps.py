@@ -21,12 +21,11 @@ from ..errors import (
     PortInUseError,
 )
 from ..render.companions import accessory_secret_values
-from ..render.compose import (
+from ..render.compose import FILES_SERVICE
+from ..render.names import FILES_DIR, app_image
+from ..render.secrets import (
     DB_PASSWORD_ENV,
-    FILES_DIR,
-    FILES_SERVICE,
     SECRETS_VERSION_ENV,
-    app_image,
     app_secret_env,
     needs_secret_env,
     secret_env_command,
@@ -68,7 +67,7 @@ def docker_for(project: Project, engine: Engine | None = None) -> Docker:
 def compose_secrets(project: Project) -> dict[str, str]:
     """The environment `docker compose up` reads the stack's secrets from: the database password and app/secrets,
     read from their files here, on the deploying machine, and given to the Compose process only; and the version
-    of the values the app gets in its environment (render/compose.py SECRETS_VERSION_ENV)."""
+    of the values the app gets in its environment (render/secrets.py SECRETS_VERSION_ENV)."""
     config = project.config
     files = {DB_PASSWORD_ENV: ("database/password_file", config.database.password_file)} if config.database else {}
     files.update({app_secret_env(n): (f"app/secrets/{n}", v) for n, v in sorted(config.app.secrets.items())})

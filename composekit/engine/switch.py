@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..config.project import Project
 from ..errors import ConfigError, DockerError, HealthTimeoutError, SshError
-from ..render.compose import GRACEFUL_TIMEOUT, app_image
+from ..render.names import GRACEFUL_TIMEOUT, app_image
 from ..render.stack import RenderedStack, render_stack
 from .docker import ContainerInfo, Docker, LineSink
 from .probes import ProbeReport, ProbeStream, SwitchAborted, wait_generation

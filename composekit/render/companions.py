@@ -14,30 +14,22 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from ..config.companions import Accessory, Process, command_argv
 from ..config.model import Config
 from ..config.project import Project
-from .compose import (
-    APP_SERVICE,
-    DB_SERVICE,
-    FILES_DIR,
-    FILES_SERVICE,
-    HEALTH_INTERVAL,
+from .compose import compose_mode, compose_service
+from .names import APP_SERVICE, DB_SERVICE, HEALTH_INTERVAL, MIGRATE_SERVICE
+from .secrets import (
     SECRETS_KDF_ITERATIONS,
     SECRETS_VERSION_ENV,
     SECRETS_VERSION_LABEL,
-    _confinement,
-    _data_volumes,
-    _database_environment,
-    _files_mount,
-    _logging,
-    _memory,
-    app_image,
     needs_secret_env,
     secret_env_command,
 )
+from .services import Wait, logging_options, memory_limit, worker_process
 
 __all__ = [
     "ACCESSORIES_NETWORK",
@@ -125,61 +117,53 @@ def companion_variables(doc: dict[str, Any], config: Config) -> dict[str, Any]:
     return doc
 
 
-def _process_service(project: Project, name: str, process: Process) -> dict[str, Any]:
+def _process_service(project: Project, name: str, process: Process, contents: Mapping[str, str]) -> dict[str, Any]:
+    """A process: the app's process (render/services.py worker_process: the app's environment, secrets, volumes,
+    user and confinement) with its own command, replicas, limits, healthcheck and stop grace, on the database's,
+    the accessories' and its own outbound network (no front network, no port)."""
     config = project.config
-    service: dict[str, Any] = {
-        "image": app_image(config),
-        "pull_policy": "never",
-        "command": secret_env_command(config, command_argv(process.command), FILES_DIR),
-        "restart": "always",
-    }
-    if config.app.env_file:
-        service["env_file"] = [project.rel(project.from_root(config.app.env_file))]
-    environment = _database_environment(config)
-    environment.update({k: config.app.environment[k] for k in sorted(config.app.environment)})
-    if environment:
-        service["environment"] = environment
-    service["volumes"] = [_files_mount(), *_data_volumes(config)]
-    service["labels"] = {PROCESS_LABEL: name}
+    spec = worker_process(project, compose_mode(config), name, command_argv(process.command))
     if process.health_command is None:
-        service["healthcheck"] = {"disable": True}  # not the image's own (an HTTP check of the app, say)
+        healthcheck: dict[str, Any] = {"disable": True}  # not the image's own (an HTTP check of the app, say)
     else:
-        argv = secret_env_command(config, command_argv(process.health_command), FILES_DIR)
-        service["healthcheck"] = {
+        argv = secret_env_command(config, command_argv(process.health_command), compose_mode(config).secrets_dir)
+        healthcheck = {
             "test": ["CMD", *argv],
             "interval": HEALTH_INTERVAL,
             "timeout": "4s",
             "retries": 3,
             "start_period": f"{PROCESS_START_PERIOD}s",
         }
-    service["stop_grace_period"] = f"{process.stop_grace}s"
-    depends_on: dict[str, Any] = {FILES_SERVICE: {"condition": "service_completed_successfully"}}
-    if config.database is not None:
-        depends_on[DB_SERVICE] = {"condition": "service_healthy"}
+    waits: dict[str, Wait] = dict(spec.waits_for)
     if config.migrate.command is not None:
-        depends_on["migrate"] = {"condition": "service_completed_successfully"}
+        waits[MIGRATE_SERVICE] = "completed"
     for accessory in sorted(config.accessories):
-        depends_on[accessory] = {"condition": _started(config.accessories[accessory])}
-    service["depends_on"] = depends_on
+        waits[accessory] = _started(config.accessories[accessory])
+    # Its own cpus/memory (a worker's needs are not the web server's); the app's process count bound.
     limits: dict[str, str | int] = {}
     if process.cpus is not None:
         limits["cpus"] = f"{process.cpus:g}"
     if process.memory is not None:
-        limits["memory"] = _memory(process.memory)
+        limits["memory"] = memory_limit(process.memory)
     limits["pids"] = config.app.pids_limit
-    service["deploy"] = {"replicas": process.replicas, "resources": {"limits": limits}}
-    service["security_opt"] = ["no-new-privileges:true"]
-    service.update(_confinement(config))
     networks = [DB_SERVICE] if config.database is not None else []
     networks += [ACCESSORIES_NETWORK] if config.accessories else []
-    service["networks"] = [*networks, PROCESSES_NETWORK]
-    service["logging"] = _logging(config)
-    return service
+    spec = replace(
+        spec,
+        healthcheck=healthcheck,
+        stop_grace_period=process.stop_grace,
+        waits_for=waits,
+        limits=limits,
+        replicas=process.replicas,
+        labels={PROCESS_LABEL: name},
+        networks=[*networks, PROCESSES_NETWORK],
+    )
+    return compose_service(project, spec, contents)
 
 
-def _started(accessory: Accessory) -> str:
+def _started(accessory: Accessory) -> Wait:
     healthy = accessory.kind == "redis" or accessory.healthcheck is not None
-    return "service_healthy" if healthy else "service_started"
+    return "healthy" if healthy else "started"
 
 
 def _healthcheck(command: str | tuple[str, ...]) -> dict[str, Any]:
@@ -229,7 +213,7 @@ def _accessory_service(config: Config, name: str, accessory: Accessory) -> dict[
     # their own user.
     service["security_opt"] = ["no-new-privileges:true"]
     service["networks"] = [ACCESSORIES_NETWORK]
-    service["logging"] = _logging(config)
+    service["logging"] = logging_options(config)
     return service
 
 
@@ -238,7 +222,7 @@ def _accessory_volumes(name: str, accessory: Accessory) -> list[str]:
     return [accessory_volume(name, v) for v in names]
 
 
-def add_companions(doc: dict[str, Any], project: Project) -> dict[str, Any]:
+def add_companions(doc: dict[str, Any], project: Project, contents: Mapping[str, str]) -> dict[str, Any]:
     """Put the processes and the accessories into the compose document (render/compose.py render_compose's)."""
     config = project.config
     if not config.processes and not config.accessories:
@@ -254,7 +238,8 @@ def add_companions(doc: dict[str, Any], project: Project) -> dict[str, Any]:
         for secret, variable in secrets.items():
             doc.setdefault("secrets", {})[secret] = {"environment": variable}
     for name, process in sorted(config.processes.items()):
-        services[name] = _process_service(project, name, process)
+        services[name] = _process_service(project, name, process, contents)
+        services[name]["logging"] = logging_options(config)
     if config.accessories:
         networks[ACCESSORIES_NETWORK] = {"internal": True}
         services[APP_SERVICE]["networks"].append(ACCESSORIES_NETWORK)

@@ -35,8 +35,9 @@ from pathlib import Path, PurePosixPath
 from ..config.project import Project
 from ..errors import ConfigError, UserError
 from .companions import add_companions, companion_variables
-from .compose import INITIAL_ROUTES, SECRET_ENV, compose_variables, needs_secret_env, render_compose
+from .compose import INITIAL_ROUTES, compose_variables, render_compose
 from .dockerfile import dockerignore, dockerignore_excludes, render_dockerfile
+from .secrets import SECRET_ENV, needs_secret_env
 from .swarm import MIGRATE_FILE, STACK_FILE, SWARM_DIR, render_swarm
 from .text import CONFIG_HEADER, acme_ca_files, dump, header, literal
 from .traefik import initial_routes, traefik_static
@@ -104,7 +105,7 @@ def render_stack(project: Project) -> RenderedStack:
         files = render_swarm(project)
     else:
         configs = stack_configs(project)
-        doc = literal(add_companions(render_compose(project, configs), project))
+        doc = literal(add_companions(render_compose(project, configs), project, configs))
         doc = companion_variables(compose_variables(doc, config), config)
         files = {COMPOSE_FILE: header(project) + dump(doc)}
     if project.dockerfile is None:

@@ -1,6 +1,9 @@
 """The files of a Swarm stack (mode: swarm): stack.yml for `docker stack deploy`, migrate.yml (the migration as a
 job), and the files they turn into Swarm configs, under swarm/. Pure: same project -> same bytes; it reads the
-config, the CA files it names and (deploy_variables only) the database password file, and writes nothing.
+config and the CA files it names, and writes nothing. The app, the migration and the database are described once in
+render/services.py (ServiceSpec); here they are written in a stack file's syntax, beside mode: swarm's own services
+(Traefik, the socket proxy). render/swarm_app.py: the app's process; render/swarm_variables.py: the deploy-time
+variables (deploy_variables, which reads the secrets' files).
 
 Rendered files (paths relative to the output directory, where stack.yml's relative paths are resolved from):
   stack.yml               services traefik, socket-proxy, app, and db when configured
@@ -34,108 +37,51 @@ Why it looks the way it does:
 from __future__ import annotations
 
 import hashlib
-import shlex
 from importlib import resources
-from typing import Any
+from typing import Any, assert_never
 
 from ..config.model import DATABASE_VOLUME, Config
 from ..config.project import Project
-from ..errors import ConfigError
-from .compose import (
-    ACME_CA_DIR,
-    APP_SERVICE,
-    APP_START_PERIOD,
-    DB_SECRET,
-    DB_SERVICE,
-    GRACEFUL_TIMEOUT,
-    RESOLVER,
-    SECRET_ENV,
-    SECRET_ENV_PATH,
-    _app_environment,
-    _confinement,
-    _data_volumes,
-    _db_service,
-    _logging,
-    acme_ca_name,
-    app_healthcheck,
-    app_limits,
-    app_secret_name,
-    needs_secret_env,
-    secret_env_command,
-    traefik_healthcheck,
+from .names import ACME_CA_DIR, APP_SERVICE, APP_START_PERIOD, DB_SERVICE, MIGRATE_SERVICE, RESOLVER, acme_ca_name
+from .secrets import DB_SECRET, SECRET_ENV, needs_secret_env
+from .services import ServiceSpec, app_services, http_probe, logging_options, traefik_healthcheck
+from .swarm_app import FILE_TARGETS, explicit_workers, swarm_mode
+from .swarm_variables import (
+    RELEASE_VARIABLE,
+    REPLICAS_VARIABLE,
+    TRAEFIK_REPLICAS_VARIABLE,
+    secret_version_variable,
+    secrets_section,
+    swarm_image,
 )
-from .dockerfile import GUNICORN_CONF_PATH
 from .text import CONFIG_HEADER, acme_ca_files, dump, header, literal
-from .traefik import SWARM_DYNAMIC_FILE, SWARM_REFRESH_SECONDS, host_rule, traefik_dynamic, traefik_swarm_static
+from .traefik import SWARM_DYNAMIC_FILE, host_rule, traefik_dynamic, traefik_swarm_static
 
 __all__ = [
-    "APP_SERVICE",
-    "DB_SECRET_VARIABLE",
     "MIGRATE_FILE",
-    "MIGRATE_SERVICE",
-    "RELEASE_VARIABLE",
-    "REPLICAS_VARIABLE",
     "SOCKET_PROXY_SERVICE",
     "STACK_FILE",
     "SWARM_DIR",
-    "TRAEFIK_REPLICAS_VARIABLE",
     "TRAEFIK_SERVICE",
-    "app_command",
     "config_name",
-    "db_secret_version",
-    "deploy_variables",
     "render_swarm",
-    "secret_version",
-    "secret_version_variable",
-    "swarm_image",
-    "swarm_warnings",
 ]
 
 STACK_FILE = "stack.yml"
 MIGRATE_FILE = "migrate.yml"
 SWARM_DIR = "swarm"
-SECRETS_DIR = "/run/secrets"
-MIGRATE_SERVICE = "migrate"
 TRAEFIK_SERVICE = "traefik"
 SOCKET_PROXY_SERVICE = "socket-proxy"
 SOCKET_PROXY_PORT = 2375
 SOCKET_PROXY_PATH = "/etc/composekit/socket_proxy.py"
-DRAIN_RUNNER_PATH = "/etc/composekit/uvicorn_drain.py"
 DOCKER_SOCKET = "/var/run/docker.sock"
-
-# The only variables of the stack files; `docker stack deploy` substitutes them from its environment, which the
-# deploying side fills from deploy_variables().
-RELEASE_VARIABLE = "COMPOSEKIT_RELEASE"
-REPLICAS_VARIABLE = "COMPOSEKIT_APP_REPLICAS"
-# 0 at a first deploy only: Traefik starts once the socket proxy it reads the services through runs (Swarm has no
-# depends_on; started together, Traefik logs errors until the proxy's name resolves).
-TRAEFIK_REPLICAS_VARIABLE = "COMPOSEKIT_TRAEFIK_REPLICAS"
-DB_SECRET_VARIABLE = "COMPOSEKIT_DB_SECRET_VERSION"
 
 # The compose file format `docker stack deploy` reads (the Docker CLI's own loader, not the Compose plugin).
 STACK_VERSION = "3.9"
-# deploy_variables' hash of the database password: PBKDF2-HMAC-SHA256, salted with the stack name.
-DB_SECRET_KDF_ITERATIONS = 200_000
-DB_SECRET_VERSION_LENGTH = 12
-# The longest name of a Swarm secret or config (swarmkit refuses longer ones at `docker stack deploy`).
-SWARM_NAME_MAX = 64
 # Seconds Traefik waits between two active health checks of a task, and for one answer.
 TRAEFIK_HEALTH_INTERVAL = "2s"
 TRAEFIK_HEALTH_TIMEOUT = "2s"
-# Keep-alive of the app's connections, above Traefik's idle timeout towards it (60s, render/traefik.py).
-KEEP_ALIVE = 75
-# How long a task Swarm stops keeps serving before its graceful stop (runtime/uvicorn_drain.py): Traefik's Swarm
-# provider drops a task whose desired state is no longer "running" at its next poll (SWARM_REFRESH_SECONDS), plus
-# a margin for the poll itself and the engine's answer.
-DRAIN_SECONDS = SWARM_REFRESH_SECONDS + 2
-
 _MANAGER = "node.role == manager"
-
-
-def swarm_image(config: Config, release: str) -> str:
-    """The release image as the cluster's nodes know it: <name>-app:<release>, under registry/ when one is set."""
-    repository = f"{config.name}-app" if config.registry is None else f"{config.registry}/{config.name}-app"
-    return f"{repository}:{release}"
 
 
 def config_name(config: Config, key: str, content: str) -> str:
@@ -147,67 +93,6 @@ def config_name(config: Config, key: str, content: str) -> str:
 def _config_key(filename: str) -> str:
     """traefik.yml -> traefik-yml: the key of a file in stack.yml's `configs`."""
     return filename.replace(".", "-").replace("_", "-")
-
-
-def _explicit_workers(config: Config) -> bool:
-    return "workers" in config.app.model_fields_set
-
-
-def app_command(config: Config) -> list[str]:
-    """One process: uvicorn with --workers 1 (WEB_CONCURRENCY from an env file cannot change it), run by
-    runtime/uvicorn_drain.py in the same process, which keeps a stopping task serving until Traefik has dropped it.
-    The network `web` is the stack's own overlay where only Traefik reaches the app, hence --forwarded-allow-ips=*.
-    With app/workers set: gunicorn with gunicorn.conf.py, which sizes the workers as in compose mode and drains
-    the same way (DRAIN_SECONDS in the environment)."""
-    app = config.app
-    if _explicit_workers(config):
-        return ["gunicorn", "--config", GUNICORN_CONF_PATH, app.module]
-    return [
-        "python3",
-        DRAIN_RUNNER_PATH,
-        "--drain-seconds",
-        str(DRAIN_SECONDS),
-        app.module,
-        "--host",
-        "0.0.0.0",
-        "--port",
-        str(app.port),
-        "--workers",
-        "1",
-        "--proxy-headers",
-        "--forwarded-allow-ips=*",
-        "--timeout-keep-alive",
-        str(KEEP_ALIVE),
-        "--timeout-graceful-shutdown",
-        str(GRACEFUL_TIMEOUT),
-    ]
-
-
-def swarm_warnings(config: Config) -> list[str]:
-    """What the CLI prints on stderr before rendering or deploying a swarm stack; [] in compose mode."""
-    if config.mode != "swarm":
-        return []
-    warnings: list[str] = []
-    app = config.app
-    if _explicit_workers(config):
-        what = (
-            "as many worker processes as its CPUs and memory allow"
-            if app.workers == "auto"
-            else f"{app.workers} worker processes"
-        )
-        warnings.append(
-            f"app/workers: {app.workers} runs gunicorn with {what} in each of the app's containers; in mode: swarm, "
-            "Swarm replicates containers (app/replicas), so one process per container is the usual choice: remove "
-            "app/workers to run one uvicorn process per container"
-        )
-    if app.volumes:
-        names = ", ".join(sorted(app.volumes))
-        warnings.append(
-            f"app/volumes: {names}: in mode: swarm a named volume is local to the node a task runs on; replicas on "
-            "different nodes do not share it (pin the app to one node with app/placement, or keep the data in the "
-            "database)"
-        )
-    return warnings
 
 
 def _swarm_files(project: Project) -> dict[str, str]:
@@ -222,7 +107,7 @@ def _swarm_files(project: Project) -> dict[str, str]:
         "socket_proxy.py": runtime.joinpath("socket_proxy.py").read_text(encoding="utf-8"),
     }
     files.update(acme_ca_files(project))
-    if _explicit_workers(config):
+    if explicit_workers(config):
         files["gunicorn.conf.py"] = runtime.joinpath("gunicorn_conf.py").read_text(encoding="utf-8")
     else:
         files["uvicorn_drain.py"] = runtime.joinpath("uvicorn_drain.py").read_text(encoding="utf-8")
@@ -273,7 +158,7 @@ def _traefik_service(project: Project, files: dict[str, str]) -> dict[str, Any]:
             "cap_drop": ["ALL"],
             "cap_add": ["NET_BIND_SERVICE"],  # binds :80 and :443
             "networks": ["web", "api"],
-            "logging": _logging(config),
+            "logging": logging_options(config),
             # stop-first: a second Traefik could not bind the same host ports on the one manager.
             "deploy": _deploy(
                 1,
@@ -289,10 +174,6 @@ def _traefik_service(project: Project, files: dict[str, str]) -> dict[str, Any]:
 def _socket_proxy_service(config: Config) -> dict[str, Any]:
     """Root without capabilities: it owns nothing but may connect to the root-owned socket. Read-only root, no
     network but `api`, a handful of processes."""
-    probe = (
-        "import sys, urllib.request as u; "
-        f"sys.exit(0 if u.urlopen('http://127.0.0.1:{SOCKET_PROXY_PORT}/_ping', timeout=3).status == 200 else 1)"
-    )
     return {
         "image": config.images.python,
         "command": ["python3", "-I", "-B", SOCKET_PROXY_PATH],
@@ -302,9 +183,14 @@ def _socket_proxy_service(config: Config) -> dict[str, Any]:
         "volumes": [{"type": "bind", "source": DOCKER_SOCKET, "target": DOCKER_SOCKET, "read_only": True}],
         "read_only": True,
         "cap_drop": ["ALL"],
-        "healthcheck": {"test": ["CMD", "python3", "-c", probe], "interval": "5s", "timeout": "4s", "retries": 3},
+        "healthcheck": {
+            "test": http_probe(SOCKET_PROXY_PORT, "/_ping"),
+            "interval": "5s",
+            "timeout": "4s",
+            "retries": 3,
+        },
         "networks": ["api"],
-        "logging": _logging(config),
+        "logging": logging_options(config),
         "deploy": _deploy(1, [_MANAGER], restart_policy=_restart_any(), resources={"limits": {"pids": 64}}),
     }
 
@@ -332,128 +218,83 @@ def _traefik_labels(config: Config) -> dict[str, str]:
     }
 
 
-def _environment(config: Config) -> dict[str, str]:
-    """The compose render's variables, with what differs in Swarm: proxy headers trusted on the stack's own
-    network (Traefik's address there is not fixed) and the password where Swarm mounts secrets."""
-    env = _app_environment(config)
-    env["FORWARDED_ALLOW_IPS"] = "*"
-    if "DATABASE_PASSWORD_FILE" in env:
-        env["DATABASE_PASSWORD_FILE"] = f"{SECRETS_DIR}/{DB_SECRET}"
-    return env
-
-
-def _secret_names(config: Config) -> list[str]:
-    """The secrets the app and the migration read: the database password, then app/secrets."""
-    names = [DB_SECRET] if config.database is not None else []
-    return names + [app_secret_name(name) for name in sorted(config.app.secrets)]
-
-
-def _volumes(config: Config) -> list[Any]:
-    """Swarm ignores `tmpfs:`; a tmpfs mount gives the read-only app its writable /tmp."""
-    tmp: list[Any] = [{"type": "tmpfs", "target": "/tmp"}] if config.app.read_only else []
-    return tmp + _data_volumes(config)
-
-
-def _confined(config: Config) -> dict[str, Any]:
-    out = _confinement(config)
-    out.pop("tmpfs", None)
-    return out
-
-
-def _networks(config: Config) -> list[str]:
-    return ["web", DB_SERVICE] if config.database is not None else ["web"]
-
-
-def _app_service(project: Project, files: dict[str, str]) -> dict[str, Any]:
-    config = project.config
-    app = config.app
-    command = secret_env_command(config, app_command(config), SECRETS_DIR)
-    service: dict[str, Any] = {"image": "", "command": command}  # image: set after escaping
-    if app.env_file:
-        service["env_file"] = [project.rel(project.from_root(app.env_file))]
-    service["environment"] = _environment(config)
-    if _explicit_workers(config):  # gunicorn.conf.py's drain; uvicorn_drain.py takes it as an argument
-        service["environment"]["DRAIN_SECONDS"] = str(DRAIN_SECONDS)
-    configs = _configs_of(
-        files,
-        {"gunicorn.conf.py": GUNICORN_CONF_PATH, "uvicorn_drain.py": DRAIN_RUNNER_PATH, SECRET_ENV: SECRET_ENV_PATH},
-    )
+def _service(config: Config, spec: ServiceSpec, files: dict[str, str]) -> dict[str, Any]:
+    """``spec`` in a stack file. The app's image is the release's (set after escaping); secrets are Swarm secrets
+    under /run/secrets, composekit's files Swarm configs; `docker stack deploy` ignores `restart` and `security_opt`,
+    and `tmpfs:` (a tmpfs mount gives a read-only container its writable /tmp)."""
+    service: dict[str, Any] = {"image": "" if spec.release else spec.image}
+    if spec.command is not None:
+        service["command"] = spec.command
+    if spec.env_file:
+        service["env_file"] = spec.env_file
+    if spec.environment:
+        service["environment"] = spec.environment
+    configs = _configs_of(files, {name: FILE_TARGETS[name] for name in spec.files})
     if configs:
         service["configs"] = configs
-    if _secret_names(config):
-        service["secrets"] = _secret_names(config)
-    volumes = _volumes(config)
+    if spec.secrets:
+        service["secrets"] = spec.secrets
+    volumes: list[Any] = [{"type": "tmpfs", "target": "/tmp"}] if spec.read_only else []
+    volumes += [f"{name}:{target}" for name, target in spec.volumes]
     if volumes:
         service["volumes"] = volumes
-    service["healthcheck"] = app_healthcheck(config)
-    service["stop_grace_period"] = f"{GRACEFUL_TIMEOUT + DRAIN_SECONDS + 10}s"
-    service.update(_confined(config))
-    service["networks"] = _networks(config)
-    service["logging"] = _logging(config)
-    service["deploy"] = _deploy(
-        0,  # replicas: set after escaping
-        list(app.placement),
-        labels=_traefik_labels(config),
-        # A new task starts and turns healthy before an old one stops; Swarm watches each new task for at least
-        # its healthcheck's start window and rolls the whole update back when one fails.
-        update_config={
-            "parallelism": 1,
-            "delay": "0s",
-            "order": "start-first",
-            "failure_action": "rollback",
-            "monitor": f"{APP_START_PERIOD}s",
-            "max_failure_ratio": 0,
-        },
-        rollback_config={"parallelism": 1, "order": "start-first", "failure_action": "pause"},
-        restart_policy=_restart_any(),
-        resources={"limits": app_limits(config)},
-    )
+    if spec.healthcheck is not None:
+        service["healthcheck"] = spec.healthcheck
+    if spec.stop_grace_period is not None:
+        service["stop_grace_period"] = f"{spec.stop_grace_period}s"
+    if spec.cap_drop:
+        service["cap_drop"] = spec.cap_drop
+    if spec.cap_add:
+        service["cap_add"] = spec.cap_add
+    if spec.read_only:
+        service["read_only"] = True
+    if spec.user is not None:
+        service["user"] = spec.user
+    service["networks"] = spec.networks
+    service["logging"] = logging_options(config)
+    service["deploy"] = _service_deploy(config, spec)
     return service
 
 
-def _migrate_service(project: Project, files: dict[str, str]) -> dict[str, Any]:
-    """The migration: a job of one task on the release image, with the app's environment, secrets and networks;
-    never restarted (a failed migration stays failed: the deploy stops before the app is updated)."""
-    config = project.config
-    command = config.migrate.command
-    assert command is not None
-    argv = shlex.split(command) if isinstance(command, str) else list(command)
-    service: dict[str, Any] = {"image": "", "command": secret_env_command(config, argv, SECRETS_DIR)}
-    if config.app.env_file:
-        service["env_file"] = [project.rel(project.from_root(config.app.env_file))]
-    service["environment"] = _environment(config)
-    configs = _configs_of(files, {SECRET_ENV: SECRET_ENV_PATH})
-    if configs:
-        service["configs"] = configs
-    if _secret_names(config):
-        service["secrets"] = _secret_names(config)
-    volumes = _volumes(config)
-    if volumes:
-        service["volumes"] = volumes
-    service.update(_confined(config))
-    service["networks"] = _networks(config)
-    service["logging"] = _logging(config)
-    deploy: dict[str, Any] = {"mode": "replicated-job", "restart_policy": {"condition": "none"}}
-    if config.app.placement:
-        deploy["placement"] = {"constraints": list(config.app.placement)}
-    deploy["resources"] = {"limits": app_limits(config)}
-    service["deploy"] = deploy
-    return service
-
-
-def _db_swarm_service(config: Config) -> dict[str, Any]:
-    """The compose render's PostgreSQL on the manager (its volume is local there), one task, stop-first."""
-    service = _db_service(config)
-    for unsupported in ("restart", "security_opt"):  # `docker stack deploy` ignores them
-        service.pop(unsupported, None)
-    service["logging"] = _logging(config)
-    service["deploy"] = _deploy(
-        1,
-        [_MANAGER],
-        update_config={"parallelism": 1, "order": "stop-first", "failure_action": "rollback"},
-        restart_policy=_restart_any(),
-    )
-    return service
+def _service_deploy(config: Config, spec: ServiceSpec) -> dict[str, Any]:
+    resources = {"resources": {"limits": spec.limits}} if spec.limits else {}
+    match spec.role:
+        case "web":
+            return _deploy(
+                0,  # replicas: set after escaping
+                spec.placement,
+                labels=_traefik_labels(config),
+                # A new task starts and turns healthy before an old one stops; Swarm watches each new task for at
+                # least its healthcheck's start window and rolls the whole update back when one fails.
+                update_config={
+                    "parallelism": 1,
+                    "delay": "0s",
+                    "order": "start-first",
+                    "failure_action": "rollback",
+                    "monitor": f"{APP_START_PERIOD}s",
+                    "max_failure_ratio": 0,
+                },
+                rollback_config={"parallelism": 1, "order": "start-first", "failure_action": "pause"},
+                restart_policy=_restart_any(),
+                **resources,
+            )
+        case "job":  # one task, never restarted: a failed migration stays failed
+            deploy: dict[str, Any] = {"mode": "replicated-job", "restart_policy": {"condition": "none"}}
+            if spec.placement:
+                deploy["placement"] = {"constraints": spec.placement}
+            return deploy | resources
+        case "database":  # on the manager, where its volume is; one task, stop-first
+            return _deploy(
+                1,
+                [_MANAGER],
+                update_config={"parallelism": 1, "order": "stop-first", "failure_action": "rollback"},
+                restart_policy=_restart_any(),
+                **resources,
+            )
+        case "worker":  # processes/ are refused in mode: swarm when the config loads (config/companions.py)
+            raise AssertionError(f"{spec.name}: processes are not rendered in mode: swarm")
+        case _:
+            assert_never(spec.role)
 
 
 def _networks_doc(config: Config) -> dict[str, Any]:
@@ -464,43 +305,6 @@ def _networks_doc(config: Config) -> dict[str, Any]:
     if config.database is not None:
         networks[DB_SERVICE] = {"driver": "overlay", "internal": True}  # the app and the migration only
     return networks
-
-
-def _secrets_doc(project: Project) -> dict[str, Any]:
-    """The database password and app/secrets: read by `docker stack deploy` from their files; each name carries a
-    version from deploy_variables, so a new value is a new secret (Swarm secrets are immutable)."""
-    config = project.config
-    problems = []
-    for secret, (key, _) in _secret_files(project).items():
-        length = len(f"{config.name}_{secret}-") + DB_SECRET_VERSION_LENGTH
-        if length > SWARM_NAME_MAX:
-            source = " + ".join(p.name for p in project.config_files)
-            problems.append(
-                f"{source}: {key}: in mode: swarm its Docker secret is named {config.name}_{secret}-<version>, "
-                f"{length} characters, and Swarm allows {SWARM_NAME_MAX}: shorten name"
-                + (" or the variable's name" if key.startswith("app/") else "")
-            )
-    if problems:
-        raise ConfigError(problems)
-    return {
-        name: {"name": "", "file": project.rel(project.from_root(path))}
-        for name, (_, path) in _secret_files(project).items()
-    }
-
-
-def _secret_files(project: Project) -> dict[str, tuple[str, str]]:
-    """Each secret of the stack -> (its key in the config, the path of its file there)."""
-    config = project.config
-    files = {DB_SECRET: ("database/password_file", config.database.password_file)} if config.database else {}
-    files.update({app_secret_name(n): (f"app/secrets/{n}", v) for n, v in sorted(config.app.secrets.items())})
-    return files
-
-
-def secret_version_variable(secret: str) -> str:
-    """The variable of stack.yml that versions ``secret``'s name (deploy_variables sets it)."""
-    if secret == DB_SECRET:
-        return DB_SECRET_VARIABLE
-    return f"COMPOSEKIT_SECRET_{secret.removeprefix('env_')}_VERSION"
 
 
 def _variables(doc: dict[str, Any], config: Config) -> None:
@@ -534,7 +338,7 @@ def _document(project: Project, services: dict[str, Any], files: dict[str, str],
     }
     if configs:
         doc["configs"] = configs
-    secrets = {k: v for k, v in _secrets_doc(project).items() if k in uses}
+    secrets = {k: v for k, v in secrets_section(project).items() if k in uses}
     if secrets:
         doc["secrets"] = secrets
     doc = literal(doc)
@@ -559,54 +363,17 @@ def render_swarm(project: Project) -> dict[str, str]:
     render/stack.py as in compose mode. Same project -> byte-identical output."""
     config = project.config
     files = _swarm_files(project)
+    specs = app_services(project, swarm_mode(config))
     services: dict[str, Any] = {
         TRAEFIK_SERVICE: _traefik_service(project, files),
         SOCKET_PROXY_SERVICE: _socket_proxy_service(config),
-        APP_SERVICE: _app_service(project, files),
+        APP_SERVICE: _service(config, specs[APP_SERVICE], files),
     }
-    if config.database is not None:
-        services[DB_SERVICE] = _db_swarm_service(config)
+    if DB_SERVICE in specs:
+        services[DB_SERVICE] = _service(config, specs[DB_SERVICE], files)
     out = {STACK_FILE: _document(project, services, files, _uses(services))}
-    if config.migrate.command is not None:
-        migrate = {MIGRATE_SERVICE: _migrate_service(project, files)}
+    if MIGRATE_SERVICE in specs:
+        migrate = {MIGRATE_SERVICE: _service(config, specs[MIGRATE_SERVICE], files)}
         out[MIGRATE_FILE] = _document(project, migrate, files, _uses(migrate))
     out.update({f"{SWARM_DIR}/{name}": content for name, content in files.items()})
     return out
-
-
-def db_secret_version(project: Project) -> str:
-    """A version of the database password for its secret's name: PBKDF2-HMAC-SHA256 of the password file's bytes,
-    salted with the stack name, DB_SECRET_KDF_ITERATIONS rounds, the first DB_SECRET_VERSION_LENGTH hex digits.
-    It changes when the password changes; slow on purpose, as the name is visible to whoever lists secrets."""
-    assert project.config.database is not None
-    return secret_version(project, DB_SECRET)
-
-
-def secret_version(project: Project, secret: str) -> str:
-    """db_secret_version's hash, of any secret of the stack (the database password, one of app/secrets)."""
-    key, value = _secret_files(project)[secret]
-    path = project.from_root(value)
-    try:
-        content = path.read_bytes()
-    except OSError as exc:
-        source = " + ".join(p.name for p in project.config_files)
-        raise ConfigError([f'{source}: {key}: cannot read "{value}" ({path}): {exc.strerror}']) from None
-    salt = f"composekit-swarm-secret:{project.config.name}".encode()
-    digest = hashlib.pbkdf2_hmac("sha256", content, salt, DB_SECRET_KDF_ITERATIONS)
-    return digest.hex()[:DB_SECRET_VERSION_LENGTH]
-
-
-def deploy_variables(
-    project: Project, release: str, replicas: int | None = None, traefik: bool = True
-) -> dict[str, str]:
-    """The environment of `docker stack deploy` for stack.yml and migrate.yml: the release, the app's replicas
-    (``replicas``, else app/replicas), Traefik's (0 without ``traefik``: a first deploy's first step) and the
-    version of each secret (the database password's, app/secrets')."""
-    variables = {
-        RELEASE_VARIABLE: release,
-        REPLICAS_VARIABLE: str(replicas if replicas is not None else project.config.app.replicas),
-        TRAEFIK_REPLICAS_VARIABLE: "1" if traefik else "0",
-    }
-    for secret in _secret_files(project):
-        variables[secret_version_variable(secret)] = secret_version(project, secret)
-    return variables

@@ -9,7 +9,7 @@ import yaml
 
 from ..config.project import Project
 from ..errors import ConfigError
-from .compose import acme_ca_name
+from .names import acme_ca_name
 
 __all__ = ["CONFIG_HEADER", "HEADER", "acme_ca_files", "dump", "header", "literal"]
 

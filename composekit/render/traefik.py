@@ -11,7 +11,8 @@ from typing import Any
 import yaml
 
 from ..config.model import Config
-from .compose import APP_SERVICE, RESOLVER, TRAEFIK_DYNAMIC_DIR
+from .compose import TRAEFIK_DYNAMIC_DIR
+from .names import APP_SERVICE, RESOLVER
 
 __all__ = [
     "GENERATION_HEADER",

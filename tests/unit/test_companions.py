@@ -164,7 +164,8 @@ def test_processes_are_the_apps_image_confined_without_port_or_front_network(tmp
     app, worker, beat = doc["services"]["app"], doc["services"]["worker"], doc["services"]["beat"]
     for key in ("image", "cap_drop", "read_only", "tmpfs", "security_opt", "logging", "volumes"):
         assert worker[key] == app[key], key
-    assert worker["environment"] == {k: v for k, v in app["environment"].items() if k.startswith("DATABASE_")}
+    # The app's whole environment, as the migration gets it (render/services.py: one base for the app's processes).
+    assert worker["environment"] == app["environment"]
     assert worker["command"][-3:] == ["--", "arq", "app.worker.WorkerSettings"]
     assert worker["command"][:4] == app["command"][:4]  # runtime/secret_env.py: the app's secrets, same way
     assert "ports" not in worker and "web" not in worker["networks"]

@@ -14,10 +14,11 @@ from composekit.cli import app as cli
 from composekit.config import APP_VARIABLES, DATABASE_VARIABLES, REDACTED, WORKER_VARIABLES, parse_config
 from composekit.config.project import load_project
 from composekit.errors import ConfigError
-from composekit.render.compose import _app_environment
+from composekit.render.compose import compose_mode
+from composekit.render.names import APP_SERVICE
+from composekit.render.services import app_environment, app_services
 from composekit.render.stack import render_stack
-from composekit.render.swarm import _app_service as _swarm_app_service
-from composekit.render.swarm import _swarm_files
+from composekit.render.swarm_app import swarm_mode
 
 MINIMAL = {"name": "shop", "domain": "shop.example.com", "app": {"module": "app.main:app"}}
 USE_ENV_FILE = "put it in app/env_file, so it never lands in the rendered files or `composekit config`"
@@ -149,13 +150,13 @@ def test_render_sets_exactly_the_shared_list_of_composekit_variables(tmp_path: P
     """render.py and the validation share config.APP_VARIABLES / DATABASE_VARIABLES: nothing rendered escapes them."""
     everything = {"workers": 3, "workers_per_core": 2, "max_workers": 8, "worker_memory": "128M"}
     project = project_in(tmp_path, everything, database={"password_file": "app.env"}, env_file="")
-    env = _app_environment(project.config)
+    env = app_environment(project.config, compose_mode(project.config))
     assert set(env) <= set(APP_VARIABLES) | set(DATABASE_VARIABLES)
     swarm_only = {"DRAIN_SECONDS"}
     assert set(env) >= set(APP_VARIABLES) - {"FORWARDED_ALLOW_IPS"} - swarm_only | set(DATABASE_VARIABLES)
     # mode: swarm with app/workers: gunicorn's drain before its graceful stop, also composekit's own.
     swarm = project_in(tmp_path, everything, database={"password_file": "app.env"}, env_file="", mode="swarm")
-    swarm_env = _swarm_app_service(swarm, _swarm_files(swarm))["environment"]
+    swarm_env = app_services(swarm, swarm_mode(swarm.config))[APP_SERVICE].environment
     assert swarm_only <= set(swarm_env) <= set(APP_VARIABLES) | set(DATABASE_VARIABLES) | {"DATABASE_PASSWORD_FILE"}
 
 
@@ -175,7 +176,7 @@ def test_worker_settings_left_at_their_defaults_are_not_rendered(tmp_path: Path)
 
 def test_worker_settings_the_config_sets_are_rendered(tmp_path: Path) -> None:
     project = project_in(tmp_path, {"workers_per_core": 1, "worker_memory": "256M", "workers": 2, "max_workers": 4})
-    env = _app_environment(project.config)
+    env = app_environment(project.config, compose_mode(project.config))
     assert {k: env[k] for k in WORKER_VARIABLES} == {
         "WORKERS_PER_CORE": "1",
         "WORKER_MEMORY_MB": "256",
@@ -183,7 +184,8 @@ def test_worker_settings_the_config_sets_are_rendered(tmp_path: Path) -> None:
         "WEB_CONCURRENCY": "2",
     }
     # `workers: auto` set explicitly still renders no WEB_CONCURRENCY: auto is gunicorn.conf.py's own sizing.
-    assert "WEB_CONCURRENCY" not in _app_environment(project_in(tmp_path, {"workers": "auto"}).config)
+    auto = project_in(tmp_path, {"workers": "auto"}).config
+    assert "WEB_CONCURRENCY" not in app_environment(auto, compose_mode(auto))
 
 
 def test_a_worker_setting_in_both_the_env_file_and_the_config_is_refused(tmp_path: Path) -> None:

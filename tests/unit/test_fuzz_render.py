@@ -28,8 +28,8 @@ from composekit.config.model import Config
 from composekit.config.project import Project, load_project
 from composekit.config.schema import config_schema
 from composekit.errors import ConfigError
-from composekit.render.compose import app_image
 from composekit.render.dockerfile import GUNICORN_CONF_PATH
+from composekit.render.names import app_image
 from composekit.render.stack import render_stack
 from composekit.render.traefik import host_rule, routes_file
 

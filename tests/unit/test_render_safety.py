@@ -20,7 +20,7 @@ from composekit.config import parse_config
 from composekit.config.project import Project, load_project
 from composekit.config.sources import DependencyStyle
 from composekit.errors import ConfigError
-from composekit.render.compose import _healthcheck_cmd, render_compose
+from composekit.render.compose import render_compose
 from composekit.render.dockerfile import (
     _NO_HOME as NO_HOME,
 )
@@ -31,6 +31,7 @@ from composekit.render.dockerfile import (
     dockerignore_excludes,
     render_dockerfile,
 )
+from composekit.render.services import http_probe
 from composekit.render.stack import render_stack
 from composekit.render.traefik import host_rule, rule_string
 
@@ -397,7 +398,7 @@ def _probe_url(code: str) -> str:
 def test_the_healthcheck_requests_the_health_path_exactly(tmp_path: Path, mode: str, path: str) -> None:
     """health_path "/it's" rendered Python that did not compile: the app never turned healthy."""
     if '"' in path:  # not a URL character: refused (test_config.py); the quoting holds all the same
-        code = _healthcheck_cmd(8000, path)[3]
+        code = http_probe(8000, path)[3]
     else:
         config = BASE + f"mode: {mode}\napp: {{module: app.main:app, health_path: {json.dumps(path)}}}\n"
         stack = render_stack(project_in(tmp_path, config))
@@ -479,7 +480,7 @@ def test_the_healthcheck_code_requests_the_path_from_a_server() -> None:
     with socketserver.TCPServer(("127.0.0.1", 0), Handler) as server:
         thread = threading.Thread(target=server.handle_request, daemon=True)
         thread.start()
-        code = _healthcheck_cmd(server.server_address[1], "/it's?a=$b")[3]
+        code = http_probe(server.server_address[1], "/it's?a=$b")[3]
         with pytest.raises(SystemExit) as exited:
             exec(compile(code, "<healthcheck>", "exec"), {})
         thread.join(5)

@@ -23,7 +23,7 @@ from composekit.engine import steps
 from composekit.engine.wait import Deadline
 from composekit.errors import ConfigError
 from composekit.render.stack import render_stack
-from composekit.render.swarm import deploy_variables
+from composekit.render.swarm_variables import deploy_variables
 
 from .test_migration_state import StateEngine
 

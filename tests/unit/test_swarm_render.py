@@ -14,19 +14,11 @@ import yaml
 
 from composekit.config.project import load_project
 from composekit.errors import ConfigError
+from composekit.render.names import APP_SERVICE, MIGRATE_SERVICE
 from composekit.render.stack import MANIFEST_FILE, check_stack, render_stack, write_stack
-from composekit.render.swarm import (
-    APP_SERVICE,
-    MIGRATE_FILE,
-    MIGRATE_SERVICE,
-    STACK_FILE,
-    TRAEFIK_SERVICE,
-    app_command,
-    deploy_variables,
-    render_swarm,
-    swarm_image,
-    swarm_warnings,
-)
+from composekit.render.swarm import MIGRATE_FILE, STACK_FILE, TRAEFIK_SERVICE, render_swarm
+from composekit.render.swarm_app import app_command, swarm_warnings
+from composekit.render.swarm_variables import deploy_variables, swarm_image
 
 from .golden import assert_matches_golden
 
