@@ -644,17 +644,16 @@ def _db_service(config: Config) -> dict[str, Any]:
 def render_compose(project: Project, contents: Mapping[str, str]) -> dict[str, Any]:
     """The compose document; ``contents`` are the files it delivers (RenderedStack.configs), by name."""
     config = project.config
-    services: dict[str, Any] = {
-        "traefik": _traefik_service(project, contents),
-        ROUTES: _routes_service(config, contents),
-        FILES_SERVICE: _files_service(config),
-    }
+    # edge: shared: no Traefik of its own; the shared edge (render/edge.py) joins `web` at traefik_address.
+    own = config.edge == "own"
+    services: dict[str, Any] = {"traefik": _traefik_service(project, contents)} if own else {}
+    services.update({ROUTES: _routes_service(config, contents), FILES_SERVICE: _files_service(config)})
     if config.database is not None:
         services[DB_SERVICE] = _db_service(config)
     if config.migrate.command is not None:
         services["migrate"] = _migrate_service(project)
     services[APP_SERVICE] = _app_service(project, contents)
-    volumes: dict[str, Any] = {"acme": {}, ROUTES: {}, FILES_VOLUME: {}}
+    volumes: dict[str, Any] = {"acme": {}, ROUTES: {}, FILES_VOLUME: {}} if own else {ROUTES: {}, FILES_VOLUME: {}}
     for name in sorted(config.app.volumes):
         volumes[name] = {}
     networks: dict[str, Any] = {"web": _web_network(config)}
@@ -662,7 +661,8 @@ def render_compose(project: Project, contents: Mapping[str, str]) -> dict[str, A
     if config.database is not None:
         networks["db"] = {"internal": True}  # the database is reachable from the app and migrate only
         volumes[DATABASE_VOLUME] = {}
-    names = [*TRAEFIK_CONFIGS, *(acme_ca_name(i) for i in range(len(config.acme.ca_certificates))), "gunicorn.conf.py"]
+    names = [*TRAEFIK_CONFIGS, *(acme_ca_name(i) for i in range(len(config.acme.ca_certificates)))] if own else []
+    names.append("gunicorn.conf.py")
     names += [SECRET_ENV] if needs_secret_env(config) else []
     doc["configs"] = {name: {"content": contents[name]} for name in names}
     # Read by Compose from its own environment: composekit sets them from database/password_file and app/secrets'
