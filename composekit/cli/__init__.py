@@ -14,6 +14,7 @@ from . import observe  # noqa: F401  (status, logs, config)
 from . import releases  # noqa: F401  (releases, rollback)
 from . import checks  # noqa: F401  (smoke, doctor)
 from . import engine  # noqa: F401  (engine configure)
+from . import edge  # noqa: F401  (edge status logs up down)
 from . import scaffold  # noqa: F401  (init, schema)
 from .app import app, main
 
