@@ -311,7 +311,8 @@ def _deploy(
     infra = [name for name in docker.services() if name not in (FILES_SERVICE, steps.MIGRATE, APP)]
     docker.up(infra, dependencies=False, on_line=on_line)
     if shared:
-        edge.connect_app(project, edge.ensure_edge(project, docker.engine, deadline, report, on_line), report)
+        # The edge joins the app's network when the switch first routes to it (routes_volume.write_routes).
+        edge.ensure_edge(project, docker.engine, deadline, report, on_line)
     else:
         steps.wait_healthy(docker, ["traefik"], deadline)
     recorded = read_releases(docker)

@@ -178,12 +178,16 @@ def ensure_edge(
     return edge
 
 
-def connect_app(project: Project, edge: Docker, report: Progress) -> None:
+def connect_app(project: Project, edge: Docker, report: Progress = lambda _: None) -> None:
     """Join the edge's Traefik to the app's `web` network at traefik_address (the address the app trusts proxy
     headers from), unless it is there already: `docker network connect`, no restart."""
     state = edge_state(edge)
     traefik = state.traefik
-    assert traefik is not None
+    if traefik is None:
+        raise UserError(
+            f"the shared edge ({EDGE_PROJECT}) has no Traefik container, so app {project.config.name} cannot be "
+            "routed; `composekit up` (or `composekit edge up`) creates it"
+        )
     network = app_network(project)
     if network in edge.container_networks(traefik.name):
         return
