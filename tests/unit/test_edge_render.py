@@ -212,3 +212,27 @@ def test_domain_claims() -> None:
     # its own file never conflicts: a redeploy
     assert domain_conflict(notes, {"notes": text}) is None
     assert claimed_names("not: [yaml") == set()
+
+
+def _traefik(name: str, status: str = "running") -> Any:
+    from composekit.engine.docker import ContainerInfo
+
+    return ContainerInfo(name, name, "traefik", status, "healthy", None, 0, None, None, None, "traefik")
+
+
+def test_doctor_accepts_ports_held_by_the_shared_edge_only_for_a_shared_app() -> None:
+    from composekit.verify.host_doctor import check_ports
+
+    edge = [_traefik("composekit-edge-traefik-1")]
+    shared = check_ports(config(edge="shared"), [], lambda port: False, edge)
+    assert [(r.status.value, r.detail) for r in shared] == [
+        ("ok", "held by the shared edge's Traefik (composekit-edge-traefik-1), which routes this app")
+    ] * 2
+    own = check_ports(config(), [], lambda port: False, edge)
+    assert {r.status.value for r in own} == {"fail"}
+    assert "this app has edge: own" in own[0].detail
+    other = check_ports(config(edge="shared"), [], lambda port: False, [_traefik("x", "exited")])
+    assert [r.detail for r in other] == [
+        "in use by another process (ports/http); Traefik cannot publish it",
+        "in use by another process (ports/https); Traefik cannot publish it",
+    ]
