@@ -185,21 +185,22 @@ def routes_file(config: Config, generation: str, live: list[str], probe: list[st
         doc = {"http": {"middlewares": {headers: doc["http"]["middlewares"]["security-headers"]}}}
     http = doc["http"]
     http["middlewares"][probe_name] = {"headers": {"customResponseHeaders": {GENERATION_HEADER: generation}}}
-    tls = app_tls(config)
     http["routers"] = {
         name: {
             "rule": _names_rule(list(config.domains)),
             "entryPoints": ["websecure"],
             "service": name,
             "middlewares": [headers],
-            "tls": tls,
+            "tls": app_tls(config),
         },
         probe_name: {
             "rule": f"{host} && Header({rule_string(GENERATION_HEADER)}, {rule_string(generation)})",
             "entryPoints": ["websecure"],
             "service": probe_name,
             "middlewares": [headers, probe_name],
-            "tls": {"certResolver": RESOLVER},
+            # The same certificates as the app's router: with only the resolver, Traefik would order one for the
+            # probe rule's single Host, and serve that one or the app's, whichever it obtained first.
+            "tls": app_tls(config),
         },
     }
     for i, (source, target) in enumerate(config.www_redirects()):
@@ -210,7 +211,7 @@ def routes_file(config: Config, generation: str, live: list[str], probe: list[st
             "entryPoints": ["websecure"],
             "service": name,
             "middlewares": [headers, redirect],
-            "tls": tls,
+            "tls": app_tls(config),
         }
     http["services"] = {
         service: {"loadBalancer": {"servers": [{"url": f"http://{c}:{config.app.port}"} for c in containers]}}

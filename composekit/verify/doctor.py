@@ -185,7 +185,8 @@ def run_doctor(
         else:
             results.append(check_dns(config.domain, opts.expect_ips, resolver, is_local))
         if engine_up:
-            volume = f"{config.name}_{ACME_VOLUME}"
+            # edge: shared: the certificates are the shared edge's
+            volume = f"{EDGE_PROJECT if config.edge == 'shared' else config.name}_{ACME_VOLUME}"
             try:
                 if remote is not None:
                     results.append(remote.acme_file(volume, engine.volume_mountpoint(volume) is not None))

@@ -1,10 +1,10 @@
 """Several apps on one engine behind the shared edge (edge: shared): the real engine, Traefik and Pebble.
 
 Two small FastAPI apps, `notes` (two domains and a www redirect) and `blog`, each its own composekit.yaml. The first
-`up` creates the edge; `blog` is deployed, redeployed and taken down while `notes` is under constant HTTPS load,
-which loses no request, and the edge's Traefik is never restarted. From a container on blog's network nothing of
-notes answers. A third app claiming a domain of notes, or with other ACME settings, is refused before anything
-changes. One edge and the apps are shared by the module's tests, in order.
+`up` creates the edge; `blog` is deployed, redeployed, rolled back and taken down while `notes` is under constant
+HTTPS load, which loses no request, and the edge's Traefik is never restarted. From a container on blog's network
+nothing of notes answers. A third app claiming a domain of notes, or with other ACME settings, is refused before
+anything changes. One edge and the apps are shared by the module's tests, in order.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 import socket
 import ssl
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,19 @@ def https_as(stack: Stack, domain: str, path: str = "/") -> httpx.Response:
         return client.get(f"https://127.0.0.1{path}", headers={"Host": domain}, extensions={"sni_hostname": domain})
 
 
+def wait_certificate(stack: Stack, domain: str, timeout: float = 60) -> None:
+    """Until Traefik serves a Pebble-issued certificate for ``domain`` (each domain's is ordered in turn)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            https_as(stack, domain)
+            return
+        except (httpx.HTTPError, ssl.SSLError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)
+
+
 def certificate_names(stack: Stack, domain: str) -> set[str]:
     context = ssl.create_default_context(cafile=str(stack.env.roots))
     with (
@@ -148,6 +162,7 @@ def test_the_first_app_creates_the_edge_and_owns_no_traefik(apps: dict[str, Stac
     notes.wait_https("/")
     # each listed domain with its own certificate, its www name on it; the www name redirects permanently
     for domain in NOTES_DOMAINS:
+        wait_certificate(notes, domain)
         assert https_as(notes, domain).json() == {"app": NOTES, "version": "v1"}
         assert certificate_names(notes, domain) == {domain, f"www.{domain}"}
     moved = https_as(notes, f"www.{NOTES_DOMAINS[1]}", "/some/path?q=1")
@@ -164,7 +179,7 @@ def test_smoke_checks_every_domain(apps: dict[str, Stack]) -> None:
         assert domain in done.stdout + done.stderr
 
 
-def test_another_app_deployed_redeployed_and_taken_down_costs_the_first_no_request(apps: dict[str, Stack]) -> None:
+def test_another_apps_deploys_rollback_and_down_cost_the_first_no_request(apps: dict[str, Stack]) -> None:
     notes, blog = apps["notes"], apps["blog"]
     docker = DockerClient()
     before = edge_traefik(docker)
@@ -176,6 +191,8 @@ def test_another_app_deployed_redeployed_and_taken_down_costs_the_first_no_reque
         main.write_text(main.read_text().replace('VERSION = "v1"', 'VERSION = "v2"'))
         blog.ck("up", "--no-smoke", timeout=400)
         assert blog.https("/").json() == {"app": BLOG, "version": "v2"}
+        blog.ck("rollback", timeout=300)
+        assert blog.https("/").json() == {"app": BLOG, "version": "v1"}
         isolation(notes, blog)
         blog.ck("down", timeout=120)
         result = load.stop()
@@ -235,6 +252,23 @@ def test_other_acme_settings_are_refused_naming_both_values(apps: dict[str, Stac
     assert done.returncode == 1, done.stderr
     assert "acme/email is 'someone@example.org' here but 'ops@example.com' on the edge" in done.stderr
     assert not other.leftovers()
+
+
+def test_adding_and_removing_a_domain_never_restarts_the_edge(apps: dict[str, Stack]) -> None:
+    notes = apps["notes"]
+    before = edge_traefik(DockerClient())
+    added = f"{NOTES}-3.composekit.test"
+    config = yaml.safe_load((notes.dir / "composekit.yaml").read_text())
+    (notes.dir / "composekit.yaml").write_text(yaml.safe_dump({**config, "domain": [*NOTES_DOMAINS, added]}))
+    notes.ck("up", "--no-smoke", "--timeout", "150", timeout=300)
+    wait_certificate(notes, added)
+    assert certificate_names(notes, added) == {added, f"www.{added}"}
+    assert https_as(notes, added).json() == {"app": NOTES, "version": "v1"}
+    (notes.dir / "composekit.yaml").write_text(yaml.safe_dump(config))
+    notes.ck("up", "--no-smoke", "--timeout", "150", timeout=300)
+    assert https_as(notes, added).status_code == 404  # no router for it any more
+    after = edge_traefik(DockerClient())
+    assert (after.id, after.state.started_at) == (before.id, before.state.started_at)
 
 
 def test_edge_down_is_refused_while_an_app_uses_it(apps: dict[str, Stack]) -> None:

@@ -109,8 +109,9 @@ def test_routes_file_routes_every_domain_each_with_its_certificate() -> None:
     router = doc["http"]["routers"]["notes"]
     assert router["rule"] == "Host(`notes.example.test`) || Host(`notes.example.org`)"
     assert router["tls"]["domains"] == [{"main": "notes.example.test"}, {"main": "notes.example.org"}]
-    # the probe router stays on the first domain
+    # the probe router stays on the first domain, with the same certificates (else Traefik orders one for it alone)
     assert doc["http"]["routers"]["notes-probe"]["rule"].startswith("Host(`notes.example.test`) && Header(")
+    assert doc["http"]["routers"]["notes-probe"]["tls"] == router["tls"]
 
 
 @pytest.mark.parametrize(
