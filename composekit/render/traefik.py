@@ -203,6 +203,11 @@ def routes_file(config: Config, generation: str, live: list[str], probe: list[st
             "tls": app_tls(config),
         },
     }
+    if config.extra_domains:
+        # Traefik ranks routers by the length of their rule: the app's rule with several Host()s can outgrow the
+        # probe's, which then never answers (seen with three domains). The probe router must win for its requests.
+        probe_router = http["routers"][probe_name]
+        probe_router["priority"] = len(http["routers"][name]["rule"]) + len(probe_router["rule"])
     for i, (source, target) in enumerate(config.www_redirects()):
         redirect = f"{name}-www-{i}"
         http["middlewares"][redirect] = _redirect_regex(source, target)

@@ -114,6 +114,16 @@ def test_routes_file_routes_every_domain_each_with_its_certificate() -> None:
     assert doc["http"]["routers"]["notes-probe"]["tls"] == router["tls"]
 
 
+def test_the_probe_router_outranks_an_app_router_with_many_domains() -> None:
+    """Traefik ranks routers by rule length unless given a priority: with three domains the app's rule was longer
+    than the probe's, which then never answered (seen on the real edge)."""
+    many = [f"d{i}.notes.example.test" for i in range(5)]
+    routers = routes(config(domain=many))["http"]["routers"]
+    probe, app = routers["notes-probe"], routers["notes"]
+    assert len(app["rule"]) > len(probe["rule"])
+    assert probe.get("priority", len(probe["rule"])) > app.get("priority", len(app["rule"]))
+
+
 @pytest.mark.parametrize(
     ("www", "domain", "source", "target"),
     [
