@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config.project import Project
-from .engine import probes, steps, swarm
+from .engine import edge, probes, steps, swarm
 from .engine.companions import deploy_processes
 from .engine.docker import ContainerInfo, Docker, LineSink
 from .engine.lock import deploy_lock
@@ -274,7 +274,11 @@ def _deploy(
     build_local: bool = False,
 ) -> tuple[list[ContainerInfo], SwitchResult]:
     before = steps.by_service(docker.containers())
-    steps.check_ports(project, before, docker)
+    shared = project.config.edge == "shared"
+    if shared:
+        edge.preflight(project, docker, before)  # settings, domains, ports: before anything changes
+    else:
+        steps.check_ports(project, before, docker)
     rendered = render_stack(project)
     release = project_release_id(project, rendered)  # read before the render writes into the tree
     write_stack(project, rendered, warn=lambda m: report(f"warning: {m}"))
@@ -303,7 +307,12 @@ def _deploy(
     # The processes are started beside their old containers below (deploy_processes), never recreated in place.
     own = (FILES_SERVICE, steps.MIGRATE, APP, *project.config.processes)
     docker.up([name for name in docker.services() if name not in own], dependencies=False, on_line=on_line)
-    steps.wait_healthy(docker, ["traefik", *sorted(project.config.accessories)], deadline)
+    if shared:
+        # The edge joins the app's network when the switch first routes to it (routes_volume.write_routes).
+        edge.ensure_edge(project, docker.engine, deadline, report, on_line)
+        steps.wait_healthy(docker, sorted(project.config.accessories), deadline)
+    else:
+        steps.wait_healthy(docker, ["traefik", *sorted(project.config.accessories)], deadline)
     recorded = read_releases(docker)
     if any(r.id == release for r in recorded):
         distinct = distinct_release_id(release, docker.image_id(app_image(project.config)), recorded)

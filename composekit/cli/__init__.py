@@ -15,6 +15,7 @@ from . import releases  # noqa: F401  (releases, rollback)
 from . import backup  # noqa: F401  (backup, backups, restore)
 from . import checks  # noqa: F401  (smoke, doctor)
 from . import engine  # noqa: F401  (engine configure)
+from . import edge  # noqa: F401  (edge status logs up down)
 from . import scaffold  # noqa: F401  (init, schema)
 from .app import app, main
 

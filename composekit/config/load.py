@@ -108,7 +108,8 @@ def _known_keys(data: Any, loc: tuple[Any, ...]) -> str:
         if model is None and annotation is not None:
             args = getattr(annotation, "__args__", ())
             model = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), None)
-    return f" (expected one of: {', '.join(model.model_fields)})" if model else ""
+    keys = [k for k in model.model_fields if k != "extra_domains"] if model else []  # `domain` given as a list
+    return f" (expected one of: {', '.join(keys)})" if model else ""
 
 
 def parse_config(data: Any, source: str = CONFIG_FILENAME) -> Config:

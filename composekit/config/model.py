@@ -15,6 +15,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from .companions import Accessory, Process, check_accessories, check_processes
 from .environment import DATABASE_VARIABLE_SETS, check_environment, check_secrets
@@ -83,6 +84,10 @@ LINUX_CAPABILITIES = frozenset(
 )
 
 SWARM_ONLY = "applies to mode: swarm only; set `mode: swarm` or remove the key"
+
+DOMAIN_EXPECTED = 'a fully qualified lowercase domain name such as "shop.example.com"'
+# www: the name beside each listed domain that answers with a permanent redirect to it.
+WWW_MODES = ("none", "redirect_to_apex", "redirect_to_www")
 
 
 class App(_Model):
@@ -236,8 +241,11 @@ class Config(_Model):
         str,
         Strict(),
         Field(pattern=_DOMAIN_RE.pattern, examples=["shop.example.com"]),
-        Expected('a fully qualified lowercase domain name such as "shop.example.com"'),
+        Expected(DOMAIN_EXPECTED),
     ]
+    # `domain` given as a list: its first item is `domain`, the others are here (Config._domain_list). Never a key of
+    # its own in composekit.yaml.
+    extra_domains: SkipJsonSchema[tuple[str, ...]] = ()
     acme: Acme = Acme()
     app: App
     migrate: Migrate = Migrate()
@@ -268,6 +276,10 @@ class Config(_Model):
         ]
         | None
     ) = None
+    www: Literal["none", "redirect_to_apex", "redirect_to_www"] = "none"
+    # own: the stack holds its own Traefik; shared: the engine's one edge Traefik (project composekit-edge) routes
+    # this app beside others (render/edge.py, engine/edge.py).
+    edge: Literal["own", "shared"] = "own"
 
     @field_validator("host", mode="before")
     @classmethod
@@ -309,6 +321,76 @@ class Config(_Model):
                         f'app/volumes: "{name}-{volume}" is the volume of accessory {name}; give your volume '
                         "another name"
                     )
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _domain_list(cls, data: Any) -> Any:
+        """`domain: [a, b]`: a becomes `domain`, the rest extra_domains; each checked as `domain` is."""
+        if not isinstance(data, dict):
+            return data
+        if "extra_domains" in data:
+            raise ValueError(
+                'extra_domains: unknown key (list the domains under `domain`: domain: ["a.example.com", '
+                '"b.example.com"])'
+            )
+        items = data.get("domain")
+        if not isinstance(items, list):
+            return data
+        if not items:
+            raise ValueError(f"domain: expected {DOMAIN_EXPECTED}, or a non-empty list of them, got []")
+        for i, item in enumerate(items):
+            if not isinstance(item, str) or not _DOMAIN_RE.match(item):
+                raise ValueError(f"domain/{i}: expected {DOMAIN_EXPECTED}, got {got(item)}")
+            if item in items[:i]:
+                raise ValueError(f"domain/{i}: {item} is listed twice; list each domain once")
+        return {**data, "domain": items[0], "extra_domains": tuple(items[1:])}
+
+    @property
+    def domains(self) -> tuple[str, ...]:
+        """Every domain the app serves, `domain` first (the one the probes and the URL use)."""
+        return (self.domain, *self.extra_domains)
+
+    def www_redirects(self) -> list[tuple[str, str]]:
+        """(from, to) for each domain's www counterpart per `www` (a permanent redirect from -> to)."""
+        if self.www == "redirect_to_apex":
+            return [(f"www.{d}", d) for d in self.domains]
+        if self.www == "redirect_to_www":
+            return [(d.removeprefix("www."), d) for d in self.domains]
+        return []
+
+    @model_validator(mode="after")
+    def _www(self) -> Config:
+        for i, d in enumerate(self.domains):
+            path = "domain" if not self.extra_domains else f"domain/{i}"
+            if self.www == "redirect_to_apex" and d.startswith("www."):
+                raise ValueError(
+                    f"{path}: www: redirect_to_apex redirects www.<domain> to the domain listed, so list the apex "
+                    f"{d.removeprefix('www.')} instead of {d}"
+                )
+            if self.www == "redirect_to_www" and not d.startswith("www."):
+                raise ValueError(
+                    f"{path}: www: redirect_to_www redirects the apex to the www. name listed, so list www.{d} "
+                    f"instead of {d}"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _www_compose_only(self) -> Config:
+        if self.www != "none" and self.mode == "swarm":
+            raise ValueError(
+                "www: the www redirect applies to mode: compose only for now; list both names under `domain` "
+                "(each is routed to the app) or remove `www`"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _shared_edge_compose_only(self) -> Config:
+        if self.edge == "shared" and self.mode == "swarm":
+            raise ValueError(
+                "edge: shared applies to mode: compose only: in mode: swarm each stack runs its own Traefik service "
+                "(see docs/swarm.md); remove `edge: shared` or set `mode: compose`. Nothing was changed."
+            )
         return self
 
     @model_validator(mode="after")
@@ -356,6 +438,9 @@ class Config(_Model):
         paths here, and neither they nor env files are read for this.
         """
         data = self.model_dump(mode="json")
+        extra = data.pop("extra_domains")
+        if extra:
+            data["domain"] = [data["domain"], *extra]
         redacted: dict[str, Any] = redact(data)
         # app/secrets: the paths of the files, keyed by the variables they fill (SECRET_KEY would redact by name):
         # shown, unless a path itself looks like a credential.

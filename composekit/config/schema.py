@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from .companions import COMPANION_NAME_RE, RESERVED_NAMES
 from .environment import _ENV_KEY_RE
-from .fields import _NODE_NAME_RE, _VOLUME_NAME_RE, CONTAINER_PATH_RE, URL_PATH_RE
+from .fields import _DOMAIN_RE, _NODE_NAME_RE, _VOLUME_NAME_RE, CONTAINER_PATH_RE, URL_PATH_RE
 from .model import LINUX_CAPABILITIES, Config
 
 __all__ = ["DESCRIPTIONS", "OVERRIDES", "SCHEMA_DIALECT", "config_schema", "schema_json"]
@@ -93,6 +93,17 @@ OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
         },
     },
     ("App", "cap_add"): {"type": "array", "items": {"enum": sorted(LINUX_CAPABILITIES)}},
+    ("Config", "domain"): {
+        "anyOf": [
+            {"type": "string", "pattern": _DOMAIN_RE.pattern, "examples": ["shop.example.com"]},
+            {
+                "type": "array",
+                "items": {"type": "string", "pattern": _DOMAIN_RE.pattern},
+                "minItems": 1,
+                "uniqueItems": True,
+            },
+        ]
+    },
     ("Config", "host"): {
         "anyOf": [
             {"type": "string", "pattern": r"^(ssh://[^/?#\s]+(/[^?#\s]*)?|unix:///\S+|tcp://[^/?#\s]+/?)$"},
@@ -157,7 +168,12 @@ OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
 # Shown by editors on hover and completion.
 DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("Config", "name"): "Compose project name: containers, volumes, networks and the app image are named after it.",
-    ("Config", "domain"): "The DNS name pointing at this server; Traefik obtains its certificate over ACME.",
+    ("Config", "domain"): "The DNS name pointing at this server, or a list of them; Traefik obtains a certificate over "
+    "ACME for each.",
+    ("Config", "www"): '"none", "redirect_to_apex" (www.<domain> answers a permanent redirect to each listed domain) '
+    'or "redirect_to_www" (each listed domain is a www. name; its apex redirects to it).',
+    ("Config", "edge"): '"own" (the stack runs its own Traefik) or "shared" (one edge Traefik per engine, the '
+    "composekit-edge project, routes this app beside others; mode: compose only).",
     ("Config", "acme"): "The ACME certificate authority and challenge.",
     ("Config", "app"): "The FastAPI app: where it is, how it is served and sized.",
     ("Config", "host"): "The Docker engine to deploy to: ssh://[user@]host[:port] (an SSH config alias works; a path "

@@ -21,6 +21,7 @@ from .compose import COMPOSE_HINT, ComposeCommands
 from .docker_cli import ENGINE_HINT, LineSink, _as_text
 from .images import ImageCommands, Shipped
 from .lock_container import LockContainers
+from .networks import NetworkCommands
 from .swarm_api import SWARM_HINT, SwarmCommands
 
 __all__ = [
@@ -74,7 +75,7 @@ def context_endpoint(name: str | None) -> tuple[str, str]:
         raise DockerError(f"the Docker context {name or '(current)'} has no Docker endpoint", argv, str(exc)) from None
 
 
-class Docker(ComposeCommands, ImageCommands, SwarmCommands, LockContainers, BackupContainers):
+class Docker(ComposeCommands, ImageCommands, SwarmCommands, LockContainers, BackupContainers, NetworkCommands):
     """Docker and Compose for one composekit stack (its compose files and project name), on one engine."""
 
     def volume_mountpoint(self, name: str) -> str | None:

@@ -82,5 +82,14 @@ def write_routes(project: Project, docker: Docker, live: list[str], probe: list[
     """Write a new generation of Traefik's routes; returns its id (probe it with probes.wait_generation)."""
     generation = new_generation()
     text = routes_file(project.config, generation, live, probe)
-    write_file(docker, f"{ROUTES_DIR}/{ROUTES_FILE}", text)
+    if project.config.edge == "shared":
+        from .edge import connect_app, edge_docker, write_route  # edge imports this module: imported here, no cycle
+
+        edge = edge_docker(docker.engine)
+        # The app's `web` network exists once its first container runs (the switch starts it just before): the
+        # edge joins it here, before routing to it.
+        connect_app(project, edge)
+        write_route(project, edge, text)  # the app's one file in the shared edge's directory
+    else:
+        write_file(docker, f"{ROUTES_DIR}/{ROUTES_FILE}", text)
     return generation

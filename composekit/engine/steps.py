@@ -375,5 +375,10 @@ def down(
     """Stop and remove the stack's containers; returns the volumes that are kept (or were deleted)."""
     with read_only_docker(project, engine) as docker:
         volumes = docker.volumes()
+        if project.config.edge == "shared":
+            from .edge import detach_app  # edge imports steps: imported here, no cycle
+
+            # Before the stack's network goes: Docker removes no network that a container still uses.
+            detach_app(project, docker.engine, on_line or (lambda _: None))
         docker.down(delete_volumes=delete_volumes, on_line=on_line)
     return volumes

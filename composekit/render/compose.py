@@ -51,6 +51,7 @@ __all__ = [
     "ROUTES",
     "ROUTES_DIR",
     "ROUTES_FILE",
+    "ROUTES_INIT",
     "TRAEFIK_DYNAMIC_DIR",
     "compose_mode",
     "compose_service",
@@ -84,7 +85,7 @@ INITIAL_ROUTES = "routes.yml"
 # PID 1 of the routes container: puts the initial routes (argv[2]) in place as argv[1] unless a routes file is there
 # already (os.link never replaces a file: a generation `up` wrote is never overwritten, by a restart or a recreated
 # container), then waits, and exits at once on SIGTERM (a bare pause would ignore it).
-_ROUTES_INIT = (
+ROUTES_INIT = (
     "import os, signal, sys\n"
     "signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\n"
     "path, text = sys.argv[1], sys.argv[2]\n"
@@ -227,7 +228,7 @@ def _routes_service(config: Config, contents: Mapping[str, str]) -> dict[str, An
     Nothing in the stack mounts the Docker socket: Traefik learns its routes from the files written here."""
     return {
         "image": config.images.python,
-        "command": ["python3", "-I", "-c", _ROUTES_INIT, f"{ROUTES_DIR}/{ROUTES_FILE}", contents[INITIAL_ROUTES]],
+        "command": ["python3", "-I", "-c", ROUTES_INIT, f"{ROUTES_DIR}/{ROUTES_FILE}", contents[INITIAL_ROUTES]],
         "restart": "always",
         "user": "0:0",
         "volumes": [f"{ROUTES}:{ROUTES_DIR}"],
@@ -366,14 +367,13 @@ def compose_service(project: Project, spec: ServiceSpec, contents: Mapping[str, 
 def render_compose(project: Project, contents: Mapping[str, str]) -> dict[str, Any]:
     """The compose document; ``contents`` are the files it delivers (RenderedStack.configs), by name."""
     config = project.config
-    services: dict[str, Any] = {
-        "traefik": _traefik_service(project, contents),
-        ROUTES: _routes_service(config, contents),
-        FILES_SERVICE: _files_service(config),
-    }
+    # edge: shared: no Traefik of its own; the shared edge (render/edge.py) joins `web` at traefik_address.
+    own = config.edge == "own"
+    services: dict[str, Any] = {"traefik": _traefik_service(project, contents)} if own else {}
+    services.update({ROUTES: _routes_service(config, contents), FILES_SERVICE: _files_service(config)})
     for name, spec in app_services(project, compose_mode(config)).items():
         services[name] = compose_service(project, spec, contents)
-    volumes: dict[str, Any] = {"acme": {}, ROUTES: {}, FILES_VOLUME: {}}
+    volumes: dict[str, Any] = {"acme": {}, ROUTES: {}, FILES_VOLUME: {}} if own else {ROUTES: {}, FILES_VOLUME: {}}
     for name in sorted(config.app.volumes):
         volumes[name] = {}
     networks: dict[str, Any] = {"web": _web_network(config)}
@@ -381,7 +381,8 @@ def render_compose(project: Project, contents: Mapping[str, str]) -> dict[str, A
     if config.database is not None:
         networks["db"] = {"internal": True}  # the database is reachable from the app and migrate only
         volumes[DATABASE_VOLUME] = {}
-    names = [*TRAEFIK_CONFIGS, *(acme_ca_name(i) for i in range(len(config.acme.ca_certificates))), "gunicorn.conf.py"]
+    names = [*TRAEFIK_CONFIGS, *(acme_ca_name(i) for i in range(len(config.acme.ca_certificates)))] if own else []
+    names.append("gunicorn.conf.py")
     names += [SECRET_ENV] if needs_secret_env(config) else []
     doc["configs"] = {name: {"content": contents[name]} for name in names}
     # Read by Compose from its own environment: composekit sets them from database/password_file and app/secrets'

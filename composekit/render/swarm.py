@@ -204,7 +204,7 @@ def _traefik_labels(config: Config) -> dict[str, str]:
     return {
         "traefik.enable": "true",
         "traefik.swarm.network": f"{name}_web",
-        f"{router}.rule": host_rule(config.domain),
+        f"{router}.rule": " || ".join(host_rule(d) for d in config.domains),
         f"{router}.entrypoints": "websecure",
         f"{router}.tls.certresolver": RESOLVER,
         f"{router}.middlewares": f"security-headers@file,{retry}@swarm",

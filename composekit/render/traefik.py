@@ -6,6 +6,7 @@ initial routes compose.yaml carries for a fresh routes volume."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import yaml
@@ -18,6 +19,7 @@ __all__ = [
     "GENERATION_HEADER",
     "INITIAL_GENERATION",
     "SWARM_DYNAMIC_FILE",
+    "app_tls",
     "host_rule",
     "initial_routes",
     "routes_file",
@@ -142,32 +144,81 @@ def traefik_dynamic() -> dict[str, Any]:
     }
 
 
+def _names_rule(names: list[str]) -> str:
+    return " || ".join(host_rule(n) for n in names)
+
+
+def _redirect_regex(source: str, target: str) -> dict[str, Any]:
+    """A permanent redirect of every URL of ``source`` to the same path on ``target`` (the port kept)."""
+    return {
+        "redirectRegex": {
+            "regex": f"^https?://{re.escape(source)}(:[0-9]+)?/(.*)$",
+            "replacement": f"https://{target}${{1}}/${{2}}",
+            "permanent": True,
+        }
+    }
+
+
+def app_tls(config: Config) -> dict[str, Any]:
+    """The tls section of the app's routers: the resolver, and (several domains, a www redirect or the shared edge)
+    one certificate per listed domain, its www counterpart on it: the app's certificates name its domains only."""
+    tls: dict[str, Any] = {"certResolver": RESOLVER}
+    redirects = {to: source for source, to in config.www_redirects()}
+    if config.extra_domains or redirects or config.edge == "shared":
+        tls["domains"] = [{"main": d, **({"sans": [redirects[d]]} if d in redirects else {})} for d in config.domains]
+    return tls
+
+
 def routes_file(config: Config, generation: str, live: list[str], probe: list[str]) -> str:
     """The whole dynamic configuration for one generation: the app's router sends the public traffic to ``live``
     (container names on the `web` network), the probe router sends requests that name ``generation`` to
-    ``probe`` (the containers about to go live). Pure: the same arguments give the same bytes."""
+    ``probe`` (the containers about to go live). Pure: the same arguments give the same bytes.
+
+    On the shared edge (edge: shared) the file is one of several in the edge's directory: every name in it starts
+    with the app's name (its middlewares too), and the TLS options are the edge's own (render/edge.py)."""
     name = config.name
     host = host_rule(config.domain)
     probe_name = f"{name}-probe"
+    shared = config.edge == "shared"
+    headers = f"{name}-security-headers" if shared else "security-headers"
     doc = traefik_dynamic()
+    if shared:
+        doc = {"http": {"middlewares": {headers: doc["http"]["middlewares"]["security-headers"]}}}
     http = doc["http"]
     http["middlewares"][probe_name] = {"headers": {"customResponseHeaders": {GENERATION_HEADER: generation}}}
     http["routers"] = {
         name: {
-            "rule": host,
+            "rule": _names_rule(list(config.domains)),
             "entryPoints": ["websecure"],
             "service": name,
-            "middlewares": ["security-headers"],
-            "tls": {"certResolver": RESOLVER},
+            "middlewares": [headers],
+            "tls": app_tls(config),
         },
         probe_name: {
             "rule": f"{host} && Header({rule_string(GENERATION_HEADER)}, {rule_string(generation)})",
             "entryPoints": ["websecure"],
             "service": probe_name,
-            "middlewares": ["security-headers", probe_name],
-            "tls": {"certResolver": RESOLVER},
+            "middlewares": [headers, probe_name],
+            # The same certificates as the app's router: with only the resolver, Traefik would order one for the
+            # probe rule's single Host, and serve that one or the app's, whichever it obtained first.
+            "tls": app_tls(config),
         },
     }
+    if config.extra_domains:
+        # Traefik ranks routers by the length of their rule: the app's rule with several Host()s can outgrow the
+        # probe's, which then never answers (seen with three domains). The probe router must win for its requests.
+        probe_router = http["routers"][probe_name]
+        probe_router["priority"] = len(http["routers"][name]["rule"]) + len(probe_router["rule"])
+    for i, (source, target) in enumerate(config.www_redirects()):
+        redirect = f"{name}-www-{i}"
+        http["middlewares"][redirect] = _redirect_regex(source, target)
+        http["routers"][redirect] = {
+            "rule": host_rule(source),
+            "entryPoints": ["websecure"],
+            "service": name,
+            "middlewares": [headers, redirect],
+            "tls": app_tls(config),
+        }
     http["services"] = {
         service: {"loadBalancer": {"servers": [{"url": f"http://{c}:{config.app.port}"} for c in containers]}}
         for service, containers in ((name, live), (probe_name, probe))

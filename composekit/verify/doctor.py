@@ -25,6 +25,7 @@ from ..engine.ports import ServerPython, port_is_free
 from ..engine.settings import LocalDaemon, local_daemon_for, read_engine_settings
 from ..engine.target import Engine
 from ..errors import ConfigError, DockerError
+from ..render.edge import EDGE_PROJECT
 from .checks import CheckResult, Report
 from .engine_doctor import check_compose, check_engine_settings, check_traefik_api, check_traefik_image
 from .host_doctor import (
@@ -165,7 +166,13 @@ def run_doctor(
                 port_free = remote.port_free((config.ports.http, config.ports.https))
             except DockerError as exc:
                 port_free = _unknown_port(_docker_failure("ports", exc).detail)
-        results.extend(check_ports(config, containers, port_free))
+        edge: list[ContainerInfo] | None = None
+        if engine_up and config.mode == "compose":
+            try:
+                edge = probe(EDGE_PROJECT).containers()
+            except DockerError as exc:
+                results.append(_docker_failure("shared edge", exc))
+        results.extend(check_ports(config, containers, port_free, edge))
         if remote is not None and not opts.expect_ips:
             results.append(
                 CheckResult.warn(
@@ -178,7 +185,8 @@ def run_doctor(
         else:
             results.append(check_dns(config.domain, opts.expect_ips, resolver, is_local))
         if engine_up:
-            volume = f"{config.name}_{ACME_VOLUME}"
+            # edge: shared: the certificates are the shared edge's
+            volume = f"{EDGE_PROJECT if config.edge == 'shared' else config.name}_{ACME_VOLUME}"
             try:
                 if remote is not None:
                     results.append(remote.acme_file(volume, engine.volume_mountpoint(volume) is not None))

@@ -51,9 +51,15 @@ def _gib(n: int) -> str:
 
 
 def check_ports(
-    config: Config, containers: list[ContainerInfo] | None, port_free: Callable[[int], bool] = port_is_free
+    config: Config,
+    containers: list[ContainerInfo] | None,
+    port_free: Callable[[int], bool] = port_is_free,
+    edge: list[ContainerInfo] | None = None,
 ) -> list[CheckResult]:
+    """Each port free, or held by this stack's Traefik, or by the shared edge's (``edge``: the composekit-edge
+    project's containers) when the app uses it (edge: shared); any other holder fails."""
     traefik = next((c for c in containers or [] if c.service == "traefik" and c.status == "running"), None)
+    shared = next((c for c in edge or [] if c.service == "traefik" and c.status == "running"), None)
     results = []
     for key, port in (("http", config.ports.http), ("https", config.ports.https)):
         name = f"port {port}"
@@ -72,6 +78,20 @@ def check_ports(
             results.append(CheckResult.ok(name, f"free (ports/{key})"))
         elif traefik is not None:
             results.append(CheckResult.ok(name, f"held by this stack's Traefik ({traefik.name})"))
+        elif shared is not None and config.edge == "shared":
+            results.append(
+                CheckResult.ok(name, f"held by the shared edge's Traefik ({shared.name}), which routes this app")
+            )
+        elif shared is not None:
+            results.append(
+                CheckResult.fail(
+                    name,
+                    f"held by the shared edge's Traefik ({shared.name}, project composekit-edge), and this app has "
+                    "edge: own, so its own Traefik cannot publish it",
+                    "set `edge: shared` in composekit.yaml to deploy behind the edge, or `composekit edge down` "
+                    "once no app uses it",
+                )
+            )
         else:
             results.append(
                 CheckResult.fail(

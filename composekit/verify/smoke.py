@@ -10,6 +10,7 @@ certificate is wrong.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import time
 from collections.abc import Callable
@@ -53,6 +54,9 @@ class SmokeOptions:
     cert_fail_days: int
     checks: tuple[SmokeCheck, ...] = ()
     timeout: float = 10.0
+    # The config's other domains (each: its certificate and health path) and its www redirects (from, to).
+    also: tuple[str, ...] = ()
+    redirects: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_config(
@@ -90,6 +94,8 @@ class SmokeOptions:
             cert_fail_days=fail,
             checks=smoke_cfg.checks,
             timeout=timeout,
+            also=tuple(d for d in config.domains if d != domain),
+            redirects=tuple(config.www_redirects()),
         )
 
 
@@ -187,7 +193,54 @@ def run_smoke(
                 make(Endpoint(opts.domain, other, opts.http_port, opts.https_port)), opts.health_path, verified
             )
         )
+    for domain in opts.also:
+        results.extend(_other_domain(opts, make, domain, address, now))
+    for source, target in opts.redirects:
+        results.append(_www_redirect(opts, make, source, target, address))
     return report(address)
+
+
+def _named(result: CheckResult, domain: str) -> CheckResult:
+    return dataclasses.replace(result, name=f"{result.name} ({domain})")
+
+
+def _other_domain(
+    opts: SmokeOptions, make: ClientFactory, domain: str, address: str, now: Callable[[], datetime]
+) -> list[CheckResult]:
+    """Another domain of the app (`domain` as a list), at the same server: its own certificate and the health path."""
+    client = make(Endpoint(domain, address, opts.http_port, opts.https_port))
+    try:
+        try:
+            cert = client.certificate()
+        except HttpCheckError as exc:
+            return [CheckResult.fail(f"tls certificate ({domain})", str(exc), "check Traefik's logs for its router")]
+        found = [_named(check_certificate(cert, domain, client.trust, now()), domain)]
+        health, _ = check_health(client, opts.health_path, opts.latency_ms, cert.verified)
+        return [*found, _named(health, domain)]
+    finally:
+        client.close()
+
+
+def _www_redirect(opts: SmokeOptions, make: ClientFactory, source: str, target: str, address: str) -> CheckResult:
+    """The www counterpart answers a permanent redirect to the same path on the listed domain (`www`)."""
+    name = f"www redirect ({source})"
+    client = make(Endpoint(source, address, opts.http_port, opts.https_port))
+    port = "" if opts.https_port == 443 else f":{opts.https_port}"
+    want = f"https://{target}{port}{opts.health_path}"
+    try:
+        answer = client.get("https", opts.health_path, verify=False)
+    except HttpCheckError as exc:
+        return CheckResult.fail(name, str(exc), f"check that {source} resolves to the server and Traefik routes it")
+    finally:
+        client.close()
+    location = answer.headers.get("location", "")
+    if answer.status in (301, 308) and location == want:
+        return CheckResult.ok(name, f"HTTP {answer.status} -> {location}")
+    return CheckResult.fail(
+        name,
+        f"expected a permanent redirect (301/308) to {want}, got HTTP {answer.status} {location}".rstrip(),
+        "run `composekit up` so that the routes file carries the www redirect",
+    )
 
 
 def smoke(

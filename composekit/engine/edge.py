@@ -1,0 +1,265 @@
+"""The shared edge on the engine (edge: shared; render/edge.py renders it): the checks before an app's `up` changes
+anything (the edge's settings agree with the app's, no other app routes its domains, the ports are the edge's or
+free), creating the edge when no edge runs (never touching a running one: adding an app never restarts it), joining
+the app's `web` network, the app's routes file in the edge's directory, and what `down` and `composekit edge` do."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config.project import Project
+from ..errors import DockerError, UserError
+from ..render.compose import ROUTES, ROUTES_DIR, traefik_address
+from ..render.edge import (
+    CREATED_BY_LABEL,
+    EDGE_FILE,
+    EDGE_NETWORK,
+    EDGE_PROJECT,
+    SETTINGS_LABEL,
+    domain_conflict,
+    edge_settings,
+    render_edge,
+    route_file,
+    settings_mismatch,
+)
+from .docker import ContainerInfo, Docker, LineSink
+from .target import Engine
+from .wait import Deadline, Progress
+
+__all__ = [
+    "EdgeState",
+    "app_network",
+    "connect_app",
+    "detach_app",
+    "edge_docker",
+    "edge_down",
+    "edge_logs",
+    "edge_state",
+    "edge_status",
+    "ensure_edge",
+    "preflight",
+    "read_route_files",
+    "write_route",
+]
+
+TRAEFIK = "traefik"
+
+# Runs in the edge's routes container: every app's routes file (not the edge's own), as JSON {app: text}.
+_LIST_ROUTES = (
+    "import json, os, sys\n"
+    "d, skip = sys.argv[1], sys.argv[2]\n"
+    "out = {}\n"
+    "for n in sorted(os.listdir(d)):\n"
+    "    if n.endswith('.yml') and n != skip and not n.startswith('.'):\n"
+    "        out[n[:-4]] = open(os.path.join(d, n)).read()\n"
+    "print(json.dumps(out))\n"
+)
+_REMOVE = "import os, sys\np = sys.argv[1]\nif os.path.exists(p):\n    os.remove(p)\n"
+
+
+def edge_docker(engine: Engine | None, files: list[Path] | None = None) -> Docker:
+    return Docker(EDGE_PROJECT, files or [], engine=engine)
+
+
+def app_network(project: Project) -> str:
+    """The app's front network, as Compose names it."""
+    return f"{project.config.name}_web"
+
+
+@dataclass(frozen=True)
+class EdgeState:
+    containers: list[ContainerInfo]
+    settings: dict[str, str] | None  # the running Traefik's, from its label
+    created_by: str
+
+    @property
+    def traefik(self) -> ContainerInfo | None:
+        return next((c for c in self.containers if c.service == TRAEFIK), None)
+
+    @property
+    def running(self) -> bool:
+        """Traefik and the routes container both run."""
+        up = {c.service for c in self.containers if c.status == "running"}
+        return {TRAEFIK, ROUTES} <= up
+
+
+def edge_state(edge: Docker) -> EdgeState:
+    containers = edge.containers()
+    traefik = next((c for c in containers if c.service == TRAEFIK), None)
+    settings: dict[str, str] | None = None
+    created_by = "(unknown)"
+    if traefik is not None:
+        labels = edge.container_labels(traefik.name)
+        created_by = labels.get(CREATED_BY_LABEL, created_by)
+        try:
+            settings = json.loads(labels.get(SETTINGS_LABEL, "null"))
+        except json.JSONDecodeError:
+            settings = None
+    return EdgeState(containers, settings, created_by)
+
+
+def _routes_container(edge: Docker) -> str:
+    for c in edge.containers():
+        if c.service == ROUTES and c.status == "running":
+            return c.name
+    raise DockerError(
+        f"the shared edge's {ROUTES} container is not running, so no app's routes can be read or written",
+        ["docker", "compose", "-p", EDGE_PROJECT, "ps"],
+        "",
+        "`composekit edge status` shows the edge; `composekit up` of an app with edge: shared "
+        "(or `composekit edge up`) starts it",
+    )
+
+
+def read_route_files(edge: Docker) -> dict[str, str]:
+    """Every app's routes file on the edge, by app name."""
+    out = edge.exec(_routes_container(edge), ["python3", "-I", "-c", _LIST_ROUTES, ROUTES_DIR, EDGE_FILE])
+    found: dict[str, str] = json.loads(out or "{}")
+    return found
+
+
+def write_route(project: Project, edge: Docker, text: str) -> None:
+    from .routes_volume import WRITE_FILE  # routes_volume dispatches here: imported late, no cycle
+
+    edge.exec(_routes_container(edge), ["python3", "-I", "-c", WRITE_FILE, route_file(project.config), text])
+
+
+def preflight(project: Project, docker: Docker, running: dict[str, ContainerInfo]) -> None:
+    """Before `up` of an app with edge: shared changes anything: refuse what cannot work, naming the fix."""
+    from .steps import check_ports  # steps.down calls detach_app: imported late, no cycle
+
+    config = project.config
+    own = running.get(TRAEFIK)
+    if own is not None and own.status == "running":
+        raise UserError(
+            f"edge: shared: app {config.name} still runs its own Traefik ({own.name}, from edge: own), which holds "
+            f"ports {config.ports.http}/{config.ports.https}; moving a running stack onto the shared edge is not "
+            "automatic yet. Fix: `composekit down` (volumes are kept; the site is unanswered until the next `up` "
+            "finishes), then `composekit up`. Nothing was changed."
+        )
+    edge = edge_docker(docker.engine)
+    state = edge_state(edge)
+    if state.traefik is None or state.traefik.status != "running":
+        if state.traefik is None:
+            check_ports(project, {}, docker)  # the edge will publish them
+        return
+    mismatch = settings_mismatch(config.name, edge_settings(project), state.settings or {}, state.created_by)
+    if mismatch is not None:
+        raise UserError(mismatch)
+    if state.running:
+        conflict = domain_conflict(config, read_route_files(edge))
+        if conflict is not None:
+            raise UserError(conflict)
+
+
+def ensure_edge(
+    project: Project, engine: Engine | None, deadline: Deadline, report: Progress, on_line: LineSink | None = None
+) -> Docker:
+    """The running edge, created (or started) with ``project``'s settings when it does not run. A running edge is
+    never touched (no `docker compose up` on it: nothing of it restarts)."""
+    from .steps import wait_healthy
+
+    edge = edge_docker(engine)
+    if edge_state(edge).running:
+        return edge
+    report(
+        f"starting the shared edge ({EDGE_PROJECT}: Traefik on ports {project.config.ports.http} and "
+        f"{project.config.ports.https})"
+    )
+    with tempfile.TemporaryDirectory(prefix="composekit-edge-") as tmp:
+        path = Path(tmp) / "compose.yaml"
+        path.write_text(render_edge(project), encoding="utf-8")
+        files_edge = edge_docker(engine, [path])
+        files_edge.up(on_line=on_line)
+        wait_healthy(files_edge, [TRAEFIK, ROUTES], deadline)
+    return edge
+
+
+def connect_app(project: Project, edge: Docker, report: Progress = lambda _: None) -> None:
+    """Join the edge's Traefik to the app's `web` network at traefik_address (the address the app trusts proxy
+    headers from), unless it is there already: `docker network connect`, no restart."""
+    state = edge_state(edge)
+    traefik = state.traefik
+    if traefik is None:
+        raise UserError(
+            f"the shared edge ({EDGE_PROJECT}) has no Traefik container, so app {project.config.name} cannot be "
+            "routed; `composekit up` (or `composekit edge up`) creates it"
+        )
+    network = app_network(project)
+    if network in edge.container_networks(traefik.name):
+        return
+    address = traefik_address(project.config)
+    report(f"connecting the shared edge to {network} at {address}")
+    edge.network_connect(network, traefik.name, ip=address)
+
+
+def detach_app(project: Project, engine: Engine | None, report: Progress = lambda _: None) -> None:
+    """`down` of an app on the edge: its routes file removed, the edge off its network; the edge keeps running."""
+    edge = edge_docker(engine)
+    state = edge_state(edge)
+    if state.running:
+        edge.exec(_routes_container(edge), ["python3", "-I", "-c", _REMOVE, route_file(project.config)])
+        report(f"removed {project.config.name}'s routes from the shared edge")
+    traefik = state.traefik
+    network = app_network(project)
+    if traefik is not None and network in edge.container_networks(traefik.name):
+        edge.network_disconnect(network, traefik.name)
+        report(f"disconnected the shared edge from {network}")
+
+
+def edge_down(engine: Engine | None, *, force: bool, delete_acme: bool, report: Progress = lambda _: None) -> None:
+    """Remove the edge's containers and network; refused while an app has a routes file on it unless ``force``.
+    Its routes volume is kept; its ACME volume (the certificates) too unless ``delete_acme``."""
+    edge = edge_docker(engine)
+    state = edge_state(edge)
+    apps = sorted(read_route_files(edge)) if state.running else []
+    if apps and not force:
+        raise UserError(
+            f"the shared edge routes {len(apps)} app(s): {', '.join(apps)}; removing it takes them offline. Fix: "
+            "`composekit down` each of them first, or `composekit edge down --force`. Nothing was changed."
+        )
+    for c in state.containers:
+        report(f"removing {c.name}")
+        edge.remove_now(c.name) if c.service == ROUTES else edge.stop_and_remove(c.name)
+    network = f"{EDGE_PROJECT}_{EDGE_NETWORK}"
+    if edge.network_exists(network):
+        edge.remove_network(network)
+    if delete_acme:
+        volume = f"{EDGE_PROJECT}_acme"
+        if edge.volume_mountpoint(volume) is not None:
+            edge.remove_volume(volume)
+            report(f"deleted {volume} (the certificates: the next edge requests them again)")
+
+
+def edge_status(engine: Engine | None) -> dict[str, object]:
+    """What `composekit edge status` shows: the edge's containers, the apps it routes (their domains) and the
+    networks its Traefik is on."""
+    from ..render.edge import claimed_names
+
+    edge = edge_docker(engine)
+    state = edge_state(edge)
+    apps = read_route_files(edge) if state.running else {}
+    traefik = state.traefik
+    return {
+        "project": EDGE_PROJECT,
+        "engine": edge.engine.describe(),
+        "created_by": state.created_by if traefik is not None else None,
+        "containers": [
+            {"service": c.service, "name": c.name, "status": c.status, "health": c.health, "started_at": c.started_at}
+            for c in state.containers
+        ],
+        "apps": {app: sorted(claimed_names(text)) for app, text in sorted(apps.items())},
+        "networks": edge.container_networks(traefik.name) if traefik is not None else [],
+        "settings": state.settings,
+    }
+
+
+def edge_logs(engine: Engine | None, tail: int) -> str:
+    edge = edge_docker(engine)
+    traefik = edge_state(edge).traefik
+    if traefik is None:
+        raise UserError(f"the shared edge ({EDGE_PROJECT}) has no Traefik container on this engine")
+    return edge.container_logs(traefik.name, tail)

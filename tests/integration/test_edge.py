@@ -1,0 +1,278 @@
+"""Several apps on one engine behind the shared edge (edge: shared): the real engine, Traefik and Pebble.
+
+Two small FastAPI apps, `notes` (two domains and a www redirect) and `blog`, each its own composekit.yaml. The first
+`up` creates the edge; `blog` is deployed, redeployed, rolled back and taken down while `notes` is under constant
+HTTPS load, which loses no request, and the edge's Traefik is never restarted. From a container on blog's network
+nothing of notes answers. A third app claiming a domain of notes, or with other ACME settings, is refused before
+anything changes. One edge and the apps are shared by the module's tests, in order.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from python_on_whales import DockerClient
+
+from composekit.render.edge import EDGE_PROJECT
+
+from .conftest import Stack, TestEnv
+from .restart_load import HttpsLoad
+
+pytestmark = pytest.mark.integration
+
+NOTES = "edge-notes"
+BLOG = "edge-blog"
+NOTES_DOMAINS = [f"{NOTES}.composekit.test", f"{NOTES}-2.composekit.test"]
+BLOG_DOMAIN = f"{BLOG}.composekit.test"
+
+MAIN = """\
+from fastapi import FastAPI
+
+VERSION = "v1"
+app = FastAPI()
+
+
+@app.get("/health")
+def health() -> dict[str, str]:
+    return {{"status": "ok"}}
+
+
+@app.get("/")
+def root() -> dict[str, str]:
+    return {{"app": "{name}", "version": VERSION}}
+"""
+
+
+def _app_dir(root: Path, name: str) -> Path:
+    target = root / name
+    (target / "app").mkdir(parents=True)
+    (target / "app" / "__init__.py").write_text("")
+    (target / "app" / "main.py").write_text(MAIN.format(name=name))
+    (target / "requirements.txt").write_text("fastapi>=0.115\n")
+    return target
+
+
+def make_app(env: TestEnv, root: Path, name: str, domain: Any, **top: Any) -> Stack:
+    target = _app_dir(root, name)
+    config = {"name": name, "domain": domain, "edge": "shared", "app": {"module": "app.main:app", "workers": 1}}
+    (target / "composekit.yaml").write_text(yaml.safe_dump({**config, **top}, sort_keys=False))
+    overlay = env.overlay(acme={"email": "ops@example.com"})
+    (target / "local.yaml").write_text(yaml.safe_dump(overlay, sort_keys=False))
+    first = domain if isinstance(domain, str) else domain[0]
+    return Stack(dir=target, name=name, domain=first, env=env)
+
+
+def edge_traefik(docker: DockerClient) -> Any:
+    found = docker.container.list(
+        filters=[
+            ("label", f"com.docker.compose.project={EDGE_PROJECT}"),
+            ("label", "com.docker.compose.service=traefik"),
+        ]
+    )
+    assert len(found) == 1, found
+    return found[0]
+
+
+def _remove_edge() -> None:
+    """The edge of an earlier, interrupted run of this module (only these tests create one on the test engine)."""
+    docker = DockerClient()
+    for c in docker.container.list(all=True, filters=[("label", f"com.docker.compose.project={EDGE_PROJECT}")]):
+        docker.container.remove(c.id, force=True)
+    for net in docker.network.list(filters=[("label", f"com.docker.compose.project={EDGE_PROJECT}")]):
+        docker.network.remove(net.id)
+
+
+@pytest.fixture(scope="module")
+def clean_edge(testenv: TestEnv) -> None:
+    _remove_edge()
+
+
+@pytest.fixture(scope="module")
+def apps(
+    clean_edge: None, host_ports: None, testenv: TestEnv, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Stack]]:
+    root = tmp_path_factory.mktemp("edge")
+    notes = make_app(testenv, root, NOTES, NOTES_DOMAINS, www="redirect_to_apex")
+    blog = make_app(testenv, root, BLOG, BLOG_DOMAIN)
+    made = {"notes": notes, "blog": blog}
+    try:
+        for s in made.values():
+            s.break_stale_lock()
+            if s.leftovers():
+                subprocess.run(
+                    ["docker", "compose", "-p", s.name, "down", "--volumes", "--remove-orphans", "--timeout", "5"],
+                    capture_output=True,
+                    timeout=120,
+                    check=False,
+                )
+        notes.ck("up", "--no-smoke", timeout=600)
+        yield made
+    finally:
+        for s in made.values():
+            s.ck("down", "--delete-volumes", check=False, timeout=120)
+            s.break_stale_lock()
+        notes.ck("edge", "down", "--force", "--delete-acme", check=False, timeout=120)
+        _remove_edge()
+        if DockerClient().volume.exists(f"{EDGE_PROJECT}_routes"):  # test-owned: only these tests create an edge
+            DockerClient().volume.remove([f"{EDGE_PROJECT}_routes"])
+
+
+def https_as(stack: Stack, domain: str, path: str = "/") -> httpx.Response:
+    verify = ssl.create_default_context(cafile=str(stack.env.roots))
+    with httpx.Client(verify=verify, timeout=10) as client:
+        return client.get(f"https://127.0.0.1{path}", headers={"Host": domain}, extensions={"sni_hostname": domain})
+
+
+def wait_certificate(stack: Stack, domain: str, timeout: float = 60) -> None:
+    """Until Traefik serves a Pebble-issued certificate for ``domain`` (each domain's is ordered in turn)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            https_as(stack, domain)
+            return
+        except (httpx.HTTPError, ssl.SSLError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)
+
+
+def certificate_names(stack: Stack, domain: str) -> set[str]:
+    context = ssl.create_default_context(cafile=str(stack.env.roots))
+    with (
+        socket.create_connection(("127.0.0.1", 443), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=domain) as tls,
+    ):
+        cert: Any = tls.getpeercert()
+    return {value for kind, value in cert.get("subjectAltName", ()) if kind == "DNS"}
+
+
+def test_the_first_app_creates_the_edge_and_owns_no_traefik(apps: dict[str, Stack]) -> None:
+    notes = apps["notes"]
+    assert "traefik" not in notes.containers()
+    notes.wait_https("/")
+    # each listed domain with its own certificate, its www name on it; the www name redirects permanently
+    for domain in NOTES_DOMAINS:
+        wait_certificate(notes, domain)
+        assert https_as(notes, domain).json() == {"app": NOTES, "version": "v1"}
+        assert certificate_names(notes, domain) == {domain, f"www.{domain}"}
+    moved = https_as(notes, f"www.{NOTES_DOMAINS[1]}", "/some/path?q=1")
+    assert moved.status_code in (301, 308), moved
+    assert moved.headers["location"] == f"https://{NOTES_DOMAINS[1]}/some/path?q=1"
+    status = json.loads(notes.ck("edge", "status", "--json").stdout)
+    assert sorted(status["apps"]) == [NOTES]
+    assert f"{NOTES}_web" in status["networks"]
+
+
+def test_smoke_checks_every_domain(apps: dict[str, Stack]) -> None:
+    done = apps["notes"].ck("smoke", timeout=300)
+    for domain in NOTES_DOMAINS:
+        assert domain in done.stdout + done.stderr
+
+
+def test_another_apps_deploys_rollback_and_down_cost_the_first_no_request(apps: dict[str, Stack]) -> None:
+    notes, blog = apps["notes"], apps["blog"]
+    docker = DockerClient()
+    before = edge_traefik(docker)
+    with HttpsLoad(notes.domain, notes.env.roots, threads=2, max_seconds=500) as load:
+        blog.ck("up", "--no-smoke", timeout=400)
+        blog.wait_https("/")
+        assert blog.https("/").json() == {"app": BLOG, "version": "v1"}
+        main = blog.dir / "app" / "main.py"
+        main.write_text(main.read_text().replace('VERSION = "v1"', 'VERSION = "v2"'))
+        blog.ck("up", "--no-smoke", timeout=400)
+        assert blog.https("/").json() == {"app": BLOG, "version": "v2"}
+        blog.ck("rollback", timeout=300)
+        assert blog.https("/").json() == {"app": BLOG, "version": "v1"}
+        isolation(notes, blog)
+        blog.ck("down", timeout=120)
+        result = load.stop()
+    assert result.sent > 100, result
+    assert result.failed == 0, result
+    after = edge_traefik(docker)
+    assert (after.id, after.state.started_at) == (before.id, before.state.started_at)
+    assert after.restart_count == before.restart_count
+    status = json.loads(notes.ck("edge", "status", "--json").stdout)
+    assert sorted(status["apps"]) == [NOTES]
+    assert f"{BLOG}_web" not in status["networks"]
+    assert notes.https("/").json() == {"app": NOTES, "version": "v1"}
+
+
+def isolation(notes: Stack, blog: Stack) -> None:
+    """From a container on blog's network, notes' app container neither resolves by name nor answers at its
+    address; blog's own app does (the probe itself works)."""
+    docker = DockerClient()
+    app = notes.containers()["app"]
+    address = next(iter(docker.container.inspect(app.id).network_settings.networks.values())).ip_address
+    probe = (
+        "import socket, sys\n"
+        "def reach(host):\n"
+        "    try:\n"
+        "        socket.create_connection((host, 8000), timeout=2).close()\n"
+        "        return 'open'\n"
+        "    except OSError as exc:\n"
+        "        return type(exc).__name__\n"
+        "print(reach(sys.argv[1]), reach(sys.argv[2]), reach(sys.argv[3]))\n"
+    )
+    own = blog.containers()["app"].name
+    said = docker.container.run(
+        notes.env.python_image,
+        ["python3", "-c", probe, app.name, address, own],
+        remove=True,
+        networks=[f"{BLOG}_web"],
+    )
+    by_name, by_address, control = str(said).split()
+    assert by_name != "open" and by_address != "open", said
+    assert control == "open", said
+
+
+def test_a_domain_another_app_routes_is_refused_before_anything_changes(apps: dict[str, Stack], tmp_path: Path) -> None:
+    thief = make_app(apps["notes"].env, tmp_path, "edge-thief", ["edge-thief.composekit.test", NOTES_DOMAINS[1]])
+    done = thief.ck("up", "--no-smoke", check=False, timeout=300)
+    assert done.returncode == 1, done.stderr
+    assert (
+        f"domain: {NOTES_DOMAINS[1]} is routed by app {NOTES} on the shared edge, so app edge-thief cannot claim it"
+    ) in done.stderr
+    assert not thief.leftovers()
+
+
+def test_other_acme_settings_are_refused_naming_both_values(apps: dict[str, Stack], tmp_path: Path) -> None:
+    other = make_app(apps["notes"].env, tmp_path, "edge-other", "edge-other.composekit.test")
+    (other.dir / "extra.yaml").write_text(yaml.safe_dump({"acme": {"email": "someone@example.org"}}))
+    done = other.ck("up", "--no-smoke", check=False, timeout=300, extra_config=("extra.yaml",))
+    assert done.returncode == 1, done.stderr
+    assert "acme/email is 'someone@example.org' here but 'ops@example.com' on the edge" in done.stderr
+    assert not other.leftovers()
+
+
+def test_adding_and_removing_a_domain_never_restarts_the_edge(apps: dict[str, Stack]) -> None:
+    notes = apps["notes"]
+    before = edge_traefik(DockerClient())
+    added = f"{NOTES}-3.composekit.test"
+    config = yaml.safe_load((notes.dir / "composekit.yaml").read_text())
+    (notes.dir / "composekit.yaml").write_text(yaml.safe_dump({**config, "domain": [*NOTES_DOMAINS, added]}))
+    notes.ck("up", "--no-smoke", "--timeout", "150", timeout=300)
+    wait_certificate(notes, added)
+    assert certificate_names(notes, added) == {added, f"www.{added}"}
+    assert https_as(notes, added).json() == {"app": NOTES, "version": "v1"}
+    (notes.dir / "composekit.yaml").write_text(yaml.safe_dump(config))
+    notes.ck("up", "--no-smoke", "--timeout", "150", timeout=300)
+    assert https_as(notes, added).status_code == 404  # no router for it any more
+    after = edge_traefik(DockerClient())
+    assert (after.id, after.state.started_at) == (before.id, before.state.started_at)
+
+
+def test_edge_down_is_refused_while_an_app_uses_it(apps: dict[str, Stack]) -> None:
+    done = apps["notes"].ck("edge", "down", check=False, timeout=120)
+    assert done.returncode == 1
+    assert f"the shared edge routes 1 app(s): {NOTES}" in done.stderr
+    edge_traefik(DockerClient())  # still there
