@@ -404,6 +404,13 @@ def host_ports(request: pytest.FixtureRequest, testenv: TestEnv) -> Iterator[Non
         yield
 
 
+@pytest.fixture(scope="module", autouse=True)
+def lane_lock(host_ports: None) -> None:
+    """Every module holds its lane's lock (an exclusive one: every lane's) from its first test to its last, whether
+    it deploys or not: a module that only runs commands against the engine must not overlap an exclusive one (a
+    dockerd restart, a swarm), and doctor's checks of free ports must not see another module's stack."""
+
+
 @pytest.fixture(scope="module")
 def make_stack(testenv: TestEnv, tmp_path_factory: pytest.TempPathFactory, host_ports: None) -> Iterator[Any]:
     """make_stack(source_dir, name, domain=None, **config_overrides) -> Stack.
