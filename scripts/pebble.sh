@@ -10,37 +10,49 @@
 #   roots    write Pebble's current root + intermediate to $COMPOSEKIT_TESTENV/pebble/roots.pem
 #            and print that path: issued certificates chain to it
 #
+# Lanes (the integration tier runs its modules in parallel lanes, tests/integration/conftest.py): with
+# PEBBLE_LANE=N (N >= 1) every command acts on lane N's own Pebble instead, in $COMPOSEKIT_TESTENV/pebble-laneN,
+# listening on 14000+N (ACME) and 15000+N (management), validating on ports 80+1000N / 443+1000N (lane 1:
+# 1080/1443, where that lane's stacks publish). All lanes share the mock DNS (started by whichever starts
+# first; stopped with lane 0) and the listener certificate in $COMPOSEKIT_TESTENV/pebble.
+#
 # Environment:
 #   COMPOSEKIT_TESTENV            state dir (default /var/lib/composekit-testenv); scripts/setup-env.sh
 #                                 must have made pebble/cert.pem and pebble/key.pem there
-#   PEBBLE_HTTP_PORT              port Pebble validates HTTP-01 on (default 80: where Traefik publishes)
-#   PEBBLE_TLS_PORT               port for TLS-ALPN-01 (default 443)
+#   PEBBLE_LANE                   which lane's Pebble (default 0: the one on 14000, validating on 80/443)
+#   PEBBLE_HTTP_PORT              port Pebble validates HTTP-01 on (default 80+1000*lane: where Traefik publishes)
+#   PEBBLE_TLS_PORT               port for TLS-ALPN-01 (default 443+1000*lane)
 #   PEBBLE_CERT_VALIDITY_SECONDS  lifetime of issued certificates (default: Pebble's, 5 years)
 #
-# Ports used on the host: 14000 (ACME), 15000 (management), 8053 (DNS), 8055 (challtestsrv).
+# Ports used on the host: 14000+lane (ACME), 15000+lane (management), 8053 (DNS), 8055 (challtestsrv).
 set -euo pipefail
 
 CK_LOG_PREFIX=pebble.sh
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-DIR=$CK_STATE/pebble
+LANE=${PEBBLE_LANE:-0}
+[[ $LANE =~ ^[0-9]$ ]] || ck_die "PEBBLE_LANE must be a lane number 0-9, got '$LANE'"
+SHARED=$CK_STATE/pebble  # lane 0's directory: the listener certificate and the mock DNS live here
+if ((LANE == 0)); then DIR=$SHARED; else DIR=$CK_STATE/pebble-lane$LANE; fi
 CONFIG=$DIR/config.json
 PEBBLE_PID=$DIR/pebble.pid
-CHALL_PID=$DIR/challtestsrv.pid
-ACME_DIR_URL=https://localhost:14000/dir
-MGMT_URL=https://localhost:15000
+CHALL_PID=$SHARED/challtestsrv.pid
+ACME_PORT=$((14000 + LANE))
+MGMT_PORT=$((15000 + LANE))
+ACME_DIR_URL=https://localhost:$ACME_PORT/dir
+MGMT_URL=https://localhost:$MGMT_PORT
 
-usage() { sed -n '2,21s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,29s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 require_cert() {
-    [[ -s $DIR/cert.pem && -s $DIR/key.pem ]] ||
-        ck_die "no listener certificate in $DIR: run scripts/setup-env.sh first"
+    [[ -s $SHARED/cert.pem && -s $SHARED/key.pem ]] ||
+        ck_die "no listener certificate in $SHARED: run scripts/setup-env.sh first"
 }
 
 # The config this invocation asks for, on stdout.
 desired_config() {
-    local http_port=${PEBBLE_HTTP_PORT:-80} tls_port=${PEBBLE_TLS_PORT:-443}
+    local http_port=${PEBBLE_HTTP_PORT:-$((80 + 1000 * LANE))} tls_port=${PEBBLE_TLS_PORT:-$((443 + 1000 * LANE))}
     local validity=${PEBBLE_CERT_VALIDITY_SECONDS:-} validity_line=""
     [[ $http_port =~ ^[0-9]+$ ]] || ck_die "PEBBLE_HTTP_PORT must be a port number, got '$http_port'"
     [[ $tls_port =~ ^[0-9]+$ ]] || ck_die "PEBBLE_TLS_PORT must be a port number, got '$tls_port'"
@@ -53,10 +65,10 @@ desired_config() {
     cat <<EOF
 {
   "pebble": {
-    "listenAddress": "0.0.0.0:14000",
-    "managementListenAddress": "0.0.0.0:15000",
-    "certificate": "$DIR/cert.pem",
-    "privateKey": "$DIR/key.pem",
+    "listenAddress": "0.0.0.0:$ACME_PORT",
+    "managementListenAddress": "0.0.0.0:$MGMT_PORT",
+    "certificate": "$SHARED/cert.pem",
+    "privateKey": "$SHARED/key.pem",
     "httpPort": $http_port,
     "tlsPort": $tls_port,
     "ocspResponderURL": "",
@@ -69,7 +81,7 @@ EOF
 chall_alive() { ck_pid_alive "$CHALL_PID" pebble-challtestsrv; }
 pebble_alive() { ck_pid_alive "$PEBBLE_PID" pebble; }
 
-dir_answers() { curl -fsS --max-time 2 --cacert "$DIR/cert.pem" -o /dev/null "$ACME_DIR_URL"; }
+dir_answers() { curl -fsS --max-time 2 --cacert "$SHARED/cert.pem" -o /dev/null "$ACME_DIR_URL"; }
 
 # launch PIDFILE LOG CMD...: start CMD detached in its own session, output to LOG.
 launch() {
@@ -111,7 +123,7 @@ cmd_start() {
         fi
         if ! dir_answers 2>/dev/null; then
             ck_log "running (pids $(<"$PEBBLE_PID"), $(<"$CHALL_PID")) but $ACME_DIR_URL does not answer with"
-            ck_log "the certificate in $DIR/cert.pem (regenerated since Pebble started?)"
+            ck_log "the certificate in $SHARED/cert.pem (regenerated since Pebble started?)"
             ck_log "run scripts/pebble.sh restart"
             exit 3
         fi
@@ -121,11 +133,11 @@ cmd_start() {
     mkdir -p "$DIR"
     local ports=()
     chall_alive || ports+=(8053 8055)
-    pebble_alive || ports+=(14000 15000)
+    pebble_alive || ports+=("$ACME_PORT" "$MGMT_PORT")
     check_ports_free "${ports[@]}"
 
     if ! chall_alive; then
-        launch "$CHALL_PID" "$DIR/challtestsrv.log" \
+        launch "$CHALL_PID" "$SHARED/challtestsrv.log" \
             pebble-challtestsrv -http01 "" -https01 "" -tlsalpn01 "" -dns01 :8053 -management :8055 \
             -defaultIPv4 127.0.0.1 -defaultIPv6 ""
     fi
@@ -138,17 +150,17 @@ cmd_start() {
 
     local deadline=$((SECONDS + 30))
     until dir_answers 2>/dev/null; do
-        chall_alive || startup_failed pebble-challtestsrv "$DIR/challtestsrv.log"
+        chall_alive || startup_failed pebble-challtestsrv "$SHARED/challtestsrv.log"
         pebble_alive || startup_failed pebble "$DIR/pebble.log"
         ((SECONDS < deadline)) || startup_failed "pebble (no answer from $ACME_DIR_URL within 30 s)" "$DIR/pebble.log"
         sleep 0.2
     done
-    ck_log "started (pebble pid $(<"$PEBBLE_PID"), challtestsrv pid $(<"$CHALL_PID")); ACME directory $ACME_DIR_URL"
+    ck_log "lane $LANE: started (pebble pid $(<"$PEBBLE_PID"), challtestsrv pid $(<"$CHALL_PID")); ACME directory $ACME_DIR_URL"
 }
 
 cmd_stop() {
     ck_stop_pidfile pebble "$PEBBLE_PID" pebble
-    ck_stop_pidfile pebble-challtestsrv "$CHALL_PID" pebble-challtestsrv
+    ((LANE != 0)) || ck_stop_pidfile pebble-challtestsrv "$CHALL_PID" pebble-challtestsrv
 }
 
 cmd_status() {
@@ -162,9 +174,9 @@ cmd_roots() {
     pebble_alive || ck_die "pebble is not running: scripts/pebble.sh start"
     local out=$DIR/roots.pem tmp=$DIR/roots.pem.tmp
     {
-        curl -fsS --max-time 5 --cacert "$DIR/cert.pem" "$MGMT_URL/roots/0"
+        curl -fsS --max-time 5 --cacert "$SHARED/cert.pem" "$MGMT_URL/roots/0"
         echo
-        curl -fsS --max-time 5 --cacert "$DIR/cert.pem" "$MGMT_URL/intermediates/0"
+        curl -fsS --max-time 5 --cacert "$SHARED/cert.pem" "$MGMT_URL/intermediates/0"
         echo
     } >"$tmp" || { rm -f "$tmp"; ck_die "could not fetch the roots from $MGMT_URL"; }
     grep -v '^$' "$tmp" >"$out"

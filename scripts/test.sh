@@ -9,10 +9,12 @@
 #                                               (scripts/setup-env.sh: the project venv, Docker engine, Compose v2,
 #                                               local images, Pebble's certificate), runs the static checks
 #                                               (scripts/lint.sh; a failure stops here; SKIP_LINT=1 skips them),
-#                                               starts Pebble and the test sshd, then runs the unit tier (in
-#                                               parallel) and the integration tier (one pytest process: its
-#                                               modules hold the host's ports 80/443 one at a time); exits non-zero
-#                                               when either tier fails, after running both
+#                                               starts Pebble (one per lane) and the test sshd, then runs the unit
+#                                               tier (in parallel) and the integration tier (in two lanes:
+#                                               pytest-xdist workers, each deploying on its own host ports with its
+#                                               own Pebble, one module per lane at a time; the exclusive modules
+#                                               alone; tests/integration/conftest.py); exits non-zero when either
+#                                               tier fails, after running both
 #   bash scripts/test.sh PYTEST ARGS            setup as above, then one pytest run with these arguments
 #                                               (e.g. tests/integration/test_stack.py, -k smoke)
 set -euo pipefail
@@ -57,7 +59,9 @@ if [[ ${SKIP_LINT:-0} != 1 ]]; then
     fi
     echo "== test.sh: static checks passed" >&2
 fi
+# One Pebble per integration lane: lane 0 validates on 80/443 (ACME on 14000), lane 1 on 1080/1443 (ACME on 14001).
 bash scripts/pebble.sh start
+PEBBLE_LANE=1 bash scripts/pebble.sh start
 bash scripts/sshd.sh start  # the remote-engine tests' own sshd on a loopback port (tests/integration/test_remote.py)
 set -a
 # shellcheck disable=SC1091
@@ -76,10 +80,12 @@ fi
 echo "== test.sh: unit tier (pytest ${UNIT[*]})" >&2
 unit=0
 .venv/bin/python -m pytest "${UNIT[@]}" || unit=$?
-# The integration tier lists its 25 slowest steps, to see where its time goes.
-echo "== test.sh: integration tier (pytest tests/integration --durations=25)" >&2
+# The integration tier in two lanes (tests/integration/conftest.py: one xdist worker per lane, whole modules, in the
+# order conftest gives them: exclusive modules first); it lists its 25 slowest steps, to see where its time goes.
+INTEGRATION=(tests/integration -n 2 --dist loadfile --no-loadscope-reorder --durations=25)
+echo "== test.sh: integration tier (pytest ${INTEGRATION[*]})" >&2
 integration=0
-.venv/bin/python -m pytest tests/integration --durations=25 || integration=$?
+.venv/bin/python -m pytest "${INTEGRATION[@]}" || integration=$?
 if ((unit != 0 || integration != 0)); then
     echo "test.sh: FAILED: unit tier exited $unit, integration tier exited $integration (each tier's summary above)" >&2
     exit 1

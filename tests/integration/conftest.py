@@ -4,6 +4,14 @@
 starts Pebble (scripts/pebble.sh, by PID file) and gives tests `Stack`s: copies of an app directory with
 a `local.yaml` overlay that points composekit at the local images and at Pebble as ACME CA.
 Outside CI a missing environment skips the suite with the command that prepares it; in CI it fails.
+
+Lanes: the tier can run in parallel (`pytest -n 2 --dist loadfile`, as scripts/test.sh does). Each pytest-xdist
+worker is a lane (gwN -> lane N % len(LANES)) with its own host ports, its own Pebble validating there and its own
+lock file, so two modules of two lanes deploy at once. Lane 0 is the classic one (ports 80/443, Pebble on 14000,
+/tmp/composekit-integration.lock, which other runs on this machine take too). A module marked `exclusive` (it
+restarts dockerd, puts the engine in a swarm, or checks 80/443 itself) runs on lane 0's settings holding every
+lane's lock, taken in lane order (no deadlock: other modules hold one lock only), so nothing overlaps it. A module
+marked `lane0` (its assertions name ports 80/443 or the URLs they give) runs on lane 0's settings and lock only.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import tempfile
 import time
 import venv
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,11 +45,86 @@ STATE = Path(os.environ.get("COMPOSEKIT_TESTENV", "/var/lib/composekit-testenv")
 
 
 @dataclass(frozen=True)
+class Lane:
+    """One lane of the parallel integration tier: the host ports its stacks publish, the Pebble that validates
+    there (scripts/pebble.sh with PEBBLE_LANE) and the lock that lets one module at a time use them."""
+
+    index: int
+
+    @property
+    def http_port(self) -> int:
+        return 80 + 1000 * self.index
+
+    @property
+    def https_port(self) -> int:
+        return 443 + 1000 * self.index
+
+    @property
+    def acme_port(self) -> int:
+        return 14000 + self.index
+
+    @property
+    def lock_file(self) -> str:
+        return (
+            "/tmp/composekit-integration.lock"
+            if self.index == 0
+            else f"/tmp/composekit-integration-lane{self.index}.lock"
+        )
+
+
+LANES = (Lane(0), Lane(1))
+
+
+def worker_lane() -> Lane:
+    """This process's lane: COMPOSEKIT_TEST_LANE when set, else from the pytest-xdist worker id (gw1 -> lane 1)."""
+    chosen = os.environ.get("COMPOSEKIT_TEST_LANE")
+    if chosen is None:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+        chosen = str(int(worker.removeprefix("gw") or 0) % len(LANES))
+    if not chosen.isdigit() or int(chosen) >= len(LANES):
+        raise pytest.UsageError(f"COMPOSEKIT_TEST_LANE must be one of 0..{len(LANES) - 1}, got {chosen!r}")
+    return LANES[int(chosen)]
+
+
+def _module_marked(module: Any, name: str) -> bool:
+    marks = getattr(module, "pytestmark", [])
+    marks = marks if isinstance(marks, list) else [marks]
+    return any(mark.name == name for mark in marks)
+
+
+def is_exclusive(module: Any) -> bool:
+    """Marked `exclusive`: nothing may run beside it (it restarts dockerd, swarms the engine, or checks 80/443)."""
+    return _module_marked(module, "exclusive")
+
+
+def module_lane(module: Any) -> Lane:
+    """The lane a module runs on: lane 0 when marked `exclusive` or `lane0` (its assertions name ports 80/443),
+    else this worker's lane."""
+    return LANES[0] if is_exclusive(module) or _module_marked(module, "lane0") else worker_lane()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The order lanes take modules in (scripts/test.sh runs `--dist loadfile --no-loadscope-reorder`): the exclusive
+    modules first (one at a time, the other lanes waiting), then the others, those with more tests first, so the
+    lanes end close together. A module's tests keep their order."""
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item.nodeid.split("::")[0]] = counts.get(item.nodeid.split("::")[0], 0) + 1
+
+    def key(item: pytest.Item) -> tuple[bool, int]:
+        module = getattr(item, "module", None)
+        return (module is None or not is_exclusive(module), -counts[item.nodeid.split("::")[0]])
+
+    items.sort(key=key)
+
+
+@dataclass(frozen=True)
 class TestEnv:
     __test__ = False  # not a test class, despite its name
 
     values: dict[str, str]
-    roots: Path  # Pebble's current issuing root + intermediate
+    roots: Path  # this lane's Pebble's current issuing root + intermediate
+    lane: Lane = LANES[0]
 
     @property
     def python_image(self) -> str:
@@ -65,16 +149,19 @@ class TestEnv:
 
     @property
     def acme_dir(self) -> str:
-        return self.values["COMPOSEKIT_TEST_ACME_DIR"]
+        """This lane's ACME directory (lane 0: the env file's, on port 14000)."""
+        return self.values["COMPOSEKIT_TEST_ACME_DIR"].replace(":14000/", f":{self.lane.acme_port}/")
 
     def overlay(self, **extra: Any) -> dict[str, Any]:
-        """The local.yaml that points a stack at this machine's images and Pebble."""
+        """The local.yaml that points a stack at this machine's images and this lane's Pebble and ports."""
         doc: dict[str, Any] = {
             "acme": {"ca_server": self.acme_dir, "ca_certificates": [self.pebble_ca]},
             "images": {"python": self.python_image, "traefik": self.traefik_image},
             # Test domains resolve nowhere and Pebble's roots are trusted by nobody: smoke checks this machine.
             "smoke": {"resolve": "127.0.0.1", "ca_file": str(self.roots)},
         }
+        if self.lane.index != 0:
+            doc["ports"] = {"http": self.lane.http_port, "https": self.lane.https_port}
         return _merge(doc, extra)
 
 
@@ -91,10 +178,16 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"{reason}; run `bash scripts/setup-env.sh` first (scripts/test.sh does it)")
 
 
-def env_script(script: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def env_script(
+    script: str, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """`bash scripts/SCRIPT ARGS` (sshd.sh, registry.sh: the test environment's own servers), its output captured."""
     return subprocess.run(
-        ["bash", str(REPO / "scripts" / script), *args], capture_output=True, text=True, timeout=timeout
+        ["bash", str(REPO / "scripts" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=None if env is None else {**os.environ, **env},
     )
 
 
@@ -109,8 +202,7 @@ def start_env_server(script: str, what: str, install: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in env_script(script, "env").stdout.splitlines() if "=" in line)
 
 
-@pytest.fixture(scope="session")
-def testenv() -> TestEnv:
+def _load_testenv(lane: Lane) -> TestEnv:
     env_file = STATE / "env"
     if not env_file.is_file():
         _unavailable(f"{env_file} not found")
@@ -120,16 +212,32 @@ def testenv() -> TestEnv:
     for key, value in values.items():
         if key.startswith("DOCKER_"):
             os.environ.setdefault(key, value)
-    probe = subprocess.run(["docker", "info"], capture_output=True, text=True)
+    probe = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=60)
     if probe.returncode != 0:
         _unavailable(f"the Docker engine does not answer: {probe.stderr.strip()[:200]}")
-    started = subprocess.run(["bash", str(REPO / "scripts" / "pebble.sh"), "start"], capture_output=True, text=True)
+    pebble = {"PEBBLE_LANE": str(lane.index)}
+    started = env_script("pebble.sh", "start", env=pebble)
     if started.returncode != 0:
-        _unavailable(f"Pebble did not start: {started.stderr.strip()[-400:]}")
-    roots = subprocess.run(["bash", str(REPO / "scripts" / "pebble.sh"), "roots"], capture_output=True, text=True)
+        _unavailable(f"Pebble (lane {lane.index}) did not start: {started.stderr.strip()[-400:]}")
+    roots = env_script("pebble.sh", "roots", env=pebble)
     if roots.returncode != 0:
-        _unavailable(f"cannot read Pebble's roots: {roots.stderr.strip()[-400:]}")
-    return TestEnv(values=values, roots=Path(roots.stdout.strip().splitlines()[-1]))
+        _unavailable(f"cannot read Pebble's roots (lane {lane.index}): {roots.stderr.strip()[-400:]}")
+    return TestEnv(values=values, roots=Path(roots.stdout.strip().splitlines()[-1]), lane=lane)
+
+
+@pytest.fixture(scope="session")
+def lane_envs() -> dict[int, TestEnv]:
+    """Each lane's TestEnv, made (Pebble started, roots read) the first time a module of this worker needs it."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def testenv(request: pytest.FixtureRequest, lane_envs: dict[int, TestEnv]) -> TestEnv:
+    """The environment of this module's lane (module_lane)."""
+    lane = module_lane(request.module)
+    if lane.index not in lane_envs:
+        lane_envs[lane.index] = _load_testenv(lane)
+    return lane_envs[lane.index]
 
 
 @dataclass
@@ -160,21 +268,28 @@ class Stack:
         with httpx.Client(verify=verify, timeout=10) as client:
             return client.request(
                 method,
-                f"https://127.0.0.1{path}",
+                f"{self.base_url}{path}",
                 headers={"Host": self.domain},
                 extensions={"sni_hostname": self.domain},
                 **kwargs,
             )
 
+    @property
+    def base_url(self) -> str:
+        """https://127.0.0.1 and this lane's HTTPS port (none for 443): where load and requests go."""
+        port = self.env.lane.https_port
+        return "https://127.0.0.1" if port == 443 else f"https://127.0.0.1:{port}"
+
     def http(self, path: str = "/") -> httpx.Response:
+        port = self.env.lane.http_port
         with httpx.Client(timeout=10, follow_redirects=False) as client:
-            return client.get(f"http://127.0.0.1{path}", headers={"Host": self.domain})
+            return client.get(f"http://127.0.0.1:{port}{path}", headers={"Host": self.domain})
 
     def peer_certificate(self) -> dict[str, Any]:
         """The certificate Traefik serves for the domain, verified against Pebble's roots."""
         context = ssl.create_default_context(cafile=str(self.env.roots))
         with (
-            socket.create_connection(("127.0.0.1", 443), timeout=10) as raw,
+            socket.create_connection(("127.0.0.1", self.env.lane.https_port), timeout=10) as raw,
             context.wrap_socket(raw, server_hostname=self.domain) as tls,
         ):
             return tls.getpeercert()  # type: ignore[return-value]
@@ -222,13 +337,10 @@ class Stack:
         raise AssertionError(f"https://{self.domain}{path} never answered with a trusted certificate: {last!r}")
 
 
-HOST_PORTS = (80, 443)
-
-
-def _holders(docker: DockerClient) -> dict[str, tuple[str, str]]:
+def _holders(docker: DockerClient, ports: tuple[int, ...]) -> dict[str, tuple[str, str]]:
     """Containers publishing a host port the suite needs: name -> (compose project, its working dir)."""
     found = {}
-    for port in HOST_PORTS:
+    for port in ports:
         for c in docker.container.list(filters=[("publish", str(port))]):
             labels = c.config.labels or {}
             found[c.name] = (
@@ -238,13 +350,14 @@ def _holders(docker: DockerClient) -> dict[str, tuple[str, str]]:
     return found
 
 
-def free_host_ports(docker: DockerClient) -> None:
-    """Before a module takes ports 80/443: a stack left by an interrupted test run (its compose working dir is a
-    pytest tmp dir, so it holds test data only) is taken down with its volumes and its deploy lock; anything
-    else holding them stops the whole run with what holds them and how to free them, instead of failing every
-    test that deploys."""
+def free_host_ports(docker: DockerClient, lane: Lane = LANES[0]) -> None:
+    """Before a module takes its lane's ports (lane 0: 80/443): a stack left by an interrupted test run (its
+    compose working dir is a pytest tmp dir, so it holds test data only) is taken down with its volumes and its
+    deploy lock; anything else holding them stops the whole run with what holds them and how to free them,
+    instead of failing every test that deploys."""
     tmp_root = Path(tempfile.gettempdir()) / f"pytest-of-{getpass.getuser()}"
-    for project, workdir in set(_holders(docker).values()):
+    ports = (lane.http_port, lane.https_port)
+    for project, workdir in set(_holders(docker, ports).values()):
         if project and project not in RESERVED_PROJECTS and Path(workdir).is_relative_to(tmp_root):
             print(f"conftest: taking down {project!r}, left running by an interrupted test run ({workdir})")
             subprocess.run(
@@ -256,17 +369,18 @@ def free_host_ports(docker: DockerClient) -> None:
             lock = f"{project}-deploy-lock"
             if docker.container.exists(lock):
                 docker.container.remove(lock, force=True)
-    left = _holders(docker)
+    left = _holders(docker, ports)
     if left:
         name, (project, workdir) = next(iter(left.items()))
         fix = RESERVED_PROJECTS.get(project)
         how = f"`composekit down` for it ({fix} started it)" if fix else "`docker stop " + name + "`"
         pytest.exit(
             f"container {name} (compose project {project or '-'}, {workdir or 'no compose working dir'}) publishes "
-            f"port 80 or 443, which the integration suite needs (Pebble validates there); stop it: {how}",
+            f"port {ports[0]} or {ports[1]}, which the integration suite needs (Pebble validates there); "
+            f"stop it: {how}",
             returncode=1,
         )
-    for port in HOST_PORTS:
+    for port in ports:
         with socket.socket() as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
@@ -280,16 +394,26 @@ def free_host_ports(docker: DockerClient) -> None:
 
 
 @pytest.fixture(scope="module")
-def host_ports(testenv: TestEnv) -> Iterator[None]:
-    """Stacks publish the host's ports 80/443 (where Pebble validates): one test module holds them at a
-    time, across concurrent pytest runs too. Holding the lock, it frees them of an interrupted run's leftovers."""
-    with open("/tmp/composekit-integration.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            free_host_ports(DockerClient())
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+def host_ports(request: pytest.FixtureRequest, testenv: TestEnv) -> Iterator[None]:
+    """Stacks publish their lane's host ports (lane 0: 80/443; where that lane's Pebble validates): one test module
+    of a lane holds them at a time, across concurrent pytest runs too (lane 0's lock file is the one every run on
+    this machine takes). An `exclusive` module holds every lane's lock, taken in lane order, so nothing runs beside
+    it. Holding the lock, it frees the ports of an interrupted run's leftovers."""
+    lanes = LANES if is_exclusive(request.module) else (testenv.lane,)
+    with ExitStack() as held:
+        for lane in lanes:
+            lock = held.enter_context(open(lane.lock_file, "w"))
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        for lane in lanes:
+            free_host_ports(DockerClient(), lane)
+        yield
+
+
+@pytest.fixture(scope="module", autouse=True)
+def lane_lock(host_ports: None) -> None:
+    """Every module holds its lane's lock (an exclusive one: every lane's) from its first test to its last, whether
+    it deploys or not: a module that only runs commands against the engine must not overlap an exclusive one (a
+    dockerd restart, a swarm), and doctor's checks of free ports must not see another module's stack."""
 
 
 @pytest.fixture(scope="module")

@@ -44,7 +44,6 @@ __all__ = [
     "kill_one_worker_under_load",
 ]
 
-PEBBLE_ACME_PORT = 14000
 LOCK_FILE = "/tmp/composekit-integration.lock"  # the one tests/integration/conftest.py's host_ports takes
 
 
@@ -111,7 +110,7 @@ class _Load:
                 outcome = None
                 try:
                     response = client.get(
-                        f"https://127.0.0.1{self.path}",
+                        f"{self.stack.base_url}{self.path}",
                         headers={"Host": self.stack.domain},
                         extensions={"sni_hostname": self.stack.domain},
                     )
@@ -263,9 +262,10 @@ def _gateway_ip(pid: int) -> str:
     raise AssertionError("host.docker.internal is not in the Traefik container's /etc/hosts")
 
 
-def ca_reachable(pid: int) -> bool:
-    """Whether Pebble's ACME directory answers from inside the network namespace of host PID ``pid``."""
-    url = f"https://{_gateway_ip(pid)}:{PEBBLE_ACME_PORT}/dir"
+def ca_reachable(pid: int, acme_port: int) -> bool:
+    """Whether Pebble's ACME directory (on host port ``acme_port``) answers from inside the network namespace of
+    host PID ``pid``."""
+    url = f"https://{_gateway_ip(pid)}:{acme_port}/dir"
     probe = subprocess.run(
         ["nsenter", "-t", str(pid), "-n", "curl", "-sS", "-k", "-o", "/dev/null", "--max-time", "5", url],
         capture_output=True,
@@ -291,11 +291,13 @@ def _iptables(*args: str) -> subprocess.CompletedProcess[str]:
 
 def ca_unreachable_restart(stack: Stack, *, deadline: float = 90) -> CaUnreachableRestart:
     """Cut this stack's Traefik off the ACME CA (a REJECT rule for its networks' subnets to the host's port
-    14000, nothing else is touched), restart Traefik, and read the certificate it serves."""
+    of its lane's Pebble (lane 0: 14000), nothing else is touched), restart Traefik, and read the certificate it
+    serves."""
+    acme_port = stack.env.lane.acme_port
     stack.wait_https("/health")
     serial_before = str(stack.peer_certificate()["serialNumber"])
     traefik = _service(stack, "traefik")
-    reachable_before = ca_reachable(traefik.state.pid)
+    reachable_before = ca_reachable(traefik.state.pid, acme_port)
     rules = [
         [
             "INPUT",
@@ -304,7 +306,7 @@ def ca_unreachable_restart(stack: Stack, *, deadline: float = 90) -> CaUnreachab
             "-p",
             "tcp",
             "--dport",
-            str(PEBBLE_ACME_PORT),
+            str(acme_port),
             "-m",
             "comment",
             "--comment",
@@ -330,7 +332,7 @@ def ca_unreachable_restart(stack: Stack, *, deadline: float = 90) -> CaUnreachab
         since = datetime.now(UTC)
         stack.docker.container.restart(traefik.id)
         traefik = stack.docker.container.inspect(traefik.id)
-        reachable_during = ca_reachable(traefik.state.pid)
+        reachable_during = ca_reachable(traefik.state.pid, acme_port)
         while time.monotonic() - restarted_at < deadline:
             try:
                 if stack.https("/health").status_code == 200:
@@ -342,13 +344,13 @@ def ca_unreachable_restart(stack: Stack, *, deadline: float = 90) -> CaUnreachab
             time.sleep(0.2)
         time.sleep(2)  # let Traefik log what it tried
         log = str(stack.docker.container.logs(traefik.id, since=since))
-        acme_lines = [line for line in log.splitlines() if ":14000" in line or "acme" in line.lower()]
-        reachable_during = reachable_during or ca_reachable(traefik.state.pid)
+        acme_lines = [line for line in log.splitlines() if f":{acme_port}" in line or "acme" in line.lower()]
+        reachable_during = reachable_during or ca_reachable(traefik.state.pid, acme_port)
     finally:
         for rule in inserted:
             while _iptables("-D", *rule).returncode == 0:
                 pass
-    reachable_after = ca_reachable(stack.docker.container.inspect(traefik.id).state.pid)
+    reachable_after = ca_reachable(stack.docker.container.inspect(traefik.id).state.pid, acme_port)
     return CaUnreachableRestart(
         serial_before,
         serial_after,

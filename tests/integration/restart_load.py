@@ -56,10 +56,12 @@ class HttpsLoad:
         *,
         threads: int = 4,
         path: str = "/",
+        port: int = 443,
         max_seconds: float = 90,
         max_requests: int = 200_000,
     ) -> None:
         self.domain, self.roots, self.path = domain, roots, path
+        self.url = f"https://127.0.0.1:{port}{path}"  # the lane's HTTPS port (tests/integration/conftest.py)
         self.max_seconds, self.max_requests = max_seconds, max_requests
         self.result = LoadResult()
         self._lock = threading.Lock()
@@ -99,7 +101,7 @@ class HttpsLoad:
                 began = time.monotonic()
                 try:
                     response = client.get(
-                        f"https://127.0.0.1{self.path}",
+                        self.url,
                         headers={"Host": self.domain},
                         extensions={"sni_hostname": self.domain},
                     )

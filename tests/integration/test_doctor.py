@@ -18,7 +18,7 @@ from python_on_whales import DockerClient
 
 from .conftest import Stack, TestEnv
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.exclusive]
 
 APP = Path(__file__).parent / "apps" / "smoke-app"
 

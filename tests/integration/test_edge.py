@@ -130,7 +130,9 @@ def apps(
 def https_as(stack: Stack, domain: str, path: str = "/") -> httpx.Response:
     verify = ssl.create_default_context(cafile=str(stack.env.roots))
     with httpx.Client(verify=verify, timeout=10) as client:
-        return client.get(f"https://127.0.0.1{path}", headers={"Host": domain}, extensions={"sni_hostname": domain})
+        # The lane's HTTPS port (tests/integration/conftest.py: lane 0 publishes 443, lane 1 1443).
+        url = f"https://127.0.0.1:{stack.env.lane.https_port}{path}"
+        return client.get(url, headers={"Host": domain}, extensions={"sni_hostname": domain})
 
 
 def wait_certificate(stack: Stack, domain: str, timeout: float = 60) -> None:
@@ -149,7 +151,7 @@ def wait_certificate(stack: Stack, domain: str, timeout: float = 60) -> None:
 def certificate_names(stack: Stack, domain: str) -> set[str]:
     context = ssl.create_default_context(cafile=str(stack.env.roots))
     with (
-        socket.create_connection(("127.0.0.1", 443), timeout=10) as raw,
+        socket.create_connection(("127.0.0.1", stack.env.lane.https_port), timeout=10) as raw,
         context.wrap_socket(raw, server_hostname=domain) as tls,
     ):
         cert: Any = tls.getpeercert()
@@ -183,7 +185,7 @@ def test_another_apps_deploys_rollback_and_down_cost_the_first_no_request(apps: 
     notes, blog = apps["notes"], apps["blog"]
     docker = DockerClient()
     before = edge_traefik(docker)
-    with HttpsLoad(notes.domain, notes.env.roots, threads=2, max_seconds=500) as load:
+    with HttpsLoad(notes.domain, notes.env.roots, threads=2, max_seconds=500, port=notes.env.lane.https_port) as load:
         blog.ck("up", "--no-smoke", timeout=400)
         blog.wait_https("/")
         assert blog.https("/").json() == {"app": BLOG, "version": "v1"}

@@ -30,7 +30,7 @@ from .restart_load import (
     wait_serving,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.exclusive]
 
 EXAMPLE = REPO / "stacks" / "fastapi"
 

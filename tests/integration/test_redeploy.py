@@ -65,7 +65,7 @@ def test_redeploy_under_load_loses_no_request_and_serves_the_new_version(stack: 
     assert stack.https("/").json() == {"version": "v1"}
     old = app_ids(stack)
     set_version(stack, "v2")
-    with HttpsLoad(stack.domain, stack.env.roots, threads=3, max_seconds=240) as load:
+    with HttpsLoad(stack.domain, stack.env.roots, port=stack.env.lane.https_port, threads=3, max_seconds=240) as load:
         done = stack.ck("up", "--no-smoke", timeout=300)
         result = load.stop()
     assert result.sent > 100, result
@@ -89,7 +89,9 @@ def test_a_failing_migration_leaves_the_old_release_serving(stack: Stack) -> Non
     set_version(stack, "v3")
     marker(stack, "FAIL_MIGRATION").write_text("")
     try:
-        with HttpsLoad(stack.domain, stack.env.roots, threads=2, max_seconds=240) as load:
+        with HttpsLoad(
+            stack.domain, stack.env.roots, port=stack.env.lane.https_port, threads=2, max_seconds=240
+        ) as load:
             done = stack.ck("up", "--no-smoke", check=False, timeout=300)
             result = load.stop()
     finally:
@@ -107,7 +109,9 @@ def test_a_release_that_never_turns_healthy_is_removed_and_the_old_one_keeps_ser
     set_version(stack, "v4")
     marker(stack, "BROKEN_HEALTH").write_text("")
     try:
-        with HttpsLoad(stack.domain, stack.env.roots, threads=2, max_seconds=240) as load:
+        with HttpsLoad(
+            stack.domain, stack.env.roots, port=stack.env.lane.https_port, threads=2, max_seconds=240
+        ) as load:
             done = stack.ck("up", "--no-smoke", "--timeout", "120", check=False, timeout=300)
             result = load.stop()
     finally:
@@ -174,7 +178,7 @@ def test_releases_are_listed_and_pruned_to_keep(stack: Stack) -> None:
 
 def test_rollback_under_load_restores_the_previous_release_with_no_failed_request(stack: Stack) -> None:
     previous = json.loads(stack.ck("releases", "--json").stdout)[0]
-    with HttpsLoad(stack.domain, stack.env.roots, threads=3, max_seconds=240) as load:
+    with HttpsLoad(stack.domain, stack.env.roots, port=stack.env.lane.https_port, threads=3, max_seconds=240) as load:
         done = stack.ck("rollback", timeout=300)
         result = load.stop()
     assert result.sent > 50, result
@@ -217,7 +221,7 @@ def test_a_long_response_on_the_old_release_finishes_during_the_switch(stack: St
             httpx.Client(verify=verify, timeout=30) as client,
             client.stream(
                 "GET",
-                "https://127.0.0.1/slow?seconds=20",
+                f"{stack.base_url}/slow?seconds=20",
                 headers={"Host": stack.domain},
                 extensions={"sni_hostname": stack.domain},
             ) as response,

@@ -269,7 +269,9 @@ def test_doctor_json_over_ssh(remote: Stack) -> None:
         "acme.json in volume remote-pg_acme on the server: mode 600, 1 certificate(s)"
     ), checks["acme.json"]
     assert checks["disk space"]["status"] in ("ok", "warn"), checks["disk space"]
-    assert {checks["port 80"]["status"], checks["port 443"]["status"]} == {"ok"}  # held by this stack's Traefik
+    lane = remote.env.lane  # the ports this lane's stacks publish (lane 0: 80/443)
+    held = {checks[f"port {lane.http_port}"]["status"], checks[f"port {lane.https_port}"]["status"]}
+    assert held == {"ok"}  # held by this stack's Traefik
 
 
 def _with_ssh_config(stack: Stack, text: str, *args: str) -> subprocess.CompletedProcess[str]:

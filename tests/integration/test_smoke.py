@@ -51,6 +51,13 @@ def smoke_json(stack: Stack, *args: str) -> tuple[int, dict[str, Any]]:
     return result.returncode, json.loads(result.stdout)
 
 
+def origin(stack: Stack, scheme: str) -> str:
+    """scheme://domain[:port] as smoke names it: the port of this stack's lane, unless it is the scheme's default."""
+    lane = stack.env.lane
+    port, default = (lane.http_port, 80) if scheme == "http" else (lane.https_port, 443)
+    return f"{scheme}://{stack.domain}" + ("" if port == default else f":{port}")
+
+
 def by_name(report: dict[str, Any]) -> dict[str, dict[str, str]]:
     return {c["name"]: c for c in report["checks"]}
 
@@ -84,7 +91,7 @@ def test_healthy_stack_passes_every_check(healthy: tuple[Stack, Any], testenv: T
     assert statuses(report) == dict.fromkeys(ALL_CHECKS, "ok")
     checks = by_name(report)
     assert checks["http -> https"]["detail"] == (
-        "http://smoke-ok.composekit.test/health -> 301 Moved Permanently -> https://smoke-ok.composekit.test/health"
+        f"{origin(stack, 'http')}/health -> 301 Moved Permanently -> https://smoke-ok.composekit.test/health"
     )
     assert checks["tls certificate"]["detail"].startswith("issued by Pebble Intermediate CA")
     assert checks["tls certificate"]["detail"].endswith(f"verifies against the CA file {testenv.roots}")
@@ -94,7 +101,7 @@ def test_healthy_stack_passes_every_check(healthy: tuple[Stack, Any], testenv: T
 def test_table_output(healthy: tuple[Stack, Any]) -> None:
     stack, _ = healthy
     result = stack.ck("smoke")
-    assert "smoke: https://smoke-ok.composekit.test/ at 127.0.0.1" in result.stdout
+    assert f"smoke: {origin(stack, 'https')}/ at 127.0.0.1" in result.stdout
     assert "smoke passed: 8 ok, 0 warn, 0 fail" in result.stdout
 
 
@@ -175,8 +182,8 @@ def test_missing_redirect_is_caught(make_stack: Any, testenv: TestEnv) -> None:
     redirect = by_name(report)["http -> https"]
     assert redirect["status"] == "fail"
     assert redirect["detail"] == (
-        "http://smoke-noredirect.composekit.test/health answered 404 Not Found instead of redirecting to "
-        "https://smoke-noredirect.composekit.test/health"
+        f"{origin(stack, 'http')}/health answered 404 Not Found instead of redirecting to "
+        f"{origin(stack, 'https')}/health"
     )
     assert "composekit.override.yaml" in redirect["fix"]
     assert [c["name"] for c in report["checks"] if c["status"] != "ok"] == ["http -> https"]
@@ -184,7 +191,7 @@ def test_missing_redirect_is_caught(make_stack: Any, testenv: TestEnv) -> None:
 
 # a certificate near expiry, from a second Pebble that issues 10-day certificates ------------------------
 
-SHORT_PEBBLE_ACME, SHORT_PEBBLE_MGMT = 14010, 15010
+SHORT_PEBBLE_ACME, SHORT_PEBBLE_MGMT = 14010, 15010  # plus the lane's index
 VALIDITY_DAYS = 10
 
 
@@ -195,9 +202,11 @@ def _port_in_use(port: int) -> bool:
 
 @contextmanager
 def short_lived_pebble(testenv: TestEnv, workdir: Path) -> Iterator[Path]:
-    """A second Pebble (the shared one must not restart: its roots would change) on its own ports,
-    issuing certificates valid for VALIDITY_DAYS; yields its roots file. Stopped by PID."""
-    for port in (SHORT_PEBBLE_ACME, SHORT_PEBBLE_MGMT):
+    """A second Pebble (the shared one must not restart: its roots would change) on its own ports (those of the
+    lane), validating on the lane's ports, issuing certificates valid for VALIDITY_DAYS; yields its roots file.
+    Stopped by PID."""
+    acme_port, mgmt_port = SHORT_PEBBLE_ACME + testenv.lane.index, SHORT_PEBBLE_MGMT + testenv.lane.index
+    for port in (acme_port, mgmt_port):
         if _port_in_use(port):
             pytest.fail(f"port {port} is taken: the short-lived Pebble of this test cannot start", pytrace=False)
     listener = Path(testenv.pebble_ca).parent
@@ -206,12 +215,12 @@ def short_lived_pebble(testenv: TestEnv, workdir: Path) -> Iterator[Path]:
         json.dumps(
             {
                 "pebble": {
-                    "listenAddress": f"0.0.0.0:{SHORT_PEBBLE_ACME}",
-                    "managementListenAddress": f"0.0.0.0:{SHORT_PEBBLE_MGMT}",
+                    "listenAddress": f"0.0.0.0:{acme_port}",
+                    "managementListenAddress": f"0.0.0.0:{mgmt_port}",
                     "certificate": str(listener / "cert.pem"),
                     "privateKey": str(listener / "key.pem"),
-                    "httpPort": 80,
-                    "tlsPort": 443,
+                    "httpPort": testenv.lane.http_port,
+                    "tlsPort": testenv.lane.https_port,
                     "ocspResponderURL": "",
                     "externalAccountBindingRequired": False,
                     "certificateValidityPeriod": VALIDITY_DAYS * 86400,
@@ -230,14 +239,14 @@ def short_lived_pebble(testenv: TestEnv, workdir: Path) -> Iterator[Path]:
             env={**os.environ, "PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"},
         )
     try:
-        mgmt = f"https://localhost:{SHORT_PEBBLE_MGMT}"
+        mgmt = f"https://localhost:{mgmt_port}"
         deadline = time.monotonic() + 30
         with httpx.Client(verify=ssl.create_default_context(cafile=str(listener / "cert.pem")), timeout=3) as client:
             while True:
                 if proc.poll() is not None:
                     pytest.fail(f"the short-lived Pebble exited ({proc.returncode}):\n{log.read_text()[-2000:]}")
                 try:
-                    client.get(f"https://localhost:{SHORT_PEBBLE_ACME}/dir").raise_for_status()
+                    client.get(f"https://localhost:{acme_port}/dir").raise_for_status()
                     break
                 except httpx.HTTPError:
                     if time.monotonic() > deadline:
@@ -265,7 +274,7 @@ def test_certificate_near_expiry(make_stack: Any, testenv: TestEnv, tmp_path: Pa
         stack = make_stack(
             APP,
             "smoke-expiring",
-            acme={"ca_server": f"https://host.docker.internal:{SHORT_PEBBLE_ACME}/dir"},
+            acme={"ca_server": f"https://host.docker.internal:{SHORT_PEBBLE_ACME + testenv.lane.index}/dir"},
             smoke={"resolve": "127.0.0.1", "ca_file": str(roots)},
         )
         stack.ck("up", "--no-smoke")
