@@ -10,18 +10,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, Strict, field_validator, model_validator
 
-from .environment import _ENV_KEY_RE
+from .environment import check_environment
 from .fields import (
-    _VOLUME_NAME_RE,
-    CONTAINER_PATH_CHARS,
-    CONTAINER_PATH_RE,
     Expected,
     PositiveInt,
     PositiveNumber,
+    check_volumes,
     got,
     parse_memory,
 )
-from .redact import secret_name_word, secret_value_kind
 from .sections import _Model
 
 __all__ = [
@@ -42,6 +39,12 @@ COMPANION_NAME_EXPECTED = 'lowercase letters, digits and "-" (a DNS label, at mo
 RESERVED_NAMES = ("app", "migrate", "db", "traefik", "routes", "files", "socket-proxy")
 DEFAULT_STOP_GRACE = 30
 MAX_STOP_GRACE = 3600
+
+# Where an accessory's secret goes instead of environment (the official images read *_FILE variables).
+_SECRET_FILE_FIX = (
+    "put the value in a file, list it under secrets and point the image at /run/secrets/<name> (such as "
+    "POSTGRES_PASSWORD_FILE)"
+)
 
 
 def _command(v: Any, *, optional: bool) -> Any:
@@ -167,43 +170,12 @@ class Accessory(_Model):
     @field_validator("volumes", mode="before")
     @classmethod
     def _volumes(cls, v: Any) -> Any:
-        if not isinstance(v, dict):
-            raise ValueError(f"expected a mapping of volume name: absolute container path, got {got(v)}")
-        for name, target in v.items():
-            if not isinstance(name, str) or not _VOLUME_NAME_RE.match(name):
-                raise ValueError(f'expected volume names of letters, digits, "_", "-", ".", got {got(name)}')
-            if (
-                not isinstance(target, str)
-                or not CONTAINER_PATH_RE.match(target)
-                or any(part in (".", "..") for part in target.split("/"))
-            ):
-                raise ValueError(
-                    f"{name}: expected an absolute path inside the container, of {CONTAINER_PATH_CHARS}, "
-                    f"got {got(target)}"
-                )
-        return v
+        return check_volumes(v)
 
     @field_validator("environment", mode="before")
     @classmethod
     def _environment(cls, v: Any) -> Any:
-        if not isinstance(v, dict):
-            raise ValueError(f"expected a mapping of VARIABLE: value, got {got(v)}")
-        out: dict[str, str] = {}
-        for key, value in v.items():
-            if not isinstance(key, str) or not _ENV_KEY_RE.match(key):
-                raise ValueError(f"expected environment variable names, got {got(key)}")
-            if isinstance(value, (dict, list)) or value is None:
-                raise ValueError(f"{key}: expected a string, number or boolean, got {got(value)}")
-            text = str(value).lower() if isinstance(value, bool) else str(value)
-            word, kind = secret_name_word(key), secret_value_kind(text)
-            if word is not None or kind is not None:
-                why = f"its name ends in {word}" if word is not None else f"the value {kind}"
-                raise ValueError(
-                    f"{key} looks like a secret ({why}); put the value in a file, list it under secrets and point "
-                    "the image at /run/secrets/<name> (such as POSTGRES_PASSWORD_FILE)"
-                )
-            out[key] = text
-        return out
+        return check_environment(v, fix=_SECRET_FILE_FIX, own={})
 
     @field_validator("secrets", mode="before")
     @classmethod

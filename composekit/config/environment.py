@@ -4,6 +4,7 @@ which app/environment and app/secrets may not set, and the checks of those two k
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from .fields import got
@@ -72,26 +73,27 @@ WORKER_VARIABLES: dict[str, str] = {
 }
 
 
-def check_environment(v: Any) -> dict[str, str]:
-    """app/environment: a mapping of variable names to strings (numbers and booleans as text); neither composekit's
-    own variables nor anything that looks like a secret."""
+def check_environment(v: Any, fix: str = _USE_ENV_FILE, own: Mapping[str, str] = APP_VARIABLES) -> dict[str, str]:
+    """app/environment (an accessory's too, with its own ``fix`` and no ``own`` variables): a mapping of variable
+    names to strings (numbers and booleans as text); neither composekit's own variables nor anything that looks
+    like a secret (``fix`` says where a secret goes instead)."""
     if not isinstance(v, dict):
         raise ValueError(f"expected a mapping of VARIABLE: value, got {got(v)}")
     out: dict[str, str] = {}
     for key, value in v.items():
         if not isinstance(key, str) or not _ENV_KEY_RE.match(key):
             raise ValueError(f"expected environment variable names, got {got(key)}")
-        if key in APP_VARIABLES:
-            raise ValueError(f"{key} is composekit's own variable: {APP_VARIABLES[key]}")
+        if key in own:
+            raise ValueError(f"{key} is composekit's own variable: {own[key]}")
         word = secret_name_word(key)
         if word is not None:
-            raise ValueError(f"{key} looks like a secret (its name ends in {word}); {_USE_ENV_FILE}")
+            raise ValueError(f"{key} looks like a secret (its name ends in {word}); {fix}")
         if isinstance(value, (dict, list)) or value is None:
             raise ValueError(f"{key}: expected a string, number or boolean, got {got(value)}")
         text = str(value).lower() if isinstance(value, bool) else str(value)
         kind = secret_value_kind(text)
         if kind is not None:
-            raise ValueError(f"{key}: the value {kind}; {_USE_ENV_FILE}")
+            raise ValueError(f"{key}: the value {kind}; {fix}")
         out[key] = text
     return out
 

@@ -24,6 +24,7 @@ __all__ = [
     "PositiveInt",
     "PositiveNumber",
     "check_value",
+    "check_volumes",
     "got",
     "parse_memory",
     "url_path",
@@ -118,3 +119,25 @@ def check_value(model: type[BaseModel], field: str, value: Any) -> Any:
     except ValidationError:
         expected = next(m for m in info.metadata if isinstance(m, Expected))
         raise ValueError(f"expected {expected.text}, got {got(value)}") from None
+
+
+def check_volumes(v: Any, reserved: tuple[str, ...] = ()) -> Any:
+    """A mapping of named volume -> absolute container path (app/volumes, an accessory's volumes); ``reserved``:
+    names the stack uses itself."""
+    if not isinstance(v, dict):
+        raise ValueError(f"expected a mapping of volume name: absolute container path, got {got(v)}")
+    for name, target in v.items():
+        if not isinstance(name, str) or not _VOLUME_NAME_RE.match(name) or name in reserved:
+            quoted = [f'"{r}"' for r in reserved]
+            listed = ", ".join(quoted[:-1]) + f" or {quoted[-1]}" if len(quoted) > 1 else "".join(quoted)
+            not_reserved = f" (not {listed})" if reserved else ""
+            raise ValueError(f'expected volume names of letters, digits, "_", "-", "."{not_reserved}, got {got(name)}')
+        if (
+            not isinstance(target, str)
+            or not CONTAINER_PATH_RE.match(target)
+            or any(part in (".", "..") for part in target.split("/"))
+        ):
+            raise ValueError(
+                f"{name}: expected an absolute path inside the container, of {CONTAINER_PATH_CHARS}, got {got(target)}"
+            )
+    return v

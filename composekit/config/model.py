@@ -25,14 +25,12 @@ from .fields import (
     _MODULE_RE,
     _NAME_RE,
     _REGISTRY_RE,
-    _VOLUME_NAME_RE,
-    CONTAINER_PATH_CHARS,
-    CONTAINER_PATH_RE,
     Expected,
     Flag,
     Port,
     PositiveInt,
     PositiveNumber,
+    check_volumes,
     got,
     parse_memory,
     url_path,
@@ -197,24 +195,7 @@ class App(_Model):
     @field_validator("volumes", mode="before")
     @classmethod
     def _volumes(cls, v: Any) -> Any:
-        if not isinstance(v, dict):
-            raise ValueError(f"expected a mapping of volume name: absolute container path, got {got(v)}")
-        for name, target in v.items():
-            if not isinstance(name, str) or not _VOLUME_NAME_RE.match(name) or name in ("acme", "routes", "files"):
-                raise ValueError(
-                    'expected volume names of letters, digits, "_", "-", "." (not "acme", "routes" or "files"), '
-                    f"got {got(name)}"
-                )
-            if (
-                not isinstance(target, str)
-                or not CONTAINER_PATH_RE.match(target)
-                or any(part in (".", "..") for part in target.split("/"))
-            ):
-                raise ValueError(
-                    f"{name}: expected an absolute path inside the container, of {CONTAINER_PATH_CHARS}, "
-                    f"got {got(target)}"
-                )
-        return v
+        return check_volumes(v, reserved=("acme", "routes", "files"))
 
     @field_validator("cap_add", mode="before")
     @classmethod

@@ -112,6 +112,12 @@ def error_of(extra: dict[str, Any]) -> str:
             "POSTGRES_PASSWORD_FILE)",
         ),
         (
+            {"accessories": {"cache": {"image": "memcached:1.6", "environment": {"CACHE_URL": "redis://u:pw@r/0"}}}},
+            "accessories/cache/environment: CACHE_URL: the value is a URL with credentials (user:password@); put the "
+            "value in a file, list it under secrets and point the image at /run/secrets/<name> (such as "
+            "POSTGRES_PASSWORD_FILE)",
+        ),
+        (
             {"processes": {"worker": "a"}, "accessories": {"worker": {"image": "redis:7"}}},
             "accessories: worker: is also the name of a process; give the accessory another name",
         ),
@@ -136,6 +142,14 @@ def error_of(extra: dict[str, Any]) -> str:
 )
 def test_errors_name_the_key_path(extra: dict[str, Any], message: str) -> None:
     assert error_of(extra) == f"composekit.yaml: {message}"
+
+
+def test_an_accessory_may_set_a_variable_composekit_sets_for_the_app() -> None:
+    """composekit's own variables (APP_PORT, ...) are the app's; another image may use the same names."""
+    config = parse_config(
+        {**MINIMAL, "accessories": {"cache": {"image": "memcached:1.6", "environment": {"APP_PORT": 1}}}}
+    )
+    assert config.accessories["cache"].environment == {"APP_PORT": "1"}
 
 
 def test_a_bare_string_is_the_command() -> None:
