@@ -58,6 +58,7 @@ __all__ = [
     "compose_variables",
     "render_compose",
     "traefik_address",
+    "traefik_service",
     "web_subnet",
 ]
 
@@ -186,8 +187,10 @@ def _config_hash(contents: Mapping[str, str], names: list[str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def _traefik_service(project: Project, contents: Mapping[str, str]) -> dict[str, Any]:
-    config = project.config
+def traefik_service(config: Config, labels: dict[str, str], networks: Any) -> dict[str, Any]:
+    """A Traefik of composekit's (the stack's own, or the shared edge's: render/edge.py): its static file and the
+    ACME CA files as configs, the routes volume read-only, the ACME storage volume, ports 80/443 published, no
+    capability but binding them."""
     configs = [{"source": name, "target": target} for name, target in TRAEFIK_CONFIGS.items()]
     ca_paths: list[str] = []
     for i in range(len(config.acme.ca_certificates)):
@@ -201,7 +204,7 @@ def _traefik_service(project: Project, contents: Mapping[str, str]) -> dict[str,
         "ports": [f"{config.ports.http}:80", f"{config.ports.https}:443"],
         "configs": configs,
         "volumes": [f"{ROUTES}:{TRAEFIK_DYNAMIC_DIR}:ro", "acme:/acme"],
-        "labels": {"composekit.config-hash": _config_hash(contents, [str(c["source"]) for c in configs])},
+        "labels": labels,
     }
     if ca_paths:
         service["environment"] = {"LEGO_CA_CERTIFICATES": ":".join(ca_paths)}
@@ -213,10 +216,19 @@ def _traefik_service(project: Project, contents: Mapping[str, str]) -> dict[str,
             "security_opt": ["no-new-privileges:true"],
             "cap_drop": ["ALL"],
             "cap_add": ["NET_BIND_SERVICE"],  # binds :80 and :443
-            "networks": {"web": {"ipv4_address": traefik_address(config)}},
+            "networks": networks,
+            "logging": logging_options(config),
         }
     )
     return service
+
+
+def _traefik_service(project: Project, contents: Mapping[str, str]) -> dict[str, Any]:
+    """The stack's own Traefik (edge: own), at its fixed address on `web`; recreated when a config file changes."""
+    config = project.config
+    names = [*TRAEFIK_CONFIGS, *(acme_ca_name(i) for i in range(len(config.acme.ca_certificates)))]
+    labels = {"composekit.config-hash": _config_hash(contents, names)}
+    return traefik_service(config, labels, {"web": {"ipv4_address": traefik_address(config)}})
 
 
 def _routes_service(config: Config, contents: Mapping[str, str]) -> dict[str, Any]:

@@ -18,9 +18,8 @@ import yaml
 
 from ..config.model import Config
 from ..config.project import Project
-from .compose import ROUTES, ROUTES_DIR, ROUTES_INIT, TRAEFIK_CONFIGS, TRAEFIK_DYNAMIC_DIR
-from .names import ACME_CA_DIR, acme_ca_name
-from .services import logging_options, traefik_healthcheck
+from .compose import ROUTES, ROUTES_DIR, ROUTES_INIT, traefik_service
+from .services import logging_options
 from .text import CONFIG_HEADER, acme_ca_files, dump, literal
 from .traefik import traefik_static
 
@@ -92,39 +91,10 @@ def edge_dynamic() -> str:
 
 
 def _traefik(project: Project, contents: dict[str, str]) -> dict[str, Any]:
+    """The edge's Traefik: labelled with the settings every app on it must share and the app that created it."""
     config = project.config
-    configs = [{"source": name, "target": target} for name, target in TRAEFIK_CONFIGS.items()]
-    ca_paths = []
-    for i in range(len(config.acme.ca_certificates)):
-        configs.append({"source": acme_ca_name(i), "target": f"{ACME_CA_DIR}/{i}.pem"})
-        ca_paths.append(f"{ACME_CA_DIR}/{i}.pem")
-    service: dict[str, Any] = {
-        "image": config.images.traefik,
-        "command": ["--configFile=/etc/traefik/traefik.yml"],
-        "restart": "always",
-        "ports": [f"{config.ports.http}:80", f"{config.ports.https}:443"],
-        "configs": configs,
-        "volumes": [f"{ROUTES}:{TRAEFIK_DYNAMIC_DIR}:ro", "acme:/acme"],
-        "labels": {
-            SETTINGS_LABEL: json.dumps(edge_settings(project), sort_keys=True),
-            CREATED_BY_LABEL: config.name,
-        },
-    }
-    if ca_paths:
-        service["environment"] = {"LEGO_CA_CERTIFICATES": ":".join(ca_paths)}
-    if "://host.docker.internal" in config.acme.directory_url:
-        service["extra_hosts"] = ["host.docker.internal:host-gateway"]
-    service.update(
-        {
-            "healthcheck": traefik_healthcheck(),
-            "security_opt": ["no-new-privileges:true"],
-            "cap_drop": ["ALL"],
-            "cap_add": ["NET_BIND_SERVICE"],
-            "networks": [EDGE_NETWORK],
-            "logging": logging_options(config),
-        }
-    )
-    return service
+    labels = {SETTINGS_LABEL: json.dumps(edge_settings(project), sort_keys=True), CREATED_BY_LABEL: config.name}
+    return traefik_service(config, labels, [EDGE_NETWORK])
 
 
 def _routes(config: Config) -> dict[str, Any]:
