@@ -172,15 +172,21 @@ cmd_status() {
 
 cmd_roots() {
     pebble_alive || ck_die "pebble is not running: scripts/pebble.sh start"
-    local out=$DIR/roots.pem tmp=$DIR/roots.pem.tmp
-    {
+    # Callers run at once (the integration tier's workers): each fetches into its own temporary file and
+    # renames it into place, so none reads a file another is writing.
+    local out=$DIR/roots.pem tmp
+    tmp=$(mktemp "$DIR/roots.pem.XXXXXX")
+    if ! {
         curl -fsS --max-time 5 --cacert "$SHARED/cert.pem" "$MGMT_URL/roots/0"
         echo
         curl -fsS --max-time 5 --cacert "$SHARED/cert.pem" "$MGMT_URL/intermediates/0"
         echo
-    } >"$tmp" || { rm -f "$tmp"; ck_die "could not fetch the roots from $MGMT_URL"; }
-    grep -v '^$' "$tmp" >"$out"
-    rm -f "$tmp"
+    } | grep -v '^$' >"$tmp"; then
+        rm -f "$tmp"
+        ck_die "could not fetch the roots from $MGMT_URL"
+    fi
+    chmod 644 "$tmp"
+    mv -f "$tmp" "$out"
     echo "$out"
 }
 
