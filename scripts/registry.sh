@@ -38,7 +38,8 @@ answers() {
 prepare() {
     [[ -x $REGISTRY ]] || ck_die "$REGISTRY not found: apt-get install docker-registry"
     command -v htpasswd >/dev/null || ck_die "htpasswd not found: apt-get install apache2-utils"
-    ip -4 addr show | grep -q "inet $HOST/" || ck_die "no interface has $HOST: start the Swarm first (scripts/swarm.sh start)"
+    # Not `ip | grep -q`: under pipefail, grep's early exit can kill ip with SIGPIPE and fail the pipeline.
+    [[ $(ip -4 -o addr show) == *"inet $HOST/"* ]] || ck_die "no interface has $HOST: start the Swarm first (scripts/swarm.sh start)"
     mkdir -p "$DIR/data"
     chmod 700 "$DIR"
     if [[ ! -f $DIR/ca.crt ]]; then

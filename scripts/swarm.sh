@@ -232,7 +232,10 @@ stop_node2_dockerd() {
     fi
     for p in /proc/[0-9]*; do
         # A process may exit between the glob and the read: no message for that.
-        if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -qF -- "-address $shim_addr "; then
+        # The whole command line read first (not `| grep -q`: under pipefail an early exit can fail the pipeline).
+        local cmdline
+        cmdline=$({ tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null) || continue
+        if [[ $cmdline == *"-address $shim_addr "* ]]; then
             ck_log "node2: killing leftover shim ${p#/proc/}"
             kill -KILL "${p#/proc/}" 2>/dev/null || true
         fi
@@ -246,7 +249,7 @@ unmount_leftovers() {
         ck_log "node2: unmounting leftover $m"
         umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || ck_log "could not unmount $m"
     done
-    if [[ -d $EXEC_ROOT ]] && ! findmnt -rn -o TARGET | grep -qE "^$EXEC_ROOT(/|$)"; then
+    if [[ -d $EXEC_ROOT ]] && ! findmnt -rn -o TARGET | grep -E "^$EXEC_ROOT(/|$)" >/dev/null; then
         rm -rf "$EXEC_ROOT"
     fi
 }
