@@ -47,6 +47,17 @@ def status_table(st: StackStatus) -> Table:
     return table
 
 
+def schedules_table(st: StackStatus) -> Table:
+    """One row per schedule: its cron, the last run (its scheduled time, result, end, last output line), the next."""
+    table = Table(title="schedules (UTC)")
+    for col in ("schedule", "cron", "last run", "result", "ended", "last output", "next"):
+        table.add_column(col)
+    for s in st.schedules:
+        last_line = escape(s.output[-1]) if s.output else "-"
+        table.add_row(s.name, s.cron, s.scheduled or "-", s.result, s.ended or "-", last_line, s.next or s.note or "-")
+    return table
+
+
 def swarm_status_table(st: SwarmStatus) -> Table:
     """mode: swarm: one row per service (running/desired, Swarm's update state), then one per current task."""
     table = Table(title=f"{st.name}  {st.url}  (Swarm)")
