@@ -18,6 +18,9 @@ import yaml
 
 from composekit.config import parse_config
 from composekit.config.project import Project, load_project
+from composekit.engine.companions import deploy_scheduler
+from composekit.engine.docker import ContainerInfo
+from composekit.engine.status import schedule_rows
 from composekit.errors import ConfigError
 from composekit.render.stack import render_stack
 from composekit.runtime import scheduler as rt
@@ -253,3 +256,79 @@ def test_a_run_past_its_timeout_is_killed_and_recorded(tmp_path: Path) -> None:
     assert run["timed_out"] is True and run["exit_code"] == -15 and run["output"] == ["working"]
     assert "slow | working" in lines and "slow | timed out after 0.5 s: stopping it" in lines
     assert s.due(clock.t + timedelta(minutes=1)) != []  # the deferred time runs once the job has ended
+
+
+# The engine's side: the stop-first replacement and status's rows, on a fake engine.
+
+
+class FakeDocker:
+    """The scheduler's containers: ``image`` is the running one's; up() starts one of the new image."""
+
+    def __init__(self, image: str | None) -> None:
+        self.calls: list[str] = []
+        self.items = [] if image is None else [self._info("shop-scheduler-1", image)]
+
+    def _info(self, name: str, image: str) -> ContainerInfo:
+        return ContainerInfo(name, name, "scheduler", "running", None, None, 0, None, None, 0, image)
+
+    def image_id(self, image: str) -> str:
+        return "sha256:new"
+
+    def config_hash(self, service: str) -> str:
+        return "hash"
+
+    def container_labels(self, name: str) -> dict[str, str]:
+        return {"com.docker.compose.config-hash": "hash"}
+
+    def containers(self) -> list[ContainerInfo]:
+        return list(self.items)
+
+    def remove_now(self, name: str) -> None:
+        self.calls.append(f"remove_now {name}")
+
+    def stop_and_remove(self, name: str) -> None:
+        assert not any(c.image == "sha256:new" for c in self.items), "a new scheduler runs beside the old one"
+        self.calls.append(f"stop_and_remove {name}")
+        self.items = [c for c in self.items if c.name != name]
+
+    def up(self, services: list[str], dependencies: bool = True, on_line: Any = None) -> None:
+        self.calls.append(f"up {' '.join(services)} dependencies={dependencies}")
+        self.items.append(self._info("shop-scheduler-2", "sha256:new"))
+
+
+def test_a_deploy_stops_the_old_scheduler_before_the_new_one_starts(tmp_path: Path) -> None:
+    docker = FakeDocker("sha256:old")
+    assert deploy_scheduler(project_in(tmp_path), docker, "r2")  # type: ignore[arg-type]
+    assert docker.calls == ["stop_and_remove shop-scheduler-1", "up scheduler dependencies=False"]
+
+
+def test_a_scheduler_already_on_the_release_is_left_running(tmp_path: Path) -> None:
+    docker = FakeDocker("sha256:new")
+    assert not deploy_scheduler(project_in(tmp_path), docker, "r2")  # type: ignore[arg-type]
+    assert docker.calls == []
+
+
+def test_status_rows_show_the_last_run_its_result_and_the_next_time(tmp_path: Path) -> None:
+    config = project_in(tmp_path).config
+    state = {
+        "jobs": {
+            "cleanup": {
+                "last_scheduled": "2026-12-03T12:10:00+00:00",
+                "next": "2026-12-03T12:15:00+00:00",
+                "last_run": {
+                    "scheduled": "2026-12-03T12:10:00+00:00",
+                    "started": "2026-12-03T12:10:00+00:00",
+                    "ended": "2026-12-03T12:12:00+00:00",
+                    "exit_code": -15,
+                    "timed_out": True,
+                    "output": ["deleted 3", "working"],
+                },
+            }
+        }
+    }
+    cleanup, report = schedule_rows(config, json.dumps(state))
+    assert (cleanup.name, cleanup.cron, cleanup.result) == ("cleanup", "*/5 * * * *", "exit -15 (timed out)")
+    assert cleanup.output == ["deleted 3", "working"] and cleanup.next == "2026-12-03T12:15:00+00:00"
+    assert (report.result, report.note) == ("-", "not started by the running scheduler yet")
+    down = schedule_rows(config, None, "the scheduler is not running (`composekit up` starts it)")
+    assert [r.note for r in down] == ["the scheduler is not running (`composekit up` starts it)"] * 2
