@@ -16,6 +16,9 @@ its output) and the next time; every output line goes to the scheduler's stdout 
 timed out. On SIGTERM the scheduler starts nothing more and waits for the running jobs (its stop grace covers the
 longest timeout).
 
+Each run gets COMPOSEKIT_SCHEDULE (its name) and COMPOSEKIT_SCHEDULED_AT (the scheduled time it stands for, ISO 8601
+UTC) in its environment.
+
 Usage: python scheduler.py STATE_DIR JOBS_JSON, JOBS_JSON = {name: {"cron": ..., "argv": [...], "timeout": seconds}}.
 Times are UTC."""
 
@@ -59,6 +62,12 @@ def next_time(cron: str, after: datetime) -> datetime:
 def newest_time(cron: str, now: datetime) -> datetime:
     """The newest scheduled time at or before ``now``."""
     return next(iter(CronSim(cron, now + timedelta(seconds=1), reverse=True)))
+
+
+def run_environment(job: Job, scheduled: datetime) -> dict[str, str]:
+    """What a run gets besides the scheduler's environment (the app's): its name and the time it was scheduled for
+    (not when it started: a catch-up run knows which time it stands for)."""
+    return {"COMPOSEKIT_SCHEDULE": job.name, "COMPOSEKIT_SCHEDULED_AT": _iso(scheduled) or "", "PYTHONUNBUFFERED": "1"}
 
 
 class Job:
@@ -176,9 +185,15 @@ class Scheduler:
         timed_out = threading.Event()
         try:
             proc = subprocess.Popen(
-                job.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, text=True, errors="replace", env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )  # fmt: skip
+                job.argv,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # a timeout stops the whole group
+                text=True,
+                errors="replace",
+                env={**os.environ, **run_environment(job, scheduled)},
+            )
         except OSError as exc:
             tail.append(f"could not start {job.argv[0]}: {exc}")
             self.log(f"{job.name} | {tail[-1]}")

@@ -160,7 +160,9 @@ def scheduler(state_dir: Path, clock: Clock, jobs: list[rt.Job]) -> rt.Scheduler
 
 
 def every_minute(name: str, out: Path, timeout: float = 30) -> rt.Job:
-    return rt.Job(name, "* * * * *", [sys.executable, "-c", f"open({str(out)!r}, 'a').write('ran\\n')"], timeout)
+    """Appends the time it was scheduled for (the scheduler's COMPOSEKIT_SCHEDULED_AT) to ``out``."""
+    write = f"import os; open({str(out)!r}, 'a').write(os.environ['COMPOSEKIT_SCHEDULED_AT'] + '\\n')"
+    return rt.Job(name, "* * * * *", [sys.executable, "-c", write], timeout)
 
 
 def run_due(s: rt.Scheduler, now: datetime) -> list[tuple[str, datetime]]:
@@ -187,7 +189,7 @@ def test_a_gap_gives_each_missed_job_one_catch_up_run_and_no_gap_none(tmp_path: 
         ("a", datetime(2026, 12, 3, 12, 13, tzinfo=UTC)),
         ("b", datetime(2026, 12, 3, 12, 10, tzinfo=UTC)),
     ]
-    assert out_a.read_text() == "ran\nran\n"
+    assert out_a.read_text() == "2026-12-03T12:01:00+00:00\n2026-12-03T12:13:00+00:00\n"
     # A third scheduler right after, within the same minute: nothing was missed, nothing runs.
     third = scheduler(tmp_path, clock, jobs)
     assert third.due(clock.t + timedelta(seconds=50)) == []
