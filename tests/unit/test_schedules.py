@@ -15,12 +15,14 @@ from typing import Any
 
 import pytest
 import yaml
+from rich.console import Console
 
+from composekit.cli.display import schedules_table
 from composekit.config import parse_config
 from composekit.config.project import Project, load_project
 from composekit.engine.companions import deploy_scheduler
 from composekit.engine.docker import ContainerInfo
-from composekit.engine.status import schedule_rows
+from composekit.engine.status import ScheduleStatus, StackStatus, schedule_rows
 from composekit.errors import ConfigError
 from composekit.render.stack import render_stack
 from composekit.runtime import scheduler as rt
@@ -334,3 +336,15 @@ def test_status_rows_show_the_last_run_its_result_and_the_next_time(tmp_path: Pa
     assert (report.result, report.note) == ("-", "not started by the running scheduler yet")
     down = schedule_rows(config, None, "the scheduler is not running (`composekit up` starts it)")
     assert [r.note for r in down] == ["the scheduler is not running (`composekit up` starts it)"] * 2
+
+
+def test_the_status_table_shows_the_result_and_the_output_as_written() -> None:
+    row = ScheduleStatus(
+        "tick", "* * * * *", "2026-12-03T12:10:00+00:00", "x", "2026-12-03T12:10:40+00:00", -15, True,
+        output=["kept [old] rows"], next="2026-12-03T12:11:00+00:00",
+    )  # fmt: skip
+    console = Console(width=120, record=True)
+    console.print(schedules_table(StackStatus("shop", "u", [], "", [row])))
+    text = console.export_text()
+    assert "12-03 12:10" in text and "exit -15 (timed out)" in text and "12-03 12:11" in text
+    assert "kept [old] rows" in text  # rich markup in a job's output is shown, not interpreted
