@@ -96,7 +96,8 @@ def test_the_job_runs_and_status_and_logs_show_its_last_run(deployed: Stack) -> 
 
 
 def test_a_redeploy_across_a_minute_boundary_neither_doubles_nor_skips_a_minute(deployed: Stack) -> None:
-    before = _scheduler(deployed)
+    old = _scheduler(deployed)
+    before_id, before_image = old.id, old.image  # read now: python-on-whales inspects again on access
     (deployed.dir / "app" / "version.py").write_text('VERSION = "v2"\n')
     _wait_second(53, 55)  # a code-change redeploy (about 8 s here) takes longer than the rest of this minute
     started = datetime.now(UTC)
@@ -104,8 +105,8 @@ def test_a_redeploy_across_a_minute_boundary_neither_doubles_nor_skips_a_minute(
     ended = datetime.now(UTC)
     assert _minute(ended) > _minute(started), f"the redeploy ({started} to {ended}) spanned no minute boundary"
     after = _scheduler(deployed)
-    assert after.id != before.id and after.image != before.image  # replaced, on the new release's image
-    assert before.id not in {c.id for c in deployed.docker.container.list(all=True)}  # the old one is gone
+    assert after.id != before_id and after.image != before_image  # replaced, on the new release's image
+    assert before_id not in {c.id for c in deployed.docker.container.list(all=True)}  # the old one is gone
     ticks = _wait_ticks(deployed, lambda seen: any(v == "v2" and t > _minute(ended) for t, v in seen))
     _every_minute_once(ticks)
     boundary = [t for t, _ in ticks if _minute(started) < t <= _minute(ended)]
