@@ -9,9 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .config.companions import SCHEDULER_SERVICE
 from .config.project import Project
 from .engine import edge, probes, steps, swarm
-from .engine.companions import deploy_processes
+from .engine.companions import deploy_processes, deploy_scheduler
 from .engine.docker import ContainerInfo, Docker, LineSink
 from .engine.lock import deploy_lock
 from .engine.releases import (
@@ -252,6 +253,7 @@ def _self_check(
         report(f"switching back to the previous release (--rollback-on-error){stays}")
         docker.tag(switched.previous_image, app_image(project.config))
         deploy_processes(project, docker, deadline, previous, report, on_line)
+        deploy_scheduler(project, docker, previous, report, on_line)
         back = switch_app(project, docker, deadline, previous, report, on_line)
         raise SelfCheckError(
             f"{what}; switched back to release {previous} ({', '.join(back.serving)}) because of --rollback-on-error"
@@ -305,7 +307,8 @@ def _deploy(
     # --no-deps: the files and the migration already ran; the app is switched by switch_app, never recreated
     # in place.
     # The processes are started beside their old containers below (deploy_processes), never recreated in place.
-    own = (FILES_SERVICE, steps.MIGRATE, APP, *project.config.processes)
+    # The scheduler is replaced stop-first below (deploy_scheduler).
+    own = (FILES_SERVICE, steps.MIGRATE, APP, SCHEDULER_SERVICE, *project.config.processes)
     docker.up([name for name in docker.services() if name not in own], dependencies=False, on_line=on_line)
     if shared:
         # The edge joins the app's network when the switch first routes to it (routes_volume.write_routes).
@@ -324,6 +327,7 @@ def _deploy(
         record_migration(docker, release, migration)
     serving = before.get(APP)
     deploy_processes(project, docker, deadline, release, report, on_line, serving.image if serving else None)
+    deploy_scheduler(project, docker, release, report, on_line)
     serving_hash = recorded[-1].config_hash if recorded else None
     switched = switch_app(project, docker, deadline, release, report, on_line, serving_hash=serving_hash)
     _self_check(project, docker, deadline, switched, report, on_line, rollback_on_error, migration)
@@ -395,6 +399,7 @@ def rollback(
         serving = next((c.image for c in docker.containers() if c.service == APP and c.status == "running"), None)
         docker.tag(chosen.tag, app_image(project.config))
         deploy_processes(project, docker, deadline, chosen.release.id, report, on_line, serving)
+        deploy_scheduler(project, docker, chosen.release.id, report, on_line)
         switched = switch_app(project, docker, deadline, chosen.release.id, report, on_line)
         probes.wait_routed(project, deadline, docker.engine)
         return switched

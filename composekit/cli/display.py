@@ -47,6 +47,23 @@ def status_table(st: StackStatus) -> Table:
     return table
 
 
+def _when(iso: str | None) -> str:
+    """An ISO time of state.json as "12-03 12:10" (the table's title says UTC)."""
+    return "-" if iso is None else iso[5:16].replace("T", " ")
+
+
+def schedules_table(st: StackStatus) -> Table:
+    """One row per schedule: its cron, the last run (the time it stood for, its result, its last output line), the
+    next time. A schedule with nothing known has a note, printed under the table."""
+    table = Table(title="schedules (UTC)")
+    for col in ("schedule", "cron", "last run", "result", "next", "last output"):
+        table.add_column(col, no_wrap=col != "last output", min_width=8 if col == "last output" else None)
+    for s in st.schedules:
+        last_line = escape(s.output[-1]) if s.output else "-"
+        table.add_row(s.name, s.cron, _when(s.scheduled), s.result, _when(s.next), last_line)
+    return table
+
+
 def swarm_status_table(st: SwarmStatus) -> Table:
     """mode: swarm: one row per service (running/desired, Swarm's update state), then one per current task."""
     table = Table(title=f"{st.name}  {st.url}  (Swarm)")

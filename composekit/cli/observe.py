@@ -26,14 +26,15 @@ from .app import (
     progress,
     run,
 )
-from .display import status_table, swarm_status_table
+from .display import schedules_table, status_table, swarm_status_table
 
 __all__ = ["logs", "show_config", "status"]
 
 
 @app.command()
 def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")] = False) -> None:
-    """Each service's container, state and health; for the app, its running worker processes."""
+    """Each service's container, state and health; for the app, its running worker processes; each schedule's last
+    run (exit code, last output line) and next time."""
 
     def do() -> None:
         project = current_project()
@@ -57,6 +58,11 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
         for s in st.services:
             if s.note:
                 progress(f"{s.service}: {s.note}")
+        if st.schedules:
+            out.print(schedules_table(st))
+            for row in st.schedules:
+                if row.note:
+                    progress(f"schedule {row.name}: {row.note}")
         if backup is not None:
             progress(backup)
 

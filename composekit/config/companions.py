@@ -1,13 +1,15 @@
-"""The app's companions: processes/ (more commands of the app's image: queue workers) and accessories/ (other images
-beside the app: Redis first). Their names, commands and the checks inside each; config/model.py puts them in Config
-and render/companions.py renders them."""
+"""The app's companions: processes/ (more commands of the app's image: queue workers), schedules/ (commands of the
+app's image on a cron schedule) and accessories/ (other images beside the app: Redis first). Their names, commands and
+the checks inside each; config/model.py puts them in Config and render/companions.py renders them."""
 
 from __future__ import annotations
 
 import re
 import shlex
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+from cronsim import CronSim, CronSimError
 from pydantic import Field, Strict, field_validator, model_validator
 
 from .environment import check_environment
@@ -24,11 +26,15 @@ from .sections import _Model
 __all__ = [
     "COMPANION_NAME_RE",
     "DEFAULT_STOP_GRACE",
+    "DEFAULT_TIMEOUT",
     "RESERVED_NAMES",
+    "SCHEDULER_SERVICE",
     "Accessory",
     "Process",
+    "Schedule",
     "check_accessories",
     "check_processes",
+    "check_schedules",
     "command_argv",
 ]
 
@@ -36,7 +42,9 @@ __all__ = [
 COMPANION_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$(?!\n)")
 COMPANION_NAME_EXPECTED = 'lowercase letters, digits and "-" (a DNS label, at most 63 characters)'
 # composekit's own services, in both modes (render/compose.py, render/swarm.py).
-RESERVED_NAMES = ("app", "migrate", "db", "traefik", "routes", "files", "socket-proxy")
+# The one service that runs schedules/ (render/companions.py).
+SCHEDULER_SERVICE = "scheduler"
+RESERVED_NAMES = ("app", "migrate", "db", "traefik", "routes", "files", "socket-proxy", SCHEDULER_SERVICE)
 DEFAULT_STOP_GRACE = 30
 MAX_STOP_GRACE = 3600
 
@@ -109,6 +117,49 @@ class Process(_Model):
         return None if v is None else parse_memory(v)
 
 
+DEFAULT_TIMEOUT = 600
+MAX_TIMEOUT = 86400
+CRON_EXPECTED = (
+    'a cron expression of 5 fields (minute hour day-of-month month day-of-week, such as "*/5 * * * *"; times in UTC)'
+)
+
+
+def _cron(v: Any) -> Any:
+    """A cron expression of five fields, checked by the library that runs it (cronsim, runtime/scheduler.py)."""
+    if not isinstance(v, str) or len(v.split()) != 5:
+        raise ValueError(f"expected {CRON_EXPECTED}, got {got(v)}")
+    try:
+        CronSim(v, datetime(2000, 1, 1, tzinfo=UTC))
+    except CronSimError as exc:
+        raise ValueError(f"expected {CRON_EXPECTED}, got {got(v)} ({str(exc).rstrip('.').lower()})") from None
+    return v
+
+
+class Schedule(_Model):
+    """A command of the app's image run on a cron schedule by the stack's one scheduler (render/companions.py,
+    runtime/scheduler.py): the app's environment, secrets, volumes and confinement; no port, no front network."""
+
+    cron: str
+    command: str | tuple[str, ...]
+    # Seconds a run may take; then it is killed (SIGTERM, SIGKILL 10 s later) and recorded as timed out.
+    timeout: Annotated[
+        int,
+        Strict(),
+        Field(ge=1, le=MAX_TIMEOUT),
+        Expected(f"a number of seconds from 1 to {MAX_TIMEOUT}"),
+    ] = DEFAULT_TIMEOUT
+
+    @field_validator("cron", mode="before")
+    @classmethod
+    def _cron(cls, v: Any) -> Any:
+        return _cron(v)
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _command(cls, v: Any) -> Any:
+        return _command(v, optional=False)
+
+
 def _names(v: Any, what: str) -> Any:
     if not isinstance(v, dict):
         raise ValueError(f"expected a mapping of {what} name: its settings, got {got(v)}")
@@ -126,6 +177,15 @@ def _names(v: Any, what: str) -> Any:
 def check_processes(v: Any) -> Any:
     """processes/: names (DNS labels, not composekit's own services); a bare string is the command."""
     return _names(v, "process")
+
+
+def check_schedules(v: Any, processes: Any) -> Any:
+    """schedules/: names as processes', none of them also a process's."""
+    _names(v, "schedule")
+    clash = sorted(set(v) & set(processes or {}))
+    if clash:
+        raise ValueError(f"{clash[0]}: is also the name of a process; give the schedule another name")
+    return v
 
 
 def check_accessories(v: Any, processes: Any) -> Any:

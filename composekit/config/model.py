@@ -17,7 +17,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from .companions import Accessory, Process, check_accessories, check_processes
+from .companions import Accessory, Process, Schedule, check_accessories, check_processes, check_schedules
 from .environment import DATABASE_VARIABLE_SETS, check_environment, check_secrets
 from .fields import (
     _CONSTRAINT_RE,
@@ -242,6 +242,8 @@ class Config(_Model):
     # The app's companions (config/companions.py): more commands of the app's image, other images beside it.
     processes: dict[str, Process] = {}  # noqa: RUF012 (pydantic copies it; ruff cannot see the imported base)
     accessories: dict[str, Accessory] = {}  # noqa: RUF012 (pydantic copies it; ruff cannot see the imported base)
+    # Commands of the app's image on a cron schedule, run by the stack's one scheduler service.
+    schedules: dict[str, Schedule] = {}  # noqa: RUF012 (pydantic copies it; ruff cannot see the imported base)
     # The Docker engine to deploy to (--host overrides it); None: DOCKER_HOST, else the current Docker context.
     host: str | None = None
     # compose: one engine, `docker compose`; swarm: a Swarm cluster, `docker stack deploy` (render/swarm.py).
@@ -282,14 +284,20 @@ class Config(_Model):
     def _accessories(cls, v: Any, info: ValidationInfo) -> Any:
         return check_accessories(v, info.data.get("processes"))
 
+    @field_validator("schedules", mode="before")
+    @classmethod
+    def _schedules(cls, v: Any, info: ValidationInfo) -> Any:
+        return check_schedules(v, info.data.get("processes"))
+
     @model_validator(mode="after")
     def _companions_compose_only(self) -> Config:
         if self.mode == "swarm":
-            for key in ("processes", "accessories"):
+            for key in ("processes", "accessories", "schedules"):
                 if getattr(self, key):
                     raise ValueError(
-                        f"{key}: mode: swarm does not deploy the app's companions yet (processes and accessories run "
-                        f"in mode: compose only); remove the key or use mode: compose (docs/swarm.md#companions)"
+                        f"{key}: mode: swarm does not deploy the app's companions yet (processes, accessories and "
+                        f"schedules run in mode: compose only); remove the key or use mode: compose "
+                        f"(docs/swarm.md#companions)"
                     )
         return self
 

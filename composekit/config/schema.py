@@ -140,6 +140,14 @@ OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
         "propertyNames": _COMPANION_NAMES,
         "additionalProperties": {"$ref": "#/$defs/Accessory"},
     },
+    ("Config", "schedules"): {
+        "type": "object",
+        "propertyNames": _COMPANION_NAMES,
+        "additionalProperties": {"$ref": "#/$defs/Schedule"},
+    },
+    # Five fields; cronsim (the scheduler's library) checks the rest when the config is loaded.
+    ("Schedule", "cron"): {"type": "string", "pattern": r"^\s*\S+(\s+\S+){4}\s*$", "examples": ["*/5 * * * *"]},
+    ("Schedule", "command"): _REQUIRED_COMMAND,
     ("Process", "command"): _REQUIRED_COMMAND,
     ("Process", "health_command"): _OPTIONAL_COMMAND,
     ("Process", "memory"): {"anyOf": [*_MEMORY["anyOf"], _NULL]},
@@ -265,6 +273,14 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("Config", "accessories"): "Other images beside the app (Redis first): name -> image, command, volumes, "
     "environment, secrets, healthcheck, or kind: redis. On an internal network with the app and the processes; "
     "recreated only when their own definition changes (docs/companions.md).",
+    ("Config", "schedules"): "Commands of the app's image on a cron schedule (UTC), run by the stack's one scheduler "
+    "service: name -> cron, command, timeout. Never two schedulers at once, missed times caught up once; the last "
+    "run in `composekit status` (docs/companions.md#schedules).",
+    ("Schedule", "cron"): "A cron expression of 5 fields (minute hour day-of-month month day-of-week, UTC), such as "
+    '"*/5 * * * *".',
+    ("Schedule", "command"): 'The command line or argument list, such as "python -m app.jobs.cleanup".',
+    ("Schedule", "timeout"): "Seconds a run may take; then it is killed (SIGTERM, SIGKILL 10 s later) and recorded as "
+    "timed out.",
     ("Process", "command"): 'The command line or argument list, such as "arq app.worker.WorkerSettings".',
     ("Process", "replicas"): "Containers of the process.",
     ("Process", "cpus"): "CPU limit of each container.",

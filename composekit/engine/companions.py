@@ -1,22 +1,23 @@
-"""The app's processes in a deploy (mode: compose): each release starts them on the new image beside the old ones,
-after the migration and before the web switch; once every new container is healthy, the old ones get SIGTERM and
-their stop grace (stop_grace_period) to finish the job they hold. A process that does not turn healthy fails the
-deploy before the switch: its new containers are removed, the old ones never stopped, so the old release keeps
-serving and working. Accessories need nothing here: Compose recreates a service only when its definition changed,
-which an app deploy never does to theirs."""
+"""The app's processes in a deploy (mode: compose): each release starts them on the new image beside the old ones, after
+the migration and before the web switch; once every new container is healthy, the old ones get SIGTERM and their stop
+grace (stop_grace_period) to finish the job they hold. A process that does not turn healthy fails the deploy before
+the switch: its new containers are removed, the old ones never stopped, so the old release keeps serving and working.
+The scheduler of schedules/ is the opposite: stop-first (deploy_scheduler), never two at once. Accessories need
+nothing here: Compose recreates a service only when its definition changed, which an app deploy never does to theirs."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from ..config.companions import SCHEDULER_SERVICE
 from ..config.project import Project
 from ..errors import DockerError, HealthTimeoutError
 from ..render.names import app_image
 from .docker import ContainerInfo, Docker, LineSink
 from .wait import Deadline, Poll, Progress
 
-__all__ = ["SETTLE_SECONDS", "ProcessChange", "deploy_processes"]
+__all__ = ["SETTLE_SECONDS", "ProcessChange", "deploy_processes", "deploy_scheduler"]
 
 # A process without health_command counts as up once it ran this long without exiting or restarting.
 SETTLE_SECONDS = 5.0
@@ -162,3 +163,24 @@ def _remove_new(docker: Docker, changes: list[ProcessChange]) -> None:
 def _tag_back(project: Project, docker: Docker, serving_image: str | None) -> None:
     if serving_image is not None:
         docker.tag(serving_image, app_image(project.config))
+
+
+def deploy_scheduler(
+    project: Project, docker: Docker, release: str, report: Progress = lambda _: None, on_line: LineSink | None = None
+) -> bool:
+    """Put the scheduler (schedules/) on the image app_image names now, stop-first: the old one gets SIGTERM, starts
+    no more jobs and finishes the running ones within its stop grace (the longest timeout); only then does the new one
+    start. It catches up once on each time that passed meanwhile (runtime/scheduler.py): no run doubled, none skipped.
+    Left alone when it already runs this release. Returns whether it was replaced."""
+    if not project.config.schedules:
+        return False
+    image_id = docker.image_id(app_image(project.config))
+    if _current(docker, SCHEDULER_SERVICE, 1, image_id) is not None:
+        report(f"the scheduler already runs release {release}; nothing recreated")
+        return False
+    for c in _of(docker, SCHEDULER_SERVICE):
+        report(f"{c.name} (scheduler, old release): SIGTERM; it finishes its running jobs before the new one starts")
+        docker.stop_and_remove(c.name)
+    report(f"starting the scheduler of release {release}")
+    docker.up([SCHEDULER_SERVICE], dependencies=False, on_line=on_line)
+    return True

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..config.companions import SCHEDULER_SERVICE
+from ..config.model import Config
 from ..config.project import Project
 from ..errors import DockerError
+from ..render.companions import SCHEDULER_STATE_DIR
 from . import steps
 from .docker import Docker
 from .target import Engine
 
-__all__ = ["ServiceStatus", "StackStatus", "count_workers", "status"]
+__all__ = ["ScheduleStatus", "ServiceStatus", "StackStatus", "count_workers", "schedule_rows", "status"]
 
 # Counts the gunicorn workers: the children of PID 1 (the gunicorn master) that are not zombies.
 _COUNT_WORKERS = (
@@ -40,14 +44,83 @@ class ServiceStatus:
 
 
 @dataclass(frozen=True)
+class ScheduleStatus:
+    """A schedule's last run and next time, as the scheduler recorded them (runtime/scheduler.py state.json)."""
+
+    name: str
+    cron: str
+    scheduled: str | None = None  # the scheduled time of the last run
+    started: str | None = None
+    ended: str | None = None  # None while it runs
+    exit_code: int | None = None
+    timed_out: bool = False
+    interrupted: bool = False  # the scheduler stopped before the run ended
+    output: list[str] = field(default_factory=list)  # its last lines
+    next: str | None = None
+    note: str | None = None  # why nothing is known
+
+    @property
+    def result(self) -> str:
+        if self.scheduled is None:
+            return "-"
+        if self.ended is None:
+            return "running"
+        if self.interrupted:
+            return "interrupted"
+        return f"exit {self.exit_code}" + (" (timed out)" if self.timed_out else "")
+
+
+@dataclass(frozen=True)
 class StackStatus:
     name: str
     url: str
     services: list[ServiceStatus] = field(default_factory=list)
     engine: str = ""  # the Docker engine asked, and why that one (--host, host:, DOCKER_HOST, context)
+    schedules: list[ScheduleStatus] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+_READ_STATE = f"import sys; sys.stdout.write(open('{SCHEDULER_STATE_DIR}/state.json').read())"
+
+
+def schedule_rows(config: Config, state: str | None, note: str | None = None) -> list[ScheduleStatus]:
+    """One row per schedule of the config from the scheduler's state.json (None: not readable, ``note`` says why)."""
+    jobs = json.loads(state).get("jobs", {}) if state is not None else {}
+    rows = []
+    for name, schedule in sorted(config.schedules.items()):
+        job = jobs.get(name, {})
+        run = job.get("last_run") or {}
+        rows.append(
+            ScheduleStatus(
+                name=name,
+                cron=schedule.cron,
+                scheduled=run.get("scheduled"),
+                started=run.get("started"),
+                ended=run.get("ended"),
+                exit_code=run.get("exit_code"),
+                timed_out=bool(run.get("timed_out")),
+                interrupted=bool(run.get("interrupted")),
+                output=list(run.get("output") or []),
+                next=job.get("next"),
+                note=note if state is None else None if job else "not started by the running scheduler yet",
+            )
+        )
+    return rows
+
+
+def _schedules(config: Config, docker: Docker, rows: list[ServiceStatus]) -> list[ScheduleStatus]:
+    if not config.schedules:
+        return []
+    running = [r for r in rows if r.service == SCHEDULER_SERVICE and r.status == "running"]
+    if not running:
+        return schedule_rows(config, None, "the scheduler is not running (`composekit up` starts it)")
+    try:
+        return schedule_rows(config, docker.exec(running[0].container, ["python3", "-c", _READ_STATE]))
+    except (DockerError, ValueError) as exc:  # no state yet (it waits for the lock), or it stopped meanwhile
+        said = exc.stderr.splitlines()[-1] if isinstance(exc, DockerError) and exc.stderr else str(exc)
+        return schedule_rows(config, None, f"reading the scheduler's state failed ({said})")
 
 
 def count_workers(docker: Docker, container: str) -> int:
@@ -68,4 +141,6 @@ def status(project: Project, docker: Docker | None = None, engine: Engine | None
                 said = exc.stderr.splitlines()[-1] if isinstance(exc, DockerError) and exc.stderr else str(exc)
                 note = f"workers unknown: counting them in {c.name} failed" + (f" ({said})" if said else "")
         rows.append(ServiceStatus(c.service, c.name, c.status, c.health, c.exit_code, c.started_at, workers, note))
-    return StackStatus(project.config.name, f"https://{project.config.domain}/", rows, docker.engine.describe())
+    url = f"https://{project.config.domain}/"
+    schedules = _schedules(project.config, docker, rows)
+    return StackStatus(project.config.name, url, rows, docker.engine.describe(), schedules)

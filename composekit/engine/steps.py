@@ -20,7 +20,7 @@ from ..errors import (
     MigrationError,
     PortInUseError,
 )
-from ..render.companions import accessory_secret_values
+from ..render.companions import SCHEDULER_STATE_DIR, SCHEDULER_STATE_VOLUME, accessory_secret_values
 from ..render.compose import FILES_SERVICE
 from ..render.names import FILES_DIR, app_image
 from ..render.secrets import (
@@ -164,13 +164,16 @@ def fix_volume_owners(project: Project, docker: Docker, report: Progress = lambd
     Missing volumes are created first, labelled as Compose labels its own. Returns the volumes changed.
     """
     config = project.config
-    if not config.app.volumes:
+    volumes = dict(config.app.volumes)
+    if config.schedules:  # the scheduler's lock and state.json (render/companions.py)
+        volumes[SCHEDULER_STATE_VOLUME] = SCHEDULER_STATE_DIR
+    if not volumes:
         return []
     image = app_image(config)
     user = docker.image_user(image)
     if user.partition(":")[0] in ("", "root", "0"):
         return []
-    mounts = {docker.ensure_volume(name): target for name, target in sorted(config.app.volumes.items())}
+    mounts = {docker.ensure_volume(name): target for name, target in sorted(volumes.items())}
     by_path = {target: volume for volume, target in mounts.items()}
     changed = []
     for line in docker.run_chown(image, ["-c", _CHOWN_TOPS, user, *mounts.values()], mounts).splitlines():

@@ -1,6 +1,7 @@
-"""The app's companions in the compose file (mode: compose): processes/ as services of the app's image, accessories/
-as services of their own images. Pure, like render/compose.py, whose helpers build the processes as they build the
-app and the migration (the same environment, secrets, volumes, confinement, log rotation).
+"""The app's companions in the compose file (mode: compose): processes/ as services of the app's image, schedules/
+as the one `scheduler` service of the app's image, accessories/ as services of their own images. Pure, like
+render/compose.py, whose helpers build the processes as they build the app and the migration (the same environment,
+secrets, volumes, confinement, log rotation).
 
 Processes get no port and no front network: the database's network, the accessories' network and `processes`, a
 network of their own for outbound traffic. Accessories sit on `accessories`, internal (no way out, nothing
@@ -13,15 +14,19 @@ changed secret recreates it while an app deploy leaves it alone."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
-from ..config.companions import Accessory, Process, command_argv
+from ..config.companions import SCHEDULER_SERVICE, Accessory, Process, command_argv
 from ..config.model import Config
 from ..config.project import Project
-from .compose import compose_mode, compose_service
-from .names import APP_SERVICE, DB_SERVICE, HEALTH_INTERVAL, MIGRATE_SERVICE
+from .compose import FILES_SERVICE, compose_mode, compose_service
+from .names import APP_SERVICE, DB_SERVICE, FILES_DIR, HEALTH_INTERVAL, MIGRATE_SERVICE
 from .secrets import (
     SECRETS_KDF_ITERATIONS,
     SECRETS_VERSION_ENV,
@@ -36,11 +41,15 @@ __all__ = [
     "PROCESSES_NETWORK",
     "PROCESS_LABEL",
     "REDIS_HEALTH_USER",
+    "SCHEDULER_FILES",
+    "SCHEDULER_STATE_DIR",
+    "SCHEDULER_STATE_VOLUME",
     "accessory_secret_values",
     "accessory_volume",
     "add_companions",
     "companion_variables",
     "redis_acl",
+    "scheduler_files",
 ]
 
 ACCESSORIES_NETWORK = "accessories"
@@ -52,6 +61,13 @@ REDIS_DATA = "/data"
 REDIS_ACL = "redis.acl"
 # A user that may only PING (nopass: any password): the healthcheck needs no secret in the container's config.
 REDIS_HEALTH_USER = "healthcheck"
+# The scheduler's files in the files volume, its own volume (the lock and state.json) and where it is mounted.
+SCHEDULER_FILES = ("scheduler.py", "cronsim.py")
+SCHEDULER_STATE_VOLUME = "scheduler-state"
+SCHEDULER_STATE_DIR = "/var/lib/composekit-scheduler"
+# Between the longest job's timeout and SIGKILL: the scheduler's own kill of a timed-out job (runtime/scheduler.py
+# KILL_AFTER, 10 s) and its exit.
+SCHEDULER_STOP_MARGIN = 20
 
 
 def accessory_volume(accessory: str, volume: str) -> str:
@@ -109,7 +125,7 @@ def companion_variables(doc: dict[str, Any], config: Config) -> dict[str, Any]:
     replaces them as it replaces the app), each accessory with secrets its own."""
     services = doc["services"]
     if needs_secret_env(config):
-        for name in config.processes:
+        for name in [*config.processes, *([SCHEDULER_SERVICE] if config.schedules else [])]:
             services[name]["labels"][SECRETS_VERSION_LABEL] = f"${{{SECRETS_VERSION_ENV}:-}}"
     for name, accessory in config.accessories.items():
         if _secrets(name, accessory):
@@ -159,6 +175,65 @@ def _process_service(project: Project, name: str, process: Process, contents: Ma
         networks=[*networks, PROCESSES_NETWORK],
     )
     return compose_service(project, spec, contents)
+
+
+def scheduler_files() -> dict[str, str]:
+    """runtime/scheduler.py and the module of the installed cronsim (pure Python, standard library only: the library
+    that checked the cron expressions at load runs them too), delivered through the files volume: nothing is added to
+    the app's image and nothing is fetched at deploy time."""
+    spec = importlib.util.find_spec("cronsim.cronsim")
+    assert spec is not None and spec.origin is not None, "cronsim is a dependency of composekit"
+    return {
+        "scheduler.py": resources.files("composekit.runtime").joinpath("scheduler.py").read_text(encoding="utf-8"),
+        "cronsim.py": Path(spec.origin).read_text(encoding="utf-8"),
+    }
+
+
+def _scheduler_service(project: Project, contents: Mapping[str, str]) -> dict[str, Any]:
+    """The one scheduler of schedules/ (runtime/scheduler.py): the app's process (worker_process: the app's
+    environment, secrets, volumes, user and confinement; the jobs inherit them) with one replica, its own state
+    volume, no port and no front network. Recreated stop-first by Compose (never two at once; its flock covers the
+    rest), with a stop grace past the longest timeout so that a running job finishes before the new one starts."""
+    config = project.config
+    jobs = {
+        name: {"cron": s.cron, "argv": command_argv(s.command), "timeout": s.timeout}
+        for name, s in sorted(config.schedules.items())
+    }
+    argv = ["python3", f"{FILES_DIR}/scheduler.py", SCHEDULER_STATE_DIR, json.dumps(jobs, sort_keys=True)]
+    spec = worker_process(project, compose_mode(config), SCHEDULER_SERVICE, argv)
+    waits: dict[str, Wait] = dict(spec.waits_for)
+    if config.migrate.command is not None:
+        waits[MIGRATE_SERVICE] = "completed"
+    for accessory in sorted(config.accessories):
+        waits[accessory] = _started(config.accessories[accessory])
+    networks = [DB_SERVICE] if config.database is not None else []
+    networks += [ACCESSORIES_NETWORK] if config.accessories else []
+    digest = hashlib.sha256("".join(contents[name] for name in SCHEDULER_FILES).encode()).hexdigest()[:16]
+    spec = replace(
+        spec,
+        healthcheck={"disable": True},
+        stop_grace_period=max(s.timeout for s in config.schedules.values()) + SCHEDULER_STOP_MARGIN,
+        waits_for=waits,
+        limits={"pids": config.app.pids_limit},
+        replicas=1,
+        # A new scheduler.py or cronsim.py in the files volume recreates it.
+        labels={"composekit.scheduler-files": digest},
+        volumes=[*spec.volumes, (SCHEDULER_STATE_VOLUME, SCHEDULER_STATE_DIR)],
+        networks=[*networks, PROCESSES_NETWORK],
+    )
+    return compose_service(project, spec, contents)
+
+
+def _add_scheduler(doc: dict[str, Any], project: Project, contents: Mapping[str, str]) -> None:
+    doc["services"][SCHEDULER_SERVICE] = _scheduler_service(project, contents)
+    doc["services"][SCHEDULER_SERVICE]["logging"] = logging_options(project.config)
+    doc["volumes"][SCHEDULER_STATE_VOLUME] = {}
+    doc["networks"][PROCESSES_NETWORK] = {}
+    files = doc["services"][FILES_SERVICE]
+    for name in SCHEDULER_FILES:
+        doc["configs"][name] = {"content": contents[name]}
+        files["configs"].append({"source": name, "target": f"{FILES_DIR}/{name}"})
+        files["command"].append(f"{FILES_DIR}/{name}")
 
 
 def _started(accessory: Accessory) -> Wait:
@@ -225,6 +300,8 @@ def _accessory_volumes(name: str, accessory: Accessory) -> list[str]:
 def add_companions(doc: dict[str, Any], project: Project, contents: Mapping[str, str]) -> dict[str, Any]:
     """Put the processes and the accessories into the compose document (render/compose.py render_compose's)."""
     config = project.config
+    if config.schedules:
+        _add_scheduler(doc, project, contents)
     if not config.processes and not config.accessories:
         return doc
     services, networks = doc["services"], doc["networks"]

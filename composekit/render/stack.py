@@ -11,6 +11,8 @@ are resolved from):
       gunicorn.conf.py        gunicorn settings; sizes workers at container start from the cgroup
       secret_env.py           runtime/secret_env.py, when app/secrets or database/variables puts a secret in a
                               variable
+      scheduler.py, cronsim.py  runtime/scheduler.py and the installed cronsim's module, when schedules/ is set
+                              (render/companions.py scheduler_files)
       routes.yml              (render/traefik.py initial_routes) Traefik's routes, middlewares and TLS options
                               the stack starts with: the domain to the app's service; the routes container puts
                               them into a routes volume that has no routes file yet; `up` writes its generations
@@ -34,7 +36,7 @@ from pathlib import Path, PurePosixPath
 
 from ..config.project import Project
 from ..errors import ConfigError, UserError
-from .companions import add_companions, companion_variables
+from .companions import add_companions, companion_variables, scheduler_files
 from .compose import INITIAL_ROUTES, compose_variables, render_compose
 from .dockerfile import dockerignore, dockerignore_excludes, render_dockerfile
 from .secrets import SECRET_ENV, needs_secret_env
@@ -93,6 +95,8 @@ def stack_configs(project: Project) -> dict[str, str]:
     contents[INITIAL_ROUTES] = initial_routes(project.config)
     if needs_secret_env(project.config):
         contents[SECRET_ENV] = runtime.joinpath(SECRET_ENV).read_text(encoding="utf-8")
+    if project.config.schedules:
+        contents.update(scheduler_files())
     return contents
 
 

@@ -66,7 +66,7 @@ def error_of(extra: dict[str, Any]) -> str:
         (
             {"processes": {"migrate": "x"}},
             'processes: migrate: "migrate" is one of composekit\'s own services (app, migrate, db, traefik, routes, '
-            "files, socket-proxy); give the process another name",
+            "files, socket-proxy, scheduler); give the process another name",
         ),
         (
             {"processes": {"worker": {"command": "arq 'app"}}},
@@ -130,13 +130,13 @@ def error_of(extra: dict[str, Any]) -> str:
         ),
         (
             {"mode": "swarm", "processes": {"worker": "a"}},
-            "processes: mode: swarm does not deploy the app's companions yet (processes and accessories run in mode: "
-            "compose only); remove the key or use mode: compose (docs/swarm.md#companions)",
+            "processes: mode: swarm does not deploy the app's companions yet (processes, accessories and schedules "
+            "run in mode: compose only); remove the key or use mode: compose (docs/swarm.md#companions)",
         ),
         (
             {"mode": "swarm", "accessories": {"redis": {"kind": "redis", "password_file": "p"}}},
-            "accessories: mode: swarm does not deploy the app's companions yet (processes and accessories run in "
-            "mode: compose only); remove the key or use mode: compose (docs/swarm.md#companions)",
+            "accessories: mode: swarm does not deploy the app's companions yet (processes, accessories and "
+            "schedules run in mode: compose only); remove the key or use mode: compose (docs/swarm.md#companions)",
         ),
     ],
 )

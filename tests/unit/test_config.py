@@ -113,8 +113,8 @@ def test_top_level_errors_all_at_once() -> None:
         "composekit.yaml: app/module: required key is missing",
         'composekit.yaml: app/workers: expected "auto" or a positive integer, got "many"',
         "composekit.yaml: extra: unknown key (expected one of: name, domain, acme, app, migrate, database, images, "
-        "ports, smoke, logging, network, releases, backups, processes, accessories, host, mode, swarm, registry, "
-        "www, edge)",
+        "ports, smoke, logging, network, releases, backups, processes, accessories, schedules, host, mode, swarm, "
+        "registry, www, edge)",
     ]
 
 
