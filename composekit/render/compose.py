@@ -57,6 +57,7 @@ __all__ = [
     "compose_service",
     "compose_variables",
     "render_compose",
+    "routes_service",
     "traefik_address",
     "traefik_service",
     "web_subnet",
@@ -238,9 +239,16 @@ def _routes_service(config: Config, contents: Mapping[str, str]) -> dict[str, An
 
     Root inside so that it owns the volume it writes to (with no capability, root can write only what it owns).
     Nothing in the stack mounts the Docker socket: Traefik learns its routes from the files written here."""
+    return routes_service(config, ROUTES_FILE, contents[INITIAL_ROUTES])
+
+
+def routes_service(config: Config, file: str, initial: str) -> dict[str, Any]:
+    """The container that holds a routes volume read-write (a stack's own, or the shared edge's: render/edge.py):
+    it links ``initial`` in as ``file`` when the volume has none, then idles; no network, no capability, a read-only
+    root."""
     return {
         "image": config.images.python,
-        "command": ["python3", "-I", "-c", ROUTES_INIT, f"{ROUTES_DIR}/{ROUTES_FILE}", contents[INITIAL_ROUTES]],
+        "command": ["python3", "-I", "-c", ROUTES_INIT, f"{ROUTES_DIR}/{file}", initial],
         "restart": "always",
         "user": "0:0",
         "volumes": [f"{ROUTES}:{ROUTES_DIR}"],
@@ -249,6 +257,7 @@ def _routes_service(config: Config, contents: Mapping[str, str]) -> dict[str, An
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges:true"],
         "pids_limit": 16,
+        "logging": logging_options(config),
     }
 
 

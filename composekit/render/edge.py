@@ -18,8 +18,7 @@ import yaml
 
 from ..config.model import Config
 from ..config.project import Project
-from .compose import ROUTES, ROUTES_DIR, ROUTES_INIT, traefik_service
-from .services import logging_options
+from .compose import ROUTES, ROUTES_DIR, routes_service, traefik_service
 from .text import CONFIG_HEADER, acme_ca_files, dump, literal
 from .traefik import traefik_static
 
@@ -100,19 +99,7 @@ def _traefik(project: Project, contents: dict[str, str]) -> dict[str, Any]:
 def _routes(config: Config) -> dict[str, Any]:
     """Holds the edge's routes volume read-write (as an app's routes container holds its own): starts it with the
     edge's own file; each app's `up` writes its file through it."""
-    return {
-        "image": config.images.python,
-        "command": ["python3", "-I", "-c", ROUTES_INIT, f"{ROUTES_DIR}/{EDGE_FILE}", edge_dynamic()],
-        "restart": "always",
-        "user": "0:0",
-        "volumes": [f"{ROUTES}:{ROUTES_DIR}"],
-        "network_mode": "none",
-        "read_only": True,
-        "cap_drop": ["ALL"],
-        "security_opt": ["no-new-privileges:true"],
-        "pids_limit": 16,
-        "logging": logging_options(config),
-    }
+    return routes_service(config, EDGE_FILE, edge_dynamic())
 
 
 def render_edge(project: Project) -> str:
