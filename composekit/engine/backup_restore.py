@@ -1,7 +1,9 @@
 """`composekit restore BACKUP` in compose mode: the plan (what it will do, refused across migration states unless
---yes), then a verified safety backup of the data as it is, the app stopped, the database restored in one
+--yes), then a verified safety backup of the data as it is, the app's domains answering 503 with Retry-After (the
+maintenance routes), the app, its processes and its scheduler stopped, the database restored in one
 transaction (pg_restore --clean into the stack's database: on a failure it is left as it was), the volumes' contents
-replaced by their archives' (the volumes themselves are never deleted), the app started, waited healthy and routed.
+replaced by their archives' (the volumes themselves are never deleted), the app and its companions started, waited
+healthy and routed again.
 Smoke runs after it (cli/backup.py), as after `up`."""
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from ..config.companions import SCHEDULER_SERVICE
 from ..config.project import Project
 from ..errors import DockerError, HealthTimeoutError, UserError
 from ..render.names import DB_SERVICE, FILES_DIR, app_image
@@ -18,12 +21,30 @@ from .backup import CAPS, BackupResult, backups_volume, check_files, create_back
 from .backup_manifest import BackupInfo, find_backup, restore_guard
 from .docker import Docker
 from .releases import list_releases, read_last_migration
+from .routes_volume import write_routes
 from .switch import APP
 from .wait import Deadline, Progress
 
 __all__ = ["RestorePlan", "RestoreResult", "plan_restore", "restore"]
 
 _DIR = "/backups"
+# What a client is told to wait while a restore runs (its Retry-After): a database of a few hundred MB restores in
+# about a minute on a small server.
+RETRY_AFTER = 60
+
+
+def stopped_services(project: Project) -> list[str]:
+    """What a restore stops: the app and whatever else of the app's image writes the data (processes, scheduler);
+    accessories and the database keep running."""
+    config = project.config
+    return [APP, *sorted(config.processes), *([SCHEDULER_SERVICE] if config.schedules else [])]
+
+
+def _route_to_app(project: Project, docker: Docker, deadline: Deadline) -> None:
+    """The app's routes back on its running containers (a new generation, observed through Traefik)."""
+    names = sorted(c.name for c in docker.containers() if c.service == APP and c.status == "running")
+    generation = write_routes(project, docker, names, names)
+    probes.wait_generation(project, generation, deadline, "routing to the restored app", engine=docker.engine)
 
 
 @dataclass(frozen=True)
@@ -125,9 +146,15 @@ def restore(
         )
     report(f"safety backup {safety.info.id} verified ({safety.path}); `composekit restore {safety.info.id}` undoes")
     has_database, volumes = plan.has_database, list(plan.volumes)
-    report("stopping the app")
-    docker.stop_services([APP])
+    services = stopped_services(project)
+    report(f"answering 503 with Retry-After: {RETRY_AFTER} on {', '.join(config.domains)} while the restore runs")
     try:
+        generation = write_routes(project, docker, [], [], retry_after=RETRY_AFTER)
+        probes.wait_generation(
+            project, generation, deadline, "the maintenance routes", engine=docker.engine, status=503
+        )
+        report(f"stopping {', '.join(services)}")
+        docker.stop_services(services)
         if has_database and config.database is not None:
             db = config.database
             report(f"restoring the database {db.name} from backup {backup.id}")
@@ -157,17 +184,20 @@ def restore(
             finally:
                 docker.remove_helper(name)
     except (DockerError, UserError):
-        report("starting the app again after the failed restore")
-        docker.start_services([APP])
+        report(f"starting {', '.join(services)} again after the failed restore")
+        docker.start_services(services)
+        _route_to_app(project, docker, deadline)
         raise
-    report("starting the app")
-    docker.start_services([APP])
+    report(f"starting {', '.join(services)}")
+    docker.start_services(services)
     try:
-        steps.wait_healthy(docker, [APP], deadline)
+        steps.wait_healthy(docker, services, deadline)
     except HealthTimeoutError as exc:
         raise HealthTimeoutError(
-            f"{exc}\nthe restore of backup {backup.id} is done, but the app did not turn healthy on it; safety "
+            f"{exc}\nthe restore of backup {backup.id} is done, but the app did not turn healthy on it, so its domains "
+            "still answer 503 (the maintenance routes; the next `composekit up` routes them to the app again); safety "
             f"backup {safety.info.id} holds the data from before (`composekit restore {safety.info.id}`)"
         ) from None
+    _route_to_app(project, docker, deadline)
     probes.wait_routed(project, deadline, docker.engine)
     return RestoreResult(backup.id, safety)

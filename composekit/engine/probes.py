@@ -69,9 +69,11 @@ def wait_generation(
     what: str,
     abort: Callable[[], str | None] = lambda: None,
     engine: Engine | None = None,
+    status: int = 200,
 ) -> float:
     """Wait until Traefik has loaded the routes file of ``generation`` and its probe router reaches the app:
-    a request naming the generation answers 200 with the generation echoed. Returns the seconds it took.
+    a request naming the generation answers ``status`` (200; the maintenance routes of a restore: 503) with the
+    generation echoed. Returns the seconds it took.
     ``abort`` is asked about once a second; a reason it returns ends the wait (SwitchAborted). Probes the SSH
     connection of ``engine`` cannot carry end it too (SshError)."""
     config = project.config
@@ -93,7 +95,9 @@ def wait_generation(
                 return Poll(trouble, False, True, trouble)
             return Poll(str(exc), False)
         seen = answer.headers.get(GENERATION_HEADER.lower())
-        return Poll(f"HTTP {answer.status}, generation {seen or 'none'}", answer.status == 200 and seen == generation)
+        return Poll(
+            f"HTTP {answer.status}, generation {seen or 'none'}", answer.status == status and seen == generation
+        )
 
     started = deadline.clock()
     with HttpClient(public_endpoint(project, engine), timeout=5) as client:

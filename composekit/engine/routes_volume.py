@@ -78,10 +78,13 @@ def new_generation() -> str:
     return "g" + uuid.uuid4().hex[:11]
 
 
-def write_routes(project: Project, docker: Docker, live: list[str], probe: list[str]) -> str:
-    """Write a new generation of Traefik's routes; returns its id (probe it with probes.wait_generation)."""
+def write_routes(
+    project: Project, docker: Docker, live: list[str], probe: list[str], *, retry_after: int | None = None
+) -> str:
+    """Write a new generation of Traefik's routes; returns its id (probe it with probes.wait_generation).
+    ``retry_after``: the maintenance routes (render/traefik.py routes_file), 503 with Retry-After."""
     generation = new_generation()
-    text = routes_file(project.config, generation, live, probe)
+    text = routes_file(project.config, generation, live, probe, retry_after=retry_after)
     if project.config.edge == "shared":
         from .edge import connect_app, edge_docker, write_route  # edge imports this module: imported here, no cycle
 

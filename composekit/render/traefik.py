@@ -169,10 +169,16 @@ def app_tls(config: Config) -> dict[str, Any]:
     return tls
 
 
-def routes_file(config: Config, generation: str, live: list[str], probe: list[str]) -> str:
+def routes_file(
+    config: Config, generation: str, live: list[str], probe: list[str], *, retry_after: int | None = None
+) -> str:
     """The whole dynamic configuration for one generation: the app's router sends the public traffic to ``live``
     (container names on the `web` network), the probe router sends requests that name ``generation`` to
     ``probe`` (the containers about to go live). Pure: the same arguments give the same bytes.
+
+    ``retry_after`` (seconds): the maintenance routes of a restore: the app's routers keep their domains and
+    certificates, and with no server behind them (``live`` and ``probe`` empty) Traefik answers 503, to which a
+    middleware adds ``Retry-After``; the probe router still echoes the generation, so the switch to them is observed.
 
     On the shared edge (edge: shared) the file is one of several in the edge's directory: every name in it starts
     with the app's name (its middlewares too), and the TLS options are the edge's own (render/edge.py)."""
@@ -209,6 +215,11 @@ def routes_file(config: Config, generation: str, live: list[str], probe: list[st
         # probe's, which then never answers (seen with three domains). The probe router must win for its requests.
         probe_router = http["routers"][probe_name]
         probe_router["priority"] = len(http["routers"][name]["rule"]) + len(probe_router["rule"])
+    if retry_after is not None:
+        maintenance = f"{name}-maintenance"
+        http["middlewares"][maintenance] = {"headers": {"customResponseHeaders": {"Retry-After": str(retry_after)}}}
+        for router in (name, probe_name):
+            http["routers"][router]["middlewares"].append(maintenance)
     for i, (source, target) in enumerate(config.www_redirects()):
         redirect = f"{name}-www-{i}"
         http["middlewares"][redirect] = _redirect_regex(source, target)

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -123,8 +126,32 @@ def test_a_pg_backup_is_verified_and_restores_deleted_rows(pg: Stack) -> None:
     assert "--dry-run: nothing was changed" in dry.stderr
     assert pg.https("/notes").json() == []
 
-    restored = pg.ck("restore", backup_id, timeout=600)
+    # While the restore runs, clients get either the app's answer or 503 with Retry-After (the maintenance routes):
+    # never a 502 of a stopped container or a refused connection.
+    answers: list[tuple[int, str | None]] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            try:
+                answer = pg.https("/notes")
+                answers.append((answer.status_code, answer.headers.get("retry-after")))
+            except httpx.HTTPError as exc:
+                answers.append((0, repr(exc)))
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        restored = pg.ck("restore", backup_id, timeout=600)
+    finally:
+        done.set()
+        watcher.join(timeout=30)
     assert f"backup {backup_id} restored" in restored.stderr
+    assert "answering 503 with Retry-After: 60" in restored.stderr
+    assert (503, "60") in answers, answers
+    assert {a for a in answers if a[0] != 200} == {(503, "60")}, answers
+    assert answers[-1][0] == 200
     assert [n["text"] for n in pg.wait_https("/notes").json()] == ["one", "two", "three"]
     kinds = {b["kind"] for b in _backups(pg)}
     assert "pre-restore" in kinds  # the safety copy of the data as it was (no rows)

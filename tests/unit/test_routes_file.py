@@ -94,3 +94,23 @@ def test_generation_ids_are_strings_to_every_yaml_reader() -> None:
         assert not _YAML12_NOT_A_STRING.fullmatch(generation)
     generation = new_generation()
     assert f"{GENERATION_HEADER}: {generation}\n" in routes_file(CONFIG, generation, ["a"], ["a"])
+
+
+def test_the_maintenance_routes_of_a_restore_answer_503_with_retry_after() -> None:
+    """No server behind the app's routers (Traefik answers 503) and a Retry-After on that answer; the domains,
+    certificates and the probe's generation echo stay, so the switch to them is observed like any other."""
+    normal = yaml.safe_load(routes_file(CONFIG, "g8", ["shop-app-1"], ["shop-app-1"]))
+    doc = yaml.safe_load(routes_file(CONFIG, "g8", [], [], retry_after=60))
+    http = doc["http"]
+    assert http["middlewares"]["shop-maintenance"] == {"headers": {"customResponseHeaders": {"Retry-After": "60"}}}
+    assert http["routers"]["shop"]["middlewares"] == ["security-headers", "shop-maintenance"]
+    assert http["routers"]["shop-probe"]["middlewares"] == ["security-headers", "shop-probe", "shop-maintenance"]
+    assert http["services"] == {
+        "shop": {"loadBalancer": {"servers": []}},
+        "shop-probe": {"loadBalancer": {"servers": []}},
+    }
+    for router in ("shop", "shop-probe"):
+        assert {k: v for k, v in http["routers"][router].items() if k != "middlewares"} == {
+            k: v for k, v in normal["http"]["routers"][router].items() if k != "middlewares"
+        }
+    assert "maintenance" not in routes_file(CONFIG, "g8", ["shop-app-1"], ["shop-app-1"])
