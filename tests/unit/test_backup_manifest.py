@@ -27,7 +27,8 @@ from composekit.engine.backup_manifest import (
     retention,
     set_verification,
 )
-from composekit.engine.backup_sql import compare_counts, dump_script, parse_counts
+from composekit.engine.backup_manifest import compare_counts, parse_counts
+from composekit.render.backup_sql import dump_script
 from composekit.errors import ConfigError, UserError
 from composekit.verify.backup_age import backup_age_result
 from composekit.verify.checks import Status
