@@ -148,6 +148,9 @@ OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
     # Five fields; cronsim (the scheduler's library) checks the rest when the config is loaded.
     ("Schedule", "cron"): {"type": "string", "pattern": r"^\s*\S+(\s+\S+){4}\s*$", "examples": ["*/5 * * * *"]},
     ("Schedule", "command"): _REQUIRED_COMMAND,
+    ("Backups", "keep"): {
+        "anyOf": [{"type": "integer", "minimum": 1, "maximum": 1000}, {"$ref": "#/$defs/BackupKeep"}, _NULL]
+    },
     ("Backups", "schedule"): {
         "anyOf": [{"type": "string", "pattern": r"^\s*\S+(\s+\S+){4}\s*$", "examples": ["0 3 * * *"]}, _NULL]
     },

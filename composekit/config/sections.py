@@ -331,9 +331,7 @@ class Backups(_Model):
     fail_hours: Annotated[int, Strict(), Field(ge=1), Expected("a positive number of hours")] = 72
     # After a verified backup, which older backups are deleted: everything older than the keep-th newest verified one,
     # or a {daily, weekly} rule; None: none is.
-    keep: Annotated[int, Strict(), Field(ge=1, le=1000), Expected("an integer from 1 to 1000")] | BackupKeep | None = (
-        None
-    )
+    keep: int | BackupKeep | None = None
     # A cron expression (UTC): when the stack backs itself up; None: only `composekit backup` makes backups.
     schedule: str | None = None
     # Seconds a scheduled backup (dump, archives and verification) may take before it is stopped as failed.
@@ -342,9 +340,21 @@ class Backups(_Model):
     @field_validator("keep", mode="before")
     @classmethod
     def _keep(cls, v: Any) -> Any:
-        if v is None or isinstance(v, dict) or (isinstance(v, int) and not isinstance(v, bool)):
+        """A number, or {daily, weekly}: checked here so that an error names one form, not each of the union's."""
+        if v is None or isinstance(v, BackupKeep):
             return v
-        raise ValueError(f"expected a number of backups (1 to 1000) or {{daily: N, weekly: N}}, got {got(v)}")
+        if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1000:
+            return v
+        if not isinstance(v, dict):
+            raise ValueError(f"expected a number of backups from 1 to 1000, or {{daily: N, weekly: N}}, got {got(v)}")
+        for key, value in v.items():
+            if key not in ("daily", "weekly"):
+                raise ValueError(f"{key}: unknown key (expected daily and/or weekly)")
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1000:
+                raise ValueError(f"{key}: expected an integer from 1 to 1000, got {got(value)}")
+        if not v:
+            raise ValueError("expected daily and/or weekly (such as {daily: 7, weekly: 4}), or a number of backups")
+        return BackupKeep(**v)
 
     @field_validator("schedule", mode="before")
     @classmethod

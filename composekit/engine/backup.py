@@ -27,6 +27,7 @@ from typing import Any
 from ..config.model import Config
 from ..config.project import Project
 from ..errors import DockerError, UserError
+from ..render.backup import HELPER_CAPS
 from ..render.backup_sql import BACKUP_DIR, count_script, dump_script
 from ..render.names import DB_SERVICE, FILES_DIR, app_image
 from .backup_manifest import (
@@ -52,12 +53,13 @@ __all__ = [
     "check_files",
     "create_backup",
     "download_backup",
+    "ensure_backups_volume",
     "list_backups",
     "require_compose_mode",
     "verify_backup",
 ]
 
-CAPS = ["CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER"]  # read and restore any file, with its owner
+CAPS = HELPER_CAPS  # read and restore any file, with its owner
 _DIR = BACKUP_DIR
 _VOLUMES = "/volumes"
 
@@ -68,6 +70,13 @@ def worker_source() -> str:
 
 def backups_volume(project: Project) -> str:
     return f"{project.config.name}_{BACKUPS_VOLUME}"
+
+
+def ensure_backups_volume(project: Project, docker: Docker) -> None:
+    """Before `up` starts the scheduled backup's services: their backups volume is external (render/backup.py)."""
+    backups = project.config.backups
+    if backups is not None and backups.schedule is not None:
+        docker.create_labelled_volume(backups_volume(project), {"composekit.backups": project.config.name})
 
 
 def require_compose_mode(project: Project, command: str) -> None:
