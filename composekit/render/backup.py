@@ -116,7 +116,8 @@ def _backup_service(project: Project, contents: Mapping[str, str]) -> dict[str, 
     return {
         "image": app_image(config),
         "pull_policy": "never",
-        "entrypoint": ["python3"],
+        # The scheduler's state (its lock, state.json) in the backups volume: kept across releases for its catch-up.
+        "entrypoint": ["sh", "-c", f'mkdir -p {_STATE_DIR} && exec python3 "$@"', "scheduler"],
         "command": [f"{FILES_DIR}/scheduler.py", _STATE_DIR, json.dumps(jobs, sort_keys=True)],
         "restart": "always",
         "user": "0:0",

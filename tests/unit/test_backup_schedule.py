@@ -110,7 +110,9 @@ def test_a_schedule_renders_backup_and_backup_db_confined_and_without_secrets(tm
     assert backup["volumes"][1:] == ["backups:/backups", "routes:/routes:ro", "data:/volumes/data"]
     assert backup["stop_grace_period"] == "920s"
     script, state, jobs = backup["command"]
-    assert (backup["entrypoint"], script, state) == (["python3"], "/etc/composekit/scheduler.py", "/backups/.schedule")
+    assert (script, state) == ("/etc/composekit/scheduler.py", "/backups/.schedule")
+    # $$: Compose's escape of $ (render/text.py literal); the shell gets "$@".
+    assert backup["entrypoint"] == ["sh", "-c", 'mkdir -p /backups/.schedule && exec python3 "$$@"', "scheduler"]
     job = json.loads(jobs)["backup"]
     assert (job["cron"], job["timeout"]) == ("0 3 * * *", 900)
     settings = json.loads(job["argv"][2])
