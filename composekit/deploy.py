@@ -12,6 +12,7 @@ from typing import Any
 from .config.companions import SCHEDULER_SERVICE
 from .config.project import Project
 from .engine import edge, probes, steps, swarm
+from .engine.backup import ensure_backups_volume
 from .engine.companions import deploy_processes, deploy_scheduler
 from .engine.docker import ContainerInfo, Docker, LineSink
 from .engine.lock import deploy_lock
@@ -297,6 +298,7 @@ def _deploy(
         report(f"building the app image (release {release})")
         docker.build(on_line)
     steps.fix_volume_owners(project, docker, report)
+    ensure_backups_volume(project, docker)
     steps.deliver_files(docker, deadline, report, on_line)
     migration: str | None = None
     if project.config.migrate.command is not None:

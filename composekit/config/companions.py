@@ -24,6 +24,8 @@ from .fields import (
 from .sections import _Model
 
 __all__ = [
+    "BACKUP_DB_SERVICE",
+    "BACKUP_SERVICE",
     "COMPANION_NAME_RE",
     "DEFAULT_STOP_GRACE",
     "DEFAULT_TIMEOUT",
@@ -33,6 +35,7 @@ __all__ = [
     "Process",
     "Schedule",
     "check_accessories",
+    "check_cron",
     "check_processes",
     "check_schedules",
     "command_argv",
@@ -44,7 +47,21 @@ COMPANION_NAME_EXPECTED = 'lowercase letters, digits and "-" (a DNS label, at mo
 # composekit's own services, in both modes (render/compose.py, render/swarm.py).
 # The one service that runs schedules/ (render/companions.py).
 SCHEDULER_SERVICE = "scheduler"
-RESERVED_NAMES = ("app", "migrate", "db", "traefik", "routes", "files", "socket-proxy", SCHEDULER_SERVICE)
+# The services of backups/schedule (render/backup.py).
+BACKUP_SERVICE = "backup"
+BACKUP_DB_SERVICE = "backup-db"
+RESERVED_NAMES = (
+    "app",
+    "migrate",
+    "db",
+    "traefik",
+    "routes",
+    "files",
+    "socket-proxy",
+    SCHEDULER_SERVICE,
+    BACKUP_SERVICE,
+    BACKUP_DB_SERVICE,
+)
 DEFAULT_STOP_GRACE = 30
 MAX_STOP_GRACE = 3600
 
@@ -124,7 +141,7 @@ CRON_EXPECTED = (
 )
 
 
-def _cron(v: Any) -> Any:
+def check_cron(v: Any) -> Any:
     """A cron expression of five fields, checked by the library that runs it (cronsim, runtime/scheduler.py)."""
     if not isinstance(v, str) or len(v.split()) != 5:
         raise ValueError(f"expected {CRON_EXPECTED}, got {got(v)}")
@@ -152,7 +169,7 @@ class Schedule(_Model):
     @field_validator("cron", mode="before")
     @classmethod
     def _cron(cls, v: Any) -> Any:
-        return _cron(v)
+        return check_cron(v)
 
     @field_validator("command", mode="before")
     @classmethod

@@ -148,6 +148,12 @@ OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
     # Five fields; cronsim (the scheduler's library) checks the rest when the config is loaded.
     ("Schedule", "cron"): {"type": "string", "pattern": r"^\s*\S+(\s+\S+){4}\s*$", "examples": ["*/5 * * * *"]},
     ("Schedule", "command"): _REQUIRED_COMMAND,
+    ("Backups", "keep"): {
+        "anyOf": [{"type": "integer", "minimum": 1, "maximum": 1000}, {"$ref": "#/$defs/BackupKeep"}, _NULL]
+    },
+    ("Backups", "schedule"): {
+        "anyOf": [{"type": "string", "pattern": r"^\s*\S+(\s+\S+){4}\s*$", "examples": ["0 3 * * *"]}, _NULL]
+    },
     ("Process", "command"): _REQUIRED_COMMAND,
     ("Process", "health_command"): _OPTIONAL_COMMAND,
     ("Process", "memory"): {"anyOf": [*_MEMORY["anyOf"], _NULL]},
@@ -298,6 +304,14 @@ DESCRIPTIONS: dict[tuple[str, str], str] = {
     "healthy.",
     ("Accessory", "password_file"): "kind: redis: the file holding Redis's password (keep it out of git).",
     ("Images", "redis"): "Image of accessories of kind: redis.",
+    ("Backups", "schedule"): 'A cron expression (5 fields, UTC), such as "0 3 * * *": the stack backs itself up '
+    "(services backup and backup-db; docs/backups.md#scheduled-backups). Default: only `composekit backup` makes one.",
+    ("Backups", "timeout"): "Seconds a scheduled backup (dump, archives, verification) may take; then it is stopped "
+    "and fails.",
+    ("Backups", "keep"): "After a verified backup, which older ones are deleted: a number (every backup older than "
+    "the N-th newest verified one) or {daily: N, weekly: N}; default: none.",
+    ("BackupKeep", "daily"): "Keep the newest verified backup of each of the N newest UTC days that have one.",
+    ("BackupKeep", "weekly"): "Keep the newest verified backup of each of the N newest ISO weeks that have one.",
     ("Ports", "http"): "Host port for HTTP (redirects to HTTPS; HTTP-01 challenges).",
     ("Ports", "https"): "Host port for HTTPS.",
 }

@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_REDIS_IMAGE",
     "DEFAULT_TRAEFIK_IMAGE",
     "Acme",
+    "BackupKeep",
     "Backups",
     "Database",
     "Images",
@@ -306,18 +307,70 @@ class Releases(_Model):
     rollback_on_error: Flag = False
 
 
+class BackupKeep(_Model):
+    """backups/keep as a calendar rule (engine/backup_manifest.py retention): the newest verified backup of each of the
+    ``daily`` newest UTC days and of each of the ``weekly`` newest ISO weeks that have one."""
+
+    daily: Annotated[int, Strict(), Field(ge=1, le=1000), Expected("an integer from 1 to 1000")] | None = None
+    weekly: Annotated[int, Strict(), Field(ge=1, le=1000), Expected("an integer from 1 to 1000")] | None = None
+
+    @model_validator(mode="after")
+    def _some(self) -> BackupKeep:
+        if self.daily is None and self.weekly is None:
+            raise ValueError("expected daily and/or weekly (such as {daily: 7, weekly: 4}), or a number of backups")
+        return self
+
+
 class Backups(_Model):
     """`composekit backup` (docs/backups.md). Setting the section, even empty (`backups: {}`), says the stack is
     meant to have backups: `smoke` then warns when the last verified backup is older than warn_hours and fails past
-    fail_hours or when there is none; `status` shows its age either way."""
+    fail_hours or when there is none; `status` shows its age either way. ``schedule``: the stack backs itself up
+    (render/backup.py: the `backup` service runs the job, the `backup-db` service the database's side)."""
 
     warn_hours: Annotated[int, Strict(), Field(ge=1), Expected("a positive number of hours")] = 26
     fail_hours: Annotated[int, Strict(), Field(ge=1), Expected("a positive number of hours")] = 72
-    # After a verified backup, the backups older than the keep-th newest verified one are deleted; None: none is.
-    keep: Annotated[int, Strict(), Field(ge=1, le=1000), Expected("an integer from 1 to 1000")] | None = None
+    # After a verified backup, which older backups are deleted: everything older than the keep-th newest verified one,
+    # or a {daily, weekly} rule; None: none is.
+    keep: int | BackupKeep | None = None
+    # A cron expression (UTC): when the stack backs itself up; None: only `composekit backup` makes backups.
+    schedule: str | None = None
+    # Seconds a scheduled backup (dump, archives and verification) may take before it is stopped as failed.
+    timeout: Annotated[int, Strict(), Field(ge=60, le=86400), Expected("a number of seconds from 60 to 86400")] = 3600
+
+    @field_validator("keep", mode="before")
+    @classmethod
+    def _keep(cls, v: Any) -> Any:
+        """A number, or {daily, weekly}: checked here so that an error names one form, not each of the union's."""
+        if v is None or isinstance(v, BackupKeep):
+            return v
+        if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1000:
+            return v
+        if not isinstance(v, dict):
+            raise ValueError(f"expected a number of backups from 1 to 1000, or {{daily: N, weekly: N}}, got {got(v)}")
+        for key, value in v.items():
+            if key not in ("daily", "weekly"):
+                raise ValueError(f"{key}: unknown key (expected daily and/or weekly)")
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1000:
+                raise ValueError(f"{key}: expected an integer from 1 to 1000, got {got(value)}")
+        if not v:
+            raise ValueError("expected daily and/or weekly (such as {daily: 7, weekly: 4}), or a number of backups")
+        return BackupKeep(**v)
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _schedule(cls, v: Any) -> Any:
+        from .companions import check_cron  # here: companions imports this module
+
+        return None if v is None else check_cron(v)
 
     @model_validator(mode="after")
     def _thresholds(self) -> Backups:
         if self.warn_hours > self.fail_hours:
             raise ValueError(f"warn_hours ({self.warn_hours}) must not exceed fail_hours ({self.fail_hours})")
         return self
+
+    def keep_rule(self) -> int | dict[str, int] | None:
+        """keep as engine/backup_manifest.py retention takes it (a number, or {"daily": N, "weekly": N})."""
+        if isinstance(self.keep, BackupKeep):
+            return self.keep.model_dump(exclude_none=True)
+        return self.keep

@@ -27,17 +27,21 @@ from typing import Any
 from ..config.model import Config
 from ..config.project import Project
 from ..errors import DockerError, UserError
+from ..render.backup import HELPER_CAPS
+from ..render.backup_sql import BACKUP_DIR, count_script, dump_script
 from ..render.names import DB_SERVICE, FILES_DIR, app_image
 from .backup_manifest import (
     BACKUPS_VOLUME,
     BackupInfo,
     build_manifest,
+    keep_text,
     new_backup_id,
+    parse_counts,
     parse_manifest,
+    restored_problems,
     retention,
     set_verification,
 )
-from .backup_sql import BACKUP_DIR, compare_counts, count_script, dump_script, parse_counts
 from .docker import Docker
 from .migration_state import state_command
 from .releases import list_releases, read_last_migration
@@ -49,12 +53,13 @@ __all__ = [
     "check_files",
     "create_backup",
     "download_backup",
+    "ensure_backups_volume",
     "list_backups",
     "require_compose_mode",
     "verify_backup",
 ]
 
-CAPS = ["CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER"]  # read and restore any file, with its owner
+CAPS = HELPER_CAPS  # read and restore any file, with its owner
 _DIR = BACKUP_DIR
 _VOLUMES = "/volumes"
 
@@ -65,6 +70,13 @@ def worker_source() -> str:
 
 def backups_volume(project: Project) -> str:
     return f"{project.config.name}_{BACKUPS_VOLUME}"
+
+
+def ensure_backups_volume(project: Project, docker: Docker) -> None:
+    """Before `up` starts the scheduled backup's services: their backups volume is external (render/backup.py)."""
+    backups = project.config.backups
+    if backups is not None and backups.schedule is not None:
+        docker.create_labelled_volume(backups_volume(project), {"composekit.backups": project.config.name})
 
 
 def require_compose_mode(project: Project, command: str) -> None:
@@ -203,13 +215,13 @@ def create_backup(
         )
         helper.write_manifest(backup_id, manifest)
         manifest = _verify(project, docker, helper, manifest, report)
-        if manifest["status"] == "verified" and config.backups is not None and config.backups.keep is not None:
-            old = retention(list_backups(config, docker), config.backups.keep)
+        keep = config.backups.keep_rule() if config.backups is not None else None
+        if manifest["status"] == "verified" and keep is not None:
+            old = retention(list_backups(config, docker), keep, made=backup_id)
             if old:
                 removed = helper.run("remove", _DIR, *old)
                 report(
-                    f"deleted {len(removed)} older backups (backups/keep is {config.backups.keep}): "
-                    + ", ".join(removed)
+                    f"deleted {len(removed)} older backups (backups/keep is {keep_text(keep)}): " + ", ".join(removed)
                 )
     finally:
         helper.close()
@@ -322,22 +334,11 @@ def _verify_database(project: Project, docker: Docker, manifest: dict[str, Any])
         if not ok:
             return [f"database: counting the restored rows failed: {said[-300:]}"], checks
         rows, alembic = parse_counts(said)
-        problems = compare_counts(database.get("rows", {}), rows)
-        checks.append(f"row counts of {len(rows)} tables equal those at dump time")
-        if alembic != database.get("alembic"):
-            problems.append(
-                f"database: the restored Alembic state is {alembic or 'none'}, {database.get('alembic') or 'none'} "
-                "at dump time"
-            )
-        recorded = (manifest.get("migration") or {}).get("state")
         command = state_command(config.migrate)
-        if command is not None and command.alembic and recorded is not None:
-            checks.append("migration state equals the manifest's")
-            if alembic != recorded:
-                problems.append(
-                    f"database: the restored migration state is {alembic or 'none'}, the manifest records {recorded} "
-                    "(composekit's record of the last migration, migration.json)"
-                )
+        problems, more = restored_problems(
+            manifest, rows, alembic, alembic_state=command is not None and command.alembic
+        )
+        checks += more
         return problems, checks
     finally:
         with contextlib.suppress(DockerError):

@@ -4,11 +4,15 @@ which backup is the latest verified one, how old it may be (status, smoke), whet
 A manifest (manifest.json in the backup's directory of the backups volume) records what was backed up and never a
 secret: the release serving, the migration state composekit recorded (migration.json), per file its size and sha256,
 the database's row counts at dump time, the times, composekit's version, and the verification's outcome. Only a
-backup whose manifest says ``verified`` counts (as the latest, for its age, for a restore)."""
+backup whose manifest says ``verified`` counts (as the latest, for its age, for a restore).
+
+The standard library only: a scheduled backup ships this file into the stack (render/backup.py) and its job
+(runtime/backup_job.py) takes the same decisions with it (ids, manifest, counts compared, retention)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,12 +26,16 @@ __all__ = [
     "age_check",
     "age_text",
     "build_manifest",
+    "compare_counts",
     "find_backup",
+    "keep_text",
     "latest_verified",
     "new_backup_id",
     "parse_backup_id",
+    "parse_counts",
     "parse_manifest",
     "restore_guard",
+    "restored_problems",
     "retention",
     "set_verification",
 ]
@@ -171,18 +179,111 @@ def find_backup(backups: list[BackupInfo], wanted: str) -> BackupInfo:
     raise ValueError(f"there is no backup {wanted!r}{hint}; the backups on the server: {known}")
 
 
-def retention(backups: list[BackupInfo], keep: int) -> list[str]:
-    """The backups to delete once a backup was verified: everything older than the ``keep``-th newest verified one
-    (verified, failed or unfinished alike); nothing while fewer than ``keep`` are verified. Oldest first."""
+def _day(when: datetime) -> tuple[int, int, int]:
+    return (when.year, when.month, when.day)
+
+
+def _week(when: datetime) -> tuple[int, int]:
+    year, week, _ = when.isocalendar()
+    return (year, week)
+
+
+def _newest_per(verified: list[BackupInfo], period: Callable[[datetime], Any], count: int) -> set[str]:
+    """The newest backup of each of the ``count`` newest periods (UTC days, ISO weeks) that hold one."""
+    newest: dict[Any, BackupInfo] = {}
+    for b in verified:  # oldest first: the last one of a period wins
+        taken = parse_backup_id(b.id)
+        assert taken is not None
+        newest[period(taken)] = b
+    return {newest[key].id for key in sorted(newest)[-count:]}
+
+
+def keep_text(keep: int | Mapping[str, int]) -> str:
+    """backups/keep as the config says it: "2", "{daily: 7, weekly: 4}"."""
+    if isinstance(keep, int):
+        return str(keep)
+    return "{" + ", ".join(f"{k}: {v}" for k, v in keep.items()) + "}"
+
+
+def retention(backups: list[BackupInfo], keep: int | Mapping[str, int], made: str | None = None) -> list[str]:
+    """The backups to delete once the backup ``made`` was verified, oldest first.
+
+    ``keep`` a number N: the N newest verified backups are kept. ``keep`` {"daily": D, "weekly": W}: the newest
+    verified backup of each of the D newest UTC days that have one, and of each of the W newest ISO weeks (Monday to
+    Sunday, UTC) that have one. Either way the newest verified backup and ``made`` are always kept. A verified
+    backup not kept is deleted; a failed or unfinished one once it is older than the oldest kept backup (until then
+    it stays for inspection). A backup whose id is no backup id is never deleted."""
     by_time = sorted(
         (b for b in backups if parse_backup_id(b.id) is not None), key=lambda b: (parse_backup_id(b.id), b.id)
     )
     verified = [b for b in by_time if b.verified]
-    if len(verified) <= keep:
+    if not verified:
         return []
-    oldest_kept = verified[-keep]
-    cut = by_time.index(oldest_kept)
-    return [b.id for b in by_time[:cut]]
+    if isinstance(keep, int):
+        kept = {b.id for b in verified[-keep:]}
+    else:
+        kept = _newest_per(verified, _day, keep.get("daily", 0)) if keep.get("daily") else set()
+        kept |= _newest_per(verified, _week, keep["weekly"]) if keep.get("weekly") else set()
+    kept |= {verified[-1].id} | ({made} if made is not None else set())
+    oldest_kept = min(i for i, b in enumerate(by_time) if b.id in kept)
+    return [b.id for i, b in enumerate(by_time) if b.id not in kept and (b.verified or i < oldest_kept)]
+
+
+def parse_counts(text: str) -> tuple[dict[str, int], str | None]:
+    """count_script's output: the row counts by table, the Alembic state (None: no alembic_version table)."""
+    rows: dict[str, int] = {}
+    alembic: str | None = None
+    seen_marker = False
+    for line in text.splitlines():
+        if line == "alembic=":
+            seen_marker = True
+        elif seen_marker:
+            alembic = line.strip() or None
+        elif "\t" in line:
+            table, _, count = line.rpartition("\t")
+            rows[table] = int(count)
+    return rows, alembic
+
+
+def compare_counts(recorded: dict[str, int], restored: dict[str, int]) -> list[str]:
+    """The tables whose row count after the restore differs from the one read at dump time."""
+    problems = []
+    for table in sorted(set(recorded) | set(restored)):
+        before, after = recorded.get(table), restored.get(table)
+        if before == after:
+            continue
+        if after is None:
+            problems.append(f"database: table {table} ({before} rows at dump time) is missing after the restore")
+        elif before is None:
+            problems.append(f"database: table {table} is in the restored database but was not counted at dump time")
+        else:
+            problems.append(f"database: table {table} has {after} rows after the restore, {before} at dump time")
+    return problems
+
+
+def restored_problems(
+    manifest: dict[str, Any], rows: dict[str, int], alembic: str | None, *, alembic_state: bool
+) -> tuple[list[str], list[str]]:
+    """What the dump restored into a throwaway PostgreSQL shows against the manifest: every table's row count equal
+    to the one read at dump time, the Alembic revision equal to the dump-time one, and, when the migration state is
+    `alembic current`'s (``alembic_state``), equal to the migration state the manifest records. (problems, checks)"""
+    database = manifest["database"]
+    problems = compare_counts(database.get("rows", {}), rows)
+    checks = [f"row counts of {len(rows)} tables equal those at dump time"]
+    if alembic != database.get("alembic"):
+        problems.append(
+            f"database: the restored Alembic state is {alembic or 'none'}, {database.get('alembic') or 'none'} "
+            "at dump time"
+        )
+    recorded = (manifest.get("migration") or {}).get("state")
+    if alembic_state and recorded is not None:
+        checks.append("migration state equals the manifest's")
+        if alembic != recorded:
+            problems.append(
+                f"database: the restored migration state is {alembic or 'none'}, the manifest records {recorded} "
+                "(composekit's record of the last migration, migration.json)"
+            )
+    return problems, checks
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from pathlib import Path, PurePosixPath
 
 from ..config.project import Project
 from ..errors import ConfigError, UserError
+from .backup import add_backup_services, backup_files
 from .companions import add_companions, companion_variables, scheduler_files
 from .compose import INITIAL_ROUTES, compose_variables, render_compose
 from .dockerfile import dockerignore, dockerignore_excludes, render_dockerfile
@@ -97,6 +98,9 @@ def stack_configs(project: Project) -> dict[str, str]:
         contents[SECRET_ENV] = runtime.joinpath(SECRET_ENV).read_text(encoding="utf-8")
     if project.config.schedules:
         contents.update(scheduler_files())
+    if project.config.backups is not None and project.config.backups.schedule is not None:
+        contents.update(scheduler_files())
+        contents.update(backup_files())
     return contents
 
 
@@ -109,7 +113,9 @@ def render_stack(project: Project) -> RenderedStack:
         files = render_swarm(project)
     else:
         configs = stack_configs(project)
-        doc = literal(add_companions(render_compose(project, configs), project, configs))
+        doc = literal(
+            add_backup_services(add_companions(render_compose(project, configs), project, configs), project, configs)
+        )
         doc = companion_variables(compose_variables(doc, config), config)
         files = {COMPOSE_FILE: header(project) + dump(doc)}
     if project.dockerfile is None:

@@ -18,17 +18,19 @@ from composekit.engine.backup_manifest import (
     age_check,
     age_text,
     build_manifest,
+    compare_counts,
     find_backup,
     latest_verified,
     new_backup_id,
     parse_backup_id,
+    parse_counts,
     parse_manifest,
     restore_guard,
     retention,
     set_verification,
 )
-from composekit.engine.backup_sql import compare_counts, dump_script, parse_counts
 from composekit.errors import ConfigError, UserError
+from composekit.render.backup_sql import dump_script
 from composekit.verify.backup_age import backup_age_result
 from composekit.verify.checks import Status
 

@@ -66,7 +66,7 @@ def error_of(extra: dict[str, Any]) -> str:
         (
             {"processes": {"migrate": "x"}},
             'processes: migrate: "migrate" is one of composekit\'s own services (app, migrate, db, traefik, routes, '
-            "files, socket-proxy, scheduler); give the process another name",
+            "files, socket-proxy, scheduler, backup, backup-db); give the process another name",
         ),
         (
             {"processes": {"worker": {"command": "arq 'app"}}},

@@ -70,7 +70,7 @@ def job(cron: Any, **more: Any) -> dict[str, Any]:
         (
             {"processes": {"scheduler": "x"}},
             'processes: scheduler: "scheduler" is one of composekit\'s own services (app, migrate, db, traefik, '
-            "routes, files, socket-proxy, scheduler); give the process another name",
+            "routes, files, socket-proxy, scheduler, backup, backup-db); give the process another name",
         ),
         (
             {"mode": "swarm", **job("* * * * *")},
