@@ -172,9 +172,11 @@ def create_backup(
     report: Progress = lambda _: None,
     kind: str = "manual",
     now: datetime | None = None,
+    protect: tuple[str, ...] = (),
 ) -> BackupResult:
     """Back up the database and the app's volumes, write the manifest, verify; the result says verified or
-    failed (a failed backup stays for inspection, marked failed). The caller holds the deploy lock."""
+    failed (a failed backup stays for inspection, marked failed). Retention (backups/keep) never deletes the
+    backups ``protect`` names. The caller holds the deploy lock."""
     config = project.config
     if config.database is None and not config.app.volumes:
         raise UserError(
@@ -217,7 +219,7 @@ def create_backup(
         manifest = _verify(project, docker, helper, manifest, report)
         keep = config.backups.keep_rule() if config.backups is not None else None
         if manifest["status"] == "verified" and keep is not None:
-            old = retention(list_backups(config, docker), keep, made=backup_id)
+            old = retention(list_backups(config, docker), keep, made=backup_id, protect=protect)
             if old:
                 removed = helper.run("remove", _DIR, *old)
                 report(

@@ -12,7 +12,7 @@ The standard library only: a scheduled backup ships this file into the stack (re
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -205,8 +205,11 @@ def keep_text(keep: int | Mapping[str, int]) -> str:
     return "{" + ", ".join(f"{k}: {v}" for k, v in keep.items()) + "}"
 
 
-def retention(backups: list[BackupInfo], keep: int | Mapping[str, int], made: str | None = None) -> list[str]:
-    """The backups to delete once the backup ``made`` was verified, oldest first.
+def retention(
+    backups: list[BackupInfo], keep: int | Mapping[str, int], made: str | None = None, protect: Collection[str] = ()
+) -> list[str]:
+    """The backups to delete once the backup ``made`` was verified, oldest first; ``protect`` are never deleted
+    (a restore's own backup, while the restore's safety backup is made).
 
     ``keep`` a number N: the N newest verified backups are kept. ``keep`` {"daily": D, "weekly": W}: the newest
     verified backup of each of the D newest UTC days that have one, and of each of the W newest ISO weeks (Monday to
@@ -224,7 +227,7 @@ def retention(backups: list[BackupInfo], keep: int | Mapping[str, int], made: st
     else:
         kept = _newest_per(verified, _day, keep.get("daily", 0)) if keep.get("daily") else set()
         kept |= _newest_per(verified, _week, keep["weekly"]) if keep.get("weekly") else set()
-    kept |= {verified[-1].id} | ({made} if made is not None else set())
+    kept |= {verified[-1].id} | ({made} if made is not None else set()) | {b.id for b in by_time if b.id in protect}
     oldest_kept = min(i for i, b in enumerate(by_time) if b.id in kept)
     return [b.id for i, b in enumerate(by_time) if b.id not in kept and (b.verified or i < oldest_kept)]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ..config.companions import SCHEDULER_SERVICE
+from ..config.companions import BACKUP_SERVICE, SCHEDULER_SERVICE
 from ..config.project import Project
 from ..errors import DockerError, HealthTimeoutError, UserError
 from ..render.names import DB_SERVICE, FILES_DIR, app_image
@@ -34,10 +34,17 @@ RETRY_AFTER = 60
 
 
 def stopped_services(project: Project) -> list[str]:
-    """What a restore stops: the app and whatever else of the app's image writes the data (processes, scheduler);
-    accessories and the database keep running."""
+    """What a restore stops: the app and whatever else of the app's image writes the data (processes, scheduler)
+    or the backups (the scheduled backups' service, whose retention could delete the backup being restored);
+    accessories, the database and the scheduled backups' database agent keep running."""
     config = project.config
-    return [APP, *sorted(config.processes), *([SCHEDULER_SERVICE] if config.schedules else [])]
+    scheduled_backups = config.backups is not None and config.backups.schedule is not None
+    return [
+        APP,
+        *sorted(config.processes),
+        *([SCHEDULER_SERVICE] if config.schedules else []),
+        *([BACKUP_SERVICE] if scheduled_backups else []),
+    ]
 
 
 def _route_to_app(project: Project, docker: Docker, deadline: Deadline) -> None:
@@ -138,7 +145,8 @@ def restore(
             "backup (`composekit backups`)"
         )
     report("backing up the data as it is now (safety copy)")
-    safety = create_backup(project, docker, report=report, kind="pre-restore")
+    # The backup being restored is kept whatever backups/keep says: the safety backup's retention could delete it.
+    safety = create_backup(project, docker, report=report, kind="pre-restore", protect=(backup.id,))
     if not safety.info.verified:
         raise UserError(
             f"the safety backup {safety.info.id} failed its verification ({'; '.join(safety.info.problems[:3])}), so "

@@ -240,3 +240,37 @@ def test_age_text() -> None:
     assert age_text(info("20261203T073000Z"), NOW) == "3.5 h old"
     assert age_text(info("20261129T110000Z"), NOW) == "4.0 days old"
     assert age_text(info("20261203T120000Z"), NOW) == "0.0 h old"  # a clock behind the server's
+
+
+def test_retention_never_deletes_the_backup_a_restore_restores() -> None:
+    """keep: 1 and a restore of an older backup: the restore's safety backup is the newest verified, and its
+    retention would delete the backup about to be restored."""
+    backups = [info("20261201T000000Z"), info("20261202T000000Z"), info("20261203T000000Z", "verified")]
+    assert retention(backups, 1, made="20261203T000000Z") == ["20261201T000000Z", "20261202T000000Z"]
+    assert retention(backups, 1, made="20261203T000000Z", protect=("20261201T000000Z",)) == ["20261202T000000Z"]
+    assert retention(backups, {"daily": 1}, made="20261203T000000Z", protect=("20261202T000000Z",)) == [
+        "20261201T000000Z"
+    ]
+
+
+def test_a_restore_stops_what_writes_the_data_and_the_scheduled_backups(tmp_path: Path) -> None:
+    from composekit.engine.backup_restore import stopped_services
+
+    base = {"name": "shop", "domain": "shop.example.com", "app": {"module": "app.main:app"}}
+    (tmp_path / "requirements.txt").write_text("fastapi\n")
+    (tmp_path / "composekit.yaml").write_text(yaml.safe_dump(base))
+    assert stopped_services(load_project([tmp_path / "composekit.yaml"])) == ["app"]
+    full = {
+        **base,
+        "processes": {"worker": {"command": "python -m worker"}, "mailer": {"command": "python -m mailer"}},
+        "schedules": {"report": {"cron": "0 * * * *", "command": "python -m report"}},
+        "backups": {"schedule": "0 3 * * *"},
+    }
+    (tmp_path / "composekit.yaml").write_text(yaml.safe_dump(full))
+    assert stopped_services(load_project([tmp_path / "composekit.yaml"])) == [
+        "app",
+        "mailer",
+        "worker",
+        "scheduler",
+        "backup",
+    ]
