@@ -259,7 +259,7 @@ def test_a_restore_stops_what_writes_the_data_and_the_scheduled_backups(tmp_path
     base = {"name": "shop", "domain": "shop.example.com", "app": {"module": "app.main:app"}}
     (tmp_path / "requirements.txt").write_text("fastapi\n")
     (tmp_path / "composekit.yaml").write_text(yaml.safe_dump(base))
-    assert stopped_services(load_project([tmp_path / "composekit.yaml"])) == ["app"]
+    assert stopped_services(load_project((tmp_path / "composekit.yaml",))) == ["app"]
     full = {
         **base,
         "processes": {"worker": {"command": "python -m worker"}, "mailer": {"command": "python -m mailer"}},
@@ -267,7 +267,7 @@ def test_a_restore_stops_what_writes_the_data_and_the_scheduled_backups(tmp_path
         "backups": {"schedule": "0 3 * * *"},
     }
     (tmp_path / "composekit.yaml").write_text(yaml.safe_dump(full))
-    assert stopped_services(load_project([tmp_path / "composekit.yaml"])) == [
+    assert stopped_services(load_project((tmp_path / "composekit.yaml",))) == [
         "app",
         "mailer",
         "worker",
