@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from .backup_storage import BackupS3
 from .fields import (
     _NODE_NAME_RE,
     _URL_SCHEME_RE,
@@ -315,6 +316,8 @@ class Backups(_Model):
     fail_hours: Annotated[int, Strict(), Field(ge=1), Expected("a positive number of hours")] = 72
     # After a verified backup, the backups older than the keep-th newest verified one are deleted; None: none is.
     keep: Annotated[int, Strict(), Field(ge=1, le=1000), Expected("an integer from 1 to 1000")] | None = None
+    # Every verified backup is also uploaded there, and keep applies to the bucket too (config/backup_storage.py).
+    s3: BackupS3 | None = None
 
     @model_validator(mode="after")
     def _thresholds(self) -> Backups:
