@@ -203,8 +203,11 @@ def create_backup(
         )
         helper.write_manifest(backup_id, manifest)
         manifest = _verify(project, docker, helper, manifest, report)
-        if manifest["status"] == "verified" and config.backups is not None and config.backups.keep is not None:
-            old = retention(list_backups(config, docker), config.backups.keep)
+        # Not after a restore's safety backup: it would delete the backup being restored when that one is older
+        # than the keep-th newest verified backup.
+        keep = config.backups.keep if config.backups is not None and kind != "pre-restore" else None
+        if manifest["status"] == "verified" and keep is not None:
+            old = retention(list_backups(config, docker), keep)
             if old:
                 removed = helper.run("remove", _DIR, *old)
                 report(
