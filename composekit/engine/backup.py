@@ -211,7 +211,7 @@ def create_backup(
             if old:
                 removed = helper.run("remove", _DIR, *old)
                 report(
-                    f"deleted {len(removed)} older backups (backups/keep is {config.backups.keep}): "
+                    f"deleted {len(removed)} older backups (backups/keep is {keep}): "
                     + ", ".join(removed)
                 )
     finally:
