@@ -210,10 +210,7 @@ def create_backup(
             old = retention(list_backups(config, docker), keep)
             if old:
                 removed = helper.run("remove", _DIR, *old)
-                report(
-                    f"deleted {len(removed)} older backups (backups/keep is {keep}): "
-                    + ", ".join(removed)
-                )
+                report(f"deleted {len(removed)} older backups (backups/keep is {keep}): " + ", ".join(removed))
     finally:
         helper.close()
     return BackupResult(parse_manifest(manifest), manifest, f"volume {backups_volume(project)}: {backup_id}/")
