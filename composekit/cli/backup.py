@@ -10,9 +10,11 @@ from typing import Annotated
 
 import typer
 
+from ..config.project import Project
 from ..engine.backup import create_backup, download_backup, list_backups, require_compose_mode, verify_backup
 from ..engine.backup_restore import plan_restore
 from ..engine.backup_restore import restore as restore_backup
+from ..engine.backup_s3 import BucketFetch, fetch_from_bucket, list_bucket, upload_backup
 from ..engine.lock import deploy_lock
 from ..engine.steps import compose_secrets, docker_for
 from ..engine.wait import Deadline
@@ -26,6 +28,10 @@ __all__ = ["backup", "backups", "restore"]
 BreakLock = Annotated[
     bool, typer.Option("--break-lock", help="Remove a deploy lock a deploy that died left on the engine.")
 ]
+
+
+def _has_s3(project: Project) -> bool:
+    return project.config.backups is not None and project.config.backups.s3 is not None
 
 
 def _size(n: int) -> str:
@@ -50,7 +56,7 @@ def backup(
     break_lock: BreakLock = False,
 ) -> None:
     """Back up the database (pg_dump) and the app's volumes on the server, then verify the backup by restoring it
-    into throwaway containers; only a verified backup counts. Prints its id."""
+    into throwaway containers; only a verified backup counts (and is uploaded to backups/s3). Prints its id."""
 
     def do() -> None:
         project = current_project()
@@ -58,10 +64,13 @@ def backup(
         with engine_for(project) as engine:
             docker = docker_for(project, engine)
             with deploy_lock(project, docker, "backup", break_lock=break_lock, report=progress):
+                upload_error = None
                 if verify is not None:
                     result = verify_backup(project, docker, verify, report=progress)
                 else:
                     result = create_backup(project, docker, report=progress)
+                    if result.info.verified and _has_s3(project):
+                        upload_error = upload_backup(project, docker, result.info.id, report=progress)
             info = result.info
             if not info.verified:
                 raise UserError(
@@ -73,6 +82,11 @@ def backup(
             if download is not None:
                 where = download_backup(project, docker, info.id, download)
                 progress(f"downloaded to {where}")
+            if upload_error is not None:
+                raise UserError(
+                    f"backup {info.id} is verified and kept on the server ({result.path}), but {upload_error}; then "
+                    "`composekit backup` again"
+                )
         out.print(info.id)
 
     run(do)
@@ -82,22 +96,32 @@ def backup(
 def backups(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")] = False,
 ) -> None:
-    """The backups on the server, oldest first: id, time, size, verified or failed, release, migration state."""
+    """The backups on the server (and in backups/s3's bucket), oldest first: id, time, size, verified or failed,
+    release, migration state, where (server, s3)."""
 
     def do() -> None:
         project = current_project()
         require_compose_mode(project, "backups")
         with engine_for(project) as engine:
-            found = list_backups(project.config, docker_for(project, engine))
+            docker = docker_for(project, engine)
+            local = list_backups(project.config, docker)
+            remote = list_bucket(project, docker) if _has_s3(project) else []
+        where: dict[str, list[str]] = {}
+        for place, listed in (("server", local), ("s3", remote)):
+            for b in listed:
+                where.setdefault(b.id, []).append(place)
+        by_id = {b.id: b for b in remote} | {b.id: b for b in local}
+        found = [by_id[i] for i in sorted(by_id)]
         if as_json:
-            sys.stdout.write(json.dumps([asdict(b) for b in found], indent=2) + "\n")
+            rows = [{**asdict(b), "where": where[b.id]} for b in found]
+            sys.stdout.write(json.dumps(rows, indent=2) + "\n")
             return
         if not found:
             progress("no backup on the server yet (`composekit backup` makes one)")
         for b in found:
             out.print(
                 f"{b.id:<20} {b.finished or '-':<20} {_size(b.size):>10}  {b.status:<9} {b.kind:<11} "
-                f"{b.release or '-'}  {b.migration or '-'}",
+                f"{b.release or '-'}  {b.migration or '-'}  {'+'.join(where[b.id])}",
                 markup=False,
             )
             for problem in b.problems:
@@ -118,8 +142,8 @@ def restore(
     smoke_wait: Annotated[float, typer.Option(min=0, help="Seconds smoke retries after the restore.")] = 60,
     break_lock: BreakLock = False,
 ) -> None:
-    """Restore a verified backup: safety backup first, app stopped, database and volumes restored, app started,
-    smoke-tested. Volumes are never deleted."""
+    """Restore a verified backup (one only backups/s3's bucket holds is downloaded and checked first): safety backup
+    first, app stopped, database and volumes restored, app started, smoke-tested. Volumes are never deleted."""
 
     def do() -> bool:
         project = current_project()
@@ -128,7 +152,16 @@ def restore(
             docker = docker_for(project, engine)
             docker.compose_environment.update(compose_secrets(project))
             with deploy_lock(project, docker, "restore", break_lock=break_lock, report=progress):
-                plan = plan_restore(project, docker, backup_id, yes=yes)
+                fetched = BucketFetch(backup_id)
+                if _has_s3(project):
+                    fetched = fetch_from_bucket(project, docker, backup_id, dry_run=dry_run, report=progress)
+                if fetched.steps:  # --dry-run of a backup only the bucket holds
+                    progress(f"restore of backup {fetched.backup_id} from the bucket; it would:")
+                    for i, step in enumerate(fetched.steps, 1):
+                        progress(f"  {i}. {step}")
+                    progress("--dry-run: nothing was changed")
+                    return True
+                plan = plan_restore(project, docker, fetched.backup_id, yes=yes)
                 if plan.warning:
                     progress(f"warning: {plan.warning}")
                 verb = "would" if dry_run else "will"

@@ -155,6 +155,12 @@ def load_project(config_files: tuple[Path, ...] = (), out_dir: Path | None = Non
             "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > "
             f"{database.password_file}`) and keep it out of git"
         )
+    s3 = config.backups.s3 if config.backups is not None else None
+    if s3 is not None and not is_file(root / s3.secret_access_key_file):
+        problems.append(
+            f"{source}: backups/s3/secret_access_key_file: {s3.secret_access_key_file!r} does not exist; put the "
+            "bucket's secret access key in it (alone on one line) and keep it out of git"
+        )
     for name, accessory in sorted(config.accessories.items()):
         needed = {"password_file": accessory.password_file} if accessory.password_file is not None else {}
         needed.update({f"secrets/{k}": v for k, v in sorted(accessory.secrets.items())})

@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from .backup_storage import BackupS3
 from .fields import (
     _NODE_NAME_RE,
     _URL_SCHEME_RE,
@@ -332,6 +333,8 @@ class Backups(_Model):
     # After a verified backup, which older backups are deleted: everything older than the keep-th newest verified one,
     # or a {daily, weekly} rule; None: none is.
     keep: int | BackupKeep | None = None
+    # Every verified backup is also uploaded there, and keep applies to the bucket too (config/backup_storage.py).
+    s3: BackupS3 | None = None
     # A cron expression (UTC): when the stack backs itself up; None: only `composekit backup` makes backups.
     schedule: str | None = None
     # Seconds a scheduled backup (dump, archives and verification) may take before it is stopped as failed.

@@ -30,10 +30,16 @@ class BackupContainers(DockerCLI):
             self._call(f"cannot create volume {name}", lambda: self.client.volume.create(name, labels=labels))
 
     def start_helper(
-        self, name: str, image: str, mounts: list[tuple[str, str, str]], caps: list[str], network: str = "none"
+        self,
+        name: str,
+        image: str,
+        mounts: list[tuple[str, str, str]],
+        caps: list[str],
+        network: str = "none",
+        hosts: list[tuple[str, str]] | None = None,
     ) -> str:
-        """Start the helper ``name`` (python3 of ``image`` as root, waiting) with ``mounts`` (volume, path, rw|ro);
-        a helper of that name left by an interrupted run is removed first."""
+        """Start the helper ``name`` (python3 of ``image`` as root, waiting) with ``mounts`` (volume, path, rw|ro)
+        and ``hosts`` (extra /etc/hosts names); a helper of that name left by an interrupted run is removed first."""
         if self._call(f"cannot inspect {name}", lambda: bool(self.client.container.exists(name)), ENGINE_HINT):
             self.remove_helper(name)
         return self._call(
@@ -50,6 +56,7 @@ class BackupContainers(DockerCLI):
                     cap_drop=["ALL"],
                     cap_add=caps,
                     networks=[network],
+                    add_hosts=hosts or [],
                     security_options=["no-new-privileges:true"],
                     labels={BACKUP_LABEL: self.project_name},
                     volumes=mounts,

@@ -11,6 +11,7 @@ the latest; a restore across migration states is refused without --yes. Then the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import threading
@@ -254,6 +255,49 @@ def test_over_ssh_a_sqlite_volume_backup_downloads_and_restores_a_deleted_databa
         assert stack.https("/notes").status_code == 500  # no table in the fresh, empty file
         stack.ck("restore", backup_id, timeout=600)
         assert stack.wait_https("/notes").json() == [{"id": 1, "text": "kept in sqlite"}]
+    finally:
+        stack.ck("down", "--delete-volumes", check=False, timeout=120)
+        _remove_backups_volume(stack.name)
+
+
+def test_over_ssh_a_pg_backup_downloads_and_restores_deleted_rows(
+    ssh_config: Path,  # noqa: F811
+    make_stack: Any,
+    testenv: TestEnv,
+    tmp_path: Path,
+) -> None:
+    """The PostgreSQL template on the engine behind the test sshd (issue 21.6): pg_dump on the stack's db network,
+    the verification's throwaway PostgreSQL, --download of the dump, and the restore's pg_restore, every command
+    through the SSH connection."""
+    stack: Stack = make_stack(PG_TEMPLATE, "bk-pg-ssh", host=ALIAS, images={"postgres": testenv.postgres_image})
+    _remove_backups_volume(stack.name)
+    (stack.dir / "secrets").mkdir()
+    (stack.dir / "secrets" / "db_password").write_text("bk-ssh-password\n")
+    try:
+        stack.ck("up", "--no-smoke")
+        stack.wait_https("/")
+        for text in ("over", "ssh"):
+            assert stack.https("/notes", method="POST", json={"text": text}).status_code == 201
+        downloads = tmp_path / "downloads"
+        downloads.mkdir()
+        result = stack.ck("backup", "--download", str(downloads), timeout=300)
+        backup_id = result.stdout.strip().splitlines()[-1]
+        manifest = json.loads((downloads / backup_id / "manifest.json").read_text())
+        assert manifest["status"] == "verified"
+        assert manifest["database"]["rows"]["public.notes"] == 2
+        dump = downloads / backup_id / "database.dump"
+        assert dump.stat().st_size == manifest["database"]["size"]
+        assert hashlib.sha256(dump.read_bytes()).hexdigest() == manifest["database"]["sha256"]
+        assert "bk-ssh-password" not in json.dumps(manifest)
+        stack.docker.container.execute(
+            stack.containers()["db"], ["psql", "-U", "notes", "-d", "notes", "-c", "DELETE FROM notes"]
+        )
+        assert stack.https("/notes").json() == []
+        listed = stack.ck("backups", "--json")
+        assert [b["id"] for b in json.loads(listed.stdout)] == [backup_id]
+        restored = stack.ck("restore", backup_id, timeout=600)
+        assert f"backup {backup_id} restored" in restored.stderr
+        assert [n["text"] for n in stack.wait_https("/notes").json()] == ["over", "ssh"]
     finally:
         stack.ck("down", "--delete-volumes", check=False, timeout=120)
         _remove_backups_volume(stack.name)
