@@ -1,8 +1,9 @@
-"""Configuration: the pydantic model of composekit.yaml (model.py; the sections but app/ in sections.py, the
-constrained types and patterns in fields.py, the rules of the environment variables in environment.py, the Docker
-engine addresses in ssh_url.py, the secret heuristics and redaction in redact.py), reading and merging files
-(load.py), the files on disk a config names (project.py), what the app directory holds (sources.py), the override
-file's shape (override.py) and the JSON Schema (schema.py). The names other packages use are here."""
+"""Configuration: the pydantic model of composekit.yaml (model.py; the checks of `domain`, `www` and `edge` in
+domains.py, the sections but app/ in sections.py, the constrained types and patterns in fields.py, the rules of the
+environment variables in environment.py, the Docker engine addresses in ssh_url.py, the secret heuristics and
+redaction in redact.py), reading and merging files (load.py), the files on disk a config names (project.py), what the
+app directory holds (sources.py), the override file's shape (override.py) and the JSON Schema (schema.py). The names
+other packages use are here."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The typed model of ``composekit.yaml``: app/ and Config: the sections assembled (config/sections.py
-holds the others), defaults, constraints and the checks across keys.
+holds the others), defaults, constraints and the checks across keys (those of the domains, www and edge in
+config/domains.py).
 
 config/load.py reads files into it and words every problem as ``FILE: key/path: expected ..., got ...``.
 """
@@ -18,6 +19,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from .companions import Accessory, Process, Schedule, check_accessories, check_processes, check_schedules
+from .domains import DOMAIN_EXPECTED, check_routing, split_domain_list, www_redirects
 from .environment import DATABASE_VARIABLE_SETS, check_environment, check_secrets
 from .fields import (
     _CONSTRAINT_RE,
@@ -82,10 +84,6 @@ LINUX_CAPABILITIES = frozenset(
 )
 
 SWARM_ONLY = "applies to mode: swarm only; set `mode: swarm` or remove the key"
-
-DOMAIN_EXPECTED = 'a fully qualified lowercase domain name such as "shop.example.com"'
-# www: the name beside each listed domain that answers with a permanent redirect to it.
-WWW_MODES = ("none", "redirect_to_apex", "redirect_to_www")
 
 
 class App(_Model):
@@ -315,25 +313,7 @@ class Config(_Model):
     @model_validator(mode="before")
     @classmethod
     def _domain_list(cls, data: Any) -> Any:
-        """`domain: [a, b]`: a becomes `domain`, the rest extra_domains; each checked as `domain` is."""
-        if not isinstance(data, dict):
-            return data
-        if "extra_domains" in data:
-            raise ValueError(
-                'extra_domains: unknown key (list the domains under `domain`: domain: ["a.example.com", '
-                '"b.example.com"])'
-            )
-        items = data.get("domain")
-        if not isinstance(items, list):
-            return data
-        if not items:
-            raise ValueError(f"domain: expected {DOMAIN_EXPECTED}, or a non-empty list of them, got []")
-        for i, item in enumerate(items):
-            if not isinstance(item, str) or not _DOMAIN_RE.match(item):
-                raise ValueError(f"domain/{i}: expected {DOMAIN_EXPECTED}, got {got(item)}")
-            if item in items[:i]:
-                raise ValueError(f"domain/{i}: {item} is listed twice; list each domain once")
-        return {**data, "domain": items[0], "extra_domains": tuple(items[1:])}
+        return split_domain_list(data)
 
     @property
     def domains(self) -> tuple[str, ...]:
@@ -342,44 +322,11 @@ class Config(_Model):
 
     def www_redirects(self) -> list[tuple[str, str]]:
         """(from, to) for each domain's www counterpart per `www` (a permanent redirect from -> to)."""
-        if self.www == "redirect_to_apex":
-            return [(f"www.{d}", d) for d in self.domains]
-        if self.www == "redirect_to_www":
-            return [(d.removeprefix("www."), d) for d in self.domains]
-        return []
+        return www_redirects(self.www, self.domains)
 
     @model_validator(mode="after")
-    def _www(self) -> Config:
-        for i, d in enumerate(self.domains):
-            path = "domain" if not self.extra_domains else f"domain/{i}"
-            if self.www == "redirect_to_apex" and d.startswith("www."):
-                raise ValueError(
-                    f"{path}: www: redirect_to_apex redirects www.<domain> to the domain listed, so list the apex "
-                    f"{d.removeprefix('www.')} instead of {d}"
-                )
-            if self.www == "redirect_to_www" and not d.startswith("www."):
-                raise ValueError(
-                    f"{path}: www: redirect_to_www redirects the apex to the www. name listed, so list www.{d} "
-                    f"instead of {d}"
-                )
-        return self
-
-    @model_validator(mode="after")
-    def _www_compose_only(self) -> Config:
-        if self.www != "none" and self.mode == "swarm":
-            raise ValueError(
-                "www: the www redirect applies to mode: compose only for now; list both names under `domain` "
-                "(each is routed to the app) or remove `www`"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _shared_edge_compose_only(self) -> Config:
-        if self.edge == "shared" and self.mode == "swarm":
-            raise ValueError(
-                "edge: shared applies to mode: compose only: in mode: swarm each stack runs its own Traefik service "
-                "(see docs/swarm.md); remove `edge: shared` or set `mode: compose`. Nothing was changed."
-            )
+    def _routing(self) -> Config:
+        check_routing(self.domains, self.www, self.edge, self.mode)
         return self
 
     @model_validator(mode="after")

@@ -250,20 +250,23 @@ def smoke(
     on_retry: Callable[[Report], None] = lambda _: None,
     connect: ClientFactory | None = None,
     resolver: Resolver = resolve,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Report:
-    """Run the checks; with ``wait``, repeat until they pass or ``wait`` seconds are over.
+    """Run the checks; with ``wait``, repeat until they pass or ``wait`` seconds are over (by ``clock``, pausing
+    with ``sleep``).
 
     Right after a deploy Traefik needs a few seconds to get its certificate, so `up` waits.
     Returns the last report: the one that passed, or the last failing one.
     """
 
-    deadline = time.monotonic() + wait
+    deadline = clock() + wait
 
     def observe() -> Poll[Report]:
         report = run_smoke(opts, connect=connect, resolver=resolver)
-        if not report.passed and time.monotonic() < deadline:
+        if not report.passed and clock() < deadline:
             on_retry(report)
         return Poll(report, report.passed)
 
-    seen, _ = poll_until(observe, wait, first_delay=1.0, max_delay=5.0)
+    seen, _ = poll_until(observe, wait, first_delay=1.0, max_delay=5.0, clock=clock, sleep=sleep)
     return seen.value

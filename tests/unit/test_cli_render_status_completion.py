@@ -96,14 +96,11 @@ def test_bash_completion_script_and_protocol() -> None:
     assert "complete -o default -F _composekit_completion composekit" in shown.stdout
 
     def complete(words: str) -> list[str]:
-        env = {
-            **os.environ,
-            "_COMPOSEKIT_COMPLETE": "complete_bash",
-            "COMP_WORDS": words,
-            "COMP_CWORD": str(len(words.split()) - 1),
-        }
-        done = subprocess.run([str(COMPOSEKIT)], capture_output=True, text=True, env=env, timeout=60)
-        assert done.returncode == 0, done.stderr
+        """What the script above asks composekit for at each <TAB>: answered in-process by the same click command
+        (the console script runs it; test_cli_help runs the script itself)."""
+        env = {"_COMPOSEKIT_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - 1)}
+        done = CliRunner().invoke(cli, [], env=env, prog_name="composekit")
+        assert done.exit_code == 0 and done.exception is None, done.output
         return done.stdout.split()
 
     assert complete("composekit ren") == ["render"]

@@ -24,9 +24,8 @@ from python_on_whales.client_config import ClientConfig
 import composekit.deploy
 from composekit.config.project import Project, load_project
 from composekit.deploy import up
-from composekit.engine import probes
+from composekit.engine import probes, steps
 from composekit.engine import status as engine_status
-from composekit.engine import steps as deploy
 from composekit.engine.docker import ContainerInfo, Docker, LineSink
 from composekit.engine.switch import SwitchResult
 from composekit.engine.target import Engine
@@ -190,8 +189,8 @@ class FakeDocker(Docker):
 
 
 def healthy_within(docker: Docker, services: list[str], seconds: float) -> list[ContainerInfo]:
-    """deploy.wait_healthy with a budget of ``seconds`` (the one place that knows its signature)."""
-    return deploy.wait_healthy(docker, services, Deadline(seconds))
+    """steps.wait_healthy with a budget of ``seconds`` (the one place that knows its signature)."""
+    return steps.wait_healthy(docker, services, Deadline(seconds))
 
 
 # wait_healthy ----------------------------------------------------------------------------------------
@@ -260,11 +259,11 @@ def deploy_with(monkeypatch: pytest.MonkeyPatch) -> Callable[[FakeDocker], list[
 
     def install(fake: FakeDocker) -> list[str]:
         routed: list[str] = []
-        monkeypatch.setattr(deploy, "docker_for", lambda project, engine=None: fake)
-        monkeypatch.setattr(deploy, "port_is_free", lambda port: True)
+        monkeypatch.setattr(steps, "docker_for", lambda project, engine=None: fake)
+        monkeypatch.setattr(steps, "port_is_free", lambda port: True)
         monkeypatch.setattr(probes, "wait_routed", lambda project, *_, **__: routed.append(project.config.domain))
         # The recorded states have no `files` container; deliver_files has its own tests below.
-        monkeypatch.setattr(deploy, "deliver_files", lambda docker, *_: fake.calls.append(("deliver_files",)))
+        monkeypatch.setattr(steps, "deliver_files", lambda docker, *_: fake.calls.append(("deliver_files",)))
 
         # The switch itself runs against the real engine (tests/integration/test_redeploy.py).
         def switch(project: Project, docker: FakeDocker, deadline: Any, release: str, *_: Any, **__: Any) -> Any:
@@ -402,7 +401,7 @@ def _files(status: str, exit_code: int | None) -> ContainerInfo:
 def test_deliver_files_runs_the_one_shot_alone_and_waits_until_it_exited() -> None:
     fake = FakeDocker([], [_files("running", None)], [_files("exited", 0)])
     said: list[str] = []
-    deploy.deliver_files(fake, Deadline(5), said.append, None)
+    steps.deliver_files(fake, Deadline(5), said.append, None)
     assert fake.asked("up") == [("up", ["files"], False)]
     assert len(fake.asked("containers")) == 3  # polled until it exited
     assert said == ["delivering gunicorn.conf.py and the database password into the files volume"]
@@ -411,7 +410,7 @@ def test_deliver_files_runs_the_one_shot_alone_and_waits_until_it_exited() -> No
 def test_deliver_files_refuses_a_failed_copy_with_its_output() -> None:
     fake = FakeDocker([_files("exited", 1)], logs="files-1  | PermissionError: [Errno 13] /files/.x.tmp")
     with pytest.raises(DockerError) as caught:
-        deploy.deliver_files(fake, Deadline(5), lambda _: None, None)
+        steps.deliver_files(fake, Deadline(5), lambda _: None, None)
     assert str(caught.value) == (
         "the files service failed (exit code 1), so the app was not started\n"
         "  command: docker compose up files\n"

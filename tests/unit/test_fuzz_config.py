@@ -262,15 +262,24 @@ def build_the_cli_once() -> Iterator[None]:
         yield
 
 
-def _project(tmp: Path, files: list[bytes], override: bytes | None = None) -> list[Path]:
+CONFIG_NAMES = ["composekit.yaml", "staging.yaml", "local.yaml"]
+
+
+def _app_files(tmp: Path) -> None:
+    """What the config points at: the app, its requirements, the database password."""
     (tmp / "requirements.txt").write_text("fastapi\n")
     (tmp / "app").mkdir()
     (tmp / "app" / "main.py").write_text("app = None\n")
     (tmp / "secrets").mkdir()
     (tmp / "secrets" / "db_password").write_text("not-a-real-password\n")
-    names = ["composekit.yaml", "staging.yaml", "local.yaml"]
+
+
+def _config_files(tmp: Path, files: list[bytes], override: bytes | None = None) -> list[Path]:
+    """Exactly these config files (one to three) and override file in ``tmp``, the previous example's removed."""
+    for name in (*CONFIG_NAMES, OVERRIDE_FILENAME):
+        (tmp / name).unlink(missing_ok=True)
     paths = []
-    for name, content in zip(names, files, strict=False):  # files: one to three
+    for name, content in zip(CONFIG_NAMES, files, strict=False):
         (tmp / name).write_bytes(content)
         paths.append(tmp / name)
     if override is not None:
@@ -278,27 +287,46 @@ def _project(tmp: Path, files: list[bytes], override: bytes | None = None) -> li
     return paths
 
 
+def _project(tmp: Path, files: list[bytes], override: bytes | None = None) -> list[Path]:
+    _app_files(tmp)
+    return _config_files(tmp, files, override)
+
+
+_SHARED: list[Path] = []  # the module's one project directory (shared_project below)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def shared_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One project directory for the module's generated configs: the app's files are read-only inputs (every
+    command must leave the tree unchanged, which assert_rejected checks), so each example writes only its config
+    files; a new directory per example cost more than the three commands run in it."""
+    root = tmp_path_factory.mktemp("ck-fuzz")
+    _app_files(root)
+    _SHARED.append(root)
+    yield root
+    _SHARED.remove(root)
+
+
 def assert_rejected(files: list[bytes], blamed: str, override: bytes | None = None) -> None:
     """Every command exits 1 with `error: ` lines naming ``blamed``; the tree is unchanged."""
-    with tempfile.TemporaryDirectory(prefix="ck-fuzz-") as tmp:
-        root = Path(tmp)
-        paths = _project(root, files, override)
-        tree = Tree(root)
-        before = tree.snapshot()
-        options = [arg for p in paths for arg in ("-c", str(p))]
-        for command in COMMANDS:
-            result = runner.invoke(cli_app, [*options, *command])
-            shown = f"composekit {' '.join(command)}: exit {result.exit_code}\n{result.output}"
-            assert type(result.exception) is SystemExit, shown + f"\nexception: {result.exception!r}"
-            assert result.exit_code == 1, shown
-            assert "Traceback" not in result.output, shown
-            assert result.stdout == "", shown
-            lines = result.stderr.splitlines()
-            assert lines, shown
-            for line in lines:
-                assert line.startswith("error: "), shown
-                assert blamed in line, shown
-            assert tree.snapshot() == before, f"composekit {' '.join(command)} wrote into the project"
+    root = _SHARED[0]
+    paths = _config_files(root, files, override)
+    tree = Tree(root)
+    before = tree.snapshot()
+    options = [arg for p in paths for arg in ("-c", str(p))]
+    for command in COMMANDS:
+        result = runner.invoke(cli_app, [*options, *command])
+        shown = f"composekit {' '.join(command)}: exit {result.exit_code}\n{result.output}"
+        assert type(result.exception) is SystemExit, shown + f"\nexception: {result.exception!r}"
+        assert result.exit_code == 1, shown
+        assert "Traceback" not in result.output, shown
+        assert result.stdout == "", shown
+        lines = result.stderr.splitlines()
+        assert lines, shown
+        for line in lines:
+            assert line.startswith("error: "), shown
+            assert blamed in line, shown
+        assert tree.snapshot() == before, f"composekit {' '.join(command)} wrote into the project"
 
 
 def test_the_base_config_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -311,15 +339,16 @@ def test_the_base_config_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
         assert result.exit_code == 0, result.output
 
 
-def test_every_listed_bad_value_alone() -> None:
-    """Each value of FIELDS on its own, so that none depends on the draw (hypothesis combines them below)."""
+@pytest.mark.parametrize("path", list(FIELDS), ids="/".join)
+def test_every_listed_bad_value_alone(path: tuple[str, ...]) -> None:
+    """Each value of FIELDS on its own, so that none depends on the draw (hypothesis combines them below); one test
+    per key, so that the workers share them."""
     failures = []
-    for path, values in FIELDS.items():
-        for value in values:
-            try:
-                assert_rejected([_dump(_apply(BASE, [(path, value)]))], "composekit.yaml")
-            except AssertionError as exc:
-                failures.append(f"{'/'.join(path)} = {value!r:.60}: {str(exc).splitlines()[0]}")
+    for value in FIELDS[path]:
+        try:
+            assert_rejected([_dump(_apply(BASE, [(path, value)]))], "composekit.yaml")
+        except AssertionError as exc:
+            failures.append(f"{'/'.join(path)} = {value!r:.60}: {str(exc).splitlines()[0]}")
     assert not failures, "\n".join(failures)
 
 

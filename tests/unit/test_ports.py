@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from composekit.config.project import load_project
-from composekit.engine import steps as deploy
+from composekit.engine import steps
 from composekit.engine.ports import port_is_free
 from composekit.errors import PortInUseError
 from composekit.verify.checks import Status
@@ -81,21 +81,21 @@ def test_up_and_doctor_agree_on_a_free_privileged_port_as_non_root(
     def shared(port: int, host: str = "0.0.0.0") -> bool:
         return port_is_free(port, host, bind=_refuse(errno.EACCES), listens=lambda p: p in listening)
 
-    monkeypatch.setattr(deploy, "port_is_free", shared)
+    monkeypatch.setattr(steps, "port_is_free", shared)
     results = check_ports(project.config, [], port_free=shared)
     assert [(r.name, r.status, r.detail) for r in results] == [
         ("port 80", Status.OK, "free (ports/http)"),
         ("port 443", Status.FAIL, "in use by another process (ports/https); Traefik cannot publish it"),
     ]
     with pytest.raises(PortInUseError) as caught:
-        deploy.check_ports(project, {})
+        steps.check_ports(project, {})
     assert str(caught.value) == (
         f"port 443 (ports/https in {project.source}) is already in use by another process, so Traefik cannot "
         "publish it; stop that process (`ss -ltnp 'sport = :443'` shows it) or choose another port under "
         "ports/https. Nothing was started or changed."
     )
     listening.clear()
-    deploy.check_ports(project, {})  # before the fix, EACCES on port 80 read as "already in use"
+    steps.check_ports(project, {})  # before the fix, EACCES on port 80 read as "already in use"
     assert all(r.status is Status.OK for r in check_ports(project.config, [], port_free=shared))
 
 

@@ -704,13 +704,23 @@ def test_wait_retries_until_passing() -> None:
         return healthy_app(request)
 
     retries: list[Report] = []
+    now = [100.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:  # a fake clock: the retry's pause passes at once
+        slept.append(seconds)
+        now[0] += seconds
+
     report = smoke(
         options(resolve="127.0.0.1"),
         wait=10,
         on_retry=retries.append,
         connect=lambda ep: FakeClient(ep, flaky, certificate(400)),
+        clock=lambda: now[0],
+        sleep=sleep,
     )
     assert report.passed and len(retries) == 1
+    assert slept == [1.0]  # one pause, of the first delay, between the failing run and the passing one
 
 
 # options and output ---------------------------------------------------------------------------------

@@ -34,7 +34,10 @@ def _repo(tmp_path: Path, unit: str, integration: str) -> tuple[Path, dict[str, 
     for tier, body in (("unit", unit), ("integration", integration)):
         (repo / "tests" / tier).mkdir(parents=True)
         (repo / "tests" / tier / f"test_{tier}.py").write_text(body)
-    (repo / "pyproject.toml").write_text("[tool.pytest.ini_options]\naddopts = '-p no:cacheprovider'\n")
+    # The tiny suite needs only pytest and xdist: the venv's other pytest plugins stay unloaded (half of each of the
+    # dozen pytest starts here).
+    blocked = "-p no:cacheprovider -p no:hypothesispytest -p no:anyio -p no:platformdirs"
+    (repo / "pyproject.toml").write_text(f"[tool.pytest.ini_options]\naddopts = '{blocked}'\n")
     # The project venv's python, and a docker that sees no container.
     _executable(repo / ".venv" / "bin" / "python", f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
     _executable(tmp_path / "bin" / "docker", "#!/bin/sh\nexit 0\n")

@@ -16,8 +16,7 @@ import yaml
 
 from composekit.config.project import Project, load_project
 from composekit.deploy import up
-from composekit.engine import probes
-from composekit.engine import steps as deploy
+from composekit.engine import probes, steps
 from composekit.engine.docker import ContainerInfo
 from composekit.engine.status import status
 from composekit.engine.steps import fix_volume_owners
@@ -308,7 +307,7 @@ def test_the_chown_script_changes_only_the_top_directory_and_only_when_needed(tm
     (top / "inner").mkdir(parents=True)
     (top / "inner" / "file").write_text("x")
     os.chown(top, 0, 0)
-    script = deploy._CHOWN_TOPS
+    script = steps._CHOWN_TOPS
     first = subprocess.run(
         [sys.executable, "-c", script, "nobody", str(top)], capture_output=True, text=True, check=True
     ).stdout
