@@ -246,14 +246,22 @@ class EdgeGuard:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.first.ck("edge", "down", "--force", "--delete-acme", timeout=180, check=False)
-        for volume in sorted(edge_volumes() - self.volumes_before):
-            subprocess.run(["docker", "volume", "rm", volume], capture_output=True, timeout=60, check=False)
+        done = self.first.ck("edge", "down", "--force", "--delete-acme", timeout=180, check=False)
+        try:
+            for volume in sorted(edge_volumes() - self.volumes_before):
+                run(["docker", "volume", "rm", volume], timeout=60)
+        except SystemExit as exc:  # the engine gone (restarted by someone else): say what is left
+            done = subprocess.CompletedProcess([], 1, "", str(exc))
+        if done.returncode != 0:
+            log(
+                f"the edge may be left over: `docker compose -p {EDGE_PROJECT} down --volumes` removes it ({done.stderr})"
+            )
 
 
 def down(apps: list[BenchApp]) -> None:
     for a in reversed(apps):
-        a.ck("down", "--delete-volumes", timeout=180, check=False)
+        if a.ck("down", "--delete-volumes", timeout=180, check=False).returncode != 0:
+            log(f"{a.name} may be left over: `docker compose -p {a.name} down --volumes` removes it")
         subprocess.run(["docker", "image", "rm", f"{a.name}-app:latest"], capture_output=True, timeout=60, check=False)
 
 
