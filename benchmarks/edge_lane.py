@@ -254,7 +254,8 @@ class EdgeGuard:
             done = subprocess.CompletedProcess([], 1, "", str(exc))
         if done.returncode != 0:
             log(
-                f"the edge may be left over: `docker compose -p {EDGE_PROJECT} down --volumes` removes it ({done.stderr})"
+                f"the edge may be left over (`docker compose -p {EDGE_PROJECT} down --volumes` removes it): "
+                f"{done.stderr[-500:]}"
             )
 
 
