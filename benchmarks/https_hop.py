@@ -16,6 +16,7 @@ from the running edge) changed one way each, and take their turn in every round:
 
   copy           unchanged but for the certificates (no ACME resolver: Traefik's default certificate): the control
   no-access-log  accessLog removed from traefik.yml
+  access-log-buffered  accessLog.bufferingSize: 100 (lines written by a goroutine of their own, not the request's)
   gomaxprocs-1   GOMAXPROCS=1 in the environment (Go otherwise runs as many threads as the host has CPUs, or as
                  the container's CPU limit allows)
   gogc-400       GOGC=400 (collect garbage less often)
@@ -137,10 +138,16 @@ def _no_access_log(static: dict[str, Any]) -> dict[str, Any]:
     return static
 
 
+def _buffered_access_log(static: dict[str, Any]) -> dict[str, Any]:
+    static["accessLog"] = {**static.get("accessLog", {}), "bufferingSize": 100}
+    return static
+
+
 # name -> (change to the edge's traefik.yml, environment)
 VARIANTS: dict[str, tuple[Callable[[dict[str, Any]], dict[str, Any]], dict[str, str]]] = {
     "copy": (lambda s: s, {}),
     "no-access-log": (_no_access_log, {}),
+    "access-log-buffered": (_buffered_access_log, {}),
     "gomaxprocs-1": (lambda s: s, {"GOMAXPROCS": "1"}),
     "gogc-400": (lambda s: s, {"GOGC": "400"}),
 }
