@@ -1,7 +1,8 @@
 """What benchmarks/multi_app.py and benchmarks/https_hop.py share: small FastAPI apps with `edge: shared` deployed by
-composekit's own CLI against the test environment on one lane's ports (lane 1 by default: 1080/1443, its own Pebble,
-/tmp/composekit-integration-lane1.lock), container memory and CPU read from the engine's cgroups (v1 or v2), a light
-HTTPS load to 127.0.0.1, and the clean-up of exactly what a run created (its apps, and the edge if it created it).
+composekit's own CLI against the test environment on one lane's ports (lane 1 by default: 1080/1443, its own Pebble)
+holding every lane's lock (the engine has one shared edge: the edge tests of either lane create and remove it),
+container memory and CPU read from the engine's cgroups (v1 or v2), a light HTTPS load to 127.0.0.1, and the
+clean-up of exactly what a run created (its apps, and the edge if it created it).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,29 +65,38 @@ def lane_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--http-port", type=int, default=1080)
     parser.add_argument("--https-port", type=int, default=1443)
     parser.add_argument("--pebble-lane", type=int, default=1, help="scripts/pebble.sh PEBBLE_LANE (ACME on 14000+N)")
-    parser.add_argument("--lock", default="/tmp/composekit-integration-lane1.lock", help="the lane's lock file")
+    parser.add_argument(
+        "--lock",
+        action="append",
+        help="a lock file to hold (repeatable; default: every lane's, in lane order, as the integration tier's "
+        "exclusive modules take them: the engine has one shared edge, which the edge tests of either lane create "
+        "and remove)",
+    )
     parser.add_argument("--lock-timeout", type=float, default=1800)
     parser.add_argument("--ca-file", help="trust these roots for HTTPS (default: the lane's Pebble's current roots)")
 
 
+LANE_LOCKS = ["/tmp/composekit-integration.lock", "/tmp/composekit-integration-lane1.lock"]
+
+
 @contextmanager
-def lane_lock(path: str, timeout: float) -> Iterator[None]:
-    with open(path, "a") as lock:
-        log(f"waiting for {path}")
+def lane_lock(paths: list[str] | None, timeout: float) -> Iterator[None]:
+    """Hold ``paths`` (default LANE_LOCKS), taken one after the other in that order, until the end."""
+    with ExitStack() as stack:
         until = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > until:
-                    raise SystemExit(f"{path} still held after {timeout:g}s; nothing was started") from None
-                time.sleep(2)
-        log(f"holding {path}")
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+        for path in paths or LANE_LOCKS:
+            lock = stack.enter_context(open(path, "a"))
+            log(f"waiting for {path}")
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > until:
+                        raise SystemExit(f"{path} still held after {timeout:g}s; nothing was started") from None
+                    time.sleep(1)
+            log(f"holding {path}")
+        yield
 
 
 @dataclass(frozen=True)

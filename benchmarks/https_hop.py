@@ -17,6 +17,7 @@ from the running edge) changed one way each, and take their turn in every round:
   copy           unchanged but for the certificates (no ACME resolver: Traefik's default certificate): the control
   no-access-log  accessLog removed from traefik.yml
   access-log-buffered  accessLog.bufferingSize: 100 (lines written by a goroutine of their own, not the request's)
+  access-log-not-2xx   accessLog.filters.statusCodes: every status but 2xx (the app's gunicorn logs those itself)
   gomaxprocs-1   GOMAXPROCS=1 in the environment (Go otherwise runs as many threads as the host has CPUs, or as
                  the container's CPU limit allows)
   gogc-400       GOGC=400 (collect garbage less often)
@@ -24,8 +25,9 @@ from the running edge) changed one way each, and take their turn in every round:
 Printed per round: requests/s of each, their ratio (edge / direct), and where the CPU went per request (ms of CPU
 per request: the edge's Traefik, the app container, the engine's docker-proxy processes, dockerd, wrk itself; cgroup
 and /proc counters read before and after each wrk run), and the load average. Non-2xx answers or socket errors in
-a wrk run fail the run. Holds the lane's lock (default lane 1: 1080/1443) from start to end, refuses to start beside
-an existing edge, and takes down what it created.
+a wrk run fail the run. Uses lane 1's ports (1080/1443) and Pebble, holds every lane's lock from start to end (the
+engine has one shared edge, which the edge tests of either lane create and remove), refuses to start beside an
+existing edge, and takes down what it created.
 
     .venv/bin/python benchmarks/https_hop.py --rounds 3
 """
@@ -138,6 +140,11 @@ def _no_access_log(static: dict[str, Any]) -> dict[str, Any]:
     return static
 
 
+def _access_log_not_2xx(static: dict[str, Any]) -> dict[str, Any]:
+    static["accessLog"] = {**static.get("accessLog", {}), "filters": {"statusCodes": ["100-199", "300-599"]}}
+    return static
+
+
 def _buffered_access_log(static: dict[str, Any]) -> dict[str, Any]:
     static["accessLog"] = {**static.get("accessLog", {}), "bufferingSize": 100}
     return static
@@ -148,6 +155,7 @@ VARIANTS: dict[str, tuple[Callable[[dict[str, Any]], dict[str, Any]], dict[str, 
     "copy": (lambda s: s, {}),
     "no-access-log": (_no_access_log, {}),
     "access-log-buffered": (_buffered_access_log, {}),
+    "access-log-not-2xx": (_access_log_not_2xx, {}),
     "gomaxprocs-1": (lambda s: s, {"GOMAXPROCS": "1"}),
     "gogc-400": (lambda s: s, {"GOGC": "400"}),
 }

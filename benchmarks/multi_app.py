@@ -11,8 +11,9 @@ have idled --settle s: the memory of every container (cgroup usage minus inactiv
 shows; median of 3 samples), the edge's and the apps' own.
 
 Per extra app it prints: the growth of the total from 1 app, the app's own containers, and the rest (the edge's
-growth); the goal is that the rest stays under 5 MiB. The run holds a lane's lock (default lane 1: ports
-1080/1443, `PEBBLE_LANE=1` Pebble) from start to end, refuses to start beside an existing edge, and removes what it
+growth); the goal is that the rest stays under 5 MiB. The run uses lane 1's ports (1080/1443) and Pebble
+(`PEBBLE_LANE=1`) and holds every lane's lock from start to end (the engine has one shared edge, which the edge
+tests of either lane create and remove), refuses to start beside an existing edge, and removes what it
 created: each app (`composekit down --delete-volumes`, its image), then the edge and its volumes.
 
     .venv/bin/python benchmarks/multi_app.py            # 1, 5 and 10 apps
