@@ -242,12 +242,26 @@ def test_three_replicas_spread_over_both_nodes(deployed: Deployed) -> None:
     assert {t["_node"] for t in running} == {deployed.cluster.manager_hostname, deployed.cluster.node2_hostname}
 
 
-# Every process of the container but this one: PID and command line, from /proc (a `docker top` line is cut short).
+# PID 1 and its descendants, one line each (PID and command line, from /proc: a `docker top` line is cut short): the
+# app's own processes. A `docker exec` (the healthcheck's, this one's)
+# starts outside that tree (its parent is PID 0 here), so its transient processes (`runc init`) are not listed.
 PROCESSES = (
     "import os\n"
-    "for p in sorted(filter(str.isdigit, os.listdir('/proc')), key=int):\n"
-    "    if int(p) != os.getpid():\n"
+    "parent = {}\n"
+    "for p in filter(str.isdigit, os.listdir('/proc')):\n"
+    "    try:\n"
+    "        parent[int(p)] = int(open(f'/proc/{p}/stat').read().rsplit(')', 1)[1].split()[1])\n"
+    "    except (OSError, IndexError, ValueError):\n"
+    "        pass\n"
+    "def in_app(p):\n"
+    "    while p > 1:\n"
+    "        p = parent.get(p, 0)\n"
+    "    return p == 1\n"
+    "for p in sorted(p for p in parent if in_app(p)):\n"
+    "    try:\n"
     "        print(p, open(f'/proc/{p}/cmdline', 'rb').read().replace(b'\\0', b' ').decode().strip())\n"
+    "    except OSError:\n"
+    "        pass\n"
 )
 
 

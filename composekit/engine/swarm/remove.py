@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from ...errors import HealthTimeoutError
+from ...errors import DockerError, HealthTimeoutError
 from ..docker import Docker
 from ..wait import Deadline, Poll
 
 __all__ = ["down", "release_volumes", "remove_stack"]
+
+# What the engine says of a container that Swarm's task reaper is removing or has removed.
+_BEING_REMOVED = ("is already in progress", "No such container")
 
 
 def remove_stack(docker: Docker, stack: str, deadline: Deadline) -> list[str]:
@@ -55,7 +58,24 @@ def release_volumes(docker: Docker, stack: str, deadline: Deadline) -> None:
             "once they have stopped"
         )
     for container, _state in seen.value:
-        docker.remove_container(container)
+        try:
+            docker.remove_container(container)
+        except DockerError as exc:
+            # Swarm's task reaper removes ended task containers too: one it is removing, or has removed, is fine.
+            if not any(said in str(exc) for said in _BEING_REMOVED):
+                raise
+
+    def gone() -> Poll[list[tuple[str, str]]]:
+        found = docker.stack_containers(stack)
+        return Poll(found, not found, False, ", ".join(c[:12] for c, _ in found))
+
+    seen, timed_out = deadline.poll(gone)
+    if timed_out:
+        raise HealthTimeoutError(
+            f"ended containers of stack {stack} were still being removed {deadline.clock() - started:.0f}s after "
+            f"`docker stack rm {stack}`: {seen.detail}; its volumes were not deleted\nfix: run `composekit down "
+            "--delete-volumes` again in a minute"
+        )
 
 
 def down(docker: Docker, stack: str, delete_volumes: bool, deadline: Deadline) -> list[str]:
