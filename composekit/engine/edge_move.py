@@ -171,15 +171,12 @@ def _carry_acme(project: Project, docker: Docker, plan: MovePlan, stamp: str) ->
     )
 
 
-def _prepare_edge(project: Project, edge: Docker, on_line: LineSink | None) -> None:
+def _prepare_edge(files_edge: Docker, on_line: LineSink | None) -> None:
     """The edge's network, volumes and containers created; its routes container running, its Traefik not started."""
-    with tempfile.TemporaryDirectory(prefix="composekit-edge-") as tmp:
-        path = Path(tmp) / "compose.yaml"
-        path.write_text(render_edge(project), encoding="utf-8")
-        edge_docker(edge.engine, [path]).compose_create(on_line)
-    routes = next(c for c in edge.containers() if c.service == ROUTES)
+    files_edge.compose_create(on_line)
+    routes = next(c for c in files_edge.containers() if c.service == ROUTES)
     if routes.status != "running":
-        edge.start_container(routes.name)
+        files_edge.compose_start([ROUTES])
 
 
 def _wait_routes_container(edge: Docker, deadline: Deadline) -> None:
@@ -205,13 +202,28 @@ def move_onto_edge(
 ) -> MoveResult | None:
     """Carry the stack's own Traefik's certificates and ports onto the shared edge (the module's docstring);
     None when there is nothing to carry (it moved before)."""
+    with tempfile.TemporaryDirectory(prefix="composekit-edge-") as tmp:
+        path = Path(tmp) / "compose.yaml"
+        path.write_text(render_edge(project), encoding="utf-8")
+        return _move(project, docker, edge_docker(docker.engine, [path]), plan, deadline, report, on_line)
+
+
+def _move(
+    project: Project,
+    docker: Docker,
+    edge: Docker,
+    plan: MovePlan,
+    deadline: Deadline,
+    report: Progress,
+    on_line: LineSink | None,
+) -> MoveResult | None:
+    """move_onto_edge, with ``edge`` on the edge's compose file as this app renders it."""
     config = project.config
-    edge = edge_docker(docker.engine)
     state = edge_state(edge)
     edge_running = state.traefik is not None and state.traefik.status == "running"
     if not edge_running:
         report(f"preparing the shared edge ({EDGE_PROJECT}) while app {config.name}'s own Traefik still serves")
-        _prepare_edge(project, edge, on_line)
+        _prepare_edge(edge, on_line)
         _wait_routes_container(edge, deadline)
     old = plan.old_traefik
     if old is None and read_file(edge, _marker(config.name), "null").strip() != "null":
@@ -242,11 +254,18 @@ def move_onto_edge(
         assert old is not None
         report(f"handing ports {config.ports.http}/{config.ports.https} over: stopping {old.name}")
         docker.stop_container(old.name)
-    connect_app(project, edge, report)
-    edge.start_container(traefik.name)
+    if edge_running:
+        edge.start_container(traefik.name)  # started before: its configs are in it
+    else:
+        edge.compose_start([TRAEFIK])
+    # After its start: connected before, the app's network may become the one its published ports lead to.
+    connect_app(project, edge)
     took, last = wait_answer(project, generation, min(ANSWER_TIMEOUT, max(deadline.remaining(), 1)), docker.engine)
     gap = time.monotonic() - started
     if took is None:
+        seen = next((c for c in edge.containers() if c.name == traefik.name), None)
+        state_said = f"{seen.status}, health {seen.health or 'n/a'}" if seen is not None else "gone"
+        logs = "\n".join(f"    {line}" for line in edge.container_logs(traefik.name, 15).splitlines())
         _roll_back(project, docker, edge, traefik.name, old if running_old else None, edge_running, report)
         raise UserError(
             f"the shared edge did not route app {config.name} on port {config.ports.https} within {ANSWER_TIMEOUT:.0f} "
@@ -254,7 +273,7 @@ def move_onto_edge(
             + (f"{old.name} serves again" if running_old and old is not None else "the edge is as it was")
             + f". The merged certificates stay in volume {EDGE_ACME} (originals in {BACKUPS}); app {config.name}'s own "
             "acme volume is unchanged. Fix: `composekit edge logs` says why the edge did not answer; then "
-            "`composekit up` again"
+            f"`composekit up` again\nThe edge's Traefik was {state_said}; its last log lines:\n{logs or '    (none)'}"
         )
     if old is not None:
         docker.remove_now(old.name)  # its volume stays

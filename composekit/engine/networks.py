@@ -47,8 +47,19 @@ class NetworkCommands(DockerCLI):
         self._call(f"cannot start container {container}", lambda: self.client.container.start(container))
 
     def compose_create(self, on_line: LineSink | None = None) -> None:
-        """`docker compose create`: the project's network, volumes and containers, none started."""
-        self._stream("`docker compose create` failed", lambda: self.client.compose.create(stream_logs=True), on_line)
+        """`docker compose up --no-start`: the project's network, volumes and containers, none started."""
+        self._stream(
+            "`docker compose up --no-start` failed",
+            lambda: self.client.compose.up(start=False, color=False, stream_logs=True),
+            on_line,
+        )
+
+    def compose_start(self, services: list[str]) -> None:
+        """`docker compose start`: unlike `docker start`, it first copies the configs with `content:` into the
+        containers (Compose does so only when it starts one; a container it only created has none)."""
+        self._stream(
+            "`docker compose start` failed", lambda: self.client.compose.start(services, stream_logs=True), None
+        )
 
     def run_python_in_volumes(self, image: str, code: str, args: list[str], volumes: dict[str, tuple[str, str]]) -> str:
         """``python3 -I -c code args`` once in a throwaway container of ``image`` as root with no capability, no
