@@ -96,13 +96,14 @@ def own(host_ports: None, testenv: TestEnv, tmp_path_factory: pytest.TempPathFac
     finally:
         stack.ck("down", "--delete-volumes", check=False, timeout=120)
         stack.break_stale_lock()
+        docker = DockerClient()
         if any((c.config.labels or {}).get(CREATED_BY_LABEL) == NAME for c in edge_containers()):
             stack.ck("edge", "down", "--force", "--delete-acme", check=False, timeout=120)
-        remove_own_edge()
-        docker = DockerClient()
-        for volume in (f"{EDGE_PROJECT}_routes", f"{NAME}_acme"):  # test-owned: only these tests create them
-            if docker.volume.exists(volume):
-                docker.volume.remove([volume])
+            remove_own_edge()
+            if docker.volume.exists(f"{EDGE_PROJECT}_routes"):
+                docker.volume.remove([f"{EDGE_PROJECT}_routes"])
+        if docker.volume.exists(f"{NAME}_acme"):  # test-owned
+            docker.volume.remove([f"{NAME}_acme"])
 
 
 def test_an_own_edge_stack_moves_onto_the_edge_keeping_its_certificate_and_data(own: Stack) -> None:
