@@ -11,10 +11,11 @@ from typing import Any
 
 from .config.companions import SCHEDULER_SERVICE
 from .config.project import Project
-from .engine import edge, probes, steps, swarm
+from .engine import edge, edge_move, probes, steps, swarm
 from .engine.backup import ensure_backups_volume
 from .engine.companions import deploy_processes, deploy_scheduler
 from .engine.docker import ContainerInfo, Docker, LineSink
+from .engine.edge_lock import edge_lock
 from .engine.lock import deploy_lock
 from .engine.releases import (
     ReleaseRow,
@@ -278,9 +279,12 @@ def _deploy(
 ) -> tuple[list[ContainerInfo], SwitchResult]:
     before = steps.by_service(docker.containers())
     shared = project.config.edge == "shared"
+    move: edge_move.MovePlan | None = None
     if shared:
         edge.preflight(project, docker, before)  # settings, domains, ports: before anything changes
+        move = edge_move.move_plan(project, docker, before)  # what edge: own left: its Traefik, its certificates
     else:
+        edge_move.refuse_move_back(project, docker)
         steps.check_ports(project, before, docker)
     rendered = render_stack(project)
     release = project_release_id(project, rendered)  # read before the render writes into the tree
@@ -299,6 +303,10 @@ def _deploy(
         docker.build(on_line)
     steps.fix_volume_owners(project, docker, report)
     ensure_backups_volume(project, docker)
+    if move is not None:
+        # Before any `docker compose up` of the stack: it would remove the own Traefik (an orphan now) at once.
+        with edge_lock(project, docker, "up", report=report):
+            edge_move.move_onto_edge(project, docker, move, deadline, report, on_line)
     steps.deliver_files(docker, deadline, report, on_line)
     migration: str | None = None
     if project.config.migrate.command is not None:
@@ -314,7 +322,9 @@ def _deploy(
     docker.up([name for name in docker.services() if name not in own], dependencies=False, on_line=on_line)
     if shared:
         # The edge joins the app's network when the switch first routes to it (routes_volume.write_routes).
-        edge.ensure_edge(project, docker.engine, deadline, report, on_line)
+        if not edge.edge_state(edge.edge_docker(docker.engine)).running:
+            with edge_lock(project, docker, "up", report=report):  # two first `up`s: one creates it
+                edge.ensure_edge(project, docker.engine, deadline, report, on_line)
         steps.wait_healthy(docker, sorted(project.config.accessories), deadline)
     else:
         steps.wait_healthy(docker, ["traefik", *sorted(project.config.accessories)], deadline)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from ..engine import edge
+from ..engine.edge_lock import edge_lock
 from ..engine.wait import Deadline
 from .app import app, current_project, docker_line, engine_for, out, progress, run
 
@@ -77,7 +78,8 @@ def up(
             if state.running:
                 progress(f"the shared edge is already running (created by app {state.created_by}); left as it is")
                 return
-            edge.ensure_edge(project, engine, Deadline(timeout), progress, docker_line)
+            with edge_lock(project, docker, "edge up", report=progress):
+                edge.ensure_edge(project, engine, Deadline(timeout), progress, docker_line)
         progress("the shared edge is running")
 
     run(do)
@@ -95,7 +97,7 @@ def down(
 
     def do() -> None:
         project = current_project()
-        with engine_for(project) as engine:
+        with engine_for(project) as engine, edge_lock(project, edge.edge_docker(engine), "edge down", report=progress):
             edge.edge_down(engine, force=force, delete_acme=delete_acme, report=progress)
         progress("the shared edge is down")
 

@@ -128,23 +128,17 @@ def write_route(project: Project, edge: Docker, text: str) -> None:
 
 
 def preflight(project: Project, docker: Docker, running: dict[str, ContainerInfo]) -> None:
-    """Before `up` of an app with edge: shared changes anything: refuse what cannot work, naming the fix."""
+    """Before `up` of an app with edge: shared changes anything: refuse what cannot work, naming the fix. The app's
+    own Traefik of edge: own may run: engine/edge_move.py moves it onto the edge."""
     from .steps import check_ports  # steps.down calls detach_app: imported late, no cycle
 
     config = project.config
-    own = running.get(TRAEFIK)
-    if own is not None and own.status == "running":
-        raise UserError(
-            f"edge: shared: app {config.name} still runs its own Traefik ({own.name}, from edge: own), which holds "
-            f"ports {config.ports.http}/{config.ports.https}; moving a running stack onto the shared edge is not "
-            "automatic yet. Fix: `composekit down` (volumes are kept; the site is unanswered until the next `up` "
-            "finishes), then `composekit up`. Nothing was changed."
-        )
     edge = edge_docker(docker.engine)
     state = edge_state(edge)
     if state.traefik is None or state.traefik.status != "running":
         if state.traefik is None:
-            check_ports(project, {}, docker)  # the edge will publish them
+            # The edge will publish them; the app's own Traefik (edge: own before) may hold them: it hands them over.
+            check_ports(project, running, docker)
         return
     mismatch = settings_mismatch(config.name, edge_settings(project), state.settings or {}, state.created_by)
     if mismatch is not None:

@@ -3,7 +3,7 @@ app's `web` network without a restart (`docker network connect` / `disconnect`).
 
 from __future__ import annotations
 
-from .docker_cli import ENGINE_HINT, DockerCLI
+from .docker_cli import ENGINE_HINT, DockerCLI, LineSink
 
 __all__ = ["NetworkCommands"]
 
@@ -38,3 +38,48 @@ class NetworkCommands(DockerCLI):
 
     def remove_volume(self, volume: str) -> None:
         self._call(f"cannot remove volume {volume}", lambda: self.client.volume.remove(volume))
+
+    def stop_container(self, container: str) -> None:
+        """SIGTERM, then the container's own stop timeout, then SIGKILL; the container stays (start_container)."""
+        self._call(f"cannot stop container {container}", lambda: self.client.container.stop(container))
+
+    def start_container(self, container: str) -> None:
+        self._call(f"cannot start container {container}", lambda: self.client.container.start(container))
+
+    def compose_create(self, on_line: LineSink | None = None) -> None:
+        """`docker compose up --no-start`: the project's network, volumes and containers, none started."""
+        self._stream(
+            "`docker compose up --no-start` failed",
+            lambda: self.client.compose.up(start=False, color=False, stream_logs=True),
+            on_line,
+        )
+
+    def compose_start(self, services: list[str]) -> None:
+        """`docker compose start`: unlike `docker start`, it first copies the configs with `content:` into the
+        containers (Compose does so only when it starts one; a container it only created has none)."""
+        self._stream(
+            "`docker compose start` failed", lambda: self.client.compose.start(services, stream_logs=True), None
+        )
+
+    def run_python_in_volumes(self, image: str, code: str, args: list[str], volumes: dict[str, tuple[str, str]]) -> str:
+        """``python3 -I -c code args`` once in a throwaway container of ``image`` as root with no capability, no
+        network, a read-only root and ``volumes`` (name -> (path, "ro" or "rw")): what moves ACME storage."""
+        return self._call(
+            f"cannot run a helper container of {image} on the volumes {', '.join(volumes)}",
+            lambda: str(
+                self.client.container.run(
+                    image,
+                    ["-I", "-c", code, *args],
+                    entrypoint="python3",
+                    user="0:0",
+                    remove=True,
+                    pull="never",
+                    cap_drop=["ALL"],
+                    networks=["none"],
+                    read_only=True,
+                    security_options=["no-new-privileges:true"],
+                    volumes=[(name, path, mode) for name, (path, mode) in volumes.items()],
+                )
+            ),
+            "the helper runs on images/python (the image of the routes containers); it must be on the engine",
+        )

@@ -23,6 +23,7 @@ __all__ = [
     "SwitchAborted",
     "check_probe_route",
     "public_endpoint",
+    "wait_answer",
     "wait_generation",
     "wait_routed",
 ]
@@ -229,3 +230,28 @@ def wait_routed(project: Project, deadline: Deadline, engine: Engine | None = No
             f"last answer: {seen.value}\n"
             "fix: check Traefik's logs (`composekit logs traefik`) for the router of the app"
         )
+
+
+def wait_answer(
+    project: Project, generation: str | None, timeout: float, engine: Engine | None = None, interval: float = 0.05
+) -> tuple[float | None, str]:
+    """Probe the public entrypoint every ``interval`` seconds until it answers: with ``generation``, a request naming
+    it answered 200 with it echoed (Traefik routes the app); without, any HTTP answer. Returns (the seconds it took,
+    or None after ``timeout``; the last answer seen). Finer than wait_generation: it times a hand-over of the ports."""
+    path = project.config.app.health_path
+    headers = {GENERATION_HEADER: generation} if generation is not None else None
+    started = time.monotonic()
+    last = "no probe sent"
+    with HttpClient(public_endpoint(project, engine), timeout=2) as client:
+        while time.monotonic() - started < timeout:
+            try:
+                answer = client.get("https", path, verify=False, headers=headers)
+            except HttpCheckError as exc:
+                last = str(exc)
+            else:
+                seen = answer.headers.get(GENERATION_HEADER.lower())
+                last = f"HTTP {answer.status}, generation {seen or 'none'}"
+                if generation is None or (answer.status == 200 and seen == generation):
+                    return time.monotonic() - started, last
+            time.sleep(interval)
+    return None, last

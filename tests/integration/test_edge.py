@@ -28,7 +28,9 @@ from composekit.render.edge import EDGE_PROJECT
 from .conftest import Stack, TestEnv
 from .restart_load import HttpsLoad
 
-pytestmark = pytest.mark.integration
+# lane0: the engine has one shared edge (Compose project composekit-edge) whatever the lane, so the edge modules
+# take turns on lane 0's lock rather than run beside each other.
+pytestmark = [pytest.mark.integration, pytest.mark.lane0]
 
 NOTES = "edge-notes"
 BLOG = "edge-blog"

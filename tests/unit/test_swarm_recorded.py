@@ -135,7 +135,8 @@ class RecordedSwarm(Docker):
 
     def stack_containers(self, stack: str) -> list[tuple[str, str]]:
         found: list[tuple[str, str]] = self._next(self.task_containers) if self.task_containers else []
-        return found
+        removed = {c[1] for c in self.calls if c[0] == "rm container"}
+        return [(name, state) for name, state in found if name not in removed]
 
     def remove_container(self, container: str) -> None:
         self.calls.append(("rm container", container))
