@@ -328,8 +328,7 @@ def _deploy(
     serving = before.get(APP)
     deploy_processes(project, docker, deadline, release, report, on_line, serving.image if serving else None)
     deploy_scheduler(project, docker, release, report, on_line)
-    serving_hash = recorded[-1].config_hash if recorded else None
-    switched = switch_app(project, docker, deadline, release, report, on_line, serving_hash=serving_hash)
+    switched = switch_app(project, docker, deadline, release, report, on_line)
     _self_check(project, docker, deadline, switched, report, on_line, rollback_on_error, migration)
     probes.wait_routed(project, deadline, docker.engine)
     if switched.changed:
