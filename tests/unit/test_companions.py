@@ -414,3 +414,48 @@ def test_a_missing_accessory_secret_file_is_refused_at_load(tmp_path: Path) -> N
         "as `python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > secrets/redis_password`) and keep it "
         "out of git",
     ]
+
+
+# mode: swarm refuses them before anything changes ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "companions",
+    [
+        {"processes": {"worker": "python -m app.worker"}},
+        {"schedules": {"cleanup": {"cron": "*/5 * * * *", "command": "python -m app.cleanup"}}},
+        {"accessories": {"cache": {"image": "memcached:1.6"}}},
+    ],
+    ids=["processes", "schedules", "accessories"],
+)
+@pytest.mark.parametrize("command", [["up"], ["render"], ["rollback"]])
+def test_swarm_mode_refuses_companions_before_reaching_the_engine_or_writing_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, companions: dict[str, Any], command: list[str]
+) -> None:
+    from typer.testing import CliRunner
+
+    import composekit.cli.releases
+    import composekit.cli.stack
+    from composekit.cli import app
+
+    (tmp_path / "requirements.txt").write_text("fastapi\n")
+    (tmp_path / "composekit.yaml").write_text(yaml.safe_dump({**MINIMAL, "mode": "swarm", **companions}))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    reached: list[str] = []
+
+    def engine_for(*args: Any, **kwargs: Any) -> Any:
+        reached.append("engine_for")
+        raise AssertionError("the engine was reached")
+
+    for module in (composekit.cli.stack, composekit.cli.releases):
+        monkeypatch.setattr(module, "engine_for", engine_for)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, command)
+    key = next(iter(companions))
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert result.output == (
+        f"error: {tmp_path / 'composekit.yaml'}: {key}: mode: swarm does not deploy the app's companions yet "
+        "(processes, accessories and schedules run in mode: compose only); remove the key or use mode: compose "
+        "(docs/swarm.md#companions)\n"
+    )
+    assert reached == [] and sorted(p.name for p in tmp_path.iterdir()) == before
