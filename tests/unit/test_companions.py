@@ -459,3 +459,27 @@ def test_swarm_mode_refuses_companions_before_reaching_the_engine_or_writing_a_f
         "(docs/swarm.md#companions)\n"
     )
     assert reached == [] and sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize(
+    ("accessory", "change"),
+    [
+        ("search", "  search: {environment: {MEILI_ENV: development}}\n"),
+        ("search", "  search: {image: 'getmeili/meilisearch:v1.9'}\n"),
+        ("redis", "  redis: {environment: {REDIS_EXTRA: '1'}}\n"),
+    ],
+    ids=["search-environment", "search-image", "redis-environment"],
+)
+def test_a_change_to_an_accessorys_own_keys_changes_its_service_only(
+    tmp_path: Path, accessory: str, change: str
+) -> None:
+    """Compose recreates exactly the services whose definition changed (`up` passes every accessory): a change to
+    one accessory's keys must change that service and nothing else of compose.yaml."""
+    before = yaml.safe_load(render_stack(project_in(tmp_path)).compose)
+    (tmp_path / "change.yaml").write_text("accessories:\n" + change)
+    changed = load_project((tmp_path / "composekit.yaml", tmp_path / "change.yaml"))
+    after = yaml.safe_load(render_stack(changed).compose)
+    assert after["services"][accessory] != before["services"][accessory]
+    differ = sorted(name for name in before["services"] if after["services"][name] != before["services"][name])
+    assert differ == [accessory]
+    assert {k: v for k, v in after.items() if k != "services"} == {k: v for k, v in before.items() if k != "services"}
