@@ -483,3 +483,59 @@ def test_a_change_to_an_accessorys_own_keys_changes_its_service_only(
     differ = sorted(name for name in before["services"] if after["services"][name] != before["services"][name])
     assert differ == [accessory]
     assert {k: v for k, v in after.items() if k != "services"} == {k: v for k, v in before.items() if k != "services"}
+
+
+# a failed app switch puts the processes and the scheduler back -------------------------------------------------------
+
+
+class SwitchFails:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append("switch_app")
+        raise HealthTimeoutError("the new release r2 (shop-app-2) was removed: it failed")
+
+
+def test_a_failed_switch_puts_the_processes_and_the_scheduler_back_and_raises_its_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import composekit.deploy
+    import composekit.engine.companions
+
+    switch = SwitchFails()
+    monkeypatch.setattr(composekit.deploy, "switch_app", switch)
+    monkeypatch.setattr(
+        composekit.engine.companions, "deploy_processes", lambda *a: switch.calls.append(f"processes {a[3]} {a[6]}")
+    )
+    monkeypatch.setattr(
+        composekit.engine.companions, "deploy_scheduler", lambda *a: switch.calls.append(f"scheduler {a[2]}")
+    )
+    docker = FakeDocker([0.0])
+    said: list[str] = []
+    with pytest.raises(HealthTimeoutError, match="the new release r2"):
+        composekit.deploy._switch_companions_too(
+            worker_project(tmp_path),
+            docker,  # type: ignore[arg-type]
+            Deadline(1),
+            "r2",
+            said.append,
+            None,
+            ("r1", "sha256:old"),
+        )
+    assert switch.calls == ["switch_app", "processes r1 sha256:old", "scheduler r1"]
+    assert docker.calls == ["tag sha256:old shop-app:latest"]
+    assert said == ["putting the processes and the scheduler back on release r1, which still serves"]
+    # Nothing moved (None): nothing is put back.
+    switch.calls.clear()
+    with pytest.raises(HealthTimeoutError):
+        composekit.deploy._switch_companions_too(
+            worker_project(tmp_path),
+            docker,  # type: ignore[arg-type]
+            Deadline(1),
+            "r2",
+            said.append,
+            None,
+            None,
+        )
+    assert switch.calls == ["switch_app"]
