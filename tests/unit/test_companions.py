@@ -539,3 +539,50 @@ def test_a_failed_switch_puts_the_processes_and_the_scheduler_back_and_raises_it
             None,
         )
     assert switch.calls == ["switch_app"]
+
+
+def test_rollback_on_error_puts_the_processes_and_the_scheduler_back_before_the_app(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`up --rollback-on-error`: a failed self-check switches back, the processes and the scheduler first."""
+    import json
+
+    import composekit.deploy
+    from composekit.engine.probes import ProbeReport
+    from composekit.engine.switch import SwitchResult
+    from composekit.errors import SelfCheckError
+
+    calls: list[str] = []
+
+    class Engine:
+        def exec(self, name: str, argv: list[str]) -> str:  # the release history
+            return json.dumps(
+                [{"id": "r1", "image": "sha256:old", "created": "2026-11-29T10:00:00Z", "config_hash": "h"}]
+            )
+
+        def containers(self) -> list[ContainerInfo]:
+            return [ContainerInfo("id", "shop-routes-1", "routes", "running", None, None, 0, None, None, 1, "py")]
+
+        def tag(self, image: str, tag: str) -> None:
+            calls.append(f"tag {image} {tag}")
+
+    monkeypatch.setattr(composekit.deploy, "deploy_processes", lambda *a: calls.append(f"processes {a[3]}"))
+    monkeypatch.setattr(composekit.deploy, "deploy_scheduler", lambda *a: calls.append(f"scheduler {a[2]}"))
+
+    def switch_app(*a: Any) -> SwitchResult:
+        calls.append(f"switch_app {a[3]}")
+        return SwitchResult("r1", ["shop-app-3"], True, 3.0)
+
+    monkeypatch.setattr(composekit.deploy, "switch_app", switch_app)
+    failed = ProbeReport(sent=40, failed=3, slowest_ms=812.4, failures=["HTTP 500"])
+    with pytest.raises(SelfCheckError, match="switched back to release r1"):
+        composekit.deploy._self_check(
+            worker_project(tmp_path),
+            Engine(),  # type: ignore[arg-type]
+            Deadline(60),
+            SwitchResult("r2", ["shop-app-2"], True, 3.2, "h2", failed, "sha256:old"),
+            lambda _: None,
+            None,
+            True,
+        )
+    assert calls == ["tag sha256:old shop-app:latest", "processes r1", "scheduler r1", "switch_app r1"]
