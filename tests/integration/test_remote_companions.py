@@ -33,7 +33,8 @@ from rq import Queue
 
 from .conn import redis
 
-job = "sched-" + os.environ["COMPOSEKIT_SCHEDULED_AT"]
+# RQ's job ids are letters, digits, "_" and "-": 2026-12-03T14:42:00+00:00 -> 2026-12-03T14-42-00-00-00
+job = "sched-" + "".join(c if c.isalnum() else "-" for c in os.environ["COMPOSEKIT_SCHEDULED_AT"])
 Queue("default", connection=redis()).enqueue("app.jobs.record", job, job_id=f"job-{job}")
 print(f"enqueued {job} (GREETING={os.environ['GREETING']})", flush=True)
 '''
@@ -72,7 +73,13 @@ def _wait_done(stack: Stack, until: Any, timeout: float) -> dict[str, Any]:
     while not until(seen) and time.monotonic() < deadline:
         time.sleep(1)
         seen = _done(stack)
-    assert until(seen), f"after {timeout:g}s: {seen}"
+    if not until(seen):
+        scheduler = stack.ck("logs", "scheduler", check=False)
+        schedules = stack.ck("status", "--json", check=False).stdout
+        raise AssertionError(
+            f"after {timeout:g}s: {seen}\nstatus: {schedules[-3000:]}\nlogs scheduler: {scheduler.stdout[-3000:]}"
+            f"{scheduler.stderr[-2000:]}"
+        )
     return seen
 
 
@@ -143,9 +150,12 @@ def test_a_changed_env_file_replaces_the_app_the_worker_and_the_scheduler_not_re
 
 
 def test_a_change_to_the_accessorys_own_config_recreates_it_only(remote: Stack) -> None:
+    """The change sits in a config file outside the app's directory: a file inside it is part of the build context,
+    so editing one there builds a new image and makes a new release of the app, the worker and the scheduler too."""
     before = _ids(remote)
-    (remote.dir / "redis-change.yaml").write_text("accessories:\n  redis:\n    environment: {REDIS_EXTRA: '1'}\n")
-    remote.ck("up", "--no-smoke", extra_config=("redis-change.yaml",))
+    change = remote.dir.parent / "redis-change.yaml"
+    change.write_text("accessories:\n  redis:\n    environment: {REDIS_EXTRA: '1'}\n")
+    remote.ck("up", "--no-smoke", extra_config=(str(change),))
     after = _ids(remote)
     assert after["redis"] != before["redis"]
     assert {s: after[s] for s in after if s != "redis"} == {s: before[s] for s in before if s != "redis"}
