@@ -13,11 +13,12 @@ from .config.companions import SCHEDULER_SERVICE
 from .config.project import Project
 from .engine import edge, edge_move, probes, steps, swarm
 from .engine.backup import ensure_backups_volume
-from .engine.companions import deploy_processes, deploy_scheduler
+from .engine.companions import deploy_processes, deploy_scheduler, put_back
 from .engine.docker import ContainerInfo, Docker, LineSink
 from .engine.edge_lock import edge_lock
 from .engine.lock import deploy_lock
 from .engine.releases import (
+    Release,
     ReleaseRow,
     distinct_release_id,
     list_releases,
@@ -33,7 +34,7 @@ from .engine.steps import down
 from .engine.switch import APP, SwitchResult, project_release_id, switch_app
 from .engine.target import Engine
 from .engine.wait import Deadline, Progress
-from .errors import SelfCheckError, UserError
+from .errors import ComposekitError, SelfCheckError, UserError
 from .render.compose import FILES_SERVICE
 from .render.names import APP_SERVICE, MIGRATE_SERVICE, app_image
 from .render.stack import render_stack, write_stack
@@ -338,10 +339,12 @@ def _deploy(
         # Before the switch: should this release never go live, the database is still where its migration left it.
         record_migration(docker, release, migration)
     serving = before.get(APP)
-    deploy_processes(project, docker, deadline, release, report, on_line, serving.image if serving else None)
-    deploy_scheduler(project, docker, release, report, on_line)
-    serving_hash = recorded[-1].config_hash if recorded else None
-    switched = switch_app(project, docker, deadline, release, report, on_line, serving_hash=serving_hash)
+    moved = bool(
+        deploy_processes(project, docker, deadline, release, report, on_line, serving.image if serving else None)
+    )
+    moved = deploy_scheduler(project, docker, release, report, on_line) or moved
+    serving_release = _serving_release(recorded, serving.image) if moved and serving is not None else None
+    switched = _switch_companions_too(project, docker, deadline, release, report, on_line, serving_release)
     _self_check(project, docker, deadline, switched, report, on_line, rollback_on_error, migration)
     probes.wait_routed(project, deadline, docker.engine)
     if switched.changed:
@@ -349,6 +352,34 @@ def _deploy(
             report(f"pruned {tag} (releases/keep is {project.config.releases.keep})")
     containers = docker.containers()
     return containers, switched
+
+
+def _serving_release(recorded: list[Release], image: str) -> tuple[str, str]:
+    """The serving release's (id, image id); "previous" when its image is not recorded."""
+    return next((r.id for r in reversed(recorded) if r.image == image), "previous"), image
+
+
+def _switch_companions_too(
+    project: Project,
+    docker: Docker,
+    deadline: Deadline,
+    release: str,
+    report: Progress,
+    on_line: LineSink | None,
+    serving: tuple[str, str] | None,
+) -> SwitchResult:
+    """switch_app; when it fails, the release that was serving still serves, so the processes and the scheduler,
+    moved to the new image before the switch, go back to ``serving`` (its id, its image id; None: they did not
+    move) and run its code again. The switch's error is raised either way."""
+    try:
+        return switch_app(project, docker, deadline, release, report, on_line)
+    except ComposekitError:
+        if serving is not None:
+            try:
+                put_back(project, docker, deadline, serving[1], serving[0], report, on_line)
+            except ComposekitError as exc:
+                report(f"warning: the processes and the scheduler stay on release {release}: {exc}")
+        raise
 
 
 def rollback(

@@ -17,10 +17,12 @@ from ..render.names import app_image
 from .docker import ContainerInfo, Docker, LineSink
 from .wait import Deadline, Poll, Progress
 
-__all__ = ["SETTLE_SECONDS", "ProcessChange", "deploy_processes", "deploy_scheduler"]
+__all__ = ["PUT_BACK_SECONDS", "SETTLE_SECONDS", "ProcessChange", "deploy_processes", "deploy_scheduler", "put_back"]
 
 # A process without health_command counts as up once it ran this long without exiting or restarting.
 SETTLE_SECONDS = 5.0
+# At least this long for putting the processes back after a failed switch (the deploy's own deadline may be spent).
+PUT_BACK_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -184,3 +186,24 @@ def deploy_scheduler(
     report(f"starting the scheduler of release {release}")
     docker.up([SCHEDULER_SERVICE], dependencies=False, on_line=on_line)
     return True
+
+
+def put_back(
+    project: Project,
+    docker: Docker,
+    deadline: Deadline,
+    serving_image: str,
+    release: str,
+    report: Progress = lambda _: None,
+    on_line: LineSink | None = None,
+) -> None:
+    """After the app's switch failed (the release that was serving still serves): the processes and the scheduler,
+    already moved to the new image, go back to ``serving_image`` the way a deploy moves them (start-first,
+    stop-first), so the workers run the code of the app that serves. ``release``: the serving release's id."""
+    if not project.config.processes and not project.config.schedules:
+        return
+    report(f"putting the processes and the scheduler back on release {release}, which still serves")
+    docker.tag(serving_image, app_image(project.config))
+    back = Deadline(max(deadline.remaining(), PUT_BACK_SECONDS), deadline.clock, deadline.sleep)
+    deploy_processes(project, docker, back, release, report, on_line, serving_image)
+    deploy_scheduler(project, docker, release, report, on_line)

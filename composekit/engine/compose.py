@@ -101,11 +101,27 @@ class ComposeCommands(DockerCLI):
             )
 
     def config_hash(self, service: str) -> str:
-        """The hash Compose labels ``service``'s containers with (com.docker.compose.config-hash)."""
+        """The hash `docker compose up` labels ``service``'s containers with now (com.docker.compose.config-hash).
+
+        Not `docker compose config --hash` alone: before Compose 5.5 (docker/compose#14001) it hashes the service
+        without merging its env_file into its environment, while `up` hashes it merged: for a service with an
+        env_file the two never agree, and a change of the file's content changes neither. So the stack's
+        document is resolved first (`docker compose config`: env_file merged, `$` escaped) and that document is
+        hashed, read from stdin; it stays in this process's memory."""
+        compose = [*self.client.compose.docker_compose_cmd]
         with _environment(self.compose_environment):
+            resolved = self._call("`docker compose config` failed", lambda: str(run_command([*compose, "config"])))
+            hashed = [*self.client.client_config.docker_cmd, "compose", "--project-name", self.project_name]
+            directory = self.client.client_config.compose_project_directory
+            if directory is None and self.compose_files:
+                directory = self.compose_files[0].parent  # Compose's default; stdin has no directory of its own
+            if directory is not None:
+                hashed += ["--project-directory", str(directory)]
             out = self._call(
                 f"`docker compose config --hash {service}` failed",
-                lambda: str(run_command([*self.client.compose.docker_compose_cmd, "config", "--hash", service])),
+                lambda: str(
+                    run_command([*hashed, "--file", "-", "config", "--hash", service], input=resolved.encode())
+                ),
             )
         return out.split()[-1] if out.split() else ""
 

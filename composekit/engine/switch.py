@@ -142,14 +142,10 @@ def switch_app(
     release: str,
     report: Progress = lambda _: None,
     on_line: LineSink | None = None,
-    serving_hash: str | None = None,
 ) -> SwitchResult:
     """Put the image just built (app_image) into rotation with no failed request, or leave the old release
-    serving and raise. Nothing is recreated when the running container already runs that image and config.
-
-    ``serving_hash`` is the config hash recorded for the serving release: for a service with an env_file,
-    Compose labels the container with another hash than `docker compose config --hash` prints, so the label
-    alone would see a change at every `up`."""
+    serving and raise. Nothing is recreated when the running container already runs that image and config (the
+    content of its env_file included: Docker.config_hash)."""
     config = project.config
     image = app_image(config)
     new_image = docker.image_id(image)
@@ -162,7 +158,7 @@ def switch_app(
     if (
         len(old) == 1
         and old[0].image == new_image
-        and want_hash in (docker.container_labels(old[0].name).get("com.docker.compose.config-hash"), serving_hash)
+        and docker.container_labels(old[0].name).get("com.docker.compose.config-hash") == want_hash
     ):
         generation = write_routes(project, docker, [old[0].name], [old[0].name])
         wait_generation(

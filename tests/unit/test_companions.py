@@ -414,3 +414,175 @@ def test_a_missing_accessory_secret_file_is_refused_at_load(tmp_path: Path) -> N
         "as `python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > secrets/redis_password`) and keep it "
         "out of git",
     ]
+
+
+# mode: swarm refuses them before anything changes ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "companions",
+    [
+        {"processes": {"worker": "python -m app.worker"}},
+        {"schedules": {"cleanup": {"cron": "*/5 * * * *", "command": "python -m app.cleanup"}}},
+        {"accessories": {"cache": {"image": "memcached:1.6"}}},
+    ],
+    ids=["processes", "schedules", "accessories"],
+)
+@pytest.mark.parametrize("command", [["up"], ["render"], ["rollback"]])
+def test_swarm_mode_refuses_companions_before_reaching_the_engine_or_writing_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, companions: dict[str, Any], command: list[str]
+) -> None:
+    from typer.testing import CliRunner
+
+    import composekit.cli.releases
+    import composekit.cli.stack
+    from composekit.cli import app
+
+    (tmp_path / "requirements.txt").write_text("fastapi\n")
+    (tmp_path / "composekit.yaml").write_text(yaml.safe_dump({**MINIMAL, "mode": "swarm", **companions}))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    reached: list[str] = []
+
+    def engine_for(*args: Any, **kwargs: Any) -> Any:
+        reached.append("engine_for")
+        raise AssertionError("the engine was reached")
+
+    for module in (composekit.cli.stack, composekit.cli.releases):
+        monkeypatch.setattr(module, "engine_for", engine_for)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, command)
+    key = next(iter(companions))
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert result.output == (
+        f"error: {tmp_path / 'composekit.yaml'}: {key}: mode: swarm does not deploy the app's companions yet "
+        "(processes, accessories and schedules run in mode: compose only); remove the key or use mode: compose "
+        "(docs/swarm.md#companions)\n"
+    )
+    assert reached == [] and sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize(
+    ("accessory", "change"),
+    [
+        ("search", "  search: {environment: {MEILI_ENV: development}}\n"),
+        ("search", "  search: {image: 'getmeili/meilisearch:v1.9'}\n"),
+        ("redis", "  redis: {environment: {REDIS_EXTRA: '1'}}\n"),
+    ],
+    ids=["search-environment", "search-image", "redis-environment"],
+)
+def test_a_change_to_an_accessorys_own_keys_changes_its_service_only(
+    tmp_path: Path, accessory: str, change: str
+) -> None:
+    """Compose recreates exactly the services whose definition changed (`up` passes every accessory): a change to
+    one accessory's keys must change that service and nothing else of compose.yaml."""
+    before = yaml.safe_load(render_stack(project_in(tmp_path)).compose)
+    (tmp_path / "change.yaml").write_text("accessories:\n" + change)
+    changed = load_project((tmp_path / "composekit.yaml", tmp_path / "change.yaml"))
+    after = yaml.safe_load(render_stack(changed).compose)
+    assert after["services"][accessory] != before["services"][accessory]
+    differ = sorted(name for name in before["services"] if after["services"][name] != before["services"][name])
+    assert differ == [accessory]
+    assert {k: v for k, v in after.items() if k != "services"} == {k: v for k, v in before.items() if k != "services"}
+
+
+# a failed app switch puts the processes and the scheduler back -------------------------------------------------------
+
+
+class SwitchFails:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append("switch_app")
+        raise HealthTimeoutError("the new release r2 (shop-app-2) was removed: it failed")
+
+
+def test_a_failed_switch_puts_the_processes_and_the_scheduler_back_and_raises_its_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import composekit.deploy
+    import composekit.engine.companions
+
+    switch = SwitchFails()
+    monkeypatch.setattr(composekit.deploy, "switch_app", switch)
+    monkeypatch.setattr(
+        composekit.engine.companions, "deploy_processes", lambda *a: switch.calls.append(f"processes {a[3]} {a[6]}")
+    )
+    monkeypatch.setattr(
+        composekit.engine.companions, "deploy_scheduler", lambda *a: switch.calls.append(f"scheduler {a[2]}")
+    )
+    docker = FakeDocker([0.0])
+    said: list[str] = []
+    with pytest.raises(HealthTimeoutError, match="the new release r2"):
+        composekit.deploy._switch_companions_too(
+            worker_project(tmp_path),
+            docker,  # type: ignore[arg-type]
+            Deadline(1),
+            "r2",
+            said.append,
+            None,
+            ("r1", "sha256:old"),
+        )
+    assert switch.calls == ["switch_app", "processes r1 sha256:old", "scheduler r1"]
+    assert docker.calls == ["tag sha256:old shop-app:latest"]
+    assert said == ["putting the processes and the scheduler back on release r1, which still serves"]
+    # Nothing moved (None): nothing is put back.
+    switch.calls.clear()
+    with pytest.raises(HealthTimeoutError):
+        composekit.deploy._switch_companions_too(
+            worker_project(tmp_path),
+            docker,  # type: ignore[arg-type]
+            Deadline(1),
+            "r2",
+            said.append,
+            None,
+            None,
+        )
+    assert switch.calls == ["switch_app"]
+
+
+def test_rollback_on_error_puts_the_processes_and_the_scheduler_back_before_the_app(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`up --rollback-on-error`: a failed self-check switches back, the processes and the scheduler first."""
+    import json
+
+    import composekit.deploy
+    from composekit.engine.probes import ProbeReport
+    from composekit.engine.switch import SwitchResult
+    from composekit.errors import SelfCheckError
+
+    calls: list[str] = []
+
+    class Engine:
+        def exec(self, name: str, argv: list[str]) -> str:  # the release history
+            return json.dumps(
+                [{"id": "r1", "image": "sha256:old", "created": "2026-11-29T10:00:00Z", "config_hash": "h"}]
+            )
+
+        def containers(self) -> list[ContainerInfo]:
+            return [ContainerInfo("id", "shop-routes-1", "routes", "running", None, None, 0, None, None, 1, "py")]
+
+        def tag(self, image: str, tag: str) -> None:
+            calls.append(f"tag {image} {tag}")
+
+    monkeypatch.setattr(composekit.deploy, "deploy_processes", lambda *a: calls.append(f"processes {a[3]}"))
+    monkeypatch.setattr(composekit.deploy, "deploy_scheduler", lambda *a: calls.append(f"scheduler {a[2]}"))
+
+    def switch_app(*a: Any) -> SwitchResult:
+        calls.append(f"switch_app {a[3]}")
+        return SwitchResult("r1", ["shop-app-3"], True, 3.0)
+
+    monkeypatch.setattr(composekit.deploy, "switch_app", switch_app)
+    failed = ProbeReport(sent=40, failed=3, slowest_ms=812.4, failures=["HTTP 500"])
+    with pytest.raises(SelfCheckError, match="switched back to release r1"):
+        composekit.deploy._self_check(
+            worker_project(tmp_path),
+            Engine(),  # type: ignore[arg-type]
+            Deadline(60),
+            SwitchResult("r2", ["shop-app-2"], True, 3.2, "h2", failed, "sha256:old"),
+            lambda _: None,
+            None,
+            True,
+        )
+    assert calls == ["tag sha256:old shop-app:latest", "processes r1", "scheduler r1", "switch_app r1"]
