@@ -17,6 +17,17 @@ class NetworkCommands(DockerCLI):
             ENGINE_HINT,
         )
 
+    def container_addresses(self, container: str) -> dict[str, str]:
+        """The networks ``container`` is attached to, by name, with its IPv4 address on each."""
+        return self._call(
+            f"cannot inspect container {container}",
+            lambda: {
+                name: str(net.ip_address or "")
+                for name, net in (self.client.container.inspect(container).network_settings.networks or {}).items()
+            },
+            ENGINE_HINT,
+        )
+
     def network_connect(self, network: str, container: str, ip: str | None = None) -> None:
         self._call(
             f"cannot connect {container} to network {network}",

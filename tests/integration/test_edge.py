@@ -278,3 +278,102 @@ def test_edge_down_is_refused_while_an_app_uses_it(apps: dict[str, Stack]) -> No
     assert done.returncode == 1
     assert f"the shared edge routes 1 app(s): {NOTES}" in done.stderr
     edge_traefik(DockerClient())  # still there
+
+
+class FreshConnectionLoad(HttpsLoad):
+    """Like HttpsLoad, but every request on a new connection: each one is handed to whichever Traefik listens."""
+
+    def _run(self) -> None:
+        verify = ssl.create_default_context(cafile=str(self.roots))
+        deadline = self._started + self.max_seconds
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            error = None
+            began = time.monotonic()
+            try:
+                with httpx.Client(verify=verify, timeout=5) as client:
+                    response = client.get(
+                        self.url, headers={"Host": self.domain}, extensions={"sni_hostname": self.domain}
+                    )
+                error = self._judge(response)
+            except (httpx.HTTPError, ssl.SSLError, OSError, ValueError) as exc:
+                error = type(exc).__name__
+            with self._lock:
+                self.result.sent += 1
+                if error:
+                    self.result.failed += 1
+                    self.result.errors[error] += 1
+            if error:
+                time.sleep(0.01)
+
+
+def certificate_serial(stack: Stack, domain: str) -> str:
+    context = ssl.create_default_context(cafile=str(stack.env.roots))
+    with (
+        socket.create_connection(("127.0.0.1", stack.env.lane.https_port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=domain) as tls,
+    ):
+        cert: Any = tls.getpeercert()
+    return str(cert["serialNumber"])
+
+
+def edge_service(docker: DockerClient, service: str) -> list[Any]:
+    return list(
+        docker.container.list(
+            all=True,
+            filters=[
+                ("label", f"com.docker.compose.project={EDGE_PROJECT}"),
+                ("label", f"com.docker.compose.service={service}"),
+            ],
+        )
+    )
+
+
+def test_upgrading_the_edge_loses_no_request_of_either_app(apps: dict[str, Stack]) -> None:
+    """Another Traefik image for the edge (a second tag of the local one) and `edge up`: the new Traefik starts
+    beside the old one in the holder's namespace, the old one is drained and stopped; two apps under constant HTTPS
+    load lose no request, the holder is untouched, the certificates are the same."""
+    notes, blog = apps["notes"], apps["blog"]
+    docker = DockerClient()
+    blog.ck("up", "--no-smoke", timeout=400)
+    blog.wait_https("/")
+    wait_certificate(blog, BLOG_DOMAIN)
+    serials = {d: certificate_serial(notes, d) for d in [*NOTES_DOMAINS, BLOG_DOMAIN]}
+    (holder,) = edge_service(docker, "holder")
+    before = edge_traefik(docker)
+    upgraded = f"{notes.env.traefik_image}-edge-upgrade"
+    docker.image.tag(notes.env.traefik_image, upgraded)
+    try:
+        local = yaml.safe_load((notes.dir / "local.yaml").read_text())
+        local["images"]["traefik"] = upgraded
+        (notes.dir / "local.yaml").write_text(yaml.safe_dump(local))
+        port = notes.env.lane.https_port
+        with (
+            HttpsLoad(notes.domain, notes.env.roots, threads=2, max_seconds=300, port=port) as notes_load,
+            HttpsLoad(BLOG_DOMAIN, notes.env.roots, threads=2, max_seconds=300, port=port) as blog_load,
+            FreshConnectionLoad(BLOG_DOMAIN, notes.env.roots, threads=1, max_seconds=300, port=port) as fresh_load,
+        ):
+            time.sleep(2)
+            began = time.monotonic()
+            done = notes.ck("edge", "up", "--timeout", "120", timeout=300)
+            took = time.monotonic() - began
+            time.sleep(2)
+            results = {"notes": notes_load.stop(), "blog": blog_load.stop(), "blog fresh": fresh_load.stop()}
+        print(f"edge upgrade: {took:.1f} s; " + "; ".join(f"{k}: {v}" for k, v in results.items()))
+        print(done.stderr)
+        assert "upgrading the shared edge: its Traefik's definition changed" in done.stderr, done.stderr
+        for name, result in results.items():
+            assert result.sent > 50, (name, result)
+            assert result.failed == 0, (name, result)
+        after = edge_traefik(docker)  # exactly one Traefik: the old one is gone
+        assert after.id != before.id
+        assert after.config.image == upgraded
+        assert not docker.container.exists(before.id)
+        (still,) = edge_service(docker, "holder")
+        assert (still.id, still.state.started_at) == (holder.id, holder.state.started_at)
+        assert {d: certificate_serial(notes, d) for d in serials} == serials
+        assert https_as(notes, NOTES_DOMAINS[1]).json() == {"app": NOTES, "version": "v1"}
+        assert blog.https("/").json() == {"app": BLOG, "version": "v1"}
+        again = notes.ck("edge", "up", timeout=120)
+        assert "up to date" in again.stderr, again.stderr
+    finally:
+        blog.ck("down", check=False, timeout=120)
