@@ -288,7 +288,6 @@ class FreshConnectionLoad(HttpsLoad):
         deadline = self._started + self.max_seconds
         while not self._stop.is_set() and time.monotonic() < deadline:
             error = None
-            began = time.monotonic()
             try:
                 with httpx.Client(verify=verify, timeout=5) as client:
                     response = client.get(
