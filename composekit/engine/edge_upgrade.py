@@ -1,8 +1,9 @@
 """Upgrading the shared edge (a new Traefik image, a changed static option) without losing a request: the new
 Traefik starts beside the old one in the holder's network namespace (render/edge.py: both listen on the same ports
-with reusePort, each in its own slot), and only once it is healthy is the old one drained (its slot's middleware
-answers Connection: close, so keep-alive clients reconnect) and stopped (SIGTERM: its entrypoints' lifeCycle lets it
-finish what it accepted). An edge of the layout before the holder moves to it once, with a short gap (reported).
+with reusePort, each in its own slot) while the kernel hands every new connection to the old one (STEER); once the
+new one is healthy it gets every new connection, the old one is drained (its slot's middleware answers
+Connection: close, so keep-alive clients reconnect, to the new one) and stopped (SIGTERM: its entrypoints' lifeCycle
+lets it finish what it accepted). An edge of the layout before the holder moves to it once, with a short gap.
 
 The ACME storage: both Traefiks mount the one acme.json for the seconds they overlap. The new one reads it at start;
 a certificate the old one obtains in that overlap (only an app's `up` adding a domain meanwhile would cause one) is
@@ -22,6 +23,7 @@ from ..render.edge import (
     EDGE_NETWORK,
     EDGE_PROJECT,
     HOLDER,
+    STEER,
     edge_dynamic,
     edge_revision,
     edge_settings,
@@ -127,10 +129,11 @@ def _handover(
     on_line: LineSink | None,
     sleep: Callable[[float], None],
 ) -> None:
-    old = state.traefik
-    assert old is not None  # the edge runs
+    old, holder = state.traefik, state.holder
+    assert old is not None and holder is not None  # the edge runs, in the holder layout
     slot = other_slot(state.slot)
     _write_edge_file(edge, None)  # both slots' middlewares defined (an edge an older composekit wrote has none)
+    _steer(edge, holder.name, 0)  # the running Traefik takes every new connection: the new one starts unseen
     known = {c.id for c in edge.containers() if c.service == TRAEFIK}
     report(f"starting the new Traefik (slot {slot}) beside {old.name}")
     with tempfile.TemporaryDirectory(prefix="composekit-edge-") as tmp:
@@ -152,12 +155,18 @@ def _handover(
         edge.remove_now(new.name)
         raise
     sleep(SETTLE_SECONDS)
-    report(f"draining {old.name} (slot {state.slot}): its answers close their connections")
+    _steer(edge, holder.name, 1)  # from now on every new connection goes to the new one
+    report(f"draining {old.name} (slot {state.slot}): new connections go to {new.name}; its answers close theirs")
     _write_edge_file(edge, state.slot)
     sleep(DRAIN_SECONDS)
     report(f"stopping {old.name}: it finishes what it accepted")
     edge.stop_and_remove(old.name)
+    _steer(edge, holder.name, 0)  # the oldest again, for the next upgrade
     _write_edge_file(edge, None)
+
+
+def _steer(edge: Docker, holder: str, index: int) -> None:
+    edge.exec(holder, ["python3", "-I", "-c", STEER, str(index)])
 
 
 def _move_to_holder(

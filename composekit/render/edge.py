@@ -42,6 +42,7 @@ __all__ = [
     "SETTINGS_LABEL",
     "SLOTS",
     "SLOT_LABEL",
+    "STEER",
     "STOP_GRACE",
     "claimed_names",
     "domain_conflict",
@@ -78,6 +79,44 @@ STOP_GRACE = "20s"
 
 # PID 1 of the holder: nothing but waiting (it owns the network namespace and the published ports); exits on SIGTERM.
 HOLD = "import signal, sys\nsignal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\nsignal.pause()\n"
+
+# Run in the holder (`python3 -I -c STEER INDEX`) during an upgrade: which of the Traefiks listening on the public
+# ports the kernel hands each new connection to. Both Traefiks' sockets form one SO_REUSEPORT group, in the order
+# they started listening; a classic BPF program attached to the group returns the index of the socket that takes
+# every new connection (0: the older Traefik, so a new one starting is not handed any before it is ready; 1: the new
+# one, before the old one stops). Attaching needs a socket in the group (same family, same uid as Traefik's, which
+# is why the holder runs as root, with no capability): this one joins last (no index moves), attaches, and leaves; a
+# connection handed to it meanwhile moves on to the Traefiks when it closes (tcp_migrate_req). Classic BPF on a
+# socket needs no privilege.
+STEER = (
+    "import ctypes, socket, struct, sys\n"
+    "index = int(sys.argv[1])\n"
+    "code = (ctypes.c_ubyte * 8).from_buffer_copy(struct.pack('=HBBI', 0x06, 0, 0, index))\n"  # BPF_RET|BPF_K index
+    "fprog = struct.pack('@HP', 1, ctypes.addressof(code))\n"
+    "SO_ATTACH_REUSEPORT_CBPF = 51\n"
+    "def listening(table, port):\n"
+    "    try:\n"
+    "        rows = open(table).read().splitlines()[1:]\n"
+    "    except OSError:\n"
+    "        return False\n"
+    "    return any(r.split()[1].endswith(':%04X' % port) and r.split()[3] == '0A' for r in rows)\n"
+    "for port in (80, 443):\n"
+    "    if listening('/proc/net/tcp6', port):\n"  # Go's wildcard listener: IPv6, dual-stack
+    "        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)\n"
+    "        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)\n"
+    "        address = ('::', port)\n"
+    "    elif listening('/proc/net/tcp', port):\n"
+    "        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\n"
+    "        address = ('0.0.0.0', port)\n"
+    "    else:\n"
+    "        sys.exit('nothing listens on port %d' % port)\n"
+    "    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)\n"
+    "    s.bind(address)\n"
+    "    s.listen(64)\n"
+    "    s.setsockopt(socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, fprog)\n"
+    "    s.close()\n"
+    "print('new connections go to listener', index)\n"
+)
 
 
 def other_slot(slot: str) -> str:
@@ -200,14 +239,15 @@ def _traefik(project: Project, slot: str) -> dict[str, Any]:
 def _holder(project: Project) -> dict[str, Any]:
     """Owns the edge's network namespace: publishes the ports and joins the networks (the edge's, each app's `web`);
     every Traefik of the edge runs in it. It runs nothing but a wait, so no upgrade of Traefik touches it: no
-    capability, a read-only root, no socket. tcp_migrate_req: connections a stopping Traefik had not accepted yet
-    move to the other one instead of being reset."""
+    capability, a read-only root, no Docker socket; root (uid 0, Traefik's) only so that STEER, run in it, may join
+    Traefik's listening sockets. tcp_migrate_req: a connection queued on a listener that closes (a stopping Traefik,
+    STEER's) moves to another one of the group instead of being reset."""
     config = project.config
     service: dict[str, Any] = {
         "image": config.images.python,
         "command": ["python3", "-I", "-c", HOLD],
         "restart": "always",
-        "user": "65534:65534",
+        "user": "0:0",
         "ports": [f"{config.ports.http}:80", f"{config.ports.https}:443"],
         "networks": [EDGE_NETWORK],
         "sysctls": {"net.ipv4.tcp_migrate_req": "1"},

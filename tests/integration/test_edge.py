@@ -9,6 +9,7 @@ anything changes. One edge and the apps are shared by the module's tests, in ord
 
 from __future__ import annotations
 
+import fcntl
 import json
 import socket
 import ssl
@@ -92,9 +93,20 @@ def _remove_edge() -> None:
         docker.network.remove(net.id)
 
 
+# The edge's Compose project name is one per engine, whatever the lane: modules of two lanes that deploy it must not
+# overlap (each removes the edge of an interrupted run first). Every module creating an edge takes this lock.
+EDGE_LOCK = Path("/tmp/composekit-edge-project.lock")
+
+
 @pytest.fixture(scope="module")
-def clean_edge(testenv: TestEnv) -> None:
-    _remove_edge()
+def clean_edge(testenv: TestEnv) -> Iterator[None]:
+    with EDGE_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            _remove_edge()
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="module")
@@ -335,7 +347,8 @@ def test_upgrading_the_edge_loses_no_request_of_either_app(apps: dict[str, Stack
     docker = DockerClient()
     blog.ck("up", "--no-smoke", timeout=400)
     blog.wait_https("/")
-    wait_certificate(blog, BLOG_DOMAIN)
+    for domain in [*NOTES_DOMAINS, BLOG_DOMAIN]:
+        wait_certificate(notes, domain)
     serials = {d: certificate_serial(notes, d) for d in [*NOTES_DOMAINS, BLOG_DOMAIN]}
     (holder,) = edge_service(docker, "holder")
     before = edge_traefik(docker)

@@ -19,6 +19,7 @@ from composekit.render.edge import (
     REVISION_LABEL,
     SETTINGS_LABEL,
     SLOT_LABEL,
+    STEER,
     claimed_names,
     domain_conflict,
     edge_dynamic,
@@ -266,6 +267,7 @@ def test_edge_upgrade_layout(tmp_path: Path) -> None:
         assert holder["cap_drop"] == ["ALL"] and "cap_add" not in holder
         assert holder["read_only"] is True
         assert holder["sysctls"] == {"net.ipv4.tcp_migrate_req": "1"}
+        assert holder["user"] == "0:0"  # Traefik's uid: STEER joins its listening sockets
         assert not any("docker.sock" in v for v in holder.get("volumes", []))
         assert traefik["network_mode"] == "service:holder"
         assert "ports" not in traefik and "networks" not in traefik
@@ -280,8 +282,8 @@ def test_edge_upgrade_layout(tmp_path: Path) -> None:
             assert entry["http"]["middlewares"] == [f"_drain-{slot}@file"]
         assert static["entryPoints"]["ping"]["address"] == f"127.0.0.1:{ping}"
         assert "&" not in doc["configs"]["traefik.yml"]["content"]  # no YAML anchors
-    # the slot is no part of the revision: an edge is upgraded only when its Traefik's definition changes
     assert render_edge(proj, "a") != render_edge(proj, "b")
+    compile(STEER, "STEER", "exec")
 
 
 def test_edge_revision_follows_the_traefik_definition(tmp_path: Path) -> None:

@@ -53,6 +53,9 @@ class FakeEdge:
         return list(self.running)
 
     def exec(self, container: str, argv: list[str]) -> str:
+        if container == HOLDER.name:
+            self.calls.append(f"steer to listener {argv[-1]}")
+            return ""
         text = yaml.safe_load(argv[-1])
         closing = [n for n, m in text["http"]["middlewares"].items() if "Connection" in str(m)]
         self.calls.append(f"edge file draining {closing or 'nothing'}")
@@ -116,9 +119,12 @@ def test_handover_starts_the_new_traefik_before_draining_and_stopping_the_old(
     assert took is not None
     assert [c for c in fake.calls if not c.startswith("said")] == [
         "edge file draining nothing",
+        "steer to listener 0",  # the old one takes every new connection while the new one starts
         "start_beside traefik=2",
+        "steer to listener 1",  # healthy: the new one takes them
         "edge file draining ['_drain-a']",
         "stop_and_remove composekit-edge-traefik-1",
+        "steer to listener 0",
         "edge file draining nothing",
     ]
     assert [c.name for c in fake.running] == [HOLDER.name, ROUTES.name, "composekit-edge-traefik-2"]
