@@ -24,7 +24,8 @@ import pytest
 import yaml
 from python_on_whales import DockerClient
 
-from composekit.render.edge import EDGE_PROJECT
+from composekit.config.project import load_project
+from composekit.render.edge import EDGE_PROJECT, REVISION_LABEL, SLOT_LABEL, render_edge
 
 from .conftest import Stack, TestEnv
 from .restart_load import HttpsLoad
@@ -337,6 +338,75 @@ def edge_service(docker: DockerClient, service: str) -> list[Any]:
             ],
         )
     )
+
+
+def old_layout(stack: Stack, path: Path) -> None:
+    """Write the edge as composekit rendered it before the holder: Traefik publishing the ports and on the edge's
+    network itself, its entrypoints neither shared nor draining."""
+    project = load_project((stack.dir / "composekit.yaml", stack.dir / "local.yaml"), stack.dir / "out")
+    doc = yaml.safe_load(render_edge(project))
+    holder = doc["services"].pop("holder")
+    traefik = doc["services"]["traefik"]
+    for key in ("network_mode", "stop_grace_period"):
+        del traefik[key]
+    traefik.update({k: holder[k] for k in ("ports", "networks", "extra_hosts") if k in holder})
+    for label in (SLOT_LABEL, REVISION_LABEL):
+        del traefik["labels"][label]
+    static = yaml.safe_load(doc["configs"]["traefik.yml"]["content"])
+    for name in ("web", "websecure"):
+        entry = static["entryPoints"][name]
+        del entry["reusePort"], entry["transport"], entry["http"]["middlewares"]
+    static["entryPoints"]["ping"]["address"] = "127.0.0.1:8082"
+    doc["configs"]["traefik.yml"]["content"] = yaml.safe_dump(static)
+    path.write_text(yaml.safe_dump(doc))
+
+
+def test_an_edge_of_the_old_layout_moves_to_the_holder_once(apps: dict[str, Stack], tmp_path: Path) -> None:
+    """An edge whose Traefik publishes the ports itself (before the holder) moves to the holder layout on the next
+    `edge up`: a short gap, measured; then the app is served as before, with the same certificates."""
+    notes = apps["notes"]
+    docker = DockerClient()
+    for domain in NOTES_DOMAINS:
+        wait_certificate(notes, domain)
+    serials = {d: certificate_serial(notes, d) for d in NOTES_DOMAINS}
+    (holder,) = edge_service(docker, "holder")
+    addresses = {n: net.ip_address for n, net in holder.network_settings.networks.items()}
+    for c in [*edge_service(docker, "traefik"), holder]:
+        docker.container.remove(c.id, force=True)
+    old_file = tmp_path / "old-edge.yaml"
+    old_layout(notes, old_file)
+    subprocess.run(
+        ["docker", "compose", "-p", EDGE_PROJECT, "-f", str(old_file), "up", "-d", "--no-deps", "traefik"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    old = edge_traefik(docker)
+    assert old.host_config.port_bindings  # it publishes the ports itself
+    web = f"{NOTES}_web"
+    docker.network.connect(web, old.id, ip=addresses[web])
+    notes.wait_https("/")
+    port = notes.env.lane.https_port
+    with HttpsLoad(notes.domain, notes.env.roots, threads=2, max_seconds=300, port=port) as load:
+        time.sleep(1)
+        began = time.monotonic()
+        done = notes.ck("edge", "up", "--timeout", "120", timeout=300)
+        notes.wait_https("/")
+        result = load.stop()
+    gap = (result.last_failure or began) - began  # the last failed request, from the start of `edge up`
+    print(f"moving an edge of the old layout: {result}; failing until {gap:.1f} s after `edge up` began")
+    print(done.stderr)
+    assert "it predates the holder layout" in done.stderr, done.stderr
+    assert result.sent > 50, result
+    assert result.failed < result.sent, result  # a gap, not an outage
+    assert gap < 60, result
+    (moved,) = edge_service(docker, "holder")
+    assert web in moved.network_settings.networks
+    assert moved.network_settings.networks[web].ip_address == addresses[web]
+    new = edge_traefik(docker)
+    assert new.host_config.network_mode == f"container:{moved.id}"
+    assert {d: certificate_serial(notes, d) for d in NOTES_DOMAINS} == serials
+    assert https_as(notes, NOTES_DOMAINS[1]).json() == {"app": NOTES, "version": "v1"}
 
 
 def test_upgrading_the_edge_loses_no_request_of_either_app(apps: dict[str, Stack]) -> None:
