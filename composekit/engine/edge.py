@@ -195,7 +195,7 @@ def ensure_edge(
     )
     with tempfile.TemporaryDirectory(prefix="composekit-edge-") as tmp:
         path = Path(tmp) / "compose.yaml"
-        path.write_text(render_edge(project), encoding="utf-8")
+        path.write_text(render_edge(project, migrate_req=edge.kernel_migrates_requests()), encoding="utf-8")
         files_edge = edge_docker(engine, [path])
         files_edge.up(on_line=on_line)
         wait_healthy(files_edge, [TRAEFIK, ROUTES], deadline)

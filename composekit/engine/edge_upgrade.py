@@ -194,7 +194,7 @@ def _move_to_holder(
     edge.stop_and_remove(old.name)
     with tempfile.TemporaryDirectory(prefix="composekit-edge-") as tmp:
         path = Path(tmp) / "compose.yaml"
-        path.write_text(render_edge(project, "a"), encoding="utf-8")
+        path.write_text(render_edge(project, "a", edge.kernel_migrates_requests()), encoding="utf-8")
         files = edge_docker(engine, [path])
         files.up([HOLDER], dependencies=False, on_line=on_line)
         holder = _one(edge, HOLDER)

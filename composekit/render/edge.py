@@ -236,7 +236,7 @@ def _traefik(project: Project, slot: str) -> dict[str, Any]:
     return service
 
 
-def _holder(project: Project) -> dict[str, Any]:
+def _holder(project: Project, migrate_req: bool) -> dict[str, Any]:
     """Owns the edge's network namespace: publishes the ports and joins the networks (the edge's, each app's `web`);
     every Traefik of the edge runs in it. It runs nothing but a wait, so no upgrade of Traefik touches it: no
     capability, a read-only root, no Docker socket; root (uid 0, Traefik's) only so that STEER, run in it, may join
@@ -250,13 +250,14 @@ def _holder(project: Project) -> dict[str, Any]:
         "user": "0:0",
         "ports": [f"{config.ports.http}:80", f"{config.ports.https}:443"],
         "networks": [EDGE_NETWORK],
-        "sysctls": {"net.ipv4.tcp_migrate_req": "1"},
         "read_only": True,
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges:true"],
         "pids_limit": 8,
         "logging": logging_options(config),
     }
+    if migrate_req:  # Linux 5.14+; Docker refuses a sysctl the kernel lacks
+        service["sysctls"] = {"net.ipv4.tcp_migrate_req": "1"}
     if "://host.docker.internal" in config.acme.directory_url:
         service["extra_hosts"] = ["host.docker.internal:host-gateway"]  # Traefik shares the holder's /etc/hosts
     return service
@@ -268,14 +269,14 @@ def _routes(config: Config) -> dict[str, Any]:
     return routes_service(config, EDGE_FILE, edge_dynamic())
 
 
-def render_edge(project: Project, slot: str = "a") -> str:
+def render_edge(project: Project, slot: str = "a", migrate_req: bool = True) -> str:
     """The edge's compose file, for the settings of ``project`` (the app whose `up` creates it, or `edge up`), its
-    Traefik in ``slot``."""
+    Traefik in ``slot``; ``migrate_req``: the engine's kernel has net.ipv4.tcp_migrate_req (Linux 5.14+)."""
     contents = _contents(project, slot)
     doc: dict[str, Any] = {
         "name": EDGE_PROJECT,
         "services": {
-            HOLDER: _holder(project),
+            HOLDER: _holder(project, migrate_req),
             "traefik": _traefik(project, slot),
             ROUTES: _routes(project.config),
         },
