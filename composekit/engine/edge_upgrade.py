@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..config.project import Project
 from ..errors import DockerError, HealthTimeoutError, UserError
+from ..render.compose import ROUTES_DIR
 from ..render.edge import (
     EDGE_FILE,
     EDGE_NETWORK,
@@ -95,7 +96,7 @@ def upgrade_edge(
 def _write_edge_file(edge: Docker, draining: str | None) -> None:
     from .routes_volume import WRITE_FILE  # routes_volume dispatches to edge: imported late, no cycle
 
-    path = f"/routes/{EDGE_FILE}"
+    path = f"{ROUTES_DIR}/{EDGE_FILE}"
     edge.exec(_routes_container(edge), ["python3", "-I", "-c", WRITE_FILE, path, edge_dynamic(draining)])
 
 
