@@ -23,6 +23,7 @@ from ..render.edge import (
     SETTINGS_LABEL,
     SLOT_LABEL,
     domain_conflict,
+    edge_dynamic,
     edge_settings,
     render_edge,
     route_file,
@@ -45,6 +46,7 @@ __all__ = [
     "ensure_edge",
     "preflight",
     "read_route_files",
+    "write_edge_file",
     "write_route",
 ]
 
@@ -142,6 +144,16 @@ def read_route_files(edge: Docker) -> dict[str, str]:
     return found
 
 
+def write_edge_file(edge: Docker, draining: str | None = None) -> None:
+    """The edge's own file (render/edge.py edge_dynamic) as this composekit renders it: the routes container puts
+    it in place only on a fresh volume, and a volume kept by `edge down` or from an older composekit has an older
+    one, without the drain middlewares Traefik's entrypoints name (every router would be dropped)."""
+    from .routes_volume import WRITE_FILE  # routes_volume dispatches here: imported late, no cycle
+
+    path = f"{ROUTES_DIR}/{EDGE_FILE}"
+    edge.exec(_routes_container(edge), ["python3", "-I", "-c", WRITE_FILE, path, edge_dynamic(draining)])
+
+
 def write_route(project: Project, edge: Docker, text: str) -> None:
     from .routes_volume import WRITE_FILE  # routes_volume dispatches here: imported late, no cycle
 
@@ -198,6 +210,7 @@ def ensure_edge(
         path.write_text(render_edge(project, migrate_req=edge.kernel_migrates_requests()), encoding="utf-8")
         files_edge = edge_docker(engine, [path])
         files_edge.up(on_line=on_line)
+        write_edge_file(edge)
         wait_healthy(files_edge, [TRAEFIK, ROUTES], deadline)
     return edge
 

@@ -18,21 +18,18 @@ from pathlib import Path
 
 from ..config.project import Project
 from ..errors import DockerError, HealthTimeoutError, UserError
-from ..render.compose import ROUTES_DIR
 from ..render.edge import (
-    EDGE_FILE,
     EDGE_NETWORK,
     EDGE_PROJECT,
     HOLDER,
     STEER,
-    edge_dynamic,
     edge_revision,
     edge_settings,
     other_slot,
     render_edge,
 )
 from .docker import ContainerInfo, Docker, LineSink
-from .edge import TRAEFIK, EdgeState, _routes_container, edge_docker, edge_state
+from .edge import TRAEFIK, EdgeState, edge_docker, edge_state, write_edge_file
 from .target import Engine
 from .wait import Deadline, Poll, Progress
 
@@ -94,10 +91,7 @@ def upgrade_edge(
 
 
 def _write_edge_file(edge: Docker, draining: str | None) -> None:
-    from .routes_volume import WRITE_FILE  # routes_volume dispatches to edge: imported late, no cycle
-
-    path = f"{ROUTES_DIR}/{EDGE_FILE}"
-    edge.exec(_routes_container(edge), ["python3", "-I", "-c", WRITE_FILE, path, edge_dynamic(draining)])
+    write_edge_file(edge, draining)
 
 
 def _wait_healthy(edge: Docker, container: str, deadline: Deadline) -> None:

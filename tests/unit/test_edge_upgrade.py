@@ -85,7 +85,7 @@ def state(proj: Project, revision: str | None, holder: bool = True) -> EdgeState
 def run(monkeypatch: pytest.MonkeyPatch, proj: Project, fake: FakeEdge, st: EdgeState) -> float | None:
     monkeypatch.setattr(edge_upgrade, "edge_docker", lambda engine, files=None: fake)
     monkeypatch.setattr(edge_upgrade, "edge_state", lambda edge: st)
-    monkeypatch.setattr(edge_upgrade, "_routes_container", lambda edge: ROUTES.name)
+    monkeypatch.setattr("composekit.engine.edge._routes_container", lambda edge: ROUTES.name)
     said: list[str] = []
     took = edge_upgrade.upgrade_edge(proj, None, Deadline(30), said.append, sleep=lambda s: None)
     fake.calls += [f"said: {s}" for s in said]
