@@ -10,6 +10,7 @@ import typer
 
 from ..engine import edge
 from ..engine.edge_lock import edge_lock
+from ..engine.edge_upgrade import upgrade_edge
 from ..engine.wait import Deadline
 from .app import app, current_project, docker_line, engine_for, out, progress, run
 
@@ -67,8 +68,9 @@ def logs(tail: Annotated[int, typer.Option("--tail", help="Lines from the end.")
 def up(
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for it to be healthy.")] = 120,
 ) -> None:
-    """Create or start the shared edge with this config's ports and ACME settings (`up` of an app does it too); a
-    running edge is left as it is."""
+    """Create or start the shared edge with this config's ports, ACME settings and Traefik image (`up` of an app
+    does it too); a running edge whose Traefik differs (image, static options) is upgraded with no request lost: the
+    new Traefik starts beside the old one, which is drained and stopped."""
 
     def do() -> None:
         project = current_project()
@@ -76,7 +78,13 @@ def up(
             docker = edge.edge_docker(engine)
             state = edge.edge_state(docker)
             if state.running:
-                progress(f"the shared edge is already running (created by app {state.created_by}); left as it is")
+                with edge_lock(project, docker, "edge up", report=progress):
+                    took = upgrade_edge(project, engine, Deadline(timeout), progress, docker_line)
+                if took is None:
+                    progress(
+                        f"the shared edge is running and up to date (revision {state.revision}, created by app "
+                        f"{state.created_by}); left as it is"
+                    )
                 return
             with edge_lock(project, docker, "edge up", report=progress):
                 edge.ensure_edge(project, engine, Deadline(timeout), progress, docker_line)

@@ -18,8 +18,12 @@ from ..render.edge import (
     EDGE_FILE,
     EDGE_NETWORK,
     EDGE_PROJECT,
+    HOLDER,
+    REVISION_LABEL,
     SETTINGS_LABEL,
+    SLOT_LABEL,
     domain_conflict,
+    edge_dynamic,
     edge_settings,
     render_edge,
     route_file,
@@ -42,6 +46,7 @@ __all__ = [
     "ensure_edge",
     "preflight",
     "read_route_files",
+    "write_edge_file",
     "write_route",
 ]
 
@@ -74,10 +79,23 @@ class EdgeState:
     containers: list[ContainerInfo]
     settings: dict[str, str] | None  # the running Traefik's, from its label
     created_by: str
+    revision: str | None = None  # the Traefik's definition (render/edge.py edge_revision), from its label
+    slot: str = "a"
 
     @property
     def traefik(self) -> ContainerInfo | None:
         return next((c for c in self.containers if c.service == TRAEFIK), None)
+
+    @property
+    def holder(self) -> ContainerInfo | None:
+        """The container owning the edge's network namespace and ports (None: an edge of the layout before it,
+        whose Traefik owned them)."""
+        return next((c for c in self.containers if c.service == HOLDER), None)
+
+    @property
+    def network_owner(self) -> ContainerInfo | None:
+        """The container that joins the apps' networks: the holder, or the Traefik of an edge without one."""
+        return self.holder or self.traefik
 
     @property
     def running(self) -> bool:
@@ -88,9 +106,12 @@ class EdgeState:
 
 def edge_state(edge: Docker) -> EdgeState:
     containers = edge.containers()
-    traefik = next((c for c in containers if c.service == TRAEFIK), None)
+    # during an upgrade two run: the state is the older one's until it is gone
+    traefiks = sorted((c for c in containers if c.service == TRAEFIK), key=lambda c: c.started_at or "")
+    traefik = next((c for c in traefiks if c.status == "running"), traefiks[0] if traefiks else None)
     settings: dict[str, str] | None = None
     created_by = "(unknown)"
+    labels: dict[str, str] = {}
     if traefik is not None:
         labels = edge.container_labels(traefik.name)
         created_by = labels.get(CREATED_BY_LABEL, created_by)
@@ -98,7 +119,9 @@ def edge_state(edge: Docker) -> EdgeState:
             settings = json.loads(labels.get(SETTINGS_LABEL, "null"))
         except json.JSONDecodeError:
             settings = None
-    return EdgeState(containers, settings, created_by)
+    ordered = [traefik] if traefik is not None else []
+    ordered += [c for c in containers if c is not traefik]
+    return EdgeState(ordered, settings, created_by, labels.get(REVISION_LABEL), labels.get(SLOT_LABEL, "a"))
 
 
 def _routes_container(edge: Docker) -> str:
@@ -119,6 +142,16 @@ def read_route_files(edge: Docker) -> dict[str, str]:
     out = edge.exec(_routes_container(edge), ["python3", "-I", "-c", _LIST_ROUTES, ROUTES_DIR, EDGE_FILE])
     found: dict[str, str] = json.loads(out or "{}")
     return found
+
+
+def write_edge_file(edge: Docker, draining: str | None = None) -> None:
+    """The edge's own file (render/edge.py edge_dynamic) as this composekit renders it: the routes container puts
+    it in place only on a fresh volume, and a volume kept by `edge down` or from an older composekit has an older
+    one, without the drain middlewares Traefik's entrypoints name (every router would be dropped)."""
+    from .routes_volume import WRITE_FILE  # routes_volume dispatches here: imported late, no cycle
+
+    path = f"{ROUTES_DIR}/{EDGE_FILE}"
+    edge.exec(_routes_container(edge), ["python3", "-I", "-c", WRITE_FILE, path, edge_dynamic(draining)])
 
 
 def write_route(project: Project, edge: Docker, text: str) -> None:
@@ -153,11 +186,14 @@ def ensure_edge(
     project: Project, engine: Engine | None, deadline: Deadline, report: Progress, on_line: LineSink | None = None
 ) -> Docker:
     """The running edge, created (or started) with ``project``'s settings when it does not run. A running edge is
-    never touched (no `docker compose up` on it: nothing of it restarts)."""
+    never restarted: when its Traefik's definition differs from ``project``'s (an edge of an older layout, or one
+    an older composekit rendered), engine/edge_upgrade.py hands over to a new Traefik beside it."""
+    from .edge_upgrade import upgrade_edge
     from .steps import wait_healthy
 
     edge = edge_docker(engine)
     if edge_state(edge).running:
+        upgrade_edge(project, engine, deadline, report, on_line)
         return edge
     report(
         f"starting the shared edge ({EDGE_PROJECT}: Traefik on ports {project.config.ports.http} and "
@@ -165,9 +201,10 @@ def ensure_edge(
     )
     with tempfile.TemporaryDirectory(prefix="composekit-edge-") as tmp:
         path = Path(tmp) / "compose.yaml"
-        path.write_text(render_edge(project), encoding="utf-8")
+        path.write_text(render_edge(project, migrate_req=edge.kernel_migrates_requests()), encoding="utf-8")
         files_edge = edge_docker(engine, [path])
         files_edge.up(on_line=on_line)
+        write_edge_file(edge)
         wait_healthy(files_edge, [TRAEFIK, ROUTES], deadline)
     return edge
 
@@ -176,18 +213,18 @@ def connect_app(project: Project, edge: Docker, report: Progress = lambda _: Non
     """Join the edge's Traefik to the app's `web` network at traefik_address (the address the app trusts proxy
     headers from), unless it is there already: `docker network connect`, no restart."""
     state = edge_state(edge)
-    traefik = state.traefik
-    if traefik is None:
+    owner = state.network_owner
+    if owner is None:
         raise UserError(
             f"the shared edge ({EDGE_PROJECT}) has no Traefik container, so app {project.config.name} cannot be "
             "routed; `composekit up` (or `composekit edge up`) creates it"
         )
     network = app_network(project)
-    if network in edge.container_networks(traefik.name):
+    if network in edge.container_networks(owner.name):
         return
     address = traefik_address(project.config)
     report(f"connecting the shared edge to {network} at {address}")
-    edge.network_connect(network, traefik.name, ip=address)
+    edge.network_connect(network, owner.name, ip=address)
 
 
 def detach_app(project: Project, engine: Engine | None, report: Progress = lambda _: None) -> None:
@@ -197,10 +234,10 @@ def detach_app(project: Project, engine: Engine | None, report: Progress = lambd
     if state.running:
         edge.exec(_routes_container(edge), ["python3", "-I", "-c", _REMOVE, route_file(project.config)])
         report(f"removed {project.config.name}'s routes from the shared edge")
-    traefik = state.traefik
+    owner = state.network_owner
     network = app_network(project)
-    if traefik is not None and network in edge.container_networks(traefik.name):
-        edge.network_disconnect(network, traefik.name)
+    if owner is not None and network in edge.container_networks(owner.name):
+        edge.network_disconnect(network, owner.name)
         report(f"disconnected the shared edge from {network}")
 
 
@@ -237,6 +274,7 @@ def edge_status(engine: Engine | None) -> dict[str, object]:
     state = edge_state(edge)
     apps = read_route_files(edge) if state.running else {}
     traefik = state.traefik
+    owner = state.network_owner
     return {
         "project": EDGE_PROJECT,
         "engine": edge.engine.describe(),
@@ -246,8 +284,9 @@ def edge_status(engine: Engine | None) -> dict[str, object]:
             for c in state.containers
         ],
         "apps": {app: sorted(claimed_names(text)) for app, text in sorted(apps.items())},
-        "networks": edge.container_networks(traefik.name) if traefik is not None else [],
+        "networks": edge.container_networks(owner.name) if owner is not None else [],
         "settings": state.settings,
+        "revision": state.revision,
     }
 
 

@@ -9,6 +9,7 @@ anything changes. One edge and the apps are shared by the module's tests, in ord
 
 from __future__ import annotations
 
+import fcntl
 import json
 import socket
 import ssl
@@ -23,7 +24,8 @@ import pytest
 import yaml
 from python_on_whales import DockerClient
 
-from composekit.render.edge import EDGE_PROJECT
+from composekit.config.project import load_project
+from composekit.render.edge import EDGE_PROJECT, REVISION_LABEL, SLOT_LABEL, render_edge
 
 from .conftest import Stack, TestEnv
 from .restart_load import HttpsLoad
@@ -94,9 +96,20 @@ def _remove_edge() -> None:
         docker.network.remove(net.id)
 
 
+# The edge's Compose project name is one per engine, whatever the lane: modules of two lanes that deploy it must not
+# overlap (each removes the edge of an interrupted run first). Every module creating an edge takes this lock.
+EDGE_LOCK = Path("/tmp/composekit-edge-project.lock")
+
+
 @pytest.fixture(scope="module")
-def clean_edge(testenv: TestEnv) -> None:
-    _remove_edge()
+def clean_edge(testenv: TestEnv) -> Iterator[None]:
+    with EDGE_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            _remove_edge()
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="module")
@@ -280,3 +293,171 @@ def test_edge_down_is_refused_while_an_app_uses_it(apps: dict[str, Stack]) -> No
     assert done.returncode == 1
     assert f"the shared edge routes 1 app(s): {NOTES}" in done.stderr
     edge_traefik(DockerClient())  # still there
+
+
+class FreshConnectionLoad(HttpsLoad):
+    """Like HttpsLoad, but every request on a new connection: each one is handed to whichever Traefik listens."""
+
+    def _run(self) -> None:
+        verify = ssl.create_default_context(cafile=str(self.roots))
+        deadline = self._started + self.max_seconds
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            error = None
+            try:
+                with httpx.Client(verify=verify, timeout=5) as client:
+                    response = client.get(
+                        self.url, headers={"Host": self.domain}, extensions={"sni_hostname": self.domain}
+                    )
+                error = self._judge(response)
+            except (httpx.HTTPError, ssl.SSLError, OSError, ValueError) as exc:
+                error = type(exc).__name__
+            with self._lock:
+                self.result.sent += 1
+                if error:
+                    self.result.failed += 1
+                    self.result.errors[error] += 1
+            if error:
+                time.sleep(0.01)
+
+
+def certificate_serial(stack: Stack, domain: str) -> str:
+    context = ssl.create_default_context(cafile=str(stack.env.roots))
+    with (
+        socket.create_connection(("127.0.0.1", stack.env.lane.https_port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=domain) as tls,
+    ):
+        cert: Any = tls.getpeercert()
+    return str(cert["serialNumber"])
+
+
+def edge_service(docker: DockerClient, service: str) -> list[Any]:
+    return list(
+        docker.container.list(
+            all=True,
+            filters=[
+                ("label", f"com.docker.compose.project={EDGE_PROJECT}"),
+                ("label", f"com.docker.compose.service={service}"),
+            ],
+        )
+    )
+
+
+def old_layout(stack: Stack, path: Path) -> None:
+    """Write the edge as composekit rendered it before the holder: Traefik publishing the ports and on the edge's
+    network itself, its entrypoints neither shared nor draining."""
+    project = load_project((stack.dir / "composekit.yaml", stack.dir / "local.yaml"), stack.dir / "out")
+    doc = yaml.safe_load(render_edge(project))
+    holder = doc["services"].pop("holder")
+    traefik = doc["services"]["traefik"]
+    for key in ("network_mode", "stop_grace_period"):
+        del traefik[key]
+    traefik.update({k: holder[k] for k in ("ports", "networks", "extra_hosts") if k in holder})
+    for label in (SLOT_LABEL, REVISION_LABEL):
+        del traefik["labels"][label]
+    static = yaml.safe_load(doc["configs"]["traefik.yml"]["content"])
+    for name in ("web", "websecure"):
+        entry = static["entryPoints"][name]
+        del entry["reusePort"], entry["transport"], entry["http"]["middlewares"]
+    static["entryPoints"]["ping"]["address"] = "127.0.0.1:8082"
+    doc["configs"]["traefik.yml"]["content"] = yaml.safe_dump(static)
+    path.write_text(yaml.safe_dump(doc))
+
+
+def test_an_edge_of_the_old_layout_moves_to_the_holder_once(apps: dict[str, Stack], tmp_path: Path) -> None:
+    """An edge whose Traefik publishes the ports itself (before the holder) moves to the holder layout on the next
+    `edge up`: a short gap, measured; then the app is served as before, with the same certificates."""
+    notes = apps["notes"]
+    docker = DockerClient()
+    for domain in NOTES_DOMAINS:
+        wait_certificate(notes, domain)
+    serials = {d: certificate_serial(notes, d) for d in NOTES_DOMAINS}
+    (holder,) = edge_service(docker, "holder")
+    addresses = {n: net.ip_address for n, net in holder.network_settings.networks.items()}
+    for c in [*edge_service(docker, "traefik"), holder]:
+        docker.container.remove(c.id, force=True)
+    old_file = tmp_path / "old-edge.yaml"
+    old_layout(notes, old_file)
+    subprocess.run(
+        ["docker", "compose", "-p", EDGE_PROJECT, "-f", str(old_file), "up", "-d", "--no-deps", "traefik"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    old = edge_traefik(docker)
+    assert old.host_config.port_bindings  # it publishes the ports itself
+    web = f"{NOTES}_web"
+    docker.network.connect(web, old.id, ip=addresses[web])
+    notes.wait_https("/")
+    port = notes.env.lane.https_port
+    with HttpsLoad(notes.domain, notes.env.roots, threads=2, max_seconds=300, port=port) as load:
+        time.sleep(1)
+        began = time.monotonic()
+        done = notes.ck("edge", "up", "--timeout", "120", timeout=300)
+        notes.wait_https("/")
+        result = load.stop()
+    gap = (result.last_failure or began) - began  # the last failed request, from the start of `edge up`
+    print(f"moving an edge of the old layout: {result}; failing until {gap:.1f} s after `edge up` began")
+    print(done.stderr)
+    assert "it predates the holder layout" in done.stderr, done.stderr
+    assert result.sent > 50, result
+    assert result.failed < result.sent, result  # a gap, not an outage
+    assert gap < 60, result
+    (moved,) = edge_service(docker, "holder")
+    assert web in moved.network_settings.networks
+    assert moved.network_settings.networks[web].ip_address == addresses[web]
+    new = edge_traefik(docker)
+    assert new.host_config.network_mode == f"container:{moved.id}"
+    assert {d: certificate_serial(notes, d) for d in NOTES_DOMAINS} == serials
+    assert https_as(notes, NOTES_DOMAINS[1]).json() == {"app": NOTES, "version": "v1"}
+
+
+def test_upgrading_the_edge_loses_no_request_of_either_app(apps: dict[str, Stack]) -> None:
+    """Another Traefik image for the edge (a second tag of the local one) and `edge up`: the new Traefik starts
+    beside the old one in the holder's namespace, the old one is drained and stopped; two apps under constant HTTPS
+    load lose no request, the holder is untouched, the certificates are the same."""
+    notes, blog = apps["notes"], apps["blog"]
+    docker = DockerClient()
+    blog.ck("up", "--no-smoke", timeout=400)
+    blog.wait_https("/")
+    for domain in [*NOTES_DOMAINS, BLOG_DOMAIN]:
+        wait_certificate(notes, domain)
+    serials = {d: certificate_serial(notes, d) for d in [*NOTES_DOMAINS, BLOG_DOMAIN]}
+    (holder,) = edge_service(docker, "holder")
+    before = edge_traefik(docker)
+    upgraded = f"{notes.env.traefik_image}-edge-upgrade"
+    docker.image.tag(notes.env.traefik_image, upgraded)
+    try:
+        local = yaml.safe_load((notes.dir / "local.yaml").read_text())
+        local["images"]["traefik"] = upgraded
+        (notes.dir / "local.yaml").write_text(yaml.safe_dump(local))
+        port = notes.env.lane.https_port
+        with (
+            HttpsLoad(notes.domain, notes.env.roots, threads=2, max_seconds=300, port=port) as notes_load,
+            HttpsLoad(BLOG_DOMAIN, notes.env.roots, threads=2, max_seconds=300, port=port) as blog_load,
+            FreshConnectionLoad(BLOG_DOMAIN, notes.env.roots, threads=1, max_seconds=300, port=port) as fresh_load,
+        ):
+            time.sleep(2)
+            began = time.monotonic()
+            done = notes.ck("edge", "up", "--timeout", "120", timeout=300)
+            took = time.monotonic() - began
+            time.sleep(2)
+            results = {"notes": notes_load.stop(), "blog": blog_load.stop(), "blog fresh": fresh_load.stop()}
+        print(f"edge upgrade: {took:.1f} s; " + "; ".join(f"{k}: {v}" for k, v in results.items()))
+        print(done.stderr)
+        assert "upgrading the shared edge: its Traefik's definition changed" in done.stderr, done.stderr
+        for name, result in results.items():
+            assert result.sent > 50, (name, result)
+            assert result.failed == 0, (name, result)
+        after = edge_traefik(docker)  # exactly one Traefik: the old one is gone
+        assert after.id != before.id
+        assert after.config.image == upgraded
+        assert not docker.container.exists(before.id)
+        (still,) = edge_service(docker, "holder")
+        assert (still.id, still.state.started_at) == (holder.id, holder.state.started_at)
+        assert {d: certificate_serial(notes, d) for d in serials} == serials
+        assert https_as(notes, NOTES_DOMAINS[1]).json() == {"app": NOTES, "version": "v1"}
+        assert blog.https("/").json()["app"] == BLOG  # v1 or v2: an earlier test of the module edits it
+        again = notes.ck("edge", "up", timeout=120)
+        assert "up to date" in again.stderr, again.stderr
+    finally:
+        blog.ck("down", check=False, timeout=120)

@@ -16,9 +16,14 @@ from composekit.render.compose import render_compose
 from composekit.render.edge import (
     EDGE_FILE,
     EDGE_PROJECT,
+    REVISION_LABEL,
     SETTINGS_LABEL,
+    SLOT_LABEL,
+    STEER,
     claimed_names,
     domain_conflict,
+    edge_dynamic,
+    edge_revision,
     edge_settings,
     render_edge,
     settings_mismatch,
@@ -176,12 +181,12 @@ def test_edge_project(tmp_path: Path) -> None:
     doc = yaml.safe_load(render_edge(proj))
     assert doc["name"] == EDGE_PROJECT
     traefik = doc["services"]["traefik"]
-    assert traefik["ports"] == ["8080:80", "8443:443"]
+    assert "ports" not in traefik  # the holder's (test_edge_upgrade_layout)
     assert traefik["volumes"] == ["routes:/etc/traefik/dynamic:ro", "acme:/acme"]
     assert set(doc["volumes"]) == {"acme", "routes"}
     routes_cmd = doc["services"]["routes"]["command"]
     assert routes_cmd[4] == f"/routes/{EDGE_FILE}"
-    assert yaml.safe_load(routes_cmd[5]) == {"tls": {"options": {"default": {"minVersion": "VersionTLS12"}}}}
+    assert yaml.safe_load(routes_cmd[5])["tls"] == {"options": {"default": {"minVersion": "VersionTLS12"}}}
     static = yaml.safe_load(doc["configs"]["traefik.yml"]["content"])
     assert static["providers"]["file"] == {"directory": "/etc/traefik/dynamic", "watch": True}
 
@@ -198,8 +203,9 @@ def test_settings_agreement(tmp_path: Path) -> None:
         "ports/https is '443' here but '8443' on the edge; acme/email is 'a@example.test' here but 'b@example.test' "
         "on the edge. Every app on one edge must agree on ports/http, ports/https, acme/ca_server, acme/email, "
         "acme/challenge, acme/ca_certificates and images/traefik. Fix: set the edge's values in this app's "
-        "composekit.yaml, or recreate the edge with this app's values (`composekit edge down` once no app uses it, "
-        "then `composekit up`). Nothing was changed."
+        "composekit.yaml, or upgrade the edge to this app's values with `composekit edge up` (no request is lost; "
+        "ports excepted; every other app must then agree), or recreate it (`composekit edge down` once no app uses "
+        "it, then `composekit up`). Nothing was changed."
     )
 
 
@@ -247,3 +253,58 @@ def test_doctor_accepts_ports_held_by_the_shared_edge_only_for_a_shared_app() ->
         "in use by another process (ports/http); Traefik cannot publish it",
         "in use by another process (ports/https); Traefik cannot publish it",
     ]
+
+
+def test_edge_upgrade_layout(tmp_path: Path) -> None:
+    """The holder publishes the ports and owns the namespace; Traefik runs in it, its public entrypoints shareable
+    (reusePort) and draining on SIGTERM, its ping port and drain middleware those of its slot."""
+    proj = project(tmp_path, edge="shared", ports={"http": 8080, "https": 8443})
+    for slot, ping in (("a", 8082), ("b", 8083)):
+        doc = yaml.safe_load(render_edge(proj, slot))
+        holder, traefik = doc["services"]["holder"], doc["services"]["traefik"]
+        assert holder["ports"] == ["8080:80", "8443:443"]
+        assert holder["networks"] == ["edge"]
+        assert holder["cap_drop"] == ["ALL"] and "cap_add" not in holder
+        assert holder["read_only"] is True
+        assert holder["sysctls"] == {"net.ipv4.tcp_migrate_req": "1"}
+        assert holder["user"] == "0:0"  # Traefik's uid: STEER joins its listening sockets
+        assert not any("docker.sock" in v for v in holder.get("volumes", []))
+        assert traefik["network_mode"] == "service:holder"
+        assert "ports" not in traefik and "networks" not in traefik
+        assert traefik["stop_grace_period"] == "20s"
+        assert traefik["labels"][SLOT_LABEL] == slot
+        assert traefik["labels"][REVISION_LABEL] == edge_revision(proj)
+        static = yaml.safe_load(doc["configs"]["traefik.yml"]["content"])
+        for name in ("web", "websecure"):
+            entry = static["entryPoints"][name]
+            assert entry["reusePort"] is True
+            assert entry["transport"] == {"lifeCycle": {"requestAcceptGraceTimeout": "1s", "graceTimeOut": "10s"}}
+            assert entry["http"]["middlewares"] == [f"_drain-{slot}@file"]
+        assert static["entryPoints"]["ping"]["address"] == f"127.0.0.1:{ping}"
+        assert "&" not in doc["configs"]["traefik.yml"]["content"]  # no YAML anchors
+    assert render_edge(proj, "a") != render_edge(proj, "b")
+    compile(STEER, "STEER", "exec")
+    # a kernel before 5.14 has no tcp_migrate_req, and Docker refuses to start a container asking for it
+    assert "sysctls" not in yaml.safe_load(render_edge(proj, "a", migrate_req=False))["services"]["holder"]
+
+
+def test_edge_revision_follows_the_traefik_definition(tmp_path: Path) -> None:
+    for i in range(1, 6):
+        (tmp_path / str(i)).mkdir()
+    base = edge_revision(project(tmp_path / "1", edge="shared"))
+    assert edge_revision(project(tmp_path / "2", edge="shared")) == base
+    assert edge_revision(project(tmp_path / "3", edge="shared", images={"traefik": "traefik:v3.8"})) != base
+    assert edge_revision(project(tmp_path / "4", edge="shared", acme={"email": "a@example.test"})) != base
+    # each app's logging options are its own: two apps differing there must not upgrade the edge in turn
+    assert edge_revision(project(tmp_path / "5", edge="shared", logging={"max_size": "20m"})) == base
+
+
+def test_edge_dynamic_defines_both_drain_middlewares() -> None:
+    """Both slots' middlewares always exist (an entrypoint naming a missing one drops every router); only the
+    draining slot's closes connections."""
+    calm = yaml.safe_load(edge_dynamic())["http"]["middlewares"]
+    assert set(calm) == {"_drain-a", "_drain-b"}
+    assert all("Connection" not in m["headers"]["customResponseHeaders"] for m in calm.values())
+    draining = yaml.safe_load(edge_dynamic("a"))["http"]["middlewares"]
+    assert draining["_drain-a"] == {"headers": {"customResponseHeaders": {"Connection": "close"}}}
+    assert draining["_drain-b"] == calm["_drain-b"]
