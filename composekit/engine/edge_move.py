@@ -23,7 +23,7 @@ from pathlib import Path
 from ..config.project import Project
 from ..errors import UserError
 from ..render.compose import ROUTES, ROUTES_DIR
-from ..render.edge import EDGE_PROJECT, render_edge
+from ..render.edge import EDGE_PROJECT, HOLDER, render_edge
 from ..render.traefik import routes_file
 from .acme_merge import AcmeMerge, merge_acme
 from .docker import ContainerInfo, Docker, LineSink
@@ -204,7 +204,8 @@ def move_onto_edge(
     None when there is nothing to carry (it moved before)."""
     with tempfile.TemporaryDirectory(prefix="composekit-edge-") as tmp:
         path = Path(tmp) / "compose.yaml"
-        path.write_text(render_edge(project), encoding="utf-8")
+        migrate_req = edge_docker(docker.engine).kernel_migrates_requests()
+        path.write_text(render_edge(project, migrate_req=migrate_req), encoding="utf-8")
         return _move(project, docker, edge_docker(docker.engine, [path]), plan, deadline, report, on_line)
 
 
@@ -257,7 +258,8 @@ def _move(
     if edge_running:
         edge.start_container(traefik.name)  # started before: its configs are in it
     else:
-        edge.compose_start([TRAEFIK])
+        # The holder publishes the ports and owns the network namespace Traefik runs in: started first.
+        edge.compose_start([HOLDER, TRAEFIK])
     # After its start: connected before, the app's network may become the one its published ports lead to.
     connect_app(project, edge)
     took, last = wait_answer(project, generation, min(ANSWER_TIMEOUT, max(deadline.remaining(), 1)), docker.engine)
@@ -310,9 +312,13 @@ def _roll_back(
     Traefik too, had it been stopped to merge)."""
     report(f"the shared edge did not answer: moving app {project.config.name} back to its own Traefik")
     edge.stop_container(traefik)
+    owner = edge_state(edge).network_owner  # the holder (Traefik runs in its network namespace)
     network = app_network(project)
-    if network in edge.container_networks(traefik):
-        edge.network_disconnect(network, traefik)
+    if owner is not None and network in edge.container_networks(owner.name):
+        edge.network_disconnect(network, owner.name)
+    holder = edge_state(edge).holder
+    if not edge_was_running and holder is not None:
+        edge.stop_container(holder.name)  # it holds the ports the own Traefik needs back
     if old is not None:
         docker.start_container(old.name)
     if edge_was_running:
