@@ -33,7 +33,7 @@ from .restart_load import HttpsLoad
 from .sshd import ALIAS, ssh_config  # noqa: F401 (the fixture)
 from .swarm_cluster import SwarmCluster, swarm_cluster  # noqa: F401 (the fixture)
 
-pytestmark = [pytest.mark.integration, pytest.mark.exclusive]
+pytestmark = [pytest.mark.integration, pytest.mark.lane0]
 
 APP = REPO / "tests" / "integration" / "apps" / "swarm-app"
 NAME = "sw-app"

@@ -1,0 +1,117 @@
+"""The integration tier's lanes (tests/integration/lanes.py): which locks a module takes, which lane a module that
+may run anywhere gets, and the order and xdist groups the modules are handed out in. Real flock()s on files of a
+temporary directory; no Docker."""
+
+from __future__ import annotations
+
+import fcntl
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.integration.lanes import LANE0_GROUP, Kind, Lane, hold, kind_of, schedule
+
+
+@pytest.fixture
+def lanes(tmp_path: Path) -> tuple[Lane, Lane]:
+    return Lane(0, lock_dir=str(tmp_path)), Lane(1, lock_dir=str(tmp_path))
+
+
+@contextmanager
+def held_elsewhere(lane: Lane) -> Iterator[None]:
+    """The lane's lock held through another open file description, as another pytest process would hold it."""
+    with open(lane.lock_file, "w") as other:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        yield
+
+
+def is_free(lane: Lane) -> bool:
+    with open(lane.lock_file, "w") as probe:
+        try:
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+
+def test_lane_ports_and_lock_files() -> None:
+    assert (Lane(0).http_port, Lane(0).https_port, Lane(0).acme_port) == (80, 443, 14000)
+    assert (Lane(1).http_port, Lane(1).https_port, Lane(1).acme_port) == (1080, 1443, 14001)
+    assert Lane(0).lock_file == "/tmp/composekit-integration.lock"
+    assert Lane(1).lock_file == "/tmp/composekit-integration-lane1.lock"
+
+
+def test_kind_from_marks() -> None:
+    assert kind_of({"integration", "exclusive"}) == "exclusive"
+    assert kind_of({"integration", "lane0"}) == "lane0"
+    assert kind_of({"integration"}) == "any"
+
+
+def test_a_module_that_may_run_anywhere_takes_the_highest_free_lane(lanes: tuple[Lane, Lane]) -> None:
+    with hold("any", None, lanes) as (lane, held, _):
+        assert (lane, held) == (lanes[1], (lanes[1],))
+        assert not is_free(lanes[1]) and is_free(lanes[0])
+    assert is_free(lanes[1])
+
+
+def test_it_takes_lane0_while_lane1_is_busy_instead_of_waiting(lanes: tuple[Lane, Lane]) -> None:
+    with held_elsewhere(lanes[1]), hold("any", None, lanes) as (lane, held, waited):
+        assert (lane, held) == (lanes[0], (lanes[0],))
+        assert waited < 1
+
+
+def test_it_waits_while_every_lane_is_busy_and_says_how_long(lanes: tuple[Lane, Lane]) -> None:
+    with held_elsewhere(lanes[1]):
+        other = open(lanes[0].lock_file, "w")  # noqa: SIM115 (closed by the thread)
+        fcntl.flock(other, fcntl.LOCK_EX)
+        threading.Timer(0.6, other.close).start()
+        with hold("any", None, lanes, poll=0.05) as (lane, _, waited):
+            assert lane == lanes[0]
+            assert waited >= 0.5
+
+
+def test_a_pinned_module_waits_for_its_own_lane(lanes: tuple[Lane, Lane]) -> None:
+    other = open(lanes[1].lock_file, "w")  # noqa: SIM115 (closed by the thread)
+    fcntl.flock(other, fcntl.LOCK_EX)
+    threading.Timer(0.5, other.close).start()
+    started = time.monotonic()
+    with hold("any", lanes[1], lanes) as (lane, held, _):
+        assert (lane, held) == (lanes[1], (lanes[1],))
+        assert time.monotonic() - started >= 0.4
+        assert is_free(lanes[0])
+
+
+def test_a_lane0_module_holds_lane0_only_and_leaves_lane1_free(lanes: tuple[Lane, Lane]) -> None:
+    with hold("lane0", lanes[1], lanes) as (lane, held, _):
+        assert (lane, held) == (lanes[0], (lanes[0],))
+        assert not is_free(lanes[0]) and is_free(lanes[1])
+
+
+def test_an_exclusive_module_holds_every_lane(lanes: tuple[Lane, Lane]) -> None:
+    with hold("exclusive", None, lanes) as (lane, held, _):
+        assert (lane, held) == (lanes[0], lanes)
+        assert not is_free(lanes[0]) and not is_free(lanes[1])
+    assert is_free(lanes[0]) and is_free(lanes[1])
+
+
+def test_schedule_exclusive_first_then_the_lane0_group_then_the_longest() -> None:
+    modules: list[tuple[str, Kind, int]] = [
+        ("a.py", "any", 10),  # 200 s by its count
+        ("swarm.py", "lane0", 17),
+        ("b.py", "any", 2),  # measured: 300 s
+        ("engine.py", "exclusive", 3),
+        ("cluster.py", "lane0", 3),
+        ("c.py", "any", 1),
+    ]
+    assert schedule(modules, {"b.py": 300.0}) == [
+        ("engine.py", "engine.py"),
+        ("swarm.py", LANE0_GROUP),
+        ("cluster.py", LANE0_GROUP),
+        ("b.py", "b.py"),
+        ("a.py", "a.py"),
+        ("c.py", "c.py"),
+    ]
