@@ -5,7 +5,7 @@ starts Pebble (scripts/pebble.sh, by PID file) and gives tests `Stack`s: copies 
 a `local.yaml` overlay that points composekit at the local images and at Pebble as ACME CA.
 Outside CI a missing environment skips the suite with the command that prepares it; in CI it fails.
 
-Lanes (tests/integration/lanes.py): the tier runs in parallel (`pytest -n 2 --dist loadgroup`, as scripts/test.sh
+Lanes (tests/integration/lanes.py): the tier runs in parallel (`pytest -n 2 --dist loadfile`, as scripts/test.sh
 does). A lane is a set of host ports with its own Pebble validating there and its own lock file; each module holds a
 lane's lock from its first test to its last, so two modules deploy at once. Lane 0 is the classic one (ports 80/443,
 Pebble on 14000, /tmp/composekit-integration.lock, which other runs on this machine take too). A module marked
@@ -34,8 +34,9 @@ import httpx
 import pytest
 import yaml
 from python_on_whales import DockerClient
+from xdist.scheduler import LoadFileScheduling  # type: ignore[import-untyped]
 
-from .lanes import LANES, MODULE_SECONDS, Kind, Lane, hold, kind_of, schedule
+from .lanes import LANES, MODULE_SECONDS, Kind, Lane, hold, kind_of, module_marks, schedule, xdist_scope
 
 REPO = Path(__file__).resolve().parents[2]
 # Projects a developer may have running on this machine: tests never create (or delete) them.
@@ -65,10 +66,9 @@ def _module_path(item: pytest.Item) -> str:
     return item.nodeid.split("::")[0]
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which turns the xdist_group marks into work units
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The order lanes take modules in and the xdist group of each (scripts/test.sh runs `--dist loadgroup
-    --no-loadscope-reorder`): lanes.schedule. A module's tests keep their order."""
+    """The order lanes take modules in (lanes.schedule; scripts/test.sh runs `--dist loadfile --no-loadscope-reorder`,
+    with the scheduler below). A module's tests keep their order."""
     kinds: dict[str, Kind] = {}
     counts: dict[str, int] = {}
     for item in items:
@@ -79,10 +79,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     seconds = {f"tests/integration/{name}": value for name, value in MODULE_SECONDS.items()}
     order = schedule([(path, kinds[path], counts[path]) for path in counts], seconds)
     rank = {path: i for i, (path, _) in enumerate(order)}
-    groups = dict(order)
     items.sort(key=lambda item: rank[_module_path(item)])
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(groups[_module_path(item)]))
+
+
+class LaneFileScheduling(LoadFileScheduling):  # type: ignore[misc]
+    """`--dist loadfile` (a module's tests on one worker, modules handed out in collection order), except that every
+    lane0 module is in one work unit: one worker runs them one after the other while the other works on lane 1,
+    instead of both waiting for lane 0. (pytest-xdist's own `loadgroup` cannot do it with pytest 9: the group it
+    appends to a test's id is lost.) The controller collects nothing, so it reads the marks from the sources."""
+
+    def __init__(self, config: pytest.Config, log: Any = None) -> None:
+        super().__init__(config, log)
+        self._root = config.rootpath
+        self._scopes: dict[str, str] = {}
+
+    def _split_scope(self, nodeid: str) -> str:
+        path = nodeid.split("::", 1)[0]
+        if path not in self._scopes:
+            source = self._root / path
+            kind = kind_of(module_marks(source)) if source.is_file() else "any"
+            self._scopes[path] = xdist_scope(path, kind)
+        return self._scopes[path]
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """LaneFileScheduling for `--dist loadfile`; any other mode is pytest-xdist's own."""
+    return LaneFileScheduling(config, log) if config.getvalue("dist") == "loadfile" else None
 
 
 @dataclass(frozen=True)

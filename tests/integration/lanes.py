@@ -1,15 +1,15 @@
 """Lanes of the parallel integration tier: which lane a module runs on, the lock files that give one module at a
-time a lane, and the order and xdist groups the modules are handed out in. No Docker and no fixtures here:
+time a lane, and the order and xdist work units the modules are handed out in. No Docker and no fixtures here:
 conftest.py uses it, tests/unit/test_lanes.py tests it.
 
 A lane is a set of host ports (lane 0: 80/443, lane 1: 1080/1443), the Pebble that validates there and a lock file.
-`scripts/test.sh` runs the tier with two pytest-xdist workers (`-n 2 --dist loadgroup`); a module's tests stay on one
+`scripts/test.sh` runs the tier with two pytest-xdist workers (`-n 2 --dist loadfile`); a module's tests stay on one
 worker, and each module holds a lane's lock from its first test to its last. Three kinds of module:
 
 - `exclusive` (it restarts dockerd): every lane's lock, taken in lane order, so nothing runs beside it; lane 0.
 - `lane0` (it puts the engine in a swarm, which scripts/swarm.sh allows only under lane 0's lock, or its assertions
   name ports 80/443): lane 0's lock only, so the other lane keeps working beside it. The lane0 modules form one xdist
-  group: one worker runs them one after the other instead of both workers waiting for lane 0.
+  work unit: one worker runs them one after the other instead of both workers waiting for lane 0.
 - any other: whichever lane is free (the highest first: lane 0 is the one the pinned modules and other pytest runs
   on this machine wait for); pinned when COMPOSEKIT_TEST_LANE names a lane or the process is not an xdist worker
   (then lane 0, as a plain `pytest` run always was).
@@ -19,15 +19,17 @@ No deadlock: only an exclusive module waits for a lock while it holds one, and i
 
 from __future__ import annotations
 
+import ast
 import fcntl
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Literal
 
 Kind = Literal["exclusive", "lane0", "any"]
-LANE0_GROUP = "lane0"  # the xdist group of every lane0 module
+LANE0_GROUP = "lane0"  # the xdist work unit of every lane0 module
 
 # Seconds each module ran in CI (scripts/test.sh's summary of modules), for the order the workers take them in: a
 # wrong or missing figure costs balance between the lanes, nothing else (a module not listed counts 20 s a test).
@@ -68,6 +70,30 @@ def kind_of(marks: set[str]) -> Kind:
     if "exclusive" in marks:
         return "exclusive"
     return "lane0" if "lane0" in marks else "any"
+
+
+def module_marks(source: Path) -> set[str]:
+    """The names of the marks in a test module's `pytestmark` (`pytest.mark.NAME`), read from its source: the
+    controller of an xdist run groups modules by them without importing (collecting) any."""
+    marks: set[str] = set()
+    for node in ast.parse(source.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        if any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in targets):
+            for sub in ast.walk(value):
+                if isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Attribute) and sub.value.attr == "mark":
+                    marks.add(sub.attr)
+    return marks
+
+
+def xdist_scope(path: str, kind: Kind) -> str:
+    """The work unit a module belongs to (tests/integration/conftest.py's xdist scheduler): its own, or the one
+    group of every lane0 module."""
+    return LANE0_GROUP if kind == "lane0" else path
 
 
 def _try_lock(lane: Lane) -> IO[str] | None:
@@ -118,7 +144,7 @@ def hold(
 def schedule(
     modules: Sequence[tuple[str, Kind, int]], seconds: dict[str, float], per_test: float = 20.0
 ) -> list[tuple[str, str]]:
-    """(module, xdist group) in the order the workers should take them, from (module, kind, number of tests): the
+    """(module, xdist work unit) in the order the workers should take them, from (module, kind, number of tests): the
     exclusive modules first (nothing runs beside them anyway), then the lane0 group (the longest chain of work that
     must run in one lane), then the rest, longest first, so the lanes end close together. A module's expected
     length is ``seconds[module]`` (its last measured run), else ``per_test`` seconds for each of its tests."""

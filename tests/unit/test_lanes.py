@@ -1,5 +1,5 @@
 """The integration tier's lanes (tests/integration/lanes.py): which locks a module takes, which lane a module that
-may run anywhere gets, and the order and xdist groups the modules are handed out in. Real flock()s on files of a
+may run anywhere gets, and the order and xdist work units the modules are handed out in. Real flock()s on files of a
 temporary directory; no Docker."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.lanes import LANE0_GROUP, Kind, Lane, hold, kind_of, schedule
+from tests.integration.lanes import LANE0_GROUP, Kind, Lane, hold, kind_of, module_marks, schedule, xdist_scope
 
 
 @pytest.fixture
@@ -115,3 +115,36 @@ def test_schedule_exclusive_first_then_the_lane0_group_then_the_longest() -> Non
         ("a.py", "a.py"),
         ("c.py", "c.py"),
     ]
+
+
+def test_the_marks_of_a_module_are_read_from_its_source_without_importing_it(tmp_path: Path) -> None:
+    module = tmp_path / "test_x.py"
+    module.write_text(
+        "import pytest\nimport not_installed_anywhere\n"
+        "pytestmark = [pytest.mark.integration, pytest.mark.lane0]\n"
+        "def test_a() -> None:\n    x = pytest.mark.exclusive\n"
+    )
+    assert module_marks(module) == {"integration", "lane0"}  # not the mark inside a test
+    module.write_text("import pytest\npytestmark: object = pytest.mark.exclusive\n")
+    assert module_marks(module) == {"exclusive"}
+    module.write_text("def test_a() -> None:\n    pass\n")
+    assert module_marks(module) == set()
+
+
+def test_the_real_modules_kinds() -> None:
+    here = Path(__file__).resolve().parents[1] / "integration"
+    kinds = {path.name: kind_of(module_marks(path)) for path in here.glob("test_*.py")}
+    assert {name for name, kind in kinds.items() if kind != "any"} == {
+        "test_engine.py",
+        "test_swarm.py",
+        "test_swarm_cluster.py",
+        "test_secrets_swarm.py",
+    }
+    assert kinds["test_engine.py"] == "exclusive"
+
+
+def test_every_lane0_module_is_one_xdist_work_unit() -> None:
+    assert xdist_scope("tests/integration/test_swarm.py", "lane0") == LANE0_GROUP
+    assert xdist_scope("tests/integration/test_swarm_cluster.py", "lane0") == LANE0_GROUP
+    assert xdist_scope("tests/integration/test_engine.py", "exclusive") == "tests/integration/test_engine.py"
+    assert xdist_scope("tests/integration/test_stack.py", "any") == "tests/integration/test_stack.py"
