@@ -81,8 +81,9 @@ echo "== test.sh: unit tier (pytest ${UNIT[*]})" >&2
 unit=0
 .venv/bin/python -m pytest "${UNIT[@]}" || unit=$?
 # The integration tier in two lanes (tests/integration/lanes.py: two xdist workers, whole modules each, in the order
-# and work units conftest gives them: the exclusive module first, the lane0 group (the swarm modules) on one worker beside
-# the other lane's modules); it lists its 25 slowest steps and each module's lane, wait and time.
+# and work units conftest gives them: the lane0 group (the swarm modules) on one worker beside the other lane's
+# modules, the longest first, the exclusive module last); it lists its 25 slowest steps and each module's lane, wait
+# and time.
 INTEGRATION=(tests/integration -n 2 --dist loadfile --no-loadscope-reorder --durations=25)
 echo "== test.sh: integration tier (pytest ${INTEGRATION[*]})" >&2
 integration=0

@@ -145,9 +145,11 @@ def schedule(
     modules: Sequence[tuple[str, Kind, int]], seconds: dict[str, float], per_test: float = 20.0
 ) -> list[tuple[str, str]]:
     """(module, xdist work unit) in the order the workers should take them, from (module, kind, number of tests): the
-    exclusive modules first (nothing runs beside them anyway), then the lane0 group (the longest chain of work that
-    must run in one lane), then the rest, longest first, so the lanes end close together. A module's expected
-    length is ``seconds[module]`` (its last measured run), else ``per_test`` seconds for each of its tests."""
+    lane0 group first (the longest chain of work that must run in one lane: one worker starts it while the other
+    starts on the rest), then the rest, longest first, so the lanes end close together, then the exclusive modules
+    (each waits until both lanes are done with their last module; at the start it would race the lane0 group for
+    lane 0 and, losing, leave lane 1 idle until that module ended). A module's expected length is
+    ``seconds[module]`` (its last measured run), else ``per_test`` seconds for each of its tests."""
 
     def length(name: str, count: int) -> float:
         return seconds.get(name, per_test * count)
@@ -155,4 +157,4 @@ def schedule(
     exclusive = [(name, name) for name, kind, _ in modules if kind == "exclusive"]
     lane0 = [(name, LANE0_GROUP) for name, kind, _ in modules if kind == "lane0"]
     rest = sorted(((name, count) for name, kind, count in modules if kind == "any"), key=lambda m: -length(*m))
-    return [*exclusive, *lane0, *((name, name) for name, _ in rest)]
+    return [*lane0, *((name, name) for name, _ in rest), *exclusive]

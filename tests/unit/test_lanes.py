@@ -98,7 +98,7 @@ def test_an_exclusive_module_holds_every_lane(lanes: tuple[Lane, Lane]) -> None:
     assert is_free(lanes[0]) and is_free(lanes[1])
 
 
-def test_schedule_exclusive_first_then_the_lane0_group_then_the_longest() -> None:
+def test_schedule_the_lane0_group_first_then_the_longest_then_the_exclusive() -> None:
     modules: list[tuple[str, Kind, int]] = [
         ("a.py", "any", 10),  # 200 s by its count
         ("swarm.py", "lane0", 17),
@@ -108,12 +108,12 @@ def test_schedule_exclusive_first_then_the_lane0_group_then_the_longest() -> Non
         ("c.py", "any", 1),
     ]
     assert schedule(modules, {"b.py": 300.0}) == [
-        ("engine.py", "engine.py"),
         ("swarm.py", LANE0_GROUP),
         ("cluster.py", LANE0_GROUP),
         ("b.py", "b.py"),
         ("a.py", "a.py"),
         ("c.py", "c.py"),
+        ("engine.py", "engine.py"),
     ]
 
 
