@@ -42,13 +42,11 @@ MODULE_SECONDS: dict[str, float] = {
     "test_schedules.py": 194,
     "test_backup.py": 150,  # ~
     "test_secrets_env.py": 140,
-    "test_edge.py": 122,
     "test_real_repos.py": 120,  # ~
     "test_remote.py": 114,
     "test_smoke.py": 106,
     "test_init.py": 73,
     "test_migration_state.py": 72,
-    "test_doctor.py": 69,
     "test_templates.py": 68,
     "test_volume_owner_env_workers.py": 60,  # ~
     "test_faults.py": 60,  # ~

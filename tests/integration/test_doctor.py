@@ -18,7 +18,8 @@ from python_on_whales import DockerClient
 
 from .conftest import Stack, TestEnv
 
-pytestmark = pytest.mark.integration
+# lane0: its port checks blame any taken port on the shared edge's Traefik while one runs (test_edge.py's)
+pytestmark = [pytest.mark.integration, pytest.mark.lane0]
 
 APP = Path(__file__).parent / "apps" / "smoke-app"
 

@@ -28,7 +28,8 @@ from composekit.render.edge import EDGE_PROJECT
 from .conftest import Stack, TestEnv
 from .restart_load import HttpsLoad
 
-pytestmark = pytest.mark.integration
+# lane0: the shared edge is one per machine, and test_doctor.py's port checks must not see it
+pytestmark = [pytest.mark.integration, pytest.mark.lane0]
 
 NOTES = "edge-notes"
 BLOG = "edge-blog"

@@ -136,6 +136,8 @@ def test_the_real_modules_kinds() -> None:
     kinds = {path.name: kind_of(module_marks(path)) for path in here.glob("test_*.py")}
     assert {name for name, kind in kinds.items() if kind != "any"} == {
         "test_engine.py",
+        "test_doctor.py",
+        "test_edge.py",
         "test_swarm.py",
         "test_swarm_cluster.py",
         "test_secrets_swarm.py",
