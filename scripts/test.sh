@@ -12,8 +12,8 @@
 #                                               starts Pebble (one per lane) and the test sshd, then runs the unit
 #                                               tier (in parallel) and the integration tier (in two lanes:
 #                                               pytest-xdist workers, each deploying on its own host ports with its
-#                                               own Pebble, one module per lane at a time; the exclusive modules
-#                                               alone; tests/integration/conftest.py); exits non-zero when either
+#                                               own Pebble, one module per lane at a time; the exclusive module
+#                                               alone; tests/integration/lanes.py); exits non-zero when either
 #                                               tier fails, after running both
 #   bash scripts/test.sh PYTEST ARGS            setup as above, then one pytest run with these arguments
 #                                               (e.g. tests/integration/test_stack.py, -k smoke)
@@ -81,8 +81,10 @@ fi
 echo "== test.sh: unit tier (pytest ${UNIT[*]})" >&2
 unit=0
 .venv/bin/python -m pytest "${UNIT[@]}" || unit=$?
-# The integration tier in two lanes (tests/integration/conftest.py: one xdist worker per lane, whole modules, in the
-# order conftest gives them: exclusive modules first); it lists its 25 slowest steps, to see where its time goes.
+# The integration tier in two lanes (tests/integration/lanes.py: two xdist workers, whole modules each, in the order
+# and work units conftest gives them: the lane0 group (the swarm modules) on one worker beside the other lane's
+# modules, the longest first, the exclusive module last); it lists its 25 slowest steps and each module's lane, wait
+# and time.
 INTEGRATION=(tests/integration -n 2 --dist loadfile --no-loadscope-reorder --durations=25)
 echo "== test.sh: integration tier (pytest ${INTEGRATION[*]})" >&2
 integration=0

@@ -5,18 +5,16 @@ starts Pebble (scripts/pebble.sh, by PID file) and gives tests `Stack`s: copies 
 a `local.yaml` overlay that points composekit at the local images and at Pebble as ACME CA.
 Outside CI a missing environment skips the suite with the command that prepares it; in CI it fails.
 
-Lanes: the tier can run in parallel (`pytest -n 2 --dist loadfile`, as scripts/test.sh does). Each pytest-xdist
-worker is a lane (gwN -> lane N % len(LANES)) with its own host ports, its own Pebble validating there and its own
-lock file, so two modules of two lanes deploy at once. Lane 0 is the classic one (ports 80/443, Pebble on 14000,
-/tmp/composekit-integration.lock, which other runs on this machine take too). A module marked `exclusive` (it
-restarts dockerd, puts the engine in a swarm, or checks 80/443 itself) runs on lane 0's settings holding every
-lane's lock, taken in lane order (no deadlock: other modules hold one lock only), so nothing overlaps it. A module
-marked `lane0` (its assertions name ports 80/443 or the URLs they give) runs on lane 0's settings and lock only.
+Lanes (tests/integration/lanes.py): the tier runs in parallel (`pytest -n 2 --dist loadfile`, as scripts/test.sh
+does). A lane is a set of host ports with its own Pebble validating there and its own lock file; each module holds a
+lane's lock from its first test to its last, so two modules deploy at once. Lane 0 is the classic one (ports 80/443,
+Pebble on 14000, /tmp/composekit-integration.lock, which other runs on this machine take too). A module marked
+`exclusive` (it restarts dockerd) holds every lane's lock; one marked `lane0` (it puts the engine in a swarm, or its
+assertions name ports 80/443) holds lane 0's, beside the other lane; any other takes whichever lane is free.
 """
 
 from __future__ import annotations
 
-import fcntl
 import getpass
 import os
 import shutil
@@ -27,8 +25,7 @@ import sys
 import tempfile
 import time
 import venv
-from collections.abc import Iterator
-from contextlib import ExitStack
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +34,9 @@ import httpx
 import pytest
 import yaml
 from python_on_whales import DockerClient
+from xdist.scheduler import LoadFileScheduling  # type: ignore[import-untyped]
+
+from .lanes import LANES, MODULE_SECONDS, Kind, Lane, hold, kind_of, module_marks, schedule, xdist_scope
 
 REPO = Path(__file__).resolve().parents[2]
 # Projects a developer may have running on this machine: tests never create (or delete) them.
@@ -44,78 +44,67 @@ RESERVED_PROJECTS = {"shop": "scripts/example.sh", "bench-a": "benchmarks/", "be
 STATE = Path(os.environ.get("COMPOSEKIT_TESTENV", "/var/lib/composekit-testenv"))
 
 
-@dataclass(frozen=True)
-class Lane:
-    """One lane of the parallel integration tier: the host ports its stacks publish, the Pebble that validates
-    there (scripts/pebble.sh with PEBBLE_LANE) and the lock that lets one module at a time use them."""
-
-    index: int
-
-    @property
-    def http_port(self) -> int:
-        return 80 + 1000 * self.index
-
-    @property
-    def https_port(self) -> int:
-        return 443 + 1000 * self.index
-
-    @property
-    def acme_port(self) -> int:
-        return 14000 + self.index
-
-    @property
-    def lock_file(self) -> str:
-        return (
-            "/tmp/composekit-integration.lock"
-            if self.index == 0
-            else f"/tmp/composekit-integration-lane{self.index}.lock"
-        )
-
-
-LANES = (Lane(0), Lane(1))
-
-
-def worker_lane() -> Lane:
-    """This process's lane: COMPOSEKIT_TEST_LANE when set, else from the pytest-xdist worker id (gw1 -> lane 1)."""
+def worker_lane() -> Lane | None:
+    """The lane this process's modules must use: COMPOSEKIT_TEST_LANE when set; lane 0 outside pytest-xdist (a plain
+    `pytest` run); None for an xdist worker, whose modules take whichever lane is free (lanes.hold)."""
     chosen = os.environ.get("COMPOSEKIT_TEST_LANE")
     if chosen is None:
-        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-        chosen = str(int(worker.removeprefix("gw") or 0) % len(LANES))
+        return None if os.environ.get("PYTEST_XDIST_WORKER") else LANES[0]
     if not chosen.isdigit() or int(chosen) >= len(LANES):
         raise pytest.UsageError(f"COMPOSEKIT_TEST_LANE must be one of 0..{len(LANES) - 1}, got {chosen!r}")
     return LANES[int(chosen)]
 
 
-def _module_marked(module: Any, name: str) -> bool:
+def module_kind(module: Any) -> Kind:
+    """`exclusive`, `lane0` or `any` (lanes.py), from the module's pytestmark."""
     marks = getattr(module, "pytestmark", [])
     marks = marks if isinstance(marks, list) else [marks]
-    return any(mark.name == name for mark in marks)
+    return kind_of({mark.name for mark in marks})
 
 
-def is_exclusive(module: Any) -> bool:
-    """Marked `exclusive`: nothing may run beside it (it restarts dockerd, swarms the engine, or checks 80/443)."""
-    return _module_marked(module, "exclusive")
-
-
-def module_lane(module: Any) -> Lane:
-    """The lane a module runs on: lane 0 when marked `exclusive` or `lane0` (its assertions name ports 80/443),
-    else this worker's lane."""
-    return LANES[0] if is_exclusive(module) or _module_marked(module, "lane0") else worker_lane()
+def _module_path(item: pytest.Item) -> str:
+    return item.nodeid.split("::")[0]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The order lanes take modules in (scripts/test.sh runs `--dist loadfile --no-loadscope-reorder`): the exclusive
-    modules first (one at a time, the other lanes waiting), then the others, those with more tests first, so the
-    lanes end close together. A module's tests keep their order."""
+    """The order lanes take modules in (lanes.schedule; scripts/test.sh runs `--dist loadfile --no-loadscope-reorder`,
+    with the scheduler below). A module's tests keep their order."""
+    kinds: dict[str, Kind] = {}
     counts: dict[str, int] = {}
     for item in items:
-        counts[item.nodeid.split("::")[0]] = counts.get(item.nodeid.split("::")[0], 0) + 1
-
-    def key(item: pytest.Item) -> tuple[bool, int]:
+        path = _module_path(item)
+        counts[path] = counts.get(path, 0) + 1
         module = getattr(item, "module", None)
-        return (module is None or not is_exclusive(module), -counts[item.nodeid.split("::")[0]])
+        kinds.setdefault(path, "any" if module is None else module_kind(module))
+    seconds = {f"tests/integration/{name}": value for name, value in MODULE_SECONDS.items()}
+    order = schedule([(path, kinds[path], counts[path]) for path in counts], seconds)
+    rank = {path: i for i, (path, _) in enumerate(order)}
+    items.sort(key=lambda item: rank[_module_path(item)])
 
-    items.sort(key=key)
+
+class LaneFileScheduling(LoadFileScheduling):  # type: ignore[misc]
+    """`--dist loadfile` (a module's tests on one worker, modules handed out in collection order), except that every
+    lane0 module is in one work unit: one worker runs them one after the other while the other works on lane 1,
+    instead of both waiting for lane 0. (pytest-xdist's own `loadgroup` cannot do it with pytest 9: the group it
+    appends to a test's id is lost.) The controller collects nothing, so it reads the marks from the sources."""
+
+    def __init__(self, config: pytest.Config, log: Any = None) -> None:
+        super().__init__(config, log)
+        self._root = config.rootpath
+        self._scopes: dict[str, str] = {}
+
+    def _split_scope(self, nodeid: str) -> str:
+        path = nodeid.split("::", 1)[0]
+        if path not in self._scopes:
+            source = self._root / path
+            kind = kind_of(module_marks(source)) if source.is_file() else "any"
+            self._scopes[path] = xdist_scope(path, kind)
+        return self._scopes[path]
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """LaneFileScheduling for `--dist loadfile`; any other mode is pytest-xdist's own."""
+    return LaneFileScheduling(config, log) if config.getvalue("dist") == "loadfile" else None
 
 
 @dataclass(frozen=True)
@@ -232,12 +221,23 @@ def lane_envs() -> dict[int, TestEnv]:
 
 
 @pytest.fixture(scope="module")
-def testenv(request: pytest.FixtureRequest, lane_envs: dict[int, TestEnv]) -> TestEnv:
-    """The environment of this module's lane (module_lane)."""
-    lane = module_lane(request.module)
-    if lane.index not in lane_envs:
-        lane_envs[lane.index] = _load_testenv(lane)
-    return lane_envs[lane.index]
+def held_lane(request: pytest.FixtureRequest) -> Iterator[Lane]:
+    """The lane this module runs on, its lock held (lanes.hold: an exclusive module holds every lane's) from the
+    module's first test to its last, across concurrent pytest runs too. Holding them, it frees the held lanes' ports
+    of an interrupted run's leftovers. How long it waited is noted for the tier's summary of modules."""
+    with hold(module_kind(request.module), worker_lane()) as (lane, lanes, waited):
+        _LANE_NOTES[request.node.nodeid] = (lane.index, waited)
+        for each in lanes:
+            free_host_ports(DockerClient(), each)
+        yield lane
+
+
+@pytest.fixture(scope="module")
+def testenv(held_lane: Lane, lane_envs: dict[int, TestEnv]) -> TestEnv:
+    """The environment of this module's lane."""
+    if held_lane.index not in lane_envs:
+        lane_envs[held_lane.index] = _load_testenv(held_lane)
+    return lane_envs[held_lane.index]
 
 
 @dataclass
@@ -394,19 +394,9 @@ def free_host_ports(docker: DockerClient, lane: Lane = LANES[0]) -> None:
 
 
 @pytest.fixture(scope="module")
-def host_ports(request: pytest.FixtureRequest, testenv: TestEnv) -> Iterator[None]:
+def host_ports(held_lane: Lane) -> None:
     """Stacks publish their lane's host ports (lane 0: 80/443; where that lane's Pebble validates): one test module
-    of a lane holds them at a time, across concurrent pytest runs too (lane 0's lock file is the one every run on
-    this machine takes). An `exclusive` module holds every lane's lock, taken in lane order, so nothing runs beside
-    it. Holding the lock, it frees the ports of an interrupted run's leftovers."""
-    lanes = LANES if is_exclusive(request.module) else (testenv.lane,)
-    with ExitStack() as held:
-        for lane in lanes:
-            lock = held.enter_context(open(lane.lock_file, "w"))
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
-        for lane in lanes:
-            free_host_ports(DockerClient(), lane)
-        yield
+    of a lane holds them at a time (held_lane)."""
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -472,3 +462,63 @@ def tools(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         timeout=600,
     )
     return {"poetry": target / "bin" / "poetry", "uv": target / "bin" / "uv"}
+
+
+# The tier's summary of modules: which lane each ran on, how long it waited for it, how long it ran ---------------
+
+_LANE_NOTES: dict[str, tuple[int, float]] = {}  # module path -> (its lane, seconds it waited): this process's
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    """The first setup report of a module carries its lane and wait (xdist sends user_properties to the controller)."""
+    report = yield
+    note = _LANE_NOTES.pop(_module_path(item), None) if call.when == "setup" else None
+    if note is not None:
+        report.user_properties += [("lane", note[0]), ("lane_wait", note[1])]
+    return report
+
+
+@dataclass
+class _ModuleRun:
+    worker: str
+    start: float
+    stop: float
+    lane: int | None = None
+    waited: float = 0.0
+
+
+_RUNS: dict[str, _ModuleRun] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    path = report.nodeid.split("::")[0]
+    if "integration/" not in path:
+        return
+    node = getattr(report, "node", None)
+    worker = str(node.gateway.id) if node is not None else "main"
+    run = _RUNS.setdefault(path, _ModuleRun(worker, report.start, report.stop))
+    run.start, run.stop = min(run.start, report.start), max(run.stop, report.stop)
+    properties: dict[str, Any] = dict(report.user_properties)
+    if "lane" in properties:
+        run.lane, run.waited = int(properties["lane"]), float(properties["lane_wait"])
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Each integration module in the order it started: its worker, lane, start, seconds waited for its lane and
+    seconds it ran (what `--durations` cannot show: a module's time, and a lane's idle time)."""
+    if not _RUNS:
+        return
+    first = min(run.start for run in _RUNS.values())
+    last = max(run.stop for run in _RUNS.values())
+    terminalreporter.write_sep("=", "integration modules: worker, lane, start, waited for the lane, ran")
+    busy: dict[str, float] = {}
+    for path, run in sorted(_RUNS.items(), key=lambda item: item[1].start):
+        ran = run.stop - run.start - run.waited
+        busy[run.worker] = busy.get(run.worker, 0.0) + ran
+        lane = "-" if run.lane is None else str(run.lane)
+        terminalreporter.write_line(
+            f"{run.worker:>4} lane {lane} +{run.start - first:6.0f}s waited {run.waited:5.0f}s ran {ran:5.0f}s  {path}"
+        )
+    for worker, seconds in sorted(busy.items()):
+        terminalreporter.write_line(f"{worker}: ran modules {seconds:.0f} s of the tier's {last - first:.0f} s")

@@ -82,6 +82,21 @@ class SwarmCluster:
         assert (saved, load.returncode) == (0, 0), load.stderr
         assert self.node2_image_id(image) == wanted
 
+    def empty_node2_but(self, image: str) -> None:
+        """Leave node2 with no container and no image but the main engine's ``image`` (when node2 has that very
+        image): what `docker image prune --all` would leave after ``give_node2(image)``, without sending node2 the
+        image again (a `docker save | docker load` of the base image, the slowest step of a swarm module's setup)."""
+        self.node2("container", "prune", "--force")
+        keep = self.manager("image", "inspect", "--format", "{{.Id}}", image).stdout.strip()
+        others = set(self.node2("image", "ls", "--all", "--quiet", "--no-trunc").stdout.split()) - {keep}
+        for other in sorted(others):  # unchecked: removing one may have removed another already
+            subprocess.run(
+                ["docker", "-H", self.node2_host, "image", "rm", "--force", other], capture_output=True, timeout=120
+            )
+        self.node2("image", "prune", "--force")  # layers of the removed images that nothing references now
+        left = set(self.node2("image", "ls", "--all", "--quiet", "--no-trunc").stdout.split())
+        assert left <= {keep}, f"node2 still has images other than {image}: {sorted(left - {keep})}"
+
     def stop_node2(self) -> None:
         """Stop node2's dockerd only (a node failure): the swarm, the namespace and node2's swarm state stay."""
         _checked(swarm_script("stop-node2", timeout=90), "stop-node2")

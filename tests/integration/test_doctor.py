@@ -18,7 +18,8 @@ from python_on_whales import DockerClient
 
 from .conftest import Stack, TestEnv
 
-pytestmark = [pytest.mark.integration, pytest.mark.exclusive]
+# lane0: its port checks blame any taken port on the shared edge's Traefik while one runs (test_edge.py's)
+pytestmark = [pytest.mark.integration, pytest.mark.lane0]
 
 APP = Path(__file__).parent / "apps" / "smoke-app"
 
@@ -182,8 +183,9 @@ def stack_doctor(stack: Stack) -> tuple[int, dict[str, dict[str, str]]]:
 def test_ports_held_by_the_stacks_own_traefik(deployed: Stack) -> None:
     _code, checks = stack_doctor(deployed)
     traefik = deployed.containers()["traefik"].name
-    assert checks["port 80"]["detail"] == f"held by this stack's Traefik ({traefik})"
-    assert checks["port 443"]["status"] == "ok"
+    lane = deployed.env.lane  # the ports this lane's stacks publish (lane 0: 80/443)
+    assert checks[f"port {lane.http_port}"]["detail"] == f"held by this stack's Traefik ({traefik})"
+    assert checks[f"port {lane.https_port}"]["status"] == "ok"
 
 
 def test_acme_json_with_wrong_permissions(deployed: Stack) -> None:

@@ -19,7 +19,7 @@ import pytest
 from .swarm_cluster import SwarmCluster, swarm_cluster  # noqa: F401 (the fixture)
 from .test_secrets_env import Deployed, check_no_value_leaks, check_values_are_read, deploy
 
-pytestmark = [pytest.mark.integration, pytest.mark.exclusive]
+pytestmark = [pytest.mark.integration, pytest.mark.lane0]
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ from .restart_load import HttpsLoad
 from .sshd import ALIAS, ssh_config  # noqa: F401 (the fixture)
 from .swarm_cluster import SwarmCluster, swarm_cluster  # noqa: F401 (the fixture)
 
-pytestmark = [pytest.mark.integration, pytest.mark.exclusive]
+pytestmark = [pytest.mark.integration, pytest.mark.lane0]
 
 APP = REPO / "tests" / "integration" / "apps" / "swarm-app"
 NAME = "sw-app"
@@ -163,11 +163,10 @@ def deployed(swarm_cluster: SwarmCluster, make_stack: Any) -> Deployed:  # noqa:
             stack.docker.image.remove(tag, force=True)
     # node2 keeps its images between runs; it is the test environment's own engine, so empty it: exited task
     # containers of earlier runs (node2 may stop before Swarm removes them) and every image, whose lower layers
-    # (earlier releases, other test apps with the same requirements) composekit would otherwise reuse.
-    swarm_cluster.node2("container", "prune", "--force")
-    swarm_cluster.node2("image", "prune", "--all", "--force")
-    # Then, as on a real node that ran anything Python before, the base image the app is built FROM: composekit
-    # ships only the app's own layers.
+    # (earlier releases, other test apps with the same requirements) composekit would otherwise reuse, but, as on a
+    # real node that ran anything Python before, the base image the app is built FROM (given to node2 when it lacks
+    # it): composekit ships only the app's own layers.
+    swarm_cluster.empty_node2_but(stack.env.python_image)
     swarm_cluster.give_node2(stack.env.python_image)
     result = stack.ck("up", "--timeout", "600", timeout=900)
     return Deployed(stack, swarm_cluster, result.stderr)

@@ -16,7 +16,7 @@ import pytest
 from .conftest import TestEnv
 from .swarm_cluster import SwarmCluster, swarm_cluster  # noqa: F401
 
-pytestmark = [pytest.mark.integration, pytest.mark.exclusive]
+pytestmark = [pytest.mark.integration, pytest.mark.lane0]
 
 SERVICE = "ckenv-probe"
 NETWORK = "ckenv-probe-net"

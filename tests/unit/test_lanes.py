@@ -1,0 +1,154 @@
+"""The integration tier's lanes (tests/integration/lanes.py): which locks a module takes, which lane a module that
+may run anywhere gets, and the order and xdist work units the modules are handed out in. Real flock()s on files of a
+temporary directory; no Docker."""
+
+from __future__ import annotations
+
+import fcntl
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.integration.lanes import LANE0_GROUP, Kind, Lane, hold, kind_of, module_marks, schedule, xdist_scope
+
+
+@pytest.fixture
+def lanes(tmp_path: Path) -> tuple[Lane, Lane]:
+    return Lane(0, lock_dir=str(tmp_path)), Lane(1, lock_dir=str(tmp_path))
+
+
+@contextmanager
+def held_elsewhere(lane: Lane) -> Iterator[None]:
+    """The lane's lock held through another open file description, as another pytest process would hold it."""
+    with open(lane.lock_file, "w") as other:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        yield
+
+
+def is_free(lane: Lane) -> bool:
+    with open(lane.lock_file, "w") as probe:
+        try:
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+
+def test_lane_ports_and_lock_files() -> None:
+    assert (Lane(0).http_port, Lane(0).https_port, Lane(0).acme_port) == (80, 443, 14000)
+    assert (Lane(1).http_port, Lane(1).https_port, Lane(1).acme_port) == (1080, 1443, 14001)
+    assert Lane(0).lock_file == "/tmp/composekit-integration.lock"
+    assert Lane(1).lock_file == "/tmp/composekit-integration-lane1.lock"
+
+
+def test_kind_from_marks() -> None:
+    assert kind_of({"integration", "exclusive"}) == "exclusive"
+    assert kind_of({"integration", "lane0"}) == "lane0"
+    assert kind_of({"integration"}) == "any"
+
+
+def test_a_module_that_may_run_anywhere_takes_the_highest_free_lane(lanes: tuple[Lane, Lane]) -> None:
+    with hold("any", None, lanes) as (lane, held, _):
+        assert (lane, held) == (lanes[1], (lanes[1],))
+        assert not is_free(lanes[1]) and is_free(lanes[0])
+    assert is_free(lanes[1])
+
+
+def test_it_takes_lane0_while_lane1_is_busy_instead_of_waiting(lanes: tuple[Lane, Lane]) -> None:
+    with held_elsewhere(lanes[1]), hold("any", None, lanes) as (lane, held, waited):
+        assert (lane, held) == (lanes[0], (lanes[0],))
+        assert waited < 1
+
+
+def test_it_waits_while_every_lane_is_busy_and_says_how_long(lanes: tuple[Lane, Lane]) -> None:
+    with held_elsewhere(lanes[1]):
+        other = open(lanes[0].lock_file, "w")  # noqa: SIM115 (closed by the thread)
+        fcntl.flock(other, fcntl.LOCK_EX)
+        threading.Timer(0.6, other.close).start()
+        with hold("any", None, lanes, poll=0.05) as (lane, _, waited):
+            assert lane == lanes[0]
+            assert waited >= 0.5
+
+
+def test_a_pinned_module_waits_for_its_own_lane(lanes: tuple[Lane, Lane]) -> None:
+    other = open(lanes[1].lock_file, "w")  # noqa: SIM115 (closed by the thread)
+    fcntl.flock(other, fcntl.LOCK_EX)
+    threading.Timer(0.5, other.close).start()
+    started = time.monotonic()
+    with hold("any", lanes[1], lanes) as (lane, held, _):
+        assert (lane, held) == (lanes[1], (lanes[1],))
+        assert time.monotonic() - started >= 0.4
+        assert is_free(lanes[0])
+
+
+def test_a_lane0_module_holds_lane0_only_and_leaves_lane1_free(lanes: tuple[Lane, Lane]) -> None:
+    with hold("lane0", lanes[1], lanes) as (lane, held, _):
+        assert (lane, held) == (lanes[0], (lanes[0],))
+        assert not is_free(lanes[0]) and is_free(lanes[1])
+
+
+def test_an_exclusive_module_holds_every_lane(lanes: tuple[Lane, Lane]) -> None:
+    with hold("exclusive", None, lanes) as (lane, held, _):
+        assert (lane, held) == (lanes[0], lanes)
+        assert not is_free(lanes[0]) and not is_free(lanes[1])
+    assert is_free(lanes[0]) and is_free(lanes[1])
+
+
+def test_schedule_the_lane0_group_first_then_the_longest_then_the_exclusive() -> None:
+    modules: list[tuple[str, Kind, int]] = [
+        ("a.py", "any", 10),  # 200 s by its count
+        ("swarm.py", "lane0", 17),
+        ("b.py", "any", 2),  # measured: 300 s
+        ("engine.py", "exclusive", 3),
+        ("cluster.py", "lane0", 3),
+        ("c.py", "any", 1),
+    ]
+    assert schedule(modules, {"b.py": 300.0}) == [
+        ("swarm.py", LANE0_GROUP),
+        ("cluster.py", LANE0_GROUP),
+        ("b.py", "b.py"),
+        ("a.py", "a.py"),
+        ("c.py", "c.py"),
+        ("engine.py", "engine.py"),
+    ]
+
+
+def test_the_marks_of_a_module_are_read_from_its_source_without_importing_it(tmp_path: Path) -> None:
+    module = tmp_path / "test_x.py"
+    module.write_text(
+        "import pytest\nimport not_installed_anywhere\n"
+        "pytestmark = [pytest.mark.integration, pytest.mark.lane0]\n"
+        "def test_a() -> None:\n    x = pytest.mark.exclusive\n"
+    )
+    assert module_marks(module) == {"integration", "lane0"}  # not the mark inside a test
+    module.write_text("import pytest\npytestmark: object = pytest.mark.exclusive\n")
+    assert module_marks(module) == {"exclusive"}
+    module.write_text("def test_a() -> None:\n    pass\n")
+    assert module_marks(module) == set()
+
+
+def test_the_real_modules_kinds() -> None:
+    here = Path(__file__).resolve().parents[1] / "integration"
+    kinds = {path.name: kind_of(module_marks(path)) for path in here.glob("test_*.py")}
+    assert {name for name, kind in kinds.items() if kind != "any"} == {
+        "test_engine.py",
+        "test_doctor.py",
+        "test_edge.py",
+        "test_edge_move.py",
+        "test_edge_remote.py",
+        "test_swarm.py",
+        "test_swarm_cluster.py",
+        "test_secrets_swarm.py",
+    }
+    assert kinds["test_engine.py"] == "exclusive"
+
+
+def test_every_lane0_module_is_one_xdist_work_unit() -> None:
+    assert xdist_scope("tests/integration/test_swarm.py", "lane0") == LANE0_GROUP
+    assert xdist_scope("tests/integration/test_swarm_cluster.py", "lane0") == LANE0_GROUP
+    assert xdist_scope("tests/integration/test_engine.py", "exclusive") == "tests/integration/test_engine.py"
+    assert xdist_scope("tests/integration/test_stack.py", "any") == "tests/integration/test_stack.py"
