@@ -6,9 +6,11 @@ A lane is a set of host ports (lane 0: 80/443, lane 1: 1080/1443), the Pebble th
 `scripts/test.sh` runs the tier with two pytest-xdist workers (`-n 2 --dist loadfile`); a module's tests stay on one
 worker, and each module holds a lane's lock from its first test to its last. Three kinds of module:
 
-- `exclusive` (it restarts dockerd): every lane's lock, taken in lane order, so nothing runs beside it; lane 0.
-- `lane0` (it puts the engine in a swarm, which scripts/swarm.sh allows only under lane 0's lock, or its assertions
-  name ports 80/443): lane 0's lock only, so the other lane keeps working beside it. The lane0 modules form one xdist
+- `exclusive` (it restarts dockerd, or puts the engine in a swarm and takes it out again, which disturbs Docker's
+  embedded DNS for other stacks' containers: CI saw `failed to resolve host 'db'` and Traefik's 502s in lane 1 at
+  those moments): every lane's lock, taken in lane order, so nothing runs beside it; lane 0.
+- `lane0` (the shared edge, one per engine, or assertions that name ports 80/443): lane 0's lock only, so the other
+  lane keeps working beside it. The lane0 modules form one xdist
   work unit: one worker runs them one after the other instead of both workers waiting for lane 0.
 - any other: whichever lane is free (the highest first: lane 0 is the one the pinned modules and other pytest runs
   on this machine wait for); pinned when COMPOSEKIT_TEST_LANE names a lane or the process is not an xdist worker

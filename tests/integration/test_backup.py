@@ -224,6 +224,26 @@ def test_a_restore_across_migration_states_is_refused_without_yes(pg: Stack) -> 
     assert "there is no backup '20990101T000000Z'" in missing.stderr and at_s1 in missing.stderr
 
 
+def test_with_every_volume_destroyed_a_restore_brings_the_data_back(pg: Stack) -> None:
+    """The server lost: `down --delete-volumes` deletes the database's volume (the backups volume is kept, as on a
+    server whose backups survive or were brought back), `up` starts an empty database, the restore fills it."""
+    s2 = ("s2.yaml",)  # the module's stack serves at migration state s2 since the test before
+    assert pg.https("/notes", method="POST", json={"text": "survivor"}).status_code == 201
+    made = pg.ck("backup", timeout=300, extra_config=s2)
+    backup_id = made.stdout.strip().splitlines()[-1]
+    assert f"backup {backup_id} verified" in made.stderr
+    pg.ck("down", "--delete-volumes", timeout=300, extra_config=s2)
+    volumes = subprocess.run(
+        ["docker", "volume", "ls", "-q", "--filter", f"name={pg.name}_"], capture_output=True, text=True, timeout=60
+    ).stdout.split()
+    assert f"{pg.name}_db-data" not in volumes and f"{pg.name}_backups" in volumes, volumes
+    pg.ck("up", "--no-smoke", timeout=600, extra_config=s2)
+    assert pg.wait_https("/notes").json() == []  # a new, empty database
+    restored = pg.ck("restore", backup_id, timeout=600, extra_config=s2)
+    assert f"backup {backup_id} restored" in restored.stderr
+    assert "survivor" in [n["text"] for n in pg.wait_https("/notes").json()]
+
+
 def test_over_ssh_a_sqlite_volume_backup_downloads_and_restores_a_deleted_database(
     ssh_config: Path,  # noqa: F811
     make_stack: Any,

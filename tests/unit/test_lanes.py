@@ -145,6 +145,9 @@ def test_the_real_modules_kinds() -> None:
         "test_secrets_swarm.py",
     }
     assert kinds["test_engine.py"] == "exclusive"
+    # A swarm's init and leave disturb Docker's DNS for other stacks' containers: the swarm modules run alone.
+    for name in ("test_swarm.py", "test_swarm_cluster.py", "test_secrets_swarm.py"):
+        assert kinds[name] == "exclusive", name
 
 
 def test_every_lane0_module_is_one_xdist_work_unit() -> None:
