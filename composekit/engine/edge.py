@@ -104,7 +104,9 @@ class EdgeState:
         return {TRAEFIK, ROUTES} <= up
 
 
-def edge_state(edge: Docker) -> EdgeState:
+def edge_state(edge: Docker, attempts: int = 3) -> EdgeState:
+    """The edge as it is now. A Traefik that goes between the listing and its inspection (an upgrade removing the old
+    one, by another app's `up` or `edge up`) is no error: the edge is looked at again."""
     containers = edge.containers()
     # during an upgrade two run: the state is the older one's until it is gone
     traefiks = sorted((c for c in containers if c.service == TRAEFIK), key=lambda c: c.started_at or "")
@@ -113,7 +115,12 @@ def edge_state(edge: Docker) -> EdgeState:
     created_by = "(unknown)"
     labels: dict[str, str] = {}
     if traefik is not None:
-        labels = edge.container_labels(traefik.name)
+        try:
+            labels = edge.container_labels(traefik.name)
+        except DockerError:
+            if attempts <= 1 or any(c.name == traefik.name for c in edge.containers()):
+                raise
+            return edge_state(edge, attempts - 1)
         created_by = labels.get(CREATED_BY_LABEL, created_by)
         try:
             settings = json.loads(labels.get(SETTINGS_LABEL, "null"))
