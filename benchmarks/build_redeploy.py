@@ -28,7 +28,6 @@ Progress goes to stderr, the table (or --json) to stdout. Run it with the projec
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import platform
@@ -39,8 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -52,14 +50,16 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from composekit.dockerfile import APP_UID, GUNICORN_CONF_PATH, RUNTIME_PACKAGES  # noqa: E402
-
 from composekit.config import load_config  # noqa: E402
-from composekit.render import app_image  # noqa: E402
+from composekit.render.dockerfile import APP_UID, GUNICORN_CONF_PATH, RUNTIME_PACKAGES  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import BenchError, Run, host_ports, log, run  # noqa: E402
+
+from composekit.render.names import app_image  # noqa: E402
 
 SOURCE = REPO / "stacks" / "fastapi"
 STATE = Path(os.environ.get("COMPOSEKIT_TESTENV", "/var/lib/composekit-testenv"))
-LOCK_FILE = Path("/tmp/composekit-integration.lock")
 SETUP_HINT = "bash scripts/setup-env.sh && bash scripts/pebble.sh start"
 REQUIRED = (
     "COMPOSEKIT_TEST_PYTHON_IMAGE",
@@ -93,15 +93,6 @@ USER app
 EXPOSE {port}
 CMD ["gunicorn", "--config", "{conf}", "{module}"]
 """
-
-
-class BenchError(Exception):
-    """A step failed; the message says what was run and what it answered."""
-
-
-def log(message: str) -> None:
-    sys.stderr.write(f"bench {time.strftime('%H:%M:%S')} {message}\n")
-    sys.stderr.flush()
 
 
 @dataclass
@@ -146,26 +137,6 @@ def load_env() -> Env:
 
 
 @dataclass
-class Run:
-    seconds: float
-    stdout: str
-
-
-def run(argv: Sequence[str], cwd: Path, timeout: float, check: bool = True) -> Run:
-    """The one place commands run: timed, bounded, and a failure carries the command and its output."""
-    start = time.perf_counter()
-    try:
-        done = subprocess.run(list(argv), cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"`{' '.join(argv)}` (in {cwd}) did not finish within {timeout:g}s") from None
-    seconds = time.perf_counter() - start
-    if check and done.returncode != 0:
-        output = (done.stderr.strip() or done.stdout.strip())[-4000:]
-        raise BenchError(f"`{' '.join(argv)}` (in {cwd}) exited {done.returncode}:\n{output}")
-    return Run(seconds, done.stdout)
-
-
-@dataclass
 class Variant:
     key: str  # A or B
     dir: Path
@@ -183,7 +154,7 @@ class Variant:
     def ck(self, *args: str, check: bool = True) -> Run:
         """The real CLI, as a user runs it from the stack's directory, on this checkout's code."""
         cmd = [sys.executable, "-m", "composekit.cli", "-c", "composekit.yaml", "-c", "local.yaml", *args]
-        return run(cmd, self.dir, self.step_timeout, check)
+        return run(cmd, self.dir, self.step_timeout, check=check)
 
     def compose(self, *args: str) -> Run:
         cmd = ["docker", "compose", "--project-name", self.name, "--file", ".composekit/compose.yaml", *args]
@@ -299,34 +270,6 @@ def measure(variant: Variant, round_no: int) -> None:
     variant.results["image_mb"].append(size_mb)
     variant.first_up_s.append(first.seconds)
     variant.down()
-
-
-@contextmanager
-def host_ports(timeout: float) -> Iterator[None]:
-    """Hold the integration tests' lock on ports 80/443 for the whole run, waiting at most ``timeout``."""
-    with open(LOCK_FILE, "a") as lock:
-        deadline = time.monotonic() + timeout
-        next_note = 0.0
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                now = time.monotonic()
-                if now > deadline:
-                    raise BenchError(
-                        f"{LOCK_FILE} stayed locked for {timeout:g}s (integration tests running?); "
-                        "try again later or raise --lock-timeout"
-                    ) from None
-                if now >= next_note:
-                    log(f"waiting for {LOCK_FILE} (another stack holds ports 80/443), up to {deadline - now:.0f}s more")
-                    next_note = now + 60
-                time.sleep(2)
-        log(f"holding {LOCK_FILE}")
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def cleanup(variants: list[Variant]) -> None:
