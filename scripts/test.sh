@@ -10,10 +10,10 @@
 #                                               local images, Pebble's certificate), runs the static checks
 #                                               (scripts/lint.sh; a failure stops here; SKIP_LINT=1 skips them),
 #                                               starts Pebble (one per lane) and the test sshd, then runs the unit
-#                                               tier (in parallel) and the integration tier (in two lanes:
+#                                               tier (in parallel) and the integration tier (in three lanes:
 #                                               pytest-xdist workers, each deploying on its own host ports with its
-#                                               own Pebble, one module per lane at a time; the exclusive module
-#                                               alone; tests/integration/lanes.py); exits non-zero when either
+#                                               own Pebble, one module per lane at a time; the exclusive and swarm
+#                                               modules alone, last; tests/integration/lanes.py); exits non-zero when either
 #                                               tier fails, after running both
 #   bash scripts/test.sh PYTEST ARGS            setup as above, then one pytest run with these arguments
 #                                               (e.g. tests/integration/test_stack.py, -k smoke)
@@ -60,9 +60,10 @@ if [[ ${SKIP_LINT:-0} != 1 ]]; then
     fi
     echo "== test.sh: static checks passed" >&2
 fi
-# One Pebble per integration lane: lane 0 validates on 80/443 (ACME on 14000), lane 1 on 1080/1443 (ACME on 14001).
+# One Pebble per integration lane: lane N validates on 80+1000N/443+1000N (ACME on 14000+N).
 bash scripts/pebble.sh start
 PEBBLE_LANE=1 bash scripts/pebble.sh start
+PEBBLE_LANE=2 bash scripts/pebble.sh start
 bash scripts/sshd.sh start  # the remote-engine tests' own sshd on a loopback port (tests/integration/test_remote.py)
 set -a
 # shellcheck disable=SC1091
@@ -81,11 +82,11 @@ fi
 echo "== test.sh: unit tier (pytest ${UNIT[*]})" >&2
 unit=0
 .venv/bin/python -m pytest "${UNIT[@]}" || unit=$?
-# The integration tier in two lanes (tests/integration/lanes.py: two xdist workers, whole modules each, in the order
-# and work units conftest gives them: the lane0 group (the swarm modules) on one worker beside the other lane's
-# modules, the longest first, the exclusive module last); it lists its 25 slowest steps and each module's lane, wait
-# and time.
-INTEGRATION=(tests/integration -n 2 --dist loadfile --no-loadscope-reorder --durations=25)
+# The integration tier in three lanes (tests/integration/lanes.py: three xdist workers, whole modules each, in the
+# order and work units conftest gives them: the lane0 group (the shared edge's modules) on one worker beside the other
+# lanes' modules, the longest first, the exclusive and swarm modules last, alone); it lists its 25 slowest steps and
+# each module's lane, wait and time.
+INTEGRATION=(tests/integration -n 3 --dist loadfile --no-loadscope-reorder --durations=25)
 echo "== test.sh: integration tier (pytest ${INTEGRATION[*]})" >&2
 integration=0
 .venv/bin/python -m pytest "${INTEGRATION[@]}" || integration=$?

@@ -5,12 +5,13 @@ starts Pebble (scripts/pebble.sh, by PID file) and gives tests `Stack`s: copies 
 a `local.yaml` overlay that points composekit at the local images and at Pebble as ACME CA.
 Outside CI a missing environment skips the suite with the command that prepares it; in CI it fails.
 
-Lanes (tests/integration/lanes.py): the tier runs in parallel (`pytest -n 2 --dist loadfile`, as scripts/test.sh
+Lanes (tests/integration/lanes.py): the tier runs in parallel (`pytest -n 3 --dist loadfile`, as scripts/test.sh
 does). A lane is a set of host ports with its own Pebble validating there and its own lock file; each module holds a
-lane's lock from its first test to its last, so two modules deploy at once. Lane 0 is the classic one (ports 80/443,
+lane's lock from its first test to its last, so three modules deploy at once. Lane 0 is the classic one (ports 80/443,
 Pebble on 14000, /tmp/composekit-integration.lock, which other runs on this machine take too). A module marked
-`exclusive` (it restarts dockerd) holds every lane's lock; one marked `lane0` (it puts the engine in a swarm, or its
-assertions name ports 80/443) holds lane 0's, beside the other lane; any other takes whichever lane is free.
+`exclusive` (it restarts dockerd) or `exclusive` and `swarm` (it needs the two-node swarm) holds every lane's lock, to
+the end of the session (they run last; the swarm is left at the end); one marked `lane0` (the shared edge, or
+assertions that name ports 80/443) holds lane 0's, beside the other lanes; any other takes whichever lane is free.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import tempfile
 import time
 import venv
 from collections.abc import Generator, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,7 @@ import yaml
 from python_on_whales import DockerClient
 from xdist.scheduler import LoadFileScheduling  # type: ignore[import-untyped]
 
-from .lanes import LANES, MODULE_SECONDS, Kind, Lane, hold, kind_of, module_marks, schedule, xdist_scope
+from .lanes import ALONE, LANES, MODULE_SECONDS, Kind, Lane, hold, kind_of, module_marks, schedule, xdist_scope
 
 REPO = Path(__file__).resolve().parents[2]
 # Projects a developer may have running on this machine: tests never create (or delete) them.
@@ -220,12 +222,58 @@ def lane_envs() -> dict[int, TestEnv]:
     return {}
 
 
+class EveryLane:
+    """Every lane's lock, taken by the first exclusive or swarm module of this process (lanes.hold) and kept to the
+    end of the session: those modules run last, one after the other (one xdist work unit), and the engine stays in
+    the test swarm from the first swarm module to the end (swarm_cluster.py), so no other module may start between
+    two of them."""
+
+    def __init__(self, stack: ExitStack) -> None:
+        self._stack = stack
+        self._held: tuple[Lane, tuple[Lane, ...]] | None = None
+
+    def take(self, kind: Kind) -> tuple[Lane, tuple[Lane, ...], float]:
+        """(lane 0, every lane, seconds waited: 0 when this process held them already)."""
+        if self._held is not None:
+            return (*self._held, 0.0)
+        lane, lanes, waited = self._stack.enter_context(hold(kind, worker_lane()))
+        self._held = (lane, lanes)
+        return lane, lanes, waited
+
+
+@pytest.fixture(scope="session")
+def every_lane() -> Iterator[EveryLane]:
+    """EveryLane, released at the end of the session: after the swarm is left (the swarm fixtures depend on this one,
+    so they are torn down first)."""
+    with ExitStack() as stack:
+        yield EveryLane(stack)
+
+
+@pytest.fixture(scope="session")
+def swarm_session(every_lane: EveryLane) -> Iterator[list[bool]]:
+    """Whether this session started the test swarm (swarm_cluster.py); at the end of the session, with every lane's
+    lock still held (every_lane is torn down after this fixture), the main engine leaves it, ALWAYS, also when a
+    test failed."""
+    started: list[bool] = []
+    yield started
+    if started:
+        from .swarm_cluster import leave_swarm  # it imports this module
+
+        leave_swarm()
+
+
 @pytest.fixture(scope="module")
-def held_lane(request: pytest.FixtureRequest) -> Iterator[Lane]:
-    """The lane this module runs on, its lock held (lanes.hold: an exclusive module holds every lane's) from the
-    module's first test to its last, across concurrent pytest runs too. Holding them, it frees the held lanes' ports
-    of an interrupted run's leftovers. How long it waited is noted for the tier's summary of modules."""
-    with hold(module_kind(request.module), worker_lane()) as (lane, lanes, waited):
+def held_lane(request: pytest.FixtureRequest, every_lane: EveryLane) -> Iterator[Lane]:
+    """The lane this module runs on, its lock held (lanes.hold) from the module's first test to its last, across
+    concurrent pytest runs too; an exclusive or swarm module holds every lane's, to the end of the session
+    (EveryLane). Holding them, it frees the held lanes' ports of an interrupted run's leftovers. How long it waited
+    is noted for the tier's summary of modules."""
+    kind = module_kind(request.module)
+    with ExitStack() as module_held:
+        if kind in ALONE:
+            lane, lanes, waited = every_lane.take(kind)
+        else:
+            lane, lanes, waited = module_held.enter_context(hold(kind, worker_lane()))
         _LANE_NOTES[request.node.nodeid] = (lane.index, waited)
         for each in lanes:
             free_host_ports(DockerClient(), each)

@@ -1,22 +1,22 @@
-"""The `swarm_cluster` fixture: a real two-node Docker Swarm (scripts/swarm.sh) for the tests of one module.
+"""The `swarm_cluster` fixture: a real two-node Docker Swarm (scripts/swarm.sh) for the swarm modules.
 
-Use it from a test module with `from .swarm_cluster import swarm_cluster  # noqa: F401`. The main engine is the
-manager; node2 is a second dockerd in the network namespace ck-node2, a worker. The fixture holds the host ports
-lock (`host_ports`) for the whole module, because the main engine may be in a swarm only under it, and it ALWAYS
-runs `scripts/swarm.sh stop` at the end (the main engine leaves the swarm; node2, its veth and namespace go), also
-when a test failed. Tests remove the services and stacks they create themselves.
+Use it from a test module marked `exclusive` and `swarm` (tests/integration/lanes.py) with
+`from .swarm_cluster import swarm_cluster  # noqa: F401`. The main engine is the manager; node2 is a second dockerd in
+the network namespace ck-node2, a worker. The first swarm module of a session starts the swarm; conftest's
+`swarm_session` ALWAYS runs `scripts/swarm.sh stop` at the end of the session (the main engine leaves the swarm;
+node2, its veth and namespace go), also when a test failed, while every lane's lock is still held (the main engine
+may be in a swarm only under lane 0's). Tests remove the services and stacks they create themselves.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
-from .conftest import REPO, TestEnv
+from .conftest import REPO, TestEnv, module_kind
 
 SWARM_SH = REPO / "scripts" / "swarm.sh"
 NODE2_HOST = "unix:///run/ck-node2.sock"
@@ -121,23 +121,36 @@ def main_engine_swarm_state() -> str:
     return docker("info", "--format", "{{.Swarm.LocalNodeState}}").stdout.strip()
 
 
+def leave_swarm() -> None:
+    """`scripts/swarm.sh stop`, checked: the main engine out of the swarm, node2, its veth and namespace gone."""
+    _checked(swarm_script("stop"), "stop")
+    state = main_engine_swarm_state()
+    assert state == "inactive", f"the main engine is still in a swarm after scripts/swarm.sh stop: {state}"
+
+
 @pytest.fixture(scope="module")
-def swarm_cluster(host_ports: None, testenv: TestEnv) -> Iterator[SwarmCluster]:
-    try:
-        started = swarm_script("start")
-        if started.returncode != 0:
-            _cannot_start(f"scripts/swarm.sh start exited {started.returncode}: {started.stderr.strip()[-1500:]}")
-        nodes = docker("node", "ls", "--format", "{{.Self}} {{.Hostname}}").stdout.split()
-        hostnames = dict(zip(nodes[::2], nodes[1::2], strict=True))
-        yield SwarmCluster(
-            manager_host=os.environ.get("DOCKER_HOST") or None,
-            node2_host=NODE2_HOST,
-            manager_hostname=hostnames["true"],
-            node2_hostname=hostnames["false"],
+def swarm_cluster(
+    request: pytest.FixtureRequest, host_ports: None, testenv: TestEnv, swarm_session: list[bool]
+) -> SwarmCluster:
+    """The two-node swarm, for a swarm module (marked `exclusive` and `swarm`, so it holds every lane to the end of
+    the session): started by the first swarm module of the session and left at its end (swarm_session). Each
+    module's `scripts/swarm.sh start` is a no-op when the swarm is up with both nodes Ready, and repairs it when an
+    earlier module left it otherwise (node2 stopped by a failed test, say)."""
+    if module_kind(request.module) != "swarm":
+        pytest.fail(
+            f"{request.module.__name__} uses the test swarm but is not marked `exclusive` and `swarm`: the swarm "
+            "stays up to the end of the session, so only those modules (run last, holding every lane) may use it",
+            pytrace=False,
         )
-    finally:
-        stopped = swarm_script("stop")
-        _checked(stopped, "stop")
-        # The lock is released right after this: the main engine must be out of the swarm by then.
-        state = main_engine_swarm_state()
-        assert state == "inactive", f"the main engine is still in a swarm after scripts/swarm.sh stop: {state}"
+    started = swarm_script("start")
+    swarm_session.append(True)  # also after a failed start: stop undoes what start recorded
+    if started.returncode != 0:
+        _cannot_start(f"scripts/swarm.sh start exited {started.returncode}: {started.stderr.strip()[-1500:]}")
+    nodes = docker("node", "ls", "--format", "{{.Self}} {{.Hostname}}").stdout.split()
+    hostnames = dict(zip(nodes[::2], nodes[1::2], strict=True))
+    return SwarmCluster(
+        manager_host=os.environ.get("DOCKER_HOST") or None,
+        node2_host=NODE2_HOST,
+        manager_hostname=hostnames["true"],
+        node2_hostname=hostnames["false"],
+    )

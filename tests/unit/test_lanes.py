@@ -13,7 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.lanes import LANE0_GROUP, Kind, Lane, hold, kind_of, module_marks, schedule, xdist_scope
+from tests.integration.lanes import (
+    EXCLUSIVE_GROUP,
+    LANE0_GROUP,
+    LANES,
+    Kind,
+    Lane,
+    hold,
+    kind_of,
+    module_marks,
+    schedule,
+    xdist_scope,
+)
 
 
 @pytest.fixture
@@ -43,10 +54,16 @@ def test_lane_ports_and_lock_files() -> None:
     assert (Lane(1).http_port, Lane(1).https_port, Lane(1).acme_port) == (1080, 1443, 14001)
     assert Lane(0).lock_file == "/tmp/composekit-integration.lock"
     assert Lane(1).lock_file == "/tmp/composekit-integration-lane1.lock"
+    # scripts/test.sh runs one xdist worker per lane and starts each lane's Pebble
+    assert [(lane.http_port, lane.https_port, lane.acme_port) for lane in LANES[2:]] == [(2080, 2443, 14002)]
+    test_sh = (Path(__file__).resolve().parents[2] / "scripts" / "test.sh").read_text()
+    assert f"tests/integration -n {len(LANES)} " in test_sh
+    assert all(f"PEBBLE_LANE={lane.index} bash scripts/pebble.sh start" in test_sh for lane in LANES[1:])
 
 
 def test_kind_from_marks() -> None:
     assert kind_of({"integration", "exclusive"}) == "exclusive"
+    assert kind_of({"integration", "exclusive", "swarm"}) == "swarm"
     assert kind_of({"integration", "lane0"}) == "lane0"
     assert kind_of({"integration"}) == "any"
 
@@ -92,10 +109,11 @@ def test_a_lane0_module_holds_lane0_only_and_leaves_lane1_free(lanes: tuple[Lane
 
 
 def test_an_exclusive_module_holds_every_lane(lanes: tuple[Lane, Lane]) -> None:
-    with hold("exclusive", None, lanes) as (lane, held, _):
-        assert (lane, held) == (lanes[0], lanes)
-        assert not is_free(lanes[0]) and not is_free(lanes[1])
-    assert is_free(lanes[0]) and is_free(lanes[1])
+    for kind in ("exclusive", "swarm"):
+        with hold(kind, None, lanes) as (lane, held, _):
+            assert (lane, held) == (lanes[0], lanes)
+            assert not is_free(lanes[0]) and not is_free(lanes[1])
+        assert is_free(lanes[0]) and is_free(lanes[1])
 
 
 def test_schedule_the_lane0_group_first_then_the_longest_then_the_exclusive() -> None:
@@ -106,6 +124,7 @@ def test_schedule_the_lane0_group_first_then_the_longest_then_the_exclusive() ->
         ("engine.py", "exclusive", 3),
         ("cluster.py", "lane0", 3),
         ("c.py", "any", 1),
+        ("s.py", "swarm", 4),
     ]
     assert schedule(modules, {"b.py": 300.0}) == [
         ("swarm.py", LANE0_GROUP),
@@ -113,7 +132,8 @@ def test_schedule_the_lane0_group_first_then_the_longest_then_the_exclusive() ->
         ("b.py", "b.py"),
         ("a.py", "a.py"),
         ("c.py", "c.py"),
-        ("engine.py", "engine.py"),
+        ("engine.py", EXCLUSIVE_GROUP),
+        ("s.py", EXCLUSIVE_GROUP),  # after every exclusive module: the swarm stays up to the end
     ]
 
 
@@ -145,13 +165,14 @@ def test_the_real_modules_kinds() -> None:
         "test_secrets_swarm.py",
     }
     assert kinds["test_engine.py"] == "exclusive"
-    # A swarm's init and leave disturb Docker's DNS for other stacks' containers: the swarm modules run alone.
+    # A swarm's init and leave disturb Docker's DNS for other stacks' containers: the swarm modules run alone, last.
     for name in ("test_swarm.py", "test_swarm_cluster.py", "test_secrets_swarm.py"):
-        assert kinds[name] == "exclusive", name
+        assert kinds[name] == "swarm", name
 
 
 def test_every_lane0_module_is_one_xdist_work_unit() -> None:
     assert xdist_scope("tests/integration/test_swarm.py", "lane0") == LANE0_GROUP
     assert xdist_scope("tests/integration/test_swarm_cluster.py", "lane0") == LANE0_GROUP
-    assert xdist_scope("tests/integration/test_engine.py", "exclusive") == "tests/integration/test_engine.py"
+    assert xdist_scope("tests/integration/test_engine.py", "exclusive") == EXCLUSIVE_GROUP
+    assert xdist_scope("tests/integration/test_swarm.py", "swarm") == EXCLUSIVE_GROUP
     assert xdist_scope("tests/integration/test_stack.py", "any") == "tests/integration/test_stack.py"
