@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..config.project import Project
 from ..errors import DockerError, UserError
-from ..render.compose import ROUTES, ROUTES_DIR, traefik_address
+from ..render.compose import traefik_address
 from ..render.edge import (
     CREATED_BY_LABEL,
     EDGE_FILE,
@@ -29,6 +29,7 @@ from ..render.edge import (
     route_file,
     settings_mismatch,
 )
+from ..render.routes_volume import ROUTES, ROUTES_DIR
 from .docker import ContainerInfo, Docker, LineSink
 from .target import Engine
 from .wait import Deadline, Progress

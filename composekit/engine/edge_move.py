@@ -22,8 +22,8 @@ from pathlib import Path
 
 from ..config.project import Project
 from ..errors import UserError
-from ..render.compose import ROUTES, ROUTES_DIR
 from ..render.edge import EDGE_PROJECT, HOLDER, render_edge
+from ..render.routes_volume import ROUTES, ROUTES_DIR
 from ..render.traefik import routes_file
 from .acme_merge import AcmeMerge, merge_acme
 from .docker import ContainerInfo, Docker, LineSink

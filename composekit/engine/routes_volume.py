@@ -9,7 +9,7 @@ import uuid
 
 from ..config.project import Project
 from ..errors import DockerError
-from ..render.compose import ROUTES, ROUTES_DIR, ROUTES_FILE
+from ..render.routes_volume import ROUTES, ROUTES_DIR, ROUTES_FILE
 from ..render.traefik import routes_file
 from .docker import Docker
 

@@ -30,9 +30,10 @@ from typing import Any
 from ..config.companions import BACKUP_DB_SERVICE, BACKUP_SERVICE
 from ..config.project import Project
 from .backup_sql import BACKUP_DIR, agent_script
-from .compose import FILES_SERVICE, ROUTES
+from .compose import FILES_SERVICE
 from .migration_state import state_command
 from .names import DB_SERVICE, FILES_DIR, app_image
+from .routes_volume import ROUTES
 from .services import logging_options
 
 __all__ = [

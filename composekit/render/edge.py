@@ -25,7 +25,8 @@ import yaml
 
 from ..config.model import Config
 from ..config.project import Project
-from .compose import ROUTES, ROUTES_DIR, routes_service, traefik_service
+from .compose import traefik_service
+from .routes_volume import ROUTES, ROUTES_DIR, routes_service
 from .services import logging_options
 from .text import CONFIG_HEADER, acme_ca_files, dump, literal
 from .traefik import traefik_static

@@ -38,8 +38,9 @@ from ..config.project import Project
 from ..errors import ConfigError, UserError
 from .backup import add_backup_services, backup_files
 from .companions import add_companions, companion_variables, scheduler_files
-from .compose import INITIAL_ROUTES, compose_variables, render_compose
+from .compose import compose_variables, render_compose
 from .dockerfile import dockerignore, dockerignore_excludes, render_dockerfile
+from .routes_volume import INITIAL_ROUTES
 from .secrets import SECRET_ENV, needs_secret_env
 from .swarm import MIGRATE_FILE, STACK_FILE, SWARM_DIR, render_swarm
 from .text import CONFIG_HEADER, acme_ca_files, dump, header, literal

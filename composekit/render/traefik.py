@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 
 from ..config.model import Config
-from .compose import TRAEFIK_DYNAMIC_DIR
 from .names import APP_SERVICE, RESOLVER
+from .routes_volume import TRAEFIK_DYNAMIC_DIR
 
 __all__ = [
     "GENERATION_HEADER",
@@ -243,7 +243,7 @@ INITIAL_GENERATION = "initial"
 
 
 def initial_routes(config: Config) -> str:
-    """The routes a stack starts with (compose.yaml carries them, render/compose.py INITIAL_ROUTES): the domain to
+    """The routes a stack starts with (compose.yaml carries them, render/routes_volume.py INITIAL_ROUTES): the domain to
     the app's Compose service name, which Docker's DNS resolves to every app container on the `web` network. They
     serve a stack brought up by plain `docker compose up`, until `composekit up` writes its first generation."""
     return routes_file(config, INITIAL_GENERATION, [APP_SERVICE], [APP_SERVICE])

@@ -500,11 +500,11 @@ class SwitchFails:
 def test_a_failed_switch_puts_the_processes_and_the_scheduler_back_and_raises_its_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import composekit.deploy
+    import composekit.deploy.compose
     import composekit.engine.companions
 
     switch = SwitchFails()
-    monkeypatch.setattr(composekit.deploy, "switch_app", switch)
+    monkeypatch.setattr(composekit.deploy.compose, "switch_app", switch)
     monkeypatch.setattr(
         composekit.engine.companions, "deploy_processes", lambda *a: switch.calls.append(f"processes {a[3]} {a[6]}")
     )
@@ -514,7 +514,7 @@ def test_a_failed_switch_puts_the_processes_and_the_scheduler_back_and_raises_it
     docker = FakeDocker([0.0])
     said: list[str] = []
     with pytest.raises(HealthTimeoutError, match="the new release r2"):
-        composekit.deploy._switch_companions_too(
+        composekit.deploy.compose._switch_companions_too(
             worker_project(tmp_path),
             docker,  # type: ignore[arg-type]
             Deadline(1),
@@ -529,7 +529,7 @@ def test_a_failed_switch_puts_the_processes_and_the_scheduler_back_and_raises_it
     # Nothing moved (None): nothing is put back.
     switch.calls.clear()
     with pytest.raises(HealthTimeoutError):
-        composekit.deploy._switch_companions_too(
+        composekit.deploy.compose._switch_companions_too(
             worker_project(tmp_path),
             docker,  # type: ignore[arg-type]
             Deadline(1),
@@ -547,7 +547,7 @@ def test_rollback_on_error_puts_the_processes_and_the_scheduler_back_before_the_
     """`up --rollback-on-error`: a failed self-check switches back, the processes and the scheduler first."""
     import json
 
-    import composekit.deploy
+    import composekit.deploy.self_check
     from composekit.engine.probes import ProbeReport
     from composekit.engine.switch import SwitchResult
     from composekit.errors import SelfCheckError
@@ -566,17 +566,17 @@ def test_rollback_on_error_puts_the_processes_and_the_scheduler_back_before_the_
         def tag(self, image: str, tag: str) -> None:
             calls.append(f"tag {image} {tag}")
 
-    monkeypatch.setattr(composekit.deploy, "deploy_processes", lambda *a: calls.append(f"processes {a[3]}"))
-    monkeypatch.setattr(composekit.deploy, "deploy_scheduler", lambda *a: calls.append(f"scheduler {a[2]}"))
+    monkeypatch.setattr(composekit.deploy.self_check, "deploy_processes", lambda *a: calls.append(f"processes {a[3]}"))
+    monkeypatch.setattr(composekit.deploy.self_check, "deploy_scheduler", lambda *a: calls.append(f"scheduler {a[2]}"))
 
     def switch_app(*a: Any) -> SwitchResult:
         calls.append(f"switch_app {a[3]}")
         return SwitchResult("r1", ["shop-app-3"], True, 3.0)
 
-    monkeypatch.setattr(composekit.deploy, "switch_app", switch_app)
+    monkeypatch.setattr(composekit.deploy.self_check, "switch_app", switch_app)
     failed = ProbeReport(sent=40, failed=3, slowest_ms=812.4, failures=["HTTP 500"])
     with pytest.raises(SelfCheckError, match="switched back to release r1"):
-        composekit.deploy._self_check(
+        composekit.deploy.self_check.self_check(
             worker_project(tmp_path),
             Engine(),  # type: ignore[arg-type]
             Deadline(60),

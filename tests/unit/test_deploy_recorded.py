@@ -21,7 +21,7 @@ import pytest
 from python_on_whales import Container
 from python_on_whales.client_config import ClientConfig
 
-import composekit.deploy
+import composekit.deploy.compose
 from composekit.config.project import Project, load_project
 from composekit.deploy import up
 from composekit.engine import probes, steps
@@ -270,11 +270,11 @@ def deploy_with(monkeypatch: pytest.MonkeyPatch) -> Callable[[FakeDocker], list[
             fake.calls.append(("switch_app", release))
             return SwitchResult(release, [], False, 0.0)
 
-        monkeypatch.setattr(composekit.deploy, "switch_app", switch)
-        monkeypatch.setattr(composekit.deploy, "read_releases", lambda docker: [])
+        monkeypatch.setattr(composekit.deploy.compose, "switch_app", switch)
+        monkeypatch.setattr(composekit.deploy.compose, "read_releases", lambda docker: [])
         # Written in the routes volume (the routes container: tests/unit/test_releases.py, the real engine).
         monkeypatch.setattr(
-            composekit.deploy,
+            composekit.deploy.compose,
             "record_migration",
             lambda docker, release, state: fake.calls.append(("record_migration", release, state)),
         )
@@ -354,7 +354,7 @@ def test_up_smokes_the_deployment_once_it_is_routed(
         smoked.append((opts.domain, wait, list(routed)))
         return failing
 
-    monkeypatch.setattr(composekit.deploy, "smoke", fake_smoke)
+    monkeypatch.setattr(composekit.deploy.compose, "smoke", fake_smoke)
     said: list[str] = []
     result = up(project, timeout=30, smoke_wait=7, report=said.append)
     assert smoked == [(f"{PROJECT}.composekit.test", 7, [f"{PROJECT}.composekit.test"])]  # after the routing wait
@@ -369,7 +369,9 @@ def test_up_without_smoke_does_not_smoke(
     project: Project, deploy_with: Callable[[FakeDocker], list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     deploy_with(FakeDocker([], recorded("healthy", ("db", "migrate")), recorded("starting"), recorded("healthy")))
-    monkeypatch.setattr(composekit.deploy, "smoke", lambda *a, **k: pytest.fail("smoke ran with smoke_wait=None"))
+    monkeypatch.setattr(
+        composekit.deploy.compose, "smoke", lambda *a, **k: pytest.fail("smoke ran with smoke_wait=None")
+    )
     result = up(project, timeout=30, smoke_wait=None)
     assert (result.smoke, result.passed) == (None, True)
 

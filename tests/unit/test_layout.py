@@ -41,7 +41,7 @@ def module_name(path: Path) -> str:
 
 
 def part_of(module: str) -> str:
-    """composekit.engine.steps -> engine; composekit.deploy -> deploy; composekit -> __init__."""
+    """composekit.engine.steps -> engine; composekit.deploy.swarm -> deploy; composekit -> __init__."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else "__init__"
 
@@ -145,10 +145,27 @@ def test_an_exception_names_a_leaf_module(target: str) -> None:
             "composekit.config.model imports composekit.render: config may import only ['errors']",
         ),
         (
-            "composekit.deploy",
-            "from . import cli",
-            "composekit.deploy imports composekit.cli: deploy may import only "
+            "composekit.deploy.compose",
+            "from .. import cli",
+            "composekit.deploy.compose imports composekit.cli: deploy may import only "
             "['config', 'engine', 'errors', 'render', 'verify']",
+        ),
+        (
+            "composekit.deploy.swarm",
+            "def f():\n    from ..cli.stack import up",
+            "composekit.deploy.swarm imports composekit.cli.stack: deploy may import only "
+            "['config', 'engine', 'errors', 'render', 'verify']",
+        ),
+        (
+            "composekit.engine.steps",
+            "from ..deploy.self_check import self_check",
+            "composekit.engine.steps imports composekit.deploy.self_check: engine may import only "
+            "['config', 'errors', 'render']",
+        ),
+        (
+            "composekit.render.compose",
+            "from .routes_volume import ROUTES\nfrom ..verify.http import get",
+            "composekit.render.compose imports composekit.verify.http: render may import only ['config', 'errors']",
         ),
     ],
 )

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 import composekit.cli.releases as cli_releases
 import composekit.cli.stack as cli_stack
-import composekit.deploy
+import composekit.deploy.self_check
 from composekit.cli import app as cli
 from composekit.config.project import Project, load_project
 from composekit.config.sections import Migrate
@@ -518,11 +518,11 @@ def test_rollback_on_error_says_the_database_stays_at_the_new_state(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, previous: str | None, new: str, stays: str
 ) -> None:
     back = SwitchResult("r1", ["shop-app-3"], True, 3.0)
-    monkeypatch.setattr(composekit.deploy, "switch_app", lambda project, docker, deadline, release, *a: back)
+    monkeypatch.setattr(composekit.deploy.self_check, "switch_app", lambda project, docker, deadline, release, *a: back)
     said: list[str] = []
     switched = SwitchResult("r2", ["shop-app-2"], True, 3.2, "h2", FAILED, "sha256:old")
     with pytest.raises(SelfCheckError) as caught:
-        composekit.deploy._self_check(
+        composekit.deploy.self_check.self_check(
             project(tmp_path),
             Previous(previous),  # type: ignore[arg-type]
             Deadline(60),
@@ -541,13 +541,13 @@ def test_a_failed_self_check_without_the_flag_records_the_new_state(
 ) -> None:
     recorded: list[tuple[str, str | None]] = []
     monkeypatch.setattr(
-        composekit.deploy,
+        composekit.deploy.self_check,
         "record_release",
         lambda project, docker, release, h, migration=None: recorded.append((release, migration)),
     )
     switched = SwitchResult("r2", ["shop-app-2"], True, 3.2, "h2", FAILED, "sha256:old")
     with pytest.raises(SelfCheckError):
-        composekit.deploy._self_check(
+        composekit.deploy.self_check.self_check(
             project(tmp_path),
             Previous("0001"),  # type: ignore[arg-type]
             Deadline(60),

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 import composekit.deploy
+import composekit.deploy.self_check
 from composekit.config.project import Project, load_project
 from composekit.engine import probes as probe_module
 from composekit.engine import target
@@ -275,11 +276,13 @@ def test_an_error_in_the_probe_thread_is_reported_and_fails_the_self_check(
     assert not probes.passed
     recorded: list[str] = []
     monkeypatch.setattr(
-        composekit.deploy, "record_release", lambda project, docker, release, h, **_: recorded.append(release)
+        composekit.deploy.self_check,
+        "record_release",
+        lambda project, docker, release, h, **_: recorded.append(release),
     )
     result = SwitchResult("r2", ["shop-app-2"], True, 3.2, "h2", probes, "sha256:old")
     with pytest.raises(SelfCheckError) as caught:
-        composekit.deploy._self_check(p, None, Deadline(60), result, lambda _: None, None, False)  # type: ignore[arg-type]
+        composekit.deploy.self_check.self_check(p, None, Deadline(60), result, lambda _: None, None, False)  # type: ignore[arg-type]
     assert str(caught.value) == (
         "the self-check failed: 0 probes through Traefik during the switch, 0 failed, slowest 0 ms; the probe stream "
         f"stopped early: ValueError: '{UNRESOLVABLE}' does not appear to be an IPv4 or IPv6 address; release r2 is "

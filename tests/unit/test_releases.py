@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-import composekit.deploy
+import composekit.deploy.releases
 import composekit.engine.probes
 from composekit.config.project import Project, load_project
 from composekit.deploy import rollback
@@ -165,7 +165,9 @@ def test_rollback_compares_with_the_newest_release_not_the_serving_one(
     assert "the database was migrated since release r0: it is at migration state 0002" in str(caught.value)
     switched: list[str] = []
     monkeypatch.setattr(
-        composekit.deploy, "switch_app", lambda project, docker, deadline, release, *a: switched.append(release)
+        composekit.deploy.releases,
+        "switch_app",
+        lambda project, docker, deadline, release, *a: switched.append(release),
     )
     monkeypatch.setattr(composekit.engine.probes, "wait_routed", lambda *a, **k: None)
     engine = Engine(history, serving="sha256:a")
@@ -179,7 +181,9 @@ def test_rollback_with_yes_goes_on_and_warns_that_the_database_stays(
 ) -> None:
     switched: list[str] = []
     monkeypatch.setattr(
-        composekit.deploy, "switch_app", lambda project, docker, deadline, release, *a: switched.append(release)
+        composekit.deploy.releases,
+        "switch_app",
+        lambda project, docker, deadline, release, *a: switched.append(release),
     )
     monkeypatch.setattr(composekit.engine.probes, "wait_routed", lambda *a, **k: None)
     engine = Engine([migrated("r1", "sha256:a", "0001"), migrated("r2", "sha256:b", "0002")])
@@ -229,8 +233,10 @@ def test_rollback_puts_the_processes_on_the_old_image_before_the_web_switch(
         steps.append(f"processes {release}, app image tagged {engine.tagged}, serving {a[-1]}")
         return []
 
-    monkeypatch.setattr(composekit.deploy, "deploy_processes", processes)
-    monkeypatch.setattr(composekit.deploy, "switch_app", lambda p, d, deadline, release, *a: steps.append(release))
+    monkeypatch.setattr(composekit.deploy.releases, "deploy_processes", processes)
+    monkeypatch.setattr(
+        composekit.deploy.releases, "switch_app", lambda p, d, deadline, release, *a: steps.append(release)
+    )
     monkeypatch.setattr(composekit.engine.probes, "wait_routed", lambda *a, **k: None)
     rollback(project(tmp_path, {"processes": {"worker": "python -m app.worker"}}), docker=engine)  # type: ignore[arg-type]
     assert steps == ["processes r1, app image tagged [('shop-app:r1', 'shop-app:latest')], serving sha256:b", "r1"]

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from composekit.config.project import load_project
-from composekit.render.compose import INITIAL_ROUTES, ROUTES_DIR, ROUTES_FILE
+from composekit.render.routes_volume import INITIAL_ROUTES, ROUTES_DIR, ROUTES_FILE
 from composekit.render.stack import check_stack, render_stack, write_stack
 from composekit.render.traefik import initial_routes, routes_file
 

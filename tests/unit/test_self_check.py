@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-import composekit.deploy
+import composekit.deploy.self_check
 from composekit.config.project import Project, load_project
 from composekit.engine.docker import ContainerInfo
 from composekit.engine.probes import ProbeReport
@@ -53,9 +53,9 @@ def test_failed_probes_switch_back_with_rollback_on_error(tmp_path: Path, monkey
     engine: Any = Engine()
     said: list[str] = []
     back = SwitchResult("r1", ["shop-app-3"], True, 3.0)
-    monkeypatch.setattr(composekit.deploy, "switch_app", lambda project, docker, deadline, release, *a: back)
+    monkeypatch.setattr(composekit.deploy.self_check, "switch_app", lambda project, docker, deadline, release, *a: back)
     with pytest.raises(SelfCheckError) as caught:
-        composekit.deploy._self_check(
+        composekit.deploy.self_check.self_check(
             project(tmp_path),
             engine,
             Deadline(60),
@@ -80,10 +80,12 @@ def test_failed_probes_without_the_flag_keep_the_release_and_say_how_to_go_back(
 ) -> None:
     recorded: list[str] = []
     monkeypatch.setattr(
-        composekit.deploy, "record_release", lambda project, docker, release, h, **_: recorded.append(release)
+        composekit.deploy.self_check,
+        "record_release",
+        lambda project, docker, release, h, **_: recorded.append(release),
     )
     with pytest.raises(SelfCheckError) as caught:
-        composekit.deploy._self_check(
+        composekit.deploy.self_check.self_check(
             project(tmp_path),
             ENGINE,
             Deadline(60),
@@ -103,7 +105,7 @@ def test_failed_probes_without_the_flag_keep_the_release_and_say_how_to_go_back(
 def test_a_clean_switch_is_reported(tmp_path: Path) -> None:
     said: list[str] = []
     clean = ProbeReport(sent=52, failed=0, slowest_ms=41.0)
-    composekit.deploy._self_check(
+    composekit.deploy.self_check.self_check(
         project(tmp_path),
         ENGINE,
         Deadline(60),

@@ -1,4 +1,4 @@
-"""`up` in mode: swarm (composekit.deploy.up_swarm): the order of the steps and what each is given.
+"""`up` in mode: swarm (composekit.deploy.swarm.up_swarm): the order of the steps and what each is given.
 
 The engine's Swarm operations are tested on recorded JSON (test_swarm_recorded.py); here they are replaced by
 recorders, so this file checks only the orchestration: ports, render, build, ship, a first deploy with the app at
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-import composekit.deploy
+import composekit.deploy.swarm
 from composekit.config.project import Project, load_project
 from composekit.deploy import up
 from composekit.engine import probes
@@ -111,8 +111,8 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
         ),
     )
     monkeypatch.setattr(probes, "wait_routed", lambda p, d, e: steps.append(("routed",)))
-    monkeypatch.setattr(composekit.deploy, "project_release_id", lambda project, stack=None: "r1")
-    monkeypatch.setattr(composekit.deploy, "deploy_lock", _no_lock)
+    monkeypatch.setattr(composekit.deploy.swarm, "project_release_id", lambda project, stack=None: "r1")
+    monkeypatch.setattr(composekit.deploy.swarm, "deploy_lock", _no_lock)
     return steps
 
 

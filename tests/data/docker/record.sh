@@ -46,7 +46,7 @@ done
 wait $up_pid || { echo "first up failed"; cat up1.err; exit 1; }
 record healthy
 app=$(docker ps -q --filter label=com.docker.compose.project=checks-rec --filter label=com.docker.compose.service=app)
-script=$("$WT/.venv/bin/python" -c 'from composekit.deploy import _COUNT_WORKERS; print(_COUNT_WORKERS)')
+script=$("$WT/.venv/bin/python" -c 'from composekit.engine.status import _COUNT_WORKERS; print(_COUNT_WORKERS)')
 docker exec "$app" python3 -c "$script" > "$OUT/exec-count-workers.txt"
 
 # 2. A second deploy whose migration fails: the running app must be kept.
