@@ -368,6 +368,7 @@ def _onto_edge(
     if move is None and running and not edge.claim_needed(project, edge_docker):
         return
     with edge_lock(project, docker, "up", report=report):
+        took = deadline.clock()
         if move is not None:
             # Before any `docker compose up` of the stack: it would remove the own Traefik (an orphan now) at once.
             edge_move.move_onto_edge(project, docker, move, deadline, report, on_line)
@@ -377,6 +378,7 @@ def _onto_edge(
             # the switch first routes to it (routes_volume.write_routes).
             edge.ensure_edge(project, docker.engine, deadline, report, on_line)
         edge.claim_domains(project, docker, report)
+        report(f"releasing the edge lock (held {deadline.clock() - took:.1f} s)")
 
 
 def _serving_release(recorded: list[Release], image: str) -> tuple[str, str]:
