@@ -7,17 +7,20 @@ the real race: tests/integration/test_edge.py)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 import yaml
 
+from composekit import deploy
 from composekit.config.project import Project, load_project
 from composekit.engine import edge
 from composekit.engine.docker import ContainerInfo, Docker
 from composekit.engine.edge_lock import EDGE_LOCK
+from composekit.engine.wait import Deadline
 from composekit.errors import UserError
 from composekit.render.edge import claimed_names, new_names
 from composekit.render.traefik import routes_file
@@ -202,3 +205,63 @@ def test_a_refused_claim_writes_nothing_and_connects_nothing(tmp_path: Path, mon
         edge.claim_domains(mine, as_docker(fake))
     assert str(caught.value) == refusal("blog", "notes")
     assert fake.events == ["read"] and "notes" not in fake.files
+
+
+class Steps:
+    """deploy._onto_edge's engine steps, recorded in order; ``running`` is what each look at the edge sees."""
+
+    def __init__(self, running: list[bool], claim: bool) -> None:
+        self.running = running
+        self.claim = claim
+        self.done: list[str] = []
+
+    def patch(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(edge, "edge_docker", lambda engine, files=None: None)
+        monkeypatch.setattr(edge, "edge_state", lambda docker: cast(Any, self.look()))
+        monkeypatch.setattr(edge, "claim_needed", lambda project, docker: self.claim)
+        monkeypatch.setattr(edge, "ensure_edge", lambda *a: self.done.append("ensure_edge"))
+        monkeypatch.setattr(edge, "claim_domains", lambda *a: self.done.append("claim_domains"))
+        monkeypatch.setattr(deploy, "edge_lock", self.lock)
+
+    def look(self) -> Any:
+        class State:
+            running = self.running.pop(0)
+
+        return State()
+
+    @contextmanager
+    def lock(self, *args: Any, **kwargs: Any) -> Iterator[None]:
+        self.done.append("lock")
+        yield
+        self.done.append("unlock")
+
+
+def onto_edge(tmp_path: Path) -> None:
+    p = project(tmp_path, "notes", [SHARED])
+    deploy._onto_edge(p, cast(Docker, FakeEdge({})), None, Deadline(60), lambda _: None, None)
+
+
+def test_an_up_claiming_nothing_on_a_running_edge_takes_no_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    steps = Steps([True], claim=False)
+    steps.patch(monkeypatch)
+    onto_edge(tmp_path)
+    assert steps.done == []
+
+
+def test_an_edge_removed_while_the_claim_waited_is_created_again_before_the_claim(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`edge down` held the lock while this `up` waited for it, and removed the edge: the claim creates it first."""
+    steps = Steps([True, False], claim=True)
+    steps.patch(monkeypatch)
+    onto_edge(tmp_path)
+    assert steps.done == ["lock", "ensure_edge", "claim_domains", "unlock"]
+
+
+def test_a_running_edge_is_claimed_on_without_being_touched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    steps = Steps([True, True], claim=True)
+    steps.patch(monkeypatch)
+    onto_edge(tmp_path)
+    assert steps.done == ["lock", "claim_domains", "unlock"]
