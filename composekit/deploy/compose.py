@@ -138,12 +138,11 @@ def _deploy(
     else:
         report(f"building the app image (release {release})")
         docker.build(on_line)
+    if shared:
+        # After the build, before anything of the stack changes (a refused claim leaves nothing of it started).
+        _onto_edge(project, docker, move, deadline, report, on_line)
     steps.fix_volume_owners(project, docker, report)
     ensure_backups_volume(project, docker)
-    if move is not None:
-        # Before any `docker compose up` of the stack: it would remove the own Traefik (an orphan now) at once.
-        with edge_lock(project, docker, "up", report=report):
-            edge_move.move_onto_edge(project, docker, move, deadline, report, on_line)
     steps.deliver_files(docker, deadline, report, on_line)
     migration: str | None = None
     if project.config.migrate.command is not None:
@@ -158,10 +157,6 @@ def _deploy(
     own = (FILES_SERVICE, steps.MIGRATE, APP, SCHEDULER_SERVICE, *project.config.processes)
     docker.up([name for name in docker.services() if name not in own], dependencies=False, on_line=on_line)
     if shared:
-        # The edge joins the app's network when the switch first routes to it (routes_volume.write_routes).
-        if not edge.edge_state(edge.edge_docker(docker.engine)).running:
-            with edge_lock(project, docker, "up", report=report):  # two first `up`s: one creates it
-                edge.ensure_edge(project, docker.engine, deadline, report, on_line)
         steps.wait_healthy(docker, sorted(project.config.accessories), deadline)
     else:
         steps.wait_healthy(docker, ["traefik", *sorted(project.config.accessories)], deadline)
@@ -188,6 +183,38 @@ def _deploy(
             report(f"pruned {tag} (releases/keep is {project.config.releases.keep})")
     containers = docker.containers()
     return containers, switched
+
+
+def _onto_edge(
+    project: Project,
+    docker: Docker,
+    move: edge_move.MovePlan | None,
+    deadline: Deadline,
+    report: Progress,
+    on_line: LineSink | None,
+) -> None:
+    """The app's place on the shared edge, under the edge lock when anything is to change there: its own Traefik's
+    ports and certificates moved onto the edge (edge: own before), the edge created when none runs (two first `up`s:
+    one creates it), and the names the app routes that its routes file there lacks claimed (checked against every
+    other app's file and written at once: of two `up`s claiming one name, exactly one gets it). The lock is held for
+    those steps only (seconds; creating the edge waits for its Traefik's health): never across the build, the
+    migration or the app's health wait. An `up` that claims nothing on a running edge takes no lock."""
+    edge_docker = edge.edge_docker(docker.engine)
+    running = edge.edge_state(edge_docker).running
+    if move is None and running and not edge.claim_needed(project, edge_docker):
+        return
+    with edge_lock(project, docker, "up", report=report):
+        took = deadline.clock()
+        if move is not None:
+            # Before any `docker compose up` of the stack: it would remove the own Traefik (an orphan now) at once.
+            edge_move.move_onto_edge(project, docker, move, deadline, report, on_line)
+        if not edge.edge_state(edge_docker).running or (not running and move is None):
+            # None runs (an `edge down` may have removed it while this waited), or another `up` created one while
+            # this waited (ensure_edge brings it to this app's definition). The edge joins the app's network when
+            # the switch first routes to it (routes_volume.write_routes).
+            edge.ensure_edge(project, docker.engine, deadline, report, on_line)
+        edge.claim_domains(project, docker, report)
+        report(f"releasing the edge lock (held {deadline.clock() - took:.1f} s)")
 
 
 def _serving_release(recorded: list[Release], image: str) -> tuple[str, str]:

@@ -25,18 +25,24 @@ from ..render.edge import (
     domain_conflict,
     edge_dynamic,
     edge_settings,
+    new_names,
     render_edge,
     route_file,
     settings_mismatch,
 )
+from ..render.names import APP_SERVICE
 from ..render.routes_volume import ROUTES, ROUTES_DIR
+from ..render.traefik import routes_file
 from .docker import ContainerInfo, Docker, LineSink
+from .edge_lock import edge_lock
 from .target import Engine
 from .wait import Deadline, Progress
 
 __all__ = [
     "EdgeState",
     "app_network",
+    "claim_domains",
+    "claim_needed",
     "connect_app",
     "detach_app",
     "edge_docker",
@@ -162,10 +168,71 @@ def write_edge_file(edge: Docker, draining: str | None = None) -> None:
     edge.exec(_routes_container(edge), ["python3", "-I", "-c", WRITE_FILE, path, edge_dynamic(draining)])
 
 
-def write_route(project: Project, edge: Docker, text: str) -> None:
+def write_route(
+    project: Project, edge: Docker, text: str, report: Progress = lambda _: None, *, held: bool = False
+) -> None:
+    """Write the app's routes file on the edge. A file routing a name the app's file there does not route yet (its
+    first file, or a domain added) claims it: the check that no other app routes it and the write happen under the
+    edge lock (``held``: the caller holds it), so of two apps claiming one name at once exactly one gets it, and the
+    other is refused naming both, its file unwritten. A file adding no name takes no lock."""
+    files = read_route_files(edge)
+    if not new_names(text, files.get(project.config.name)):
+        _put_route(project, edge, text)
+    elif held:
+        _claim(project, edge, text, files)
+    else:
+        with edge_lock(project, edge, f"{project.config.name}: claiming its domains", report=report):
+            _claim(project, edge, text, read_route_files(edge))
+
+
+def _claim(project: Project, edge: Docker, text: str, files: dict[str, str]) -> None:
+    """``files``: every app's routes file, read under the edge lock."""
+    _refuse_conflict(project, files)
+    _put_route(project, edge, text)
+
+
+def _refuse_conflict(project: Project, files: dict[str, str]) -> None:
+    conflict = domain_conflict(project.config, files)
+    if conflict is not None:
+        raise UserError(conflict)
+
+
+def _put_route(project: Project, edge: Docker, text: str) -> None:
     from .routes_volume import WRITE_FILE  # routes_volume dispatches here: imported late, no cycle
 
     edge.exec(_routes_container(edge), ["python3", "-I", "-c", WRITE_FILE, route_file(project.config), text])
+
+
+def _claim_text(project: Project, serving: list[str]) -> str:
+    from .routes_volume import new_generation  # routes_volume dispatches here: imported late, no cycle
+
+    return routes_file(project.config, new_generation(), serving, serving)
+
+
+def claim_needed(project: Project, edge: Docker) -> bool:
+    """Whether `up` must claim names on the running edge: the app has no routes file there, or its file lacks a
+    name the app now routes."""
+    return bool(new_names(_claim_text(project, []), read_route_files(edge).get(project.config.name)))
+
+
+def claim_domains(project: Project, docker: Docker, report: Progress = lambda _: None) -> None:
+    """Before any of the app's containers changes, and with the edge lock held (the caller's): the names the app
+    routes that its routes file on the edge does not (all of them at its first `up`) are checked against every other
+    app's file and written, so a second app claiming one of them is refused from now on. The file routes them to the
+    release serving now (none at a first `up`: Traefik answers 503 until the switch routes the new one), as the
+    switch's first generation would."""
+    edge = edge_docker(docker.engine)
+    serving = sorted(c.name for c in docker.containers() if c.service == APP_SERVICE and c.status == "running")
+    text = _claim_text(project, serving)
+    files = read_route_files(edge)
+    added = new_names(text, files.get(project.config.name))
+    if not added:
+        return
+    _refuse_conflict(project, files)
+    if serving:
+        connect_app(project, edge, report)  # routed to the serving release: the edge must reach it
+    _put_route(project, edge, text)
+    report(f"claimed {', '.join(sorted(added))} on the shared edge for app {project.config.name}")
 
 
 def preflight(project: Project, docker: Docker, running: dict[str, ContainerInfo]) -> None:
@@ -185,9 +252,7 @@ def preflight(project: Project, docker: Docker, running: dict[str, ContainerInfo
     if mismatch is not None:
         raise UserError(mismatch)
     if state.running:
-        conflict = domain_conflict(config, read_route_files(edge))
-        if conflict is not None:
-            raise UserError(conflict)
+        _refuse_conflict(project, read_route_files(edge))  # again under the edge lock when it claims (claim_domains)
 
 
 def ensure_edge(

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..config.project import Project
 from ..errors import UserError
-from ..render.edge import EDGE_PROJECT, HOLDER, render_edge
+from ..render.edge import EDGE_PROJECT, HOLDER, domain_conflict, render_edge
 from ..render.routes_volume import ROUTES, ROUTES_DIR
 from ..render.traefik import routes_file
 from .acme_merge import AcmeMerge, merge_acme
@@ -229,6 +229,10 @@ def _move(
     old = plan.old_traefik
     if old is None and read_file(edge, _marker(config.name), "null").strip() != "null":
         return None  # moved before: the own volume is kept, never carried twice
+    # The caller holds the edge lock: no other app claims a name between this check and the routes file's write.
+    conflict = domain_conflict(config, read_route_files(edge))
+    if conflict is not None:
+        raise UserError(conflict)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     traefik = edge_state(edge).traefik
     assert traefik is not None  # created above, or running
@@ -247,7 +251,7 @@ def _move(
         report(f"merged app {config.name}'s ACME storage into the edge's: {merged.summary()}")
     serving = [c.name for c in docker.containers() if c.service == "app" and c.status == "running"]
     generation = new_generation() if serving else None
-    write_route(project, edge, routes_file(config, generation or new_generation(), serving, serving))
+    write_route(project, edge, routes_file(config, generation or new_generation(), serving, serving), held=True)
     running_old = old is not None and old.status == "running"
     if not edge_running:
         started = time.monotonic()

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..config.project import Project
-from ..errors import ConfigError, DockerError, HealthTimeoutError, SshError
+from ..errors import ConfigError, DockerError, HealthTimeoutError, SshError, UserError
 from ..render.names import GRACEFUL_TIMEOUT, app_image
 from ..render.stack import RenderedStack, render_stack
 from .docker import ContainerInfo, Docker, LineSink
@@ -222,7 +222,14 @@ def _switch(
     # Healthy and routed, observed at once: its health path answers 200 through Traefik's probe route to it
     # (the public route stays on the old release). Docker's healthcheck still decides that it failed.
     report(f"waiting for {new.name} to answer its health path through Traefik")
-    generation = write_routes(project, docker, names or [new.name], [new.name])
+    try:
+        generation = write_routes(project, docker, names or [new.name], [new.name])
+    except UserError:
+        # Refused (on the shared edge: a name this routes file adds is another app's): never routed, so removed.
+        docker.remove_now(new.name)
+        if old:
+            docker.tag(old[0].image, image)
+        raise
     try:
         wait_generation(
             project,

@@ -52,6 +52,7 @@ __all__ = [
     "edge_revision",
     "edge_settings",
     "edge_static",
+    "new_names",
     "other_slot",
     "render_edge",
     "route_file",
@@ -307,6 +308,12 @@ def claimed_names(text: str) -> set[str]:
             names.update([str(d.get("main", "")), *map(str, d.get("sans", []) or [])])
     names.discard("")
     return names
+
+
+def new_names(text: str, current: str | None) -> set[str]:
+    """The names the routes file ``text`` routes that the app's file on the edge now (``current``; None: it has none)
+    does not: writing ``text`` claims them (engine/edge.py write_route checks and writes it under the edge lock)."""
+    return claimed_names(text) - claimed_names(current or "")
 
 
 def domain_conflict(config: Config, others: dict[str, str]) -> str | None:

@@ -14,6 +14,7 @@ import json
 import socket
 import ssl
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -260,6 +261,133 @@ def test_a_domain_another_app_routes_is_refused_before_anything_changes(apps: di
         f"domain: {NOTES_DOMAINS[1]} is routed by app {NOTES} on the shared edge, so app edge-thief cannot claim it"
     ) in done.stderr
     assert not thief.leftovers()
+
+
+EDGE_LOCK_CONTAINER = f"{EDGE_PROJECT}-lock"  # engine/edge_lock.py EDGE_LOCK
+WAITING = "waiting up to 180 s: another composekit command is changing the shared edge"
+
+
+def hold_edge_lock(env: TestEnv) -> None:
+    """Take the edge lock as composekit does (a never-started container of that name), so that `up`s arriving at their
+    claim wait for it (and say so) until release_edge_lock."""
+    subprocess.run(
+        [
+            *("docker", "create", "--name", EDGE_LOCK_CONTAINER, "--network", "none"),
+            *("--label", "composekit.lock=composekit-edge", "--label", "composekit.lock.holder=test_edge.py"),
+            *(env.python_image, "true"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def release_edge_lock() -> None:
+    subprocess.run(["docker", "rm", "-f", EDGE_LOCK_CONTAINER], check=False, capture_output=True, timeout=60)
+
+
+def start(stack: Stack, log: Path, *args: str) -> subprocess.Popen[str]:
+    """`composekit up --no-smoke` of ``stack`` in the background, its stderr into ``log``."""
+    configs = [arg for f in ("composekit.yaml", "local.yaml") for arg in ("-c", f)]
+    cmd = [sys.executable, "-m", "composekit.cli", *configs, "up", "--no-smoke", *args]
+    with log.open("w") as err:
+        return subprocess.Popen(cmd, cwd=stack.dir, stdout=subprocess.DEVNULL, stderr=err, text=True)
+
+
+def race(env: TestEnv, runs: dict[str, tuple[Stack, Path]]) -> dict[str, tuple[int, str]]:
+    """Start an `up` of each stack at once while this test holds the edge lock; once every one of them waits for the
+    lock at its claim (each has passed the check before its build: no other had claimed yet), release it; every
+    exit code and stderr, by name. An `up` that never waits for the lock (the code before the claim took it) runs
+    to its end: the lock is released once every `up` waits or has ended."""
+    hold_edge_lock(env)
+    procs: dict[str, subprocess.Popen[str]] = {}
+    try:
+        procs.update({name: start(stack, log) for name, (stack, log) in runs.items()})
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            waiting = [WAITING in log.read_text() for _, log in runs.values()]
+            ended = [p.poll() is not None for p in procs.values()]
+            if all(w or e for w, e in zip(waiting, ended, strict=True)):
+                break
+            time.sleep(0.5)
+    finally:
+        release_edge_lock()
+    for p in procs.values():
+        p.wait(timeout=600)
+    return {name: (procs[name].returncode, log.read_text()) for name, (_, log) in runs.items()}
+
+
+def one_winner(done: dict[str, tuple[int, str]], domain: str) -> tuple[str, str]:
+    """(winner, loser) of two `up`s claiming ``domain``: exactly one exited 0, the other 1 with the claim refused
+    naming both apps; both had waited for the edge lock at their claim."""
+    codes = {name: code for name, (code, _) in done.items()}
+    said = "\n\n".join(f"{name} exited {code}:\n{err[-4000:]}" for name, (code, err) in done.items())
+    assert sorted(codes.values()) == [0, 1], said
+    winner = next(name for name, code in codes.items() if code == 0)
+    loser = next(name for name in codes if name != winner)
+    refused = f"domain: {domain} is routed by app {winner} on the shared edge, so app {loser} cannot claim it"
+    assert refused in done[loser][1], said
+    assert all(WAITING in err for _, err in done.values()), said  # the race was run: both waited at the claim
+    held = [line for _, err in done.values() for line in err.splitlines() if "releasing the edge lock" in line]
+    print(f"{winner} won, {loser} refused; {'; '.join(held)}")
+    return winner, loser
+
+
+def test_two_first_ups_claiming_one_domain_at_once_exactly_one_gets_it(apps: dict[str, Stack], tmp_path: Path) -> None:
+    """Two apps' first `up`s at the same moment, both claiming one domain: each passes the check before its build (no
+    file claims it yet), then the claim (check and write under the edge lock) lets exactly one have it."""
+    env = apps["notes"].env
+    shared = "edge-race.composekit.test"
+    stacks = {
+        name: make_app(env, tmp_path, name, [f"{name}.composekit.test", shared])
+        for name in ("edge-race-a", "edge-race-b")
+    }
+    try:
+        done = race(env, {name: (s, tmp_path / f"{name}.log") for name, s in stacks.items()})
+        winner, loser = one_winner(done, shared)
+        status = json.loads(apps["notes"].ck("edge", "status", "--json").stdout)
+        assert winner in status["apps"] and loser not in status["apps"], status
+        assert not stacks[loser].leftovers()  # refused before anything of it started
+        wait_certificate(stacks[winner], shared)
+        assert https_as(stacks[winner], shared).json() == {"app": winner, "version": "v1"}
+    finally:
+        for s in stacks.values():
+            s.ck("down", "--delete-volumes", check=False, timeout=120)
+            s.break_stale_lock()
+        release_edge_lock()
+
+
+def test_a_domain_added_by_a_redeploy_and_a_first_up_claiming_it_at_once(
+    apps: dict[str, Stack], tmp_path: Path
+) -> None:
+    """A running app's `up` adding a domain and another app's first `up` claiming it, at the same moment: exactly one
+    gets it; a refused redeploy leaves its release serving its domains, unchanged."""
+    env = apps["notes"].env
+    added = "edge-race-added.composekit.test"
+    running = make_app(env, tmp_path, "edge-race-c", "edge-race-c.composekit.test")
+    first = make_app(env, tmp_path, "edge-race-d", ["edge-race-d.composekit.test", added])
+    stacks = {running.name: running, first.name: first}
+    try:
+        running.ck("up", "--no-smoke", timeout=400)
+        config = yaml.safe_load((running.dir / "composekit.yaml").read_text())
+        (running.dir / "composekit.yaml").write_text(yaml.safe_dump({**config, "domain": [running.domain, added]}))
+        done = race(env, {name: (s, tmp_path / f"{name}.log") for name, s in stacks.items()})
+        winner, loser = one_winner(done, added)
+        status = json.loads(apps["notes"].ck("edge", "status", "--json").stdout)
+        assert added in status["apps"][winner], status
+        assert added not in status["apps"].get(loser, []), status
+        wait_certificate(stacks[winner], added)
+        assert https_as(stacks[winner], added).json() == {"app": winner, "version": "v1"}
+        if loser == running.name:
+            assert status["apps"][loser] == [running.domain], status
+            assert running.https("/").json() == {"app": running.name, "version": "v1"}
+        else:
+            assert not first.leftovers()
+    finally:
+        for s in stacks.values():
+            s.ck("down", "--delete-volumes", check=False, timeout=120)
+            s.break_stale_lock()
+        release_edge_lock()
 
 
 def test_other_acme_settings_are_refused_naming_both_values(apps: dict[str, Stack], tmp_path: Path) -> None:
