@@ -234,9 +234,42 @@ def test_a_healthy_start_logs_no_error_or_warning(deployed: Deployed) -> None:
     for service in ("app", "migrate", "traefik"):
         logs = deployed.cluster.manager("service", "logs", "--raw", f"{NAME}_{service}", timeout=60)
         loud[service] = [line for line in (logs.stdout + logs.stderr).splitlines() if LOUD.search(line)]
+    # A task that just started on node2 is reached over the overlay once the manager has learnt its address by gossip
+    # (test_traefik_on_the_manager_reaches_the_tasks_on_node2): until then Traefik's health check of it fails (a CI run
+    # under a load average near 10 logged `i/o timeout` and `no route to host` for 13 s) and keeps it out of rotation,
+    # which is what that check is for. Those warnings, within OVERLAY_WAIT of the task's creation, are not counted.
+    created = task_created_by_address(deployed)
+    gossip = [line for line in loud["traefik"] if within_gossip_wait(line, created)]
+    loud["traefik"] = [line for line in loud["traefik"] if line not in gossip]
+    print(f"\nSWARM FIGURES health checks failed while the overlay learnt a new task's address: {len(gossip)}")
     assert loud == {"app": [], "migrate": [], "traefik": []}, "\n".join(
         f"{service}: {line}" for service, lines in loud.items() for line in lines
     )
+
+
+HEALTH_CHECK_FAILED = re.compile(r"^(\S+Z) WRN Health check failed\..*targetURL=http://([\d.]+):\d+")
+
+
+def task_created_by_address(d: Deployed) -> dict[str, datetime]:
+    """The creation time of the app's task (of any state) at each overlay address (the latest, when reused)."""
+    created: dict[str, datetime] = {}
+    for task in tasks(d, running=False):
+        for attachment in task.get("NetworksAttachments") or []:
+            for address in attachment.get("Addresses") or []:
+                ip = address.split("/")[0]
+                when = _time(task["CreatedAt"])
+                created[ip] = max(created.get(ip, when), when)
+    return created
+
+
+def within_gossip_wait(line: str, created: dict[str, datetime]) -> bool:
+    """Whether ``line`` is Traefik's warning of a failed health check of a task, logged within OVERLAY_WAIT seconds
+    of that task's creation."""
+    found = HEALTH_CHECK_FAILED.search(line)
+    if found is None or found.group(2) not in created:
+        return False
+    logged = _time(found.group(1))
+    return 0 <= (logged - created[found.group(2)]).total_seconds() <= OVERLAY_WAIT
 
 
 def test_three_replicas_spread_over_both_nodes(deployed: Deployed) -> None:
