@@ -196,7 +196,8 @@ def bucket() -> Iterator[tuple[dict[str, bytes], dict[str, Any]]]:
     objects: dict[str, bytes] = {}
     handler = type("Handler", (_Bucket,), {"objects": objects, "secret": SECRET})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for serve_forever's next poll: 0.5 s by default, at every test's teardown.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     settings = {
         "endpoint": f"http://127.0.0.1:{server.server_address[1]}",
