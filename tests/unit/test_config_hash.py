@@ -5,6 +5,7 @@ Needs the Compose CLI plugin (no daemon: `docker compose config` reads files onl
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +19,7 @@ from composekit.engine.steps import compose_secrets, docker_for
 from composekit.render.stack import write_stack
 
 
+@functools.cache
 def _compose_cli() -> str | None:
     docker = shutil.which("docker")
     if docker is None:
