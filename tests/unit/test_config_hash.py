@@ -28,7 +28,12 @@ def _compose_cli() -> str | None:
     return docker if probe.returncode == 0 else None
 
 
-pytestmark = pytest.mark.skipif(_compose_cli() is None, reason="needs the Docker CLI with the Compose v2 plugin")
+@pytest.fixture(autouse=True)
+def compose_cli() -> None:
+    """Skips without the Compose plugin, looked for when a test of this module runs (not at every collection)."""
+    if _compose_cli() is None:
+        pytest.skip("needs the Docker CLI with the Compose v2 plugin")
+
 
 ENV = "GREETING=hello\nPRICE=5$\nQUOTED='a$b c'\n"
 
