@@ -126,9 +126,9 @@ class _Bucket(BaseHTTPRequestHandler):
         pass
 
     def _check(self, body: bytes) -> bool:
-        from botocore.auth import S3SigV4Auth  # type: ignore[import-untyped]
-        from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
-        from botocore.credentials import Credentials  # type: ignore[import-untyped]
+        from botocore.auth import S3SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
 
         parts = urlsplit(self.path)
         headers = {k.lower(): v for k, v in self.headers.items()}
