@@ -1,8 +1,6 @@
-"""The unit tier's order: its few tests of a second or more go first, longest first, and pytest-xdist hands tests out
-one at a time (--maxschedchunk 1 unless given). Collected near the end (test_test_script, test_uvicorn_drain), a long
-test kept one worker busy while the other had nothing left; run first, they are balanced by the many short tests that
-follow. One at a time, because xdist's default first hands each worker a quarter of the tests in one block, which
-would give the first worker every slow test."""
+"""The unit tier's order: its few tests of a second or more go first, longest first. pytest-xdist hands tests out in
+collection order, so a long test collected near the end (test_test_script, test_uvicorn_drain) kept one worker busy
+while the other had nothing left; run first, they are balanced by the many short tests that follow."""
 
 from __future__ import annotations
 
@@ -34,8 +32,3 @@ def slow_rank(nodeid: str) -> int:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # A stable sort: the other tests (and any integration test collected in the same run) keep their order.
     items.sort(key=lambda item: slow_rank(item.nodeid))
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    if config.pluginmanager.hasplugin("xdist") and config.getoption("maxschedchunk", None) is None:
-        config.option.maxschedchunk = 1

@@ -1,5 +1,5 @@
-"""tests/unit/conftest.py runs the unit tier's slow tests first: every entry of its list still names a test, the
-collected order starts with them, longest first, and pytest-xdist hands tests out one at a time."""
+"""tests/unit/conftest.py runs the unit tier's slow tests first: every entry of its list still names a test, and the
+collected order starts with them, longest first."""
 
 from __future__ import annotations
 
@@ -32,9 +32,3 @@ def test_the_collected_order_starts_with_the_slow_tests(request: pytest.FixtureR
         "tests/unit/test_config_hash.py::test_a_changed_env_file_changes_the_hash_an_unchanged_one_keeps_it"
     ) == (SLOW_FIRST.index("tests/unit/test_config_hash.py::"))
     assert slow_rank("tests/unit/test_layout.py::test_every_import_points_down_the_flow") == len(SLOW_FIRST)
-
-
-def test_xdist_hands_out_one_test_at_a_time(pytestconfig: pytest.Config) -> None:
-    if not pytestconfig.pluginmanager.hasplugin("xdist"):
-        pytest.skip("pytest-xdist is not loaded (-p no:xdist)")
-    assert pytestconfig.getoption("maxschedchunk") == 1
