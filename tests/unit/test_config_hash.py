@@ -5,6 +5,7 @@ Needs the Compose CLI plugin (no daemon: `docker compose config` reads files onl
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +19,7 @@ from composekit.engine.steps import compose_secrets, docker_for
 from composekit.render.stack import write_stack
 
 
+@functools.cache
 def _compose_cli() -> str | None:
     docker = shutil.which("docker")
     if docker is None:
@@ -26,7 +28,12 @@ def _compose_cli() -> str | None:
     return docker if probe.returncode == 0 else None
 
 
-pytestmark = pytest.mark.skipif(_compose_cli() is None, reason="needs the Docker CLI with the Compose v2 plugin")
+@pytest.fixture(autouse=True)
+def compose_cli() -> None:
+    """Skips without the Compose plugin, looked for when a test of this module runs (not at every collection)."""
+    if _compose_cli() is None:
+        pytest.skip("needs the Docker CLI with the Compose v2 plugin")
+
 
 ENV = "GREETING=hello\nPRICE=5$\nQUOTED='a$b c'\n"
 

@@ -29,10 +29,11 @@ from composekit.engine import status as engine_status
 from composekit.engine.docker import ContainerInfo, Docker, LineSink
 from composekit.engine.switch import SwitchResult
 from composekit.engine.target import Engine
-from composekit.engine.wait import Deadline
 from composekit.errors import DockerError, HealthTimeoutError, MigrationError
 from composekit.verify.checks import CheckResult, Report
 from composekit.verify.smoke import SmokeOptions
+
+from .fake_clock import fake_deadline
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "docker"
 REPO = Path(__file__).resolve().parents[2]
@@ -190,7 +191,7 @@ class FakeDocker(Docker):
 
 def healthy_within(docker: Docker, services: list[str], seconds: float) -> list[ContainerInfo]:
     """steps.wait_healthy with a budget of ``seconds`` (the one place that knows its signature)."""
-    return steps.wait_healthy(docker, services, Deadline(seconds))
+    return steps.wait_healthy(docker, services, fake_deadline(seconds))
 
 
 # wait_healthy ----------------------------------------------------------------------------------------
@@ -403,7 +404,7 @@ def _files(status: str, exit_code: int | None) -> ContainerInfo:
 def test_deliver_files_runs_the_one_shot_alone_and_waits_until_it_exited() -> None:
     fake = FakeDocker([], [_files("running", None)], [_files("exited", 0)])
     said: list[str] = []
-    steps.deliver_files(fake, Deadline(5), said.append, None)
+    steps.deliver_files(fake, fake_deadline(5), said.append, None)
     assert fake.asked("up") == [("up", ["files"], False)]
     assert len(fake.asked("containers")) == 3  # polled until it exited
     assert said == ["delivering gunicorn.conf.py and the database password into the files volume"]
@@ -412,7 +413,7 @@ def test_deliver_files_runs_the_one_shot_alone_and_waits_until_it_exited() -> No
 def test_deliver_files_refuses_a_failed_copy_with_its_output() -> None:
     fake = FakeDocker([_files("exited", 1)], logs="files-1  | PermissionError: [Errno 13] /files/.x.tmp")
     with pytest.raises(DockerError) as caught:
-        steps.deliver_files(fake, Deadline(5), lambda _: None, None)
+        steps.deliver_files(fake, fake_deadline(5), lambda _: None, None)
     assert str(caught.value) == (
         "the files service failed (exit code 1), so the app was not started\n"
         "  command: docker compose up files\n"

@@ -85,20 +85,20 @@ def test_it_waits_while_every_lane_is_busy_and_says_how_long(lanes: tuple[Lane, 
     with held_elsewhere(lanes[1]):
         other = open(lanes[0].lock_file, "w")  # noqa: SIM115 (closed by the thread)
         fcntl.flock(other, fcntl.LOCK_EX)
-        threading.Timer(0.6, other.close).start()
+        threading.Timer(0.3, other.close).start()
         with hold("any", None, lanes, poll=0.05) as (lane, _, waited):
             assert lane == lanes[0]
-            assert waited >= 0.5
+            assert waited >= 0.15
 
 
 def test_a_pinned_module_waits_for_its_own_lane(lanes: tuple[Lane, Lane]) -> None:
     other = open(lanes[1].lock_file, "w")  # noqa: SIM115 (closed by the thread)
     fcntl.flock(other, fcntl.LOCK_EX)
-    threading.Timer(0.5, other.close).start()
+    threading.Timer(0.3, other.close).start()
     started = time.monotonic()
-    with hold("any", lanes[1], lanes) as (lane, held, _):
+    with hold("any", lanes[1], lanes, poll=0.05) as (lane, held, _):
         assert (lane, held) == (lanes[1], (lanes[1],))
-        assert time.monotonic() - started >= 0.4
+        assert time.monotonic() - started >= 0.15
         assert is_free(lanes[0])
 
 

@@ -27,6 +27,8 @@ from composekit.engine.switch import SwitchResult
 from composekit.engine.wait import Deadline
 from composekit.errors import ConfigError, DockerError, SelfCheckError
 
+from .fake_clock import fake_deadline
+
 
 def project(tmp_path: Path, extra: dict[str, Any] | None = None) -> Project:
     (tmp_path / "requirements.txt").write_text("fastapi\n")
@@ -184,7 +186,7 @@ INFO = "INFO  [alembic.runtime.migration] Context impl PostgresqlImpl.\n"
 def test_the_state_is_read_after_the_migration_from_stdout_only(tmp_path: Path) -> None:
     engine = StateEngine(0, ("0002 (head)\n", INFO + "INFO  [alembic.runtime.migration] Will assume DDL.\n"))
     said: list[str] = []
-    state = steps.read_migration_state(project(tmp_path, ALEMBIC), engine, Deadline(30), said.append)  # type: ignore[arg-type]
+    state = steps.read_migration_state(project(tmp_path, ALEMBIC), engine, fake_deadline(30), said.append)  # type: ignore[arg-type]
     assert state == "0002"
     assert engine.calls == [
         ("run", "migrate", ["alembic", "current"], "shop-migrate-state"),
@@ -197,14 +199,14 @@ def test_the_state_is_read_after_the_migration_from_stdout_only(tmp_path: Path) 
 def test_a_custom_state_command_records_its_stdout_stripped(tmp_path: Path) -> None:
     engine = StateEngine(0, ("  schema 7\n", "note on stderr\n"))
     config = {"migrate": {"command": "python3 -m app.migrate", "state_command": "python3 -m app.version"}}
-    state = steps.read_migration_state(project(tmp_path, config), engine, Deadline(30), lambda _: None)  # type: ignore[arg-type]
+    state = steps.read_migration_state(project(tmp_path, config), engine, fake_deadline(30), lambda _: None)  # type: ignore[arg-type]
     assert state == "schema 7"
 
 
 def test_a_failing_state_command_records_an_unknown_state_and_says_why(tmp_path: Path) -> None:
     engine = StateEngine(1, ("", INFO + "FAILED: Can't locate revision identified by '0003'\n"))
     said: list[str] = []
-    state = steps.read_migration_state(project(tmp_path, ALEMBIC), engine, Deadline(30), said.append)  # type: ignore[arg-type]
+    state = steps.read_migration_state(project(tmp_path, ALEMBIC), engine, fake_deadline(30), said.append)  # type: ignore[arg-type]
     assert state is None
     assert said[-1] == (
         "warning: could not read the migration state with `alembic current` (it exited 1: FAILED: Can't locate "
@@ -216,7 +218,7 @@ def test_a_failing_state_command_records_an_unknown_state_and_says_why(tmp_path:
 def test_a_state_command_that_cannot_start_records_an_unknown_state(tmp_path: Path) -> None:
     engine = StateEngine(0, ("", ""), fail_run=True)
     said: list[str] = []
-    assert steps.read_migration_state(project(tmp_path, ALEMBIC), engine, Deadline(30), said.append) is None  # type: ignore[arg-type]
+    assert steps.read_migration_state(project(tmp_path, ALEMBIC), engine, fake_deadline(30), said.append) is None  # type: ignore[arg-type]
     assert said[-1] == (
         "warning: could not read the migration state with `alembic current` (`docker compose run migrate` failed); "
         "the release records it as unknown"
@@ -226,14 +228,14 @@ def test_a_state_command_that_cannot_start_records_an_unknown_state(tmp_path: Pa
 def test_an_empty_alembic_answer_is_an_unknown_state(tmp_path: Path) -> None:
     said: list[str] = []
     engine = StateEngine(0, ("", INFO))
-    assert steps.read_migration_state(project(tmp_path, ALEMBIC), engine, Deadline(30), said.append) is None  # type: ignore[arg-type]
+    assert steps.read_migration_state(project(tmp_path, ALEMBIC), engine, fake_deadline(30), said.append) is None  # type: ignore[arg-type]
     assert said[-1] == "`alembic current` printed no migration state; the release records it as unknown"
 
 
 def test_without_a_state_command_nothing_runs(tmp_path: Path) -> None:
     engine = StateEngine(0, ("", ""))
     config = {"migrate": {"command": "python3 -m app.migrate"}}
-    assert steps.read_migration_state(project(tmp_path, config), engine, Deadline(30), lambda _: None) is None  # type: ignore[arg-type]
+    assert steps.read_migration_state(project(tmp_path, config), engine, fake_deadline(30), lambda _: None) is None  # type: ignore[arg-type]
     assert engine.calls == []
 
 

@@ -242,7 +242,8 @@ class _UnixHttpServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer
 def test_a_request_through_a_forwarded_socket_keeps_the_domain_as_host(tmp_path: Path) -> None:
     path = str(tmp_path / "port-8080.sock")
     server = _UnixHttpServer(path, _Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # shutdown() waits for serve_forever's next poll (0.5 s by default).
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
     try:
         endpoint = Endpoint("shop.example.com", UNRESOLVABLE, 8080, 8443, http_socket=path)
         with HttpClient(endpoint, timeout=5) as client:

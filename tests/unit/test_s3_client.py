@@ -16,9 +16,6 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
-from botocore.auth import S3SigV4Auth  # type: ignore[import-untyped]
-from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
-from botocore.credentials import Credentials  # type: ignore[import-untyped]
 
 from composekit.runtime import s3_client
 
@@ -30,7 +27,12 @@ WHEN = datetime.datetime(2026, 12, 3, 11, 0, 0)
 def _botocore(
     method: str, url: str, query: dict[str, str], headers: dict[str, str], body: bytes, region: str
 ) -> dict[str, str]:
-    """What botocore's S3SigV4Auth sends for this request at WHEN (its clock patched)."""
+    """What botocore's S3SigV4Auth sends for this request at WHEN (its clock patched). botocore is imported here, not at
+    collection: it is a tenth of a second of CPU at every xdist worker's start, and only this module uses it."""
+    from botocore.auth import S3SigV4Auth  # type: ignore[import-untyped]
+    from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
+    from botocore.credentials import Credentials  # type: ignore[import-untyped]
+
     parts = urlsplit(url)
     request = AWSRequest(
         method=method,
@@ -124,6 +126,10 @@ class _Bucket(BaseHTTPRequestHandler):
         pass
 
     def _check(self, body: bytes) -> bool:
+        from botocore.auth import S3SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
         parts = urlsplit(self.path)
         headers = {k.lower(): v for k, v in self.headers.items()}
         given = headers.pop("authorization", "")
@@ -196,7 +202,8 @@ def bucket() -> Iterator[tuple[dict[str, bytes], dict[str, Any]]]:
     objects: dict[str, bytes] = {}
     handler = type("Handler", (_Bucket,), {"objects": objects, "secret": SECRET})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for serve_forever's next poll: 0.5 s by default, at every test's teardown.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     settings = {
         "endpoint": f"http://127.0.0.1:{server.server_address[1]}",

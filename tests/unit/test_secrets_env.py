@@ -20,11 +20,11 @@ from composekit.cli import app as cli
 from composekit.config import parse_config
 from composekit.config.project import Project, load_project
 from composekit.engine import steps
-from composekit.engine.wait import Deadline
 from composekit.errors import ConfigError
 from composekit.render.stack import render_stack
 from composekit.render.swarm_variables import deploy_variables
 
+from .fake_clock import fake_deadline
 from .test_migration_state import StateEngine
 
 RUNTIME = Path(__file__).resolve().parents[2] / "composekit" / "runtime" / "secret_env.py"
@@ -325,7 +325,7 @@ def test_a_changed_value_changes_the_apps_config_hash(tmp_path: Path) -> None:
 
 def test_the_state_command_runs_with_the_secrets(tmp_path: Path) -> None:
     engine = StateEngine(0, ("0002 (head)\n", ""))
-    steps.read_migration_state(project(tmp_path, FORMS["postgres"]), engine, Deadline(30), lambda _: None)  # type: ignore[arg-type]
+    steps.read_migration_state(project(tmp_path, FORMS["postgres"]), engine, fake_deadline(30), lambda _: None)  # type: ignore[arg-type]
     assert engine.calls[0] == (
         "run",
         "migrate",

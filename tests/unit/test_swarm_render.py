@@ -3,6 +3,7 @@ where the config's keys land, warnings, and what `docker stack deploy`'s own loa
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import subprocess
@@ -401,6 +402,7 @@ def test_switching_modes_removes_the_other_modes_files(tmp_path: Path) -> None:
     assert check_stack(swarm) == ""
 
 
+@functools.cache
 def _stack_config_cli() -> str | None:
     docker = shutil.which("docker")
     if docker is None:
@@ -409,11 +411,13 @@ def _stack_config_cli() -> str | None:
     return docker if probe.returncode == 0 else None
 
 
-@pytest.mark.skipif(_stack_config_cli() is None, reason="needs a Docker CLI with `docker stack config` (23.0+)")
 @pytest.mark.parametrize("config", [FASTAPI, POSTGRES], ids=lambda p: p.stem)
 def test_docker_stack_loader_reads_the_files(config: Path, tmp_path: Path) -> None:
     """The Docker CLI's own compose loader (what `docker stack deploy` runs before it talks to the engine)
-    accepts both files and substitutes the variables deploy_variables gives; no daemon involved."""
+    accepts both files and substitutes the variables deploy_variables gives; no daemon involved. (The CLI is looked
+    for here, not in a skipif mark that every xdist worker would evaluate at collection.)"""
+    if _stack_config_cli() is None:
+        pytest.skip("needs a Docker CLI with `docker stack config` (23.0+)")
     copy = copy_fixtures(tmp_path)
     project = load_project((copy / config.name,))
     write_stack(project)

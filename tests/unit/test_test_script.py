@@ -71,6 +71,9 @@ def test_the_unit_tier_runs_alone_in_parallel_with_no_setup(tmp_path: Path) -> N
 
 def test_the_whole_suite_runs_both_tiers_and_fails_when_either_fails(tmp_path: Path) -> None:
     repo, env = _repo(tmp_path, FAILING, PASSING)
+    # The unit tier's `-n auto` with one worker: a test of one test needs no second one (the --unit test above checks
+    # that the tier runs in parallel); each worker is a pytest start, a third of a second of CPU.
+    env["PYTEST_XDIST_AUTO_NUM_WORKERS"] = "1"
     done = _run(repo, env)
     assert done.returncode == 1, done.stdout + done.stderr
     # Both tiers ran, each its own pytest: the unit tier's failure did not stop the integration tier.
@@ -80,6 +83,7 @@ def test_the_whole_suite_runs_both_tiers_and_fails_when_either_fails(tmp_path: P
     assert sorted(p.name for p in (tmp_path / "ran").iterdir()) == ["lint.sh", "pebble.sh", "setup-env.sh", "sshd.sh"]
 
     repo, env = _repo(tmp_path / "again", PASSING, FAILING)
+    env["PYTEST_XDIST_AUTO_NUM_WORKERS"] = "1"
     done = _run(repo, env)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "unit tier exited 0, integration tier exited 1" in done.stderr

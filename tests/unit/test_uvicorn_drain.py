@@ -41,8 +41,8 @@ def _get(port: int) -> int:
 # The drain asked for, and how long the test keeps asking during it: 1.5 s of margin, so that a request the loop starts
 # just before its end still connects on a loaded machine (with a 2 s drain, one under a load average of 10 reached
 # the socket after the listener had closed: connection refused).
-DRAIN = 3
-ASKING = 1.5
+DRAIN = 2.5
+ASKING = 1.0
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ def test_a_stopping_task_keeps_serving_for_the_drain_then_stops_cleanly(
     while time.monotonic() - signalled < ASKING:
         assert _get(port) == 200  # plain uvicorn refuses new connections right after SIGTERM
         answered += 1
-        time.sleep(0.05)
+        time.sleep(0.02)
     # uvicorn >= 0.29 re-raises the signal it caught once it has shut down (as plain uvicorn does): -15.
     assert proc.wait(10) in (0, -signal.SIGTERM)
     stopped = time.monotonic() - signalled
