@@ -143,7 +143,7 @@ def _wait_new(
     if seen.done:
         return
     culprit = seen.value or next(iter(c.name for change in changes for c in change.new), "")
-    logs = docker.container_logs(culprit, 30) if culprit else ""
+    logs = docker.final_logs(culprit, 30) if culprit else ""
     _remove_new(docker, changes)
     _tag_back(project, docker, serving_image)
     why = deadline.ran_out("waiting for the processes", started) if timed_out else "it failed"

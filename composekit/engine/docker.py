@@ -8,7 +8,10 @@ containers of the stack are here.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,6 +165,22 @@ class Docker(ComposeCommands, ImageCommands, SwarmCommands, LockContainers, Back
         return self._call(
             f"cannot read the logs of {container}", lambda: str(self.client.container.logs(container, tail=tail))
         )
+
+    def final_logs(self, container: str, tail: int, sleep: Callable[[float], None] = time.sleep) -> str:
+        """The last ``tail`` lines of a container being given up on. It is killed first (best effort: its restart
+        policy then starts no new run while they are read), then read until two reads 0.3 s apart agree, for at
+        most 3 s: the engine copies a run's output asynchronously, and under load the last lines of a run that
+        just ended (the error the user needs) were seen to arrive after its restart was counted."""
+        with contextlib.suppress(DockerException):  # a restarting or exited container refuses a kill: fine
+            self.client.container.kill(container)
+        logs = self.container_logs(container, tail)
+        for _ in range(10):
+            sleep(0.3)
+            again = self.container_logs(container, tail)
+            if again == logs:
+                break
+            logs = again
+        return logs
 
     def containers(self) -> list[ContainerInfo]:
         found = self._call(

@@ -204,7 +204,7 @@ def _switch(
     new = fresh[0]
 
     def give_up(why: str) -> HealthTimeoutError:
-        logs = docker.container_logs(new.name, 30)
+        logs = docker.final_logs(new.name, 30)
         docker.remove_now(new.name)
         if old:
             docker.tag(old[0].image, image)  # :latest stays the image that serves

@@ -290,6 +290,9 @@ class FakeDocker:
     def container_logs(self, name: str, tail: int) -> str:
         return f"log of {name}"
 
+    def final_logs(self, name: str, tail: int) -> str:
+        return self.container_logs(name, tail)
+
 
 def deadline(clock: list[float], timeout: float = 120) -> Deadline:
     def sleep(seconds: float) -> None:

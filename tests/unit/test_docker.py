@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
 from composekit.engine.docker import Docker
@@ -53,3 +54,33 @@ def test_streamed_failure_keeps_the_output_tail_and_error_type() -> None:
     assert info.value.command == ["docker", "compose", "build"]
     assert "No matching distribution found for fastapi==0.0.0" in str(info.value)
     assert str(info.value).endswith("  fix: read the build output")
+
+
+def test_final_logs_kill_first_and_read_until_the_engine_has_copied_the_last_lines(tmp_path: Path) -> None:
+    """A crash-looping container given up on: the error its last run printed reaches the engine's log a moment
+    after the restart was counted (seen under load). final_logs kills it, then reads until two reads agree."""
+    fake = tmp_path / "docker"
+    calls = tmp_path / "calls"
+    # python-on-whales inspects a container before reading its logs (is it a TTY?).
+    # `docker logs` answers the start of a run the first time, the whole run from the second time on.
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {calls}\n'
+        'case "$*" in\n'
+        """  *" inspect "*) echo '[{"Id": "c1", "Config": {"Tty": false}}]';;\n"""
+        f'  *" logs "*) if [ "$(grep -c " logs " {calls})" -lt 2 ]; then echo "Booting worker"; '
+        'else printf "Booting worker\\nFailed to find attribute\\n"; fi;;\n'
+        '  *" kill "*) echo "Error response from daemon: container is restarting" >&2; exit 1;;\n'
+        "esac\n",
+        encoding="utf-8",
+    )
+    fake.chmod(0o755)
+    docker = Docker("shop", [tmp_path / "compose.yaml"])
+    docker.client = DockerClient(client_call=[str(fake)])
+    slept: list[float] = []
+    logs = docker.final_logs("shop-app-1", 30, sleep=slept.append)
+    assert logs == "Booting worker\nFailed to find attribute\n"
+    asked = calls.read_text(encoding="utf-8").splitlines()
+    assert asked[0] == "container kill shop-app-1"  # refused (restarting): read anyway
+    assert [a for a in asked if " logs " in a] == ["container logs --tail 30 shop-app-1"] * 3
+    assert slept == [0.3, 0.3]

@@ -119,6 +119,9 @@ class FakeDocker:
     def container_logs(self, name: str, tail: int) -> str:
         return f"{name} log line"
 
+    def final_logs(self, name: str, tail: int) -> str:
+        return self.container_logs(name, tail)
+
     def tag(self, image: str, tag: str) -> None:
         self.calls.append(f"tag {image} {tag}")
 
