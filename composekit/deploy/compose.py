@@ -138,9 +138,42 @@ def _deploy(
     else:
         report(f"building the app image (release {release})")
         docker.build(on_line)
+    claim = None
     if shared:
         # After the build, before anything of the stack changes (a refused claim leaves nothing of it started).
-        _onto_edge(project, docker, move, deadline, report, on_line)
+        claim = _onto_edge(project, docker, move, deadline, report, on_line)
+    try:
+        return _roll_out(project, docker, deadline, report, on_line, rollback_on_error, before, release)
+    except ComposekitError:
+        if claim is not None:
+            _give_back(project, docker, claim, report)
+        raise
+
+
+def _give_back(project: Project, docker: Docker, claim: edge.Claim, report: Progress) -> None:
+    """A failed `up` gives back the names it claimed on the edge (edge.give_back); a failure to do so is reported,
+    never raised over the `up`'s own error."""
+    try:
+        edge.give_back(project, docker, claim, report)
+    except ComposekitError as exc:
+        first = str(exc).splitlines()[0]
+        names = ", ".join(claim.names)
+        report(f"warning: could not give back {names} on the shared edge ({first}); `composekit down` does")
+
+
+def _roll_out(
+    project: Project,
+    docker: Docker,
+    deadline: Deadline,
+    report: Progress,
+    on_line: LineSink | None,
+    rollback_on_error: bool,
+    before: dict[str, ContainerInfo],
+    release: str,
+) -> tuple[list[ContainerInfo], SwitchResult]:
+    """Everything of `up` after the build (and the claim on the edge): volume owners, the files, the migration, the
+    services beside the app, the processes, the switch, its self-check, the record of the release."""
+    shared = project.config.edge == "shared"
     steps.fix_volume_owners(project, docker, report)
     ensure_backups_volume(project, docker)
     steps.deliver_files(docker, deadline, report, on_line)
@@ -192,29 +225,36 @@ def _onto_edge(
     deadline: Deadline,
     report: Progress,
     on_line: LineSink | None,
-) -> None:
+) -> edge.Claim | None:
     """The app's place on the shared edge, under the edge lock when anything is to change there: its own Traefik's
     ports and certificates moved onto the edge (edge: own before), the edge created when none runs (two first `up`s:
     one creates it), and the names the app routes that its routes file there lacks claimed (checked against every
     other app's file and written at once: of two `up`s claiming one name, exactly one gets it). The lock is held for
     those steps only (seconds; creating the edge waits for its Traefik's health): never across the build, the
-    migration or the app's health wait. An `up` that claims nothing on a running edge takes no lock."""
+    migration or the app's health wait. An `up` that claims nothing on a running edge takes no lock. Returns what it
+    claimed (None: nothing), for the `up` to give back should it fail."""
     edge_docker = edge.edge_docker(docker.engine)
     running = edge.edge_state(edge_docker).running
     if move is None and running and not edge.claim_needed(project, edge_docker):
-        return
+        return None
     with edge_lock(project, docker, "up", report=report):
         took = deadline.clock()
         if move is not None:
             # Before any `docker compose up` of the stack: it would remove the own Traefik (an orphan now) at once.
             edge_move.move_onto_edge(project, docker, move, deadline, report, on_line)
-        if not edge.edge_state(edge_docker).running or (not running and move is None):
+        now = edge.edge_state(edge_docker)
+        if now.running and not running:
+            # Another `up` created the edge while this one built or waited: its settings must be this app's too
+            # (checked before the build against no edge at all), else refused as against any running edge.
+            edge.refuse_other_settings(project, now)
+        if not now.running or (not running and move is None):
             # None runs (an `edge down` may have removed it while this waited), or another `up` created one while
             # this waited (ensure_edge brings it to this app's definition). The edge joins the app's network when
             # the switch first routes to it (routes_volume.write_routes).
             edge.ensure_edge(project, docker.engine, deadline, report, on_line)
-        edge.claim_domains(project, docker, report)
+        claim = edge.claim_domains(project, docker, report)
         report(f"releasing the edge lock (held {deadline.clock() - took:.1f} s)")
+    return claim
 
 
 def _serving_release(recorded: list[Release], image: str) -> tuple[str, str]:

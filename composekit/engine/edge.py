@@ -215,24 +215,56 @@ def claim_needed(project: Project, edge: Docker) -> bool:
     return bool(new_names(_claim_text(project, []), read_route_files(edge).get(project.config.name)))
 
 
-def claim_domains(project: Project, docker: Docker, report: Progress = lambda _: None) -> None:
+@dataclass(frozen=True)
+class Claim:
+    """What claim_domains wrote: the names it added, the app's routes file it wrote, the one before (None: none)."""
+
+    names: tuple[str, ...]
+    written: str
+    before: str | None
+
+
+def claim_domains(project: Project, docker: Docker, report: Progress = lambda _: None) -> Claim | None:
     """Before any of the app's containers changes, and with the edge lock held (the caller's): the names the app
     routes that its routes file on the edge does not (all of them at its first `up`) are checked against every other
     app's file and written, so a second app claiming one of them is refused from now on. The file routes them to the
     release serving now (none at a first `up`: Traefik answers 503 until the switch routes the new one), as the
-    switch's first generation would."""
+    switch's first generation would. None when it claimed nothing."""
     edge = edge_docker(docker.engine)
     serving = sorted(c.name for c in docker.containers() if c.service == APP_SERVICE and c.status == "running")
     text = _claim_text(project, serving)
     files = read_route_files(edge)
-    added = new_names(text, files.get(project.config.name))
+    before = files.get(project.config.name)
+    added = new_names(text, before)
     if not added:
-        return
+        return None
     _refuse_conflict(project, files)
     if serving:
         connect_app(project, edge, report)  # routed to the serving release: the edge must reach it
     _put_route(project, edge, text)
     report(f"claimed {', '.join(sorted(added))} on the shared edge for app {project.config.name}")
+    return Claim(tuple(sorted(added)), text, before)
+
+
+def give_back(project: Project, docker: Docker, claim: Claim, report: Progress = lambda _: None) -> None:
+    """After a failed `up` whose claim took names: give them back, under the edge lock, so that they route nothing
+    and another app may claim them. A first `up` (the app had no routes file) that leaves nothing of the app running
+    has its file removed and the edge off its network (as `down` does); an `up` that added names has its file put
+    back as it was, when it is still the one the claim wrote (a switch that wrote another has routed the serving
+    release again itself). Anything else is left as it is."""
+    edge = edge_docker(docker.engine)
+    with edge_lock(project, edge, f"{project.config.name}: giving back its claim", report=report):
+        current = read_route_files(edge).get(project.config.name)
+        if claim.before is None:
+            running = [c for c in docker.containers() if c.service == APP_SERVICE and c.status == "running"]
+            if current is None or running:
+                return
+            detach_app(project, docker.engine)
+        elif current == claim.written:
+            _put_route(project, edge, claim.before)
+        else:
+            return
+    report(f"gave back {', '.join(claim.names)} on the shared edge: the failed `up` routes none of them")
 
 
 def preflight(project: Project, docker: Docker, running: dict[str, ContainerInfo]) -> None:
@@ -240,7 +272,6 @@ def preflight(project: Project, docker: Docker, running: dict[str, ContainerInfo
     own Traefik of edge: own may run: engine/edge_move.py moves it onto the edge."""
     from .steps import check_ports  # steps.down calls detach_app: imported late, no cycle
 
-    config = project.config
     edge = edge_docker(docker.engine)
     state = edge_state(edge)
     if state.traefik is None or state.traefik.status != "running":
@@ -248,11 +279,16 @@ def preflight(project: Project, docker: Docker, running: dict[str, ContainerInfo
             # The edge will publish them; the app's own Traefik (edge: own before) may hold them: it hands them over.
             check_ports(project, running, docker)
         return
-    mismatch = settings_mismatch(config.name, edge_settings(project), state.settings or {}, state.created_by)
-    if mismatch is not None:
-        raise UserError(mismatch)
+    refuse_other_settings(project, state)
     if state.running:
         _refuse_conflict(project, read_route_files(edge))  # again under the edge lock when it claims (claim_domains)
+
+
+def refuse_other_settings(project: Project, state: EdgeState) -> None:
+    """Refuse an app whose edge settings differ from the running edge's, naming every differing key and both values."""
+    mismatch = settings_mismatch(project.config.name, edge_settings(project), state.settings or {}, state.created_by)
+    if mismatch is not None:
+        raise UserError(mismatch)
 
 
 def ensure_edge(

@@ -263,6 +263,36 @@ def test_a_domain_another_app_routes_is_refused_before_anything_changes(apps: di
     assert not thief.leftovers()
 
 
+def test_a_first_up_failing_after_its_claim_gives_its_domains_back(apps: dict[str, Stack], tmp_path: Path) -> None:
+    """The claim is made before the migration; a first `up` whose migration then fails routes nothing and holds no
+    name: no router answers for it, `edge status` lists no such app, and another app may claim the name."""
+    failing = make_app(
+        apps["notes"].env,
+        tmp_path,
+        "edge-failing",
+        "edge-failing.composekit.test",
+        migrate={"command": "python3 -c 'raise SystemExit(\"no database\")'"},
+    )
+    try:
+        done = failing.ck("up", "--no-smoke", check=False, timeout=300)
+        assert done.returncode == 1, done.stderr
+        assert "claimed edge-failing.composekit.test on the shared edge for app edge-failing" in done.stderr
+        assert "no database" in done.stderr
+        gave = "gave back edge-failing.composekit.test on the shared edge: the failed `up` routes none of them"
+        assert gave in done.stderr, done.stderr
+        status = json.loads(apps["notes"].ck("edge", "status", "--json").stdout)
+        assert "edge-failing" not in status["apps"], status
+        # No router for it (a name still claimed would answer 503); no certificate for it either: not verified here.
+        url = f"https://127.0.0.1:{failing.env.lane.https_port}/"
+        with httpx.Client(verify=False, timeout=10) as client:
+            answer = client.get(url, headers={"Host": failing.domain}, extensions={"sni_hostname": failing.domain})
+        assert answer.status_code == 404, answer.text
+        assert https_as(apps["notes"], NOTES_DOMAINS[0]).json() == {"app": NOTES, "version": "v1"}
+    finally:
+        failing.ck("down", "--delete-volumes", check=False, timeout=120)
+        failing.break_stale_lock()
+
+
 EDGE_LOCK_CONTAINER = f"{EDGE_PROJECT}-lock"  # engine/edge_lock.py EDGE_LOCK
 WAITING = "waiting up to 180 s: another composekit command is changing the shared edge"
 

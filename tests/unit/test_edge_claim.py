@@ -232,8 +232,10 @@ class Steps:
     @contextmanager
     def lock(self, *args: Any, **kwargs: Any) -> Iterator[None]:
         self.done.append("lock")
-        yield
-        self.done.append("unlock")
+        try:
+            yield
+        finally:
+            self.done.append("unlock")
 
 
 def onto_edge(tmp_path: Path) -> None:
@@ -265,3 +267,113 @@ def test_a_running_edge_is_claimed_on_without_being_touched(tmp_path: Path, monk
     steps.patch(monkeypatch)
     onto_edge(tmp_path)
     assert steps.done == ["lock", "claim_domains", "unlock"]
+
+
+# a failed `up` gives back what it claimed ------------------------------------------------------------------------
+
+
+def claimed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake: FakeEdge, p: Project) -> edge.Claim:
+    monkeypatch.setattr(edge, "edge_docker", lambda engine, files=None: fake)
+
+    def detach(project: Project, engine: Any, report: Any = None) -> None:
+        fake.events.append(f"detach {project.config.name}")
+        fake.files.pop(project.config.name)
+
+    monkeypatch.setattr(edge, "detach_app", detach)
+    claim = edge.claim_domains(p, as_docker(fake))
+    assert claim is not None
+    fake.events.clear()
+    return claim
+
+
+def test_a_failed_first_up_that_left_nothing_running_gives_its_names_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = project(tmp_path, "notes", ["notes.example.com", SHARED])
+    fake = FakeEdge({})
+    claim = claimed(tmp_path, monkeypatch, fake, p)
+    assert (claim.names, claim.before) == (("notes.example.com", SHARED), None)
+    said: list[str] = []
+    edge.give_back(p, as_docker(fake), claim, said.append)
+    assert fake.events == ["lock", "read", "detach notes", "unlock"]
+    assert "notes" not in fake.files  # another app may claim them now
+    assert said[-1] == f"gave back notes.example.com, {SHARED} on the shared edge: the failed `up` routes none of them"
+
+
+def test_a_failed_first_up_whose_app_runs_keeps_its_claim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    p = project(tmp_path, "notes", [SHARED])
+    fake = FakeEdge({})
+    claim = claimed(tmp_path, monkeypatch, fake, p)
+    fake.app = [container("notes-app-1", "app")]
+    said: list[str] = []
+    edge.give_back(p, as_docker(fake), claim, said.append)
+    assert fake.events == ["lock", "read", "unlock"] and "notes" in fake.files
+    assert not any("gave back" in line for line in said)
+
+
+def test_a_failed_up_that_added_a_name_puts_the_file_back_unless_a_switch_rewrote_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = project(tmp_path, "notes", ["notes.example.com"])
+    after = project(tmp_path, "notes", ["notes.example.com", SHARED], folder="after")
+    serving = routes(before, ["notes-app-1"])
+    fake = FakeEdge({"notes": serving}, [container("notes-app-1", "app")])
+    monkeypatch.setattr(edge, "connect_app", lambda *a, **k: None)
+    claim = claimed(tmp_path, monkeypatch, fake, after)
+    assert claim.names == (SHARED,)
+    edge.give_back(after, as_docker(fake), claim)
+    assert fake.files["notes"] == serving
+    assert fake.events == ["lock", "read", "write notes", "unlock"]
+    # Claimed again, then a switch wrote a generation of its own: that one stays.
+    claim = claimed(tmp_path, monkeypatch, fake, after)
+    fake.files["notes"] = switched = routes(after, ["notes-app-2"])
+    edge.give_back(after, as_docker(fake), claim)
+    assert fake.files["notes"] == switched
+    assert fake.events == ["lock", "read", "unlock"]
+
+
+def test_a_give_back_that_fails_is_a_warning_not_the_error_of_the_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = project(tmp_path, "notes", [SHARED])
+
+    def cannot(*args: Any) -> None:
+        raise UserError("the edge lock is held by another command\nmore")
+
+    monkeypatch.setattr(edge, "give_back", cannot)
+    said: list[str] = []
+    deploy._give_back(p, cast(Docker, FakeEdge({})), edge.Claim((SHARED,), "x", None), said.append)
+    assert said == [
+        f"warning: could not give back {SHARED} on the shared edge (the edge lock is held by another command); "
+        "`composekit down` does"
+    ]
+
+
+def test_an_edge_another_up_created_meanwhile_with_other_settings_refuses_this_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two first `up`s with different edge settings: both saw no edge before their builds; the one that waited for
+    the lock finds the other's edge and is refused (before: it upgraded that edge to its own settings)."""
+    steps = Steps([False, True], claim=True)
+    steps.patch(monkeypatch)
+    checked: list[str] = []
+
+    def refuse(project: Project, state: Any) -> None:
+        checked.append(project.config.name)
+        raise UserError("acme/email is 'a@example.org' here but 'b@example.org' on the edge")
+
+    monkeypatch.setattr(edge, "refuse_other_settings", refuse)
+    with pytest.raises(UserError, match="on the edge"):
+        onto_edge(tmp_path)
+    assert checked == ["notes"]
+    assert steps.done == ["lock", "unlock"]  # neither the edge nor the claim touched
+
+
+def test_an_edge_another_up_created_meanwhile_with_the_same_settings_is_claimed_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    steps = Steps([False, True], claim=True)
+    steps.patch(monkeypatch)
+    monkeypatch.setattr(edge, "refuse_other_settings", lambda project, state: steps.done.append("settings agree"))
+    onto_edge(tmp_path)
+    assert steps.done == ["lock", "settings agree", "ensure_edge", "claim_domains", "unlock"]
