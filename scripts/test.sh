@@ -12,8 +12,8 @@
 #                                               starts Pebble (one per lane) and the test sshd, then runs the unit
 #                                               tier (in parallel) and the integration tier (in three lanes:
 #                                               pytest-xdist workers, each deploying on its own host ports with its
-#                                               own Pebble, one module per lane at a time; the exclusive and swarm
-#                                               modules alone, last; tests/integration/lanes.py); exits non-zero when either
+#                                               own Pebble, one module per lane at a time; the exclusive module
+#                                               alone, last; tests/integration/lanes.py); exits non-zero when either
 #                                               tier fails, after running both
 #   bash scripts/test.sh PYTEST ARGS            setup as above, then one pytest run with these arguments
 #                                               (e.g. tests/integration/test_stack.py, -k smoke)
@@ -83,8 +83,9 @@ echo "== test.sh: unit tier (pytest ${UNIT[*]})" >&2
 unit=0
 .venv/bin/python -m pytest "${UNIT[@]}" || unit=$?
 # The integration tier in three lanes (tests/integration/lanes.py: three xdist workers, whole modules each, in the
-# order and work units conftest gives them: the lane0 group (the shared edge's modules) on one worker beside the other
-# lanes' modules, the longest first, the exclusive and swarm modules last, alone); it lists its 25 slowest steps and
+# order and work units conftest gives them: the lane0 group (the swarm modules, then the shared edge's) on one worker
+# beside the other lanes' modules, the longest first, the exclusive module last, alone; the engine is in the two-node
+# test swarm from before the workers start until the exclusive module or the end); it lists its 25 slowest steps and
 # each module's lane, wait and time.
 INTEGRATION=(tests/integration -n 3 --dist loadfile --no-loadscope-reorder --durations=25)
 echo "== test.sh: integration tier (pytest ${INTEGRATION[*]})" >&2

@@ -9,9 +9,11 @@ Lanes (tests/integration/lanes.py): the tier runs in parallel (`pytest -n 3 --di
 does). A lane is a set of host ports with its own Pebble validating there and its own lock file; each module holds a
 lane's lock from its first test to its last, so three modules deploy at once. Lane 0 is the classic one (ports 80/443,
 Pebble on 14000, /tmp/composekit-integration.lock, which other runs on this machine take too). A module marked
-`exclusive` (it restarts dockerd) or `exclusive` and `swarm` (it needs the two-node swarm) holds every lane's lock, to
-the end of the session (they run last; the swarm is left at the end); one marked `lane0` (the shared edge, or
-assertions that name ports 80/443) holds lane 0's, beside the other lanes; any other takes whichever lane is free.
+`exclusive` (it restarts dockerd) holds every lane's lock, to the end of the session (they run last, with the engine
+out of the test swarm); one marked `swarm` (it needs the two-node swarm) or `lane0` (the shared edge,
+or assertions that name ports 80/443) holds lane 0's, beside the other lanes; any other takes whichever lane is free.
+In a parallel run the engine is in the test swarm from before the workers start to after they end (the controller's
+pytest_sessionstart/pytest_sessionfinish below), so swarm modules run beside the others.
 """
 
 from __future__ import annotations
@@ -251,27 +253,34 @@ def every_lane() -> Iterator[EveryLane]:
 
 @pytest.fixture(scope="session")
 def swarm_session(every_lane: EveryLane) -> Iterator[list[bool]]:
-    """Whether this session started the test swarm (swarm_cluster.py); at the end of the session, with every lane's
-    lock still held (every_lane is torn down after this fixture), the main engine leaves it, ALWAYS, also when a
-    test failed."""
+    """Whether a module of this session used the test swarm (swarm_cluster.py). At the end of a plain (not xdist)
+    session that did, the main engine leaves it, ALWAYS, also when a test failed, with every lane's lock held. An
+    xdist worker leaves nothing: other workers' modules may still be running; the controller leaves it once every
+    worker has ended (pytest_sessionfinish)."""
     started: list[bool] = []
     yield started
-    if started:
+    if started and not os.environ.get("PYTEST_XDIST_WORKER"):
         from .swarm_cluster import leave_swarm  # it imports this module
 
+        every_lane.take("exclusive")
         leave_swarm()
 
 
 @pytest.fixture(scope="module")
 def held_lane(request: pytest.FixtureRequest, every_lane: EveryLane) -> Iterator[Lane]:
     """The lane this module runs on, its lock held (lanes.hold) from the module's first test to its last, across
-    concurrent pytest runs too; an exclusive or swarm module holds every lane's, to the end of the session
-    (EveryLane). Holding them, it frees the held lanes' ports of an interrupted run's leftovers. How long it waited
-    is noted for the tier's summary of modules."""
+    concurrent pytest runs too; an exclusive module holds every lane's, to the end of the session (EveryLane), and
+    runs with the engine out of the test swarm (test_engine turns on live-restore, which Swarm refuses: it is left
+    here, with every lane held). Holding them, it frees the held lanes' ports of an interrupted run's leftovers. How
+    long it waited is noted for the tier's summary of modules."""
     kind = module_kind(request.module)
     with ExitStack() as module_held:
         if kind in ALONE:
             lane, lanes, waited = every_lane.take(kind)
+            from .swarm_cluster import leave_swarm, swarm_is_up  # it imports this module
+
+            if swarm_is_up():
+                leave_swarm()
         else:
             lane, lanes, waited = module_held.enter_context(hold(kind, worker_lane()))
         _LANE_NOTES[request.node.nodeid] = (lane.index, waited)
@@ -512,6 +521,68 @@ def tools(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"poetry": target / "bin" / "poetry", "uv": target / "bin" / "uv"}
 
 
+# The test swarm of a parallel run: up from before the workers start to after they end ------------------------------
+
+_SWARM_NOTES: list[str] = []  # what the controller did with the test swarm, for the summary
+
+
+def _xdist_controller(config: pytest.Config) -> bool:
+    return not hasattr(config, "workerinput") and bool(getattr(config.option, "numprocesses", None))
+
+
+def _runs_swarm_modules(config: pytest.Config) -> bool:
+    """Whether the run's arguments name a swarm module (read from the sources: the controller collects nothing)."""
+    for arg in config.args:
+        path = Path(arg.split("::")[0])
+        path = path if path.is_absolute() else config.invocation_params.dir / path
+        files = [path] if path.is_file() else sorted(path.rglob("test_*.py")) if path.is_dir() else []
+        if any(kind_of(module_marks(f)) == "swarm" for f in files):
+            return True
+    return False
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The xdist controller of a run with swarm modules puts the engine in the test swarm before any worker starts
+    (pytest-xdist starts them in its own, later, pytest_sessionstart), holding every lane's lock: the init disturbs
+    Docker's DNS for other stacks' containers, and none exists yet. A failed start is noted; the first swarm module
+    tries again and fails (CI) or skips saying why."""
+    if not (_xdist_controller(session.config) and _runs_swarm_modules(session.config)):
+        return
+    from .swarm_cluster import swarm_is_up, swarm_script
+
+    begun = time.monotonic()
+    with hold("exclusive", None):
+        if swarm_is_up():
+            _SWARM_NOTES.append("test swarm: up already when the run began")
+            return
+        started = swarm_script("start")
+    took = time.monotonic() - begun
+    if started.returncode == 0:
+        _SWARM_NOTES.append(f"test swarm: started before the workers in {took:.0f} s")
+    else:
+        _SWARM_NOTES.append(f"test swarm: scripts/swarm.sh start failed: {started.stderr.strip()[-600:]}")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The xdist controller leaves the test swarm once every worker has ended, holding every lane's lock, ALWAYS
+    (also when a test failed); a failure to leave fails the run."""
+    if not (_xdist_controller(session.config) and _runs_swarm_modules(session.config)):
+        return
+    from .swarm_cluster import leave_swarm, swarm_is_up
+
+    begun = time.monotonic()
+    with hold("exclusive", None):
+        if not swarm_is_up() and not (STATE / "swarm" / "state").exists():
+            return
+        try:
+            leave_swarm()
+        except AssertionError as exc:
+            _SWARM_NOTES.append(f"test swarm: leaving it FAILED: {exc}")
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            return
+    _SWARM_NOTES.append(f"test swarm: left after the workers ended in {time.monotonic() - begun:.0f} s")
+
+
 # The tier's summary of modules: which lane each ran on, how long it waited for it, how long it ran ---------------
 
 _LANE_NOTES: dict[str, tuple[int, float]] = {}  # module path -> (its lane, seconds it waited): this process's
@@ -555,6 +626,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Each integration module in the order it started: its worker, lane, start, seconds waited for its lane and
     seconds it ran (what `--durations` cannot show: a module's time, and a lane's idle time)."""
+    for note in _SWARM_NOTES:
+        terminalreporter.write_line(note)
     if not _RUNS:
         return
     first = min(run.start for run in _RUNS.values())

@@ -6,13 +6,15 @@ A lane is a set of host ports (lane N: 80+1000N/443+1000N), the Pebble that vali
 `scripts/test.sh` runs the tier with three pytest-xdist workers (`-n 3 --dist loadfile`), one per lane; a module's
 tests stay on one worker, and each module holds a lane's lock from its first test to its last. Four kinds of module:
 
-- `exclusive` (it restarts dockerd): every lane's lock, taken in lane order, so nothing runs beside it; lane 0.
-- `swarm` (marked `exclusive` and `swarm`: it needs the engine in the two-node test swarm, and putting the engine in
-  a swarm and taking it out again disturbs Docker's embedded DNS for other stacks' containers: CI saw `failed to
-  resolve host 'db'` and Traefik's 502s in lane 1 at those moments): as `exclusive`, after every `exclusive` module.
-  The exclusive and swarm modules form one xdist work unit; its worker keeps every lane's lock from the first of them
-  to the end of its session, and the swarm (started once, by the first swarm module) is left only then: one swarm
-  init and leave for the whole tier.
+- `exclusive` (it restarts dockerd): every lane's lock, taken in lane order, so nothing runs beside it; lane 0. The
+  exclusive modules are one xdist work unit, run last; its worker keeps every lane's lock to the end of its session.
+- `swarm` (marked `swarm`: it needs the engine in the two-node test swarm): lane 0's lock only, in the
+  lane0 work unit (first in it). Putting the engine in a swarm and taking it out again disturbs Docker's embedded
+  DNS for other stacks' containers (CI saw `failed to resolve host 'db'` and Traefik's 502s in another lane at those
+  moments), so the swarm is never started or left while another module runs: the xdist controller starts it before
+  the workers start and leaves it after they end (conftest.py), with every lane's lock held; a swarm module that
+  finds it down (a plain pytest run, or an exclusive module left it) starts it holding every lane's lock, and an
+  exclusive module (test_engine: live-restore, which Swarm refuses) leaves it holding every lane's lock.
 - `lane0` (the shared edge, one per engine, or assertions that name ports 80/443): lane 0's lock only, so the other
   lane keeps working beside it. The lane0 modules form one xdist
   work unit: one worker runs them one after the other instead of both workers waiting for lane 0.
@@ -20,8 +22,9 @@ tests stay on one worker, and each module holds a lane's lock from its first tes
   on this machine wait for); pinned when COMPOSEKIT_TEST_LANE names a lane or the process is not an xdist worker
   (then lane 0, as a plain `pytest` run always was).
 
-No deadlock: only an exclusive or swarm module waits for a lock while it holds one, and it takes them in lane order;
-its worker ends its session (releasing them) once it has run its modules.
+No deadlock: only an exclusive module, or a swarm module starting the swarm, waits for a lock while it holds one, and
+each takes them in lane order (lane 0 first: the swarm module holds it already; the exclusive one waits for it
+holding nothing); the exclusive module's worker ends its session (releasing them) once it has run its modules.
 """
 
 from __future__ import annotations
@@ -37,8 +40,9 @@ from typing import IO, Literal
 
 Kind = Literal["exclusive", "swarm", "lane0", "any"]
 LANE0_GROUP = "lane0"  # the xdist work unit of every lane0 module
-EXCLUSIVE_GROUP = "exclusive"  # the xdist work unit of every exclusive and swarm module
-ALONE: tuple[Kind, ...] = ("exclusive", "swarm")  # the kinds that hold every lane
+EXCLUSIVE_GROUP = "exclusive"  # the xdist work unit of every exclusive module
+ALONE: tuple[Kind, ...] = ("exclusive",)  # the kinds that hold every lane
+ON_LANE0: tuple[Kind, ...] = ("swarm", "lane0")  # the kinds that hold lane 0 only, in the lane0 work unit
 
 # Seconds each module ran (lock waits left out), for the order the workers take them in: a wrong or missing figure
 # costs balance between the lanes, nothing else (a module not listed counts 20 s a test). From the summary of modules
@@ -101,8 +105,10 @@ LANES = (Lane(0), Lane(1), Lane(2))
 
 def kind_of(marks: set[str]) -> Kind:
     """A module's kind from the names of its marks."""
+    if "swarm" in marks:
+        return "swarm"
     if "exclusive" in marks:
-        return "swarm" if "swarm" in marks else "exclusive"
+        return "exclusive"
     return "lane0" if "lane0" in marks else "any"
 
 
@@ -126,10 +132,9 @@ def module_marks(source: Path) -> set[str]:
 
 def xdist_scope(path: str, kind: Kind) -> str:
     """The work unit a module belongs to (tests/integration/conftest.py's xdist scheduler): its own, the one group of
-    every lane0 module, or the one group of every exclusive and swarm module (one worker runs them one after the
-    other, holding every lane from the first to the end of its session: the engine stays in the test swarm from the
-    first swarm module to the end, so no other module may start between two of them)."""
-    if kind == "lane0":
+    every swarm and lane0 module (one worker runs them one after the other on lane 0, while the others use the other
+    lanes), or the one group of every exclusive module (one worker runs them last, holding every lane)."""
+    if kind in ON_LANE0:
         return LANE0_GROUP
     return EXCLUSIVE_GROUP if kind in ALONE else path
 
@@ -149,7 +154,7 @@ def _wanted(kind: Kind, pinned: Lane | None, lanes: Sequence[Lane]) -> tuple[Lan
     """The lanes whose locks a module must wait for, in lane order; None: any one free lane will do."""
     if kind in ALONE:
         return tuple(lanes)
-    if kind == "lane0":
+    if kind in ON_LANE0:
         return (lanes[0],)
     return None if pinned is None else (pinned,)
 
@@ -174,27 +179,36 @@ def hold(
             lane = next(lane for lane in lanes if lane.lock_file == handle.name)
             wanted = (lane,)
         else:
-            for lane in wanted:
-                fcntl.flock(held.enter_context(open(lane.lock_file, "w")), fcntl.LOCK_EX)  # released at close
+            held.enter_context(hold_exactly(wanted))
         yield wanted[0], wanted, time.monotonic() - started
+
+
+@contextmanager
+def hold_exactly(lanes: Sequence[Lane]) -> Iterator[None]:
+    """Hold the locks of ``lanes``, taken in the order given, waiting for each (a caller that holds lane 0 already
+    passes the others: a second lock of a file this process holds through another open file would wait forever)."""
+    with ExitStack() as held:
+        for lane in lanes:
+            fcntl.flock(held.enter_context(open(lane.lock_file, "w")), fcntl.LOCK_EX)  # released at close
+        yield
 
 
 def schedule(
     modules: Sequence[tuple[str, Kind, int]], seconds: dict[str, float], per_test: float = 20.0
 ) -> list[tuple[str, str]]:
     """(module, xdist work unit) in the order the workers should take them, from (module, kind, number of tests): the
-    lane0 group first (the longest chain of work that must run in one lane: one worker starts it while the other
-    starts on the rest), then the rest, longest first, so the lanes end close together, then the exclusive modules,
-    then the swarm modules (they wait until every lane is done with its last module; at the start they would race
-    the lane0 group for lane 0 and, losing, leave the other lanes idle until that module ended; the swarm modules
-    last, because the engine stays in the swarm from the first of them to the end). A module's expected length is
-    ``seconds[module]`` (its last measured run), else ``per_test`` seconds for each of its tests."""
+    lane0 group first (the longest chain of work that must run in one lane: one worker starts it while the others
+    start on the rest), its swarm modules first in it (the longest ones), then the rest, longest first, so the lanes
+    end close together, then the exclusive modules (they wait until every lane is done with its last module; at the
+    start they would race the lane0 group for lane 0 and, losing, leave the other lanes idle until that module
+    ended). A module's expected length is ``seconds[module]`` (its last measured run), else ``per_test`` seconds for
+    each of its tests."""
 
     def length(name: str, count: int) -> float:
         return seconds.get(name, per_test * count)
 
     exclusive = [(name, EXCLUSIVE_GROUP) for name, kind, _ in modules if kind == "exclusive"]
-    swarm = [(name, EXCLUSIVE_GROUP) for name, kind, _ in modules if kind == "swarm"]
+    swarm = [(name, LANE0_GROUP) for name, kind, _ in modules if kind == "swarm"]
     lane0 = [(name, LANE0_GROUP) for name, kind, _ in modules if kind == "lane0"]
     rest = sorted(((name, count) for name, kind, count in modules if kind == "any"), key=lambda m: -length(*m))
-    return [*lane0, *((name, name) for name, _ in rest), *exclusive, *swarm]
+    return [*swarm, *lane0, *((name, name) for name, _ in rest), *exclusive]

@@ -1,11 +1,12 @@
 """The `swarm_cluster` fixture: a real two-node Docker Swarm (scripts/swarm.sh) for the swarm modules.
 
-Use it from a test module marked `exclusive` and `swarm` (tests/integration/lanes.py) with
+Use it from a test module marked `swarm` (tests/integration/lanes.py) with
 `from .swarm_cluster import swarm_cluster  # noqa: F401`. The main engine is the manager; node2 is a second dockerd in
-the network namespace ck-node2, a worker. The first swarm module of a session starts the swarm; conftest's
-`swarm_session` ALWAYS runs `scripts/swarm.sh stop` at the end of the session (the main engine leaves the swarm;
-node2, its veth and namespace go), also when a test failed, while every lane's lock is still held (the main engine
-may be in a swarm only under lane 0's). Tests remove the services and stacks they create themselves.
+the network namespace ck-node2, a worker. The swarm is started and left only while every lane's lock is held (its
+init and leave disturb other stacks' DNS): in a parallel run, by the xdist controller before the workers start and
+after they end (conftest.py); otherwise by the first swarm module that finds it down (holding lane 0's lock, it takes
+the other lanes' for the start) and, in a plain run, by `swarm_session` at the end of the session. Tests remove the
+services and stacks they create themselves.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import pytest
 
 from .conftest import REPO, TestEnv, module_kind
+from .lanes import LANES, hold_exactly
 
 SWARM_SH = REPO / "scripts" / "swarm.sh"
 NODE2_HOST = "unix:///run/ck-node2.sock"
@@ -121,8 +123,14 @@ def main_engine_swarm_state() -> str:
     return docker("info", "--format", "{{.Swarm.LocalNodeState}}").stdout.strip()
 
 
+def swarm_is_up() -> bool:
+    """`scripts/swarm.sh status`: the two-node test swarm is up, both nodes Ready."""
+    return swarm_script("status", timeout=60).returncode == 0
+
+
 def leave_swarm() -> None:
-    """`scripts/swarm.sh stop`, checked: the main engine out of the swarm, node2, its veth and namespace gone."""
+    """`scripts/swarm.sh stop`, checked: the main engine out of the swarm, node2, its veth and namespace gone. The
+    caller holds every lane's lock."""
     _checked(swarm_script("stop"), "stop")
     state = main_engine_swarm_state()
     assert state == "inactive", f"the main engine is still in a swarm after scripts/swarm.sh stop: {state}"
@@ -132,17 +140,22 @@ def leave_swarm() -> None:
 def swarm_cluster(
     request: pytest.FixtureRequest, host_ports: None, testenv: TestEnv, swarm_session: list[bool]
 ) -> SwarmCluster:
-    """The two-node swarm, for a swarm module (marked `exclusive` and `swarm`, so it holds every lane to the end of
-    the session): started by the first swarm module of the session and left at its end (swarm_session). Each
-    module's `scripts/swarm.sh start` is a no-op when the swarm is up with both nodes Ready, and repairs it when an
-    earlier module left it otherwise (node2 stopped by a failed test, say)."""
+    """The two-node swarm, for a swarm module (marked `swarm`: it holds lane 0's lock, in the lane0
+    work unit). Up already in a parallel run (the xdist controller started it); found down (a plain run, or an
+    exclusive module left it), it is started with the other lanes' locks taken too, so that no other module runs
+    while the engine joins the swarm. `scripts/swarm.sh start` also repairs a swarm an earlier module left broken
+    (node2 stopped by a failed test, say)."""
     if module_kind(request.module) != "swarm":
         pytest.fail(
-            f"{request.module.__name__} uses the test swarm but is not marked `exclusive` and `swarm`: the swarm "
-            "stays up to the end of the session, so only those modules (run last, holding every lane) may use it",
+            f"{request.module.__name__} uses the test swarm but is not marked `swarm`: the swarm "
+            "may be started and used only by those modules (lane 0, the lane0 work unit)",
             pytrace=False,
         )
-    started = swarm_script("start")
+    if swarm_is_up():
+        started = swarm_script("start")  # a no-op on a healthy swarm; checks it
+    else:
+        with hold_exactly(LANES[1:]):  # lane 0 is this module's already
+            started = swarm_script("start")
     swarm_session.append(True)  # also after a failed start: stop undoes what start recorded
     if started.returncode != 0:
         _cannot_start(f"scripts/swarm.sh start exited {started.returncode}: {started.stderr.strip()[-1500:]}")

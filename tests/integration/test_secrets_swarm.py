@@ -23,7 +23,7 @@ from .test_secrets_env import Deployed, check_no_value_leaks, check_values_are_r
 # DNS for the containers of other stacks on the engine (CI saw `failed to resolve host 'db'` and Traefik's 502s in
 # lane 1 at those moments), so nothing runs beside these modules; `swarm`: the swarm modules share one swarm, started
 # by the first of them and left at the end of the session (tests/integration/lanes.py).
-pytestmark = [pytest.mark.integration, pytest.mark.exclusive, pytest.mark.swarm]
+pytestmark = [pytest.mark.integration, pytest.mark.swarm]
 
 
 @pytest.fixture(scope="module")

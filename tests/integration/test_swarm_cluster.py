@@ -20,7 +20,7 @@ from .swarm_cluster import SwarmCluster, swarm_cluster  # noqa: F401
 # DNS for the containers of other stacks on the engine (CI saw `failed to resolve host 'db'` and Traefik's 502s in
 # lane 1 at those moments), so nothing runs beside these modules; `swarm`: the swarm modules share one swarm, started
 # by the first of them and left at the end of the session (tests/integration/lanes.py).
-pytestmark = [pytest.mark.integration, pytest.mark.exclusive, pytest.mark.swarm]
+pytestmark = [pytest.mark.integration, pytest.mark.swarm]
 
 SERVICE = "ckenv-probe"
 NETWORK = "ckenv-probe-net"

@@ -20,6 +20,7 @@ from tests.integration.lanes import (
     Kind,
     Lane,
     hold,
+    hold_exactly,
     kind_of,
     module_marks,
     schedule,
@@ -63,6 +64,7 @@ def test_lane_ports_and_lock_files() -> None:
 
 def test_kind_from_marks() -> None:
     assert kind_of({"integration", "exclusive"}) == "exclusive"
+    assert kind_of({"integration", "swarm"}) == "swarm"
     assert kind_of({"integration", "exclusive", "swarm"}) == "swarm"
     assert kind_of({"integration", "lane0"}) == "lane0"
     assert kind_of({"integration"}) == "any"
@@ -109,31 +111,59 @@ def test_a_lane0_module_holds_lane0_only_and_leaves_lane1_free(lanes: tuple[Lane
 
 
 def test_an_exclusive_module_holds_every_lane(lanes: tuple[Lane, Lane]) -> None:
-    for kind in ("exclusive", "swarm"):
-        with hold(kind, None, lanes) as (lane, held, _):
-            assert (lane, held) == (lanes[0], lanes)
-            assert not is_free(lanes[0]) and not is_free(lanes[1])
-        assert is_free(lanes[0]) and is_free(lanes[1])
+    with hold("exclusive", None, lanes) as (lane, held, _):
+        assert (lane, held) == (lanes[0], lanes)
+        assert not is_free(lanes[0]) and not is_free(lanes[1])
+    assert is_free(lanes[0]) and is_free(lanes[1])
 
 
-def test_schedule_the_lane0_group_first_then_the_longest_then_the_exclusive() -> None:
+def test_a_swarm_module_holds_lane0_only_and_leaves_the_other_lanes_free(lanes: tuple[Lane, Lane]) -> None:
+    """The engine is in the test swarm for the whole parallel tier: a swarm module runs beside the other lanes."""
+    with hold("swarm", lanes[1], lanes) as (lane, held, _):
+        assert (lane, held) == (lanes[0], (lanes[0],))
+        assert not is_free(lanes[0]) and is_free(lanes[1])
+
+
+def test_a_swarm_module_that_starts_the_swarm_takes_the_other_lanes_after_its_own(lanes: tuple[Lane, Lane]) -> None:
+    """hold_exactly(the other lanes) beside lane 0's lock: it waits for a module on lane 1 to end, and does not wait
+    on the lock its own process holds."""
+    taken = threading.Event()
+
+    def module_on_lane1() -> None:
+        with held_elsewhere(lanes[1]):
+            taken.set()
+            time.sleep(0.2)
+
+    other = threading.Thread(target=module_on_lane1)
+    with hold("swarm", None, lanes):
+        other.start()
+        assert taken.wait(5)
+        started = time.monotonic()
+        with hold_exactly(lanes[1:]):
+            assert time.monotonic() - started >= 0.1
+            assert not is_free(lanes[1])
+    other.join()
+    assert is_free(lanes[0]) and is_free(lanes[1])
+
+
+def test_schedule_the_lane0_group_first_swarm_leading_then_the_longest_then_the_exclusive() -> None:
     modules: list[tuple[str, Kind, int]] = [
         ("a.py", "any", 10),  # 200 s by its count
-        ("swarm.py", "lane0", 17),
+        ("edge.py", "lane0", 17),
         ("b.py", "any", 2),  # measured: 300 s
         ("engine.py", "exclusive", 3),
-        ("cluster.py", "lane0", 3),
+        ("doctor.py", "lane0", 3),
         ("c.py", "any", 1),
         ("s.py", "swarm", 4),
     ]
     assert schedule(modules, {"b.py": 300.0}) == [
-        ("swarm.py", LANE0_GROUP),
-        ("cluster.py", LANE0_GROUP),
+        ("s.py", LANE0_GROUP),  # the swarm modules lead the lane0 group (the engine is in the swarm from the start)
+        ("edge.py", LANE0_GROUP),
+        ("doctor.py", LANE0_GROUP),
         ("b.py", "b.py"),
         ("a.py", "a.py"),
         ("c.py", "c.py"),
-        ("engine.py", EXCLUSIVE_GROUP),
-        ("s.py", EXCLUSIVE_GROUP),  # after every exclusive module: the swarm stays up to the end
+        ("engine.py", EXCLUSIVE_GROUP),  # last: it leaves the swarm (live-restore)
     ]
 
 
@@ -165,14 +195,12 @@ def test_the_real_modules_kinds() -> None:
         "test_secrets_swarm.py",
     }
     assert kinds["test_engine.py"] == "exclusive"
-    # A swarm's init and leave disturb Docker's DNS for other stacks' containers: the swarm modules run alone, last.
     for name in ("test_swarm.py", "test_swarm_cluster.py", "test_secrets_swarm.py"):
         assert kinds[name] == "swarm", name
 
 
-def test_every_lane0_module_is_one_xdist_work_unit() -> None:
-    assert xdist_scope("tests/integration/test_swarm.py", "lane0") == LANE0_GROUP
-    assert xdist_scope("tests/integration/test_swarm_cluster.py", "lane0") == LANE0_GROUP
+def test_the_swarm_and_lane0_modules_are_one_xdist_work_unit_and_the_exclusive_ones_another() -> None:
+    assert xdist_scope("tests/integration/test_edge.py", "lane0") == LANE0_GROUP
+    assert xdist_scope("tests/integration/test_swarm.py", "swarm") == LANE0_GROUP
     assert xdist_scope("tests/integration/test_engine.py", "exclusive") == EXCLUSIVE_GROUP
-    assert xdist_scope("tests/integration/test_swarm.py", "swarm") == EXCLUSIVE_GROUP
     assert xdist_scope("tests/integration/test_stack.py", "any") == "tests/integration/test_stack.py"
