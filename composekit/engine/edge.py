@@ -215,6 +215,11 @@ def claim_needed(project: Project, edge: Docker) -> bool:
     return bool(new_names(_claim_text(project, []), read_route_files(edge).get(project.config.name)))
 
 
+def _serving(docker: Docker) -> list[str]:
+    """The app's running containers, by name."""
+    return sorted(c.name for c in docker.containers() if c.service == APP_SERVICE and c.status == "running")
+
+
 @dataclass(frozen=True)
 class Claim:
     """What claim_domains wrote: the names it added, the app's routes file it wrote, the one before (None: none)."""
@@ -231,7 +236,7 @@ def claim_domains(project: Project, docker: Docker, report: Progress = lambda _:
     release serving now (none at a first `up`: Traefik answers 503 until the switch routes the new one), as the
     switch's first generation would. None when it claimed nothing."""
     edge = edge_docker(docker.engine)
-    serving = sorted(c.name for c in docker.containers() if c.service == APP_SERVICE and c.status == "running")
+    serving = _serving(docker)
     text = _claim_text(project, serving)
     files = read_route_files(edge)
     before = files.get(project.config.name)
@@ -256,8 +261,7 @@ def give_back(project: Project, docker: Docker, claim: Claim, report: Progress =
     with edge_lock(project, edge, f"{project.config.name}: giving back its claim", report=report):
         current = read_route_files(edge).get(project.config.name)
         if claim.before is None:
-            running = [c for c in docker.containers() if c.service == APP_SERVICE and c.status == "running"]
-            if current is None or running:
+            if current is None or _serving(docker):
                 return
             detach_app(project, docker.engine)
         elif current == claim.written:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import pytest
@@ -151,11 +152,10 @@ def swarm_cluster(
             "may be started and used only by those modules (lane 0, the lane0 work unit)",
             pytrace=False,
         )
-    if swarm_is_up():
-        started = swarm_script("start")  # a no-op on a healthy swarm; checks it
-    else:
-        with hold_exactly(LANES[1:]):  # lane 0 is this module's already
-            started = swarm_script("start")
+    with ExitStack() as others:
+        if not swarm_is_up():
+            others.enter_context(hold_exactly(LANES[1:]))  # lane 0 is this module's already
+        started = swarm_script("start")  # a no-op on a healthy swarm
     swarm_session.append(True)  # also after a failed start: stop undoes what start recorded
     if started.returncode != 0:
         _cannot_start(f"scripts/swarm.sh start exited {started.returncode}: {started.stderr.strip()[-1500:]}")
