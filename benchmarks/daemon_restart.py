@@ -113,7 +113,7 @@ def measure(label: str, daemon_json: Path, domain: str, roots: Path, max_seconds
     names = run(["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={NAME}"], REPO).split()
     before = started(names)
     log(f"{label}: restarting dockerd under load")
-    with HttpsLoad(domain, roots, threads=4, max_seconds=max_seconds) as load:
+    with HttpsLoad(domain, roots, threads=4, max_seconds=max_seconds, pace=0) as load:
         time.sleep(3)
         t0 = time.monotonic()
         restart_dockerd(daemon_json)

@@ -42,8 +42,17 @@ class LoadResult:
         return f"{self.failed} of {self.sent} failed in {self.seconds:.1f} s" + (f" ({kinds})" if kinds else "")
 
 
+# Seconds between the starts of one client thread's requests in the tests (50 a second a thread; 2-3 threads: one
+# every 7-10 ms). A closed loop (pace 0) sent ~230 requests a second a thread through Traefik to gunicorn on the 2
+# cores the deploy under test shares with them (35,000-47,000 in a one-minute Swarm rollout): the load's CPU slowed the
+# deploys it watched and was a third of the integration tier's. A paced load still finds any gap in serving longer
+# than a few requests' spacing; benchmarks (benchmarks/daemon_restart.py, redeploy_downtime.py) load in a closed loop.
+PACE = 0.02
+
+
 class HttpsLoad:
-    """``threads`` clients sending GET requests in a loop until stop(), ``max_seconds`` or ``max_requests``.
+    """``threads`` clients sending GET requests in a loop until stop(), ``max_seconds`` or ``max_requests``, each
+    starting a request at most every ``pace`` seconds (0: as fast as the answers come).
 
     A failed request (connection error, timeout, status other than 200) is counted; after one the thread
     pauses 10 ms, so a refused connection does not spin a core that five helpers share.
@@ -59,8 +68,9 @@ class HttpsLoad:
         port: int = 443,
         max_seconds: float = 90,
         max_requests: int = 200_000,
+        pace: float = PACE,
     ) -> None:
-        self.domain, self.roots, self.path = domain, roots, path
+        self.domain, self.roots, self.path, self.pace = domain, roots, path, pace
         self.url = f"https://127.0.0.1:{port}{path}"  # the lane's HTTPS port (tests/integration/conftest.py)
         self.max_seconds, self.max_requests = max_seconds, max_requests
         self.result = LoadResult()
@@ -119,8 +129,13 @@ class HttpsLoad:
                         self.result.errors[error] += 1
                         self.result.last_failure = time.monotonic()
                         self.result.last_failed_sent = max(began, self.result.last_failed_sent or began)
-                if error:
-                    time.sleep(0.01)
+                self._wait_turn(began, error)
+
+    def _wait_turn(self, began: float, error: str | None) -> None:
+        """Until this thread's next request may start: ``pace`` after the last one began, 10 ms after a failure."""
+        wait = max(began + self.pace - time.monotonic(), 0.01 if error else 0.0)
+        if wait > 0:
+            self._stop.wait(wait)
 
 
 def restart_dockerd(daemon_json: Path | None, *, down: float = 0, timeout: float = 240) -> tuple[float, float]:

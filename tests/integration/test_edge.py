@@ -461,6 +461,7 @@ class FreshConnectionLoad(HttpsLoad):
         deadline = self._started + self.max_seconds
         while not self._stop.is_set() and time.monotonic() < deadline:
             error = None
+            began = time.monotonic()
             try:
                 with httpx.Client(verify=verify, timeout=5) as client:
                     response = client.get(
@@ -474,8 +475,7 @@ class FreshConnectionLoad(HttpsLoad):
                 if error:
                     self.result.failed += 1
                     self.result.errors[error] += 1
-            if error:
-                time.sleep(0.01)
+            self._wait_turn(began, error)
 
 
 def certificate_serial(stack: Stack, domain: str) -> str:
