@@ -10,7 +10,7 @@
 #                                               local images, Pebble's certificate), runs the static checks
 #                                               (scripts/lint.sh; a failure stops here; SKIP_LINT=1 skips them),
 #                                               starts Pebble (one per lane) and the test sshd, then runs the unit
-#                                               tier (in parallel) and the integration tier (in three lanes:
+#                                               tier (in parallel) and the integration tier (in four lanes:
 #                                               pytest-xdist workers, each deploying on its own host ports with its
 #                                               own Pebble, one module per lane at a time; the exclusive module
 #                                               alone, last; tests/integration/lanes.py); exits non-zero when either
@@ -64,6 +64,7 @@ fi
 bash scripts/pebble.sh start
 PEBBLE_LANE=1 bash scripts/pebble.sh start
 PEBBLE_LANE=2 bash scripts/pebble.sh start
+PEBBLE_LANE=3 bash scripts/pebble.sh start
 bash scripts/sshd.sh start  # the remote-engine tests' own sshd on a loopback port (tests/integration/test_remote.py)
 set -a
 # shellcheck disable=SC1091
@@ -82,12 +83,12 @@ fi
 echo "== test.sh: unit tier (pytest ${UNIT[*]})" >&2
 unit=0
 .venv/bin/python -m pytest "${UNIT[@]}" || unit=$?
-# The integration tier in three lanes (tests/integration/lanes.py: three xdist workers, whole modules each, in the
+# The integration tier in four lanes (tests/integration/lanes.py: four xdist workers, whole modules each, in the
 # order and work units conftest gives them: the lane0 group (the swarm modules, then the shared edge's) on one worker
 # beside the other lanes' modules, the longest first, the exclusive module last, alone; the engine is in the two-node
 # test swarm from before the workers start until the exclusive module or the end); it lists its 25 slowest steps and
 # each module's lane, wait and time.
-INTEGRATION=(tests/integration -n 3 --dist loadfile --no-loadscope-reorder --durations=25)
+INTEGRATION=(tests/integration -n 4 --dist loadfile --no-loadscope-reorder --durations=25)
 echo "== test.sh: integration tier (pytest ${INTEGRATION[*]})" >&2
 integration=0
 .venv/bin/python -m pytest "${INTEGRATION[@]}" || integration=$?

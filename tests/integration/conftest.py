@@ -5,9 +5,9 @@ starts Pebble (scripts/pebble.sh, by PID file) and gives tests `Stack`s: copies 
 a `local.yaml` overlay that points composekit at the local images and at Pebble as ACME CA.
 Outside CI a missing environment skips the suite with the command that prepares it; in CI it fails.
 
-Lanes (tests/integration/lanes.py): the tier runs in parallel (`pytest -n 3 --dist loadfile`, as scripts/test.sh
+Lanes (tests/integration/lanes.py): the tier runs in parallel (`pytest -n 4 --dist loadfile`, as scripts/test.sh
 does). A lane is a set of host ports with its own Pebble validating there and its own lock file; each module holds a
-lane's lock from its first test to its last, so three modules deploy at once. Lane 0 is the classic one (ports 80/443,
+lane's lock from its first test to its last, so four modules deploy at once. Lane 0 is the classic one (ports 80/443,
 Pebble on 14000, /tmp/composekit-integration.lock, which other runs on this machine take too). A module marked
 `exclusive` (it restarts dockerd) holds every lane's lock, to the end of the session (they run last, with the engine
 out of the test swarm); one marked `swarm` (it needs the two-node swarm) or `lane0` (the shared edge,

@@ -3,7 +3,7 @@ time a lane, and the order and xdist work units the modules are handed out in. N
 conftest.py uses it, tests/unit/test_lanes.py tests it.
 
 A lane is a set of host ports (lane N: 80+1000N/443+1000N), the Pebble that validates there and a lock file.
-`scripts/test.sh` runs the tier with three pytest-xdist workers (`-n 3 --dist loadfile`), one per lane; a module's
+`scripts/test.sh` runs the tier with four pytest-xdist workers (`-n 4 --dist loadfile`), one per lane; a module's
 tests stay on one worker, and each module holds a lane's lock from its first test to its last. Four kinds of module:
 
 - `exclusive` (it restarts dockerd): every lane's lock, taken in lane order, so nothing runs beside it; lane 0. The
@@ -100,7 +100,7 @@ class Lane:
         return f"{self.lock_dir}/{name}"
 
 
-LANES = (Lane(0), Lane(1), Lane(2))
+LANES = (Lane(0), Lane(1), Lane(2), Lane(3))
 
 
 def kind_of(marks: set[str]) -> Kind:
