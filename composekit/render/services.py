@@ -116,11 +116,18 @@ def logging_options(config: Config) -> dict[str, Any]:
 
 
 def http_probe(port: int, path: str) -> list[str]:
-    """A healthcheck's test: GET http://127.0.0.1:<port><path> answers 200 (python3, no curl in the images)."""
-    url = f"http://127.0.0.1:{port}{path}"
-    # repr(): a Python literal of the URL whatever quotes or backslashes the path holds.
-    probe = f"import sys, urllib.request as u; sys.exit(0 if u.urlopen({url!r}, timeout=3).status == 200 else 1)"
-    return ["CMD", "python3", "-c", probe]
+    """A healthcheck's test: GET http://127.0.0.1:<port><path> answers 200 (python3, no curl in the images).
+
+    An HTTP/1.0 request on a plain socket, in `python3 -I -S` (no site-packages, no environment): the engine runs it
+    in the container every few seconds for as long as the stack runs, and urllib's imports made each run cost ~55 ms
+    of CPU against ~22 ms. Redirects are not followed, as Traefik's and smoke's health requests do not follow them."""
+    # repr(): a Python literal of the path whatever quotes or backslashes it holds.
+    probe = (
+        f"import socket, sys; s = socket.create_connection(('127.0.0.1', {port}), 3); "
+        f"s.sendall(b'GET ' + {path!r}.encode() + b' HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n\\r\\n'); "
+        "sys.exit(0 if s.makefile('rb').readline().split()[1:2] == [b'200'] else 1)"
+    )
+    return ["CMD", "python3", "-I", "-S", "-c", probe]
 
 
 def app_healthcheck(config: Config) -> dict[str, Any]:

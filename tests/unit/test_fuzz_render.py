@@ -10,7 +10,6 @@ the CLI).
 
 from __future__ import annotations
 
-import ast
 import json
 import random
 import re
@@ -34,6 +33,7 @@ from composekit.render.names import app_image
 from composekit.render.stack import render_stack
 from composekit.render.traefik import host_rule, routes_file
 
+from .probe_code import probe_url
 from .shell_words import sh_commands
 from .test_compose_schema import validator
 
@@ -296,14 +296,6 @@ def _python_code(argv: list[str]) -> str | None:
     return None
 
 
-def _probe_url(code: str) -> Any:
-    calls = [
-        n for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "urlopen"
-    ]
-    arg = calls[0].args[0] if len(calls) == 1 and calls[0].args else None
-    return arg.value if isinstance(arg, ast.Constant) else None
-
-
 # The programs the generated Dockerfile's RUN lines run; anything else ran because a value escaped its quotes.
 DOCKERFILE_PROGRAMS = {
     "python3",
@@ -384,7 +376,7 @@ class Checker:
                         self.fail(f"{name}'s environment {key}={service['environment'].get(key)!r}, not {value!r}")
         app = doc["services"].get("app")
         if app is not None:
-            url = _probe_url(app["healthcheck"]["test"][3])
+            url = probe_url(app["healthcheck"]["test"][-1])
             if url != f"http://127.0.0.1:{config.app.port}{config.app.health_path}":
                 self.fail(f"the healthcheck requests {url!r}")
             labels = app.get("deploy", {}).get("labels", {})

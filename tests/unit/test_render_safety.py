@@ -3,12 +3,13 @@ and confinement of every service. Every message asserted word for word."""
 
 from __future__ import annotations
 
-import ast
 import http.server
 import json
 import re
+import socket
 import socketserver
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from composekit.render.services import http_probe
 from composekit.render.stack import render_stack
 from composekit.render.traefik import host_rule, rule_string
 
+from .probe_code import probe_url
 from .shell_words import sh_commands
 
 BASE = "name: shop\ndomain: shop.example.com\n"
@@ -91,7 +93,7 @@ def test_migrate_command_is_escaped_as_a_string_and_as_a_list(tmp_path: Path) ->
 
 def test_healthcheck_command_is_escaped(tmp_path: Path) -> None:
     doc = compose(tmp_path, BASE + "app: {module: app.main:app, health_path: '/health?v=$x'}\n")
-    assert "http://127.0.0.1:8000/health?v=$$x'" in doc["services"]["app"]["healthcheck"]["test"][3]
+    assert "'/health?v=$$x'.encode()" in doc["services"]["app"]["healthcheck"]["test"][-1]
 
 
 def test_the_app_has_no_traefik_labels_the_routes_file_carries_the_router(tmp_path: Path) -> None:
@@ -381,35 +383,23 @@ def test_new_key_defaults() -> None:
 # Config values in generated code: quoted for the language they land in ---------------------------------
 
 
-def _probe_url(code: str) -> str:
-    """The URL the healthcheck's Python opens: compiles the code (a SyntaxError fails the test) and reads the
-    literal passed to urlopen."""
-    tree = ast.parse(code)
-    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "urlopen"]
-    assert len(calls) == 1 and isinstance(calls[0].args[0], ast.Constant)
-    compile(tree, "<healthcheck>", "exec")
-    url = calls[0].args[0].value
-    assert isinstance(url, str)
-    return url
-
-
 @pytest.mark.parametrize("mode", ["compose", "swarm"])
 @pytest.mark.parametrize("path", ["/it's", "/a'b\"", "/x?q='$y'&z=1"])
 def test_the_healthcheck_requests_the_health_path_exactly(tmp_path: Path, mode: str, path: str) -> None:
     """health_path "/it's" rendered Python that did not compile: the app never turned healthy."""
     if '"' in path:  # not a URL character: refused (test_config.py); the quoting holds all the same
-        code = http_probe(8000, path)[3]
+        code = http_probe(8000, path)[-1]
     else:
         config = BASE + f"mode: {mode}\napp: {{module: app.main:app, health_path: {json.dumps(path)}}}\n"
         stack = render_stack(project_in(tmp_path, config))
         doc = yaml.safe_load(stack.main)
         test = doc["services"]["app"]["healthcheck"]["test"]
-        assert test[:3] == ["CMD", "python3", "-c"]
-        code = test[3].replace("$$", "$")  # as Compose and `docker stack deploy` interpolate it
+        assert test[:5] == ["CMD", "python3", "-I", "-S", "-c"]
+        code = test[5].replace("$$", "$")  # as Compose and `docker stack deploy` interpolate it
         if mode == "swarm":
             labels = doc["services"]["app"]["deploy"]["labels"]
             assert labels["traefik.http.services.shop.loadbalancer.healthcheck.path"].replace("$$", "$") == path
-    assert _probe_url(code) == f"http://127.0.0.1:8000{path}"
+    assert probe_url(code) == f"http://127.0.0.1:8000{path}"
 
 
 def _run_lines(dockerfile: str) -> list[str]:
@@ -464,14 +454,18 @@ def test_traefik_rule_strings_hold_any_value() -> None:
     assert rule_string('a"b\\c') == '`a"b\\c`'
 
 
-def test_the_healthcheck_code_requests_the_path_from_a_server() -> None:
-    """Run the rendered probe against a local server: it sends "/it's?a=$b" as it is and exits 0 on 200."""
+@pytest.mark.parametrize(("status", "exit_code"), [(200, 0), (503, 1), (307, 1)])
+def test_the_healthcheck_command_requests_the_path_from_a_server(status: int, exit_code: int) -> None:
+    """Run the rendered probe command (`python3 -I -S -c CODE`) against a local server: it sends "/it's?a=$b" as it
+    is and exits 0 on 200 only (a redirect is not followed, as Traefik's and smoke's health requests do not)."""
     seen: list[str] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             seen.append(self.path)
-            self.send_response(200)
+            self.send_response(status)
+            if status == 307:
+                self.send_header("Location", "/health/")
             self.end_headers()
 
         def log_message(self, *_args: object) -> None:
@@ -480,8 +474,16 @@ def test_the_healthcheck_code_requests_the_path_from_a_server() -> None:
     with socketserver.TCPServer(("127.0.0.1", 0), Handler) as server:
         thread = threading.Thread(target=server.handle_request, daemon=True)
         thread.start()
-        code = http_probe(server.server_address[1], "/it's?a=$b")[3]
-        with pytest.raises(SystemExit) as exited:
-            exec(compile(code, "<healthcheck>", "exec"), {})
+        argv = http_probe(server.server_address[1], "/it's?a=$b")
+        assert argv[:2] == ["CMD", "python3"]
+        done = subprocess.run([sys.executable, *argv[2:]], capture_output=True, timeout=30)
         thread.join(5)
-    assert (exited.value.code, seen) == (0, ["/it's?a=$b"])
+    assert (done.returncode, seen) == (exit_code, ["/it's?a=$b"]), done.stderr
+
+
+def test_the_healthcheck_command_fails_when_nothing_listens() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))  # a port nothing listens on (bound, not listening: connections are refused)
+        argv = http_probe(taken.getsockname()[1], "/health")
+        done = subprocess.run([sys.executable, *argv[2:]], capture_output=True, timeout=30)
+    assert done.returncode != 0
