@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException
+from python_on_whales.exceptions import DockerException, NoSuchContainer
 
 from ..errors import DockerError
 from .backup_containers import BackupContainers
@@ -192,7 +192,10 @@ class Docker(ComposeCommands, ImageCommands, SwarmCommands, LockContainers, Back
         )
         result = []
         for c in found:
-            state = c.state
+            try:
+                state = c.state  # each container is inspected here, after the list
+            except NoSuchContainer:
+                continue  # removed since the list (another deploy, an edge upgrade): no longer one of them
             health = state.health.status if state.health is not None else None
             result.append(
                 ContainerInfo(

@@ -84,3 +84,47 @@ def test_final_logs_kill_first_and_read_until_the_engine_has_copied_the_last_lin
     assert asked[0] == "container kill shop-app-1"  # refused (restarting): read anyway
     assert [a for a in asked if " logs " in a] == ["container logs --tail 30 shop-app-1"] * 3
     assert slept == [0.3, 0.3]
+
+
+def test_a_container_removed_between_the_list_and_its_inspect_is_left_out(tmp_path: Path) -> None:
+    """CI: an `up` read the shared edge's containers while another app's deploy replaced one; its inspect answered
+    `No such container` and the `up` ended in a traceback. A container gone since the list is no longer one of them."""
+    fake = tmp_path / "docker"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in\n'
+        '  *"container list"*) printf "c1\\nc2\\n";;\n'
+        """  *"inspect c1"*) echo '[{"Id": "c1", "Name": "/shop-app-1", "RestartCount": 0, "Image": "sha256:1",
+          "Config": {"Labels": {"com.docker.compose.service": "app"}},
+          "State": {"Status": "running", "ExitCode": 0, "Pid": 42}}]';;\n"""
+        '  *"inspect c2"*) echo "Error response from daemon: No such container: c2" >&2; exit 1;;\n'
+        '  *) echo "unexpected: $*" >&2; exit 2;;\n'
+        "esac\n",
+        encoding="utf-8",
+    )
+    fake.chmod(0o755)
+    docker = Docker("shop", [tmp_path / "compose.yaml"])
+    docker.client = DockerClient(client_call=[str(fake)])
+    found = docker.containers()
+    assert [(c.id, c.name, c.service, c.status, c.pid) for c in found] == [("c1", "shop-app-1", "app", "running", 42)]
+
+
+def test_an_image_removed_between_the_list_and_its_inspect_is_left_out(tmp_path: Path) -> None:
+    """The layers the target engine has, read before shipping an image: one pruned meanwhile is not among them
+    (before, its `No such image` failed the ship)."""
+    fake = tmp_path / "docker"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in\n'
+        '  *"image list"*) printf "sha256:1\\nsha256:2\\n";;\n'
+        """  *"inspect sha256:1"*) echo '[{"Id": "sha256:1",
+          "RootFS": {"Type": "layers", "Layers": ["l1", "l2"]}}]';;\n"""
+        '  *"inspect sha256:2"*) echo "Error response from daemon: No such image: sha256:2" >&2; exit 1;;\n'
+        '  *) echo "unexpected: $*" >&2; exit 2;;\n'
+        "esac\n",
+        encoding="utf-8",
+    )
+    fake.chmod(0o755)
+    docker = Docker("shop", [tmp_path / "compose.yaml"])
+    docker.client = DockerClient(client_call=[str(fake)])
+    assert docker.all_image_layers() == [["l1", "l2"]]
