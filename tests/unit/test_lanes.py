@@ -56,7 +56,8 @@ def test_lane_ports_and_lock_files() -> None:
     assert Lane(0).lock_file == "/tmp/composekit-integration.lock"
     assert Lane(1).lock_file == "/tmp/composekit-integration-lane1.lock"
     # scripts/test.sh runs one xdist worker per lane and starts each lane's Pebble
-    assert [(lane.http_port, lane.https_port, lane.acme_port) for lane in LANES[2:]] == [(2080, 2443, 14002), (3080, 3443, 14003)]
+    ports = [(lane.http_port, lane.https_port, lane.acme_port) for lane in LANES[2:]]
+    assert ports == [(2080, 2443, 14002), (3080, 3443, 14003)]
     test_sh = (Path(__file__).resolve().parents[2] / "scripts" / "test.sh").read_text()
     assert f"tests/integration -n {len(LANES)} " in test_sh
     assert all(f"PEBBLE_LANE={lane.index} bash scripts/pebble.sh start" in test_sh for lane in LANES[1:])
