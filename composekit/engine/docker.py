@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from python_on_whales import DockerClient
+from python_on_whales.components.container.models import ContainerInspectResult
 from python_on_whales.exceptions import DockerException, NoSuchContainer
+from python_on_whales.utils import run as run_command
 
 from ..errors import DockerError
 from .backup_containers import BackupContainers
@@ -61,6 +63,24 @@ def _iso(value: Any) -> str | None:
         return None
     text = value.isoformat() if hasattr(value, "isoformat") else str(value)
     return None if text.startswith("0001-01-01") else text
+
+
+def _container_info(c: ContainerInspectResult) -> ContainerInfo:
+    state = c.state
+    health = state.health.status if state is not None and state.health is not None else None
+    return ContainerInfo(
+        id=str(c.id),
+        name=(c.name or "").removeprefix("/"),
+        service=((c.config.labels if c.config else None) or {}).get("com.docker.compose.service", ""),
+        status=str(state.status if state else None),
+        health=str(health) if health else None,
+        exit_code=state.exit_code if state else None,
+        restart_count=c.restart_count or 0,
+        started_at=_iso(state.started_at if state else None),
+        finished_at=_iso(state.finished_at if state else None),
+        pid=(state.pid or None) if state else None,
+        image=str(c.image),
+    )
 
 
 def context_endpoint(name: str | None) -> tuple[str, str]:
@@ -183,6 +203,8 @@ class Docker(ComposeCommands, ImageCommands, SwarmCommands, LockContainers, Back
         return logs
 
     def containers(self) -> list[ContainerInfo]:
+        """The stack's containers (stopped ones too), by service and name: one list and one inspect of them all,
+        whatever their number (deploys poll this; over ssh:// each Docker call is a round trip)."""
         found = self._call(
             "cannot list the stack's containers",
             lambda: self.client.container.list(
@@ -190,29 +212,20 @@ class Docker(ComposeCommands, ImageCommands, SwarmCommands, LockContainers, Back
             ),
             ENGINE_HINT,
         )
-        result = []
-        for c in found:
-            try:
-                state = c.state  # each container is inspected here, after the list
-            except NoSuchContainer:
-                continue  # removed since the list (another deploy, an edge upgrade): no longer one of them
-            health = state.health.status if state.health is not None else None
-            result.append(
-                ContainerInfo(
-                    id=c.id,
-                    name=c.name,
-                    service=(c.config.labels or {}).get("com.docker.compose.service", ""),
-                    status=str(state.status),
-                    health=str(health) if health else None,
-                    exit_code=state.exit_code,
-                    restart_count=c.restart_count or 0,
-                    started_at=_iso(state.started_at),
-                    finished_at=_iso(state.finished_at),
-                    pid=state.pid or None,
-                    image=str(c.image),
-                )
-            )
-        return sorted(result, key=lambda ci: (ci.service, ci.name))
+        ids = [c.id for c in found]  # the list's IDs: reading them inspects nothing
+        docs = self._call("cannot inspect the stack's containers", lambda: self._inspect_existing(ids), ENGINE_HINT)
+        return sorted(map(_container_info, docs), key=lambda ci: (ci.service, ci.name))
+
+    def _inspect_existing(self, ids: list[str]) -> list[ContainerInspectResult]:
+        """`docker container inspect` of ``ids`` at once. A container removed since the list (another deploy, an
+        edge upgrade) is left out: the command prints the others and exits 1 naming it."""
+        if not ids:
+            return []
+        try:
+            text = str(run_command([*self.client.client_config.docker_cmd, "container", "inspect", *ids]))
+        except NoSuchContainer as exc:
+            text = _as_text(exc.stdout)
+        return [ContainerInspectResult(**doc) for doc in json.loads(text or "[]")]
 
     def exec(self, container: str, argv: list[str]) -> str:
         return self._call(

@@ -2,9 +2,10 @@
 
 tests/data/docker/ holds `docker container inspect` of every container of the fastapi-postgres template
 (project checks-rec) at four moments of real deploys, and `docker compose ps --format json` at the same
-moments (see its README). The inspect JSON goes through python-on-whales' own Container model, exactly as
-`Docker.containers()` reads a live engine; a small fake Docker then replays those states to `up`,
-`wait_healthy` and `status`, so their decisions are tested on what Docker really reports, without a daemon.
+moments (see its README). The inspect JSON goes through python-on-whales' own inspect model, exactly as
+`Docker.containers()` reads a live engine (one `docker container inspect` of every listed container); a small fake
+Docker then replays those states to `up`, `wait_healthy` and `status`, so their decisions are tested on what Docker
+really reports, without a daemon.
 """
 
 from __future__ import annotations
@@ -74,7 +75,16 @@ def parse(records: list[dict[str, Any]], calls: list[dict[str, Any]] | None = No
             calls.append(kwargs)
         return [RecordedContainer(r) for r in records]
 
-    with mock.patch.object(docker.client.container, "list", listing):
+    def inspecting(argv: list[str]) -> str:
+        """`docker container inspect ID...` (one call for them all), answered from the records."""
+        ids = argv[argv.index("inspect") + 1 :]
+        assert argv[-len(ids) - 2 : -len(ids)] == ["container", "inspect"] and ids == [r["Id"] for r in records]
+        return json.dumps(records)
+
+    with (
+        mock.patch.object(docker.client.container, "list", listing),
+        mock.patch("composekit.engine.docker.run_command", inspecting),
+    ):
         return docker.containers()
 
 

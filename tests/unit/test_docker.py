@@ -94,10 +94,11 @@ def test_a_container_removed_between_the_list_and_its_inspect_is_left_out(tmp_pa
         "#!/bin/sh\n"
         'case "$*" in\n'
         '  *"container list"*) printf "c1\\nc2\\n";;\n'
-        """  *"inspect c1"*) echo '[{"Id": "c1", "Name": "/shop-app-1", "RestartCount": 0, "Image": "sha256:1",
-          "Config": {"Labels": {"com.docker.compose.service": "app"}},
-          "State": {"Status": "running", "ExitCode": 0, "Pid": 42}}]';;\n"""
-        '  *"inspect c2"*) echo "Error response from daemon: No such container: c2" >&2; exit 1;;\n'
+        # One inspect of both: the engine prints the one it found and exits 1 naming the other.
+        """  *"container inspect c1 c2") echo '[{"Id": "c1", "Name": "/shop-app-1", "RestartCount": 0,
+          "Image": "sha256:1", "Config": {"Labels": {"com.docker.compose.service": "app"}},
+          "State": {"Status": "running", "ExitCode": 0, "Pid": 42}}]'
+          echo "Error response from daemon: No such container: c2" >&2; exit 1;;\n"""
         '  *) echo "unexpected: $*" >&2; exit 2;;\n'
         "esac\n",
         encoding="utf-8",
