@@ -40,19 +40,7 @@ import yaml
 from python_on_whales import DockerClient
 from xdist.scheduler import LoadFileScheduling  # type: ignore[import-untyped]
 
-from .lanes import (
-    ALONE,
-    LANES,
-    MODULE_SECONDS,
-    Kind,
-    Lane,
-    hold,
-    kind_of,
-    may_hand_out,
-    module_marks,
-    schedule,
-    xdist_scope,
-)
+from .lanes import ALONE, LANES, MODULE_SECONDS, Kind, Lane, hold, kind_of, module_marks, schedule, xdist_scope
 
 REPO = Path(__file__).resolve().parents[2]
 # Projects a developer may have running on this machine: tests never create (or delete) them.
@@ -108,15 +96,6 @@ class LaneFileScheduling(LoadFileScheduling):  # type: ignore[misc]
         super().__init__(config, log)
         self._root = config.rootpath
         self._scopes: dict[str, str] = {}
-
-    def _reschedule(self, node: Any) -> None:
-        """pytest-xdist's, except that the exclusive modules are handed out only once every other worker is done
-        (lanes.may_hand_out); a worker asking before gets nothing, and the last busy worker takes them."""
-        if self.workqueue and not node.shutting_down:
-            pending = sum(self._pending_of(work) for other, work in self.assigned_work.items() if other is not node)
-            if not may_hand_out(next(iter(self.workqueue)), pending):
-                return
-        super()._reschedule(node)
 
     def _split_scope(self, nodeid: str) -> str:
         path = nodeid.split("::", 1)[0]

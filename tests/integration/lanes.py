@@ -193,14 +193,6 @@ def hold_exactly(lanes: Sequence[Lane]) -> Iterator[None]:
         yield
 
 
-def may_hand_out(next_unit: str, pending_elsewhere: int) -> bool:
-    """Whether the xdist controller may hand the next work unit to a worker that asks, while the other workers have
-    ``pending_elsewhere`` tests left: the exclusive modules (every lane's lock) wait until every other module has
-    ended, or their worker would take lane 0 between two modules of the lane0 group and hold it, idle, until the
-    other lanes are done, while the rest of that group waits behind it (seen: 38 s of a 15-minute tier)."""
-    return next_unit != EXCLUSIVE_GROUP or pending_elsewhere == 0
-
-
 def schedule(
     modules: Sequence[tuple[str, Kind, int]], seconds: dict[str, float], per_test: float = 20.0
 ) -> list[tuple[str, str]]:

@@ -22,7 +22,6 @@ from tests.integration.lanes import (
     hold,
     hold_exactly,
     kind_of,
-    may_hand_out,
     module_marks,
     schedule,
     xdist_scope,
@@ -206,12 +205,3 @@ def test_the_swarm_and_lane0_modules_are_one_xdist_work_unit_and_the_exclusive_o
     assert xdist_scope("tests/integration/test_swarm.py", "swarm") == LANE0_GROUP
     assert xdist_scope("tests/integration/test_engine.py", "exclusive") == EXCLUSIVE_GROUP
     assert xdist_scope("tests/integration/test_stack.py", "any") == "tests/integration/test_stack.py"
-
-
-def test_the_exclusive_modules_are_handed_out_only_when_every_other_module_has_ended() -> None:
-    """Handed out earlier, their worker took lane 0 between two lane0 modules and held it idle while the rest of the
-    lane0 group waited (CI, four lanes: 38 s)."""
-    assert not may_hand_out(EXCLUSIVE_GROUP, pending_elsewhere=3)
-    assert may_hand_out(EXCLUSIVE_GROUP, pending_elsewhere=0)
-    assert may_hand_out(LANE0_GROUP, pending_elsewhere=3)
-    assert may_hand_out("tests/integration/test_stack.py", pending_elsewhere=3)
