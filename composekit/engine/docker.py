@@ -17,8 +17,7 @@ from typing import Any
 
 from python_on_whales import DockerClient
 from python_on_whales.components.container.models import ContainerInspectResult
-from python_on_whales.exceptions import DockerException, NoSuchContainer
-from python_on_whales.utils import run as run_command
+from python_on_whales.exceptions import DockerException
 
 from ..errors import DockerError
 from .backup_containers import BackupContainers
@@ -213,19 +212,12 @@ class Docker(ComposeCommands, ImageCommands, SwarmCommands, LockContainers, Back
             ENGINE_HINT,
         )
         ids = [c.id for c in found]  # the list's IDs: reading them inspects nothing
-        docs = self._call("cannot inspect the stack's containers", lambda: self._inspect_existing(ids), ENGINE_HINT)
-        return sorted(map(_container_info, docs), key=lambda ci: (ci.service, ci.name))
-
-    def _inspect_existing(self, ids: list[str]) -> list[ContainerInspectResult]:
-        """`docker container inspect` of ``ids`` at once. A container removed since the list (another deploy, an
-        edge upgrade) is left out: the command prints the others and exits 1 naming it."""
-        if not ids:
-            return []
-        try:
-            text = str(run_command([*self.client.client_config.docker_cmd, "container", "inspect", *ids]))
-        except NoSuchContainer as exc:
-            text = _as_text(exc.stdout)
-        return [ContainerInspectResult(**doc) for doc in json.loads(text or "[]")]
+        docs = self._call(
+            "cannot inspect the stack's containers", lambda: self._inspect_existing("container", ids), ENGINE_HINT
+        )
+        return sorted(
+            (_container_info(ContainerInspectResult(**doc)) for doc in docs), key=lambda ci: (ci.service, ci.name)
+        )
 
     def exec(self, container: str, argv: list[str]) -> str:
         return self._call(

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from python_on_whales.components.image.models import ImageRootFS
-from python_on_whales.exceptions import NoSuchImage
 
 from ..errors import DockerError
 from .docker_cli import ENGINE_HINT, DockerCLI
@@ -69,14 +68,8 @@ class ImageCommands(DockerCLI):
         """The layers of every image on the engine, intermediate ones included: the chains it can reuse."""
 
         def read() -> list[list[str]]:
-            chains = []
-            for image in self.client.image.list(all=True):
-                try:
-                    root_fs = image.root_fs  # each image is inspected here, after the list
-                except NoSuchImage:
-                    continue  # removed since the list (a prune, another deploy's cleanup)
-                chains.append(list((root_fs or _NO_ROOT_FS).layers or []))
-            return chains
+            ids = [image.id for image in self.client.image.list(all=True)]  # reading the IDs inspects nothing
+            return [list((doc.get("RootFS") or {}).get("Layers") or []) for doc in self._inspect_existing("image", ids)]
 
         return self._call("cannot list the images", read, ENGINE_HINT)
 

@@ -83,7 +83,7 @@ def parse(records: list[dict[str, Any]], calls: list[dict[str, Any]] | None = No
 
     with (
         mock.patch.object(docker.client.container, "list", listing),
-        mock.patch("composekit.engine.docker.run_command", inspecting),
+        mock.patch("composekit.engine.docker_cli.run_command", inspecting),
     ):
         return docker.containers()
 

@@ -142,7 +142,12 @@ class Images:
 
     def list(self, all: bool = False) -> list[ImageStub]:
         assert all  # intermediate images hold chains too
-        return [ImageStub(v) for v in self.layers.values()]
+        return [ImageStub(v, k) for k, v in self.layers.items()]
+
+    def inspect_json(self, kind: str, ids: builtins.list[str]) -> builtins.list[dict[str, Any]]:
+        """`docker image inspect ID...` (Docker._inspect_existing) of the images listed."""
+        assert kind == "image"
+        return [{"Id": i, "RootFS": {"Type": "layers", "Layers": self.layers[i]}} for i in ids]
 
     def save(self, image: str, output: Path | None = None) -> Iterator[bytes] | None:
         dirs = [layer.removeprefix("sha256:") for layer in self.layers[image]]
@@ -165,6 +170,7 @@ class Images:
 @dataclass
 class ImageStub:
     layers: list[str]
+    id: str = ""
 
     @property
     def root_fs(self) -> Any:
@@ -179,6 +185,7 @@ def engines(
     here.client = SimpleNamespace(image=Images(tmp_path, {"shop-app:r2": BASE}))  # type: ignore[assignment]
     images = Images(tmp_path, theirs, **kw)
     there.client = SimpleNamespace(image=images)  # type: ignore[assignment]
+    there._inspect_existing = images.inspect_json  # type: ignore[method-assign]
     status = (
         [["Backing Filesystem", "extfs"]] if driver == "overlay2" else [["driver-type", "io.containerd.snapshotter.v1"]]
     )
