@@ -1,6 +1,7 @@
 """What benchmarks/multi_app.py and benchmarks/https_hop.py share: small FastAPI apps with `edge: shared` deployed by
 composekit's own CLI against the test environment on one lane's ports (lane 1 by default: 1080/1443, its own Pebble)
-holding every lane's lock (the engine has one shared edge: the edge tests of either lane create and remove it),
+holding the edge lock and the lane's lock (the engine has one shared edge: the edge tests of any lane create and
+remove it, holding the same edge lock),
 container memory and CPU read from the engine's cgroups (v1 or v2), a light HTTPS load to 127.0.0.1, and the
 clean-up of exactly what a run created (its apps, and the edge if it created it).
 """
@@ -68,23 +69,30 @@ def lane_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lock",
         action="append",
-        help="a lock file to hold (repeatable; default: every lane's, in lane order, as the integration tier's "
-        "exclusive modules take them: the engine has one shared edge, which the edge tests of either lane create "
-        "and remove)",
+        help="a lock file to hold (repeatable; default: the edge lock, then the lock of --pebble-lane's lane, as "
+        "the integration tier's edge modules take them: the engine has one shared edge, which they create and "
+        "remove)",
     )
     parser.add_argument("--lock-timeout", type=float, default=1800)
     parser.add_argument("--ca-file", help="trust these roots for HTTPS (default: the lane's Pebble's current roots)")
 
 
-LANE_LOCKS = ["/tmp/composekit-integration.lock", "/tmp/composekit-integration-lane1.lock"]
+EDGE_LOCK = "/tmp/composekit-integration-edge.lock"  # tests/integration/lanes.py's edge_lock_file()
+
+
+def default_locks(lane: int) -> list[str]:
+    """The edge lock, then lane ``lane``'s (tests/integration/lanes.py's Lane.lock_file), in the order the integration
+    tier's edge modules take them."""
+    own = "/tmp/composekit-integration.lock" if lane == 0 else f"/tmp/composekit-integration-lane{lane}.lock"
+    return [EDGE_LOCK, own]
 
 
 @contextmanager
-def lane_lock(paths: list[str] | None, timeout: float) -> Iterator[None]:
-    """Hold ``paths`` (default LANE_LOCKS), taken one after the other in that order, until the end."""
+def lane_lock(paths: list[str] | None, timeout: float, lane: int = 1) -> Iterator[None]:
+    """Hold ``paths`` (default: default_locks(lane)), taken one after the other in that order, until the end."""
     with ExitStack() as stack:
         until = time.monotonic() + timeout
-        for path in paths or LANE_LOCKS:
+        for path in paths or default_locks(lane):
             lock = stack.enter_context(open(path, "a"))
             log(f"waiting for {path}")
             while True:

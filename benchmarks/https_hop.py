@@ -25,9 +25,9 @@ from the running edge) changed one way each, and take their turn in every round:
 Printed per round: requests/s of each, their ratio (edge / direct), and where the CPU went per request (ms of CPU
 per request: the edge's Traefik, the app container, the engine's docker-proxy processes, dockerd, wrk itself; cgroup
 and /proc counters read before and after each wrk run), and the load average. Non-2xx answers or socket errors in
-a wrk run fail the run. Uses lane 1's ports (1080/1443) and Pebble, holds every lane's lock from start to end (the
-engine has one shared edge, which the edge tests of either lane create and remove), refuses to start beside an
-existing edge, and takes down what it created.
+a wrk run fail the run. Uses lane 1's ports (1080/1443) and Pebble, holds the edge lock and lane 1's from start to
+end (the engine has one shared edge, which the edge tests of any lane create and remove), refuses to start beside
+an existing edge, and takes down what it created.
 
     .venv/bin/python benchmarks/https_hop.py --rounds 3
 """
@@ -292,7 +292,10 @@ def main() -> None:
     sides = ["direct", "edge", *variants]
     override = {"services": {"app": {"ports": [f"127.0.0.1:{args.direct_port}:8000"]}}}
     rounds: list[dict[str, Any]] = []
-    with lane_lock(args.lock, args.lock_timeout), tempfile.TemporaryDirectory(prefix="https-hop-") as tmp:
+    with (
+        lane_lock(args.lock, args.lock_timeout, args.pebble_lane),
+        tempfile.TemporaryDirectory(prefix="https-hop-") as tmp,
+    ):
         lane = Lane.start(args)
         app = make_app(Path(tmp), "hop-1", lane, workers=args.workers, memory=None, override=override)
         with EdgeGuard(app):

@@ -12,8 +12,8 @@ shows; median of 3 samples), the edge's and the apps' own.
 
 Per extra app it prints: the growth of the total from 1 app, the app's own containers, and the rest (the edge's
 growth); the goal is that the rest stays under 5 MiB. The run uses lane 1's ports (1080/1443) and Pebble
-(`PEBBLE_LANE=1`) and holds every lane's lock from start to end (the engine has one shared edge, which the edge
-tests of either lane create and remove), refuses to start beside an existing edge, and removes what it
+(`PEBBLE_LANE=1`) and holds the edge lock and lane 1's from start to end (the engine has one shared edge, which the edge
+tests of any lane create and remove), refuses to start beside an existing edge, and removes what it
 created: each app (`composekit down --delete-volumes`, its image), then the edge and its volumes.
 
     .venv/bin/python benchmarks/multi_app.py            # 1, 5 and 10 apps
@@ -167,7 +167,10 @@ def main() -> None:
     if args.quick:
         args.counts, args.settle = "1,3", 5.0
     counts = sorted({int(c) for c in args.counts.split(",")})
-    with lane_lock(args.lock, args.lock_timeout), tempfile.TemporaryDirectory(prefix="multi-app-") as tmp:
+    with (
+        lane_lock(args.lock, args.lock_timeout, args.pebble_lane),
+        tempfile.TemporaryDirectory(prefix="multi-app-") as tmp,
+    ):
         lane = Lane.start(args)
         apps = [make_app(Path(tmp), f"mb-{i}", lane, workers=1, memory=args.memory) for i in range(1, counts[-1] + 1)]
         deploys: list[dict[str, Any]] = []

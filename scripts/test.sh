@@ -84,8 +84,8 @@ echo "== test.sh: unit tier (pytest ${UNIT[*]})" >&2
 unit=0
 .venv/bin/python -m pytest "${UNIT[@]}" || unit=$?
 # The integration tier in four lanes (tests/integration/lanes.py: four xdist workers, whole modules each, in the
-# order and work units conftest gives them: the lane0 group (the swarm modules, then the shared edge's) on one worker
-# beside the other lanes' modules, the longest first, the exclusive module last, alone; the engine is in the two-node
+# order and work units conftest gives them: the longest first, the swarm modules one unit (on lane 0), the shared
+# edge's one unit (on any lane, one at a time), the exclusive module last, alone; the engine is in the two-node
 # test swarm from before the workers start until the exclusive module or the end); it lists its 25 slowest steps and
 # each module's lane, wait and time.
 INTEGRATION=(tests/integration -n 4 --dist loadfile --no-loadscope-reorder --durations=25)

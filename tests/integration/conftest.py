@@ -10,8 +10,9 @@ does). A lane is a set of host ports with its own Pebble validating there and it
 lane's lock from its first test to its last, so four modules deploy at once. Lane 0 is the classic one (ports 80/443,
 Pebble on 14000, /tmp/composekit-integration.lock, which other runs on this machine take too). A module marked
 `exclusive` (it restarts dockerd) holds every lane's lock, to the end of the session (they run last, with the engine
-out of the test swarm); one marked `swarm` (it needs the two-node swarm) or `lane0` (the shared edge,
-or assertions that name ports 80/443) holds lane 0's, beside the other lanes; any other takes whichever lane is free.
+out of the test swarm); one marked `swarm` (it needs the two-node swarm) holds lane 0's, beside the other lanes; one
+marked `edge` (the engine's one shared edge) holds the edge lock and whichever lane is free; any other takes whichever
+lane is free.
 In a parallel run the engine is in the test swarm from before the workers start to after they end (the controller's
 pytest_sessionstart/pytest_sessionfinish below), so swarm modules run beside the others.
 """
@@ -60,7 +61,7 @@ def worker_lane() -> Lane | None:
 
 
 def module_kind(module: Any) -> Kind:
-    """`exclusive`, `lane0` or `any` (lanes.py), from the module's pytestmark."""
+    """`exclusive`, `swarm`, `edge` or `any` (lanes.py), from the module's pytestmark."""
     marks = getattr(module, "pytestmark", [])
     marks = marks if isinstance(marks, list) else [marks]
     return kind_of({mark.name for mark in marks})
@@ -87,9 +88,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 class LaneFileScheduling(LoadFileScheduling):  # type: ignore[misc]
-    """`--dist loadfile` (a module's tests on one worker, modules handed out in collection order), except that every
-    lane0 module is in one work unit: one worker runs them one after the other while the other works on lane 1,
-    instead of both waiting for lane 0. (pytest-xdist's own `loadgroup` cannot do it with pytest 9: the group it
+    """`--dist loadfile` (a module's tests on one worker, modules handed out in collection order), except that the
+    swarm modules are one work unit, the edge modules another and the exclusive ones a third (lanes.xdist_scope): one
+    worker runs each group's modules one after the other while the others work on the other lanes, instead of
+    several workers waiting for the same lock. (pytest-xdist's own `loadgroup` cannot do it with pytest 9: the group it
     appends to a test's id is lost.) The controller collects nothing, so it reads the marks from the sources."""
 
     def __init__(self, config: pytest.Config, log: Any = None) -> None:

@@ -8,23 +8,24 @@ tests stay on one worker, and each module holds a lane's lock from its first tes
 
 - `exclusive` (it restarts dockerd): every lane's lock, taken in lane order, so nothing runs beside it; lane 0. The
   exclusive modules are one xdist work unit, run last; its worker keeps every lane's lock to the end of its session.
-- `swarm` (marked `swarm`: it needs the engine in the two-node test swarm): lane 0's lock only, in the
-  lane0 work unit (first in it). Putting the engine in a swarm and taking it out again disturbs Docker's embedded
-  DNS for other stacks' containers (CI saw `failed to resolve host 'db'` and Traefik's 502s in another lane at those
-  moments), so the swarm is never started or left while another module runs: the xdist controller starts it before
-  the workers start and leaves it after they end (conftest.py), with every lane's lock held; a swarm module that
-  finds it down (a plain pytest run, or an exclusive module left it) starts it holding every lane's lock, and an
-  exclusive module (test_engine: live-restore, which Swarm refuses) leaves it holding every lane's lock.
-- `lane0` (the shared edge, one per engine, or assertions that name ports 80/443): lane 0's lock only, so the other
-  lane keeps working beside it. The lane0 modules form one xdist
-  work unit: one worker runs them one after the other instead of both workers waiting for lane 0.
+- `swarm` (marked `swarm`: it needs the engine in the two-node test swarm): lane 0's lock only, in the swarm
+  work unit. Putting the engine in a swarm and taking it out again disturbs Docker's embedded DNS for other stacks'
+  containers (CI saw `failed to resolve host 'db'` and Traefik's 502s in another lane at those moments), so the swarm
+  is never started or left while another module runs: the xdist controller starts it before the workers start and
+  leaves it after they end (conftest.py), with every lane's lock held; a swarm module that finds it down (a plain
+  pytest run, or an exclusive module left it) starts it holding every lane's lock, and an exclusive module
+  (test_engine: live-restore, which Swarm refuses) leaves it holding every lane's lock.
+- `edge` (the shared edge, one per engine whatever the lane, or doctor's port checks, which would see it): the edge
+  lock (one such module at a time on this machine, across pytest runs too), then whichever lane is free, as `any`.
+  The edge modules form one xdist work unit: one worker runs them one after the other, beside the other lanes.
 - any other: whichever lane is free (the highest first: lane 0 is the one the pinned modules and other pytest runs
   on this machine wait for); pinned when COMPOSEKIT_TEST_LANE names a lane or the process is not an xdist worker
   (then lane 0, as a plain `pytest` run always was).
 
-No deadlock: only an exclusive module, or a swarm module starting the swarm, waits for a lock while it holds one, and
-each takes them in lane order (lane 0 first: the swarm module holds it already; the exclusive one waits for it
-holding nothing); the exclusive module's worker ends its session (releasing them) once it has run its modules.
+No deadlock: only an exclusive module, a swarm module starting the swarm, or an edge module waits for a lock while it
+holds one. The first two take lane locks in lane order (lane 0 first: the swarm module holds it already; the
+exclusive one waits for it holding nothing) and never the edge lock; an edge module takes the edge lock holding
+nothing, then a lane. The exclusive module's worker ends its session (releasing them) once it has run its modules.
 """
 
 from __future__ import annotations
@@ -38,39 +39,49 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
 
-Kind = Literal["exclusive", "swarm", "lane0", "any"]
-LANE0_GROUP = "lane0"  # the xdist work unit of every lane0 module
+Kind = Literal["exclusive", "swarm", "edge", "any"]
+SWARM_GROUP = "swarm"  # the xdist work unit of every swarm module
+EDGE_GROUP = "edge"  # the xdist work unit of every edge module
 EXCLUSIVE_GROUP = "exclusive"  # the xdist work unit of every exclusive module
+GROUPS: dict[Kind, str] = {"swarm": SWARM_GROUP, "edge": EDGE_GROUP, "exclusive": EXCLUSIVE_GROUP}
 ALONE: tuple[Kind, ...] = ("exclusive",)  # the kinds that hold every lane
-ON_LANE0: tuple[Kind, ...] = ("swarm", "lane0")  # the kinds that hold lane 0 only, in the lane0 work unit
+ON_LANE0: tuple[Kind, ...] = ("swarm",)  # the kinds that hold lane 0 only
 
-# Seconds each module ran (lock waits left out), for the order the workers take them in: a wrong or missing figure
-# costs balance between the lanes, nothing else (a module not listed counts 20 s a test). From the summary of modules
-# of a fresh-clone CI run of 2026-12-03 (two lanes; only the `any` modules are ordered by it); scripts/test.sh's
-# summary of modules prints fresh figures.
+# Seconds each module ran (lock waits left out), for the order the work units are handed out in (longest first): a
+# wrong or missing figure costs balance between the lanes, nothing else (a module not listed counts 20 s a test). From
+# the summary of modules of a fresh-clone CI run of 2026-12-04 (four lanes); scripts/test.sh's summary of modules
+# prints fresh figures.
 MODULE_SECONDS: dict[str, float] = {
-    "test_remote_companions.py": 262,
-    "test_schedules.py": 259,
-    "test_backup.py": 239,
-    "test_redeploy.py": 184,
-    "test_companions.py": 173,
-    "test_backup_schedule.py": 138,
-    "test_real_repos.py": 100,
-    "test_secrets_env.py": 76,
-    "test_remote.py": 76,
-    "test_init.py": 73,
+    "test_swarm.py": 409,
+    "test_schedules.py": 249,
+    "test_remote_companions.py": 234,
+    "test_backup.py": 230,
+    "test_companions.py": 174,
+    "test_edge.py": 169,
+    "test_backup_schedule.py": 149,
+    "test_redeploy.py": 131,
+    "test_real_repos.py": 120,
+    "test_secrets_swarm.py": 104,
+    "test_secrets_env.py": 96,
+    "test_remote.py": 92,
+    "test_init.py": 80,
+    "test_backup_s3.py": 72,
     "test_smoke.py": 70,
-    "test_migration_state.py": 65,
-    "test_templates.py": 58,
-    "test_backup_s3.py": 53,
-    "test_stack.py": 52,
-    "test_faults.py": 36,
-    "test_failures.py": 29,
-    "test_hardening.py": 21,
-    "test_volume_owner_env_workers.py": 20,
-    "test_plain_compose.py": 19,
-    "test_proxy.py": 16,
-    "test_readonly_commands.py": 9,
+    "test_templates.py": 69,
+    "test_migration_state.py": 67,
+    "test_stack.py": 63,
+    "test_faults.py": 41,
+    "test_failures.py": 41,
+    "test_engine.py": 36,
+    "test_swarm_cluster.py": 31,
+    "test_doctor.py": 30,
+    "test_edge_remote.py": 30,
+    "test_hardening.py": 28,
+    "test_volume_owner_env_workers.py": 27,
+    "test_plain_compose.py": 25,
+    "test_edge_move.py": 25,
+    "test_proxy.py": 23,
+    "test_readonly_commands.py": 13,
 }
 
 
@@ -103,13 +114,19 @@ class Lane:
 LANES = (Lane(0), Lane(1), Lane(2), Lane(3))
 
 
+def edge_lock_file(lanes: Sequence[Lane] = LANES) -> str:
+    """The lock of the engine's one shared edge: an edge module holds it from its first test to its last (so do the
+    edge benchmarks), beside the lock of whichever lane it runs on."""
+    return f"{lanes[0].lock_dir}/composekit-integration-edge.lock"
+
+
 def kind_of(marks: set[str]) -> Kind:
     """A module's kind from the names of its marks."""
     if "swarm" in marks:
         return "swarm"
     if "exclusive" in marks:
         return "exclusive"
-    return "lane0" if "lane0" in marks else "any"
+    return "edge" if "edge" in marks else "any"
 
 
 def module_marks(source: Path) -> set[str]:
@@ -131,12 +148,11 @@ def module_marks(source: Path) -> set[str]:
 
 
 def xdist_scope(path: str, kind: Kind) -> str:
-    """The work unit a module belongs to (tests/integration/conftest.py's xdist scheduler): its own, the one group of
-    every swarm and lane0 module (one worker runs them one after the other on lane 0, while the others use the other
-    lanes), or the one group of every exclusive module (one worker runs them last, holding every lane)."""
-    if kind in ON_LANE0:
-        return LANE0_GROUP
-    return EXCLUSIVE_GROUP if kind in ALONE else path
+    """The work unit a module belongs to (tests/integration/conftest.py's xdist scheduler): its own, or the one group
+    of its kind: every swarm module (one worker runs them one after the other on lane 0, while the others use the
+    other lanes), every edge module (one worker runs them one after the other, on any lane) or every exclusive module
+    (one worker runs them last, holding every lane)."""
+    return GROUPS.get(kind, path)
 
 
 def _try_lock(lane: Lane) -> IO[str] | None:
@@ -165,10 +181,12 @@ def hold(
 ) -> Iterator[tuple[Lane, tuple[Lane, ...], float]]:
     """Hold the lock(s) a module of ``kind`` needs, waiting for them as long as other modules (or other pytest runs
     on this machine) hold them; yields (the lane it runs on, every lane held, seconds waited). ``pinned``: the lane
-    an `any` module must use (None: the first free one, the highest first)."""
+    an `any` or `edge` module must use (None: the first free one, the highest first)."""
     started = time.monotonic()
     wanted = _wanted(kind, pinned, lanes)
     with ExitStack() as held:
+        if kind == "edge":  # the engine's one edge: its lock first, holding nothing, then a lane
+            fcntl.flock(held.enter_context(open(edge_lock_file(lanes), "w")), fcntl.LOCK_EX)
         if wanted is None:
             while True:
                 handle = next(filter(None, map(_try_lock, reversed(lanes))), None)
@@ -197,18 +215,18 @@ def schedule(
     modules: Sequence[tuple[str, Kind, int]], seconds: dict[str, float], per_test: float = 20.0
 ) -> list[tuple[str, str]]:
     """(module, xdist work unit) in the order the workers should take them, from (module, kind, number of tests): the
-    lane0 group first (the longest chain of work that must run in one lane: one worker starts it while the others
-    start on the rest), its swarm modules first in it (the longest ones), then the rest, longest first, so the lanes
-    end close together, then the exclusive modules (they wait until every lane is done with its last module; at the
-    start they would race the lane0 group for lane 0 and, losing, leave the other lanes idle until that module
-    ended). A module's expected length is ``seconds[module]`` (its last measured run), else ``per_test`` seconds for
-    each of its tests."""
+    work units longest first (the swarm group and the edge group each as long as their modules together), so that the
+    lanes end close together; the exclusive modules last (they wait until every lane is done with its last module; at
+    the start they would take every lane, and the swarm modules need the swarm they leave). In a group the modules
+    keep the order given. A module's expected length is ``seconds[module]`` (its last measured run), else
+    ``per_test`` seconds for each of its tests."""
 
     def length(name: str, count: int) -> float:
         return seconds.get(name, per_test * count)
 
-    exclusive = [(name, EXCLUSIVE_GROUP) for name, kind, _ in modules if kind == "exclusive"]
-    swarm = [(name, LANE0_GROUP) for name, kind, _ in modules if kind == "swarm"]
-    lane0 = [(name, LANE0_GROUP) for name, kind, _ in modules if kind == "lane0"]
-    rest = sorted(((name, count) for name, kind, count in modules if kind == "any"), key=lambda m: -length(*m))
-    return [*swarm, *lane0, *((name, name) for name, _ in rest), *exclusive]
+    units: dict[str, list[tuple[str, float]]] = {}
+    for name, kind, count in modules:
+        units.setdefault(xdist_scope(name, kind), []).append((name, length(name, count)))
+    exclusive = units.pop(EXCLUSIVE_GROUP, [])
+    ordered = sorted(units.items(), key=lambda unit: -sum(seconds for _, seconds in unit[1]))
+    return [(name, unit) for unit, members in [*ordered, (EXCLUSIVE_GROUP, exclusive)] for name, _ in members]

@@ -141,7 +141,7 @@ def leave_swarm() -> None:
 def swarm_cluster(
     request: pytest.FixtureRequest, host_ports: None, testenv: TestEnv, swarm_session: list[bool]
 ) -> SwarmCluster:
-    """The two-node swarm, for a swarm module (marked `swarm`: it holds lane 0's lock, in the lane0
+    """The two-node swarm, for a swarm module (marked `swarm`: it holds lane 0's lock, in the swarm
     work unit). Up already in a parallel run (the xdist controller started it); found down (a plain run, or an
     exclusive module left it), it is started with the other lanes' locks taken too, so that no other module runs
     while the engine joins the swarm. `scripts/swarm.sh start` also repairs a swarm an earlier module left broken
@@ -149,7 +149,7 @@ def swarm_cluster(
     if module_kind(request.module) != "swarm":
         pytest.fail(
             f"{request.module.__name__} uses the test swarm but is not marked `swarm`: the swarm "
-            "may be started and used only by those modules (lane 0, the lane0 work unit)",
+            "may be started and used only by those modules (lane 0, the swarm work unit)",
             pytrace=False,
         )
     with ExitStack() as others:

@@ -18,8 +18,9 @@ from python_on_whales import DockerClient
 
 from .conftest import Stack, TestEnv
 
-# lane0: its port checks blame any taken port on the shared edge's Traefik while one runs (test_edge.py's)
-pytestmark = [pytest.mark.integration, pytest.mark.lane0]
+# edge: its port checks blame any taken port on the shared edge's Traefik while one runs (test_edge.py's), so it
+# takes its turn with the edge modules (the edge lock, lanes.py)
+pytestmark = [pytest.mark.integration, pytest.mark.edge]
 
 APP = Path(__file__).parent / "apps" / "smoke-app"
 

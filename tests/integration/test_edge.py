@@ -31,9 +31,10 @@ from composekit.render.edge import EDGE_PROJECT, REVISION_LABEL, SLOT_LABEL, ren
 from .conftest import Stack, TestEnv
 from .restart_load import HttpsLoad
 
-# lane0: the engine has one shared edge (Compose project composekit-edge) whatever the lane, so the edge modules
-# take turns on lane 0's lock rather than run beside each other (and test_doctor.py's port checks never see it).
-pytestmark = [pytest.mark.integration, pytest.mark.lane0]
+# edge: the engine has one shared edge (Compose project composekit-edge) whatever the lane, so the edge modules
+# take turns (the edge lock, lanes.py) rather than run beside each other (and test_doctor.py's port checks never
+# see it).
+pytestmark = [pytest.mark.integration, pytest.mark.edge]
 
 NOTES = "edge-notes"
 BLOG = "edge-blog"

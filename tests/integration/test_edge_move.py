@@ -30,9 +30,9 @@ from .conftest import Stack, TestEnv
 from .restart_load import HttpsLoad
 from .test_edge import _remove_edge, edge_traefik, make_app
 
-# lane0: the engine has one shared edge (Compose project composekit-edge) whatever the lane, so the edge modules
-# take turns on lane 0's lock rather than run beside each other.
-pytestmark = [pytest.mark.integration, pytest.mark.lane0]
+# edge: the engine has one shared edge (Compose project composekit-edge) whatever the lane, so the edge modules
+# take turns (the edge lock, lanes.py) rather than run beside each other.
+pytestmark = [pytest.mark.integration, pytest.mark.edge]
 
 NAME = "edge-move"
 DOMAIN = f"{NAME}.composekit.test"

@@ -19,9 +19,9 @@ from .sshd import ALIAS, ssh_config  # noqa: F401 (the fixture)
 from .test_edge import _remove_edge, make_app
 from .test_edge_move import edge_containers, wait_no_edge
 
-# lane0: the engine has one shared edge (Compose project composekit-edge) whatever the lane, so the edge modules
-# take turns on lane 0's lock rather than run beside each other.
-pytestmark = [pytest.mark.integration, pytest.mark.lane0]
+# edge: the engine has one shared edge (Compose project composekit-edge) whatever the lane, so the edge modules
+# take turns (the edge lock, lanes.py) rather than run beside each other.
+pytestmark = [pytest.mark.integration, pytest.mark.edge]
 
 FIRST, SECOND = "edge-ssh-a", "edge-ssh-b"
 

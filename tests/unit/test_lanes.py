@@ -5,6 +5,8 @@ temporary directory; no Docker."""
 from __future__ import annotations
 
 import fcntl
+import importlib.util
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,11 +16,13 @@ from pathlib import Path
 import pytest
 
 from tests.integration.lanes import (
+    EDGE_GROUP,
     EXCLUSIVE_GROUP,
-    LANE0_GROUP,
     LANES,
+    SWARM_GROUP,
     Kind,
     Lane,
+    edge_lock_file,
     hold,
     hold_exactly,
     kind_of,
@@ -67,7 +71,7 @@ def test_kind_from_marks() -> None:
     assert kind_of({"integration", "exclusive"}) == "exclusive"
     assert kind_of({"integration", "swarm"}) == "swarm"
     assert kind_of({"integration", "exclusive", "swarm"}) == "swarm"
-    assert kind_of({"integration", "lane0"}) == "lane0"
+    assert kind_of({"integration", "edge"}) == "edge"
     assert kind_of({"integration"}) == "any"
 
 
@@ -105,10 +109,44 @@ def test_a_pinned_module_waits_for_its_own_lane(lanes: tuple[Lane, Lane]) -> Non
         assert is_free(lanes[0])
 
 
-def test_a_lane0_module_holds_lane0_only_and_leaves_lane1_free(lanes: tuple[Lane, Lane]) -> None:
-    with hold("lane0", lanes[1], lanes) as (lane, held, _):
+def edge_lock_is_free(lanes: tuple[Lane, Lane]) -> bool:
+    with open(edge_lock_file(lanes), "w") as probe:
+        try:
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+
+def test_an_edge_module_holds_the_edge_lock_and_whichever_lane_is_free(lanes: tuple[Lane, Lane]) -> None:
+    assert edge_lock_file(lanes) == f"{lanes[0].lock_dir}/composekit-integration-edge.lock"
+    assert edge_lock_file() == "/tmp/composekit-integration-edge.lock"
+    with held_elsewhere(lanes[1]), hold("edge", None, lanes) as (lane, held, _):
         assert (lane, held) == (lanes[0], (lanes[0],))
-        assert not is_free(lanes[0]) and is_free(lanes[1])
+        assert not edge_lock_is_free(lanes) and not is_free(lanes[0])
+    assert edge_lock_is_free(lanes) and is_free(lanes[0])
+    with hold("edge", lanes[1], lanes) as (lane, held, _):  # pinned: its own lane
+        assert (lane, held) == (lanes[1], (lanes[1],))
+        assert is_free(lanes[0]) and not edge_lock_is_free(lanes)
+
+
+def test_an_edge_module_waits_for_another_holding_the_edge_lock_and_takes_no_lane_meanwhile(
+    lanes: tuple[Lane, Lane],
+) -> None:
+    """Another pytest run's edge module (the engine has one edge): waited for, holding no lane while it waits."""
+    other = open(edge_lock_file(lanes), "w")  # noqa: SIM115 (closed by the timer)
+    fcntl.flock(other, fcntl.LOCK_EX)
+    lanes_free_while_waiting: list[bool] = []
+
+    def check_then_release() -> None:
+        lanes_free_while_waiting.append(is_free(lanes[0]) and is_free(lanes[1]))
+        other.close()
+
+    threading.Timer(0.3, check_then_release).start()
+    with hold("edge", None, lanes, poll=0.05) as (lane, _, waited):
+        assert lane == lanes[1]
+        assert waited >= 0.15
+    assert lanes_free_while_waiting == [True]
 
 
 def test_an_exclusive_module_holds_every_lane(lanes: tuple[Lane, Lane]) -> None:
@@ -147,22 +185,24 @@ def test_a_swarm_module_that_starts_the_swarm_takes_the_other_lanes_after_its_ow
     assert is_free(lanes[0]) and is_free(lanes[1])
 
 
-def test_schedule_the_lane0_group_first_swarm_leading_then_the_longest_then_the_exclusive() -> None:
+def test_schedule_the_work_units_longest_first_groups_as_long_as_their_modules_then_the_exclusive() -> None:
     modules: list[tuple[str, Kind, int]] = [
         ("a.py", "any", 10),  # 200 s by its count
-        ("edge.py", "lane0", 17),
+        ("edge.py", "edge", 4),  # 80 s, + doctor.py's 60 s: the edge unit is 140 s
         ("b.py", "any", 2),  # measured: 300 s
         ("engine.py", "exclusive", 3),
-        ("doctor.py", "lane0", 3),
+        ("doctor.py", "edge", 3),
         ("c.py", "any", 1),
-        ("s.py", "swarm", 4),
+        ("s.py", "swarm", 4),  # measured: 250 s, + s2.py's 100 s: the swarm unit is 350 s
+        ("s2.py", "swarm", 1),
     ]
-    assert schedule(modules, {"b.py": 300.0}) == [
-        ("s.py", LANE0_GROUP),  # the swarm modules lead the lane0 group (the engine is in the swarm from the start)
-        ("edge.py", LANE0_GROUP),
-        ("doctor.py", LANE0_GROUP),
+    assert schedule(modules, {"b.py": 300.0, "s.py": 250.0, "s2.py": 100.0}) == [
+        ("s.py", SWARM_GROUP),  # a group's modules in the order given
+        ("s2.py", SWARM_GROUP),
         ("b.py", "b.py"),
         ("a.py", "a.py"),
+        ("edge.py", EDGE_GROUP),
+        ("doctor.py", EDGE_GROUP),
         ("c.py", "c.py"),
         ("engine.py", EXCLUSIVE_GROUP),  # last: it leaves the swarm (live-restore)
     ]
@@ -172,10 +212,10 @@ def test_the_marks_of_a_module_are_read_from_its_source_without_importing_it(tmp
     module = tmp_path / "test_x.py"
     module.write_text(
         "import pytest\nimport not_installed_anywhere\n"
-        "pytestmark = [pytest.mark.integration, pytest.mark.lane0]\n"
+        "pytestmark = [pytest.mark.integration, pytest.mark.edge]\n"
         "def test_a() -> None:\n    x = pytest.mark.exclusive\n"
     )
-    assert module_marks(module) == {"integration", "lane0"}  # not the mark inside a test
+    assert module_marks(module) == {"integration", "edge"}  # not the mark inside a test
     module.write_text("import pytest\npytestmark: object = pytest.mark.exclusive\n")
     assert module_marks(module) == {"exclusive"}
     module.write_text("def test_a() -> None:\n    pass\n")
@@ -198,10 +238,28 @@ def test_the_real_modules_kinds() -> None:
     assert kinds["test_engine.py"] == "exclusive"
     for name in ("test_swarm.py", "test_swarm_cluster.py", "test_secrets_swarm.py"):
         assert kinds[name] == "swarm", name
+    for name in ("test_doctor.py", "test_edge.py", "test_edge_move.py", "test_edge_remote.py"):
+        assert kinds[name] == "edge", name
 
 
-def test_the_swarm_and_lane0_modules_are_one_xdist_work_unit_and_the_exclusive_ones_another() -> None:
-    assert xdist_scope("tests/integration/test_edge.py", "lane0") == LANE0_GROUP
-    assert xdist_scope("tests/integration/test_swarm.py", "swarm") == LANE0_GROUP
+def test_the_swarm_modules_are_one_xdist_work_unit_the_edge_modules_another_the_exclusive_ones_a_third() -> None:
+    assert xdist_scope("tests/integration/test_edge.py", "edge") == EDGE_GROUP
+    assert xdist_scope("tests/integration/test_swarm.py", "swarm") == SWARM_GROUP
     assert xdist_scope("tests/integration/test_engine.py", "exclusive") == EXCLUSIVE_GROUP
     assert xdist_scope("tests/integration/test_stack.py", "any") == "tests/integration/test_stack.py"
+
+
+def test_the_edge_benchmarks_take_the_locks_an_edge_module_takes() -> None:
+    """benchmarks/edge_lane.py (multi_app.py, https_hop.py) creates and removes the engine's one edge too."""
+    source = Path(__file__).resolve().parents[2] / "benchmarks" / "edge_lane.py"
+    spec = importlib.util.spec_from_file_location("edge_lane_under_test", source)
+    assert spec is not None and spec.loader is not None
+    edge_lane = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = edge_lane  # its dataclasses look their module up
+    try:
+        spec.loader.exec_module(edge_lane)
+    finally:
+        del sys.modules[spec.name]
+    assert edge_lock_file() == edge_lane.EDGE_LOCK
+    for lane in LANES:
+        assert edge_lane.default_locks(lane.index) == [edge_lock_file(), lane.lock_file]
