@@ -17,13 +17,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from ..errors import HttpCheckError, UserError
+
+if TYPE_CHECKING:
+    import httpx  # imported when a client is first made: the commands that send no request skip its ~80 ms
 
 __all__ = ["Answer", "Endpoint", "HttpClient", "PeerCertificate", "Scheme", "resolve"]
 
@@ -229,6 +231,8 @@ class HttpClient:
         self._clients.clear()
 
     def _client(self, verify: bool, scheme: Scheme) -> httpx.Client:
+        import httpx
+
         uds = self.endpoint.socket(scheme)
         key = (verify, uds)
         if key not in self._clients:
@@ -246,9 +250,12 @@ class HttpClient:
         ep = self.endpoint
         public = ep.url(scheme, path)
         extensions = {"sni_hostname": ep.domain} if scheme == "https" else {}
+        client = self._client(verify, scheme)
+        import httpx  # loaded by _client
+
         start = time.perf_counter()
         try:
-            response = self._client(verify, scheme).get(
+            response = client.get(
                 ep.connect_url(scheme, path),
                 headers={**(headers or {}), "Host": ep.host(scheme)},
                 extensions=extensions,

@@ -71,6 +71,16 @@ def test_the_console_script_imports_the_code_under_test() -> None:
     assert Path(probe.stdout.strip()).resolve() == Path(composekit.__file__).resolve(), probe.stderr
 
 
+def test_the_cli_starts_without_importing_httpx() -> None:
+    """Every `composekit` run imports the CLI; httpx (with its own CLI's click, rich and pygments: ~80 ms of CPU) is
+    imported by the first HTTP request (verify/http.py), so `down`, `status`, `logs` and the like never pay for it."""
+    interpreter = script().read_text(encoding="utf-8").splitlines()[0].removeprefix("#!").strip()
+    code = "import sys, composekit.cli; print(sorted(m for m in ('httpx', 'pygments') if m in sys.modules))"
+    probe = subprocess.run([interpreter, "-c", code], capture_output=True, text=True, env=script_env(), timeout=60)
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.strip() == "[]"
+
+
 def test_the_console_script_shows_the_help_at_80_columns() -> None:
     """The one real `composekit --help`: it exits 0 with no traceback and lists every option and command, the host
     forms shown as written (not read as markup, not cut at 80 columns)."""
