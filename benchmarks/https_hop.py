@@ -18,6 +18,8 @@ from the running edge) changed one way each, and take their turn in every round:
   no-access-log  accessLog removed from traefik.yml
   access-log-buffered  accessLog.bufferingSize: 100 (lines written by a goroutine of their own, not the request's)
   access-log-not-2xx   accessLog.filters.statusCodes: every status but 2xx (the app's gunicorn logs those itself)
+  access-log-all       accessLog: {} (every request logged, as the edge was rendered before 2026-12-04; it now
+                       logs every answer but a fast 2xx: render/traefik.py access_log)
   gomaxprocs-1   GOMAXPROCS=1 in the environment (Go otherwise runs as many threads as the host has CPUs, or as
                  the container's CPU limit allows)
   gogc-400       GOGC=400 (collect garbage less often)
@@ -140,6 +142,11 @@ def _no_access_log(static: dict[str, Any]) -> dict[str, Any]:
     return static
 
 
+def _access_log_all(static: dict[str, Any]) -> dict[str, Any]:
+    static["accessLog"] = {}
+    return static
+
+
 def _access_log_not_2xx(static: dict[str, Any]) -> dict[str, Any]:
     static["accessLog"] = {**static.get("accessLog", {}), "filters": {"statusCodes": ["100-199", "300-599"]}}
     return static
@@ -156,6 +163,7 @@ VARIANTS: dict[str, tuple[Callable[[dict[str, Any]], dict[str, Any]], dict[str, 
     "no-access-log": (_no_access_log, {}),
     "access-log-buffered": (_buffered_access_log, {}),
     "access-log-not-2xx": (_access_log_not_2xx, {}),
+    "access-log-all": (_access_log_all, {}),
     "gomaxprocs-1": (lambda s: s, {"GOMAXPROCS": "1"}),
     "gogc-400": (lambda s: s, {"GOGC": "400"}),
 }

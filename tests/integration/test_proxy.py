@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 
 import pytest
@@ -94,3 +95,20 @@ def test_forged_proxy_headers_from_another_container_are_not_trusted(shop: Stack
     # Control: the same request from Traefik's address is trusted.
     control = json.loads(str(shop.docker.container.execute(shop.containers()["traefik"].id, ["python3", "-c", FORGE])))
     assert (control["scheme"], control["client"]) == ("https", "203.0.113.9")
+
+
+def test_traefiks_access_log_has_a_404_and_no_line_for_a_fast_200_the_app_logs(shop: Stack) -> None:
+    """The access log keeps what gunicorn's log lacks (render/traefik.py access_log): an answer that is not a 2xx is
+    there; a fast 200 the app served is in the app's log only."""
+    assert shop.https("/?access-log-probe=served").status_code == 200
+    assert shop.https("/access-log-probe-missing").status_code == 404
+    traefik, app = shop.containers()["traefik"].id, shop.containers()["app"].id
+    deadline = time.monotonic() + 30
+    while True:  # Traefik writes the line after the answer, the engine's log pipe after that: bounded poll
+        traefik_log = str(shop.docker.container.logs(traefik))
+        if "access-log-probe-missing" in traefik_log or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
+    assert re.search(r'"GET /access-log-probe-missing HTTP/1\.1" 404 ', traefik_log), traefik_log[-2000:]
+    assert "access-log-probe=served" in str(shop.docker.container.logs(app))
+    assert "access-log-probe=served" not in traefik_log

@@ -239,3 +239,23 @@ def test_traefik_deletes_aliasing_headers_and_refuses_an_encoded_nul(tmp_path: P
     }
     for name in ("web", "websecure"):
         assert entrypoints[name]["http"]["encodedCharacters"] == {"allowEncodedNullCharacter": False}
+
+
+def test_traefiks_access_log_keeps_every_answer_the_apps_log_lacks_and_no_2xx(tmp_path: Path) -> None:
+    """gunicorn logs every request it serves; Traefik's log (own Traefik, the shared edge in any slot, Swarm's) keeps
+    every other answer, retried requests and slow ones, and no second line for a fast 2xx (benchmarks/https_hop.py)."""
+    from composekit.render.edge import edge_static
+    from composekit.render.traefik import traefik_static, traefik_swarm_static
+
+    config = project_in(tmp_path, BASE).config
+    logs = [
+        traefik_static(config)["accessLog"],
+        traefik_swarm_static(config, "tcp://socket-proxy:2375", "web")["accessLog"],
+    ]
+    logs += [edge_static(config, slot)["accessLog"] for slot in ("a", "b")]
+    for log in logs:
+        filters = log["filters"]
+        assert (filters["retryAttempts"], filters["minDuration"]) == (True, "1s")
+        ranges = [tuple(map(int, span.split("-"))) for span in filters["statusCodes"]]
+        logged = {code for code in range(100, 600) if any(low <= code <= high for low, high in ranges)}
+        assert logged == set(range(100, 600)) - set(range(200, 300))
