@@ -82,9 +82,19 @@ step_apt() {
     ck_step apt "done"
 }
 
+# Whether the venv's composekit is this checkout's: an editable install made from another checkout (a moved or
+# deleted copy, a git worktree sharing the venv) leaves a `composekit` that cannot import or runs other code. -I: not
+# the current directory's package, no PYTHONPATH.
+installed_from_here() {
+    local origin
+    origin=$("$VENV/bin/python" -I -c 'import importlib.util as u, os; s = u.find_spec("composekit")
+print(os.path.realpath(s.origin) if s and s.origin else "")' 2>/dev/null) || return 1
+    [[ $origin == "$(realpath "$REPO/composekit/__init__.py")" ]]
+}
+
 step_venv() {
     local stamp=$VENV/.composekit-setup-stamp
-    if [[ -x $VENV/bin/composekit && -e $stamp && ! $REPO/pyproject.toml -nt $stamp ]]; then
+    if [[ -x $VENV/bin/composekit && -e $stamp && ! $REPO/pyproject.toml -nt $stamp ]] && installed_from_here; then
         ck_step venv "already present"
         return
     fi
