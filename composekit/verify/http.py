@@ -247,15 +247,14 @@ class HttpClient:
 
     def get(self, scheme: Scheme, path: str, *, verify: bool = True, headers: dict[str, str] | None = None) -> Answer:
         """GET ``path``; ``verify=False`` skips certificate checks (to look past a bad certificate)."""
+        import httpx
+
         ep = self.endpoint
         public = ep.url(scheme, path)
         extensions = {"sni_hostname": ep.domain} if scheme == "https" else {}
-        client = self._client(verify, scheme)
-        import httpx  # loaded by _client
-
         start = time.perf_counter()
         try:
-            response = client.get(
+            response = self._client(verify, scheme).get(
                 ep.connect_url(scheme, path),
                 headers={**(headers or {}), "Host": ep.host(scheme)},
                 extensions=extensions,
