@@ -14,7 +14,7 @@ from ..config.companions import SCHEDULER_SERVICE
 from ..config.project import Project
 from ..errors import DockerError, HealthTimeoutError
 from ..render.names import app_image
-from .docker import ContainerInfo, Docker, LineSink
+from .docker import LOG_LINES, ContainerInfo, Docker, LineSink
 from .wait import Deadline, Poll, Progress
 
 __all__ = ["PUT_BACK_SECONDS", "SETTLE_SECONDS", "ProcessChange", "deploy_processes", "deploy_scheduler", "put_back"]
@@ -143,7 +143,7 @@ def _wait_new(
     if seen.done:
         return
     culprit = seen.value or next(iter(c.name for change in changes for c in change.new), "")
-    logs = docker.final_logs(culprit, 30) if culprit else ""
+    logs = docker.final_logs(culprit, LOG_LINES) if culprit else ""
     _remove_new(docker, changes)
     _tag_back(project, docker, serving_image)
     why = deadline.ran_out("waiting for the processes", started) if timed_out else "it failed"

@@ -31,6 +31,7 @@ from .swarm_api import SWARM_HINT, SwarmCommands
 __all__ = [
     "COMPOSE_HINT",
     "ENGINE_HINT",
+    "LOG_LINES",
     "SWARM_HINT",
     "ContainerInfo",
     "Docker",
@@ -95,6 +96,12 @@ def context_endpoint(name: str | None) -> tuple[str, str]:
         raise DockerError(f"cannot read the Docker context {name or '(current)'}", argv, said, hint) from None
     except (KeyError, IndexError, json.JSONDecodeError, AttributeError) as exc:
         raise DockerError(f"the Docker context {name or '(current)'} has no Docker endpoint", argv, str(exc)) from None
+
+
+# How many of a failed container's last log lines an error quotes: a crashing app's restart loop prints a traceback per
+# worker per run, and the run the kill interrupts may be half-way through one (30 lines once held only that partial
+# traceback, not the error that ends it).
+LOG_LINES = 80
 
 
 class Docker(ComposeCommands, ImageCommands, SwarmCommands, LockContainers, BackupContainers, NetworkCommands):

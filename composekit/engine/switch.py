@@ -22,7 +22,7 @@ from ..config.project import Project
 from ..errors import ConfigError, DockerError, HealthTimeoutError, SshError, UserError
 from ..render.names import GRACEFUL_TIMEOUT, app_image
 from ..render.stack import RenderedStack, render_stack
-from .docker import ContainerInfo, Docker, LineSink
+from .docker import LOG_LINES, ContainerInfo, Docker, LineSink
 from .probes import ProbeReport, ProbeStream, SwitchAborted, wait_generation
 from .routes_volume import write_routes
 from .wait import Deadline, Progress
@@ -204,7 +204,7 @@ def _switch(
     new = fresh[0]
 
     def give_up(why: str) -> HealthTimeoutError:
-        logs = docker.final_logs(new.name, 30)
+        logs = docker.final_logs(new.name, LOG_LINES)
         docker.remove_now(new.name)
         if old:
             docker.tag(old[0].image, image)  # :latest stays the image that serves
