@@ -31,6 +31,8 @@ STATE = Path(os.environ.get("COMPOSEKIT_TESTENV", "/var/lib/composekit-testenv")
 EDGE_PROJECT = "composekit-edge"
 
 MAIN = """\
+import time
+
 from fastapi import FastAPI
 
 app = FastAPI()
@@ -43,6 +45,16 @@ def health() -> dict[str, str]:
 
 @app.get("/")
 def root() -> dict[str, str]:
+    return {"app": "NAME"}
+
+
+@app.get("/work/{microseconds}")
+def work(microseconds: int) -> dict[str, str]:
+    # An endpoint that does real work: this many microseconds of the worker's own CPU (thread time, so time spent
+    # waiting for a core does not count), then the same answer as /.
+    deadline = time.thread_time() + microseconds / 1e6
+    while time.thread_time() < deadline:
+        pass
     return {"app": "NAME"}
 """
 
