@@ -39,14 +39,26 @@ SECRET_MARK = "s3-secret-never-printed"
 
 
 def _bridge_gateway() -> str:
-    out = subprocess.run(
-        ["docker", "network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}"],
+    """The host's address on the engine's default bridge. Read from the bridge's interface (docker0): the engine
+    leaves the Gateway out of `network inspect` until its first restart on a new machine (moby/moby#26799)."""
+    name = subprocess.run(
+        ["docker", "network", "inspect", "bridge", "--format", '{{index .Options "com.docker.network.bridge.name"}}'],
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
-    )
-    return out.stdout.strip()
+    ).stdout.strip()
+    shown = subprocess.run(
+        ["ip", "-j", "-4", "addr", "show", "dev", name or "docker0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    addresses = [a["local"] for link in json.loads(shown) for a in link.get("addr_info", []) if a.get("local")]
+    if not addresses:
+        pytest.fail(f"the engine's default bridge ({name or 'docker0'}) has no IPv4 address on this machine")
+    return str(addresses[0])
 
 
 def _free_port(host: str) -> int:
