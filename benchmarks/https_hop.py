@@ -26,6 +26,8 @@ from the running edge) changed one way each, and take their turn in every round:
   gomaxprocs-1   GOMAXPROCS=1 in the environment (Go otherwise runs as many threads as the host has CPUs, or as
                  the container's CPU limit allows)
   gogc-400       GOGC=400 (collect garbage less often)
+  no-backend-reuse  serversTransport.maxIdleConnsPerHost: -1 (a new connection to the app per request, which
+                 the app's idle worker accepts; no keep-alive to the backend)
   minimal        Traefik's floor here: the websecure entrypoint and the app's routers only (no middlewares, no
                  access log, no drain, no lifeCycle), GOMAXPROCS=1
 
@@ -205,6 +207,11 @@ def _routes_minimal(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def _no_backend_reuse(static: dict[str, Any]) -> dict[str, Any]:
+    static.setdefault("serversTransport", {})["maxIdleConnsPerHost"] = -1
+    return static
+
+
 def _same(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
@@ -225,6 +232,7 @@ VARIANTS: dict[str, Variant] = {
     "gomaxprocs-1": Variant(env={"GOMAXPROCS": "1"}),
     "gogc-400": Variant(env={"GOGC": "400"}),
     "minimal": Variant(_minimal, {"GOMAXPROCS": "1"}, _routes_minimal),
+    "no-backend-reuse": Variant(_no_backend_reuse),
 }
 VARIANT_PREFIX = "https-hop-variant-"
 
