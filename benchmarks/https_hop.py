@@ -35,12 +35,11 @@ Printed per round: requests/s of each, their ratio (edge / direct), and where th
 per request: the edge's Traefik, the app container, the engine's docker-proxy processes, dockerd, wrk itself; cgroup
 and /proc counters read before and after each wrk run), how the app's CPU split between gunicorn's workers (each
 keeps the connections it accepted: when one worker accepts all of wrk's connections, the others idle), and the load
-average. Then what the CPU per request
-predicts when the cores are the limit (a side's throughput over direct's = direct's CPU per request over the
-side's), and how much the 0.8x target leaves the hop. Non-2xx answers or socket errors in a wrk run fail the run.
-Uses lane 1's ports (1080/1443) and Pebble, holds the edge lock and lane 1's from start to end (the engine has one
-shared edge, which the edge tests of any lane create and remove), refuses to start beside an existing edge, and
-takes down what it created.
+average. Then what the CPU per request predicts when the cores are the limit (a side's throughput over direct's =
+direct's CPU per request over the side's), and how much the 0.8x target leaves the hop. Non-2xx answers or socket
+errors in a wrk run fail the run. Uses lane 1's ports (1080/1443) and Pebble, holds the edge lock and lane 1's from
+start to end (the engine has one shared edge, which the edge tests of any lane create and remove), refuses to start
+beside an existing edge, and takes down what it created.
 
     .venv/bin/python benchmarks/https_hop.py --rounds 3
 """
@@ -78,28 +77,45 @@ from edge_lane import (
     run,
 )
 
+from composekit.render.edge import EDGE_FILE
+
 CLK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: str) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (field 3, the state, is [0])."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
 def _proc_cpu(pid: str) -> float:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = _stat(pid)
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / CLK  # utime + stime
 
 
-def _pids(comm: str) -> list[str]:
-    """Processes by their command name, to read their CPU counters (nothing is signalled)."""
+def _processes(match: Callable[[str], bool]) -> list[str]:
+    """The pids for which ``match(pid)`` holds, in pid order; processes that exit meanwhile are skipped. Only read:
+    nothing is signalled."""
     found = []
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
-                if (d / "comm").read_text().strip() == comm:
+                if match(d.name):
                     found.append(d.name)
             except OSError:
                 continue
-    return found
+    return sorted(found, key=int)
+
+
+def _pids(comm: str) -> list[str]:
+    """Processes by their command name, to read their CPU counters."""
+    return _processes(lambda pid: Path(f"/proc/{pid}/comm").read_text().strip() == comm)
+
+
+def _children(parent: str) -> list[str]:
+    return _processes(lambda pid: _stat(pid)[1] == parent)  # field 4: the parent's pid
 
 
 def _dockerd() -> list[str]:
@@ -113,18 +129,6 @@ def _dockerd() -> list[str]:
         if not any(a.startswith(("-H", "--host")) for a in argv):
             out.append(pid)
     return out
-
-
-def _children(pid: str) -> list[str]:
-    found = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if Path(d / "stat").read_text().rsplit(")", 1)[1].split()[1] == pid:  # field 4: the parent's pid
-                    found.append(d.name)
-            except OSError:
-                continue
-    return sorted(found, key=int)
 
 
 def passive_opens(pid: str) -> int:
@@ -221,6 +225,7 @@ class Variant:
     static: Callable[[dict[str, Any]], dict[str, Any]] = _same  # change to the edge's traefik.yml
     env: dict[str, str] = field(default_factory=dict)
     routes: Callable[[dict[str, Any]], dict[str, Any]] = _same  # change to each routes file
+    edge_file: bool = True  # the edge's own file (its drain middlewares and TLS options) as well as the apps'
 
 
 VARIANTS: dict[str, Variant] = {
@@ -231,7 +236,7 @@ VARIANTS: dict[str, Variant] = {
     "access-log-all": Variant(_access_log_all),
     "gomaxprocs-1": Variant(env={"GOMAXPROCS": "1"}),
     "gogc-400": Variant(env={"GOGC": "400"}),
-    "minimal": Variant(_minimal, {"GOMAXPROCS": "1"}, _routes_minimal),
+    "minimal": Variant(_minimal, {"GOMAXPROCS": "1"}, _routes_minimal, edge_file=False),
     "no-backend-reuse": Variant(_no_backend_reuse),
 }
 VARIANT_PREFIX = "https-hop-variant-"
@@ -259,8 +264,8 @@ def start_variants(names: list[str], app: BenchApp, first_port: int, root: Path)
         (d / "dynamic").mkdir(parents=True)
         (d / "traefik.yml").write_text(yaml.safe_dump(variant.static(_no_acme(json_copy(static))), sort_keys=False))
         for file, text in routes.items():
-            if name == "minimal" and file.startswith("_"):
-                continue  # the edge's own drain middlewares and TLS options
+            if file == EDGE_FILE and not variant.edge_file:
+                continue
             (d / "dynamic" / file).write_text(_routes_without_acme(text, variant.routes))
         port = first_port + i
         argv = ["docker", "run", "-d", "--name", VARIANT_PREFIX + name, "--network", f"{app.name}_web"]
