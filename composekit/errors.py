@@ -6,6 +6,7 @@
         ├── DockerError             a Docker / Compose command failed: carries the command and its stderr
         │   ├── BuildError          the app image did not build
         │   └── MigrationError      the one-shot migration service exited non-zero
+        ├── ImageError              the app image lacks what composekit runs in it (gunicorn, the app's package, ...)
         ├── PortInUseError          a host port Traefik needs is held by another process
         ├── HealthTimeoutError      a service did not turn healthy before the deadline
         ├── HttpCheckError          a request composekit made failed at the transport level
@@ -26,6 +27,7 @@ __all__ = [
     "DockerError",
     "HealthTimeoutError",
     "HttpCheckError",
+    "ImageError",
     "MigrationError",
     "PortInUseError",
     "SshError",
@@ -84,6 +86,10 @@ class BuildError(DockerError):
 
 class MigrationError(DockerError):
     """The migration service exited non-zero; the app was not (re)started."""
+
+
+class ImageError(UserError):
+    """The app image, just built, lacks what composekit runs in it; nothing of the stack was started or changed."""
 
 
 class PortInUseError(UserError):

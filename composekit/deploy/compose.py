@@ -21,6 +21,7 @@ from ..errors import ComposekitError, UserError
 from ..render.compose import FILES_SERVICE
 from ..render.names import app_image
 from ..render.stack import render_stack, write_stack
+from ..verify import image_contract
 from ..verify.checks import Report
 from ..verify.smoke import SmokeOptions, smoke
 from .result import UpResult
@@ -138,6 +139,7 @@ def _deploy(
     else:
         report(f"building the app image (release {release})")
         docker.build(on_line)
+    image_contract.check_image(project, docker, report)
     claim = None
     if shared:
         # After the build, before anything of the stack changes (a refused claim leaves nothing of it started).

@@ -16,8 +16,9 @@ from ..engine.wait import Deadline, Progress
 from ..render.names import APP_SERVICE, MIGRATE_SERVICE
 from ..render.stack import render_stack, write_stack
 from ..render.swarm import MIGRATE_FILE, STACK_FILE, TRAEFIK_SERVICE
-from ..render.swarm_app import swarm_warnings
+from ..render.swarm_app import explicit_workers, swarm_warnings
 from ..render.swarm_variables import deploy_variables, swarm_image
+from ..verify import image_contract
 from ..verify.checks import Report
 from ..verify.smoke import SmokeOptions, smoke
 from .result import UpResult
@@ -73,6 +74,8 @@ def _deploy_swarm(
     image = swarm_image(config, release)
     report(f"building the app image {image} (release {release})")
     swarm.build_image(project, docker, image, on_line)
+    server = "gunicorn" if explicit_workers(config) else "uvicorn"
+    image_contract.check_image(project, docker, report, image=image, server=server)
     if config.registry:
         report(f"pushing {image}")
         docker.push(image)

@@ -56,6 +56,28 @@ class ImageCommands(DockerCLI):
             ENGINE_HINT,
         )
 
+    def probe_image(self, image: str, code: str, args: list[str], environment: dict[str, str]) -> str:
+        """``python3 -c code args`` once in a throwaway container of ``image`` as the image's own user, in its working
+        directory, with its environment and ``environment`` on top: no network, no capability, a read-only root."""
+        return self._call(
+            f"cannot run a check container of the app image {image}",
+            lambda: str(
+                self.client.container.run(
+                    image,
+                    ["-c", code, *args],
+                    entrypoint="python3",
+                    envs=environment,
+                    remove=True,
+                    pull="never",
+                    cap_drop=["ALL"],
+                    networks=["none"],
+                    read_only=True,
+                    security_options=["no-new-privileges:true"],
+                )
+            ),
+            "the app image needs python3 on its PATH (its healthcheck runs on it)",
+        )
+
     def image_layers(self, image: str) -> list[str]:
         """The image's layers (RootFS diff IDs), base first."""
         return self._call(

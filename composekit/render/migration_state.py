@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..config.sections import Migrate
 
-__all__ = ["StateCommand", "parse_alembic_current", "state_command"]
+__all__ = ["StateCommand", "parse_alembic_current", "shell_segments", "state_command"]
 
 _SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh"})
 # Alembic's global options that take a value and choose what `current` reads: kept in the derived command.
@@ -49,7 +49,7 @@ def _alembic_options(argv: list[str]) -> list[str] | None:
     return options
 
 
-def _shell_segments(script: str) -> list[list[str]]:
+def shell_segments(script: str) -> list[list[str]]:
     """The simple commands of a shell script, split at ;, &&, ||, | and newlines (quotes respected)."""
     lexer = shlex.shlex(script, posix=True, punctuation_chars=";&|")
     lexer.whitespace_split = True
@@ -72,19 +72,27 @@ def _shell_segments(script: str) -> list[list[str]]:
 
 def state_command(migrate: Migrate) -> StateCommand | None:
     """migrate/state_command when set; else `alembic current` when migrate/command runs alembic (as its program,
-    or in a `sh -c` script), with the same program and -c/-n/-x options; else None: the state is unknown."""
+    or in a `sh -c` script, after the script's `cd`s), with the same program and -c/-n/-x options; else None: the
+    state is unknown."""
     if migrate.state_command is not None:
         return StateCommand(tuple(_argv(migrate.state_command)), alembic=False)
     if migrate.command is None:
         return None
     argv = _argv(migrate.command)
     candidates = [argv]
-    if len(argv) >= 3 and os.path.basename(argv[0]) in _SHELLS and argv[1].startswith("-") and "c" in argv[1]:
-        candidates = _shell_segments(argv[2])
-    for candidate in candidates:
+    shell = len(argv) >= 3 and os.path.basename(argv[0]) in _SHELLS and argv[1].startswith("-") and "c" in argv[1]
+    if shell:
+        candidates = shell_segments(argv[2])
+    for i, candidate in enumerate(candidates):
         options = _alembic_options(candidate)
-        if options is not None:
-            return StateCommand((candidate[0], *options, "current"), alembic=True)
+        if options is None:
+            continue
+        current = (candidate[0], *options, "current")
+        # `cd DIR && alembic upgrade head`: alembic current must read the same ini, from the same directory.
+        moves = [shlex.join(c) for c in candidates[:i] if shell and c[0] == "cd"]
+        if moves:
+            return StateCommand((argv[0], "-c", " && ".join([*moves, shlex.join(current)])), alembic=True)
+        return StateCommand(current, alembic=True)
     return None
 
 

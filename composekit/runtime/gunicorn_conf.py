@@ -28,6 +28,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -271,9 +272,38 @@ def _fmt(value: float | int | None) -> str:
     return "none" if value is None else f"{value:g}"
 
 
-def settings(env: dict[str, str], resources: Resources) -> dict[str, object]:
+# The worker classes, in order of preference: uvicorn-worker's, else uvicorn's own (deprecated since uvicorn 0.30, still
+# shipped), so an image that installs gunicorn and uvicorn only (an app's own Dockerfile) runs too.
+WORKER_CLASSES = (
+    ("uvicorn_worker", "uvicorn_worker.UvicornWorker"),
+    ("uvicorn.workers", "uvicorn.workers.UvicornWorker"),
+)
+
+
+def worker_class(found: Callable[[str], bool]) -> str:
+    """The first of WORKER_CLASSES whose module ``found`` finds; else the first, which gunicorn then names in its
+    error (`composekit up` checks the image for one before it starts anything)."""
+    for module, cls in WORKER_CLASSES:
+        if found(module):
+            return cls
+    return WORKER_CLASSES[0][1]
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # its parent package is missing
+        return False
+
+
+def settings(
+    env: dict[str, str], resources: Resources, found: Callable[[str], bool] = _importable
+) -> dict[str, object]:
     """Gunicorn's settings for this container, and the log line that explains them."""
     workers, why = compute_workers(resources, env)
+    worker = worker_class(found)
     # Only the proxy's own address: every other container on the app's networks could forge X-Forwarded-*.
     forwarded = env.get("FORWARDED_ALLOW_IPS") or "127.0.0.1"
     drain = drain_seconds(env)
@@ -282,7 +312,7 @@ def settings(env: dict[str, str], resources: Resources) -> dict[str, object]:
         **hooks,
         "bind": f"0.0.0.0:{env.get('APP_PORT', '8000')}",
         "workers": workers,
-        "worker_class": "uvicorn_worker.UvicornWorker",
+        "worker_class": worker,
         "worker_tmp_dir": "/dev/shm",
         # Gunicorn 25.1+ opens a control socket for `gunicornc` under $HOME: on the read-only root it logs an ERROR
         # at every start, and nothing here uses it (it could resize or stop the workers). Older versions ignore this.
@@ -296,7 +326,7 @@ def settings(env: dict[str, str], resources: Resources) -> dict[str, object]:
         "errorlog": "-",
         "loglevel": env.get("LOG_LEVEL", "info"),
         "capture_output": True,
-        "_explanation": f"composekit: workers={workers} ({why}); forwarded_allow_ips={forwarded}"
+        "_explanation": f"composekit: workers={workers} ({why}); worker_class={worker}; forwarded_allow_ips={forwarded}"
         + (f"; drain {drain:g}s before a graceful stop" if drain else ""),
     }
 

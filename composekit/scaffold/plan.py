@@ -124,7 +124,8 @@ def plan_init(
         if style is None and placement.dockerfile is None:
             raise _missing_dependencies(context)
         notes.append(f"module {app.module}: {module_note}")
-        notes.extend(where_notes(root, app))
+        own = placement.dockerfile is not None and not placement.dockerfile_is_generated
+        notes.extend(where_notes(root, app, own_dockerfile=own))
         notes.append(placement.migration.note)
         health = placement.health.best
         notes.extend(health_notes(placement))
@@ -165,7 +166,11 @@ def plan_init(
         notes.append(f"dependencies: {style_note(sources, context)} -> {in_context}Dockerfile")
         files.append(PlannedFile(f"{in_context}Dockerfile", dockerfile_for(style, config, sources).encode()))
     else:
-        notes.append(f"kept your {in_context}Dockerfile; composekit builds the app with it")
+        notes.append(
+            f"kept your {in_context}Dockerfile; composekit builds the app with it and runs gunicorn in the image: "
+            "`up` checks right after the build that it has gunicorn, a uvicorn worker (uvicorn-worker, or uvicorn's "
+            f"own) and {settings.module.split(':')[0]}"
+        )
     # The secrets directory is at the root: only a build context at the root could see it.
     ignored = secret_paths if settings.path == "." else []
     if ours_or_missing(context / ".dockerignore"):

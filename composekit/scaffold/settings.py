@@ -153,7 +153,7 @@ def from_root(app: AppLocation, file: str) -> str:
     return file if app.imports == "." else f"{app.imports}/{file}"
 
 
-def where_notes(root: Path, app: AppLocation) -> list[str]:
+def where_notes(root: Path, app: AppLocation, own_dockerfile: bool = False) -> list[str]:
     if app.path == "." and app.workdir == "." and app.imports == ".":
         return []
     out = []
@@ -165,7 +165,14 @@ def where_notes(root: Path, app: AppLocation) -> list[str]:
             f"(the lock file is in {app.path if app.path != '.' else 'the root'})"
         )
     if app.imports != app.member:
-        out.append(f"imports start in {app.imports} (a src/ layout): the image puts it on PYTHONPATH")
+        out.append(
+            f"imports start in {app.imports} (a src/ layout): "
+            + (
+                "your Dockerfile must make it the WORKDIR or put it on PYTHONPATH (`up` checks the image)"
+                if own_dockerfile
+                else "the image puts it on PYTHONPATH"
+            )
+        )
     return out
 
 

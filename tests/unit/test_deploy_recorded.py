@@ -35,6 +35,7 @@ from composekit.verify.checks import CheckResult, Report
 from composekit.verify.smoke import SmokeOptions
 
 from .fake_clock import fake_deadline
+from .image_probe import probe_output
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "docker"
 REPO = Path(__file__).resolve().parents[2]
@@ -175,6 +176,10 @@ class FakeDocker(Docker):
 
     def build(self, on_line: LineSink | None = None) -> None:
         self.calls.append(("build",))
+
+    def probe_image(self, image: str, code: str, args: list[str], environment: dict[str, str]) -> str:
+        self.calls.append(("probe_image", image))
+        return probe_output(args)
 
     def services(self) -> list[str]:
         return ["app", "db", "migrate", "traefik"]

@@ -165,6 +165,18 @@ def test_src_layout_puts_src_on_the_pythonpath(tmp_path: Path) -> None:
     assert "imports start in src (a src/ layout): the image puts it on PYTHONPATH" in notes
 
 
+def test_src_layout_with_your_own_dockerfile_says_the_dockerfile_must_place_it(tmp_path: Path) -> None:
+    root = sample(tmp_path, "src-layout")
+    (root / "Dockerfile").write_text("FROM python:3.13-slim\n")
+    files, _config, notes, _guidance = init(root)
+    assert "Dockerfile" not in files
+    where = [n for n in notes if n.startswith("imports start in src (a src/ layout): ")]
+    assert where == [
+        "imports start in src (a src/ layout): your Dockerfile must make it the WORKDIR or put it on PYTHONPATH "
+        "(`up` checks the image)"
+    ]
+
+
 def test_app_factory_is_served_by_calling_it(tmp_path: Path) -> None:
     _files, _config, notes, _guidance = init(sample(tmp_path, "app-factory"))
     assert notes[0] == "module app.factory:create_app(): found the FastAPI app factory in app/factory.py"
@@ -330,6 +342,27 @@ def test_migration_prestart_first_then_alembic_anywhere_in_the_member(tmp_path: 
     write(tmp_path, {"scripts/prestart.sh": "alembic upgrade head\n"})
     assert find_migration(tmp_path).command == "bash scripts/prestart.sh"
     assert find_migration(tmp_path / "src").command is None
+
+
+@pytest.mark.parametrize(
+    ("location", "command"),
+    [
+        # Alembic reads a relative script_location from the directory it runs in: it has to run in src/.
+        ("migrations", "sh -c 'cd src && alembic upgrade head'"),
+        ("%(here)s/migrations", "alembic -c src/alembic.ini upgrade head"),  # relative to the ini: runs anywhere
+        ("src/migrations", "alembic -c src/alembic.ini upgrade head"),  # already relative to the member
+        ("myapp:migrations", "alembic -c src/alembic.ini upgrade head"),  # a package resource
+    ],
+)
+def test_an_alembic_ini_in_a_subdirectory_runs_where_its_script_location_resolves(
+    tmp_path: Path, location: str, command: str
+) -> None:
+    write(tmp_path, {"src/alembic.ini": f"[alembic]\nscript_location = {location}\n", "src/migrations/env.py": ""})
+    found = find_migration(tmp_path)
+    assert found.command == command
+    assert command in found.note
+    if command.startswith("sh"):
+        assert "relative to the directory Alembic runs in" in found.note
 
 
 # app/workdir: config and render, both modes --------------------------------------------------------

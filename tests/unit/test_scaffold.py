@@ -194,7 +194,8 @@ def test_own_dockerfile_is_kept_even_with_force(tmp_path: Path) -> None:
     assert "Dockerfile" not in [f.path for f in plan.files]
     write_plan(plan, force=True)
     assert (root / "Dockerfile").read_text() == "FROM python:3.13-slim\n"
-    assert "kept your Dockerfile; composekit builds the app with it" in plan.notes
+    kept = [n for n in plan.notes if n.startswith("kept your Dockerfile; composekit builds the app with it")]
+    assert kept and "checks right after the build that it has gunicorn" in kept[0] and kept[0].endswith("app.main")
 
 
 # module discovery -------------------------------------------------------------------------------

@@ -24,6 +24,8 @@ from composekit.engine.target import Engine
 from composekit.engine.wait import Deadline
 from composekit.errors import DockerError, HealthTimeoutError, HttpCheckError
 
+from .image_probe import probe_output
+
 
 class Clock:
     def __init__(self) -> None:
@@ -90,6 +92,10 @@ class FakeDocker:
     def build(self, on_line: Any = None) -> None:
         self.calls.append("build")
         self.clock.now += 30
+
+    def probe_image(self, image: str, code: str, args: list[str], environment: dict[str, str]) -> str:
+        self.calls.append("probe_image")
+        return probe_output(args)
 
     def image_user(self, image: str) -> str:
         self.calls.append(f"image_user {image}")
@@ -267,8 +273,8 @@ def test_volume_owners_are_fixed_after_the_build_and_before_the_migration(tmp_pa
     docker = FakeDocker(clock, healthy=True)
     with pytest.raises(HealthTimeoutError):  # no Traefik here: routing never answers; what ran before is the point
         run_up(tmp_path, docker, clock, timeout=100, volumes={"data": "/data", "cache": "/var/cache/app"})
-    order = [c for c in docker.calls if c in ("build", "run_chown", "up ['migrate']")]
-    assert order == ["build", "run_chown", "up ['migrate']"]
+    order = [c for c in docker.calls if c in ("build", "probe_image", "run_chown", "up ['migrate']")]
+    assert order == ["build", "probe_image", "run_chown", "up ['migrate']"]
     image, argv, volumes = docker.chowns[0]
     assert image == "shop-app:latest"
     assert volumes == {"shop_cache": "/var/cache/app", "shop_data": "/data"}

@@ -23,6 +23,7 @@ from composekit.engine.docker import Docker
 from composekit.engine.swarm import Shipment
 from composekit.engine.wait import Deadline
 from composekit.errors import DockerError, MigrationError, UserError
+from composekit.verify import image_contract
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "swarm" / "fastapi.yaml"
 REPO = Path(__file__).resolve().parents[2]
@@ -77,6 +78,11 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     monkeypatch.setattr(swarm, "traefik_here", lambda docker, stack, name: None)
     monkeypatch.setattr(engine_steps, "check_ports", lambda p, running, docker: steps.append(("ports",)))
     monkeypatch.setattr(swarm, "build_image", lambda p, docker, image, on_line: steps.append(("build", image)))
+    monkeypatch.setattr(
+        image_contract,
+        "check_image",
+        lambda p, docker, report, image, server: steps.append(("image", image, server)),
+    )
 
     def ship(docker: Docker, image: str, nodes: Any, source: str, report: Any) -> list[Shipment]:
         steps.append(("ship", image))
@@ -134,7 +140,15 @@ def test_a_first_deploy_creates_the_stack_at_0_replicas_then_migrates_then_deplo
     said: list[str] = []
     result = up(project, docker=docker, smoke_wait=None, report=said.append)
     assert result.url == "https://shop.example.com/"
-    assert recorded == [("manager",), ("ports",), ("build", "shop-app:r1"), ("ship", "shop-app:r1"), ("routed",)]
+    # The image is checked right after the build, before it goes to the nodes; no app/workers: uvicorn runs it.
+    assert recorded == [
+        ("manager",),
+        ("ports",),
+        ("build", "shop-app:r1"),
+        ("image", "shop-app:r1", "uvicorn"),
+        ("ship", "shop-app:r1"),
+        ("routed",),
+    ]
     assert docker.steps == [
         ("inspect", "shop_app"),
         ("deploy", "shop", "stack.yml", "0", "0"),

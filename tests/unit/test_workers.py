@@ -150,7 +150,9 @@ def test_gunicorn_settings_for_a_container() -> None:
     from composekit.runtime.gunicorn_conf import settings
 
     res = Resources(host_cpus=8, quota_cpus=2.0, cpuset_cpus=None, memory_limit=None, source="cgroup v2")
-    conf = settings({"APP_PORT": "9000", "WORKERS_PER_CORE": "2", "FORWARDED_ALLOW_IPS": "10.1.2.2"}, res)
+    everything = lambda module: True  # noqa: E731 (an image with uvicorn-worker and uvicorn installed)
+    env = {"APP_PORT": "9000", "WORKERS_PER_CORE": "2", "FORWARDED_ALLOW_IPS": "10.1.2.2"}
+    conf = settings(env, res, found=everything)
     assert conf["bind"] == "0.0.0.0:9000"
     assert conf["workers"] == 4
     assert conf["worker_class"] == "uvicorn_worker.UvicornWorker"
@@ -159,7 +161,24 @@ def test_gunicorn_settings_for_a_container() -> None:
     assert isinstance(conf["keepalive"], int) and conf["keepalive"] > 60  # above Traefik's idle timeout to backends
     assert str(conf["_explanation"]).startswith("composekit: workers=4 (cgroup v2: cpu quota=2 cpuset=none host=8")
     # Without composekit's variable nothing but loopback is trusted, never the container's networks.
-    assert settings({}, res)["forwarded_allow_ips"] == "127.0.0.1"
+    assert settings({}, res, found=everything)["forwarded_allow_ips"] == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("installed", "worker"),
+    [
+        ({"uvicorn_worker", "uvicorn.workers"}, "uvicorn_worker.UvicornWorker"),
+        ({"uvicorn.workers"}, "uvicorn.workers.UvicornWorker"),  # an own Dockerfile with gunicorn and uvicorn only
+        (set(), "uvicorn_worker.UvicornWorker"),  # neither: gunicorn names the preferred one in its error
+    ],
+)
+def test_the_worker_class_is_the_first_one_the_image_has(installed: set[str], worker: str) -> None:
+    from composekit.runtime.gunicorn_conf import settings
+
+    res = Resources(host_cpus=2, quota_cpus=None, cpuset_cpus=None, memory_limit=None, source="cgroup v2")
+    conf = settings({}, res, found=installed.__contains__)
+    assert conf["worker_class"] == worker
+    assert f"worker_class={worker};" in str(conf["_explanation"])
 
 
 # The container's own cgroup, as /proc/self/cgroup names it (cgroupns=host shows the host's whole tree) ----
