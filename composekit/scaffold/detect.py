@@ -5,6 +5,7 @@ route, its migration, its dependency style and the files composekit already gene
 from __future__ import annotations
 
 import ast
+import configparser
 import os
 import tomllib
 from collections.abc import Iterator
@@ -321,9 +322,32 @@ def find_migration(member: Path) -> Migration:
     rel = ini.relative_to(member).as_posix()
     if rel == "alembic.ini":
         return Migration("alembic upgrade head", "alembic.ini found: migrate/command is `alembic upgrade head`")
+    location = _script_location(ini)
+    if location is not None and not (member / location).is_dir() and (ini.parent / location).is_dir():
+        # Alembic reads a relative script_location from the directory it runs in, not the ini's: run it there.
+        where = ini.parent.relative_to(member).as_posix()
+        command = f"sh -c 'cd {where} && alembic upgrade head'"
+        return Migration(
+            command,
+            f"{rel} found; its script_location `{location}` is relative to the directory Alembic runs in, "
+            f"{where}/: migrate/command is `{command}`",
+        )
     return Migration(
         f"alembic -c {rel} upgrade head", f"{rel} found: migrate/command is `alembic -c {rel} upgrade head`"
     )
+
+
+def _script_location(ini: Path) -> str | None:
+    """The ini's [alembic] script_location when it is a relative directory (no %(here)s, not a package resource)."""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(ini, encoding="utf-8")
+        location = parser.get("alembic", "script_location", fallback="").strip()
+    except (configparser.Error, UnicodeDecodeError):
+        return None
+    if not location or "%(" in location or os.path.isabs(location) or ":" in location:
+        return None
+    return location
 
 
 def ours_or_missing(path: Path) -> bool:

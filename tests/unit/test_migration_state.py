@@ -122,6 +122,14 @@ def test_alembic_current_output_gives_the_revisions(stdout: str, state: str | No
             StateCommand(("alembic", "current"), True),
         ),
         ({"command": "sh -c 'alembic upgrade head'"}, StateCommand(("alembic", "current"), alembic=True)),
+        (  # what init writes for src/alembic.ini whose script_location is relative: current runs from src/ too
+            {"command": "sh -c 'cd src && alembic upgrade head'"},
+            StateCommand(("sh", "-c", "cd src && alembic current"), alembic=True),
+        ),
+        (
+            {"command": ["bash", "-c", "cd 'my db' && alembic -c alembic.ini upgrade head && cd .. && echo ok"]},
+            StateCommand(("bash", "-c", "cd 'my db' && alembic -c alembic.ini current"), alembic=True),
+        ),
         ({"command": "python3 -m app.migrate"}, None),  # not alembic: unknown
         ({"command": ["sh", "-c", "echo alembic upgrade head"]}, None),  # alembic only as an argument
         ({}, None),  # no migration
