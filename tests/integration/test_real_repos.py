@@ -118,3 +118,44 @@ def test_app_factory(locked: dict[str, Path], make_stack: Any, tmp_path: Path) -
     assert "module app.factory:create_app(): found the FastAPI app factory in app/factory.py" in said
     assert healthy(stack, "/status/ready") == {"status": "ready"}
     assert stack.https("/").json() == {"app": "app-factory"}
+
+
+def test_own_dockerfile_is_checked_after_the_build_and_runs_on_uvicorns_own_worker(
+    make_stack: Any, tmp_path: Path
+) -> None:
+    """A repository with its own Dockerfile, as igorbenav/FastAPI-boilerplate has: running as root, gunicorn and
+    uvicorn installed but not uvicorn-worker, src/alembic.ini with a script_location relative to src/."""
+    repo = tmp_path / "own-dockerfile"
+    shutil.copytree(FIXTURES / "own-dockerfile", repo)
+    said = composekit_init(repo)
+    assert "kept your Dockerfile; composekit builds the app with it and runs gunicorn in the image" in said
+    assert "migrate/command is `sh -c 'cd src && alembic upgrade head'`" in said
+    stack: Stack = make_stack(repo, "real-own-dockerfile")
+    requirements = stack.dir / "requirements.txt"  # the stack's copy of the repository
+    complete = requirements.read_text()
+    requirements.write_text(complete.replace("gunicorn\n", ""))
+
+    # Without gunicorn in the image: refused right after the build, with the fix; nothing of the stack was created.
+    refused = stack.ck("up", "--no-smoke", check=False)
+    assert refused.returncode == 1
+    assert "`gunicorn` is not on the image's PATH" in refused.stderr
+    assert "fix: install gunicorn and uvicorn-worker in the image" in refused.stderr
+    assert "Nothing of the stack was started or changed" in refused.stderr and "Traceback" not in refused.stderr
+    assert stack.containers() == {}
+    assert not stack.docker.volume.list(filters=[("label", f"com.docker.compose.project={stack.name}")])
+
+    # With gunicorn (and uvicorn's own worker class): deployed, the migration run from src/, a warning about root.
+    requirements.write_text(complete)
+    deployed = stack.ck("up", "--no-smoke")
+    assert f"warning: the app image {stack.name}-app:latest (built from Dockerfile) runs as root" in deployed.stderr
+    assert healthy(stack, "/health") == {"status": "ok"}
+    assert "Running upgrade  -> 0001" in migrate_logs(stack)
+    assert "worker_class=uvicorn.workers.UvicornWorker" in stack.ck("logs", "app").stdout
+
+    # A later image without gunicorn is refused the same way, and the release that serves keeps serving.
+    serving = stack.containers()["app"].id
+    requirements.write_text(complete.replace("gunicorn\n", ""))
+    again = stack.ck("up", "--no-smoke", check=False)
+    assert again.returncode == 1 and "`gunicorn` is not on the image's PATH" in again.stderr
+    assert stack.containers()["app"].id == serving
+    assert stack.https("/").json() == {"app": "own-dockerfile"}
