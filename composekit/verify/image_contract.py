@@ -55,11 +55,14 @@ def found(name):
         return importlib.util.find_spec(name) is not None
     except Exception:
         return False
+programs = {p: shutil.which(p) for p in want["programs"]}
+venvs = [os.path.join(os.getcwd(), ".venv", "bin"), "/app/.venv/bin", "/venv/bin", "/opt/venv/bin", "/.venv/bin"]
 print(json.dumps({
     "uid": os.getuid(),
     "cwd": os.getcwd(),
     "path": os.environ.get("PATH", ""),
-    "programs": {p: shutil.which(p) for p in want["programs"]},
+    "programs": programs,
+    "elsewhere": {p: d for p in programs if not programs[p] for d in reversed(venvs) if shutil.which(p, path=d)},
     "paths": {p: os.path.exists(p) for p in want["paths"]},
     "modules": {m: found(m) for m in want["modules"]},
 }))
@@ -163,13 +166,16 @@ def problems(want: Expectations, printed: str, own_dockerfile: bool) -> tuple[li
     cwd, where = seen["cwd"], "your Dockerfile" if own_dockerfile else "the Dockerfile"
     out: list[Finding] = []
     for program, who in sorted(want.programs.items()):
-        if not seen["programs"].get(program):
-            fix = (
-                f"install gunicorn and uvicorn-worker in the image (add them to the dependencies {where} installs)"
-                if program == "gunicorn"
-                else f"install it in the image (add its package to the dependencies {where} installs), or change {who}"
-            )
-            out.append(Finding(f"{who}: `{program}` is not on the image's PATH ({seen['path']})", fix))
+        if seen["programs"].get(program):
+            continue
+        venv = seen.get("elsewhere", {}).get(program)
+        if venv:  # installed in a venv the image does not put on its PATH (Poetry's or uv's .venv in the project)
+            fix = f"put {venv} on the image's PATH (`ENV PATH={venv}:$PATH` in {where}): `{program}` is there"
+        elif program == "gunicorn":
+            fix = f"install gunicorn and uvicorn-worker in the image (add them to the dependencies {where} installs)"
+        else:
+            fix = f"install it in the image (add its package to the dependencies {where} installs), or change {who}"
+        out.append(Finding(f"{who}: `{program}` is not on the image's PATH ({seen['path']})", fix))
     if want.worker and not any(seen["modules"].get(m) for m in WORKER_MODULES):
         out.append(
             Finding(

@@ -118,6 +118,17 @@ def test_each_thing_the_image_lacks_is_named_with_its_fix(
     assert fix in found[0].fix
 
 
+def test_a_program_in_a_venv_off_the_path_gets_the_path_as_its_fix(tmp_path: Path) -> None:
+    """Poetry's in-project venv (nsidnev/fastapi-realworld-example-app's Dockerfile runs `poetry run`)."""
+    want = expectations(parse_config(MINIMAL), tmp_path)
+    printed = probe_output(probe_args(want), frozenset({"gunicorn"}), elsewhere={"gunicorn": "/app/.venv/bin"})
+    found, _ = problems(want, printed, own_dockerfile=True)
+    assert [f.fix for f in found] == [
+        "put /app/.venv/bin on the image's PATH (`ENV PATH=/app/.venv/bin:$PATH` in your Dockerfile): `gunicorn` is "
+        "there"
+    ]
+
+
 def test_one_worker_class_of_the_two_is_enough(tmp_path: Path) -> None:
     want = expectations(parse_config(MINIMAL), tmp_path)
     for has in WORKER_MODULES:
@@ -130,8 +141,12 @@ def test_the_probe_reports_what_a_real_interpreter_finds(tmp_path: Path) -> None
     write(
         tmp_path, {"app/__init__.py": "raise SystemExit('the probe must not import the app')\n", "src/alembic.ini": ""}
     )
+    tool = tmp_path / ".venv" / "bin" / "composekit-probe-tool"  # a project venv the PATH does not name
+    tool.parent.mkdir(parents=True)
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
     asked = {
-        "programs": ["python3", "no-such-program-here"],
+        "programs": ["python3", "no-such-program-here", "composekit-probe-tool"],
         "paths": ["src/alembic.ini", "src/missing.ini"],
         "modules": ["app", "json", "no_such_module_here", "no_such_package.workers"],
     }
@@ -141,6 +156,8 @@ def test_the_probe_reports_what_a_real_interpreter_finds(tmp_path: Path) -> None
     seen = json.loads(done.stdout)
     assert seen["cwd"] == str(tmp_path)
     assert seen["programs"]["python3"] and seen["programs"]["no-such-program-here"] is None
+    assert seen["programs"]["composekit-probe-tool"] is None
+    assert seen["elsewhere"] == {"composekit-probe-tool": str(tmp_path / ".venv" / "bin")}
     assert seen["paths"] == {"src/alembic.ini": True, "src/missing.ini": False}
     assert seen["modules"] == {
         "app": True,
