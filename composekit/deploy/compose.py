@@ -17,7 +17,7 @@ from ..engine.releases import Release, distinct_release_id, read_releases, recor
 from ..engine.switch import APP, SwitchResult, project_release_id, switch_app
 from ..engine.target import Engine
 from ..engine.wait import Deadline, Progress
-from ..errors import ComposekitError, UserError
+from ..errors import ComposekitError, ImageError, UserError
 from ..render.compose import FILES_SERVICE
 from ..render.names import app_image
 from ..render.stack import render_stack, write_stack
@@ -139,7 +139,13 @@ def _deploy(
     else:
         report(f"building the app image (release {release})")
         docker.build(on_line)
-    image_contract.check_image(project, docker, report)
+    try:
+        image_contract.check_image(project, docker, report)
+    except ImageError:
+        serving = before.get(APP)
+        if serving is not None:
+            docker.tag(serving.image, app_image(project.config))  # :latest stays the image that serves
+        raise
     claim = None
     if shared:
         # After the build, before anything of the stack changes (a refused claim leaves nothing of it started).

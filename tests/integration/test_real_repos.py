@@ -153,9 +153,10 @@ def test_own_dockerfile_is_checked_after_the_build_and_runs_on_uvicorns_own_work
     assert "worker_class=uvicorn.workers.UvicornWorker" in stack.ck("logs", "app").stdout
 
     # A later image without gunicorn is refused the same way, and the release that serves keeps serving.
-    serving = stack.containers()["app"].id
+    serving = stack.containers()["app"]
     requirements.write_text(complete.replace("gunicorn\n", ""))
     again = stack.ck("up", "--no-smoke", check=False)
     assert again.returncode == 1 and "`gunicorn` is not on the image's PATH" in again.stderr
-    assert stack.containers()["app"].id == serving
+    assert stack.containers()["app"].id == serving.id
+    assert stack.docker.image.inspect(f"{stack.name}-app:latest").id == serving.image  # :latest is what serves
     assert stack.https("/").json() == {"app": "own-dockerfile"}

@@ -30,7 +30,7 @@ from composekit.engine import status as engine_status
 from composekit.engine.docker import ContainerInfo, Docker, LineSink
 from composekit.engine.switch import SwitchResult
 from composekit.engine.target import Engine
-from composekit.errors import DockerError, HealthTimeoutError, MigrationError
+from composekit.errors import DockerError, HealthTimeoutError, ImageError, MigrationError
 from composekit.verify.checks import CheckResult, Report
 from composekit.verify.smoke import SmokeOptions
 
@@ -148,7 +148,10 @@ class FakeDocker(Docker):
     Everything it was asked to do is in ``calls``; a Docker method it does not fake fails (it has no client).
     """
 
-    def __init__(self, *states: list[ContainerInfo], logs: str = "", workers: str = "2\n") -> None:
+    def __init__(
+        self, *states: list[ContainerInfo], logs: str = "", workers: str = "2\n", lacks: frozenset[str] = frozenset()
+    ) -> None:
+        self.lacks = lacks  # what the built image lacks (probe_image)
         self.project_name = PROJECT
         self.compose_files = []
         self.engine = Engine.default()
@@ -179,7 +182,10 @@ class FakeDocker(Docker):
 
     def probe_image(self, image: str, code: str, args: list[str], environment: dict[str, str]) -> str:
         self.calls.append(("probe_image", image))
-        return probe_output(args)
+        return probe_output(args, self.lacks)
+
+    def tag(self, image: str, tag: str) -> None:
+        self.calls.append(("tag", image, tag))
 
     def services(self) -> list[str]:
         return ["app", "db", "migrate", "traefik"]
@@ -319,6 +325,21 @@ def test_failed_migration_keeps_the_running_app(
     )
     assert fake.asked("up") == [("up", ["migrate"], True)]  # the app was never touched
     assert fake.asked("down") == [] and routed == []
+
+
+def test_an_image_without_gunicorn_is_refused_before_anything_changes_and_latest_stays_the_serving_image(
+    project: Project, deploy_with: Callable[[FakeDocker], list[str]]
+) -> None:
+    running = recorded("healthy")
+    fake = FakeDocker(running, lacks=frozenset({"gunicorn"}))
+    routed = deploy_with(fake)
+    with pytest.raises(ImageError) as info:
+        up(project, timeout=30, smoke_wait=None)
+    assert "`gunicorn` is not on the image's PATH" in str(info.value)
+    assert "fix: install gunicorn and uvicorn-worker in the image" in str(info.value)
+    assert fake.asked("up") == [] and fake.asked("down") == [] and routed == []  # nothing started or stopped
+    serving = next(c for c in running if c.service == "app")
+    assert fake.asked("tag") == [("tag", serving.image, "checks-rec-app:latest")]
 
 
 def test_failed_first_migration_removes_what_it_started(
