@@ -89,12 +89,15 @@ def _argv(command: str | tuple[str, ...]) -> list[str]:
     return shlex.split(command) if isinstance(command, str) else list(command)  # as render/services.py does
 
 
+def _relative(word: str) -> bool:
+    """A path inside the directory it is relative to (no option, not absolute, no ..)."""
+    return bool(word) and not word.startswith("-") and not os.path.isabs(word) and ".." not in PurePosixPath(word).parts
+
+
 def _in_repo(member: Path, word: str) -> bool:
     """A relative path (a word with a slash or a dot-extension) that exists in the app's directory of the repository:
     the image is expected to hold it at the same place under its working directory."""
-    if word.startswith("-") or os.path.isabs(word) or ("/" not in word and "." not in word.strip(".")):
-        return False
-    if ".." in PurePosixPath(word).parts:
+    if not _relative(word) or ("/" not in word and "." not in word.strip(".")):
         return False
     return _exists(member / word)
 
@@ -113,25 +116,26 @@ def _add_command(want: Expectations, member: Path, argv: list[str], who: str) ->
     if os.path.basename(argv[0]) in _SHELLS and len(argv) >= 3 and argv[1].startswith("-") and "c" in argv[1]:
         want.programs.setdefault(argv[0], who)
         scripts = shell_segments(argv[2])
+    here = PurePosixPath()  # where a script's `cd`s took it, from the working directory
     for words in scripts:
         program, rest = words[0], words[1:]
         if program == "cd":
-            for word in rest[:1]:
-                if _in_repo(member, word) or _exists(member / word, directory=True):
-                    want.paths.setdefault(word, who)
+            target = rest[0] if rest else ""
+            if _relative(target) and _exists(member / here / target, directory=True):
+                here = here / target
+                want.paths.setdefault(here.as_posix(), who)
             continue
         if program == "exec" and rest:
             program, rest = rest[0], rest[1:]
         if "=" in program or program in _BUILTINS:
             continue
-        if "/" in program:
-            if _in_repo(member, program):
-                want.paths.setdefault(program, who)
+        if "/" in program:  # a file of the repository (./manage.py, scripts/run.sh), or of the image
+            rest = [program, *rest]
         else:
             want.programs.setdefault(program, who)
         for word in rest:
-            if _in_repo(member, word):
-                want.paths.setdefault(word, who)
+            if _in_repo(member / here, word):
+                want.paths.setdefault((here / word).as_posix(), who)
 
 
 def expectations(config: Config, member: Path, server: str = "gunicorn") -> Expectations:

@@ -53,6 +53,18 @@ def test_a_shell_script_needs_its_shell_its_programs_and_the_directories_it_ente
     assert want.paths == {"src": "migrate/command"}
 
 
+def test_a_scripts_paths_are_read_from_where_its_cd_took_it(tmp_path: Path) -> None:
+    write(tmp_path, {"src/alembic.ini": "", "alembic.ini": "", "src/scripts/seed.py": ""})
+    command = "sh -c 'cd /elsewhere; cd ../x; cd src && alembic -c alembic.ini upgrade head && python3 scripts/seed.py'"
+    want = expectations(parse_config({**MINIMAL, "migrate": {"command": command}}), tmp_path)
+    # An absolute or upward cd is not the repository's: only `cd src` counts, and the files are src/'s.
+    assert want.paths == {
+        "src": "migrate/command",
+        "src/alembic.ini": "migrate/command",
+        "src/scripts/seed.py": "migrate/command",
+    }
+
+
 def test_an_inline_script_is_not_taken_for_a_file(tmp_path: Path) -> None:
     script = "import sys; " + "print('x.y'); " * 40 + "sys.exit(0)"  # one word, longer than a file name may be
     config = parse_config({**MINIMAL, "migrate": {"command": ["python3", "-c", script]}})
