@@ -56,6 +56,14 @@ class ImageCommands(DockerCLI):
             ENGINE_HINT,
         )
 
+    def image_entrypoint(self, image: str) -> list[str]:
+        """The image's ENTRYPOINT (Config.Entrypoint): [] when it has none."""
+        return self._call(
+            f"cannot inspect image {image}",
+            lambda: list(self.client.image.inspect(image).config.entrypoint or []),
+            ENGINE_HINT,
+        )
+
     def probe_image(self, image: str, code: str, args: list[str], environment: dict[str, str]) -> str:
         """``python3 -c code args`` once in a throwaway container of ``image`` as the image's own user, in its working
         directory, with its environment and ``environment`` on top: no network, no capability, a read-only root."""

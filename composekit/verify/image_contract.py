@@ -233,6 +233,13 @@ def check_image(
             lines += [f"  - {f.problem}", f"    fix: {f.fix}"]
         lines.append("Nothing of the stack was started or changed; build again with `composekit up` once fixed.")
         raise ImageError("\n".join(lines))
+    entrypoint = docker.image_entrypoint(image)
+    if entrypoint:
+        report(
+            f"warning: the app image {image} ({built}) has ENTRYPOINT {json.dumps(entrypoint)}: composekit's "
+            "commands (gunicorn, the migration, the processes) reach it as its arguments, so it must end with "
+            '`exec "$@"` to run them'
+        )
     if root:
         report(
             f"warning: the app image {image} ({built}) runs as root; add a user to the Dockerfile "

@@ -152,6 +152,7 @@ class FakeDocker(Docker):
         self, *states: list[ContainerInfo], logs: str = "", workers: str = "2\n", lacks: frozenset[str] = frozenset()
     ) -> None:
         self.lacks = lacks  # what the built image lacks (probe_image)
+        self.entrypoint: list[str] = []
         self.project_name = PROJECT
         self.compose_files = []
         self.engine = Engine.default()
@@ -186,6 +187,9 @@ class FakeDocker(Docker):
 
     def tag(self, image: str, tag: str) -> None:
         self.calls.append(("tag", image, tag))
+
+    def image_entrypoint(self, image: str) -> list[str]:
+        return self.entrypoint
 
     def services(self) -> list[str]:
         return ["app", "db", "migrate", "traefik"]
@@ -376,6 +380,25 @@ def test_successful_migration_then_the_rest_without_rerunning_it(
     assert (result.url, result.containers) == (f"https://{PROJECT}.composekit.test/", recorded("healthy"))
     assert routed == [f"{PROJECT}.composekit.test"]
     assert (project.out_dir / "compose.yaml").is_file()  # rendered before anything ran
+
+
+def test_an_image_with_an_entrypoint_running_as_root_deploys_with_both_warnings(
+    project: Project, deploy_with: Callable[[FakeDocker], list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeDocker([], recorded("healthy", ("db", "migrate")), recorded("starting"), recorded("healthy"))
+    fake.entrypoint = ["/docker-entrypoint.sh"]
+    monkeypatch.setattr(FakeDocker, "probe_image", lambda self, image, code, args, env: probe_output(args, uid=0))
+    deploy_with(fake)
+    said: list[str] = []
+    up(project, timeout=30, smoke_wait=None, report=said.append)
+    warnings = [line for line in said if line.startswith("warning: the app image")]
+    assert warnings == [
+        f"warning: the app image {PROJECT}-app:latest (built from the generated Dockerfile) has ENTRYPOINT "
+        '["/docker-entrypoint.sh"]: composekit\'s commands (gunicorn, the migration, the processes) reach it as its '
+        'arguments, so it must end with `exec "$@"` to run them',
+        f"warning: the app image {PROJECT}-app:latest (built from the generated Dockerfile) runs as root; add a user "
+        "to the Dockerfile (`RUN useradd --create-home app` then `USER app`), as composekit's generated one does",
+    ]
 
 
 def test_up_smokes_the_deployment_once_it_is_routed(

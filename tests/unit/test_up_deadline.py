@@ -97,6 +97,9 @@ class FakeDocker:
         self.calls.append("probe_image")
         return probe_output(args)
 
+    def image_entrypoint(self, image: str) -> list[str]:
+        return []
+
     def image_user(self, image: str) -> str:
         self.calls.append(f"image_user {image}")
         return self.user
