@@ -39,10 +39,6 @@ __all__ = [
 # since uvicorn 0.30, still shipped): an image that installs gunicorn and uvicorn only runs on the second.
 WORKER_MODULES = ("uvicorn_worker", "uvicorn.workers")
 _SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh"})
-# Words of a shell script that are not programs on the PATH.
-_BUILTINS = frozenset(
-    {"cd", "exec", "set", "export", "echo", "test", "[", "true", "false", ":", ".", "source", "unset", "trap", "wait"}
-)
 
 # Runs as `python3 -c PROBE WANT` in the image as its own user, in its working directory, with its environment: the
 # sys.path gunicorn gets there (the working directory first, then PYTHONPATH). find_spec of a top-level name
@@ -110,32 +106,30 @@ def _exists(path: Path, directory: bool = False) -> bool:
 
 
 def _add_command(want: Expectations, member: Path, argv: list[str], who: str) -> None:
+    """A command's program and the repository files it names. Of a `sh -c` script only the shell and the directories
+    its leading `cd`s enter (`cd src && alembic upgrade head`, as init writes it): the rest of a script (keywords,
+    functions, conditions, quoted programs of other languages) is not read, so nothing in it is refused wrongly."""
     if not argv:
         return
-    scripts = [argv]
     if os.path.basename(argv[0]) in _SHELLS and len(argv) >= 3 and argv[1].startswith("-") and "c" in argv[1]:
         want.programs.setdefault(argv[0], who)
-        scripts = shell_segments(argv[2])
-    here = PurePosixPath()  # where a script's `cd`s took it, from the working directory
-    for words in scripts:
-        program, rest = words[0], words[1:]
-        if program == "cd":
-            target = rest[0] if rest else ""
-            if _relative(target) and _exists(member / here / target, directory=True):
-                here = here / target
-                want.paths.setdefault(here.as_posix(), who)
-            continue
-        if program == "exec" and rest:
-            program, rest = rest[0], rest[1:]
-        if "=" in program or program in _BUILTINS:
-            continue
-        if "/" in program:  # a file of the repository (./manage.py, scripts/run.sh), or of the image
-            rest = [program, *rest]
-        else:
-            want.programs.setdefault(program, who)
-        for word in rest:
-            if _in_repo(member / here, word):
-                want.paths.setdefault((here / word).as_posix(), who)
+        here = PurePosixPath()
+        for words in shell_segments(argv[2]):
+            if words[0] != "cd" or len(words) != 2 or not _relative(words[1]):
+                break
+            if not _exists(member / here / words[1], directory=True):
+                break
+            here = here / words[1]
+            want.paths.setdefault(here.as_posix(), who)
+        return
+    program, rest = argv[0], argv[1:]
+    if "/" in program:  # a file of the repository (./manage.py, scripts/run.sh), or of the image
+        rest = [program, *rest]
+    else:
+        want.programs.setdefault(program, who)
+    for word in rest:
+        if _in_repo(member, word):
+            want.paths.setdefault(word, who)
 
 
 def expectations(config: Config, member: Path, server: str = "gunicorn") -> Expectations:

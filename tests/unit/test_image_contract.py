@@ -45,24 +45,22 @@ def test_what_the_config_runs_in_the_image(tmp_path: Path) -> None:
     assert asked["modules"] == ["app", *WORKER_MODULES]
 
 
-def test_a_shell_script_needs_its_shell_its_programs_and_the_directories_it_enters(tmp_path: Path) -> None:
-    write(tmp_path, {"src/alembic.ini": "", "src/migrations/env.py": ""})
-    config = parse_config({**MINIMAL, "migrate": {"command": "sh -c 'cd src && exec alembic upgrade head'"}})
+def test_of_a_shell_script_only_the_shell_and_its_leading_cds_are_checked(tmp_path: Path) -> None:
+    write(tmp_path, {"src/db/alembic.ini": "", "src/migrations/env.py": "", "seed.py": ""})
+    config = parse_config({**MINIMAL, "migrate": {"command": "sh -c 'cd src && cd db && exec alembic upgrade head'"}})
     want = expectations(config, tmp_path)
-    assert set(want.programs) == {"gunicorn", "sh", "alembic"}  # cd and exec are the shell's
-    assert want.paths == {"src": "migrate/command"}
-
-
-def test_a_scripts_paths_are_read_from_where_its_cd_took_it(tmp_path: Path) -> None:
-    write(tmp_path, {"src/alembic.ini": "", "alembic.ini": "", "src/scripts/seed.py": ""})
-    command = "sh -c 'cd /elsewhere; cd ../x; cd src && alembic -c alembic.ini upgrade head && python3 scripts/seed.py'"
-    want = expectations(parse_config({**MINIMAL, "migrate": {"command": command}}), tmp_path)
-    # An absolute or upward cd is not the repository's: only `cd src` counts, and the files are src/'s.
-    assert want.paths == {
-        "src": "migrate/command",
-        "src/alembic.ini": "migrate/command",
-        "src/scripts/seed.py": "migrate/command",
-    }
+    assert set(want.programs) == {"gunicorn", "sh"}
+    assert want.paths == {"src": "migrate/command", "src/db": "migrate/command"}
+    # test_hardening's migration: a quoted multi-line Python program, keywords, conditions: none of it is a program
+    # the image must have (a check of those refused a deploy that works).
+    flood = "import sys\nfor i in range(3):\n    sys.stdout.write(f'flood {i}\\n')\n"
+    script = f'python3 -c "{flood}" && if [ -f seed.py ]; then python3 seed.py; fi && cd /elsewhere && cd src'
+    want = expectations(parse_config({**MINIMAL, "migrate": {"command": ["sh", "-c", script]}}), tmp_path)
+    assert set(want.programs) == {"gunicorn", "sh"} and want.paths == {}
+    # An absolute or upward cd is not the repository's: never looked up on this machine.
+    for away in ("/elsewhere", "../x"):
+        command = ["bash", "-c", f"cd {away} && cd src && alembic upgrade head"]
+        assert expectations(parse_config({**MINIMAL, "migrate": {"command": command}}), tmp_path).paths == {}
 
 
 def test_an_inline_script_is_not_taken_for_a_file(tmp_path: Path) -> None:
