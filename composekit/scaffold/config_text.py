@@ -46,6 +46,11 @@ def render_config(s: InitSettings) -> str:
             if s.workdir != "."
             else []
         ),
+        *(
+            [_line("dockerfile", s.dockerfile, "your production Dockerfile, chosen over Dockerfile", 1)]
+            if s.dockerfile
+            else []
+        ),
         _line("module", s.module, s.module_note, 1),
         _line("health_path", s.health_path, s.health_note, 1),
         _line("workers", "auto", "sized at start from the container's CPUs and memory", 1),

@@ -23,6 +23,7 @@ from .routes import RouteScan, find_health_routes
 
 __all__ = [
     "GENERATED_MARK",
+    "PRODUCTION_DOCKERFILES",
     "AppLocation",
     "Layout",
     "Migration",
@@ -115,7 +116,7 @@ class Placement:
     app: AppLocation
     context: Path  # app/path, absolute
     dependencies: DependencyStyle | None
-    dockerfile: Path | None  # an existing Dockerfile in the context
+    dockerfile: Path | None  # an existing Dockerfile in the context (a production one first: PRODUCTION_DOCKERFILES)
     dockerfile_is_generated: bool
     migration: Migration
     health: RouteScan
@@ -369,10 +370,16 @@ def detect_layout(root: Path) -> Layout:
     )
 
 
+# A repository's production Dockerfile beside its development `Dockerfile` (testdrivenio/fastapi-tdd-docker has both:
+# its Dockerfile waits forever for a database host of its own docker-compose.yml). The first one found is built.
+PRODUCTION_DOCKERFILES = ("Dockerfile.prod", "Dockerfile.production", "prod.Dockerfile", "production.Dockerfile")
+
+
 def locate(root: Path, app: AppLocation) -> Placement:
-    """The build context, dependencies, Dockerfile, migration and health route of ``app``."""
+    """The build context, dependencies, Dockerfile (a production one first), migration and health route of ``app``."""
     context = root / app.path
-    dockerfile = context / "Dockerfile"
+    production = [context / name for name in PRODUCTION_DOCKERFILES if (context / name).is_file()]
+    dockerfile = production[0] if production else context / "Dockerfile"
     has_dockerfile = dockerfile.is_file()
     return Placement(
         app=app,

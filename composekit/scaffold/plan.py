@@ -147,6 +147,7 @@ def plan_init(
             workdir=app.workdir,
             python_image=python_image,
             python_note=python_note,
+            dockerfile=_production_dockerfile(placement),
             **companion_sections(tmpl, starter=False),
         )
     settings = with_domain(settings, domain)
@@ -166,8 +167,11 @@ def plan_init(
         notes.append(f"dependencies: {style_note(sources, context)} -> {in_context}Dockerfile")
         files.append(PlannedFile(f"{in_context}Dockerfile", dockerfile_for(style, config, sources).encode()))
     else:
+        kept = own_dockerfile.name
+        if settings.dockerfile:
+            kept += ", your production Dockerfile, rather than Dockerfile (app/dockerfile)"
         notes.append(
-            f"kept your {in_context}Dockerfile; composekit builds the app with it and runs gunicorn in the image: "
+            f"kept your {in_context}{kept}; composekit builds the app with it and runs gunicorn in the image: "
             "`up` checks right after the build that it has gunicorn, a uvicorn worker (uvicorn-worker, or uvicorn's "
             f"own) and {settings.module.split(':')[0]}"
         )
@@ -229,6 +233,14 @@ def _starter_dependencies(files: list[PlannedFile]) -> DependencyStyle:
     if "poetry.lock" in names:
         return DependencyStyle.POETRY
     return DependencyStyle.PIP
+
+
+def _production_dockerfile(placement: Placement) -> str | None:
+    """app/dockerfile when locate() chose a production Dockerfile (Dockerfile.prod, ...), else None (the default)."""
+    chosen = placement.dockerfile
+    if chosen is None or chosen.name == "Dockerfile" or placement.dockerfile_is_generated:
+        return None
+    return chosen.name
 
 
 def dockerfile_for(style: DependencyStyle, config: Config, sources: Sources | None = None) -> str:

@@ -59,6 +59,7 @@ class InitSettings:
     workdir: str = "."
     python_image: str | None = None  # when the default image does not satisfy the project's requires-python
     python_note: str = ""
+    dockerfile: str | None = None  # app/dockerfile, when the Dockerfile to build is not app/path's `Dockerfile`
     # The template's companions (docs/companions.md): app/environment and app/secrets they need, processes (the
     # example app's only) and accessories, as plain config data.
     app_environment: dict[str, str] = field(default_factory=dict)

@@ -198,6 +198,30 @@ def test_own_dockerfile_is_kept_even_with_force(tmp_path: Path) -> None:
     assert kept and "checks right after the build that it has gunicorn" in kept[0] and kept[0].endswith("app.main")
 
 
+def test_a_production_dockerfile_is_chosen_over_the_development_one(tmp_path: Path) -> None:
+    """testdrivenio/fastapi-tdd-docker: Dockerfile (development: an ENTRYPOINT waiting for its compose file's database
+    host) and Dockerfile.prod (gunicorn, a non-root user)."""
+    root = sample(tmp_path, "pip-app")
+    (root / "Dockerfile").write_text('FROM python:3.13-slim\nENTRYPOINT ["/wait-for-db.sh"]\n')
+    (root / "Dockerfile.prod").write_text("FROM python:3.13-slim\nUSER app\n")
+    plan = plan_init(root, module="app.main:app")
+    assert "Dockerfile" not in [f.path for f in plan.files] and "Dockerfile.prod" not in [f.path for f in plan.files]
+    config = yaml.safe_load(next(f.content for f in plan.files if f.path == "composekit.yaml"))
+    assert config["app"]["dockerfile"] == "Dockerfile.prod"
+    assert any(
+        n.startswith("kept your Dockerfile.prod, your production Dockerfile, rather than Dockerfile (app/dockerfile);")
+        for n in plan.notes
+    )
+    write_plan(plan)
+    project = load_project((root / "composekit.yaml",))
+    assert project.dockerfile == root / "Dockerfile.prod"
+    # Only a development Dockerfile: it is the one built, and the config keeps the default.
+    (root / "Dockerfile.prod").unlink()
+    plan = plan_init(root, module="app.main:app")
+    config = yaml.safe_load(next(f.content for f in plan.files if f.path == "composekit.yaml"))
+    assert "dockerfile" not in config["app"]
+
+
 # module discovery -------------------------------------------------------------------------------
 
 
