@@ -33,6 +33,7 @@ from ..render.secrets import (
 )
 from ..render.stack import COMPOSE_FILE, render_stack
 from .docker import ContainerInfo, Docker, LineSink
+from .log_hints import read_only_hint
 from .migration_state import parse_alembic_current, state_command
 from .ports import port_is_free, server_ports_free
 from .target import Engine
@@ -319,7 +320,8 @@ def _raise_if_migration_failed(
         f"the migration failed (exit code {migrate.exit_code}), so the app was not started. {kept}",
         exc.command if exc is not None else ["docker", "compose", "up", MIGRATE],
         logs,
-        "fix the migration (its output is above) and run `composekit up` again",
+        read_only_hint(logs, project.config.app.read_only)
+        or "fix the migration (its output is above) and run `composekit up` again",
     )
 
 

@@ -23,6 +23,7 @@ from ..errors import ConfigError, DockerError, HealthTimeoutError, SshError, Use
 from ..render.names import GRACEFUL_TIMEOUT, app_image
 from ..render.stack import RenderedStack, render_stack
 from .docker import LOG_LINES, ContainerInfo, Docker, LineSink
+from .log_hints import read_only_hint
 from .probes import ProbeReport, ProbeStream, SwitchAborted, wait_generation
 from .routes_volume import write_routes
 from .wait import Deadline, Progress
@@ -214,8 +215,12 @@ def _switch(
         return HealthTimeoutError(
             f"the new release {release} ({new.name}) was removed: {why}. {kept}\n"
             f"Last log lines of {new.name}:\n{_indent(logs)}\n"
-            f"fix: make the app start and its health path {config.app.health_path} answer 200, "
-            "then run `composekit up` again"
+            "fix: "
+            + (
+                read_only_hint(logs, config.app.read_only)
+                or f"make the app start and its health path {config.app.health_path} answer 200, then run "
+                "`composekit up` again"
+            )
         )
 
     names = [c.name for c in old]

@@ -39,6 +39,19 @@ def test_failing_first_migration_leaves_nothing_half_started(make_stack: Any) ->
     assert "badmig_data" in volumes  # created for the migration, and kept (Traefik never started: no acme)
 
 
+def test_a_migration_writing_into_the_read_only_image_is_told_where_to_write(make_stack: Any) -> None:
+    write = "python3 -c \"open('written-by-the-migration.txt', 'w')\""  # into /app: the image's read-only root
+    stack: Stack = make_stack(EXAMPLE, "rofs", migrate={"command": write})
+    result = stack.ck("up", check=False)
+    assert result.returncode == 1
+    assert "Read-only file system" in result.stderr  # the engine's own refusal, quoted from the migration's log
+    assert "fix: its log shows a write refused by the image's read-only filesystem" in result.stderr
+    assert "mount a volume where it writes (app/volumes, e.g. {data: /app/data}) or set app/read_only: false" in (
+        result.stderr
+    )
+    assert stack.containers() == {}
+
+
 def test_taken_port_is_named_and_nothing_starts(make_stack: Any) -> None:
     stack: Stack = make_stack(EXAMPLE, "porttaken", ports={"http": 18080, "https": 18443})
     with socket.socket() as squatter:

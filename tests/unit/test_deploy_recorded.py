@@ -346,6 +346,18 @@ def test_an_image_without_gunicorn_is_refused_before_anything_changes_and_latest
     assert fake.asked("tag") == [("tag", serving.image, "checks-rec-app:latest")]
 
 
+def test_a_migration_that_writes_into_the_read_only_image_is_told_where_to_write(
+    project: Project, deploy_with: Callable[[FakeDocker], list[str]]
+) -> None:
+    output = "sqlite3.OperationalError: unable to open database file: OSError: [Errno 30] Read-only file system"
+    fake = FakeDocker(recorded("healthy"), recorded("migrate-failed"), logs=output)
+    deploy_with(fake)
+    with pytest.raises(MigrationError) as info:
+        up(project, timeout=30, smoke_wait=None)
+    assert "fix: its log shows a write refused by the image's read-only filesystem" in str(info.value)
+    assert "mount a volume where it writes (app/volumes" in str(info.value)
+
+
 def test_failed_first_migration_removes_what_it_started(
     project: Project, deploy_with: Callable[[FakeDocker], list[str]]
 ) -> None:
