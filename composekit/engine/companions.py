@@ -15,6 +15,7 @@ from ..config.project import Project
 from ..errors import DockerError, HealthTimeoutError
 from ..render.names import app_image
 from .docker import LOG_LINES, ContainerInfo, Docker, LineSink
+from .log_hints import read_only_hint
 from .wait import Deadline, Poll, Progress
 
 __all__ = ["PUT_BACK_SECONDS", "SETTLE_SECONDS", "ProcessChange", "deploy_processes", "deploy_scheduler", "put_back"]
@@ -151,8 +152,12 @@ def _wait_new(
         f"the processes of release {release} did not turn healthy ({why}); last seen: {seen.detail}. Their new "
         "containers were removed; the old ones were never stopped and the release that was serving still serves.\n"
         f"Last log lines of {culprit}:\n{_indent(logs)}\n"
-        "fix: make the process start and its health_command exit 0 (`composekit logs NAME` shows its output), then "
-        "run `composekit up` again"
+        "fix: "
+        + (
+            read_only_hint(logs, project.config.app.read_only)
+            or "make the process start and its health_command exit 0 (`composekit logs NAME` shows its output), "
+            "then run `composekit up` again"
+        )
     )
 
 

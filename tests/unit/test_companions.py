@@ -347,6 +347,19 @@ def test_an_unhealthy_process_fails_before_the_switch_and_leaves_the_old_running
         "stopped and the release that was serving still serves.\nLast log lines of shop-worker-2:\n    log of "
         "shop-worker-2\n"
     ), message
+    assert message.endswith(
+        "fix: make the process start and its health_command exit 0 (`composekit logs NAME` shows "
+        "its output), then run `composekit up` again"
+    )
+
+
+def test_a_process_writing_into_the_read_only_image_is_told_where_to_write(tmp_path: Path) -> None:
+    clock = [0.0]
+    docker = FakeDocker(clock, unhealthy_at=3)
+    docker.container_logs = lambda name, tail: "OSError: [Errno 30] Read-only file system: 'queue.db'"  # type: ignore[method-assign]
+    with pytest.raises(HealthTimeoutError) as info:
+        deploy_processes(worker_project(tmp_path), docker, deadline(clock), "r2")  # type: ignore[arg-type]
+    assert "fix: its log shows a write refused by the image's read-only filesystem" in str(info.value)
 
 
 # the fastapi-worker template ----------------------------------------------------------------------------------------
