@@ -22,7 +22,7 @@ from python_on_whales.exceptions import DockerException
 from ..errors import DockerError
 from .backup_containers import BackupContainers
 from .compose import COMPOSE_HINT, ComposeCommands
-from .docker_cli import ENGINE_HINT, LineSink, _as_text
+from .docker_cli import CONFINED_PYTHON, ENGINE_HINT, LineSink, _as_text
 from .images import ImageCommands, Shipped
 from .lock_container import LockContainers
 from .networks import NetworkCommands
@@ -121,18 +121,7 @@ class Docker(ComposeCommands, ImageCommands, SwarmCommands, LockContainers, Back
             f"cannot set the owner of the volumes {', '.join(volumes)}",
             lambda: str(
                 self.client.container.run(
-                    image,
-                    argv,
-                    entrypoint="python3",
-                    user="0:0",
-                    remove=True,
-                    pull="never",
-                    cap_drop=["ALL"],
-                    cap_add=["CHOWN"],
-                    networks=["none"],
-                    read_only=True,
-                    security_options=["no-new-privileges:true"],
-                    volumes=list(volumes.items()),
+                    image, argv, user="0:0", cap_add=["CHOWN"], volumes=list(volumes.items()), **CONFINED_PYTHON
                 )
             ),
             "the app image needs python3 on its PATH (its healthcheck uses it too)",

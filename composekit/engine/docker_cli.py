@@ -21,10 +21,23 @@ from python_on_whales.utils import run as run_command
 from ..errors import DockerError
 from .target import Engine
 
-__all__ = ["ENGINE_HINT", "DockerCLI", "LineSink"]
+__all__ = ["CONFINED_PYTHON", "ENGINE_HINT", "DockerCLI", "LineSink"]
 
 T = TypeVar("T")
 LineSink = Callable[[str], None]
+
+# A throwaway helper container of composekit's (container.run keywords): python3 as its entrypoint, removed when it
+# exits, never pulled, no network, no capability, no new privileges, a read-only root. Callers add their user,
+# capabilities, volumes and environment.
+CONFINED_PYTHON: dict[str, Any] = {
+    "entrypoint": "python3",
+    "remove": True,
+    "pull": "never",
+    "cap_drop": ["ALL"],
+    "networks": ["none"],
+    "read_only": True,
+    "security_options": ["no-new-privileges:true"],
+}
 
 ENGINE_HINT = (
     "is the Docker engine installed and running? Start it (systemctl start docker) and check `docker info`; "

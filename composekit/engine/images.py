@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from python_on_whales.components.image.models import ImageRootFS
 
 from ..errors import DockerError
-from .docker_cli import ENGINE_HINT, DockerCLI
+from .docker_cli import CONFINED_PYTHON, ENGINE_HINT, DockerCLI
 from .image_archive import shared_layers, thin_archive
 
 if TYPE_CHECKING:
@@ -69,20 +69,7 @@ class ImageCommands(DockerCLI):
         directory, with its environment and ``environment`` on top: no network, no capability, a read-only root."""
         return self._call(
             f"cannot run a check container of the app image {image}",
-            lambda: str(
-                self.client.container.run(
-                    image,
-                    ["-c", code, *args],
-                    entrypoint="python3",
-                    envs=environment,
-                    remove=True,
-                    pull="never",
-                    cap_drop=["ALL"],
-                    networks=["none"],
-                    read_only=True,
-                    security_options=["no-new-privileges:true"],
-                )
-            ),
+            lambda: str(self.client.container.run(image, ["-c", code, *args], envs=environment, **CONFINED_PYTHON)),
             "the app image needs python3 on its PATH (its healthcheck runs on it)",
         )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from .docker_cli import ENGINE_HINT, DockerCLI, LineSink
+from .docker_cli import CONFINED_PYTHON, ENGINE_HINT, DockerCLI, LineSink
 
 __all__ = ["NetworkCommands"]
 
@@ -89,15 +89,9 @@ class NetworkCommands(DockerCLI):
                 self.client.container.run(
                     image,
                     ["-I", "-c", code, *args],
-                    entrypoint="python3",
                     user="0:0",
-                    remove=True,
-                    pull="never",
-                    cap_drop=["ALL"],
-                    networks=["none"],
-                    read_only=True,
-                    security_options=["no-new-privileges:true"],
                     volumes=[(name, path, mode) for name, (path, mode) in volumes.items()],
+                    **CONFINED_PYTHON,
                 )
             ),
             "the helper runs on images/python (the image of the routes containers); it must be on the engine",
