@@ -98,6 +98,11 @@ def render_config(s: InitSettings) -> str:
             ]
         )
     lines.extend(_companions(s))
+    if s.suggested_processes and not s.processes:
+        lines.append(
+            "# processes:                       # from your Compose file: uncomment to run them beside the app"
+        )
+        lines.extend(f"#   {name}: {_scalar(command)}" for name, command in sorted(s.suggested_processes.items()))
     if s.python_image is not None:
         lines.extend(["images:", _line("python", s.python_image, "satisfies requires-python; pin a tested version", 1)])
     else:

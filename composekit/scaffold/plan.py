@@ -19,6 +19,7 @@ from ..config.schema import schema_json
 from ..config.sources import DependencyStyle, Sources, detect_sources
 from ..errors import TemplateError
 from ..render.dockerfile import dockerignore, render_dockerfile
+from .compose_file import read_compose_hints
 from .config_text import render_config
 from .detect import Placement, detect_layout, locate, ours_or_missing
 from .settings import (
@@ -127,6 +128,8 @@ def plan_init(
         own = placement.dockerfile is not None and not placement.dockerfile_is_generated
         notes.extend(where_notes(root, app, own_dockerfile=own))
         notes.append(placement.migration.note)
+        compose_hints = read_compose_hints(root, database=tmpl.config.database is not None)
+        notes.extend(compose_hints.notes)
         health = placement.health.best
         notes.extend(health_notes(placement))
         python_image, python_note = python_image_choice(placement)
@@ -148,6 +151,7 @@ def plan_init(
             python_image=python_image,
             python_note=python_note,
             dockerfile=_production_dockerfile(placement),
+            suggested_processes=compose_hints.processes,
             **companion_sections(tmpl, starter=False),
         )
     settings = with_domain(settings, domain)

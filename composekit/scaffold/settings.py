@@ -60,6 +60,8 @@ class InitSettings:
     python_image: str | None = None  # when the default image does not satisfy the project's requires-python
     python_note: str = ""
     dockerfile: str | None = None  # app/dockerfile, when the Dockerfile to build is not app/path's `Dockerfile`
+    # processes/ read from the repository's own Compose file (scaffold/compose_file.py), written commented out.
+    suggested_processes: dict[str, str] = field(default_factory=dict)
     # The template's companions (docs/companions.md): app/environment and app/secrets they need, processes (the
     # example app's only) and accessories, as plain config data.
     app_environment: dict[str, str] = field(default_factory=dict)
