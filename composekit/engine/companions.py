@@ -15,7 +15,7 @@ from ..config.project import Project
 from ..errors import DockerError, HealthTimeoutError
 from ..render.names import app_image
 from .docker import LOG_LINES, ContainerInfo, Docker, LineSink
-from .log_hints import read_only_hint
+from .log_hints import quote_log, read_only_hint
 from .wait import Deadline, Poll, Progress
 
 __all__ = ["PUT_BACK_SECONDS", "SETTLE_SECONDS", "ProcessChange", "deploy_processes", "deploy_scheduler", "put_back"]
@@ -31,10 +31,6 @@ class ProcessChange:
     name: str
     old: list[ContainerInfo]
     new: list[ContainerInfo]
-
-
-def _indent(text: str) -> str:
-    return "\n".join(f"    {line}" for line in text.splitlines()[-30:]) or "    (no output)"
 
 
 def _of(docker: Docker, service: str) -> list[ContainerInfo]:
@@ -151,7 +147,7 @@ def _wait_new(
     raise HealthTimeoutError(
         f"the processes of release {release} did not turn healthy ({why}); last seen: {seen.detail}. Their new "
         "containers were removed; the old ones were never stopped and the release that was serving still serves.\n"
-        f"Last log lines of {culprit}:\n{_indent(logs)}\n"
+        f"Last log lines of {culprit}:\n{quote_log(logs)}\n"
         "fix: "
         + (
             read_only_hint(logs, project.config.app.read_only)

@@ -33,7 +33,7 @@ from ..render.secrets import (
 )
 from ..render.stack import COMPOSE_FILE, render_stack
 from .docker import ContainerInfo, Docker, LineSink
-from .log_hints import read_only_hint
+from .log_hints import quote_log, read_only_hint
 from .migration_state import parse_alembic_current, state_command
 from .ports import port_is_free, server_ports_free
 from .target import Engine
@@ -199,7 +199,7 @@ def deliver_files(docker: Docker, deadline: Deadline, report: Progress, on_line:
     if timed_out:
         raise HealthTimeoutError(
             f"{deadline.ran_out('the files service ran', started)}; it was still {seen.detail}.\n"
-            f"Last log lines of {FILES_SERVICE}:\n{_indent(docker.logs([FILES_SERVICE], tail=30))}\n"
+            f"Last log lines of {FILES_SERVICE}:\n{quote_log(docker.logs([FILES_SERVICE], tail=30))}\n"
             "fix: check that the engine can start images/python, or raise --timeout"
         )
     c = seen.value
@@ -247,7 +247,7 @@ def migrate(
         raise HealthTimeoutError(
             f"{deadline.ran_out('the migration ran', started)}; the migration was still {seen.detail} and the "
             f"app was not touched.\n"
-            f"Last log lines of migrate:\n{_indent(docker.logs([MIGRATE], tail=30))}\n"
+            f"Last log lines of migrate:\n{quote_log(docker.logs([MIGRATE], tail=30))}\n"
             "fix: make the migration finish (is it waiting for a database?) or raise --timeout"
         )
     _raise_if_migration_failed(project, docker, before, None)
@@ -364,14 +364,10 @@ def wait_healthy(docker: Docker, services: list[str], deadline: Deadline) -> lis
     )
     raise HealthTimeoutError(
         f"{what}. Last status: {seen.detail}\n"
-        f"Last log lines of {failing}:\n{_indent(logs)}\n"
+        f"Last log lines of {failing}:\n{quote_log(logs)}\n"
         f"fix: check that {failing} starts and, for the app, that its health path answers 200 "
         f"(`composekit logs {failing}`); volumes are kept, nothing was deleted"
     )
-
-
-def _indent(text: str) -> str:
-    return "\n".join(f"    {line}" for line in text.splitlines()[-30:]) or "    (no output)"
 
 
 def down(

@@ -23,7 +23,7 @@ from ..errors import ConfigError, DockerError, HealthTimeoutError, SshError, Use
 from ..render.names import GRACEFUL_TIMEOUT, app_image
 from ..render.stack import RenderedStack, render_stack
 from .docker import LOG_LINES, ContainerInfo, Docker, LineSink
-from .log_hints import read_only_hint
+from .log_hints import quote_log, read_only_hint
 from .probes import ProbeReport, ProbeStream, SwitchAborted, wait_generation
 from .routes_volume import write_routes
 from .wait import Deadline, Progress
@@ -121,10 +121,6 @@ def _app_containers(docker: Docker) -> list[ContainerInfo]:
     return [c for c in docker.containers() if c.service == APP]
 
 
-def _indent(text: str) -> str:
-    return "\n".join(f"    {line}" for line in text.splitlines()[-30:]) or "    (no output)"
-
-
 def _failure(docker: Docker, new: ContainerInfo) -> str | None:
     """Why the new container cannot become healthy (it exited, restarts, or Docker's healthcheck gave up on it)."""
     c = next((c for c in _app_containers(docker) if c.id == new.id), None)
@@ -214,7 +210,7 @@ def _switch(
             kept = "Nothing was serving before; volumes are kept."
         return HealthTimeoutError(
             f"the new release {release} ({new.name}) was removed: {why}. {kept}\n"
-            f"Last log lines of {new.name}:\n{_indent(logs)}\n"
+            f"Last log lines of {new.name}:\n{quote_log(logs)}\n"
             "fix: "
             + (
                 read_only_hint(logs, config.app.read_only)
