@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..config.sections import Migrate
 
-__all__ = ["StateCommand", "parse_alembic_current", "shell_segments", "state_command"]
+__all__ = ["StateCommand", "parse_alembic_current", "shell_script", "shell_segments", "state_command"]
 
 _SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh"})
 # Alembic's global options that take a value and choose what `current` reads: kept in the derived command.
@@ -49,6 +49,13 @@ def _alembic_options(argv: list[str]) -> list[str] | None:
     return options
 
 
+def shell_script(argv: list[str]) -> str | None:
+    """The script of a `sh -c SCRIPT ...` command line (bash, dash, ... and -ec too); None for any other command."""
+    if len(argv) >= 3 and os.path.basename(argv[0]) in _SHELLS and argv[1].startswith("-") and "c" in argv[1]:
+        return argv[2]
+    return None
+
+
 def shell_segments(script: str) -> list[list[str]]:
     """The simple commands of a shell script, split at ;, &&, ||, | and newlines (quotes respected)."""
     lexer = shlex.shlex(script, posix=True, punctuation_chars=";&|")
@@ -80,9 +87,10 @@ def state_command(migrate: Migrate) -> StateCommand | None:
         return None
     argv = _argv(migrate.command)
     candidates = [argv]
-    shell = len(argv) >= 3 and os.path.basename(argv[0]) in _SHELLS and argv[1].startswith("-") and "c" in argv[1]
-    if shell:
-        candidates = shell_segments(argv[2])
+    script = shell_script(argv)
+    shell = script is not None
+    if script is not None:
+        candidates = shell_segments(script)
     for i, candidate in enumerate(candidates):
         options = _alembic_options(candidate)
         if options is None:

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import json
 import os.path
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from ..config.companions import command_argv
 from ..config.model import Config
 from ..config.project import Project
 from ..engine.docker import Docker
 from ..engine.wait import Progress
 from ..errors import ImageError
-from ..render.migration_state import shell_segments
+from ..render.migration_state import shell_script, shell_segments
 from ..render.names import app_image
 
 __all__ = [
@@ -38,7 +38,6 @@ __all__ = [
 # The worker classes gunicorn_conf.py picks from, in its order: uvicorn-worker's, else uvicorn's own (deprecated
 # since uvicorn 0.30, still shipped): an image that installs gunicorn and uvicorn only runs on the second.
 WORKER_MODULES = ("uvicorn_worker", "uvicorn.workers")
-_SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh"})
 
 # Runs as `python3 -c PROBE WANT` in the image as its own user, in its working directory, with its environment: the
 # sys.path gunicorn gets there (the working directory first, then PYTHONPATH). find_spec of a top-level name
@@ -81,10 +80,6 @@ class Finding:
     fix: str
 
 
-def _argv(command: str | tuple[str, ...]) -> list[str]:
-    return shlex.split(command) if isinstance(command, str) else list(command)  # as render/services.py does
-
-
 def _relative(word: str) -> bool:
     """A path inside the directory it is relative to (no option, not absolute, no ..)."""
     return bool(word) and not word.startswith("-") and not os.path.isabs(word) and ".." not in PurePosixPath(word).parts
@@ -111,10 +106,11 @@ def _add_command(want: Expectations, member: Path, argv: list[str], who: str) ->
     functions, conditions, quoted programs of other languages) is not read, so nothing in it is refused wrongly."""
     if not argv:
         return
-    if os.path.basename(argv[0]) in _SHELLS and len(argv) >= 3 and argv[1].startswith("-") and "c" in argv[1]:
+    script = shell_script(argv)
+    if script is not None:
         want.programs.setdefault(argv[0], who)
         here = PurePosixPath()
-        for words in shell_segments(argv[2]):
+        for words in shell_segments(script):
             if words[0] != "cd" or len(words) != 2 or not _relative(words[1]):
                 break
             if not _exists(member / here / words[1], directory=True):
@@ -144,11 +140,11 @@ def expectations(config: Config, member: Path, server: str = "gunicorn") -> Expe
         want.modules["uvicorn"] = f"composekit runs the app with uvicorn ({config.app.module})"
     want.modules[top] = f"app/module {config.app.module}"
     if config.migrate.command is not None:
-        _add_command(want, member, _argv(config.migrate.command), "migrate/command")
+        _add_command(want, member, command_argv(config.migrate.command), "migrate/command")
     for name, process in sorted(config.processes.items()):
-        _add_command(want, member, _argv(process.command), f"processes/{name}")
+        _add_command(want, member, command_argv(process.command), f"processes/{name}")
     for name, schedule in sorted(config.schedules.items()):
-        _add_command(want, member, _argv(schedule.command), f"schedules/{name}")
+        _add_command(want, member, command_argv(schedule.command), f"schedules/{name}")
     return want
 
 
